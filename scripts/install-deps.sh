@@ -1,0 +1,16 @@
+#!/bin/sh
+# Installs the Debian packages cellos-c needs to build, test and benchmark.
+# Idempotent: does nothing (and needs no network) when all are present.
+set -eu
+PKGS="build-essential pkg-config libjansson-dev libsodium-dev libnftables-dev nftables
+libcmocka-dev python3-pytest hyperfine bubblewrap iproute2 util-linux procps"
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "installing:$missing"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing

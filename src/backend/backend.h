@@ -1,0 +1,68 @@
+/* The cell-backend port (SPEC §6). The supervisor's lifecycle talks to a backend
+ * only through these operations; timeouts, signals and events stay in the
+ * supervisor. */
+#ifndef CELLOS_BACKEND_H
+#define CELLOS_BACKEND_H
+
+#include <stdbool.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "isolate/nft.h"
+#include "spec/spec.h"
+#include "util/err.h"
+
+struct cell {
+	const struct config *cfg;
+	const struct spec *spec;
+	char name[200];                 /* cellos-<cellId>-<runId8>: host-side objects */
+	char *const *envp;              /* the workload's complete environment */
+	const char *path;               /* PATH of that environment */
+	const struct nft_egress *egress;
+	size_t n_egress;
+
+	/* Filled in by create(), reported in events. */
+	bool netns;                     /* the cell has a private network namespace */
+	bool nft_applied;
+	char nft_error[256];
+	char cgroup[4096];              /* leaf path, "" when none */
+	void *priv;                     /* backend state */
+};
+
+struct spawn_result {
+	bool spawned;                   /* exec succeeded */
+	int spawn_errno;                /* when not spawned */
+	pid_t pid;                      /* workload pid as the supervisor sees it */
+	char program[4096];             /* resolved argv[0] */
+};
+
+struct run_status {
+	bool have_status;               /* false: the cell died without a report */
+	int wstatus;
+	struct rusage ru;
+};
+
+struct backend_ops {
+	const char *name;
+	/* Build the cell; nothing of the workload runs yet. On failure everything
+	 * already made is undone before returning. */
+	int (*create)(struct cell *c, struct err *e);
+	/* Start the workload; returns once exec succeeded or failed. */
+	int (*start)(struct cell *c, struct spawn_result *r, struct err *e);
+	/* An fd that becomes readable when the workload's main process ended. */
+	int (*wait_fd)(struct cell *c);
+	/* After wait_fd is readable: collect the status; every other process of the
+	 * cell is killed at once. */
+	void (*collect)(struct cell *c, struct run_status *st);
+	/* Signal every process of the cell (SIGTERM: graceful; SIGKILL: all, now). */
+	void (*signal)(struct cell *c, int sig);
+	/* Read the nft rule counters of the cell's netns (only when c->netns). */
+	int (*read_counters)(struct cell *c, struct nft_counter **out, size_t *n, struct err *e);
+	/* Remove everything the backend made. Never fails silently: errors are logged. */
+	void (*destroy)(struct cell *c);
+};
+
+extern const struct backend_ops backend_stub;
+
+#endif

@@ -1,0 +1,409 @@
+/* The `stub` backend (SPEC §6.1): the workload as an isolated child process.
+ *
+ * create: a cgroup v2 leaf, then clone3() of the cell's init (see
+ *         isolate/cellinit.h) straight into the leaf and the namespaces; the init
+ *         does the in-cell setup; the supervisor brings lo up and installs the
+ *         nft ruleset inside the cell's netns (setns there and back), and keeps the
+ *         cell's net and mnt namespaces open until destroy.
+ * start:  the init forks and execs the workload; the exec outcome comes back over
+ *         the control socket.
+ * kill:   cgroup.kill (or the PID namespace's init dying), with the supervisor as
+ *         child subreaper as the last resort on hosts without a usable cgroup. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "isolate/cellinit.h"
+#include "isolate/cgroup.h"
+#include "isolate/netdev.h"
+#include "util/log.h"
+
+struct stub {
+	pid_t init;          /* the cell's init, as we see it */
+	int pidfd;
+	int ctl;             /* our end of the control socket */
+	int report;          /* read end of the report pipe */
+	int netns, mntns;    /* held from create to destroy */
+	struct cgroup_leaf cg;
+	bool reaped;
+};
+
+static struct stub *priv(struct cell *c) { return c->priv; }
+
+static unsigned long clone_flags(unsigned ns)
+{
+	unsigned long f = 0;
+	if (ns & NS_NET) f |= CLONE_NEWNET;
+	if (ns & NS_MNT) f |= CLONE_NEWNS;
+	if (ns & NS_PID) f |= CLONE_NEWPID;
+	if (ns & NS_IPC) f |= CLONE_NEWIPC;
+	if (ns & NS_UTS) f |= CLONE_NEWUTS;
+	if (ns & NS_USER) f |= CLONE_NEWUSER;
+	if (ns & NS_CGROUP) f |= CLONE_NEWCGROUP;
+	return f;
+}
+
+static int write_proc(pid_t pid, const char *file, const char *text, struct err *e)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_sys(e, errno, "user namespace: open %s", path);
+	ssize_t n = write(fd, text, strlen(text));
+	int errnum = errno;
+	close(fd);
+	if (n < 0)
+		return err_sys(e, errnum, "user namespace: write %s", path);
+	return 0;
+}
+
+/* Map root inside the cell to our own uid/gid: the cell's "root" has no power
+ * outside its namespaces. */
+static int map_user(pid_t pid, struct err *e)
+{
+	char map[64];
+	snprintf(map, sizeof map, "0 %u 1\n", (unsigned)geteuid());
+	if (write_proc(pid, "uid_map", map, e) < 0 || write_proc(pid, "setgroups", "deny", e) < 0)
+		return -1;
+	snprintf(map, sizeof map, "0 %u 1\n", (unsigned)getegid());
+	return write_proc(pid, "gid_map", map, e);
+}
+
+/* Wait for the init's reply to 'A'. */
+static int wait_setup(struct stub *s, struct err *e)
+{
+	char buf[320];
+	ssize_t n = recv(s->ctl, buf, sizeof buf - 1, 0);
+	if (n >= 1 && buf[0] == 'R')
+		return 0;
+	if (n > (ssize_t)(1 + sizeof(int)) && buf[0] == 'S') {
+		int errnum;
+		memcpy(&errnum, buf + 1, sizeof errnum);
+		buf[n] = '\0';
+		return err_sys(e, errnum, "cell setup: %s", buf + 1 + sizeof errnum);
+	}
+	return err_set(e, "cell setup: the cell's init ended unexpectedly");
+}
+
+static int enter_netns_and(struct stub *s, struct cell *c, int (*fn)(struct cell *, void *, struct err *),
+			   void *arg, struct err *e)
+{
+	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (self < 0)
+		return err_sys(e, errno, "open /proc/self/ns/net");
+	if (setns(s->netns, CLONE_NEWNET) < 0) {
+		close(self);
+		return err_sys(e, errno, "setns into the cell's netns");
+	}
+	int rc = fn(c, arg, e);
+	/* Failing to come back would leave the supervisor inside the cell. */
+	if (setns(self, CLONE_NEWNET) < 0) {
+		log_error("setns back to the host netns: %s", strerror(errno));
+		abort();
+	}
+	close(self);
+	return rc;
+}
+
+static int net_setup(struct cell *c, void *arg, struct err *e)
+{
+	if (netdev_loopback_up(e) < 0)
+		return -1;
+	struct err ne = {0};
+	if (nft_apply(c->egress, c->n_egress, &ne) < 0) {
+		/* portable: the netns alone blocks egress; the event says so. */
+		snprintf(c->nft_error, sizeof c->nft_error, "%s", ne.msg);
+		log_warn("nftables not applied: %s", ne.msg);
+	} else {
+		c->nft_applied = true;
+	}
+	return 0;
+}
+
+static void stub_destroy(struct cell *c);
+
+static int stub_create(struct cell *c, struct err *e)
+{
+	struct stub *s = calloc(1, sizeof *s);
+	if (!s)
+		return err_set(e, "out of memory");
+	*s = (struct stub){.init = -1, .pidfd = -1, .ctl = -1, .report = -1, .netns = -1, .mntns = -1};
+	s->cg.dirfd = -1;
+	c->priv = s;
+
+	struct err ce = {0};
+	if (cgroup_leaf_create(&s->cg, c->cfg->cgroup_parent, c->name, &ce) < 0)
+		log_debug("no cgroup leaf (%s); falling back to subreaper kill", ce.msg);
+	snprintf(c->cgroup, sizeof c->cgroup, "%s", s->cg.path);
+	/* Orphans of the cell reparent to us if the init dies first. */
+	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+
+	int sv[2], rp[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		err_sys(e, errno, "socketpair");
+		goto fail;
+	}
+	if (pipe2(rp, O_CLOEXEC) < 0) {
+		err_sys(e, errno, "pipe");
+		close(sv[0]);
+		close(sv[1]);
+		goto fail;
+	}
+	s->ctl = sv[0];
+	s->report = rp[0];
+	int one = 1;
+	setsockopt(s->ctl, SOL_SOCKET, SO_PASSCRED, &one, sizeof one);
+
+	int kill_fd = -1;
+	if (s->cg.dirfd >= 0 && s->cg.has_kill)
+		kill_fd = openat(s->cg.dirfd, "cgroup.kill", O_WRONLY | O_CLOEXEC);
+
+	struct cellinit_args args = {
+		.ns = c->cfg->ns,
+		.hostname = c->spec->id,
+		.workdir = c->spec->working_directory,
+		.path = c->path,
+		.argv = (char *const *)c->spec->argv,
+		.envp = c->envp,
+		.ctl = sv[1],
+		.report = rp[1],
+		.cgroup_kill = kill_fd,
+		.supervisor = getpid(),
+	};
+	int pidfd = -1;
+	struct clone_args ca = {
+		.flags = clone_flags(c->cfg->ns) | CLONE_PIDFD,
+		.pidfd = (uint64_t)(uintptr_t)&pidfd,
+		.exit_signal = SIGCHLD,
+	};
+	if (s->cg.dirfd >= 0) {
+		ca.flags |= CLONE_INTO_CGROUP;
+		ca.cgroup = (uint64_t)s->cg.dirfd;
+	}
+	long pid = syscall(SYS_clone3, &ca, sizeof ca);
+	if (pid == 0)
+		cellinit_main(&args);
+	int clone_errno = errno;
+	close(sv[1]);
+	close(rp[1]);
+	if (kill_fd >= 0)
+		close(kill_fd);
+	if (pid < 0) {
+		err_sys(e, clone_errno, "clone3 of the cell (namespaces from CELLOS_SUBPROCESS_UNSHARE)");
+		goto fail;
+	}
+	s->init = (pid_t)pid;
+	s->pidfd = pidfd;
+
+	if ((c->cfg->ns & NS_USER) && map_user(s->init, e) < 0)
+		goto fail;
+	char nspath[64];
+	if (c->cfg->ns & NS_NET) {
+		snprintf(nspath, sizeof nspath, "/proc/%d/ns/net", (int)s->init);
+		if ((s->netns = open(nspath, O_RDONLY | O_CLOEXEC)) < 0) {
+			err_sys(e, errno, "open %s", nspath);
+			goto fail;
+		}
+	}
+	if (c->cfg->ns & NS_MNT) {
+		snprintf(nspath, sizeof nspath, "/proc/%d/ns/mnt", (int)s->init);
+		if ((s->mntns = open(nspath, O_RDONLY | O_CLOEXEC)) < 0) {
+			err_sys(e, errno, "open %s", nspath);
+			goto fail;
+		}
+	}
+	if (send(s->ctl, "A", 1, MSG_NOSIGNAL) != 1) {
+		err_sys(e, errno, "cell setup");
+		goto fail;
+	}
+	/* Network setup overlaps with the init's mounts. */
+	if (c->cfg->ns & NS_NET) {
+		c->netns = true;
+		if (enter_netns_and(s, c, net_setup, NULL, e) < 0)
+			goto fail;
+	}
+	if (wait_setup(s, e) < 0)
+		goto fail;
+	return 0;
+fail:
+	stub_destroy(c);
+	return -1;
+}
+
+static int stub_start(struct cell *c, struct spawn_result *r, struct err *e)
+{
+	struct stub *s = priv(c);
+	memset(r, 0, sizeof *r);
+	if (send(s->ctl, "B", 1, MSG_NOSIGNAL) != 1)
+		return err_sys(e, errno, "start the workload");
+	for (;;) {
+		char buf[4200];
+		union {
+			struct cmsghdr h;
+			char space[CMSG_SPACE(sizeof(struct ucred))];
+		} cm;
+		struct iovec iov = {buf, sizeof buf - 1};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &cm, .msg_controllen = sizeof cm};
+		ssize_t n = recvmsg(s->ctl, &mh, MSG_CMSG_CLOEXEC);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* EOF after 'P': the close-on-exec end went away in execve. */
+			if (r->program[0] && !r->spawn_errno)
+				r->spawned = true;
+			else if (!r->spawn_errno)
+				r->spawn_errno = EIO;
+			return 0;
+		}
+		buf[n] = '\0';
+		if (buf[0] == 'P') {
+			snprintf(r->program, sizeof r->program, "%s", buf + 1);
+			for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h))
+				if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_CREDENTIALS) {
+					struct ucred uc;
+					memcpy(&uc, CMSG_DATA(h), sizeof uc);
+					r->pid = uc.pid;
+				}
+		} else if (buf[0] == 'E' && n >= (ssize_t)(1 + sizeof(int))) {
+			memcpy(&r->spawn_errno, buf + 1, sizeof(int));
+		}
+	}
+}
+
+static int stub_wait_fd(struct cell *c) { return priv(c)->report; }
+
+static void reap_init(struct stub *s)
+{
+	if (s->reaped || s->init <= 0)
+		return;
+	siginfo_t si;
+	while (waitid(P_PIDFD, (id_t)s->pidfd, &si, WEXITED) < 0 && errno == EINTR)
+		;
+	s->reaped = true;
+}
+
+/* Kill and reap every remaining child of ours (we are a child subreaper, so the
+ * cell's orphans end up here when there is no cgroup to kill them through). */
+static void kill_orphans(void)
+{
+	for (int round = 0; round < 100; round++) {
+		char path[64];
+		snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
+		FILE *f = fopen(path, "re");
+		int found = 0;
+		long pid;
+		if (f) {
+			while (fscanf(f, "%ld", &pid) == 1) {
+				kill((pid_t)pid, SIGKILL);
+				found++;
+			}
+			fclose(f);
+		}
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		if (!found)
+			return;
+		usleep(1000);
+	}
+}
+
+static void stub_signal(struct cell *c, int sig)
+{
+	struct stub *s = priv(c);
+	if (sig == SIGKILL) {
+		cgroup_leaf_signal(&s->cg, SIGKILL, 0);
+		if (!s->reaped && s->init > 0)
+			kill(s->init, SIGKILL); /* as PID 1 its death takes the namespace down */
+		return;
+	}
+	/* Graceful: the init forwards to the workload (and, as PID 1, to everyone);
+	 * without a PID namespace we reach the others through the cgroup. */
+	if (!s->reaped && s->init > 0)
+		kill(s->init, sig);
+	if (!(c->cfg->ns & NS_PID))
+		cgroup_leaf_signal(&s->cg, sig, s->init);
+}
+
+static void stub_collect(struct cell *c, struct run_status *st)
+{
+	struct stub *s = priv(c);
+	memset(st, 0, sizeof *st);
+	struct cellinit_report r;
+	ssize_t n;
+	do
+		n = read(s->report, &r, sizeof r);
+	while (n < 0 && errno == EINTR);
+	if (n == (ssize_t)sizeof r) {
+		st->have_status = true;
+		st->wstatus = r.wstatus;
+		st->ru = r.ru;
+	}
+	/* The main process is gone: nothing else of the cell may keep running. */
+	cgroup_leaf_signal(&s->cg, SIGKILL, 0);
+	if (!s->reaped && s->init > 0)
+		kill(s->init, SIGKILL);
+	reap_init(s);
+	if (s->cg.dirfd < 0)
+		kill_orphans();
+}
+
+static int read_counters(struct cell *c, void *arg, struct err *e)
+{
+	void **out = arg;
+	return nft_read_counters((struct nft_counter **)out[0], (size_t *)out[1], e);
+}
+
+static int stub_read_counters(struct cell *c, struct nft_counter **out, size_t *n, struct err *e)
+{
+	void *args[2] = {out, n};
+	return enter_netns_and(priv(c), c, read_counters, args, e);
+}
+
+static void stub_destroy(struct cell *c)
+{
+	struct stub *s = priv(c);
+	if (!s)
+		return;
+	if (s->init > 0 && !s->reaped) {
+		cgroup_leaf_signal(&s->cg, SIGKILL, 0);
+		kill(s->init, SIGKILL);
+		reap_init(s);
+	}
+	if (s->cg.dirfd < 0)
+		kill_orphans();
+	struct err e = {0};
+	if (cgroup_leaf_destroy(&s->cg, &e) < 0)
+		log_error("%s", e.msg);
+	int *fds[] = {&s->pidfd, &s->ctl, &s->report, &s->netns, &s->mntns};
+	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+		if (*fds[i] >= 0) {
+			close(*fds[i]);
+			*fds[i] = -1;
+		}
+	free(s);
+	c->priv = NULL;
+}
+
+const struct backend_ops backend_stub = {
+	.name = "stub",
+	.create = stub_create,
+	.start = stub_start,
+	.wait_fd = stub_wait_fd,
+	.collect = stub_collect,
+	.signal = stub_signal,
+	.read_counters = stub_read_counters,
+	.destroy = stub_destroy,
+};

@@ -1,0 +1,61 @@
+/* Configuration of the supervisor (SPEC §3). Every getenv() of the program lives in
+ * config.c: the rest of the code reads struct config. */
+#ifndef CELLOS_CONFIG_H
+#define CELLOS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util/err.h"
+#include "util/log.h"
+
+enum backend_kind { BACKEND_STUB = 0, BACKEND_GVISOR, BACKEND_FIRECRACKER, BACKEND_QEMU };
+enum fsync_mode { FSYNC_CLOSE = 0, FSYNC_EVENT, FSYNC_NONE };
+enum broker_kind { BROKER_ENV = 0, BROKER_FILE };
+
+/* Namespaces of the stub backend (CELLOS_SUBPROCESS_UNSHARE). */
+enum {
+	NS_NET = 1 << 0,
+	NS_MNT = 1 << 1,
+	NS_PID = 1 << 2,
+	NS_IPC = 1 << 3,
+	NS_UTS = 1 << 4,
+	NS_USER = 1 << 5,
+	NS_CGROUP = 1 << 6,
+};
+
+struct config {
+	enum backend_kind backend;
+	bool hardened;
+	unsigned ns;                   /* NS_* bits */
+	const char *cgroup_parent;     /* NULL: default placement */
+	long long cpu_quota, cpu_period; /* CELLOS_CGROUP_CPU_MAX, 0 if unset */
+	const char *seccomp;           /* "off" */
+	long long run_timeout_ms;      /* 0: none */
+	char **argv0_prefixes;         /* NULL-terminated or NULL */
+	enum broker_kind broker;
+	const char *jsonl_path;        /* NULL: no JSONL mirror */
+	enum fsync_mode jsonl_fsync;
+	bool noop_sink;
+	bool strict_config, strict_spec;
+	enum log_level log_level;
+	char run_id[37];               /* CELLOS_RUN_ID or "" (fresh UUIDv4) */
+};
+
+/* Read and check every variable. On error: -1 and a one-line message naming the
+ * variable. Lenient variables only warn unless CELLOS_STRICT_CONFIG=1. */
+int config_load(struct config *cfg, struct err *e);
+void config_free(struct config *cfg);
+
+/* Profile checks that depend on the document too (SPEC §7). */
+int config_check_profile(const struct config *cfg, const char *argv0, struct err *e);
+
+/* Broker inputs. `key` is the secretRef; returns the environment entry for
+ * CELLOS_SECRET_<KEY> (value part writable so the caller can wipe it) or NULL. */
+char *config_secret_env(const char *ref);
+/* The variable name CELLOS_SECRET_<KEY> for a secretRef, into buf. */
+void config_secret_var(const char *ref, char *buf, size_t size);
+
+const char *config_backend_name(enum backend_kind b);
+
+#endif

@@ -1,0 +1,37 @@
+/* CloudEvents of one run (SPEC §8): envelope, sequence and digest chain, fan-out
+ * to the sinks. */
+#ifndef CELLOS_EVENT_H
+#define CELLOS_EVENT_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "sink/sink.h"
+#include "util/err.h"
+
+#define EVENT_TYPE_PREFIX "dev.cellos.events.cell."
+
+struct event_stream {
+	struct sink *sinks[2];  /* primary (noop for now) and the JSONL mirror */
+	size_t n_sinks;
+	char source[300];       /* /cellos/supervisor/<hostname> */
+	char subject[300];      /* urn:cellos:cell:<cellId> */
+	char cell_id[160];
+	char run_id[37];
+	uint64_t sequence;      /* of the last event emitted */
+	unsigned char prev_digest[32]; /* SHA-256 of the canonical form of the last event */
+	unsigned failures;      /* events some sink could not take */
+};
+
+/* Admission: open the sinks named by the configuration. */
+int events_open(struct event_stream *es, const struct config *cfg, struct err *e);
+/* Bind the stream to a run. */
+void events_begin_run(struct event_stream *es, const char *cell_id, const char *run_id);
+/* Emit one event of type EVENT_TYPE_PREFIX + `type`. `data` is stolen; cellId and
+ * runId are added. If id_out is not NULL, the event id is copied there. Sink
+ * failures are logged, counted and never fatal. */
+void events_emit(struct event_stream *es, const char *type, json_t *data, char id_out[37]);
+void events_close(struct event_stream *es);
+
+#endif

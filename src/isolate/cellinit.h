@@ -1,0 +1,42 @@
+/* The cell's own init (the "shim"): the first process of every stub cell.
+ *
+ * It is created by clone3() with the cell's namespaces (so it is PID 1 when the
+ * cell has a PID namespace), finishes the in-cell setup (mounts, hostname), forks
+ * the workload on request, forwards SIGTERM/SIGINT to it, reaps orphans, and
+ * reports the workload's wait status and resource usage to the supervisor.
+ *
+ * Protocol over `ctl` (SOCK_SEQPACKET, one message per record):
+ *   supervisor -> init : 'A' do the in-cell setup     'B' start the workload
+ *   init -> supervisor : 'R' setup done, or 'S' + int errno + text: setup failed
+ *   workload -> supervisor (same socket, before exec):
+ *                        'P' + resolved program path (with SCM_CREDENTIALS: its pid)
+ *                        'E' + int errno: exec failed
+ *   The socket reaching EOF after 'P' means exec succeeded (the end is CLOEXEC).
+ * `report` (pipe): one struct cellinit_report when the workload's main process ends. */
+#ifndef CELLOS_CELLINIT_H
+#define CELLOS_CELLINIT_H
+
+#include <sys/resource.h>
+#include <sys/types.h>
+
+struct cellinit_args {
+	unsigned ns;               /* NS_* bits of the cell */
+	const char *hostname;      /* with NS_UTS */
+	const char *workdir;       /* NULL: inherit the supervisor's cwd */
+	const char *path;          /* PATH used to look up a bare argv[0] */
+	char *const *argv;
+	char *const *envp;
+	int ctl;                   /* init's end of the control socket */
+	int report;                /* write end of the report pipe */
+	int cgroup_kill;           /* open cgroup.kill of the leaf, or -1 */
+	pid_t supervisor;          /* to detect a supervisor that died before we armed PDEATHSIG */
+};
+
+struct cellinit_report {
+	int wstatus;
+	struct rusage ru;
+};
+
+_Noreturn void cellinit_main(const struct cellinit_args *a);
+
+#endif

@@ -1,0 +1,37 @@
+/* nftables egress filter of a cell (SPEC §6.1), through libnftables.
+ *
+ * All functions act on the network namespace of the calling thread: the caller
+ * setns()es into the cell's netns first. */
+#ifndef CELLOS_NFT_H
+#define CELLOS_NFT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+/* One resolved egress rule: an address (literal or CIDR) of one family. */
+struct nft_egress {
+	int family;             /* 4 or 6 */
+	const char *addr;       /* "192.0.2.7", "10.0.0.0/8", "2001:db8::/32" */
+	int port;
+	int udp;                /* 0 tcp, 1 udp */
+};
+
+struct nft_counter {
+	char *rule;             /* rule as `nft list ruleset` prints it, without counter */
+	uint64_t packets;
+	uint64_t bytes;
+};
+
+/* Render the ruleset text (table inet cellos). Pure; malloc'd result. */
+char *nft_render(const struct nft_egress *rules, size_t n);
+
+/* Install the ruleset in the current netns. */
+int nft_apply(const struct nft_egress *rules, size_t n, struct err *e);
+
+/* Read back the counted rules of table inet cellos, chain output, in order. */
+int nft_read_counters(struct nft_counter **out, size_t *n, struct err *e);
+void nft_counters_free(struct nft_counter *c, size_t n);
+
+#endif

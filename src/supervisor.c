@@ -1,0 +1,583 @@
+#include "supervisor.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "secrets/broker.h"
+#include "util/ids.h"
+#include "util/log.h"
+
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* Everything one run knows; lives on supervisor_run's stack. */
+struct run {
+	const struct config *cfg;
+	const struct spec *spec;
+	struct event_stream *es;
+	const struct backend_ops *be;
+	char run_id[37];
+	int64_t t0;
+	int64_t ttl_deadline;          /* monotonic ms */
+	int sigfd;
+	int term_sig;                  /* SIGTERM/SIGINT received, or 0 */
+
+	struct nft_egress *egress;     /* resolved egress rules */
+	size_t n_egress;
+	char **egress_strings;         /* owned address strings of resolved DNS names */
+	size_t n_egress_strings;
+	char **envp;                   /* workload environment (secret entries borrowed) */
+	struct secrets secrets;
+	struct cell cell;
+	bool created;
+
+	/* Outcome. */
+	bool ran;                      /* command.completed was emitted */
+	int exit_code;                 /* command exit code (SPEC §1 value) */
+	int status;                    /* supervisor exit status */
+	const char *reason;            /* destroyed.reason, NULL on success */
+};
+
+void supervisor_block_signals(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	/* A closed stdout/stderr or socket must not kill the supervisor mid-teardown. */
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* Consume one pending SIGTERM/SIGINT, if any; the first one is remembered. */
+static int read_signal(struct run *r)
+{
+	struct signalfd_siginfo si;
+	if (r->sigfd < 0 || read(r->sigfd, &si, sizeof si) != (ssize_t)sizeof si)
+		return 0;
+	if (!r->term_sig)
+		r->term_sig = (int)si.ssi_signo;
+	return (int)si.ssi_signo;
+}
+
+static bool terminated(struct run *r)
+{
+	read_signal(r);
+	return r->term_sig != 0;
+}
+
+static json_t *correlation(const struct spec *s) { return s->correlation ? json_deep_copy(s->correlation) : NULL; }
+
+static const char *isolation_mode(const struct run *r)
+{
+	return (r->cfg->ns & NS_NET) ? "clone_newnet" : "host";
+}
+
+/* ---- phase: network_scope ---- */
+
+static int add_egress(struct run *r, int family, const char *addr, const struct egress_rule *er)
+{
+	struct nft_egress *ne = realloc(r->egress, (r->n_egress + 1) * sizeof *ne);
+	if (!ne)
+		return -1;
+	r->egress = ne;
+	r->egress[r->n_egress++] = (struct nft_egress){
+		.family = family, .addr = addr, .port = er->port, .udp = er->proto == PROTO_UDP};
+	return 0;
+}
+
+/* Literal and CIDR hosts go to nft as they are; DNS names are resolved here, once,
+ * and a name that does not resolve contributes no accept rule (the cell can reach
+ * nothing it did not declare, never more). */
+static int resolve_egress(struct run *r)
+{
+	for (size_t i = 0; i < r->spec->n_egress; i++) {
+		const struct egress_rule *er = &r->spec->egress[i];
+		unsigned char buf[16];
+		char plain[64];
+		snprintf(plain, sizeof plain, "%.*s", (int)strcspn(er->host, "/"), er->host);
+		if (inet_pton(AF_INET, plain, buf) == 1) {
+			if (add_egress(r, 4, er->host, er) < 0)
+				return -1;
+			continue;
+		}
+		if (inet_pton(AF_INET6, plain, buf) == 1) {
+			if (add_egress(r, 6, er->host, er) < 0)
+				return -1;
+			continue;
+		}
+		if (strncmp(er->host, "*.", 2) == 0) {
+			log_warn("egress rule %zu: wildcard host %s cannot be resolved to addresses; no nft rule for it", i, er->host);
+			continue;
+		}
+		struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+		if (getaddrinfo(er->host, NULL, &hints, &res) != 0) {
+			log_warn("egress rule %zu: %s does not resolve; no nft rule for it", i, er->host);
+			continue;
+		}
+		for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+			char txt[INET6_ADDRSTRLEN];
+			const void *a = ai->ai_family == AF_INET ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
+								 : (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+			if (!inet_ntop(ai->ai_family, a, txt, sizeof txt))
+				continue;
+			char **ns = realloc(r->egress_strings, (r->n_egress_strings + 1) * sizeof *ns);
+			if (!ns)
+				break;
+			r->egress_strings = ns;
+			char *copy = strdup(txt);
+			if (!copy)
+				break;
+			r->egress_strings[r->n_egress_strings++] = copy;
+			if (add_egress(r, ai->ai_family == AF_INET ? 4 : 6, copy, er) < 0)
+				break;
+		}
+		freeaddrinfo(res);
+	}
+	return 0;
+}
+
+static void emit_network_policy(struct run *r)
+{
+	json_t *decl = json_array();
+	for (size_t i = 0; i < r->spec->n_egress; i++) {
+		const struct egress_rule *er = &r->spec->egress[i];
+		json_array_append_new(decl, json_pack("{s:s, s:i, s:s}", "host", er->host, "port", er->port, "protocol",
+						      er->proto == PROTO_UDP ? "udp" : "tcp"));
+	}
+	events_emit(r->es, "observability.v1.network_policy",
+		    json_pack("{s:s, s:I, s:o}", "isolationMode", isolation_mode(r), "declaredEgressCount",
+			      (json_int_t)r->spec->n_egress, "declaredEgress", decl),
+		    NULL);
+}
+
+/* ---- environment of the workload (SPEC §2) ---- */
+
+static int env_set(char ***envp, size_t *n, char *entry)
+{
+	size_t klen = strcspn(entry, "=");
+	for (size_t i = 0; i < *n; i++)
+		if (strncmp((*envp)[i], entry, klen) == 0 && (*envp)[i][klen] == '=') {
+			(*envp)[i] = entry; /* later sources win */
+			return 0;
+		}
+	char **ne = realloc(*envp, (*n + 2) * sizeof *ne);
+	if (!ne)
+		return -1;
+	*envp = ne;
+	ne[(*n)++] = entry;
+	ne[*n] = NULL;
+	return 0;
+}
+
+/* Strings we allocate for the environment are kept in one pool so they can be
+ * freed without touching the secret entries, which the broker owns. */
+struct strpool {
+	char **s;
+	size_t n;
+};
+
+static char *pool_printf(struct strpool *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *pool_printf(struct strpool *p, const char *fmt, ...)
+{
+	char **ns = realloc(p->s, (p->n + 1) * sizeof *ns);
+	if (!ns)
+		return NULL;
+	p->s = ns;
+	va_list ap;
+	va_start(ap, fmt);
+	char *out = NULL;
+	if (vasprintf(&out, fmt, ap) < 0)
+		out = NULL;
+	va_end(ap);
+	if (out)
+		p->s[p->n++] = out;
+	return out;
+}
+
+static int build_env(struct run *r, struct strpool *pool)
+{
+	size_t n = 0;
+	char *e;
+	r->envp = calloc(1, sizeof *r->envp);
+	if (!r->envp || !(e = pool_printf(pool, "PATH=%s", DEFAULT_PATH)) || env_set(&r->envp, &n, e) < 0)
+		return -1;
+	for (size_t i = 0; i < r->spec->n_env; i++)
+		if (!(e = pool_printf(pool, "%s=%s", r->spec->env[i].key, r->spec->env[i].value)) ||
+		    env_set(&r->envp, &n, e) < 0)
+			return -1;
+	if (!(e = pool_printf(pool, "CELLOS_CELL_ID=%s", r->spec->id)) || env_set(&r->envp, &n, e) < 0 ||
+	    !(e = pool_printf(pool, "CELLOS_RUN_ID=%s", r->run_id)) || env_set(&r->envp, &n, e) < 0)
+		return -1;
+	if (r->spec->delivery == DELIVERY_ENV)
+		for (size_t i = 0; i < r->secrets.n; i++)
+			if (env_set(&r->envp, &n, r->secrets.items[i].env_entry) < 0)
+				return -1;
+	return 0;
+}
+
+static const char *env_path(char **envp)
+{
+	for (char **p = envp; *p; p++)
+		if (strncmp(*p, "PATH=", 5) == 0)
+			return *p + 5;
+	return "";
+}
+
+/* ---- events of the lifecycle ---- */
+
+static void emit_failed(struct run *r, const char *phase, const char *reason, const char *message)
+{
+	events_emit(r->es, "lifecycle.v1.failed",
+		    json_pack("{s:s, s:s, s:s, s:s}", "specId", r->spec->id, "phase", phase, "reason", reason, "message",
+			      message),
+		    NULL);
+}
+
+static void emit_started(struct run *r, char started_id[37])
+{
+	static const struct { unsigned bit; const char *name; } names[] = {
+		{NS_NET, "net"}, {NS_MNT, "mnt"}, {NS_PID, "pid"}, {NS_IPC, "ipc"},
+		{NS_UTS, "uts"}, {NS_USER, "user"}, {NS_CGROUP, "cgroup"},
+	};
+	json_t *ns = json_array();
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (r->cfg->ns & names[i].bit)
+			json_array_append_new(ns, json_string(names[i].name));
+	json_t *iso = json_pack("{s:o, s:o, s:s}", "namespaces", ns, "cgroup",
+				r->cell.cgroup[0] ? json_string(r->cell.cgroup) : json_null(), "seccomp", r->cfg->seccomp);
+	json_t *d = json_pack("{s:s, s:s, s:o, s:I}", "specId", r->spec->id, "backend", r->be->name, "isolation", iso,
+			      "ttlSeconds", (json_int_t)r->spec->ttl_seconds);
+	json_t *corr = correlation(r->spec);
+	if (corr)
+		json_object_set_new(d, "correlation", corr);
+	events_emit(r->es, "lifecycle.v1.started", d, started_id);
+}
+
+static void emit_network_enforcement(struct run *r)
+{
+	json_t *d = json_pack("{s:s, s:I, s:b, s:b}", "isolationMode", isolation_mode(r), "declaredEgressRuleCount",
+			      (json_int_t)r->spec->n_egress, "nftRulesApplied", r->cell.nft_applied,
+			      "supplementaryEgressFilterActive", r->cell.nft_applied);
+	if (r->ran)
+		json_object_set_new(d, "commandExitCode", json_integer(r->exit_code));
+	json_t *counters = json_array();
+	if (r->cell.nft_applied) {
+		struct nft_counter *c = NULL;
+		size_t n = 0;
+		struct err e = {0};
+		if (r->be->read_counters(&r->cell, &c, &n, &e) < 0) {
+			json_object_set_new(d, "nftError", json_string(e.msg));
+		} else {
+			for (size_t i = 0; i < n; i++)
+				json_array_append_new(counters, json_pack("{s:s, s:I, s:I}", "rule", c[i].rule, "packets",
+									  (json_int_t)c[i].packets, "bytes",
+									  (json_int_t)c[i].bytes));
+			nft_counters_free(c, n);
+		}
+	} else if (r->cell.nft_error[0]) {
+		json_object_set_new(d, "nftError", json_string(r->cell.nft_error));
+	}
+	json_object_set_new(d, "ruleCounters", counters);
+	events_emit(r->es, "observability.v1.network_enforcement", d, NULL);
+}
+
+static void emit_summary_and_destroyed(struct run *r)
+{
+	const struct spec *s = r->spec;
+	json_t *d = json_pack("{s:s, s:I, s:I, s:I, s:s, s:s, s:s}", "specId", s->id, "lifetimeTtlSeconds",
+			      (json_int_t)s->ttl_seconds, "egressRuleCount", (json_int_t)s->n_egress, "secretRefCount",
+			      (json_int_t)s->n_secret_refs, "secretDeliveryMode",
+			      s->delivery == DELIVERY_FILE ? "file" : "env", "backend", r->be->name, "profile",
+			      r->cfg->hardened ? "hardened" : "portable");
+	if (r->ran)
+		json_object_set_new(d, "commandExitCode", json_integer(r->exit_code));
+	json_t *corr = correlation(s);
+	if (corr)
+		json_object_set_new(d, "correlation", corr);
+	json_t *v;
+	if (s->policy && (v = json_object_get(s->policy, "packId")) && json_is_string(v))
+		json_object_set(d, "policyPackId", v);
+	if (s->policy && (v = json_object_get(s->policy, "packVersion")) && json_is_string(v))
+		json_object_set(d, "policyPackVersion", v);
+	events_emit(r->es, "compliance.v1.summary", d, NULL);
+
+	json_t *dd = json_pack("{s:s, s:s, s:I}", "specId", s->id, "outcome", r->reason ? "failed" : "succeeded",
+			       "durationMs", (json_int_t)(mono_ms() - r->t0));
+	if (r->reason)
+		json_object_set_new(dd, "reason", json_string(r->reason));
+	events_emit(r->es, "lifecycle.v1.destroyed", dd, NULL);
+}
+
+/* ---- phase: run ---- */
+
+static int64_t run_deadline(struct run *r, int64_t start)
+{
+	long long t = r->spec->timeout_ms ? r->spec->timeout_ms : r->cfg->run_timeout_ms;
+	return t ? start + t : INT64_MAX;
+}
+
+/* Wait until the workload's main process ends, or `deadline`, or a signal.
+ * Returns 1 when it ended, 0 on deadline, -1 on SIGTERM/SIGINT. */
+static int wait_workload(struct run *r, int64_t deadline)
+{
+	int fd = r->be->wait_fd(&r->cell);
+	for (;;) {
+		int64_t now = mono_ms();
+		if (now >= deadline)
+			return 0;
+		int64_t left = deadline - now;
+		struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = r->sigfd, .events = POLLIN}};
+		int n = poll(p, 2, left > 60000 ? 60000 : (int)left);
+		if (n < 0 && errno != EINTR)
+			return 0;
+		if (n > 0 && p[0].revents)
+			return 1;
+		if (n > 0 && p[1].revents && read_signal(r))
+			return -1;
+	}
+}
+
+/* SIGTERM to every process of the cell, `grace` seconds, then SIGKILL to all.
+ * Any SIGTERM/SIGINT to the supervisor during the grace period cuts it short. */
+static void stop_cell(struct run *r, int64_t grace_ms)
+{
+	r->be->signal(&r->cell, SIGTERM);
+	wait_workload(r, mono_ms() + grace_ms);
+	r->be->signal(&r->cell, SIGKILL);
+}
+
+static void run_workload(struct run *r)
+{
+	const struct spec *s = r->spec;
+	int64_t start = mono_ms();
+	struct spawn_result sp;
+	struct err e = {0};
+	json_t *d;
+
+	if (r->be->start(&r->cell, &sp, &e) < 0) {
+		sp.spawned = false;
+		sp.spawn_errno = EIO;
+		log_error("%s", e.msg);
+	}
+	json_t *argv = json_array();
+	for (size_t i = 0; i < s->argc; i++)
+		json_array_append_new(argv, json_string(s->argv[i]));
+
+	if (!sp.spawned) {
+		struct run_status st;
+		r->be->collect(&r->cell, &st);
+		r->exit_code = sp.spawn_errno == ENOENT ? 127 : 126;
+		r->status = r->exit_code;
+		r->reason = "spawn_failed";
+		r->ran = true;
+		char msg[4400];
+		snprintf(msg, sizeof msg, "%s: %s", s->argv[0], strerror(sp.spawn_errno));
+		d = json_pack("{s:s, s:o, s:i, s:I, s:s, s:b}", "specId", s->id, "argv", argv, "exitCode", r->exit_code,
+			      "durationMs", (json_int_t)(mono_ms() - start), "spawnError", msg, "timedOut", 0);
+		json_object_set_new(d, "resourceUsage",
+				    json_pack("{s:i, s:i, s:i}", "maxRssBytes", 0, "userCpuMs", 0, "sysCpuMs", 0));
+		events_emit(r->es, "command.v1.completed", d, NULL);
+		log_error("run.argv[0]: cannot execute %s", msg);
+		return;
+	}
+
+	events_emit(r->es, "observability.v1.process_spawned",
+		    json_pack("{s:s, s:I, s:i}", "program", sp.program, "argc", (json_int_t)s->argc, "pid", (int)sp.pid),
+		    NULL);
+
+	int64_t rd = run_deadline(r, start);
+	int64_t deadline = rd < r->ttl_deadline ? rd : r->ttl_deadline;
+	int w = wait_workload(r, deadline);
+	bool timed_out = false;
+	if (w == 0) {
+		timed_out = true;
+		r->reason = rd <= r->ttl_deadline ? "timeout" : "ttl_exceeded";
+		log_error("%s: workload killed after %lld ms", r->reason, (long long)(mono_ms() - start));
+	} else if (w < 0) {
+		r->reason = "supervisor_terminated";
+		log_warn("received %s: stopping the cell", strsignal(r->term_sig));
+	}
+	if (w <= 0)
+		stop_cell(r, s->graceful_shutdown_seconds * 1000);
+
+	struct run_status st;
+	r->be->collect(&r->cell, &st);
+	int64_t duration = mono_ms() - start;
+
+	int term_signal = 0;
+	if (!st.have_status) {
+		term_signal = SIGKILL; /* the cell was killed before its init could report */
+		r->exit_code = 128 + SIGKILL;
+	} else if (WIFEXITED(st.wstatus)) {
+		r->exit_code = WEXITSTATUS(st.wstatus);
+	} else {
+		term_signal = WTERMSIG(st.wstatus);
+		r->exit_code = 128 + term_signal;
+	}
+	if (timed_out)
+		r->exit_code = 124;
+	r->ran = true;
+
+	if (w < 0) {
+		r->status = 128 + r->term_sig;
+	} else if (timed_out) {
+		r->status = 124;
+	} else {
+		r->status = r->exit_code;
+		if (term_signal)
+			r->reason = "signal_killed";
+		else if (r->exit_code != 0)
+			r->reason = "nonzero_exit";
+	}
+
+	d = json_pack("{s:s, s:o, s:i, s:I, s:b}", "specId", s->id, "argv", argv, "exitCode", r->exit_code,
+		      "durationMs", (json_int_t)duration, "timedOut", timed_out);
+	if (term_signal)
+		json_object_set_new(d, "termSignal", json_integer(term_signal));
+	if (timed_out) {
+		char msg[128];
+		snprintf(msg, sizeof msg, "%s after %lld ms", r->reason, (long long)duration);
+		json_object_set_new(d, "spawnError", json_string(msg));
+	}
+	json_object_set_new(d, "resourceUsage",
+			    json_pack("{s:I, s:I, s:I}", "maxRssBytes", (json_int_t)st.ru.ru_maxrss * 1024, "userCpuMs",
+				      (json_int_t)(st.ru.ru_utime.tv_sec * 1000 + st.ru.ru_utime.tv_usec / 1000),
+				      "sysCpuMs",
+				      (json_int_t)(st.ru.ru_stime.tv_sec * 1000 + st.ru.ru_stime.tv_usec / 1000)));
+	events_emit(r->es, "command.v1.completed", d, NULL);
+}
+
+/* ---- the lifecycle ---- */
+
+/* A phase before `started` failed: undo, report, and set the exit status. */
+static int fail_before_start(struct run *r, const char *phase, const char *reason, const char *msg)
+{
+	int status = 125;
+	if (r->term_sig) {
+		reason = "supervisor_terminated";
+		status = 128 + r->term_sig;
+	} else if (strcmp(reason, "ttl_exceeded") == 0) {
+		status = 124;
+	}
+	log_error("%s: %s", phase, msg);
+	emit_failed(r, phase, reason, msg);
+	return status;
+}
+
+/* Checked between phases: a signal or the TTL ends the run before the next one. */
+static const char *interrupted(struct run *r)
+{
+	if (terminated(r))
+		return "supervisor_terminated";
+	if (mono_ms() >= r->ttl_deadline)
+		return "ttl_exceeded";
+	return NULL;
+}
+
+int supervisor_run(const struct config *cfg, const struct spec *spec, struct event_stream *es)
+{
+	struct run r = {.cfg = cfg, .spec = spec, .es = es, .be = &backend_stub, .sigfd = -1};
+	r.t0 = mono_ms();
+	r.ttl_deadline = r.t0 + spec->ttl_seconds * 1000;
+	if (cfg->run_id[0])
+		memcpy(r.run_id, cfg->run_id, sizeof r.run_id);
+	else
+		uuid_v4(r.run_id);
+	events_begin_run(es, spec->id, r.run_id);
+
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	r.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+
+	struct strpool pool = {0};
+	struct err e = {0};
+	const char *why;
+	int status = 0;
+
+	/* network_scope */
+	if (resolve_egress(&r) < 0) {
+		status = fail_before_start(&r, "network_scope", "backend_failed", "out of memory");
+		goto out;
+	}
+	emit_network_policy(&r);
+	if ((why = interrupted(&r))) {
+		status = fail_before_start(&r, "network_scope", why, "interrupted before secrets");
+		goto out;
+	}
+
+	/* secrets */
+	if (secrets_resolve(cfg, spec, &r.secrets, &e) < 0) {
+		status = fail_before_start(&r, "secrets", "secret_unavailable", e.msg);
+		goto out;
+	}
+	if ((why = interrupted(&r))) {
+		status = fail_before_start(&r, "secrets", why, "interrupted before create");
+		goto out;
+	}
+
+	/* create */
+	if (build_env(&r, &pool) < 0) {
+		status = fail_before_start(&r, "create", "backend_failed", "out of memory");
+		goto out;
+	}
+	r.cell = (struct cell){.cfg = cfg, .spec = spec, .envp = r.envp, .path = env_path(r.envp),
+			       .egress = r.egress, .n_egress = r.n_egress};
+	snprintf(r.cell.name, sizeof r.cell.name, "cellos-%s-%.8s", spec->id, r.run_id);
+	if (r.be->create(&r.cell, &e) < 0) {
+		status = fail_before_start(&r, "create", "backend_failed", e.msg);
+		goto out;
+	}
+	r.created = true;
+	if ((why = interrupted(&r))) {
+		r.be->destroy(&r.cell);
+		r.created = false;
+		status = fail_before_start(&r, "create", why, "interrupted before start");
+		goto out;
+	}
+
+	char started_id[37];
+	emit_started(&r, started_id);
+
+	/* run */
+	if (spec->has_run)
+		run_workload(&r);
+	if (r.cell.netns)
+		emit_network_enforcement(&r);
+
+	/* destroy, revoke */
+	r.be->destroy(&r.cell);
+	r.created = false;
+	secrets_revoke(&r.secrets);
+	if (!r.reason && terminated(&r)) {
+		r.reason = "supervisor_terminated";
+		r.status = 128 + r.term_sig;
+	}
+	emit_summary_and_destroyed(&r);
+	status = r.status;
+out:
+	if (r.created)
+		r.be->destroy(&r.cell);
+	secrets_revoke(&r.secrets);
+	for (size_t i = 0; i < pool.n; i++)
+		free(pool.s[i]);
+	free(pool.s);
+	free(r.envp);
+	free(r.egress);
+	for (size_t i = 0; i < r.n_egress_strings; i++)
+		free(r.egress_strings[i]);
+	free(r.egress_strings);
+	if (r.sigfd >= 0)
+		close(r.sigfd);
+	return status;
+}
