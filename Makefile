@@ -1,7 +1,7 @@
 # cellos-c build. `make` builds the programs into build/; `make check` runs the
 # unit tests (cmocka) and the black-box tests (pytest). SANITIZE=1 adds ASan/UBSan.
 CC ?= cc
-PKGS := jansson libsodium libnftables
+PKGS := jansson libsodium libnftables libnftnl libmnl
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu17 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation \
           -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags $(PKGS))
@@ -11,7 +11,7 @@ CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-B := build
+B ?= build
 LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c src/*/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)

@@ -7,6 +7,7 @@
 #include "events/event.h"
 #include "spec/spec.h"
 #include "supervisor.h"
+#include "util/ids.h"
 #include "util/log.h"
 
 #define VERSION "0.5.1-c"
@@ -59,6 +60,21 @@ static void print_summary(const struct config *cfg, const struct spec *s)
 	printf("backend:   %s (%s profile)\n", config_backend_name(cfg->backend), cfg->hardened ? "hardened" : "portable");
 }
 
+/* Debug: the supervisor's peak RSS (the bench reports it). */
+static void log_peak_rss(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	if (!f)
+		return;
+	char line[256];
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, "VmHWM:", 6) == 0) {
+			line[strcspn(line, "\n")] = '\0';
+			log_debug("peak rss %s", line + 6 + strspn(line + 6, " \t"));
+		}
+	fclose(f);
+}
+
 int main(int argc, char **argv)
 {
 	bool validate = false;
@@ -88,6 +104,7 @@ int main(int argc, char **argv)
 		return 125;
 	}
 
+	int64_t t0 = mono_us();
 	/* Before anything that could take a while: a SIGTERM must not be lost. */
 	supervisor_block_signals();
 	if (sodium_init() < 0) {
@@ -128,8 +145,10 @@ int main(int argc, char **argv)
 		log_error("%s", e.msg);
 		goto out;
 	}
+	log_step(&t0, "admission");
 	status = supervisor_run(&cfg, &spec, &es);
 	events_close(&es);
+	log_peak_rss();
 out:
 	spec_free(&spec);
 	config_free(&cfg);

@@ -26,6 +26,7 @@ struct run {
 	const struct backend_ops *be;
 	char run_id[37];
 	int64_t t0;
+	int64_t step_us;               /* for debug step timings */
 	int64_t ttl_deadline;          /* monotonic ms */
 	int sigfd;
 	int term_sig;                  /* SIGTERM/SIGINT received, or 0 */
@@ -390,6 +391,7 @@ static void run_workload(struct run *r)
 		return;
 	}
 
+	log_step(&r->step_us, "spawn");
 	events_emit(r->es, "observability.v1.process_spawned",
 		    json_pack("{s:s, s:I, s:i}", "program", sp.program, "argc", (json_int_t)s->argc, "pid", (int)sp.pid),
 		    NULL);
@@ -487,6 +489,7 @@ int supervisor_run(const struct config *cfg, const struct spec *spec, struct eve
 {
 	struct run r = {.cfg = cfg, .spec = spec, .es = es, .be = &backend_stub, .sigfd = -1};
 	r.t0 = mono_ms();
+	r.step_us = mono_us();
 	r.ttl_deadline = r.t0 + spec->ttl_seconds * 1000;
 	if (cfg->run_id[0])
 		memcpy(r.run_id, cfg->run_id, sizeof r.run_id);
@@ -511,6 +514,7 @@ int supervisor_run(const struct config *cfg, const struct spec *spec, struct eve
 		goto out;
 	}
 	emit_network_policy(&r);
+	log_step(&r.step_us, "network_scope");
 	if ((why = interrupted(&r))) {
 		status = fail_before_start(&r, "network_scope", why, "interrupted before secrets");
 		goto out;
@@ -526,6 +530,8 @@ int supervisor_run(const struct config *cfg, const struct spec *spec, struct eve
 		goto out;
 	}
 
+	log_step(&r.step_us, "secrets");
+
 	/* create */
 	if (build_env(&r, &pool) < 0) {
 		status = fail_before_start(&r, "create", "backend_failed", "out of memory");
@@ -539,6 +545,7 @@ int supervisor_run(const struct config *cfg, const struct spec *spec, struct eve
 		goto out;
 	}
 	r.created = true;
+	log_step(&r.step_us, "create");
 	if ((why = interrupted(&r))) {
 		r.be->destroy(&r.cell);
 		r.created = false;
@@ -552,18 +559,22 @@ int supervisor_run(const struct config *cfg, const struct spec *spec, struct eve
 	/* run */
 	if (spec->has_run)
 		run_workload(&r);
+	log_step(&r.step_us, "run");
 	if (r.cell.netns)
 		emit_network_enforcement(&r);
+	log_step(&r.step_us, "network_enforcement");
 
 	/* destroy, revoke */
 	r.be->destroy(&r.cell);
 	r.created = false;
+	log_step(&r.step_us, "destroy");
 	secrets_revoke(&r.secrets);
 	if (!r.reason && terminated(&r)) {
 		r.reason = "supervisor_terminated";
 		r.status = 128 + r.term_sig;
 	}
 	emit_summary_and_destroyed(&r);
+	log_step(&r.step_us, "summary");
 	status = r.status;
 out:
 	if (r.created)

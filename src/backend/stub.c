@@ -28,6 +28,7 @@
 #include "isolate/cellinit.h"
 #include "isolate/cgroup.h"
 #include "isolate/netdev.h"
+#include "util/ids.h"
 #include "util/log.h"
 
 struct stub {
@@ -144,10 +145,12 @@ static int stub_create(struct cell *c, struct err *e)
 	s->cg.dirfd = -1;
 	c->priv = s;
 
+	int64_t t = mono_us();
 	struct err ce = {0};
 	if (cgroup_leaf_create(&s->cg, c->cfg->cgroup_parent, c->name, &ce) < 0)
 		log_debug("no cgroup leaf (%s); falling back to subreaper kill", ce.msg);
 	snprintf(c->cgroup, sizeof c->cgroup, "%s", s->cg.path);
+	log_step(&t, "create.cgroup");
 	/* Orphans of the cell reparent to us if the init dies first. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 
@@ -207,6 +210,7 @@ static int stub_create(struct cell *c, struct err *e)
 	}
 	s->init = (pid_t)pid;
 	s->pidfd = pidfd;
+	log_step(&t, "create.clone3");
 
 	if ((c->cfg->ns & NS_USER) && map_user(s->init, e) < 0)
 		goto fail;
@@ -234,9 +238,11 @@ static int stub_create(struct cell *c, struct err *e)
 		c->netns = true;
 		if (enter_netns_and(s, c, net_setup, NULL, e) < 0)
 			goto fail;
+		log_step(&t, "create.net");
 	}
 	if (wait_setup(s, e) < 0)
 		goto fail;
+	log_step(&t, "create.init_setup");
 	return 0;
 fail:
 	stub_destroy(c);

@@ -10,5 +10,7 @@ void uuid_v4(char out[37]);
 void time_rfc3339(char out[32]);
 /* Monotonic clock in milliseconds. */
 int64_t mono_ms(void);
+/* Monotonic clock in microseconds (step timings in debug logs). */
+int64_t mono_us(void);
 
 #endif

@@ -1,5 +1,7 @@
 #include "util/log.h"
 
+#include "util/ids.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -27,4 +29,13 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	buf[len++] = '\n';
 	ssize_t w = write(STDERR_FILENO, buf, len);
 	(void)w;
+}
+
+void log_step(int64_t *last_us, const char *what)
+{
+	if (current < LOG_DEBUG)
+		return;
+	int64_t now = mono_us();
+	log_msg(LOG_DEBUG, "step %s: %.3f ms", what, (double)(now - *last_us) / 1000.0);
+	*last_us = now;
 }

@@ -2,10 +2,15 @@
 #ifndef CELLOS_LOG_H
 #define CELLOS_LOG_H
 
+#include <stdint.h>
+
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 void log_set_level(enum log_level lvl);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Debug-level step timing: logs "step <what>: <ms since *last_us>" and resets *last_us. */
+void log_step(int64_t *last_us, const char *what);
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
