@@ -28,6 +28,7 @@
 #include "isolate/cellinit.h"
 #include "isolate/cgroup.h"
 #include "isolate/netdev.h"
+#include "isolate/runreg.h"
 #include "util/ids.h"
 #include "util/log.h"
 
@@ -38,6 +39,7 @@ struct stub {
 	int report;          /* read end of the report pipe */
 	int netns, mntns;    /* held from create to destroy */
 	struct cgroup_leaf cg;
+	struct runreg reg;   /* lets the next supervisor clean up if we are SIGKILLed */
 	bool reaped;
 };
 
@@ -143,13 +145,17 @@ static int stub_create(struct cell *c, struct err *e)
 		return err_set(e, "out of memory");
 	*s = (struct stub){.init = -1, .pidfd = -1, .ctl = -1, .report = -1, .netns = -1, .mntns = -1};
 	s->cg.dirfd = -1;
+	s->reg.fd = -1;
 	c->priv = s;
+	runreg_sweep();
 
 	int64_t t = mono_us();
 	struct err ce = {0};
 	if (cgroup_leaf_create(&s->cg, c->cfg->cgroup_parent, c->name, &ce) < 0)
 		log_debug("no cgroup leaf (%s); falling back to subreaper kill", ce.msg);
 	snprintf(c->cgroup, sizeof c->cgroup, "%s", s->cg.path);
+	if (runreg_register(&s->reg, c->name, s->cg.path, e) < 0)
+		goto fail;
 	log_step(&t, "create.cgroup");
 	/* Orphans of the cell reparent to us if the init dies first. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
@@ -393,6 +399,11 @@ static void stub_destroy(struct cell *c)
 	struct err e = {0};
 	if (cgroup_leaf_destroy(&s->cg, &e) < 0)
 		log_error("%s", e.msg);
+	else
+		runreg_release(&s->reg);
+	/* A leaf we could not remove stays registered: a later supervisor retries. */
+	if (s->reg.fd >= 0)
+		close(s->reg.fd);
 	int *fds[] = {&s->pidfd, &s->ctl, &s->report, &s->netns, &s->mntns};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		if (*fds[i] >= 0) {

@@ -1,0 +1,27 @@
+/* Registry of live runs on this host, so that a supervisor can remove what a
+ * SIGKILLed one left behind (its cgroup leaf) — SPEC §1: "the next supervisor on
+ * the host removes what the dead one left".
+ *
+ * Each run holds an exclusive flock on /run/cellos/runs/<name>.lock for its whole
+ * life; the file records the host objects it made. A lock that can be taken
+ * belongs to a dead supervisor. */
+#ifndef CELLOS_RUNREG_H
+#define CELLOS_RUNREG_H
+
+#include "util/err.h"
+
+#define RUNREG_DIR "/run/cellos/runs"
+
+struct runreg {
+	int fd;               /* the locked file, -1 when none */
+	char path[512];
+};
+
+/* Register run `name`, recording `cgroup_leaf` (may be ""). */
+int runreg_register(struct runreg *r, const char *name, const char *cgroup_leaf, struct err *e);
+/* Remove the registration (the run's objects are gone). */
+void runreg_release(struct runreg *r);
+/* Clean up after every dead run found in the registry. Errors are logged. */
+void runreg_sweep(void);
+
+#endif
