@@ -1,7 +1,7 @@
 # cellos-c build. `make` builds the programs into build/; `make check` runs the
 # unit tests (cmocka) and the black-box tests (pytest). SANITIZE=1 adds ASan/UBSan.
 CC ?= cc
-PKGS := jansson libsodium libnftables libnftnl libmnl
+PKGS := jansson libsodium libnftnl libmnl
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu17 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation \
           -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags $(PKGS))

@@ -2,7 +2,7 @@
 # Installs the Debian packages cellos-c needs to build, test and benchmark.
 # Idempotent: does nothing (and needs no network) when all are present.
 set -eu
-PKGS="build-essential pkg-config libjansson-dev libsodium-dev libnftables-dev nftables
+PKGS="build-essential pkg-config libjansson-dev libsodium-dev nftables
 libnftnl-dev libmnl-dev libcmocka-dev python3-pytest hyperfine bubblewrap iproute2 util-linux procps"
 missing=""
 for p in $PKGS; do

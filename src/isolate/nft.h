@@ -1,4 +1,5 @@
-/* nftables egress filter of a cell (SPEC §6.1), through libnftables.
+/* nftables egress filter of a cell (SPEC §6.1): nft_render() in nft.c, the
+ * kernel side through nf_tables netlink (libnftnl, libmnl) in nft_netlink.c.
  *
  * All functions act on the network namespace of the calling thread: the caller
  * setns()es into the cell's netns first. */
@@ -27,10 +28,12 @@ struct nft_counter {
 /* Render the ruleset text (table inet cellos). Pure; malloc'd result. */
 char *nft_render(const struct nft_egress *rules, size_t n);
 
-/* Install the ruleset in the current netns. */
+/* Install the ruleset in the current netns, as one transaction (all or
+ * nothing). Fails if table inet cellos already exists. */
 int nft_apply(const struct nft_egress *rules, size_t n, struct err *e);
 
-/* Read back the counted rules of table inet cellos, chain output, in order. */
+/* Read back the counted rules of table inet cellos, chain output, in order:
+ * the egress rules, then "drop". Fails if there is no such chain. */
 int nft_read_counters(struct nft_counter **out, size_t *n, struct err *e);
 void nft_counters_free(struct nft_counter *c, size_t n);
 
