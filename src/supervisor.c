@@ -487,7 +487,7 @@ static const char *interrupted(struct run *r)
 
 int supervisor_run(const struct config *cfg, const struct spec *spec, struct event_stream *es)
 {
-	struct run r = {.cfg = cfg, .spec = spec, .es = es, .be = &backend_stub, .sigfd = -1};
+	struct run r = {.cfg = cfg, .spec = spec, .es = es, .be = backend_for(cfg), .sigfd = -1};
 	r.t0 = mono_ms();
 	r.step_us = mono_us();
 	r.ttl_deadline = r.t0 + spec->ttl_seconds * 1000;

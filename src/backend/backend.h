@@ -65,4 +65,7 @@ struct backend_ops {
 
 extern const struct backend_ops backend_stub;
 
+/* The backend selected by CELLOS_CELL_BACKEND. */
+const struct backend_ops *backend_for(const struct config *cfg);
+
 #endif

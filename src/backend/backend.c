@@ -1,0 +1,11 @@
+#include "backend/backend.h"
+
+const struct backend_ops *backend_for(const struct config *cfg)
+{
+	switch (cfg->backend) {
+	case BACKEND_STUB:
+		return &backend_stub;
+	default:
+		return NULL; /* config_load refuses backends this build lacks */
+	}
+}
