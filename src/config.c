@@ -2,9 +2,17 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <linux/magic.h>
+#include <sodium.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statfs.h>
+
+#include "isolate/cgroup.h"
+#include "isolate/seccomp.h"
+#include "util/b64url.h"
 
 extern char **environ;
 
@@ -116,6 +124,132 @@ fail:
 	return NULL;
 }
 
+/* CELLOS_REDACT_EVENT_FIELDS (SPEC §8.3): a comma list of `data` keys, where
+ * "defaults" stands for argv,path,reason. Blanks around names are dropped. */
+static char **parse_redact(const char *v, struct err *e)
+{
+	static const char *const defaults[] = {"argv", "path", "reason"};
+	size_t cap = 1;
+	for (const char *p = v; *p; p++)
+		cap += *p == ',';
+	cap *= 3; /* each item may be "defaults" */
+	char **out = calloc(cap + 1, sizeof *out);
+	if (!out) {
+		err_set(e, "CELLOS_REDACT_EVENT_FIELDS: out of memory");
+		return NULL;
+	}
+	size_t k = 0;
+	for (const char *p = v; *p;) {
+		size_t len = strcspn(p, ",");
+		const char *t = p;
+		size_t tl = len;
+		while (tl && isspace((unsigned char)*t))
+			t++, tl--;
+		while (tl && isspace((unsigned char)t[tl - 1]))
+			tl--;
+		bool is_defaults = tl == 8 && strncmp(t, "defaults", 8) == 0;
+		for (size_t d = 0; d < (is_defaults ? 3u : tl ? 1u : 0u); d++) {
+			const char *name = is_defaults ? defaults[d] : t;
+			size_t nl = is_defaults ? strlen(name) : tl;
+			bool dup = false;
+			for (size_t i = 0; i < k && !dup; i++)
+				dup = strlen(out[i]) == nl && strncmp(out[i], name, nl) == 0;
+			if (!dup && !(out[k++] = strndup(name, nl))) {
+				for (size_t i = 0; i + 1 < k; i++)
+					free(out[i]);
+				free(out);
+				err_set(e, "CELLOS_REDACT_EVENT_FIELDS: out of memory");
+				return NULL;
+			}
+		}
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return out;
+}
+
+/* An invalid signing configuration: upstream warns and emits unsigned events;
+ * CELLOS_STRICT_CONFIG=1 and the hardened profile make it fatal (SPEC §9). The
+ * messages never contain the key. */
+static int signing_invalid(struct config *cfg, struct err *e, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int signing_invalid(struct config *cfg, struct err *e, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	sodium_free(cfg->signing_key);
+	cfg->signing_key = NULL;
+	cfg->signing_key_len = 0;
+	cfg->signing = SIGN_OFF;
+	cfg->signing_kid = NULL;
+	if (cfg->strict_config || cfg->hardened)
+		return err_set(e, "%s", msg);
+	log_warn("%s; events are emitted unsigned", msg);
+	return 0;
+}
+
+static bool is_kid(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > CONFIG_KID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] <= ' ' || s[i] > '~')
+			return false;
+	return true;
+}
+
+static int load_signing(struct config *cfg, struct err *e)
+{
+	const char *v = env("CELLOS_EVENT_SIGNING");
+	if (!v || strcmp(v, "off") == 0)
+		return 0;
+	if (strcmp(v, "ed25519") == 0)
+		cfg->signing = SIGN_ED25519;
+	else if (strcmp(v, "hmac") == 0)
+		cfg->signing = SIGN_HMAC;
+	else
+		return signing_invalid(cfg, e, "CELLOS_EVENT_SIGNING: unknown value '%s' (expected off, ed25519, hmac)", v);
+
+	cfg->signing_kid = env("CELLOS_EVENT_SIGNING_KID");
+	if (!cfg->signing_kid)
+		return signing_invalid(cfg, e, "CELLOS_EVENT_SIGNING_KID: required when CELLOS_EVENT_SIGNING=%s", v);
+	if (!is_kid(cfg->signing_kid))
+		return signing_invalid(cfg, e, "CELLOS_EVENT_SIGNING_KID: must be 1-%d printable ASCII characters without spaces",
+				       CONFIG_KID_MAX);
+
+	/* getenv, not env(): the text is wiped in place below. */
+	char *text = getenv("CELLOS_EVENT_SIGNING_KEY_BASE64");
+	size_t tlen = text ? strlen(text) : 0;
+	if (tlen == 0)
+		return signing_invalid(cfg, e, "CELLOS_EVENT_SIGNING_KEY_BASE64: required when CELLOS_EVENT_SIGNING=%s", v);
+	cfg->signing_key = sodium_malloc(tlen);
+	if (!cfg->signing_key) {
+		sodium_memzero(text, tlen);
+		return err_set(e, "CELLOS_EVENT_SIGNING_KEY_BASE64: cannot allocate locked memory for the key");
+	}
+	int rc = b64url_decode(text, tlen, true, cfg->signing_key, tlen, &cfg->signing_key_len);
+	/* The decoded copy is the only one we keep: wipe the text in our environment
+	 * (as the env broker does for secrets) so it no longer shows in
+	 * /proc/<pid>/environ or a memory image. */
+	sodium_memzero(text, tlen);
+	if (rc < 0)
+		return signing_invalid(cfg, e, "CELLOS_EVENT_SIGNING_KEY_BASE64: not valid base64url (A-Z a-z 0-9 - _, '=' padding tolerated)");
+	if (cfg->signing == SIGN_ED25519 && cfg->signing_key_len != 32)
+		return signing_invalid(cfg, e, "CELLOS_EVENT_SIGNING_KEY_BASE64: an Ed25519 key is a 32-byte seed, this one decodes to %zu bytes",
+				       cfg->signing_key_len);
+	if (cfg->signing_key_len == 0)
+		return signing_invalid(cfg, e, "CELLOS_EVENT_SIGNING_KEY_BASE64: empty key");
+	if (cfg->signing == SIGN_HMAC && cfg->signing_key_len < 32)
+		log_warn("CELLOS_EVENT_SIGNING_KEY_BASE64: an HMAC-SHA256 key of %zu bytes is shorter than the 32 RFC 2104 recommends",
+			 cfg->signing_key_len);
+	return 0;
+}
+
 int config_load(struct config *cfg, struct err *e)
 {
 	memset(cfg, 0, sizeof *cfg);
@@ -159,17 +293,45 @@ int config_load(struct config *cfg, struct err *e)
 	cfg->cgroup_parent = env("CELLOS_CGROUP_PARENT");
 	if (cfg->cgroup_parent && cfg->cgroup_parent[0] != '/')
 		return err_set(e, "CELLOS_CGROUP_PARENT: '%s' is not an absolute path", cfg->cgroup_parent);
+	struct statfs sf;
+	if (cfg->cgroup_parent && (statfs(cfg->cgroup_parent, &sf) < 0 ||
+				   (sf.f_type != CGROUP2_SUPER_MAGIC && sf.f_type != CGROUP_SUPER_MAGIC)))
+		return err_set(e, "CELLOS_CGROUP_PARENT: '%s' is not a directory of a mounted cgroup hierarchy (v2, or a v1 controller)",
+			       cfg->cgroup_parent);
 
 	if ((v = env("CELLOS_CGROUP_CPU_MAX"))) {
 		char q[32], p[32], extra;
 		if (sscanf(v, "%31s %31s %c", q, p, &extra) != 2 || parse_pos_ll(q, &cfg->cpu_quota) < 0 ||
 		    parse_pos_ll(p, &cfg->cpu_period) < 0)
 			return err_set(e, "CELLOS_CGROUP_CPU_MAX: expected \"<quota> <period>\" in microseconds, got '%s'", v);
+		if (cfg->cpu_period < 1000 || cfg->cpu_period > 1000000)
+			return err_set(e, "CELLOS_CGROUP_CPU_MAX: the period must be 1000-1000000 microseconds (the kernel's range), got %lld",
+				       cfg->cpu_period);
 	}
 
+	/* A filter file is parsed here, at admission: a missing or malformed one is a
+	 * configuration error before anything is created (docs/seccomp.md). */
 	cfg->seccomp = "off";
-	if ((v = env("CELLOS_SECCOMP")) && strcmp(v, "off") != 0)
-		return err_set(e, "CELLOS_SECCOMP: '%s' is not available in this build (only off)", v);
+	if ((v = env("CELLOS_SECCOMP")) && strcmp(v, "off") != 0) {
+		cfg->seccomp_policy = calloc(1, sizeof *cfg->seccomp_policy);
+		if (!cfg->seccomp_policy)
+			return err_set(e, "CELLOS_SECCOMP: out of memory");
+		int rc;
+		if (strcmp(v, "baseline") == 0) {
+			cfg->seccomp = "baseline";
+			rc = seccomp_policy_baseline(cfg->seccomp_policy, e);
+		} else if (strchr(v, '/')) {
+			cfg->seccomp = "file";
+			rc = seccomp_policy_load_file(cfg->seccomp_policy, v, e);
+		} else {
+			rc = err_set(e, "'%s' is neither off, baseline nor a path to a filter file", v);
+		}
+		if (rc < 0) {
+			free(cfg->seccomp_policy);
+			cfg->seccomp_policy = NULL;
+			return err_prefix(e, "CELLOS_SECCOMP");
+		}
+	}
 
 	if ((v = env("CELLOS_RUN_TIMEOUT_MS")) && parse_pos_ll(v, &cfg->run_timeout_ms) < 0)
 		return err_set(e, "CELLOS_RUN_TIMEOUT_MS: expected a positive integer, got '%s'", v);
@@ -206,11 +368,11 @@ int config_load(struct config *cfg, struct err *e)
 	if (is_true(env("CELL_OS_REQUIRE_JETSTREAM")))
 		return err_set(e, "CELL_OS_REQUIRE_JETSTREAM: JetStream is required but not available in this build");
 
-	if ((v = env("CELLOS_EVENT_SIGNING")) && strcmp(v, "off") != 0) {
-		if (cfg->strict_config)
-			return err_set(e, "CELLOS_EVENT_SIGNING: signing '%s' is not available in this build", v);
-		log_warn("CELLOS_EVENT_SIGNING: signing '%s' is not available in this build; events are unsigned", v);
-	}
+	cfg->dlq_dir = env("CELLOS_DLQ_DIR");
+	if ((v = env("CELLOS_REDACT_EVENT_FIELDS")) && !(cfg->redact_fields = parse_redact(v, e)))
+		return -1;
+	if (load_signing(cfg, e) < 0)
+		return -1;
 
 	if ((v = env("CELLOS_RUN_ID"))) {
 		if (!is_uuid(v))
@@ -229,6 +391,19 @@ void config_free(struct config *cfg)
 		free(cfg->argv0_prefixes);
 	}
 	cfg->argv0_prefixes = NULL;
+	if (cfg->seccomp_policy) {
+		seccomp_policy_free(cfg->seccomp_policy);
+		free(cfg->seccomp_policy);
+		cfg->seccomp_policy = NULL;
+	}
+	if (cfg->redact_fields) {
+		for (char **p = cfg->redact_fields; *p; p++)
+			free(*p);
+		free(cfg->redact_fields);
+	}
+	cfg->redact_fields = NULL;
+	sodium_free(cfg->signing_key); /* zeroes before unmapping; NULL is fine */
+	cfg->signing_key = NULL;
 }
 
 int config_check_profile(const struct config *cfg, const char *argv0, struct err *e)
@@ -244,11 +419,15 @@ int config_check_profile(const struct config *cfg, const char *argv0, struct err
 		MISSING("%snamespaces net,mnt,pid,ipc,uts (CELLOS_SUBPROCESS_UNSHARE)", len ? "; " : "");
 	if (strcmp(cfg->seccomp, "off") == 0)
 		MISSING("%sa seccomp filter (CELLOS_SECCOMP)", len ? "; " : "");
-	MISSING("%ssigned events (CELLOS_EVENT_SIGNING; not available in this build)", len ? "; " : "");
+	if (cfg->signing == SIGN_OFF)
+		MISSING("%ssigned events (CELLOS_EVENT_SIGNING, _KID, _KEY_BASE64)", len ? "; " : "");
 	if (!cfg->jsonl_path || cfg->noop_sink)
 		MISSING("%sa durable sink (CELL_OS_JSONL_EVENTS, without CELL_OS_USE_NOOP_SINK)", len ? "; " : "");
 	if (argv0 && argv0[0] != '/')
 		MISSING("%san absolute run.argv[0]", len ? "; " : "");
+	struct err ce = {0};
+	if (cfg->backend == BACKEND_STUB && cgroup_probe_limits(cfg->cgroup_parent, &ce) < 0)
+		MISSING("%sa cgroup leaf with limits (%s)", len ? "; " : "", ce.msg);
 #undef MISSING
 	if (len)
 		return err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: refusing to start, missing: %s", missing);
@@ -284,4 +463,10 @@ const char *config_backend_name(enum backend_kind b)
 	case BACKEND_QEMU: return "qemu";
 	}
 	return "?";
+}
+
+char *config_named_env(const char *name)
+{
+	char *v = getenv(name);
+	return (v && *v) ? v : NULL;
 }

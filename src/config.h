@@ -9,9 +9,15 @@
 #include "util/err.h"
 #include "util/log.h"
 
+struct seccomp_policy;
+
 enum backend_kind { BACKEND_STUB = 0, BACKEND_GVISOR, BACKEND_FIRECRACKER, BACKEND_QEMU };
 enum fsync_mode { FSYNC_CLOSE = 0, FSYNC_EVENT, FSYNC_NONE };
 enum broker_kind { BROKER_ENV = 0, BROKER_FILE };
+enum sign_alg { SIGN_OFF = 0, SIGN_ED25519, SIGN_HMAC };
+
+/* CELLOS_EVENT_SIGNING_KID: 1 to this many printable ASCII characters, no spaces. */
+#define CONFIG_KID_MAX 128
 
 /* Namespaces of the stub backend (CELLOS_SUBPROCESS_UNSHARE). */
 enum {
@@ -30,7 +36,8 @@ struct config {
 	unsigned ns;                   /* NS_* bits */
 	const char *cgroup_parent;     /* NULL: default placement */
 	long long cpu_quota, cpu_period; /* CELLOS_CGROUP_CPU_MAX, 0 if unset */
-	const char *seccomp;           /* "off" */
+	const char *seccomp;           /* "off", "baseline" or "file" (CELLOS_SECCOMP, as reported) */
+	struct seccomp_policy *seccomp_policy; /* parsed at admission; NULL when off */
 	long long run_timeout_ms;      /* 0: none */
 	char **argv0_prefixes;         /* NULL-terminated or NULL */
 	enum broker_kind broker;
@@ -40,6 +47,16 @@ struct config {
 	bool strict_config, strict_spec;
 	enum log_level log_level;
 	char run_id[37];               /* CELLOS_RUN_ID or "" (fresh UUIDv4) */
+	/* Events (SPEC §8.3, §8.5, §9). */
+	char **redact_fields;          /* CELLOS_REDACT_EVENT_FIELDS, NULL-terminated; NULL: none */
+	const char *dlq_dir;           /* CELLOS_DLQ_DIR or NULL; opened at admission */
+	enum sign_alg signing;         /* SIGN_OFF when off, or invalid and lenient */
+	const char *signing_kid;
+	/* The decoded key, sodium_malloc'd (the base64 text in our environment is wiped
+	 * once decoded). signer_new() wipes it as soon as it has derived its own state;
+	 * config_free() releases it. */
+	unsigned char *signing_key;
+	size_t signing_key_len;
 };
 
 /* Read and check every variable. On error: -1 and a one-line message naming the
@@ -57,5 +74,9 @@ char *config_secret_env(const char *ref);
 void config_secret_var(const char *ref, char *buf, size_t size);
 
 const char *config_backend_name(enum backend_kind b);
+
+/* The value of a variable named on a tool's command line (cellctl verify
+ * --hmac-key-env VAR), NULL when unset or empty; writable so it can be wiped. */
+char *config_named_env(const char *name);
 
 #endif

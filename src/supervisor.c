@@ -243,6 +243,27 @@ static void emit_failed(struct run *r, const char *phase, const char *reason, co
 		    NULL);
 }
 
+/* started.isolation.limits (ext): the effective limits, present when any is
+ * set, and whether all are in force (portable runs on without them). */
+static json_t *limits_json(const struct cell *c)
+{
+	const struct cgroup_limits *l = &c->limits;
+	if (!cgroup_limits_ctrls(l))
+		return NULL;
+	json_t *o = json_object();
+	if (l->memory_max)
+		json_object_set_new(o, "memoryMaxBytes", json_integer(l->memory_max));
+	if (l->cpu_quota)
+		json_object_set_new(o, "cpuMax", json_pack("{s:I, s:I}", "quotaMicros", (json_int_t)l->cpu_quota,
+							   "periodMicros", (json_int_t)l->cpu_period));
+	if (l->pids_max)
+		json_object_set_new(o, "pidsMax", json_integer(l->pids_max));
+	json_object_set_new(o, "applied", json_boolean(c->limits_applied));
+	if (!c->limits_applied && c->limits_error[0])
+		json_object_set_new(o, "error", json_string(c->limits_error));
+	return o;
+}
+
 static void emit_started(struct run *r, char started_id[37])
 {
 	static const struct { unsigned bit; const char *name; } names[] = {
@@ -255,6 +276,9 @@ static void emit_started(struct run *r, char started_id[37])
 			json_array_append_new(ns, json_string(names[i].name));
 	json_t *iso = json_pack("{s:o, s:o, s:s}", "namespaces", ns, "cgroup",
 				r->cell.cgroup[0] ? json_string(r->cell.cgroup) : json_null(), "seccomp", r->cfg->seccomp);
+	json_t *limits = limits_json(&r->cell);
+	if (limits)
+		json_object_set_new(iso, "limits", limits);
 	json_t *d = json_pack("{s:s, s:s, s:o, s:I}", "specId", r->spec->id, "backend", r->be->name, "isolation", iso,
 			      "ttlSeconds", (json_int_t)r->spec->ttl_seconds);
 	json_t *corr = correlation(r->spec);
@@ -315,6 +339,9 @@ static void emit_summary_and_destroyed(struct run *r)
 			       "durationMs", (json_int_t)(mono_ms() - r->t0));
 	if (r->reason)
 		json_object_set_new(dd, "reason", json_string(r->reason));
+	/* SPEC §2: correlation is copied into started, destroyed and compliance.summary. */
+	if ((corr = correlation(s)))
+		json_object_set_new(dd, "correlation", corr);
 	events_emit(r->es, "lifecycle.v1.destroyed", dd, NULL);
 }
 
@@ -354,6 +381,20 @@ static void stop_cell(struct run *r, int64_t grace_ms)
 	r->be->signal(&r->cell, SIGTERM);
 	wait_workload(r, mono_ms() + grace_ms);
 	r->be->signal(&r->cell, SIGKILL);
+}
+
+/* resourceUsage (ext) covers the whole cell where its cgroup can tell: CPU from
+ * the v2 leaf's cpu.stat, memory as the leaf's peak (the figure memoryMaxBytes
+ * bounds); otherwise the workload's main process as wait4 saw it. */
+static json_t *resource_usage(const struct run_status *st)
+{
+	long long rss = st->have_cell_mem ? st->cell_mem_peak : (long long)st->ru.ru_maxrss * 1024;
+	long long user = st->have_cell_cpu ? st->cell_user_us / 1000
+					   : st->ru.ru_utime.tv_sec * 1000LL + st->ru.ru_utime.tv_usec / 1000;
+	long long sys = st->have_cell_cpu ? st->cell_sys_us / 1000
+					  : st->ru.ru_stime.tv_sec * 1000LL + st->ru.ru_stime.tv_usec / 1000;
+	return json_pack("{s:I, s:I, s:I}", "maxRssBytes", (json_int_t)rss, "userCpuMs", (json_int_t)user, "sysCpuMs",
+			 (json_int_t)sys);
 }
 
 static void run_workload(struct run *r)
@@ -435,7 +476,11 @@ static void run_workload(struct run *r)
 		r->status = 124;
 	} else {
 		r->status = r->exit_code;
-		if (term_signal)
+		/* A cell that failed after the kernel OOM-killed one of its processes
+		 * failed for lack of memory, whatever the main process reported. */
+		if (st.oom_killed && (term_signal || r->exit_code != 0))
+			r->reason = "oom";
+		else if (term_signal)
 			r->reason = "signal_killed";
 		else if (r->exit_code != 0)
 			r->reason = "nonzero_exit";
@@ -450,11 +495,7 @@ static void run_workload(struct run *r)
 		snprintf(msg, sizeof msg, "%s after %lld ms", r->reason, (long long)duration);
 		json_object_set_new(d, "spawnError", json_string(msg));
 	}
-	json_object_set_new(d, "resourceUsage",
-			    json_pack("{s:I, s:I, s:I}", "maxRssBytes", (json_int_t)st.ru.ru_maxrss * 1024, "userCpuMs",
-				      (json_int_t)(st.ru.ru_utime.tv_sec * 1000 + st.ru.ru_utime.tv_usec / 1000),
-				      "sysCpuMs",
-				      (json_int_t)(st.ru.ru_stime.tv_sec * 1000 + st.ru.ru_stime.tv_usec / 1000)));
+	json_object_set_new(d, "resourceUsage", resource_usage(&st));
 	events_emit(r->es, "command.v1.completed", d, NULL);
 }
 
@@ -540,8 +581,14 @@ int supervisor_run(const struct config *cfg, const struct spec *spec, struct eve
 	r.cell = (struct cell){.cfg = cfg, .spec = spec, .envp = r.envp, .path = env_path(r.envp),
 			       .egress = r.egress, .n_egress = r.n_egress};
 	snprintf(r.cell.name, sizeof r.cell.name, "cellos-%s-%.8s", spec->id, r.run_id);
+	cgroup_limits_resolve(&r.cell.limits, spec->memory_max_bytes, spec->cpu_quota_micros, spec->cpu_period_micros,
+			      cfg->cpu_quota, cfg->cpu_period, spec->pids_max);
+	if (r.cell.limits.cpu_raised)
+		log_warn("%s: a CPU quota under %lld µs is raised to %lld µs (the kernel's minimum)",
+			 r.cell.limits.cpu_from_env ? "CELLOS_CGROUP_CPU_MAX" : "run.limits.cpuMax.quotaMicros",
+			 CG_CPU_QUOTA_MIN, CG_CPU_QUOTA_MIN);
 	if (r.be->create(&r.cell, &e) < 0) {
-		status = fail_before_start(&r, "create", "backend_failed", e.msg);
+		status = fail_before_start(&r, "create", r.cell.fail_reason ? r.cell.fail_reason : "backend_failed", e.msg);
 		goto out;
 	}
 	r.created = true;

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "isolate/cgroup.h"
 #include "isolate/nft.h"
 #include "spec/spec.h"
 #include "util/err.h"
@@ -21,12 +22,16 @@ struct cell {
 	const char *path;               /* PATH of that environment */
 	const struct nft_egress *egress;
 	size_t n_egress;
+	struct cgroup_limits limits;    /* effective run.limits (cgroup_limits_resolve) */
 
 	/* Filled in by create(), reported in events. */
 	bool netns;                     /* the cell has a private network namespace */
 	bool nft_applied;
 	char nft_error[256];
 	char cgroup[4096];              /* leaf path, "" when none */
+	bool limits_applied;            /* every limit of `limits` is in force */
+	const char *fail_reason;        /* lifecycle.v1.failed reason when create fails, NULL: backend_failed */
+	char limits_error[512];         /* why not, when not */
 	void *priv;                     /* backend state */
 };
 
@@ -40,7 +45,11 @@ struct spawn_result {
 struct run_status {
 	bool have_status;               /* false: the cell died without a report */
 	int wstatus;
-	struct rusage ru;
+	struct rusage ru;               /* of the workload's main process */
+	/* Whole-cell accounting from the cell's cgroup, where it has one. */
+	bool have_cell_cpu, have_cell_mem;
+	long long cell_user_us, cell_sys_us, cell_mem_peak;
+	bool oom_killed;                /* the kernel OOM-killed a process of the cell */
 };
 
 struct backend_ops {

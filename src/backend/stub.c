@@ -1,7 +1,9 @@
 /* The `stub` backend (SPEC §6.1): the workload as an isolated child process.
  *
- * create: a cgroup v2 leaf, then clone3() of the cell's init (see
- *         isolate/cellinit.h) straight into the leaf and the namespaces; the init
+ * create: the cell's cgroup leaves (isolate/cgroup.h), then clone3() of the
+ *         cell's init (see isolate/cellinit.h) straight into the v2 leaf (the
+ *         v1 ones on hybrid hosts by stepping in around the clone) and the
+ *         namespaces; run.limits are written before the init starts work; the init
  *         does the in-cell setup; the supervisor brings lo up and installs the
  *         nft ruleset inside the cell's netns (setns there and back), and keeps the
  *         cell's net and mnt namespaces open until destroy.
@@ -11,12 +13,14 @@
  *         child subreaper as the last resort on hosts without a usable cgroup. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -29,6 +33,7 @@
 #include "isolate/cgroup.h"
 #include "isolate/netdev.h"
 #include "isolate/runreg.h"
+#include "isolate/seccomp.h"
 #include "util/ids.h"
 #include "util/log.h"
 
@@ -38,9 +43,10 @@ struct stub {
 	int ctl;             /* our end of the control socket */
 	int report;          /* read end of the report pipe */
 	int netns, mntns;    /* held from create to destroy */
-	struct cgroup_leaf cg;
+	struct cgroup_cell cg;
 	struct runreg reg;   /* lets the next supervisor clean up if we are SIGKILLed */
 	bool reaped;
+	struct sock_fprog filter; /* the workload's seccomp filter, sent with 'B' */
 };
 
 static struct stub *priv(struct cell *c) { return c->priv; }
@@ -73,22 +79,32 @@ static int write_proc(pid_t pid, const char *file, const char *text, struct err 
 	return 0;
 }
 
-/* Map root inside the cell to our own uid/gid: the cell's "root" has no power
- * outside its namespaces. */
+/* The host identity of the cell's root when the supervisor is root: nobody.
+ * Mapping the cell to our own uid would make it the owner of every root-owned
+ * file of the host (/etc/shadow is 0640 root); as nobody it has only the
+ * "other" permission bits on anything the host owns. */
+#define CELL_HOST_ID 65534u
+
+/* Map root inside the cell (its only uid/gid) to an unprivileged host identity:
+ * nobody when we are root, else our own uid/gid (all an unprivileged supervisor
+ * may map, and then the kernel requires setgroups to be denied). The init then
+ * becomes that root and drops the supplementary groups it inherited from us
+ * (cellinit.c); the cell's "root" has no power outside its namespaces. */
 static int map_user(pid_t pid, struct err *e)
 {
+	bool root = geteuid() == 0;
 	char map[64];
-	snprintf(map, sizeof map, "0 %u 1\n", (unsigned)geteuid());
-	if (write_proc(pid, "uid_map", map, e) < 0 || write_proc(pid, "setgroups", "deny", e) < 0)
+	snprintf(map, sizeof map, "0 %u 1\n", root ? CELL_HOST_ID : (unsigned)geteuid());
+	if (write_proc(pid, "uid_map", map, e) < 0 || (!root && write_proc(pid, "setgroups", "deny", e) < 0))
 		return -1;
-	snprintf(map, sizeof map, "0 %u 1\n", (unsigned)getegid());
+	snprintf(map, sizeof map, "0 %u 1\n", root ? CELL_HOST_ID : (unsigned)getegid());
 	return write_proc(pid, "gid_map", map, e);
 }
 
 /* Wait for the init's reply to 'A'. */
-static int wait_setup(struct stub *s, struct err *e)
+static int wait_setup(struct stub *s, struct cell *c, struct err *e)
 {
-	char buf[320];
+	char buf[ERR_MSG_MAX + 16];
 	ssize_t n = recv(s->ctl, buf, sizeof buf - 1, 0);
 	if (n >= 1 && buf[0] == 'R')
 		return 0;
@@ -96,7 +112,14 @@ static int wait_setup(struct stub *s, struct err *e)
 		int errnum;
 		memcpy(&errnum, buf + 1, sizeof errnum);
 		buf[n] = '\0';
+		if (!errnum)
+			return err_set(e, "cell setup: %s", buf + 1 + sizeof errnum);
 		return err_sys(e, errnum, "cell setup: %s", buf + 1 + sizeof errnum);
+	}
+	if (n > 1 && buf[0] == 'D') {
+		buf[n] = '\0';
+		c->fail_reason = "policy_denied";
+		return err_set(e, "%s", buf + 1);
 	}
 	return err_set(e, "cell setup: the cell's init ended unexpectedly");
 }
@@ -129,6 +152,12 @@ static int net_setup(struct cell *c, void *arg, struct err *e)
 	if (nft_apply(c->egress, c->n_egress, &ne) < 0) {
 		/* portable: the netns alone blocks egress; the event says so. */
 		snprintf(c->nft_error, sizeof c->nft_error, "%s", ne.msg);
+		/* SPEC §7: hardened refuses a cell whose egress filter is not in force. */
+		if (c->cfg->hardened) {
+			c->fail_reason = "policy_denied";
+			return err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: nftables could not be applied in the cell: %s",
+				       ne.msg);
+		}
 		log_warn("nftables not applied: %s", ne.msg);
 	} else {
 		c->nft_applied = true;
@@ -144,18 +173,22 @@ static int stub_create(struct cell *c, struct err *e)
 	if (!s)
 		return err_set(e, "out of memory");
 	*s = (struct stub){.init = -1, .pidfd = -1, .ctl = -1, .report = -1, .netns = -1, .mntns = -1};
-	s->cg.dirfd = -1;
+	cgroup_cell_init(&s->cg);
 	s->reg.fd = -1;
 	c->priv = s;
 	runreg_sweep();
 
 	int64_t t = mono_us();
 	struct err ce = {0};
-	if (cgroup_leaf_create(&s->cg, c->cfg->cgroup_parent, c->name, &ce) < 0)
+	if (cgroup_cell_plan(&s->cg, c->cfg->cgroup_parent, c->name, &c->limits, &ce) < 0)
 		log_debug("no cgroup leaf (%s); falling back to subreaper kill", ce.msg);
-	snprintf(c->cgroup, sizeof c->cgroup, "%s", s->cg.path);
-	if (runreg_register(&s->reg, c->name, s->cg.path, e) < 0)
+	/* Recorded before they exist: a SIGKILL at any point leaves nothing unlisted. */
+	const char *leaves[1 + CG_NCTRL];
+	size_t n_leaves = cgroup_cell_paths(&s->cg, leaves, sizeof leaves / sizeof leaves[0]);
+	if (runreg_register(&s->reg, c->name, leaves, n_leaves, e) < 0)
 		goto fail;
+	cgroup_cell_make(&s->cg);
+	snprintf(c->cgroup, sizeof c->cgroup, "%s", s->cg.v2.path);
 	log_step(&t, "create.cgroup");
 	/* Orphans of the cell reparent to us if the init dies first. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
@@ -177,9 +210,19 @@ static int stub_create(struct cell *c, struct err *e)
 	setsockopt(s->ctl, SOL_SOCKET, SO_PASSCRED, &one, sizeof one);
 
 	int kill_fd = -1;
-	if (s->cg.dirfd >= 0 && s->cg.has_kill)
-		kill_fd = openat(s->cg.dirfd, "cgroup.kill", O_WRONLY | O_CLOEXEC);
+	if (s->cg.v2.fd >= 0 && s->cg.has_kill)
+		kill_fd = openat(s->cg.v2.fd, "cgroup.kill", O_WRONLY | O_CLOEXEC);
 
+	/* Supervisor files that may lie inside a directory the cell sees (the cell
+	 * resolves these canonical host paths in its own root). */
+	char hide_paths[2][PATH_MAX], *hide[3] = {NULL};
+	size_t n_hide = 0;
+	const char *own[] = {c->cfg->jsonl_path, c->cfg->dlq_dir};
+	for (size_t i = 0; i < 2; i++)
+		if (own[i] && realpath(own[i], hide_paths[n_hide])) {
+			hide[n_hide] = hide_paths[n_hide];
+			n_hide++;
+		}
 	struct cellinit_args args = {
 		.ns = c->cfg->ns,
 		.hostname = c->spec->id,
@@ -191,6 +234,8 @@ static int stub_create(struct cell *c, struct err *e)
 		.report = rp[1],
 		.cgroup_kill = kill_fd,
 		.supervisor = getpid(),
+		.argv0_prefixes = c->cfg->argv0_prefixes,
+		.hide = hide,
 	};
 	int pidfd = -1;
 	struct clone_args ca = {
@@ -198,14 +243,19 @@ static int stub_create(struct cell *c, struct err *e)
 		.pidfd = (uint64_t)(uintptr_t)&pidfd,
 		.exit_signal = SIGCHLD,
 	};
-	if (s->cg.dirfd >= 0) {
+	if (s->cg.v2.fd >= 0) {
 		ca.flags |= CLONE_INTO_CGROUP;
-		ca.cgroup = (uint64_t)s->cg.dirfd;
+		ca.cgroup = (uint64_t)s->cg.v2.fd;
 	}
+	cgroup_cell_enter(&s->cg);
 	long pid = syscall(SYS_clone3, &ca, sizeof ca);
 	if (pid == 0)
 		cellinit_main(&args);
 	int clone_errno = errno;
+	struct err le = {0};
+	int left = cgroup_cell_leave(&s->cg, &le);
+	if (left < 0)
+		log_error("%s", le.msg);
 	close(sv[1]);
 	close(rp[1]);
 	if (kill_fd >= 0)
@@ -216,7 +266,30 @@ static int stub_create(struct cell *c, struct err *e)
 	}
 	s->init = (pid_t)pid;
 	s->pidfd = pidfd;
+	if (left < 0) {
+		*e = le;
+		goto fail;
+	}
 	log_step(&t, "create.clone3");
+
+	/* Before the init does anything: nothing of the cell runs unlimited. */
+	if (cgroup_cell_apply(&s->cg, &c->limits, e) < 0)
+		goto fail;
+	c->limits_applied = (s->cg.applied & s->cg.want) == s->cg.want;
+	snprintf(c->limits_error, sizeof c->limits_error, "%s", c->limits_applied ? "" : s->cg.error);
+	if (c->cfg->hardened && !cgroup_cell_any(&s->cg)) {
+		err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: no cgroup leaf could be made for the cell");
+		goto fail;
+	}
+	if (!c->limits_applied) {
+		/* SPEC §7: hardened refuses what portable only reports. */
+		if (c->cfg->hardened) {
+			err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: run.limits cannot be enforced: %s", s->cg.error);
+			goto fail;
+		}
+		log_warn("run.limits not enforced: %s", s->cg.error);
+	}
+	log_step(&t, "create.limits");
 
 	if ((c->cfg->ns & NS_USER) && map_user(s->init, e) < 0)
 		goto fail;
@@ -246,7 +319,14 @@ static int stub_create(struct cell *c, struct err *e)
 			goto fail;
 		log_step(&t, "create.net");
 	}
-	if (wait_setup(s, e) < 0)
+	/* Compiled while the init builds the cell's filesystem (the longer of the
+	 * two), so it costs the workload's start nothing. */
+	if (c->cfg->seccomp_policy) {
+		if (seccomp_policy_compile(c->cfg->seccomp_policy, &s->filter, e) < 0)
+			goto fail;
+		log_step(&t, "create.seccomp");
+	}
+	if (wait_setup(s, c, e) < 0)
 		goto fail;
 	log_step(&t, "create.init_setup");
 	return 0;
@@ -259,7 +339,10 @@ static int stub_start(struct cell *c, struct spawn_result *r, struct err *e)
 {
 	struct stub *s = priv(c);
 	memset(r, 0, sizeof *r);
-	if (send(s->ctl, "B", 1, MSG_NOSIGNAL) != 1)
+	char tag = 'B';
+	struct iovec biov[2] = {{&tag, 1}, {s->filter.filter, s->filter.len * sizeof *s->filter.filter}};
+	struct msghdr bm = {.msg_iov = biov, .msg_iovlen = s->filter.len ? 2 : 1};
+	if (sendmsg(s->ctl, &bm, MSG_NOSIGNAL) < 1)
 		return err_sys(e, errno, "start the workload");
 	for (;;) {
 		char buf[4200];
@@ -336,7 +419,7 @@ static void stub_signal(struct cell *c, int sig)
 {
 	struct stub *s = priv(c);
 	if (sig == SIGKILL) {
-		cgroup_leaf_signal(&s->cg, SIGKILL, 0);
+		cgroup_cell_signal(&s->cg, SIGKILL, 0);
 		if (!s->reaped && s->init > 0)
 			kill(s->init, SIGKILL); /* as PID 1 its death takes the namespace down */
 		return;
@@ -346,7 +429,7 @@ static void stub_signal(struct cell *c, int sig)
 	if (!s->reaped && s->init > 0)
 		kill(s->init, sig);
 	if (!(c->cfg->ns & NS_PID))
-		cgroup_leaf_signal(&s->cg, sig, s->init);
+		cgroup_cell_signal(&s->cg, sig, s->init);
 }
 
 static void stub_collect(struct cell *c, struct run_status *st)
@@ -364,12 +447,26 @@ static void stub_collect(struct cell *c, struct run_status *st)
 		st->ru = r.ru;
 	}
 	/* The main process is gone: nothing else of the cell may keep running. */
-	cgroup_leaf_signal(&s->cg, SIGKILL, 0);
+	cgroup_cell_signal(&s->cg, SIGKILL, 0);
 	if (!s->reaped && s->init > 0)
 		kill(s->init, SIGKILL);
 	reap_init(s);
-	if (s->cg.dirfd < 0)
+	if (s->cg.v2.fd < 0)
 		kill_orphans();
+	/* Whole-cell accounting (SPEC §8.1 resourceUsage, destroyed.reason oom):
+	 * final once the last process is gone. */
+	if (cgroup_cell_any(&s->cg)) {
+		if (!cgroup_cell_wait_empty(&s->cg, 2000))
+			log_warn("cgroup: the cell's processes are still exiting; resource usage may be short");
+		struct cgroup_usage u;
+		cgroup_cell_usage(&s->cg, &u);
+		st->have_cell_cpu = u.have_cpu;
+		st->cell_user_us = u.user_us;
+		st->cell_sys_us = u.sys_us;
+		st->have_cell_mem = u.have_mem;
+		st->cell_mem_peak = u.mem_peak;
+		st->oom_killed = u.oom_kills > 0;
+	}
 }
 
 static int read_counters(struct cell *c, void *arg, struct err *e)
@@ -390,20 +487,23 @@ static void stub_destroy(struct cell *c)
 	if (!s)
 		return;
 	if (s->init > 0 && !s->reaped) {
-		cgroup_leaf_signal(&s->cg, SIGKILL, 0);
+		cgroup_cell_signal(&s->cg, SIGKILL, 0);
 		kill(s->init, SIGKILL);
 		reap_init(s);
 	}
-	if (s->cg.dirfd < 0)
+	if (s->cg.v2.fd < 0)
 		kill_orphans();
 	struct err e = {0};
-	if (cgroup_leaf_destroy(&s->cg, &e) < 0)
+	/* A supervisor stuck in the cell's v1 leaves (leave failed) cannot remove
+	 * them; they stay registered for the next supervisor. */
+	if (cgroup_cell_leave(&s->cg, &e) < 0 || cgroup_cell_destroy(&s->cg, &e) < 0)
 		log_error("%s", e.msg);
 	else
 		runreg_release(&s->reg);
 	/* A leaf we could not remove stays registered: a later supervisor retries. */
 	if (s->reg.fd >= 0)
 		close(s->reg.fd);
+	free(s->filter.filter);
 	int *fds[] = {&s->pidfd, &s->ctl, &s->report, &s->netns, &s->mntns};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		if (*fds[i] >= 0) {

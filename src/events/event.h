@@ -12,6 +12,9 @@
 
 #define EVENT_TYPE_PREFIX "dev.cellos.events.cell."
 
+struct signer;
+struct dlq;
+
 struct event_stream {
 	struct sink *sinks[2];  /* primary (noop for now) and the JSONL mirror */
 	size_t n_sinks;
@@ -22,6 +25,12 @@ struct event_stream {
 	uint64_t sequence;      /* of the last event emitted */
 	unsigned char prev_digest[32]; /* SHA-256 of the canonical form of the last event */
 	unsigned failures;      /* events some sink could not take */
+	/* SPEC §8.3, §8.5, §9: redaction, dead letters, signing. */
+	char *const *redact;    /* borrowed from the config; NULL: none */
+	struct signer *signer;  /* NULL: events are emitted unsigned */
+	struct dlq *dlq;        /* NULL: a failed event is only logged */
+	unsigned emitted, dead_lettered;
+	int64_t sign_us;        /* time spent deriving the key and signing (debug log, bench) */
 };
 
 /* Admission: open the sinks named by the configuration. */

@@ -2,11 +2,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -15,6 +18,12 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "isolate/argv0.h"
+#include "isolate/caps.h"
+#include "isolate/mount.h"
+#include "isolate/seccomp.h"
+#include "util/ids.h"
+#include "util/log.h"
 
 static void send_msg(int fd, char tag, const void *body, size_t len)
 {
@@ -34,6 +43,18 @@ static _Noreturn void setup_failed(int fd, const char *what)
 	memcpy(buf, &errnum, sizeof errnum);
 	size_t n = (size_t)snprintf(buf + sizeof errnum, sizeof buf - sizeof errnum, "%s", what);
 	send_msg(fd, 'S', buf, sizeof errnum + n);
+	_exit(125);
+}
+
+/* A setup step that reports through struct err: the message is complete. */
+static _Noreturn void setup_failed_err(int fd, const struct err *e)
+{
+	char buf[sizeof(int) + ERR_MSG_MAX];
+	int none = 0;
+	memcpy(buf, &none, sizeof none);
+	size_t n = strnlen(e->msg, ERR_MSG_MAX - 1);
+	memcpy(buf + sizeof none, e->msg, n);
+	send_msg(fd, 'S', buf, sizeof none + n);
 	_exit(125);
 }
 
@@ -60,23 +81,43 @@ static void close_fds_except(const int *keep, int n)
 	close_range(lo, ~0U, 0);
 }
 
+static int resolve(const char *file, const char *path, char *out, size_t size);
+static void check_argv0(const struct cellinit_args *a);
+
 /* In-cell setup that must happen inside the new namespaces. */
 static void setup(const struct cellinit_args *a)
 {
-	if (a->ns & NS_MNT) {
-		/* Nothing we mount may propagate back to the host. */
-		if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-			setup_failed(a->ctl, "make / private");
-		if (a->workdir && mount("tmpfs", a->workdir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
-			setup_failed(a->ctl, "mount tmpfs on run.workingDirectory");
-	}
-	if ((a->ns & NS_PID) && mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-		setup_failed(a->ctl, "mount /proc");
+	struct err e = {0};
+	int64_t t = mono_us();
+	/* Our memory is a copy of the supervisor's (secrets included): no process of
+	 * the cell, though it has our uid, may read it through /proc/1/mem or ptrace. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/* In a user namespace the supervisor has just mapped the cell's root: become
+	 * it (our ids are still the supervisor's, unmapped here), and shed the
+	 * supervisor's supplementary groups, which would otherwise keep granting
+	 * e.g. host group 0's access. setgroups is denied (EPERM) only when the
+	 * supervisor is unprivileged, and then those groups are its own. */
+	if ((a->ns & NS_USER) && ((setgroups(0, NULL) < 0 && errno != EPERM) || setresgid(0, 0, 0) < 0 ||
+				  setresuid(0, 0, 0) < 0))
+		setup_failed(a->ctl, "become root of the cell's user namespace");
+	if ((a->ns & NS_MNT) && cellfs_build(&(struct cellfs_opts){.workdir = a->workdir, .hide = a->hide}, &e) < 0)
+		setup_failed_err(a->ctl, &e);
+	log_step(&t, "cell.fs");
 	if (a->ns & NS_UTS) {
 		size_t len = strlen(a->hostname);
 		if (sethostname(a->hostname, len > 64 ? 64 : len) < 0)
 			setup_failed(a->ctl, "sethostname");
 	}
+	/* In the cell's own view of the filesystem, like the exec that follows. */
+	check_argv0(a);
+	/* We need no privilege any more (signals go to processes of our own uid,
+	 * cgroup.kill was opened by the supervisor), and the workload inherits
+	 * none: no capability now or after any execve, even for uid 0, and
+	 * NO_NEW_PRIVS (SPEC §6.1). Done here rather than in the workload's process
+	 * because it is fifty system calls the cell's start need not wait for. */
+	if (caps_drop_all(&e) < 0)
+		setup_failed_err(a->ctl, &e);
+	log_step(&t, "cell.caps");
 }
 
 /* Find argv[0] the way execvp would, but in the cell's PATH, not ours. */
@@ -105,11 +146,41 @@ static int resolve(const char *file, const char *path, char *out, size_t size)
 	return -1;
 }
 
-static _Noreturn void exec_workload(const struct cellinit_args *a)
+/* CELLOS_RUN_ARGV0_ALLOW_PREFIXES, checked before the cell is reported created so
+ * that a refusal is a create failure (lifecycle.v1.failed, 125) and nothing of the
+ * workload ever runs. A bare name that is not found is left to the spawn (127). */
+static void check_argv0(const struct cellinit_args *a)
+{
+	if (!a->argv0_prefixes || !a->argv || !a->argv[0])
+		return;
+	char prog[PATH_MAX];
+	if (resolve(a->argv[0], a->path, prog, sizeof prog) < 0)
+		return;
+	if (argv0_allowed(prog, a->argv0_prefixes))
+		return;
+	char msg[1024];
+	size_t n = (size_t)snprintf(msg, sizeof msg, "run.argv[0]: %s is not under CELLOS_RUN_ARGV0_ALLOW_PREFIXES (", prog);
+	for (char *const *p = a->argv0_prefixes; *p && n < sizeof msg; p++)
+		n += (size_t)snprintf(msg + n, sizeof msg - n, "%s%s", p == a->argv0_prefixes ? "" : ",", *p);
+	if (n < sizeof msg)
+		n += (size_t)snprintf(msg + n, sizeof msg - n, ")");
+	send_msg(a->ctl, 'D', msg, n < sizeof msg ? n : sizeof msg - 1);
+	_exit(125);
+}
+
+static _Noreturn void spawn_failed(int ctl, int errnum, int status)
+{
+	send_msg(ctl, 'E', &errnum, sizeof errnum);
+	_exit(status);
+}
+
+static _Noreturn void exec_workload(const struct cellinit_args *a, const struct sock_fprog *filter)
 {
 	sigset_t none;
 	sigemptyset(&none);
-	for (int s = 1; s < NSIG; s++)
+	/* execve resets caught signals but keeps ignored ones (SIGPIPE for us);
+	 * real-time signals are never ignored here. */
+	for (int s = 1; s < SIGRTMIN; s++)
 		signal(s, SIG_DFL);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
@@ -128,18 +199,54 @@ static _Noreturn void exec_workload(const struct cellinit_args *a)
 		_exit(126);
 	}
 
+	/* Without capabilities since setup (NO_NEW_PRIVS too), so the PATH lookup
+	 * sees exactly what the workload may execute. */
+	struct err e = {0};
 	char prog[PATH_MAX];
-	if (resolve(a->argv[0], a->path, prog, sizeof prog) < 0) {
-		int errnum = errno;
-		send_msg(a->ctl, 'E', &errnum, sizeof errnum);
-		_exit(errnum == ENOENT ? 127 : 126);
-	}
+	if (resolve(a->argv[0], a->path, prog, sizeof prog) < 0)
+		spawn_failed(a->ctl, errno, errno == ENOENT ? 127 : 126);
+	/* Last: from here on the filter applies, to us too (send, execve). */
+	if (filter->filter && seccomp_install(filter, &e) < 0)
+		spawn_failed(a->ctl, errno ? errno : EINVAL, 126);
 	/* The supervisor has SO_PASSCRED: this message carries our pid as it sees it. */
 	send_msg(a->ctl, 'P', prog, strlen(prog));
 	execve(prog, a->argv, a->envp);
 	int errnum = errno;
+	/* ENOENT from an existing file means its interpreter (#! line or ELF loader)
+	 * is missing: argv[0] exists but cannot be executed, which is 126 (SPEC §1). */
+	struct stat st;
+	if (errnum == ENOENT && stat(prog, &st) == 0)
+		errnum = ENOEXEC;
 	send_msg(a->ctl, 'E', &errnum, sizeof errnum);
 	_exit(errnum == ENOENT ? 127 : 126);
+}
+
+struct spawn_args {
+	const struct cellinit_args *a;
+	const struct sock_fprog *filter;
+};
+
+static int workload_main(void *arg)
+{
+	const struct spawn_args *sa = arg;
+	exec_workload(sa->a, sa->filter);
+}
+
+/* The workload's process, the way posix_spawn makes one: clone(CLONE_VM |
+ * CLONE_VFORK) on a stack of its own. fork() would copy our address space (a
+ * copy of the supervisor's) only for execve to tear it down again, which was
+ * most of the time to start a workload. We are suspended until the child has
+ * exec'd or exited; it writes nothing we share but its stack and this thread's
+ * errno. The stack stays mapped: the sanitizers' shadow of it is left as the
+ * child left it, and we exit with the cell anyway. */
+static pid_t spawn_workload(const struct cellinit_args *a, const struct sock_fprog *filter)
+{
+	size_t size = 512 * 1024;
+	void *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (stack == MAP_FAILED)
+		return -1;
+	struct spawn_args sa = {a, filter};
+	return clone(workload_main, (char *)stack + size, CLONE_VM | CLONE_VFORK | SIGCHLD, &sa);
 }
 
 _Noreturn void cellinit_main(const struct cellinit_args *a)
@@ -162,28 +269,43 @@ _Noreturn void cellinit_main(const struct cellinit_args *a)
 
 	int keep[] = {a->ctl, a->report, a->cgroup_kill};
 	close_fds_except(keep, a->cgroup_kill >= 0 ? 3 : 2);
+	/* A session of our own: the cell loses the operator's controlling terminal,
+	 * so it cannot push input into it (TIOCSTI) through an inherited stdout,
+	 * and terminal signals reach the supervisor, which stops the cell. */
+	setsid();
 
-	char cmd;
+	/* 'B' carries the seccomp filter, if any: one whole SEQPACKET record, read
+	 * into an aligned buffer behind the tag byte. */
+	char tag;
+	struct sock_filter *prog = malloc(BPF_MAXINSNS * sizeof *prog);
+	if (!prog)
+		_exit(125);
+	struct iovec iov[2] = {{&tag, 1}, {prog, BPF_MAXINSNS * sizeof *prog}};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+	ssize_t got;
 	for (;;) {
 		/* EOF: the supervisor is gone or gave up on the cell. */
-		if (recv(a->ctl, &cmd, 1, 0) != 1)
+		if ((got = recvmsg(a->ctl, &mh, 0)) < 1)
 			_exit(125);
-		if (cmd == 'A') {
+		if (tag == 'A') {
 			setup(a);
 			send_msg(a->ctl, 'R', "", 0);
-		} else if (cmd == 'B') {
+		} else if (tag == 'B') {
 			break;
 		}
 	}
+	struct sock_fprog filter = {0};
+	if (got > 1 && (size_t)(got - 1) % sizeof *prog == 0) {
+		filter.filter = prog;
+		filter.len = (unsigned short)((size_t)(got - 1) / sizeof *prog);
+	}
 
-	pid_t child = fork();
+	pid_t child = spawn_workload(a, &filter);
 	if (child < 0) {
 		int errnum = errno;
 		send_msg(a->ctl, 'E', &errnum, sizeof errnum);
 		_exit(125);
 	}
-	if (child == 0)
-		exec_workload(a);
 	close(a->ctl);
 
 	for (;;) {

@@ -7,7 +7,10 @@
  *
  * Protocol over `ctl` (SOCK_SEQPACKET, one message per record):
  *   supervisor -> init : 'A' do the in-cell setup     'B' start the workload
+ *                        ('B' + struct sock_filter[]: under this seccomp filter)
  *   init -> supervisor : 'R' setup done, or 'S' + int errno + text: setup failed
+ *                        (errno 0: the text is complete), or 'D' + text: argv[0]
+ *                        refused by CELLOS_RUN_ARGV0_ALLOW_PREFIXES
  *   workload -> supervisor (same socket, before exec):
  *                        'P' + resolved program path (with SCM_CREDENTIALS: its pid)
  *                        'E' + int errno: exec failed
@@ -30,6 +33,9 @@ struct cellinit_args {
 	int report;                /* write end of the report pipe */
 	int cgroup_kill;           /* open cgroup.kill of the leaf, or -1 */
 	pid_t supervisor;          /* to detect a supervisor that died before we armed PDEATHSIG */
+	/* Containment (isolate/mount.h, caps.h, seccomp.h, argv0.h). */
+	char *const *argv0_prefixes;          /* NULL: any program */
+	char *const *hide;                    /* host paths to mask in the cell's root, or NULL */
 };
 
 struct cellinit_report {

@@ -1,31 +1,165 @@
-/* Per-cell cgroup leaf (SPEC §6.1), used to find and kill every process of the
- * cell. This part handles the cgroup v2 hierarchy (pure v2 hosts, and the
- * controller-less v2 hierarchy of hybrid hosts at /sys/fs/cgroup/unified). */
+/* The cell's cgroup leaves (SPEC §3 CELLOS_CGROUP_PARENT, §6.1): how every process
+ * of the cell is found and killed, where run.limits are enforced, and where the
+ * cell's resource usage and OOM kills are read back.
+ *
+ * One leaf `cellos-<cellId>-<runId8>` per hierarchy the cell needs:
+ *   - the cgroup v2 hierarchy (pure v2 hosts: /sys/fs/cgroup; hybrid hosts: the
+ *     controller-less /sys/fs/cgroup/unified). Always made when possible: it
+ *     gives cgroup.kill, cgroup.events and cpu.stat even without controllers. The
+ *     cell's init is cloned straight into it (CLONE_INTO_CGROUP).
+ *   - on hybrid hosts, the v1 hierarchies of the controllers v2 cannot provide:
+ *     memory (always: peak usage and OOM kills), pids and cpu (when limited).
+ *     Nothing can clone into a v1 cgroup, so the supervisor's own thread joins
+ *     the v1 leaves around the clone (cgroup_cell_enter/leave): the init is born
+ *     in them, before it can fork anything.
+ *
+ * Life of a cgroup_cell: plan (decide every path, touch nothing) -> the run
+ * registry records the paths -> make (mkdir, enable v2 controllers) -> enter ->
+ * clone3 -> leave -> apply (write the limits) -> ... -> wait_empty, usage ->
+ * destroy. */
 #ifndef CELLOS_CGROUP_H
 #define CELLOS_CGROUP_H
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "util/err.h"
 
-struct cgroup_leaf {
-	char path[PATH_MAX];   /* "" when no leaf could be made */
-	int dirfd;             /* O_DIRECTORY fd for clone3(CLONE_INTO_CGROUP), -1 if none */
-	bool has_kill;         /* cgroup.kill exists (Linux >= 5.14) */
+/* Controllers the cell may need, as bits; CG_IDX_* index arrays. */
+enum { CG_IDX_MEMORY = 0, CG_IDX_PIDS, CG_IDX_CPU, CG_NCTRL };
+enum { CG_MEMORY = 1 << CG_IDX_MEMORY, CG_PIDS = 1 << CG_IDX_PIDS, CG_CPU = 1 << CG_IDX_CPU };
+
+/* The kernel refuses CFS quotas below 1 ms (cpu.max, cpu.cfs_quota_us). */
+#define CG_CPU_QUOTA_MIN 1000LL
+
+/* The cell's effective limits; 0 = none. */
+struct cgroup_limits {
+	long long memory_max;          /* bytes */
+	long long cpu_quota, cpu_period; /* µs */
+	long long pids_max;            /* processes and threads of the workload */
+	bool cpu_from_env;             /* CELLOS_CGROUP_CPU_MAX supplied cpu_quota/period */
+	bool cpu_raised;               /* the quota asked was below CG_CPU_QUOTA_MIN */
 };
 
-/* Make the leaf `name` under `parent` (NULL: the supervisor's own v2 cgroup).
- * Returns 0 with leaf->path set, or -1 when no v2 leaf can be made here (e.g. not
- * writable); then leaf->path is "" and the caller falls back. */
-int cgroup_leaf_create(struct cgroup_leaf *leaf, const char *parent, const char *name, struct err *e);
-/* Send `sig` to every process in the leaf but `except` (0: none). SIGKILL to all
- * uses cgroup.kill when present. */
-void cgroup_leaf_signal(struct cgroup_leaf *leaf, int sig, pid_t except);
-/* True while any process is left in the leaf. */
-bool cgroup_leaf_populated(struct cgroup_leaf *leaf);
-/* Kill what is left, wait until the leaf is empty (bounded) and remove it. */
-int cgroup_leaf_destroy(struct cgroup_leaf *leaf, struct err *e);
+/* run.limits, with CELLOS_CGROUP_CPU_MAX (env_quota/env_period, 0 if unset) only
+ * when the spec has no cpuMax; a quota under the kernel minimum is raised to it. */
+void cgroup_limits_resolve(struct cgroup_limits *l, long long memory_max, long long spec_quota,
+			   long long spec_period, long long env_quota, long long env_period, long long pids_max);
+/* CG_* bits of the controllers `l` needs. */
+unsigned cgroup_limits_ctrls(const struct cgroup_limits *l);
+/* cpu.max text ("<quota> <period>", or "max <period>" without a quota). */
+void cgroup_format_cpu_max(const struct cgroup_limits *l, char *buf, size_t size);
+/* The pids.max the leaf gets: pids_max plus one for the cell's own init, which is
+ * ours, not the workload's. */
+long long cgroup_pids_max_value(const struct cgroup_limits *l);
+
+/* ---- where the hierarchies are (pure parsing; unit-tested) ---- */
+
+#define CG_MAX_MOUNTS 32
+#define CG_MNT_MAX 512
+
+struct cgroup_mount {
+	char mnt[CG_MNT_MAX];          /* mount point */
+	char root[CG_MNT_MAX];         /* what of the hierarchy is mounted there ("/" usually) */
+	bool v2;
+	unsigned ctrls;                /* CG_* bound to this v1 hierarchy */
+};
+
+struct cgroup_host {
+	struct cgroup_mount mounts[CG_MAX_MOUNTS];
+	size_t n_mounts;
+	int v2;                        /* index of the v2 mount, -1: none */
+	int v1[CG_NCTRL];              /* index of each controller's v1 mount, -1: none */
+	char own_v2[PATH_MAX];         /* the supervisor's cgroups (/proc/self/cgroup) */
+	char own_v1[CG_NCTRL][PATH_MAX];
+};
+
+/* Fill h from the text of /proc/self/mountinfo and /proc/self/cgroup. */
+void cgroup_host_parse(struct cgroup_host *h, const char *mountinfo, const char *self_cgroup);
+/* Fill h from this host. `fast`: recognise the usual layouts by statfs() where
+ * that is certain (falls back to parsing mountinfo); only mountinfo lists every
+ * hierarchy, which locating a CELLOS_CGROUP_PARENT needs. */
+int cgroup_host_load(struct cgroup_host *h, bool fast, struct err *e);
+/* Directory of the cgroup the caller would put its leaf under, in the v2 hierarchy
+ * (which = -1) or controller `which`'s v1 hierarchy:
+ *   - parent NULL: the supervisor's own cgroup there;
+ *   - parent inside that hierarchy: parent itself;
+ *   - parent inside another cgroup hierarchy: the same path relative to the
+ *     hierarchy's root, in this one (*mapped = true: the caller falls back to the
+ *     own cgroup when that directory does not exist).
+ * Returns 0, or -1 (with e) when the hierarchy is missing or parent is not in any. */
+int cgroup_leaf_parent(const struct cgroup_host *h, int which, const char *parent, char *out, size_t size,
+		       bool *mapped, struct err *e);
+
+/* ---- one cell's leaves ---- */
+
+struct cgroup_dir {
+	char path[PATH_MAX];           /* "" when there is none */
+	int fd;                        /* O_DIRECTORY, -1 when not made */
+	char own[PATH_MAX];            /* v1: the supervisor's cgroup there, to go back to */
+	bool joined;                   /* v1: the supervisor's thread is in it */
+};
+
+struct cgroup_cell {
+	struct cgroup_dir v2;
+	struct cgroup_dir v1[CG_NCTRL];
+	bool has_kill;                 /* v2 cgroup.kill (Linux >= 5.14) */
+	unsigned v2_ctrls;             /* CG_* the v2 leaf carries */
+	unsigned v2_enable;            /* of those, to enable in the parent's subtree_control */
+	char v2_parent[PATH_MAX];
+	unsigned want;                 /* CG_* the limits need */
+	bool cpu_env;                  /* the CPU limit came from CELLOS_CGROUP_CPU_MAX (messages) */
+	unsigned applied;              /* of want, in force */
+	char error[512];               /* why something of want is not in force, "" */
+};
+
+/* Whole-cell accounting, read after the cell's processes are gone. */
+struct cgroup_usage {
+	bool have_cpu, have_mem;
+	long long user_us, sys_us;     /* cpu.stat (v2 leaf, any host with one) */
+	long long mem_peak;            /* memory.peak / memory.max_usage_in_bytes, bytes */
+	long long oom_kills;           /* memory.events / memory.oom_control oom_kill */
+};
+
+/* Reset to "no leaves" (call before anything else, so destroy is always safe). */
+void cgroup_cell_init(struct cgroup_cell *cg);
+/* Decide every path (reads the host, creates nothing). -1 when not even a v2
+ * leaf is possible; limits that cannot be placed are noted in cg->error. */
+int cgroup_cell_plan(struct cgroup_cell *cg, const char *parent, const char *name, const struct cgroup_limits *l,
+		     struct err *e);
+/* The leaf paths of the plan (for the run registry), v2 first. Returns the count. */
+size_t cgroup_cell_paths(const struct cgroup_cell *cg, const char **out, size_t max);
+/* mkdir the leaves, enabling v2 controllers where needed (moving the supervisor
+ * into a sibling leaf `cellos-supervisor` when the no-internal-process rule
+ * requires it). Failures are noted in cg->error; never fatal. */
+void cgroup_cell_make(struct cgroup_cell *cg);
+/* Move the calling thread into / back out of the v1 leaves, around the clone.
+ * enter failures drop that leaf (noted); leave failing is fatal (-1). */
+void cgroup_cell_enter(struct cgroup_cell *cg);
+int cgroup_cell_leave(struct cgroup_cell *cg, struct err *e);
+/* Write the limits. -1 only when a limit is below what the cell already uses
+ * (it could never be honoured); other failures are noted in cg->error. */
+int cgroup_cell_apply(struct cgroup_cell *cg, const struct cgroup_limits *l, struct err *e);
+/* Send `sig` to every process of the cell but `except` (0: none); SIGKILL to all
+ * through cgroup.kill when there is one. */
+void cgroup_cell_signal(struct cgroup_cell *cg, int sig, pid_t except);
+bool cgroup_cell_populated(struct cgroup_cell *cg);
+/* Wait (bounded) until no process is left; true when empty. */
+bool cgroup_cell_wait_empty(struct cgroup_cell *cg, int timeout_ms);
+void cgroup_cell_usage(struct cgroup_cell *cg, struct cgroup_usage *u);
+/* Kill what is left, wait until empty (bounded) and remove every leaf. */
+int cgroup_cell_destroy(struct cgroup_cell *cg, struct err *e);
+/* True when the cell has any leaf that can enumerate its processes. */
+bool cgroup_cell_any(const struct cgroup_cell *cg);
+
+/* Remove a leaf a dead supervisor left (run registry sweep): only directories
+ * named cellos-* on a cgroup filesystem; kills what is left in it first. */
+int cgroup_remove_stale(const char *path, struct err *e);
+
+/* Hardened profile (SPEC §7): can a leaf with memory, pids and cpu limits be made
+ * under `parent` (NULL: default placement)? -1 with the reason otherwise. */
+int cgroup_probe_limits(const char *parent, struct err *e);
 
 #endif

@@ -3,7 +3,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -11,7 +12,22 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "isolate/cgroup.h"
 #include "util/log.h"
+
+/* The registration's text (the leaf paths), NUL-terminated, or NULL. */
+static char *read_fd(int fd)
+{
+	char *buf = malloc(16384);
+	if (!buf)
+		return NULL;
+	size_t len = 0;
+	ssize_t n;
+	while (len < 16383 && (n = read(fd, buf + len, 16383 - len)) > 0)
+		len += (size_t)n;
+	buf[len] = '\0';
+	return buf;
+}
 
 static int mkdirs(void)
 {
@@ -22,12 +38,22 @@ static int mkdirs(void)
 	return 0;
 }
 
-int runreg_register(struct runreg *r, const char *name, const char *cgroup_leaf, struct err *e)
+int runreg_register(struct runreg *r, const char *name, const char *const *leaves, size_t n, struct err *e)
 {
 	r->fd = -1;
 	r->path[0] = '\0';
 	if (mkdirs() < 0)
 		return err_sys(e, errno, "run registry %s", RUNREG_DIR);
+	/* One buffer, one write: the content is complete or absent. */
+	size_t len = 0;
+	for (size_t i = 0; i < n; i++)
+		len += strlen(leaves[i]) + 1;
+	cleanup_free char *text = malloc(len + 1);
+	if (!text)
+		return err_set(e, "run registry: out of memory");
+	text[0] = '\0';
+	for (size_t i = 0, off = 0; i < n; i++)
+		off += (size_t)sprintf(text + off, "%s\n", leaves[i]);
 	/* Written under a dot-name and renamed into place already locked, so a
 	 * sweeper never sees an unlocked, half-written registration. */
 	char tmp[512];
@@ -36,7 +62,7 @@ int runreg_register(struct runreg *r, const char *name, const char *cgroup_leaf,
 	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return err_sys(e, errno, "run registry %s", tmp);
-	if (flock(fd, LOCK_EX) < 0 || write(fd, cgroup_leaf, strlen(cgroup_leaf)) < 0 || rename(tmp, r->path) < 0) {
+	if (flock(fd, LOCK_EX) < 0 || write(fd, text, len) < 0 || rename(tmp, r->path) < 0) {
 		int errnum = errno;
 		unlink(tmp);
 		close(fd);
@@ -53,29 +79,6 @@ void runreg_release(struct runreg *r)
 	unlink(r->path);
 	close(r->fd);
 	r->fd = -1;
-}
-
-/* Kill whatever is left in a dead run's leaf and remove it. */
-static void remove_leaf(const char *leaf)
-{
-	if (!leaf[0] || strncmp(leaf, "/sys/fs/cgroup/", 15) != 0 || strstr(leaf, "/.."))
-		return;
-	char f[4200];
-	snprintf(f, sizeof f, "%s/cgroup.kill", leaf);
-	int fd = open(f, O_WRONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		ssize_t n = write(fd, "1", 1);
-		(void)n;
-		close(fd);
-	}
-	for (int i = 0; i < 1000; i++) {
-		if (rmdir(leaf) == 0 || errno == ENOENT)
-			return;
-		if (errno != EBUSY)
-			break;
-		nanosleep(&(struct timespec){0, 1000000}, NULL);
-	}
-	log_warn("stale cgroup leaf %s: cannot remove: %s", leaf, strerror(errno));
 }
 
 void runreg_sweep(void)
@@ -95,11 +98,25 @@ void runreg_sweep(void)
 			close(fd);
 			continue;
 		}
-		char leaf[4096];
-		ssize_t n = read(fd, leaf, sizeof leaf - 1);
-		leaf[n > 0 ? n : 0] = '\0';
+		cleanup_free char *leaves = read_fd(fd);
 		log_info("cleaning up after dead run %.*s", (int)(len - 5), de->d_name);
-		remove_leaf(leaf);
+		/* The v2 leaf comes first: its cgroup.kill empties the v1 ones too. */
+		bool all_gone = true;
+		for (char *line = leaves, *next; line && *line; line = next) {
+			next = strchr(line, '\n');
+			if (next)
+				*next++ = '\0';
+			struct err e = {0};
+			if (line[0] && cgroup_remove_stale(line, &e) < 0) {
+				log_warn("%s", e.msg);
+				all_gone = false;
+			}
+		}
+		/* A leaf we could not remove keeps its registration: the next sweep retries. */
+		if (!all_gone) {
+			close(fd);
+			continue;
+		}
 		unlinkat(dirfd(d), de->d_name, 0);
 		close(fd);
 	}

@@ -3,10 +3,13 @@
  * the host removes what the dead one left".
  *
  * Each run holds an exclusive flock on /run/cellos/runs/<name>.lock for its whole
- * life; the file records the host objects it made. A lock that can be taken
- * belongs to a dead supervisor. */
+ * life; the file records the host objects it made, one cgroup leaf path per line
+ * (the v2 leaf first, then the v1 ones). A lock that can be taken belongs to a
+ * dead supervisor. */
 #ifndef CELLOS_RUNREG_H
 #define CELLOS_RUNREG_H
+
+#include <stddef.h>
 
 #include "util/err.h"
 
@@ -17,8 +20,9 @@ struct runreg {
 	char path[512];
 };
 
-/* Register run `name`, recording `cgroup_leaf` (may be ""). */
-int runreg_register(struct runreg *r, const char *name, const char *cgroup_leaf, struct err *e);
+/* Register run `name`, recording its `n` cgroup leaf paths (written before the
+ * leaves are made, so no window leaves one unrecorded). */
+int runreg_register(struct runreg *r, const char *name, const char *const *leaves, size_t n, struct err *e);
 /* Remove the registration (the run's objects are gone). */
 void runreg_release(struct runreg *r);
 /* Clean up after every dead run found in the registry. Errors are logged. */

@@ -1,0 +1,454 @@
+/* The cell's root filesystem: see mount.h for what the cell sees.
+ *
+ * Everything is done with the new mount API (fsopen/fsmount, open_tree,
+ * mount_setattr, move_mount, Linux >= 5.12) on file descriptors, never on path
+ * strings walked from the host's root: a mount point is always a directory we
+ * just created inside the scaffold tmpfs, or an fd opened with RESOLVE_IN_ROOT
+ * relative to the scaffold, so a symlink (ours or one inside a bound host
+ * directory) can never point a mount, a mkdir or a mask at the host. Two more
+ * reasons for the new API: mount_setattr(AT_RECURSIVE) makes a bound host tree
+ * read-only including every submount in one call (a classic MS_REMOUNT|MS_BIND
+ * only changes the top mount, leaving e.g. a bind-mounted /etc/resolv.conf
+ * writable), and each new filesystem comes with its mount flags already set,
+ * so there is no window in which it is writable or allows setuid. */
+#include "isolate/mount.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+#include "util/ids.h"
+#include "util/log.h"
+
+/* Every host tree the cell sees: read-only, no setuid, no devices. */
+#define HOST_RO (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
+/* Masks and kernel pseudo-filesystems: nothing to execute there either. */
+#define SEALED (HOST_RO | MOUNT_ATTR_NOEXEC)
+
+/* Host directories bound into the cell, or recreated as symlinks where the host
+ * has symlinks (merged /usr: /bin -> usr/bin). Not /var (logs, databases, caches
+ * of the host), /home, /root, /srv, /mnt, /media, /run (sockets of the host's
+ * daemons and of the supervisor). */
+static const char *const host_entries[] = {"usr", "etc", "opt", "bin", "sbin", "lib", "lib32", "lib64", "libx32"};
+
+/* Host secrets inside the bound trees. Even without a user namespace the
+ * workload is uid 0 without capabilities, which still reads files owned by root
+ * with mode 0600/0640. Masked where present. */
+static const char *const etc_masks[] = {
+	"etc/shadow", "etc/shadow-", "etc/gshadow", "etc/gshadow-", "etc/security/opasswd",
+	"etc/ssh/ssh_host_rsa_key", "etc/ssh/ssh_host_ecdsa_key", "etc/ssh/ssh_host_ed25519_key",
+	"etc/ssh/ssh_host_dsa_key", "etc/ssl/private", "etc/krb5.keytab", "etc/ipsec.secrets",
+	"etc/ipsec.d/private", "etc/wireguard", "etc/NetworkManager/system-connections",
+	"etc/letsencrypt", "etc/cellos",
+};
+
+/* procfs entries that expose or act on the whole host (Docker's list, plus the
+ * page-frame files and sysrq-trigger, which uid 0 may write without any
+ * capability: masked rather than read-only). */
+static const char *const proc_masks[] = {
+	"kcore", "kmsg", "keys", "key-users", "latency_stats", "timer_list", "timer_stats", "sched_debug",
+	"sysrq-trigger", "kpagecount", "kpageflags", "kpagecgroup", "acpi", "asound", "scsi",
+};
+/* Writable by uid 0 without capabilities for many entries (e.g. vm.drop_caches). */
+static const char *const proc_readonly[] = {"sys", "irq", "bus", "fs"};
+/* Firmware tables and EFI variables; RAPL energy counters (a power side channel). */
+static const char *const sys_masks[] = {"firmware", "devices/virtual/powercap"};
+
+static const struct {
+	const char *name;
+	unsigned major, minor;
+} dev_nodes[] = {
+	{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
+};
+static const struct {
+	const char *name, *target;
+} dev_links[] = {
+	{"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
+	{"stderr", "/proc/self/fd/2"}, {"ptmx", "pts/ptmx"},
+};
+
+struct builder {
+	int root;         /* the scaffold tmpfs (the cell's future "/") */
+	int dev;          /* the cell's /dev */
+	struct err *e;
+};
+
+static int openat_in(int root, const char *rel, int flags)
+{
+	/* RESOLVE_IN_ROOT: ".." and absolute symlinks stop at `root`, as they will for
+	 * the workload once `root` is "/". */
+	struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC), .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+	return (int)syscall(SYS_openat2, root, rel, &how, sizeof how);
+}
+
+static void close_keep_errno(int fd)
+{
+	int errnum = errno;
+	if (fd >= 0)
+		close(fd);
+	errno = errnum;
+}
+
+/* A new instance of filesystem `type` as a detached mount; `conf` is a comma list
+ * of key=value or flag options. -1 with errno on failure. */
+static int new_fs(const char *type, const char *conf, unsigned attrs)
+{
+	int fs = fsopen(type, FSOPEN_CLOEXEC);
+	if (fs < 0)
+		return -1;
+	char buf[128];
+	snprintf(buf, sizeof buf, "%s", conf ? conf : "");
+	char *save = NULL;
+	for (char *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+		char *val = strchr(kv, '=');
+		if (val)
+			*val++ = '\0';
+		if (fsconfig(fs, val ? FSCONFIG_SET_STRING : FSCONFIG_SET_FLAG, kv, val, 0) < 0) {
+			close_keep_errno(fs);
+			return -1;
+		}
+	}
+	int m = -1;
+	if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0)
+		m = fsmount(fs, FSMOUNT_CLOEXEC, attrs);
+	close_keep_errno(fs);
+	return m;
+}
+
+static int attach(int m, int dirfd, const char *rel)
+{
+	return move_mount(m, "", dirfd, rel, MOVE_MOUNT_F_EMPTY_PATH | (*rel ? 0 : MOVE_MOUNT_T_EMPTY_PATH));
+}
+
+/* Mount a new `type` on `rel` (created, mode `mode`) under `dirfd`; returns the
+ * mount's fd (the caller closes it) or -1 with errno. */
+static int mount_new(int dirfd, const char *rel, mode_t mode, const char *type, const char *conf, unsigned attrs)
+{
+	int m = new_fs(type, conf, attrs);
+	if (m < 0)
+		return -1;
+	if ((mkdirat(dirfd, rel, mode) < 0 && errno != EEXIST) || attach(m, dirfd, rel) < 0) {
+		close_keep_errno(m);
+		return -1;
+	}
+	return m;
+}
+
+/* A read-only copy of the host tree at `src` (with its submounts) on `rel`. */
+static int bind_host_ro(const char *src, int dirfd, const char *rel, unsigned attrs)
+{
+	int t = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+	if (t < 0)
+		return -1;
+	struct mount_attr a = {.attr_set = attrs};
+	int rc = mount_setattr(t, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a);
+	if (rc == 0)
+		rc = attach(t, dirfd, rel);
+	close_keep_errno(t);
+	return rc;
+}
+
+/* Mount the tree at `rel` under `dirfd` again on itself, sealed read-only. */
+static int seal_in_place(int dirfd, const char *rel)
+{
+	int t = open_tree(dirfd, rel, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+	if (t < 0)
+		return errno == ENOENT ? 0 : -1;
+	struct mount_attr a = {.attr_set = SEALED};
+	int rc = mount_setattr(t, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a);
+	if (rc == 0)
+		rc = attach(t, dirfd, rel);
+	close_keep_errno(t);
+	return rc;
+}
+
+/* Cover what `fd` refers to: a directory with an empty mode-000 tmpfs, anything
+ * else with the cell's /dev/null on a nodev mount; opening either fails (EACCES)
+ * for a workload without capabilities. */
+static int cover(struct builder *b, int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -1;
+	int m;
+	if (S_ISDIR(st.st_mode)) {
+		m = new_fs("tmpfs", "mode=000,size=4k", SEALED);
+	} else {
+		m = open_tree(b->dev, "null", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		struct mount_attr a = {.attr_set = SEALED};
+		if (m >= 0 && mount_setattr(m, "", AT_EMPTY_PATH, &a, sizeof a) < 0) {
+			close_keep_errno(m);
+			m = -1;
+		}
+	}
+	if (m < 0)
+		return -1;
+	int rc = move_mount(m, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+	close_keep_errno(m);
+	return rc;
+}
+
+/* Mask `rel` (resolved inside `dirfd` as the cell will resolve it) if it exists. */
+static int mask(struct builder *b, int dirfd, const char *rel, const char *shown)
+{
+	int fd = openat_in(dirfd, rel, O_PATH);
+	if (fd < 0)
+		return (errno == ENOENT || errno == ENOTDIR) ? 0 : err_sys(b->e, errno, "cell filesystem: mask %s", shown);
+	int rc = cover(b, fd);
+	close_keep_errno(fd);
+	return rc < 0 ? err_sys(b->e, errno, "cell filesystem: mask %s", shown) : 0;
+}
+
+static int build_host_entries(struct builder *b)
+{
+	for (size_t i = 0; i < sizeof host_entries / sizeof host_entries[0]; i++) {
+		const char *name = host_entries[i];
+		char src[32];
+		snprintf(src, sizeof src, "/%s", name);
+		struct stat st;
+		if (lstat(src, &st) < 0)
+			continue; /* absent on this host */
+		if (S_ISLNK(st.st_mode)) {
+			char target[PATH_MAX];
+			ssize_t n = readlink(src, target, sizeof target - 1);
+			if (n < 0)
+				return err_sys(b->e, errno, "cell filesystem: readlink %s", src);
+			target[n] = '\0';
+			/* Resolved inside the cell once we pivot, whatever the target. */
+			if (symlinkat(target, b->root, name) < 0)
+				return err_sys(b->e, errno, "cell filesystem: symlink %s", src);
+		} else if (S_ISDIR(st.st_mode)) {
+			if (mkdirat(b->root, name, 0755) < 0 || bind_host_ro(src, b->root, name, HOST_RO) < 0)
+				return err_sys(b->e, errno, "cell filesystem: bind %s read-only", src);
+		}
+	}
+	return 0;
+}
+
+static int build_dev(struct builder *b)
+{
+	b->dev = mount_new(b->root, "dev", 0755, "tmpfs", "mode=0755,size=64k", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+	if (b->dev < 0)
+		return err_sys(b->e, errno, "cell filesystem: mount /dev");
+	for (size_t i = 0; i < sizeof dev_nodes / sizeof dev_nodes[0]; i++) {
+		const char *name = dev_nodes[i].name;
+		if (mknodat(b->dev, name, S_IFCHR | 0666, makedev(dev_nodes[i].major, dev_nodes[i].minor)) == 0)
+			continue;
+		if (errno != EPERM)
+			return err_sys(b->e, errno, "cell filesystem: mknod /dev/%s", name);
+		/* A user namespace may not create device nodes: bind the host's, as
+		 * bubblewrap's --dev does. */
+		char src[32];
+		snprintf(src, sizeof src, "/dev/%s", name);
+		int fd = openat(b->dev, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0666);
+		if (fd < 0)
+			return err_sys(b->e, errno, "cell filesystem: create /dev/%s", name);
+		close(fd);
+		if (bind_host_ro(src, b->dev, name, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC) < 0)
+			return err_sys(b->e, errno, "cell filesystem: bind %s", src);
+	}
+	for (size_t i = 0; i < sizeof dev_links / sizeof dev_links[0]; i++)
+		if (symlinkat(dev_links[i].target, b->dev, dev_links[i].name) < 0)
+			return err_sys(b->e, errno, "cell filesystem: symlink /dev/%s", dev_links[i].name);
+	int m = mount_new(b->dev, "pts", 0755, "devpts", "newinstance,ptmxmode=0666,mode=0620",
+			  MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+	if (m < 0)
+		return err_sys(b->e, errno, "cell filesystem: mount /dev/pts");
+	close(m);
+	if ((m = mount_new(b->dev, "shm", 01777, "tmpfs", "mode=1777", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)) < 0)
+		return err_sys(b->e, errno, "cell filesystem: mount /dev/shm");
+	close(m);
+	return 0;
+}
+
+static int build_proc(struct builder *b)
+{
+	int proc = mount_new(b->root, "proc", 0555, "proc", NULL, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+	if (proc < 0 && errno == EPERM) {
+		/* A user namespace without its own PID namespace may not mount a procfs
+		 * (it would show processes it does not own): show the host's instead,
+		 * with the same masks. */
+		if (mkdirat(b->root, "proc", 0555) == 0 &&
+		    bind_host_ro("/proc", b->root, "proc", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC) == 0)
+			proc = openat(b->root, "proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (proc < 0)
+		return err_sys(b->e, errno, "cell filesystem: mount /proc");
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < sizeof proc_readonly / sizeof proc_readonly[0]; i++)
+		if (seal_in_place(proc, proc_readonly[i]) < 0)
+			rc = err_sys(b->e, errno, "cell filesystem: /proc/%s read-only", proc_readonly[i]);
+	for (size_t i = 0; rc == 0 && i < sizeof proc_masks / sizeof proc_masks[0]; i++)
+		rc = mask(b, proc, proc_masks[i], proc_masks[i]);
+	close(proc);
+	return rc;
+}
+
+static int build_sys(struct builder *b)
+{
+	/* A sysfs of our own shows the cell's network namespace (only lo), not the
+	 * host's interfaces; the kernel refuses it to a user namespace that does not
+	 * own its network namespace, and then the cell simply has no /sys. */
+	int sys = new_fs("sysfs", NULL, SEALED);
+	if (sys < 0)
+		return errno == EPERM ? 0 : err_sys(b->e, errno, "cell filesystem: mount /sys");
+	int rc = 0;
+	if ((mkdirat(b->root, "sys", 0555) < 0) || attach(sys, b->root, "sys") < 0)
+		rc = err_sys(b->e, errno, "cell filesystem: mount /sys");
+	for (size_t i = 0; rc == 0 && i < sizeof sys_masks / sizeof sys_masks[0]; i++)
+		rc = mask(b, sys, sys_masks[i], sys_masks[i]);
+	close(sys);
+	return rc;
+}
+
+/* run.workingDirectory: a fresh tmpfs at the same path inside the cell. Missing
+ * parents are created in the scaffold; a path inside a read-only host tree must
+ * already exist there (we never create anything on the host). */
+static int build_workdir(struct builder *b, const char *workdir)
+{
+	char rel[PATH_MAX];
+	size_t len = 0;
+	/* Normalise: no empty or "." components (".." is refused by the validator
+	 * and again here: inside the scaffold it could only mean "escape"). */
+	for (const char *p = workdir; *p;) {
+		while (*p == '/')
+			p++;
+		size_t n = strcspn(p, "/");
+		if (n == 0)
+			break;
+		if (n == 2 && p[0] == '.' && p[1] == '.')
+			return err_set(b->e, "run.workingDirectory %s: '..' is not allowed", workdir);
+		if (!(n == 1 && p[0] == '.')) {
+			if (len + n + 2 > sizeof rel)
+				return err_set(b->e, "run.workingDirectory: path too long");
+			if (len)
+				rel[len++] = '/';
+			memcpy(rel + len, p, n);
+			len += n;
+		}
+		p += n;
+	}
+	rel[len] = '\0';
+	if (len == 0)
+		return err_set(b->e, "run.workingDirectory: '/' cannot be the workspace (it is the cell's root)");
+
+	/* Create each missing component in its parent as the cell resolves it. */
+	for (size_t i = 0; i <= len; i++) {
+		if (rel[i] != '/' && rel[i] != '\0')
+			continue;
+		char saved = rel[i];
+		rel[i] = '\0';
+		char *slash = strrchr(rel, '/');
+		int parent = slash ? (*slash = '\0', openat_in(b->root, rel, O_PATH | O_DIRECTORY)) : dup(b->root);
+		if (slash)
+			*slash = '/';
+		int rc = parent < 0 ? -1 : mkdirat(parent, slash ? slash + 1 : rel, 0755);
+		int errnum = errno;
+		if (parent >= 0)
+			close(parent);
+		if (rc < 0 && errnum != EEXIST) {
+			err_sys(b->e, errnum, "run.workingDirectory %s: cannot create /%s in the cell%s", workdir, rel,
+				errnum == EROFS ? " (it would be inside a read-only host directory)" : "");
+			rel[i] = saved;
+			return -1;
+		}
+		rel[i] = saved;
+	}
+	int dir = openat_in(b->root, rel, O_PATH | O_DIRECTORY);
+	if (dir < 0)
+		return err_sys(b->e, errno, "run.workingDirectory %s: open in the cell", workdir);
+	int m = new_fs("tmpfs", "mode=0755", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+	int rc = m < 0 ? -1 : move_mount(m, "", dir, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+	int errnum = errno;
+	close_keep_errno(m);
+	close(dir);
+	return rc < 0 ? err_sys(b->e, errnum, "run.workingDirectory %s: mount tmpfs", workdir) : 0;
+}
+
+static int build(struct builder *b, const struct cellfs_opts *o)
+{
+	struct err *e = b->e;
+	int64_t T = mono_us();
+	/* Nothing we mount may propagate back to the host (and pivot_root refuses a
+	 * shared parent mount). */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return err_sys(e, errno, "cell filesystem: make / private");
+	log_step(&T, "fs.private");
+
+	/* The scaffold must be attached somewhere to receive mounts and to pivot
+	 * into: over /tmp, in this namespace only (as bubblewrap does). No source we
+	 * bind lives under /tmp. */
+	b->root = new_fs("tmpfs", "mode=0755,size=1m", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+	if (b->root < 0)
+		return err_sys(e, errno, "cell filesystem: new tmpfs");
+	if (attach(b->root, AT_FDCWD, "/tmp") < 0 && attach(b->root, AT_FDCWD, "/mnt") < 0)
+		return err_sys(e, errno, "cell filesystem: attach the scaffold on /tmp");
+
+	log_step(&T, "fs.scaffold");
+	if (build_host_entries(b) < 0) return -1;
+	log_step(&T, "fs.host");
+	if (build_dev(b) < 0) return -1;
+	log_step(&T, "fs.dev");
+	if (build_proc(b) < 0) return -1;
+	log_step(&T, "fs.proc");
+	if (build_sys(b) < 0)
+		return -1;
+	log_step(&T, "fs.sys");
+	int m = mount_new(b->root, "tmp", 01777, "tmpfs", "mode=1777", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+	if (m < 0)
+		return err_sys(e, errno, "cell filesystem: mount /tmp");
+	close(m);
+	if (mkdirat(b->root, "run", 0755) < 0 || mkdirat(b->root, "var", 0755) < 0 ||
+	    symlinkat("../tmp", b->root, "var/tmp") < 0)
+		return err_sys(e, errno, "cell filesystem: scaffold");
+
+	for (size_t i = 0; i < sizeof etc_masks / sizeof etc_masks[0]; i++)
+		if (mask(b, b->root, etc_masks[i], etc_masks[i]) < 0)
+			return -1;
+	for (char *const *h = o->hide; h && *h; h++)
+		if (**h == '/' && mask(b, b->root, *h + 1, *h) < 0)
+			return -1;
+	log_step(&T, "fs.tmp+masks");
+	if (o->workdir && build_workdir(b, o->workdir) < 0)
+		return -1;
+	log_step(&T, "fs.workdir");
+
+	/* Read-only from now on: the scaffold (the cell cannot add entries to "/")
+	 * and /dev (the cell cannot create files there; devices stay usable). */
+	struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
+	if (mount_setattr(b->dev, "", AT_EMPTY_PATH, &ro, sizeof ro) < 0 ||
+	    mount_setattr(b->root, "", AT_EMPTY_PATH, &ro, sizeof ro) < 0)
+		return err_sys(e, errno, "cell filesystem: make the scaffold read-only");
+
+	/* pivot_root(".", "."): the old root ends up stacked on the new one and is
+	 * detached at once, so no path of the cell leads to the host's root. */
+	if (fchdir(b->root) < 0 || syscall(SYS_pivot_root, ".", ".") < 0)
+		return err_sys(e, errno, "cell filesystem: pivot_root");
+	log_step(&T, "fs.ro+pivot");
+	if (umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
+		return err_sys(e, errno, "cell filesystem: detach the host's root");
+	log_step(&T, "fs.detach");
+	return 0;
+}
+
+int cellfs_build(const struct cellfs_opts *o, struct err *e)
+{
+	struct builder b = {.root = -1, .dev = -1, .e = e};
+	/* Modes are given exactly (0666 devices, 1777 /tmp). */
+	mode_t old = umask(0);
+	int rc = build(&b, o);
+	umask(old);
+	if (b.dev >= 0)
+		close(b.dev);
+	if (b.root >= 0)
+		close(b.root);
+	return rc;
+}

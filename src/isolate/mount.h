@@ -1,0 +1,48 @@
+/* The cell's filesystem (SPEC §6.1), built by the cell's init inside the cell's
+ * fresh mount namespace, before anything of the workload runs.
+ *
+ * The cell's root is a new tmpfs (the "scaffold") holding only what we put there:
+ *
+ *   /usr /etc /opt            host directories, bind-mounted read-only, nosuid, nodev
+ *                             (recursively: every submount too)
+ *   /bin /sbin /lib*          the host's symlinks recreated (merged-/usr hosts), or
+ *                             read-only binds where they are real directories
+ *   /proc                     a new procfs (of the cell's PID namespace when it has one)
+ *                             with kcore, sysrq-trigger, keys, ... masked and /proc/sys,
+ *                             /proc/irq, /proc/bus, /proc/fs read-only
+ *   /sys                      a new read-only sysfs (of the cell's network namespace),
+ *                             /sys/firmware masked; absent where the kernel refuses one
+ *   /dev                      read-only tmpfs: null zero full random urandom tty, the
+ *                             fd/stdin/stdout/stderr/ptmx links, a private devpts,
+ *                             a writable /dev/shm
+ *   /tmp                      private writable tmpfs
+ *   /var/tmp -> ../tmp, /run  (empty)
+ *   run.workingDirectory      private writable tmpfs, any absolute path: missing
+ *                             parents are created in the scaffold (never on the host)
+ *
+ * Secrets of the host inside the bound directories (/etc/shadow, SSH host keys, ...)
+ * and the supervisor's own files that happen to lie there (`hide`) are masked: a
+ * file by an inaccessible read-only device node, a directory by an empty mode-000
+ * tmpfs, so opening either fails with EACCES. /root, /home, /var, /srv, /mnt, /media
+ * and /run of the host are simply not there.
+ *
+ * The scaffold is then made read-only and the init pivots into it; the host's root
+ * is detached, so nothing of the host is reachable but the read-only binds. */
+#ifndef CELLOS_MOUNT_H
+#define CELLOS_MOUNT_H
+
+#include <stdbool.h>
+
+#include "util/err.h"
+
+struct cellfs_opts {
+	const char *workdir;      /* run.workingDirectory or NULL */
+	char *const *hide;        /* NULL-terminated extra absolute paths to mask, or NULL */
+};
+
+/* Build the cell's root and pivot into it. Must run in a private mount namespace
+ * (and PID namespace, for a /proc that shows only the cell), with the privilege to
+ * mount there. On return the caller's root and cwd are the cell's "/". */
+int cellfs_build(const struct cellfs_opts *o, struct err *e);
+
+#endif

@@ -1,0 +1,306 @@
+"""cellctl (SPEC §1, §9): keygen, validate, and verify against every kind of
+tampering, on a log where several real runs are interleaved."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import nacl.signing
+import pytest
+
+from conftest import SUPERVISOR, canonical, make_spec, new_dir, prepare, run_cell, supervisor_env
+from signed_events import (Ed25519Key, HmacKey, b64url, cellctl, check_signed_log, inner_type, problems,
+                           unb64url, wrap)
+
+ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+
+
+# --------------------------------------------------------------------------- keygen
+
+
+def test_keygen_seed_and_public_key_work_with_the_supervisor():
+    rc, out, err = cellctl("keygen", "--kid", "ops-2026-q4")
+    assert rc == 0, err
+    seed_line, key_line = out.splitlines()
+    seed = unb64url(seed_line)
+    assert len(seed) == 32 and "=" not in seed_line
+    keys = json.loads(key_line)
+    assert list(keys) == ["ops-2026-q4"]
+    assert unb64url(keys["ops-2026-q4"]) == bytes(nacl.signing.SigningKey(seed).verify_key)
+    # The pair is what the supervisor and the verifier expect.
+    key = Ed25519Key("ops-2026-q4", seed)
+    r = run_cell(make_spec(["/bin/true"]), env={"CELLOS_EVENT_SIGNING": "ed25519",
+                                                "CELLOS_EVENT_SIGNING_KID": "ops-2026-q4",
+                                                "CELLOS_EVENT_SIGNING_KEY_BASE64": seed_line})
+    assert r.rc == 0, r.err
+    check_signed_log(r.lines, key)
+    d = r.jsonl.parent
+    (d / "keys.json").write_text(key_line + "\n")
+    rc, out, err = cellctl("verify", r.jsonl, "--keys", d / "keys.json")
+    assert (rc, out) == (0, ""), out + err
+    # Fresh every time.
+    assert cellctl("keygen", "--kid", "ops-2026-q4")[1].splitlines()[0] != seed_line
+
+
+@pytest.mark.parametrize("args", [["keygen"], ["keygen", "--kid"], ["keygen", "--kid", "has space"],
+                                  ["keygen", "--kid", ""], ["keygen", "--kid", "k", "extra"]])
+def test_keygen_usage_errors(args):
+    rc, out, err = cellctl(*args)
+    assert rc == 2 and out == "" and "usage" in err
+
+
+# --------------------------------------------------------------------------- validate
+
+
+def test_validate_valid_document():
+    d, spec_path, _ = prepare(make_spec(["/bin/true"], id="valid-doc"), jsonl=False)
+    rc, out, err = cellctl("validate", spec_path)
+    assert rc == 0, out + err
+    assert "valid" in out and "valid-doc" in out
+
+
+def test_validate_reports_what_the_supervisor_reports():
+    doc = make_spec(["relative-prog"], secret_refs=["A", "A"], ttl=0)
+    doc["spec"]["id"] = "..bad"
+    d, spec_path, _ = prepare(doc, jsonl=False)
+    rc, out, err = cellctl("validate", spec_path)
+    assert rc == 1
+    mine = sorted(l.split(": ", 1)[1] for l in out.splitlines())
+    p = subprocess.run([str(SUPERVISOR), "--validate", str(spec_path)], env=ENV, capture_output=True, text=True)
+    assert p.returncode == 125
+    theirs = sorted(l.split("error: ", 1)[1] for l in p.stderr.splitlines() if "error: " in l)
+    assert mine == theirs and len(mine) >= 3
+    assert any(m.startswith("spec.id") for m in mine) and any("secretRefs" in m for m in mine)
+
+
+def test_validate_honours_the_supervisor_configuration():
+    doc = make_spec(["/bin/true"])
+    doc["spec"]["unknownKey"] = 1
+    d, spec_path, _ = prepare(doc, jsonl=False)
+    assert cellctl("validate", spec_path)[0] == 0
+    rc, out, _ = cellctl("validate", spec_path, env={"CELLOS_STRICT_SPEC": "1"})
+    assert rc == 1 and "unknownKey" in out
+    rc, out, _ = cellctl("validate", spec_path, env={"CELLOS_DEPLOYMENT_PROFILE": "hardened"})
+    assert rc == 1 and "hardened" in out
+    rc, out, _ = cellctl("validate", "-", input=json.dumps(make_spec(["/bin/true"])).encode())
+    assert rc == 0, out
+
+
+# --------------------------------------------------------------------------- verify
+
+
+KEY = Ed25519Key("ops-1")
+
+
+@pytest.fixture(scope="module")
+def interleaved():
+    """Three real supervisors appending to one JSONL file at once: each emits its
+    first events, then its workload sleeps, so the runs' lines interleave."""
+    d = new_dir("interleaved")
+    log = d / "events.jsonl"
+    (d / "keys.json").write_text(KEY.keys_json())
+    procs = []
+    for i, argv in enumerate([["/bin/sleep", "0.6"], ["/bin/sh", "-c", "sleep 0.4; exit 4"],
+                              ["/bin/sleep", "0.2"]]):
+        _, spec_path, _ = prepare(make_spec(argv, id=f"inter-{i}"), jsonl=False)
+        procs.append(subprocess.Popen([str(SUPERVISOR), str(spec_path)], env=supervisor_env(KEY.env(), log),
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    for p in procs:
+        p.communicate(timeout=30)
+    lines = [l for l in log.read_bytes().split(b"\n") if l]
+    runs = [json.loads(l)["data"]["event"]["data"]["runId"] for l in lines]
+    assert len(set(runs)) == 3 and len(lines) == 18
+    # Interleaved: no run's lines form one contiguous block.
+    for rid in set(runs):
+        idx = [i for i, r in enumerate(runs) if r == rid]
+        assert idx[-1] - idx[0] + 1 > len(idx), "runs did not interleave"
+    check_signed_log(lines, KEY)
+    return d, lines, runs
+
+
+def verify_lines(d, lines, *extra, name="t.jsonl"):
+    p = d / name
+    p.write_bytes(b"".join(l + b"\n" for l in lines))
+    rc, out, err = cellctl("verify", p, "--keys", d / "keys.json", *extra)
+    return rc, problems(out, p), err
+
+
+def where(lines, runs, rid, seq):
+    """0-based index of run rid's event with sequence seq."""
+    for i, l in enumerate(lines):
+        ev = json.loads(l)["data"]["event"]
+        if ev["data"]["runId"] == rid and ev["sequence"] == str(seq):
+            return i
+    raise AssertionError(f"no sequence {seq} in run {rid}")
+
+
+def test_verify_accepts_the_untouched_interleaved_log(interleaved):
+    d, lines, runs = interleaved
+    rc, probs, err = verify_lines(d, lines)
+    assert (rc, probs) == (0, []), err
+    assert "18 signed event(s), 3 run(s): ok" in err
+
+
+def test_verify_catches_an_altered_field(interleaved):
+    d, lines, runs = interleaved
+    i = next(i for i, l in enumerate(lines) if inner_type(json.loads(l)) == "command.v1.completed")
+    w = json.loads(lines[i])
+    w["data"]["event"]["data"]["exitCode"] = 0 if w["data"]["event"]["data"]["exitCode"] else 1
+    tampered = lines[:i] + [canonical(w)] + lines[i + 1:]
+    rc, probs, _ = verify_lines(d, tampered)
+    assert rc == 1
+    assert probs == [(i + 1, "bad Ed25519 signature (key 'ops-1'): the event was altered or signed by another key")]
+
+
+def test_verify_catches_an_altered_envelope(interleaved):
+    d, lines, runs = interleaved
+    w = json.loads(lines[5])
+    w["subject"] = "urn:cellos:cell:someone-else"
+    rc, probs, _ = verify_lines(d, lines[:5] + [canonical(w)] + lines[6:])
+    assert rc == 1
+    assert probs == [(6, "signed envelope: subject differs from the signed event's (the envelope is not signed)")]
+
+
+def test_verify_catches_a_dropped_event(interleaved):
+    d, lines, runs = interleaved
+    rid = runs[0]
+    i3, i4 = where(lines, runs, rid, 3), where(lines, runs, rid, 4)
+    rest = lines[:i3] + lines[i3 + 1:]
+    rc, probs, _ = verify_lines(d, rest)
+    assert rc == 1
+    # Reported where the gap shows: the run's next event (one line earlier now).
+    assert probs == [(i4, f"run {rid}: event with sequence 3 is missing (dropped)")]
+
+
+def test_verify_catches_a_duplicated_event(interleaved):
+    d, lines, runs = interleaved
+    rid = runs[1]
+    i2 = where(lines, runs, rid, 2)
+    dup = lines[:10] + [lines[i2]] + lines[10:]
+    rc, probs, _ = verify_lines(d, dup)
+    assert rc == 1
+    assert probs == [(11, f"run {rid}: duplicate of line {i2 + 1} (sequence 2)")]
+
+
+def test_verify_catches_reordered_events(interleaved):
+    d, lines, runs = interleaved
+    rid = runs[0]
+    a, b = where(lines, runs, rid, 2), where(lines, runs, rid, 4)
+    swapped = list(lines)
+    swapped[a], swapped[b] = swapped[b], swapped[a]
+    rc, probs, _ = verify_lines(d, swapped)
+    assert rc == 1
+    # 4 now comes first (where 2 was), then 3, then 2: the two late ones are reported.
+    assert [p[0] for p in probs] == sorted({where(lines, runs, rid, 3) + 1, b + 1})
+    assert all("events out of order" in m for _, m in probs), probs
+
+
+def test_verify_catches_foreign_signatures(interleaved):
+    d, lines, runs = interleaved
+    intruder = Ed25519Key("ops-1")  # same kid, another key
+    ev = json.loads(lines[7])["data"]["event"]
+    forged = lines[:7] + [wrap(ev, intruder)] + lines[8:]
+    rc, probs, _ = verify_lines(d, forged)
+    assert rc == 1
+    assert probs == [(8, "bad Ed25519 signature (key 'ops-1'): the event was altered or signed by another key")]
+    stranger = Ed25519Key("stranger")
+    forged = lines[:7] + [wrap(ev, stranger)] + lines[8:]
+    rc, probs, _ = verify_lines(d, forged)
+    assert probs == [(8, "signed by unknown key 'stranger' (not in the keys file)")]
+    hm = HmacKey(os.urandom(32))
+    forged = lines[:7] + [wrap(ev, hm)] + lines[8:]
+    rc, probs, _ = verify_lines(d, forged)
+    assert probs == [(8, "HMAC-signed event (key 'hmac-1') but no HMAC key was given (--hmac-key-env)")]
+
+
+def test_verify_chain_catches_what_a_key_holder_rewrites(interleaved):
+    # Even an event re-signed with the right key breaks the chain when altered:
+    # the next event of its run names the digest of the original.
+    d, lines, runs = interleaved
+    rid = runs[2]
+    i = where(lines, runs, rid, 3)
+    ev = json.loads(lines[i])["data"]["event"]
+    ev["data"]["pid"] = 1
+    rewritten = lines[:i] + [wrap(ev, KEY)] + lines[i + 1:]
+    nxt = where(lines, runs, rid, 4)
+    rc, probs, _ = verify_lines(d, rewritten)
+    assert rc == 1
+    assert probs == [(nxt + 1, f"run {rid}: cellosprevdigest does not match the event with sequence 3 "
+                               f"(line {i + 1}): an event was altered, replaced or inserted")]
+
+
+def test_verify_catches_a_missing_last_event(interleaved):
+    d, lines, runs = interleaved
+    rid = runs[-1]  # the run whose destroyed is the last line of the file
+    assert inner_type(json.loads(lines[-1])) == "lifecycle.v1.destroyed"
+    rc, probs, _ = verify_lines(d, lines[:-1])
+    assert rc == 1
+    last = max(i for i, r in enumerate(runs[:-1]) if r == rid)
+    assert probs == [(last + 1, f"run {rid} started but did not end: no lifecycle.v1.destroyed after sequence 5 "
+                                "(its last events are missing, or it is still running)")]
+
+
+def test_verify_catches_unsigned_and_garbage_lines(interleaved):
+    d, lines, runs = interleaved
+    ev = json.loads(lines[0])["data"]["event"]
+    ev["id"] = "11111111-1111-4111-8111-111111111111"
+    ev["sequence"] = "99"
+    bad = lines + [canonical(ev), b"{not json", b'{"type":"x","type":"y"}']
+    rc, probs, _ = verify_lines(d, bad)
+    assert rc == 1
+    got = {(n, m.split(":")[0]) for n, m in probs}
+    assert (19, "unsigned event (dev.cellos.events.cell.observability.v1.network_policy)") in got
+    assert any(n == 19 and "sequence 99" in m or n == 19 and "events with sequence" in m for n, m in probs)
+    assert [n for n, m in probs if m.startswith("not a JSON event")] == [20, 21]
+
+
+def test_verify_hmac_log():
+    key = HmacKey(os.urandom(48), kid="hmac-ci")
+    r = run_cell(make_spec(["/bin/true"]), env=key.env())
+    assert r.rc == 0, r.err
+    d = r.jsonl.parent
+    env = {"MY_HMAC": b64url(key.key, pad=True)}
+    rc, out, err = cellctl("verify", r.jsonl, "--hmac-key-env", "MY_HMAC", env=env)
+    assert (rc, out) == (0, ""), out + err
+    rc, out, _ = cellctl("verify", r.jsonl, "--hmac-key-env", "MY_HMAC", env={"MY_HMAC": b64url(os.urandom(48))})
+    assert rc == 1 and len(problems(out, r.jsonl)) == len(r.lines)
+    assert all("bad HMAC-SHA256 signature (key 'hmac-ci')" in m for _, m in problems(out, r.jsonl))
+    # No HMAC key: every event is a problem, and the run still counts as ended.
+    (d / "keys.json").write_text(Ed25519Key().keys_json())
+    rc, out, _ = cellctl("verify", r.jsonl, "--keys", d / "keys.json")
+    assert rc == 1 and len(problems(out, r.jsonl)) == len(r.lines)
+    # The log on stdin.
+    rc, out, _ = cellctl("verify", "-", "--hmac-key-env", "MY_HMAC", env=env, input=r.raw)
+    assert (rc, out) == (0, "")
+
+
+def test_verify_truncated_last_line(interleaved):
+    d, lines, runs = interleaved
+    p = d / "trunc.jsonl"
+    p.write_bytes(b"".join(l + b"\n" for l in lines) + lines[0][:100])
+    rc, out, _ = cellctl("verify", p, "--keys", d / "keys.json")
+    assert rc == 1
+    probs = problems(out, p)
+    assert probs[0] == (19, "the last line has no newline: a partial write?")
+    assert all(n == 19 for n, _ in probs)
+
+
+def test_verify_usage_and_io_errors(interleaved):
+    d, lines, runs = interleaved
+    log = d / "ok.jsonl"
+    log.write_bytes(b"".join(l + b"\n" for l in lines))
+    (d / "bad-keys.json").write_text('{"ops-1": "not a key"}')
+    (d / "broken-keys.json").write_text('{"ops-1": ')
+    for args, env in [((), {}), ((log,), {}), ((log, "--keys"), {}), ((log, "--bogus", "x"), {}),
+                      ((log, "--keys", d / "missing.json"), {}), ((d / "missing.jsonl", "--keys", d / "keys.json"), {}),
+                      ((log, "--keys", d / "bad-keys.json"), {}), ((log, "--keys", d / "broken-keys.json"), {}),
+                      ((log, "--hmac-key-env", "UNSET_VAR"), {}),
+                      ((log, "--hmac-key-env", "BAD"), {"BAD": "***"})]:
+        rc, out, err = cellctl("verify", *args, env=env)
+        assert rc == 2, (args, out, err)
+        assert out == "" and err, (args, err)
+    assert cellctl()[0] == 2
+    assert cellctl("frobnicate")[0] == 2
+    rc, out, _ = cellctl("--help")
+    assert rc == 0 and "verify" in out and "keygen" in out

@@ -1,0 +1,111 @@
+"""SPEC §8.4: the JSONL sink: concurrent appenders, fsync modes, creation mode,
+an unopenable path at admission, and sink failures after admission."""
+import json
+import os
+import stat
+import subprocess
+
+import pytest
+
+from conftest import (SUPERVISOR, make_spec, new_dir, prepare, run_cell, runs_in, supervisor_env,
+                      verify_chain)
+
+pytestmark = pytest.mark.usefixtures("no_residue")
+
+
+def test_concurrent_supervisors_append_whole_lines():
+    n_runs = 8
+    path = new_dir("concurrent") / "shared.jsonl"
+    procs = []
+    for i in range(n_runs):
+        # ~64 KiB of argv: command.completed lines are far beyond PIPE_BUF (4 KiB).
+        argv = ["/bin/sh", "-c", f"exit {i}", "x"] + [f"{i:02d}" + "y" * 1022] * 64
+        _, spec_path, _ = prepare(make_spec(argv, id=f"concurrent-{i}"), jsonl=False)
+        env = supervisor_env({"CELLOS_SUBPROCESS_UNSHARE": "all" if i % 2 else ""}, path)
+        procs.append(subprocess.Popen([str(SUPERVISOR), str(spec_path)], env=env, stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    for i, p in enumerate(procs):
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == i, (i, p.returncode, err)
+    raw = path.read_bytes()
+    assert raw.endswith(b"\n")
+    lines = raw.split(b"\n")[:-1]
+    for no, line in enumerate(lines, 1):
+        try:
+            json.loads(line)
+        except ValueError as e:
+            raise AssertionError(f"line {no} ({len(line)} bytes) is not one JSON event: {e}") from None
+    assert max(len(l) for l in lines) > 64 * 1024
+    runs = runs_in(lines)
+    assert len(runs) == n_runs
+    for run_lines in runs.values():
+        verify_chain(run_lines)
+        assert json.loads(run_lines[-1])["type"].endswith("lifecycle.v1.destroyed")
+
+
+@pytest.mark.parametrize("mode", [None, "close", "event", "none"])
+def test_fsync_modes_are_accepted(mode):
+    r = run_cell(make_spec(["/usr/bin/true"]), env={"CELL_OS_JSONL_FSYNC": mode})
+    assert r.rc == 0, r
+    assert r.types[-1] == "lifecycle.v1.destroyed"
+
+
+def test_file_is_created_0600():
+    r = run_cell(make_spec(["/usr/bin/true"]))
+    assert r.rc == 0, r
+    assert stat.S_IMODE(r.jsonl.stat().st_mode) == 0o600
+
+
+def test_existing_file_is_appended_to():
+    path = new_dir("append") / "events.jsonl"
+    path.write_bytes(b'{"existing":"line"}\n')
+    os.chmod(path, 0o644)
+    r = run_cell(make_spec(["/usr/bin/true"]), jsonl=path)
+    assert r.rc == 0, r
+    lines = path.read_bytes().split(b"\n")
+    assert lines[0] == b'{"existing":"line"}'
+    assert len([l for l in lines if l]) == 1 + 6
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644, "the mode of an existing file was changed"
+
+
+@pytest.mark.parametrize("kind", ["missing-directory", "is-a-directory", "read-only-dir", "file-as-directory"])
+def test_unopenable_jsonl_path_fails_admission(kind):
+    d = new_dir("unopenable")
+    if kind == "missing-directory":
+        path = d / "no" / "such" / "events.jsonl"
+    elif kind == "is-a-directory":
+        path = d
+    elif kind == "read-only-dir":
+        # root ignores directory permissions: use a read-only mount point instead
+        path = "/proc/sys/cellos-events.jsonl"
+    else:
+        (d / "plain-file").write_text("")
+        path = d / "plain-file" / "events.jsonl"
+    marker = d / "ran"
+    r = run_cell(make_spec(["/usr/bin/touch", str(marker)]), jsonl=False,
+                 env={"CELL_OS_JSONL_EVENTS": str(path)})
+    assert r.rc == 125, r
+    assert "CELL_OS_JSONL_EVENTS" in r.err
+    assert len([l for l in r.err.splitlines() if l.strip()]) == 1, r.err
+    assert not marker.exists(), "the cell ran although the sink could not be opened"
+
+
+def test_sink_failure_after_admission_does_not_stop_the_cell():
+    # /dev/full opens fine but every write fails with ENOSPC.
+    marker = new_dir("devfull") / "ran"
+    r = run_cell(make_spec(["/usr/bin/touch", str(marker)]), jsonl=False,
+                 env={"CELL_OS_JSONL_EVENTS": "/dev/full"})
+    assert r.rc == 0, r
+    assert marker.exists()
+    assert "CELL_OS_JSONL_EVENTS" in r.err or "jsonl" in r.err.lower(), "the sink failure was not logged"
+
+
+def test_noop_primary_sink_keeps_the_jsonl_mirror():
+    r = run_cell(make_spec(["/usr/bin/true"]), env={"CELL_OS_USE_NOOP_SINK": "1"})
+    assert r.rc == 0, r
+    assert len(r.events) == 6
+
+
+def test_no_jsonl_configured_still_runs():
+    r = run_cell(make_spec(["/bin/sh", "-c", "exit 6"]), jsonl=False)
+    assert r.rc == 6, r

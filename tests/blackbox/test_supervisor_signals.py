@@ -1,0 +1,120 @@
+"""SPEC §1: a supervisor that receives SIGTERM/SIGINT kills the cell, still emits its
+teardown events and exits 128+signal; a SIGKILLed supervisor cannot clean up, but its
+cell must die anyway, and the next supervisor removes what the dead one left."""
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import (Running, assert_no_residue, cellos_cgroups, host_snapshot, make_spec, marked_processes,
+                      py_argv, run_cell, unique_id, wait_no_marked)
+
+# The workload and a setsid'd grandchild both carry the marker (argv[1]).
+CELL = r"""
+import os, sys, time
+if os.fork() == 0:
+    os.setsid()
+    while True:
+        time.sleep(1)
+print("cell-up", flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+def start(marker, unshare, **kw):
+    doc = make_spec(py_argv(CELL, marker), **kw)
+    run = Running(doc, env={"CELLOS_SUBPROCESS_UNSHARE": unshare})
+    run.wait_event("observability.v1.process_spawned")
+    # The workload and its child are up once both carry the marker.
+    deadline = time.monotonic() + 5
+    while len(marked_processes(marker)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(marked_processes(marker)) >= 2, marked_processes(marker)
+    return run
+
+
+@pytest.mark.parametrize("unshare", ["", "all", "net"], ids=["no-namespaces", "unshare-all", "net-only"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_term_or_int_to_supervisor_tears_down_and_exits_128_plus_sig(sig, unshare):
+    before = host_snapshot()
+    marker = unique_id("sigcell")
+    run = start(marker, unshare)
+    try:
+        t0 = time.monotonic()
+        run.proc.send_signal(sig)
+        r = run.finish(timeout=15)
+    finally:
+        run.kill()
+    assert r.rc == 128 + sig, r
+    # The cell was stopped through TERM (the workload has no handler): no long grace.
+    assert time.monotonic() - t0 < 2.0
+    types = r.types
+    assert types[-2:] == ["compliance.v1.summary", "lifecycle.v1.destroyed"], types
+    assert "command.v1.completed" in types
+    de = r.event("lifecycle.v1.destroyed")["data"]
+    assert de["outcome"] == "failed" and de["reason"] == "supervisor_terminated", de
+    left = marked_processes(marker)
+    assert not left, f"cell processes survived: {left}"
+    assert_no_residue(before)
+
+
+@pytest.mark.parametrize("unshare", ["", "all"], ids=["no-namespaces", "unshare-all"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_term_ignoring_cell_is_killed_after_grace_when_supervisor_is_signalled(sig, unshare):
+    # Killing a cell is TERM, gracefulShutdownSeconds, then KILL for every process.
+    before = host_snapshot()
+    code = "import signal, sys, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n" \
+           "signal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('up', flush=True)\nwhile True: time.sleep(1)\n"
+    marker = unique_id("grace")
+    doc = make_spec(py_argv(code, marker), run_extra={"limits": {"gracefulShutdownSeconds": 1}})
+    run = Running(doc, env={"CELLOS_SUBPROCESS_UNSHARE": unshare})
+    try:
+        run.wait_event("observability.v1.process_spawned")
+        time.sleep(0.2)  # the interpreter has installed its handlers
+        t0 = time.monotonic()
+        run.proc.send_signal(sig)
+        r = run.finish(timeout=15)
+        took = time.monotonic() - t0
+    finally:
+        run.kill()
+    assert r.rc == 128 + sig, r
+    assert 1.0 <= took < 2.0, f"teardown took {took:.2f}s with a 1 s grace"
+    assert r.event("lifecycle.v1.destroyed")["data"]["reason"] == "supervisor_terminated"
+    assert not marked_processes(marker)
+    assert_no_residue(before)
+
+
+@pytest.mark.parametrize("unshare", ["", "all", "pid"], ids=["no-namespaces", "unshare-all", "pid-only"])
+def test_sigkilled_supervisor_takes_its_cell_with_it(unshare):
+    before = host_snapshot()
+    marker = unique_id("orphan")
+    cell_id = unique_id("sigkill")
+    run = start(marker, unshare, id=cell_id)
+    leaves = set()
+    try:
+        leaves = {c for c in cellos_cgroups() if os.path.basename(c).startswith(f"cellos-{cell_id}-")}
+        run.proc.send_signal(signal.SIGKILL)
+        run.proc.wait(timeout=5)
+        left, waited = wait_no_marked(marker, timeout=3.0)
+        assert not left, f"cell processes outlived the SIGKILLed supervisor by {waited:.1f}s: {left}"
+        assert waited < 1.5, f"the cell took {waited:.2f}s to die"
+    finally:
+        run.kill()
+        for pid in marked_processes(marker):
+            os.kill(pid, signal.SIGKILL)
+
+    # The next supervisor on the host removes what the dead one left (SPEC §1).
+    try:
+        r = run_cell(make_spec(["/usr/bin/true"]), env={"CELLOS_SUBPROCESS_UNSHARE": unshare})
+        assert r.rc == 0, r
+        stale = {c for c in leaves if os.path.exists(c)}
+        assert not stale, f"the next supervisor left the dead run's cgroup leaves: {sorted(stale)}"
+    finally:
+        for c in leaves:
+            try:
+                os.rmdir(c)
+            except OSError:
+                pass
+    assert_no_residue(before)
