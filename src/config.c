@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
+#include <unistd.h>
 
 #include "isolate/cgroup.h"
 #include "isolate/seccomp.h"
@@ -250,6 +252,76 @@ static int load_signing(struct config *cfg, struct err *e)
 	return 0;
 }
 
+/* An executable named by `var`: a path, or a name looked up in our PATH (the
+ * message says where it looked). */
+static int find_program(const char *var, const char *v, char *out, size_t size, struct err *e)
+{
+	if (strchr(v, '/')) {
+		if (access(v, X_OK) < 0)
+			return err_sys(e, errno, "%s: %s", var, v);
+		if (!realpath(v, out))
+			return err_sys(e, errno, "%s: %s", var, v);
+		return 0;
+	}
+	const char *path = env("PATH");
+	if (!path)
+		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	for (const char *p = path;;) {
+		size_t len = strcspn(p, ":");
+		char cand[4096];
+		if (len && (size_t)snprintf(cand, sizeof cand, "%.*s/%s", (int)len, p, v) < sizeof cand &&
+		    access(cand, X_OK) == 0 && realpath(cand, out))
+			return 0;
+		if (!p[len])
+			break;
+		p += len + 1;
+	}
+	return err_set(e, "%s: %s not found (tried each directory of PATH=%s)", var, v, path);
+}
+
+/* The gvisor and oci backends (SPEC §6.2). The cell's namespaces are those of
+ * the OCI bundle, whatever CELLOS_SUBPROCESS_UNSHARE says (it is the stub's). */
+static int load_oci(struct config *cfg, struct err *e)
+{
+	const char *v;
+	cfg->ns = NS_NET | NS_MNT | NS_PID | NS_IPC | NS_UTS;
+	if (strcmp(cfg->seccomp, "off") != 0)
+		return err_set(e, "CELLOS_SECCOMP: not supported with CELLOS_CELL_BACKEND=%s in this build (only off)",
+			       config_backend_name(cfg->backend));
+	if (cfg->backend == BACKEND_OCI) {
+		v = env("CELLOS_OCI_RUNTIME");
+		if (!v)
+			v = "crun";
+		const char *base = strrchr(v, '/') ? strrchr(v, '/') + 1 : v;
+		if (strcmp(base, "crun") != 0 && strcmp(base, "runc") != 0)
+			return err_set(e, "CELLOS_OCI_RUNTIME: '%s' is not crun or runc (a name or a path)", v);
+		return find_program("CELLOS_OCI_RUNTIME", v, cfg->oci_runtime_path, sizeof cfg->oci_runtime_path, e);
+	}
+	v = env("CELLOS_GVISOR_RUNSC");
+	if (find_program("CELLOS_GVISOR_RUNSC", v ? v : "runsc", cfg->oci_runtime_path, sizeof cfg->oci_runtime_path,
+			 e) < 0)
+		return -1;
+	if ((v = env("CELLOS_GVISOR_PLATFORM"))) {
+		if (strcmp(v, "systrap") != 0 && strcmp(v, "ptrace") != 0 && strcmp(v, "kvm") != 0)
+			return err_set(e, "CELLOS_GVISOR_PLATFORM: unknown platform '%s' (expected systrap, ptrace, kvm)", v);
+		cfg->gvisor_platform = v;
+	}
+	if ((v = env("CELLOS_GVISOR_ROOTFS"))) {
+		struct stat st;
+		if (v[0] != '/' || !realpath(v, cfg->gvisor_rootfs) || stat(cfg->gvisor_rootfs, &st) < 0 ||
+		    !S_ISDIR(st.st_mode))
+			return err_set(e, "CELLOS_GVISOR_ROOTFS: '%s' is not an absolute path to a directory", v);
+		if (strcmp(cfg->gvisor_rootfs, "/") == 0)
+			cfg->gvisor_rootfs[0] = '\0';
+	}
+	v = env("CELLOS_GVISOR_NETWORK");
+	if (v && strcmp(v, "sandbox") == 0)
+		return err_set(e, "CELLOS_GVISOR_NETWORK: 'sandbox' needs the network gateway, not available in this build (use none)");
+	if (v && strcmp(v, "none") != 0)
+		return err_set(e, "CELLOS_GVISOR_NETWORK: unknown value '%s' (expected none, sandbox)", v);
+	return 0;
+}
+
 int config_load(struct config *cfg, struct err *e)
 {
 	memset(cfg, 0, sizeof *cfg);
@@ -274,10 +346,14 @@ int config_load(struct config *cfg, struct err *e)
 	v = env("CELLOS_CELL_BACKEND");
 	if (!v || strcmp(v, "stub") == 0 || strcmp(v, "host") == 0)
 		cfg->backend = BACKEND_STUB;
-	else if (strcmp(v, "gvisor") == 0 || strcmp(v, "firecracker") == 0 || strcmp(v, "qemu") == 0)
-		return err_set(e, "CELLOS_CELL_BACKEND: backend '%s' is not available in this build (use stub)", v);
+	else if (strcmp(v, "gvisor") == 0)
+		cfg->backend = BACKEND_GVISOR;
+	else if (strcmp(v, "oci") == 0)
+		cfg->backend = BACKEND_OCI;
+	else if (strcmp(v, "firecracker") == 0 || strcmp(v, "qemu") == 0)
+		return err_set(e, "CELLOS_CELL_BACKEND: backend '%s' is not available in this build (use stub, gvisor or oci)", v);
 	else
-		return err_set(e, "CELLOS_CELL_BACKEND: unknown backend '%s' (expected stub, host, gvisor, firecracker, qemu)", v);
+		return err_set(e, "CELLOS_CELL_BACKEND: unknown backend '%s' (expected stub, host, gvisor, oci, firecracker, qemu)", v);
 
 	v = env("CELLOS_DEPLOYMENT_PROFILE");
 	if (!v || strcmp(v, "portable") == 0)
@@ -374,6 +450,9 @@ int config_load(struct config *cfg, struct err *e)
 	if (load_signing(cfg, e) < 0)
 		return -1;
 
+	if ((cfg->backend == BACKEND_GVISOR || cfg->backend == BACKEND_OCI) && load_oci(cfg, e) < 0)
+		return -1;
+
 	if ((v = env("CELLOS_RUN_ID"))) {
 		if (!is_uuid(v))
 			return err_set(e, "CELLOS_RUN_ID: '%s' is not a UUID", v);
@@ -461,6 +540,7 @@ const char *config_backend_name(enum backend_kind b)
 	case BACKEND_GVISOR: return "gvisor";
 	case BACKEND_FIRECRACKER: return "firecracker";
 	case BACKEND_QEMU: return "qemu";
+	case BACKEND_OCI: return "oci";
 	}
 	return "?";
 }

@@ -11,7 +11,7 @@
 
 struct seccomp_policy;
 
-enum backend_kind { BACKEND_STUB = 0, BACKEND_GVISOR, BACKEND_FIRECRACKER, BACKEND_QEMU };
+enum backend_kind { BACKEND_STUB = 0, BACKEND_GVISOR, BACKEND_FIRECRACKER, BACKEND_QEMU, BACKEND_OCI };
 enum fsync_mode { FSYNC_CLOSE = 0, FSYNC_EVENT, FSYNC_NONE };
 enum broker_kind { BROKER_ENV = 0, BROKER_FILE };
 enum sign_alg { SIGN_OFF = 0, SIGN_ED25519, SIGN_HMAC };
@@ -57,6 +57,10 @@ struct config {
 	 * config_free() releases it. */
 	unsigned char *signing_key;
 	size_t signing_key_len;
+	/* OCI runtime backends (SPEC §6.2): gvisor (runsc) and oci (crun, runc). */
+	char oci_runtime_path[4096];   /* CELLOS_GVISOR_RUNSC / CELLOS_OCI_RUNTIME, resolved in PATH */
+	const char *gvisor_platform;   /* CELLOS_GVISOR_PLATFORM; NULL: detected */
+	char gvisor_rootfs[4096];      /* CELLOS_GVISOR_ROOTFS (canonical); "": the host root */
 };
 
 /* Read and check every variable. On error: -1 and a one-line message naming the

@@ -79,6 +79,8 @@ static json_t *correlation(const struct spec *s) { return s->correlation ? json_
 
 static const char *isolation_mode(const struct run *r)
 {
+	if (r->cfg->backend == BACKEND_GVISOR)
+		return "gvisor";
 	return (r->cfg->ns & NS_NET) ? "clone_newnet" : "host";
 }
 
@@ -505,7 +507,9 @@ static void run_workload(struct run *r)
 static int fail_before_start(struct run *r, const char *phase, const char *reason, const char *msg)
 {
 	int status = 125;
-	if (r->term_sig) {
+	/* terminated(): a backend may end its create early on a signal it saw
+	 * pending but left for us to read. */
+	if (r->term_sig || terminated(r)) {
 		reason = "supervisor_terminated";
 		status = 128 + r->term_sig;
 	} else if (strcmp(reason, "ttl_exceeded") == 0) {

@@ -73,6 +73,8 @@ struct backend_ops {
 };
 
 extern const struct backend_ops backend_stub;
+extern const struct backend_ops backend_gvisor; /* gvisor.c: runsc */
+extern const struct backend_ops backend_oci;    /* oci.c: crun or runc */
 
 /* The backend selected by CELLOS_CELL_BACKEND. */
 const struct backend_ops *backend_for(const struct config *cfg);

@@ -1,5 +1,6 @@
 #include "backend/oci_bundle.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +54,9 @@ static json_t *process(const struct oci_bundle_args *a)
 				 "ambient", strings(none, 0));
 	json_t *rlimits = json_pack("[{s:s, s:i, s:i}, {s:s, s:i, s:i}]", "type", "RLIMIT_NOFILE", "soft", 1024,
 				    "hard", 1024, "type", "RLIMIT_CORE", "soft", 0, "hard", 0);
+	if (rlimits && a->pids_rlimit > 0)
+		json_array_append_new(rlimits, json_pack("{s:s, s:I, s:I}", "type", "RLIMIT_NPROC", "soft",
+							 (json_int_t)a->pids_rlimit, "hard", (json_int_t)a->pids_rlimit));
 	return json_pack("{s:b, s:{s:i, s:i}, s:o, s:o, s:s, s:o, s:o, s:b}", "terminal", 0, "user", "uid", 0, "gid", 0,
 			 "args", strings(c->spec->argv, c->spec->argc), "env", strings((const char *const *)c->envp, 0),
 			 "cwd", a->cwd, "capabilities", caps, "rlimits", rlimits, "noNewPrivileges", 1);
@@ -102,10 +106,10 @@ static json_t *linux_section(const struct oci_bundle_args *a)
 	json_t *l = json_pack("{s:o, s:o, s:o}", "namespaces", ns, "maskedPaths",
 			      strings(masked_paths, sizeof masked_paths / sizeof masked_paths[0]), "readonlyPaths",
 			      strings(readonly_paths, sizeof readonly_paths / sizeof readonly_paths[0]));
-	if (l && a->cgroups_path) {
-		json_object_set_new(l, "cgroupsPath", json_string(a->cgroups_path));
+	if (l && cgroup_limits_ctrls(&a->cell->limits))
 		json_object_set_new(l, "resources", resources(&a->cell->limits));
-	}
+	if (l && a->cgroups_path)
+		json_object_set_new(l, "cgroupsPath", json_string(a->cgroups_path));
 	return l;
 }
 

@@ -11,8 +11,8 @@
  *             /run, and a tmpfs over run.workingDirectory (the workspace);
  *   hostname  the cell id, cut to 64 bytes;
  *   linux     pid, network, ipc, uts and mount namespaces, run.limits as
- *             linux.resources under `cgroups_path`, the usual masked and
- *             read-only /proc paths;
+ *             linux.resources (applied by a runtime given `cgroups_path`), the
+ *             usual masked and read-only /proc paths;
  *   hooks     the caller's prestart / poststart hooks (how the supervisor learns
  *             when the container exists and when the workload runs). */
 #ifndef CELLOS_OCI_BUNDLE_H
@@ -32,7 +32,9 @@ struct oci_bundle_args {
 	const struct cell *cell;        /* argv, envp, limits, spec (id, workingDirectory) */
 	const char *root;               /* root.path, as the runtime will see it */
 	const char *cwd;                /* process.cwd (absolute) */
-	const char *cgroups_path;       /* linux.cgroupsPath; NULL: none, and no resources */
+	const char *cgroups_path;       /* linux.cgroupsPath; NULL: none */
+	long long pids_rlimit;          /* > 0: RLIMIT_NPROC (runtimes that count the workload's
+	                                 * tasks themselves, gVisor); 0: none */
 	const struct oci_hook *prestart;  /* NULL: none */
 	const struct oci_hook *poststart; /* NULL: none */
 };

@@ -25,8 +25,6 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
-#include "util/ids.h"
-#include "util/log.h"
 
 /* Every host tree the cell sees: read-only, no setuid, no devices. */
 #define HOST_RO (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
@@ -50,12 +48,14 @@ static const char *const etc_masks[] = {
 	"etc/letsencrypt", "etc/cellos",
 };
 
-/* procfs entries that expose or act on the whole host (Docker's list, plus the
- * page-frame files and sysrq-trigger, which uid 0 may write without any
- * capability: masked rather than read-only). */
+/* procfs entries that expose or act on the whole host and that uid 0 may open
+ * without any capability (mode bits only): the host's memory (kcore), the
+ * kernel keyring, timers and scheduler state of every task, physical page
+ * flags (a Rowhammer aid), sysrq-trigger (reboot) and /proc/acpi/wakeup.
+ * Docker's list, less kmsg (needs CAP_SYSLOG anyway). */
 static const char *const proc_masks[] = {
-	"kcore", "kmsg", "keys", "key-users", "latency_stats", "timer_list", "timer_stats", "sched_debug",
-	"sysrq-trigger", "kpagecount", "kpageflags", "kpagecgroup", "acpi", "asound", "scsi",
+	"kcore", "keys", "latency_stats", "timer_list", "timer_stats", "sched_debug", "sysrq-trigger",
+	"kpagecount", "kpageflags", "kpagecgroup", "acpi", "asound", "scsi",
 };
 /* Writable by uid 0 without capabilities for many entries (e.g. vm.drop_caches). */
 static const char *const proc_readonly[] = {"sys", "irq", "bus", "fs"};
@@ -376,12 +376,10 @@ static int build_workdir(struct builder *b, const char *workdir)
 static int build(struct builder *b, const struct cellfs_opts *o)
 {
 	struct err *e = b->e;
-	int64_t T = mono_us();
 	/* Nothing we mount may propagate back to the host (and pivot_root refuses a
 	 * shared parent mount). */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return err_sys(e, errno, "cell filesystem: make / private");
-	log_step(&T, "fs.private");
 
 	/* The scaffold must be attached somewhere to receive mounts and to pivot
 	 * into: over /tmp, in this namespace only (as bubblewrap does). No source we
@@ -392,16 +390,8 @@ static int build(struct builder *b, const struct cellfs_opts *o)
 	if (attach(b->root, AT_FDCWD, "/tmp") < 0 && attach(b->root, AT_FDCWD, "/mnt") < 0)
 		return err_sys(e, errno, "cell filesystem: attach the scaffold on /tmp");
 
-	log_step(&T, "fs.scaffold");
-	if (build_host_entries(b) < 0) return -1;
-	log_step(&T, "fs.host");
-	if (build_dev(b) < 0) return -1;
-	log_step(&T, "fs.dev");
-	if (build_proc(b) < 0) return -1;
-	log_step(&T, "fs.proc");
-	if (build_sys(b) < 0)
+	if (build_host_entries(b) < 0 || build_dev(b) < 0 || build_proc(b) < 0 || build_sys(b) < 0)
 		return -1;
-	log_step(&T, "fs.sys");
 	int m = mount_new(b->root, "tmp", 01777, "tmpfs", "mode=1777", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
 	if (m < 0)
 		return err_sys(e, errno, "cell filesystem: mount /tmp");
@@ -416,10 +406,8 @@ static int build(struct builder *b, const struct cellfs_opts *o)
 	for (char *const *h = o->hide; h && *h; h++)
 		if (**h == '/' && mask(b, b->root, *h + 1, *h) < 0)
 			return -1;
-	log_step(&T, "fs.tmp+masks");
 	if (o->workdir && build_workdir(b, o->workdir) < 0)
 		return -1;
-	log_step(&T, "fs.workdir");
 
 	/* Read-only from now on: the scaffold (the cell cannot add entries to "/")
 	 * and /dev (the cell cannot create files there; devices stay usable). */
@@ -432,10 +420,8 @@ static int build(struct builder *b, const struct cellfs_opts *o)
 	 * detached at once, so no path of the cell leads to the host's root. */
 	if (fchdir(b->root) < 0 || syscall(SYS_pivot_root, ".", ".") < 0)
 		return err_sys(e, errno, "cell filesystem: pivot_root");
-	log_step(&T, "fs.ro+pivot");
 	if (umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
 		return err_sys(e, errno, "cell filesystem: detach the host's root");
-	log_step(&T, "fs.detach");
 	return 0;
 }
 

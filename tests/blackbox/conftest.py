@@ -12,9 +12,16 @@ start workloads which could outlive the cell put MARK (or a per-test marker) in 
 workload's argv too. "No process survived" then means: no live process whose
 cmdline contains the marker. Host-side objects are compared before/after with
 `host_snapshot()` / `assert_no_residue()`, restricted to objects attributable to
-this session (cgroup leaves and run registrations named after cell ids we ran, and
-not held by a live run), so other people's runs on the same host cannot make a test
-fail.
+this session, because other people run supervisors (and this suite) on the same host
+at the same time:
+* host objects named `cellos-<cellId>-<runId8>` (cgroup leaves in every hierarchy,
+  run registrations, /tmp, /run/netns, /run/cellos/<kind>) count when the cell id is
+  one this session ran and no live run holds the registration lock of that name;
+* mounts count when they are on a system mount point or carry MARK or one of our
+  cells' names;
+* any nft table with "cellos" in its name appearing in the host netns counts;
+* the fds of the test process must be exactly the same.
+test_harness.py checks that these checks do catch what they are meant to.
 """
 from __future__ import annotations
 
@@ -365,18 +372,45 @@ def _fds() -> dict[int, str]:
 RUNREG_DIR = "/run/cellos/runs"
 
 
+# Mount points whose change matters whoever made it; other mounts count only when they
+# are attributable to this session (MARK or one of our cells' names in their path).
+SYSTEM_MOUNTS = {"/", "/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/tmp", "/run", "/var/tmp", "/mnt"}
+
+
+def _run_cellos_entries() -> list[str]:
+    """Per-run directories of backends under /run/cellos/<kind>/ (the registry aside)."""
+    found = []
+    if os.path.isdir("/run/cellos"):
+        for kind in os.listdir("/run/cellos"):
+            d = os.path.join("/run/cellos", kind)
+            if kind != "runs" and os.path.isdir(d):
+                found += [os.path.join(d, n) for n in os.listdir(d) if n.startswith("cellos-")]
+    return sorted(found)
+
+
 def host_snapshot() -> dict:
     return {
         "processes": marked_processes(),
         "children": children_of_test_process(),
+        # without the mount ids, which a remount changes
         "mountinfo": sorted(re.sub(r"^\d+ \d+ ", "", l) for l in (_read("/proc/self/mountinfo", "r") or "").splitlines()),
         "cgroups": cellos_cgroups(),
         "nft": nft_tables(),
         "netns": sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else [],
         "tmp": sorted(p for p in os.listdir("/tmp") if p.startswith("cellos-")),
+        "run_cellos": _run_cellos_entries(),
         "runreg": sorted(os.listdir(RUNREG_DIR)) if os.path.isdir(RUNREG_DIR) else [],
         "fds": _fds(),
     }
+
+
+def _mount_is_ours(line: str) -> bool:
+    mp = line.split()[2].replace("\\040", " ")
+    if mp in SYSTEM_MOUNTS or mp.startswith("/sys/fs/cgroup"):
+        return True
+    if MARK in mp:
+        return True
+    return any(part.startswith("cellos-") and ours(part) for part in mp.split("/"))
 
 
 def _strip_reg(name: str) -> str:
@@ -424,24 +458,32 @@ def _orphaned(path: str, run_name: str) -> bool:
 
 
 def residue(before: dict, after: dict) -> list[str]:
+    """What `after` has that `before` had not, restricted to what this session could
+    have left: see the module docstring."""
     problems = []
     if after["processes"]:
         problems.append(f"processes carrying the session marker: {after['processes']}")
     if after["children"]:
         problems.append(f"children of the test process still alive: {after['children']}")
-    gone, new = set(before["mountinfo"]) - set(after["mountinfo"]), set(after["mountinfo"]) - set(before["mountinfo"])
+    new = {l for l in set(after["mountinfo"]) - set(before["mountinfo"]) if _mount_is_ours(l)}
+    gone = {l for l in set(before["mountinfo"]) - set(after["mountinfo"]) if _mount_is_ours(l)}
     if gone or new:
         problems.append(f"host mounts changed: new={sorted(new)} gone={sorted(gone)}")
     left = {c for c in after["cgroups"] - before["cgroups"] if ours(c) and _orphaned(c, os.path.basename(c))}
     if left:
         problems.append(f"cgroup leaves left behind: {sorted(left)}")
-    if any("cellos" in t for t in after["nft"]) or after["nft"] != before["nft"]:
-        problems.append(f"host nft tables changed: before={before['nft']} after={after['nft']}")
-    if after["netns"] != before["netns"]:
-        problems.append(f"/run/netns changed: before={before['netns']} after={after['netns']}")
-    newtmp = set(after["tmp"]) - set(before["tmp"])
-    if newtmp:
-        problems.append(f"/tmp/cellos-* left behind: {sorted(newtmp)}")
+    tables = [t for t in set(after["nft"]) - set(before["nft"]) if "cellos" in t]
+    if tables:
+        problems.append(f"nft tables appeared in the host netns: {tables}")
+    for key, where in (("netns", "/run/netns"), ("tmp", "/tmp")):
+        new_entries = {os.path.join(where, n) for n in set(after[key]) - set(before[key])}
+        left = {p for p in new_entries if ours(p) and _orphaned(p, os.path.basename(p))}
+        if left:
+            problems.append(f"left behind in {where}: {sorted(left)}")
+    left = {p for p in set(after["run_cellos"]) - set(before["run_cellos"])
+            if ours(p) and _orphaned(p, os.path.basename(p))}
+    if left:
+        problems.append(f"left behind in /run/cellos: {sorted(left)}")
     reg = {n for n in set(after["runreg"]) - set(before["runreg"])
            if ours(_strip_reg(n)) and _orphaned(os.path.join(RUNREG_DIR, n), _strip_reg(n))}
     if reg:

@@ -8,6 +8,7 @@ import shutil
 import socket
 import stat
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -71,16 +72,20 @@ out["mount(8)"] = subprocess.run(["mount", "-t", "tmpfs", "none", "/tmp"], captu
 @pytest.mark.parametrize("mode", sorted(ALL_MODES))
 def test_new_namespaces_cannot_be_made(mode):
     res, _ = probe(f"""
-out["unshare(NEWUSER)"] = sc({NR['unshare']}, 0x10000000)[1]
 out["unshare(NEWNS)"] = sc({NR['unshare']}, 0x00020000)[1]
 out["unshare(NEWNET)"] = sc({NR['unshare']}, 0x40000000)[1]
+out["clone(NEWPID)"] = sc({NR['clone']}, 0x20000000 | 17, 0, 0, 0, 0)[1]
 out["clone(NEWUSER)"] = sc({NR['clone']}, 0x10000000 | 17, 0, 0, 0, 0)[1]
+if out["clone(NEWUSER)"] == "OK":
+    os.wait()
+out["unshare(NEWUSER)"] = sc({NR['unshare']}, 0x10000000)[1]
 import subprocess
 p = subprocess.run(["unshare", "-Urmn", "true"], capture_output=True, text=True)
 out["unshare -Urmn"] = [p.returncode, p.stderr.strip()]
 """, ALL_MODES[mode])
     # Without any capability, no namespace but a user namespace can be made.
     assert res["unshare(NEWNS)"] == "EPERM" and res["unshare(NEWNET)"] == "EPERM"
+    assert res["clone(NEWPID)"] == "EPERM"
     if mode != "no-filter":
         # A user namespace needs no privilege at all: only the filter stops it
         # (docs/DESIGN.md, "Containment").
@@ -110,9 +115,12 @@ out["nsenter"] = subprocess.run(["nsenter", "-t", "1", "-m", "-n", "true"], capt
 
 
 def test_namespaces_are_fresh_for_every_run():
-    code = 'out.update({ns: os.readlink("/proc/self/ns/" + ns) for ns in ("mnt", "net", "pid", "ipc", "uts", "cgroup")})'
-    a, _ = probe(code, FULL)
-    b, _ = probe(code, FULL)
+    # Two cells alive at the same time (namespace inode numbers are reused once
+    # a namespace is gone, so sequential runs could show the same ones).
+    code = ('out.update({ns: os.readlink("/proc/self/ns/" + ns) for ns in ("mnt", "net", "pid", "ipc", "uts", "cgroup")})\n'
+            'import time; time.sleep(1.5)')
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        (a, _), (b, _) = pool.map(lambda _: probe(code, FULL), range(2))
     for ns, link in a.items():
         assert link != os.readlink(f"/proc/self/ns/{ns}"), f"{ns} namespace is the host's"
         assert link != b[ns], f"two runs shared the {ns} namespace"

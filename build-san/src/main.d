@@ -1,0 +1,13 @@
+build-san/src/main.o: src/main.c src/config.h src/util/err.h \
+ src/util/log.h src/events/event.h src/config.h src/sink/sink.h \
+ src/util/err.h src/spec/spec.h src/supervisor.h src/util/ids.h
+src/config.h:
+src/util/err.h:
+src/util/log.h:
+src/events/event.h:
+src/config.h:
+src/sink/sink.h:
+src/util/err.h:
+src/spec/spec.h:
+src/supervisor.h:
+src/util/ids.h:

@@ -1,0 +1,20 @@
+build-san/src/supervisor.o: src/supervisor.c src/supervisor.h \
+ src/config.h src/util/err.h src/util/log.h src/events/event.h \
+ src/config.h src/sink/sink.h src/util/err.h src/spec/spec.h \
+ src/backend/backend.h src/isolate/cgroup.h src/isolate/nft.h \
+ src/spec/spec.h src/secrets/broker.h src/util/ids.h
+src/supervisor.h:
+src/config.h:
+src/util/err.h:
+src/util/log.h:
+src/events/event.h:
+src/config.h:
+src/sink/sink.h:
+src/util/err.h:
+src/spec/spec.h:
+src/backend/backend.h:
+src/isolate/cgroup.h:
+src/isolate/nft.h:
+src/spec/spec.h:
+src/secrets/broker.h:
+src/util/ids.h:
