@@ -289,9 +289,10 @@ static int load_oci(struct config *cfg, struct err *e)
 		return err_set(e, "CELLOS_SECCOMP: not supported with CELLOS_CELL_BACKEND=%s in this build (only off)",
 			       config_backend_name(cfg->backend));
 	if (cfg->backend == BACKEND_OCI) {
+		/* runc by default: crun (1.8) refuses hybrid cgroup hosts outright. */
 		v = env("CELLOS_OCI_RUNTIME");
 		if (!v)
-			v = "crun";
+			v = "runc";
 		const char *base = strrchr(v, '/') ? strrchr(v, '/') + 1 : v;
 		if (strcmp(base, "crun") != 0 && strcmp(base, "runc") != 0)
 			return err_set(e, "CELLOS_OCI_RUNTIME: '%s' is not crun or runc (a name or a path)", v);

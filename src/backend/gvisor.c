@@ -135,8 +135,12 @@ static int gvisor_create(struct cell *c, struct err *e)
 		.kind = "gvisor",
 		.name = "runsc",
 		.path = cfg->oci_runtime_path,
-		/* No network stack at all: the cell has loopback only (SPEC §6.2). */
-		.global = {"--network=none", platform_opt, NULL},
+		/* No network stack at all: the cell has loopback only (SPEC §6.2).
+		 * --ignore-cgroups: runsc would otherwise make cgroups of its own at
+		 * /<id> of every hierarchy (left behind when it is killed) and count
+		 * a pids limit against its own threads. The cell's leaves hold runsc
+		 * and all it starts, and carry the limits. */
+		.global = {"--network=none", "--ignore-cgroups", platform_opt, NULL},
 		.log_opt = "--log-fd=3",
 		.log_format_json = true,
 		.pids_as_rlimit = true,

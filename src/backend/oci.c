@@ -16,11 +16,15 @@ static int oci_create(struct cell *c, struct err *e)
 		.kind = "oci",
 		.name = crun ? "crun" : "runc",
 		.path = path,
-		.global = {NULL},
+		/* crun: the cell's leaves hold it and carry the limits (it refuses
+		 * hybrid hosts otherwise). runc has no such switch: it makes its own
+		 * cgroup, removed by its delete, left behind if it is SIGKILLed. */
+		.global = {crun ? "--cgroup-manager=disabled" : NULL, NULL},
 		/* Both log to a path; /proc/self/fd/3 is the memfd we hand them. */
 		.log_opt = crun ? "--log=file:/proc/self/fd/3" : "--log=/proc/self/fd/3",
 		.log_format_json = true,
 		.pids_as_rlimit = false,
+		.runtime_limits = !crun,
 	};
 	return oci_run_create(c, &rt, e);
 }

@@ -44,6 +44,7 @@
 static const char *const private_dirs[] = {"proc", "sys", "dev", "tmp", "run"};
 
 struct ocirt {
+	const struct cell *cell;
 	struct oci_runtime rt;
 	char global[OCI_RUN_MAX_GLOBAL][128]; /* rt.global points here (the caller's may not outlive create) */
 	char base[PATH_MAX];     /* /run/cellos/<kind>: a private tmpfs in the runtime's mount ns */
@@ -140,8 +141,35 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
-/* The text the runtime logged (JSON objects, one after another): the message of
- * the last "error" entry, else the last non-empty line of anything else. */
+/* Runtimes quote the spec back in some errors (runsc prints the whole process,
+ * environment included): no secret value may reach an event or a log. */
+static void scrub_secrets(const struct cell *c, char *msg, size_t size)
+{
+	static const char mask[] = "[redacted]";
+	for (size_t i = 0; i < c->spec->n_secret_refs; i++) {
+		size_t klen = strlen(c->spec->secret_refs[i]);
+		for (char *const *ep = c->envp; *ep; ep++) {
+			if (strncmp(*ep, c->spec->secret_refs[i], klen) != 0 || (*ep)[klen] != '=')
+				continue;
+			const char *val = *ep + klen + 1;
+			size_t vlen = strlen(val);
+			char *hit;
+			while (vlen && (hit = strstr(msg, val))) {
+				size_t tail = strlen(hit + vlen) + 1;
+				if ((size_t)(hit - msg) + sizeof mask - 1 + tail > size)
+					tail = size - (size_t)(hit - msg) - (sizeof mask - 1) - 1;
+				memmove(hit + sizeof mask - 1, hit + vlen, tail);
+				memcpy(hit, mask, sizeof mask - 1);
+				msg[size - 1] = '\0';
+			}
+		}
+	}
+}
+
+/* What the runtime logged (JSON objects, one after another, from runsc and the
+ * processes it starts): its last error, with the first one when that differs
+ * (the cause; the last is often "cannot create sandbox"). Plain text: the last
+ * line. */
 static void runtime_error(struct ocirt *o, char *out, size_t size)
 {
 	out[0] = '\0';
@@ -158,6 +186,7 @@ static void runtime_error(struct ocirt *o, char *out, size_t size)
 	if (n <= 0)
 		return;
 	buf[n] = '\0';
+	char first[ERR_MSG_MAX / 2] = "", last[ERR_MSG_MAX / 2] = "";
 	for (size_t off = 0; off < (size_t)n;) {
 		while (off < (size_t)n && (buf[off] == '\n' || buf[off] == ' '))
 			off++;
@@ -166,20 +195,27 @@ static void runtime_error(struct ocirt *o, char *out, size_t size)
 		json_error_t je;
 		json_t *j = json_loadb(buf + off, (size_t)n - off, JSON_DISABLE_EOF_CHECK, &je);
 		if (!j) {
-			/* Plain text: keep its last line. */
 			char *line = buf + off, *nl;
 			while ((nl = strchr(line, '\n')) && nl[1])
 				line = nl + 1;
-			snprintf(out, size, "%.*s", (int)strcspn(line, "\n"), line);
-			return;
+			snprintf(last, sizeof last, "%.*s", (int)strcspn(line, "\n"), line);
+			break;
 		}
 		const char *lvl = json_string_value(json_object_get(j, "level"));
 		const char *msg = json_string_value(json_object_get(j, "msg"));
-		if (msg && lvl && (strcmp(lvl, "error") == 0 || strcmp(lvl, "fatal") == 0 || !out[0]))
-			snprintf(out, size, "%s", msg);
+		if (msg && lvl && (strcmp(lvl, "error") == 0 || strcmp(lvl, "fatal") == 0)) {
+			if (!first[0])
+				snprintf(first, sizeof first, "%s", msg);
+			snprintf(last, sizeof last, "%s", msg);
+		}
 		json_decref(j);
 		off += je.position > 0 ? (size_t)je.position : (size_t)n;
 	}
+	if (first[0] && strcmp(first, last) != 0 && !strstr(last, first))
+		snprintf(out, size, "%s (%s)", last, first);
+	else
+		snprintf(out, size, "%s", last);
+	scrub_secrets(o->cell, out, size);
 }
 
 /* ---- the runtime's own commands (kill, delete), inside its mount namespace ---- */
@@ -646,6 +682,7 @@ int oci_run_create(struct cell *c, const struct oci_runtime *rt, struct err *e)
 	struct ocirt *o = calloc(1, sizeof *o);
 	if (!o)
 		return err_set(e, "out of memory");
+	o->cell = c;
 	o->rt = *rt;
 	for (size_t i = 0; i < OCI_RUN_MAX_GLOBAL && rt->global[i]; i++) {
 		snprintf(o->global[i], sizeof o->global[i], "%s", rt->global[i]);
@@ -701,6 +738,8 @@ int oci_run_create(struct cell *c, const struct oci_runtime *rt, struct err *e)
 	struct cgroup_limits lim = c->limits;
 	if (rt->pids_as_rlimit)
 		lim.pids_max = 0;
+	if (rt->runtime_limits)
+		memset(&lim, 0, sizeof lim);
 	struct oci_bundle_args ba = {.cell = c, .root = root, .cwd = cwd, .prestart = &gate, .poststart = &started,
 				     .pids_rlimit = rt->pids_as_rlimit ? c->limits.pids_max : 0};
 	config = oci_bundle_text(&ba, e);
@@ -792,7 +831,8 @@ int oci_run_create(struct cell *c, const struct oci_runtime *rt, struct err *e)
 		close(sv[0]);
 		goto fail;
 	}
-	c->limits_applied = (o->cg.applied & o->cg.want) == o->cg.want;
+	/* A runtime that applies them itself fails the container when it cannot. */
+	c->limits_applied = rt->runtime_limits || (o->cg.applied & o->cg.want) == o->cg.want;
 	snprintf(c->limits_error, sizeof c->limits_error, "%s", c->limits_applied ? "" : o->cg.error);
 	if (!c->limits_applied) {
 		if (c->cfg->hardened) {

@@ -41,6 +41,9 @@ struct oci_runtime {
 	 * workload's tasks inside the Sentry; a host pids.max would count the
 	 * Sentry's own threads instead). */
 	bool pids_as_rlimit;
+	/* The runtime applies linux.resources to a cgroup of its own (runc): the
+	 * cell's leaves then only hold the processes, without limits. */
+	bool runtime_limits;
 	const char *rootfs;             /* the cell's root on the host; NULL: "/" */
 };
 

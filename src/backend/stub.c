@@ -278,12 +278,14 @@ static int stub_create(struct cell *c, struct err *e)
 	c->limits_applied = (s->cg.applied & s->cg.want) == s->cg.want;
 	snprintf(c->limits_error, sizeof c->limits_error, "%s", c->limits_applied ? "" : s->cg.error);
 	if (c->cfg->hardened && !cgroup_cell_any(&s->cg)) {
+		c->fail_reason = "policy_denied";
 		err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: no cgroup leaf could be made for the cell");
 		goto fail;
 	}
 	if (!c->limits_applied) {
 		/* SPEC §7: hardened refuses what portable only reports. */
 		if (c->cfg->hardened) {
+			c->fail_reason = "policy_denied";
 			err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: run.limits cannot be enforced: %s", s->cg.error);
 			goto fail;
 		}

@@ -8,9 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sched.h>
-#include <sys/mman.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -221,32 +218,19 @@ static _Noreturn void exec_workload(const struct cellinit_args *a, const struct 
 	_exit(errnum == ENOENT ? 127 : 126);
 }
 
-struct spawn_args {
-	const struct cellinit_args *a;
-	const struct sock_fprog *filter;
-};
-
-static int workload_main(void *arg)
-{
-	const struct spawn_args *sa = arg;
-	exec_workload(sa->a, sa->filter);
-}
-
-/* The workload's process, the way posix_spawn makes one: clone(CLONE_VM |
- * CLONE_VFORK) on a stack of its own. fork() would copy our address space (a
- * copy of the supervisor's) only for execve to tear it down again, which was
- * most of the time to start a workload. We are suspended until the child has
- * exec'd or exited; it writes nothing we share but its stack and this thread's
- * errno. The stack stays mapped: the sanitizers' shadow of it is left as the
- * child left it, and we exit with the cell anyway. */
+/* The workload's process, the way posix_spawn makes one: vfork (CLONE_VM |
+ * CLONE_VFORK). fork() would copy our address space (a copy of the supervisor's)
+ * only for execve to tear it down again, which was most of the time to start a
+ * workload. We are suspended until the child has exec'd or exited, and it never
+ * returns from here; it writes only below our stack pointer and this thread's
+ * errno. vfork rather than clone() on a stack of our own: the sanitizers know
+ * vfork, and would take a foreign stack for a corrupted one. */
 static pid_t spawn_workload(const struct cellinit_args *a, const struct sock_fprog *filter)
 {
-	size_t size = 512 * 1024;
-	void *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-	if (stack == MAP_FAILED)
-		return -1;
-	struct spawn_args sa = {a, filter};
-	return clone(workload_main, (char *)stack + size, CLONE_VM | CLONE_VFORK | SIGCHLD, &sa);
+	pid_t pid = vfork();
+	if (pid == 0)
+		exec_workload(a, filter);
+	return pid;
 }
 
 _Noreturn void cellinit_main(const struct cellinit_args *a)

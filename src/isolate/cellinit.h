@@ -1,9 +1,11 @@
 /* The cell's own init (the "shim"): the first process of every stub cell.
  *
  * It is created by clone3() with the cell's namespaces (so it is PID 1 when the
- * cell has a PID namespace), finishes the in-cell setup (mounts, hostname), forks
- * the workload on request, forwards SIGTERM/SIGINT to it, reaps orphans, and
- * reports the workload's wait status and resource usage to the supervisor.
+ * cell has a PID namespace), finishes the in-cell setup (the cell's root, see
+ * isolate/mount.h; hostname; the argv[0] check; then it drops every privilege),
+ * spawns the workload on request (which installs the seccomp filter and execs),
+ * forwards SIGTERM/SIGINT to it, reaps orphans, and reports the workload's wait
+ * status and resource usage to the supervisor.
  *
  * Protocol over `ctl` (SOCK_SEQPACKET, one message per record):
  *   supervisor -> init : 'A' do the in-cell setup     'B' start the workload

@@ -351,9 +351,7 @@ def test_unreadable_document_is_refused():
 
 CONFIG_CASES = [
     ("CELLOS_CELL_BACKEND", "bogus"),
-    ("CELLOS_CELL_BACKEND", "gvisor"),
-    ("CELLOS_CELL_BACKEND", "firecracker"),
-    ("CELLOS_CELL_BACKEND", "qemu"),
+    ("CELLOS_CELL_BACKEND", "Stub"),
     ("CELLOS_DEPLOYMENT_PROFILE", "bogus"),
     ("CELLOS_DEPLOYMENT_PROFILE", "hardened"),
     ("CELLOS_SUBPROCESS_UNSHARE", "bogus"),
@@ -369,10 +367,9 @@ CONFIG_CASES = [
     ("CELLOS_RUN_TIMEOUT_MS", "-5"),
     ("CELLOS_RUN_TIMEOUT_MS", "10s"),
     ("CELLOS_RUN_ARGV0_ALLOW_PREFIXES", "usr/bin"),
-    ("CELLOS_BROKER", "file"),
     ("CELLOS_BROKER", "vault"),
     ("CELL_OS_JSONL_FSYNC", "always"),
-    ("CELLOS_NATS_URL", "nats://127.0.0.1:4222"),
+    ("CELLOS_NATS_URL", "not a url"),
     ("CELL_OS_REQUIRE_JETSTREAM", "1"),
     ("CELLOS_LOG", "verbose"),
     ("CELLOS_RUN_ID", "not-a-uuid"),
@@ -386,6 +383,25 @@ def test_invalid_config_variable_is_refused_in_one_line_naming_it(var, value):
     assert_refused(r, var)
     assert len(problem_lines(r.err)) == 1, f"expected one stderr line:\n{r.err}"
     assert not marker.exists(), "the workload ran despite the configuration error"
+
+
+# A backend whose program is missing (or that this build lacks) is refused at start-up.
+BACKEND_BINARY = {"gvisor": "CELLOS_GVISOR_RUNSC", "firecracker": "CELLOS_FIRECRACKER_BINARY",
+                  "qemu": "CELLOS_QEMU_BINARY"}
+
+
+@pytest.mark.parametrize("backend", sorted(BACKEND_BINARY))
+def test_unusable_backend_is_refused_in_one_line(backend):
+    var = BACKEND_BINARY[backend]
+    marker = new_dir("backend") / "ran"
+    r = run_cell(make_spec(["/usr/bin/touch", str(marker)]),
+                 env={"CELLOS_CELL_BACKEND": backend, var: f"/nonexistent/{backend}-binary"})
+    assert r.rc == 125, r
+    lines = problem_lines(r.err)
+    assert len(lines) == 1, r.err
+    assert "CELLOS_CELL_BACKEND" in lines[0] or var in lines[0], r.err
+    assert not r.has("lifecycle.v1.started"), r.types
+    assert not marker.exists()
 
 
 def test_hardened_profile_refusal_names_what_is_missing():

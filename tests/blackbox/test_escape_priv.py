@@ -246,3 +246,11 @@ out["sysvipc"] = open("/proc/sysvipc/shm").read().count("\\n")
 """, FULL, id=cid)
     assert res["hostname"] == cid
     assert res["sysvipc"] == 1  # the header line only
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_cgroup_namespace_hides_the_host_hierarchy(mode):
+    res, r = probe('out["cgroup"] = open("/proc/self/cgroup").read().split()', MODES[mode])
+    # Every hierarchy is rooted at the cell's own leaf: no host path shows.
+    assert res["cgroup"] and all(line.endswith(":/") for line in res["cgroup"]), res["cgroup"]
+    assert r.event("lifecycle.v1.started")["data"]["isolation"]["cgroup"]

@@ -141,7 +141,7 @@ FAILURES = {
     "invalid-json": (b'{"apiVersion": ', {}, "document"),
     "invalid-field": (make_spec(ttl=0), {}, "spec.lifetime.ttlSeconds"),
     "invalid-config": (make_spec(), {"CELLOS_SUBPROCESS_UNSHARE": "bogus"}, "CELLOS_SUBPROCESS_UNSHARE"),
-    "unavailable-backend": (make_spec(), {"CELLOS_CELL_BACKEND": "gvisor"}, "CELLOS_CELL_BACKEND"),
+    "unknown-backend": (make_spec(), {"CELLOS_CELL_BACKEND": "kvm"}, "CELLOS_CELL_BACKEND"),
     "hardened-refused": (make_spec(), {"CELLOS_DEPLOYMENT_PROFILE": "hardened"}, "CELLOS_DEPLOYMENT_PROFILE"),
     "missing-secret": (make_spec(secret_refs=["BB_MISSING"]), {}, "BB_MISSING"),
     "unopenable-jsonl": (make_spec(), {"CELL_OS_JSONL_EVENTS": "/nonexistent-dir/e.jsonl"}, "CELL_OS_JSONL_EVENTS"),

@@ -1,4 +1,0 @@
-build-ct/src/isolate/nft.o: src/isolate/nft.c src/isolate/nft.h \
- src/util/err.h
-src/isolate/nft.h:
-src/util/err.h:

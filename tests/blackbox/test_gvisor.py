@@ -1,0 +1,283 @@
+"""SPEC §6.2: CELLOS_CELL_BACKEND=gvisor runs the cell inside runsc (Debian's runsc).
+
+Every test boots real gVisor sandboxes (~0.2 s each). runsc's processes carry the
+cell's host-side name (cellos-<cellId>-<runId8>: the container id and the bundle path
+are on their command lines), so "no runsc process survived" means no live process whose
+command line holds the cell id.
+"""
+import hashlib
+import json
+import os
+import platform
+import signal
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from conftest import (PY, SUPERVISOR, Running, cellos_cgroups, make_spec, new_dir, ours, prepare, py_argv, run_cell,
+                      supervisor_env, unique_id, verify_chain, wait_no_marked)
+
+GV = {"CELLOS_CELL_BACKEND": "gvisor"}
+
+
+def sh(script):
+    return ["/bin/sh", "-c", script]
+
+
+def gv_spec(argv, **kw):
+    kw.setdefault("id", unique_id("gv"))
+    return make_spec(argv, **kw)
+
+
+def no_cell_processes(cell_id, timeout=5.0):
+    left, _ = wait_no_marked(cell_id, timeout)
+    assert not left, f"processes of cell {cell_id} survived: {left}"
+
+
+def test_the_workload_runs_on_gvisors_kernel_with_the_gvisor_events(no_residue):
+    doc = gv_spec(sh("uname -r; uname -n; dmesg | head -1"))
+    r = run_cell(doc, env=GV)
+    assert r.rc == 0, r
+    release, hostname, dmesg = r.out.splitlines()[:3]
+    # gVisor's Sentry answers uname and dmesg, not the host kernel.
+    assert release != platform.release(), r.out
+    assert "gVisor" in dmesg, r.out
+    assert hostname == doc["spec"]["id"]
+    assert r.types == ["observability.v1.network_policy", "lifecycle.v1.started",
+                       "observability.v1.process_spawned", "command.v1.completed", "compliance.v1.summary",
+                       "lifecycle.v1.destroyed"], r.types
+    assert r.event("observability.v1.network_policy")["data"]["isolationMode"] == "gvisor"
+    started = r.event("lifecycle.v1.started")["data"]
+    assert started["backend"] == "gvisor"
+    assert set(started["isolation"]["namespaces"]) == {"net", "mnt", "pid", "ipc", "uts"}
+    assert r.event("compliance.v1.summary")["data"]["backend"] == "gvisor"
+    spawned = r.event("observability.v1.process_spawned")["data"]
+    assert spawned["program"] == "/bin/sh" and spawned["argc"] == 3
+    verify_chain(r.lines)
+    no_cell_processes(doc["spec"]["id"])
+
+
+def test_exit_statuses_pass_through():
+    cases = {0: sh("exit 0"), 1: sh("exit 1"), 42: sh("exit 42"),
+             127: [f"/nonexistent-{unique_id()}/prog"], 126: ["/etc/passwd"], 137: sh("kill -KILL $$")}
+
+    def one(item):
+        want, argv = item
+        return want, run_cell(gv_spec(argv), env=GV)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(one, cases.items()))
+    for want, r in results:
+        assert r.rc == want, (want, r)
+        done = r.event("command.v1.completed")["data"]
+        assert done["exitCode"] == want, (want, done)
+        destroyed = r.event("lifecycle.v1.destroyed")["data"]
+        if want in (126, 127):
+            assert done["spawnError"] and not r.has("observability.v1.process_spawned"), r
+            assert destroyed["reason"] == "spawn_failed"
+        elif want == 137:
+            assert done["termSignal"] == signal.SIGKILL and destroyed["reason"] == "signal_killed", done
+        elif want:
+            assert destroyed["reason"] == "nonzero_exit"
+        else:
+            assert destroyed["outcome"] == "succeeded"
+
+
+def test_environment_is_cleared_and_carries_the_secrets():
+    secret = "gv-" + unique_id("secret")
+    # env(1), not python, which adds LC_CTYPE to its own environment.
+    doc = gv_spec(["/usr/bin/env"], secret_refs=["API_TOKEN"], run_extra={"env": {"CI": "1"}})
+    r = run_cell(doc, env={**GV, "CELLOS_SECRET_API_TOKEN": secret, "LEAKY": "host-only"})
+    assert r.rc == 0, r
+    env = dict(line.split("=", 1) for line in r.out.splitlines())
+    # runsc, like every OCI runtime, adds HOME when the process has none.
+    env.pop("HOME", None)
+    assert env == {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "CI": "1",
+                   "CELLOS_CELL_ID": doc["spec"]["id"], "CELLOS_RUN_ID": r.events[0]["data"]["runId"],
+                   "API_TOKEN": secret}, env
+    assert secret.encode() not in r.raw and secret not in r.err
+
+
+def test_the_cell_has_no_network():
+    code = ("import socket, json; "
+            "print(json.dumps([n for _, n in socket.if_nameindex()])); "
+            "print(open('/proc/net/route').read().count('\\n'))")
+    r = run_cell(gv_spec(py_argv(code)), env=GV)
+    assert r.rc == 0, r
+    names, route_lines = r.out.splitlines()[:2]
+    assert json.loads(names) == ["lo"], r.out
+    assert int(route_lines) <= 1, r.out  # the header line only: no route anywhere
+    assert not r.has("observability.v1.network_enforcement")
+
+
+def test_root_is_read_only_and_nothing_reaches_the_host(no_residue):
+    name = unique_id("gvw")
+    host_paths = [f"/var/tmp/{name}", f"/{name}", f"/etc/{name}"]
+    workspace = f"/{name}-ws/deep/er"
+    code = f"""
+import os, sys
+failed = 0
+for p in {host_paths!r}:
+    try:
+        open(p, "w").write("x")
+        print("WROTE", p)
+    except OSError as e:
+        print("refused", p, e.errno)
+        failed += 1
+open("/tmp/{name}", "w").write("tmp ok")
+open("scratch", "w").write("workspace ok")
+print(os.getcwd())
+sys.exit(0 if failed == {len(host_paths)} else 3)
+"""
+    r = run_cell(gv_spec(py_argv(code), run_extra={"workingDirectory": workspace}), env=GV)
+    assert r.rc == 0, r
+    assert "WROTE" not in r.out and r.out.count("refused") == 3, r.out
+    assert r.out.splitlines()[-1] == workspace
+    for p in host_paths + [f"/tmp/{name}", f"/{name}-ws"]:
+        assert not os.path.exists(p), f"{p} appeared on the host"
+
+
+def test_timeout_kills_the_sandbox_and_leaves_nothing(no_residue):
+    doc = gv_spec(sh("sleep 60"), run_extra={"timeoutMs": 400, "limits": {"gracefulShutdownSeconds": 1}})
+    t0 = time.monotonic()
+    r = run_cell(doc, env=GV)
+    assert r.rc == 124, r
+    assert time.monotonic() - t0 < 5
+    done = r.event("command.v1.completed")["data"]
+    assert done["timedOut"] is True and done["exitCode"] == 124 and done["termSignal"] in (15, 9), done
+    assert r.event("lifecycle.v1.destroyed")["data"]["reason"] == "timeout"
+    no_cell_processes(doc["spec"]["id"])
+
+
+def test_sigterm_to_the_supervisor_tears_the_sandbox_down(no_residue):
+    doc = gv_spec(sh("echo up; sleep 60"))
+    run = Running(doc, env=GV)
+    try:
+        run.wait_event("observability.v1.process_spawned")
+        run.proc.send_signal(signal.SIGTERM)
+        r = run.finish(timeout=15)
+    finally:
+        run.kill()
+    assert r.rc == 128 + signal.SIGTERM, r
+    assert r.types[-2:] == ["compliance.v1.summary", "lifecycle.v1.destroyed"]
+    assert r.event("lifecycle.v1.destroyed")["data"]["reason"] == "supervisor_terminated"
+    no_cell_processes(doc["spec"]["id"])
+
+
+def test_sandbox_dies_with_a_sigkilled_supervisor_and_the_next_one_sweeps(no_residue):
+    doc = gv_spec(sh("sleep 60"))
+    cell_id = doc["spec"]["id"]
+    run = Running(doc, env=GV)
+    try:
+        run.wait_event("observability.v1.process_spawned")
+        assert wait_no_marked(cell_id, 0)[0], "no runsc process carries the cell's name"
+        run.proc.kill()
+        run.proc.wait(timeout=5)
+        # The death signal takes runsc; runsc's sandbox and gofer die with it.
+        no_cell_processes(cell_id)
+    finally:
+        run.kill()
+    # What the dead run left (its cgroup leaves, its registration) goes with the next run.
+    r = run_cell(gv_spec(["/bin/true"]), env=GV)
+    assert r.rc == 0, r
+    assert not {c for c in cellos_cgroups() if ours(c, {cell_id})}, cellos_cgroups()
+
+
+def test_output_to_a_regular_file_is_not_overwritten():
+    # gVisor writes host files at its own offset: the supervisor hands runsc an
+    # append-mode stdout/stderr so that nothing is overwritten.
+    out = new_dir("gvout") / "out.txt"
+    _, spec_path, _ = prepare(gv_spec(sh("echo one; echo two >&2; echo three")), jsonl=False)
+    with open(out, "w") as f:
+        f.write("before\n")
+        f.flush()
+        p = subprocess.run([str(SUPERVISOR), str(spec_path)], env=supervisor_env(GV, None), stdout=f, stderr=f,
+                           stdin=subprocess.DEVNULL, timeout=30)
+        # The supervisor's own output after the cell lands after the cell's.
+        f.write("after\n")
+    assert p.returncode == 0
+    assert out.read_text().splitlines() == ["before", "one", "two", "three", "after"], out.read_text()
+
+
+def test_pids_and_memory_limits_hold():
+    doc = gv_spec(sh("for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 5 & done 2>/dev/null; echo forked"),
+                  run_extra={"limits": {"pidsMax": 4, "memoryMaxBytes": 512 * 1024 * 1024}})
+    r = run_cell(doc, env=GV)
+    assert r.rc != 0 or "forked" not in r.out, r
+    limits = r.event("lifecycle.v1.started")["data"]["isolation"]["limits"]
+    assert limits["pidsMax"] == 4 and limits["memoryMaxBytes"] == 512 * 1024 * 1024 and limits["applied"], limits
+
+
+def test_runsc_missing_is_a_configuration_error():
+    r = run_cell(gv_spec(["/bin/true"]), env={**GV, "CELLOS_GVISOR_RUNSC": "/nonexistent/runsc"})
+    assert r.rc == 125 and "/nonexistent/runsc" in r.err and not r.events, r
+    r = run_cell(gv_spec(["/bin/true"]), env={**GV, "CELLOS_GVISOR_RUNSC": "no-such-runsc"})
+    assert r.rc == 125 and "no-such-runsc" in r.err and "PATH=" in r.err and not r.events, r
+
+
+def test_a_bundle_runsc_rejects_fails_the_cell_with_runscs_message(no_residue):
+    # A wrapper that spoils the bundle the supervisor wrote (no process.args) and
+    # hands it to the real runsc: runsc's own refusal must reach the event, and the
+    # environment runsc quotes back in it must not carry the secret.
+    wrapper = new_dir("gvwrap") / "runsc"
+    wrapper.write_text(f"""#!/bin/sh
+for a in "$@"; do case "$prev" in --bundle) b="$a";; esac; prev="$a"; done
+[ -n "$b" ] && {PY} -c 'import json,sys; p=sys.argv[1]+"/config.json"; c=json.load(open(p)); c["process"]["args"]=[]; json.dump(c,open(p,"w"))' "$b"
+exec /usr/bin/runsc "$@"
+""")
+    wrapper.chmod(0o755)
+    secret = unique_id("quoted-secret")
+    doc = gv_spec(["/bin/true"], secret_refs=["TOKEN"])
+    r = run_cell(doc, env={**GV, "CELLOS_GVISOR_RUNSC": str(wrapper), "CELLOS_SECRET_TOKEN": secret})
+    assert r.rc == 125, r
+    assert r.types == ["observability.v1.network_policy", "lifecycle.v1.failed"], r.types
+    failed = r.event("lifecycle.v1.failed")["data"]
+    assert failed["phase"] == "create" and failed["reason"] == "backend_failed"
+    assert failed["message"].startswith("runsc: ") and "Process.Arg must be defined" in failed["message"], failed
+    assert "TOKEN=[redacted]" in failed["message"], failed
+    assert secret.encode() not in r.raw, failed
+    no_cell_processes(doc["spec"]["id"])
+
+
+# --------------------------------------------------------------------------- oci (runc)
+# The same bundle and machinery with CELLOS_CELL_BACKEND=oci: the workload on the host
+# kernel, in namespaces, without capabilities, under a read-only root. runc, since
+# crun 1.8 refuses hybrid cgroup hosts.
+
+OCI = {"CELLOS_CELL_BACKEND": "oci", "CELLOS_OCI_RUNTIME": "runc"}
+
+
+def test_oci_backend_runs_the_same_bundle_with_runc(no_residue):
+    secret = unique_id("oci-secret")
+    name = unique_id("ociw")
+    code = f"""
+import hashlib, os, sys
+print(open("/proc/self/status").read().split("CapEff:")[1].split()[0])
+print(hashlib.sha256(os.environ["API_TOKEN"].encode()).hexdigest(), sorted(os.environ))
+try:
+    open("/etc/{name}", "w")
+    print("WROTE")
+except OSError as e:
+    print("refused", e.errno)
+sys.exit(42)
+"""
+    doc = gv_spec(py_argv(code), secret_refs=["API_TOKEN"])
+    r = run_cell(doc, env={**OCI, "CELLOS_SECRET_API_TOKEN": secret})
+    assert r.rc == 42, r
+    capeff, envline, write = r.out.splitlines()[:3]
+    assert int(capeff, 16) == 0, capeff
+    assert envline.startswith(hashlib.sha256(secret.encode()).hexdigest()), envline
+    assert write.startswith("refused"), write
+    assert not os.path.exists(f"/etc/{name}")
+    assert r.event("lifecycle.v1.started")["data"]["backend"] == "oci"
+    assert r.event("observability.v1.network_policy")["data"]["isolationMode"] == "clone_newnet"
+    assert secret.encode() not in r.raw
+
+    missing = run_cell(gv_spec([f"/nonexistent-{unique_id()}"]), env=OCI)
+    assert missing.rc == 127, missing
+
+    slow = gv_spec(sh("sleep 60"), run_extra={"timeoutMs": 300, "limits": {"gracefulShutdownSeconds": 1}})
+    t = run_cell(slow, env=OCI)
+    assert t.rc == 124 and t.event("command.v1.completed")["data"]["timedOut"], t
+    no_cell_processes(doc["spec"]["id"])
+    no_cell_processes(slow["spec"]["id"])
