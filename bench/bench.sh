@@ -17,10 +17,18 @@ cat > "$work/noop.json" <<'JSON'
  "authority":{"secretRefs":[],"egressRules":[{"host":"192.0.2.10","port":443,"protocol":"tcp"}]},
  "lifetime":{"ttlSeconds":60},"run":{"argv":["/bin/true"]}}}
 JSON
+# The same cell with run.limits (v1 memory, pids and cpu leaves on hybrid hosts).
+cat > "$work/limits.json" <<'JSON'
+{"apiVersion":"cellos.io/v1","kind":"ExecutionCell","spec":{"id":"bench-limits",
+ "authority":{"secretRefs":[],"egressRules":[{"host":"192.0.2.10","port":443,"protocol":"tcp"}]},
+ "lifetime":{"ttlSeconds":60},"run":{"argv":["/bin/true"],"limits":{"memoryMaxBytes":268435456,
+ "pidsMax":64,"cpuMax":{"quotaMicros":50000,"periodMicros":100000}}}}}
+JSON
 
 export CELLOS_SUBPROCESS_UNSHARE=all CELL_OS_USE_NOOP_SINK=1
 hyperfine -N --warmup 5 --runs "$RUNS" --export-json "$work/hf.json" \
 	-n "cellos-supervisor (UNSHARE=all, 1 egress rule)" "$SUP $work/noop.json" \
+	-n "cellos-supervisor (same, with memory, cpu and pids limits)" "$SUP $work/limits.json" \
 	-n "bwrap --unshare-all" "bwrap --ro-bind / / --unshare-all --dev /dev --proc /proc /bin/true" \
 	-n "unshare (net,mnt,pid,ipc,uts,cgroup)" "unshare --net --mount --pid --ipc --uts --cgroup --fork --mount-proc /bin/true" \
 	-n "bare /bin/true" "/bin/true" >/dev/null

@@ -3,7 +3,7 @@
 # Idempotent: does nothing (and needs no network) when all are present.
 set -eu
 PKGS="build-essential pkg-config libjansson-dev libsodium-dev nftables
-libnftnl-dev libmnl-dev libseccomp-dev libcmocka-dev python3-pytest hyperfine bubblewrap iproute2 util-linux procps
+libnftnl-dev libmnl-dev libseccomp-dev libcurl4-openssl-dev libcmocka-dev python3-pytest hyperfine bubblewrap iproute2 util-linux procps
 python3-nacl clang libclang-rt-14-dev
 runsc crun runc"
 missing=""

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -323,6 +324,90 @@ static int load_oci(struct config *cfg, struct err *e)
 	return 0;
 }
 
+/* An export URL: only its scheme is checked here (libcurl parses the rest). The
+ * value may hold credentials, so messages name the variable, never the value. */
+static int check_url(const char *var, const char *v, struct err *e)
+{
+	if (strncasecmp(v, "http://", 7) != 0 && strncasecmp(v, "https://", 8) != 0)
+		return err_set(e, "%s: must be an http:// or https:// URL (value not shown: it may hold credentials)", var);
+	for (const char *p = v; *p; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f)
+			return err_set(e, "%s: a URL may not contain spaces or control characters", var);
+	return 0;
+}
+
+/* Every <prefix>__<TARGET> variable of the environment, read once here. */
+static int load_target_urls(const char *prefix, struct config_url **out, size_t *n, struct err *e)
+{
+	size_t plen = strlen(prefix);
+	for (char **ep = environ; *ep; ep++) {
+		if (strncmp(*ep, prefix, plen) != 0 || strncmp(*ep + plen, "__", 2) != 0)
+			continue;
+		const char *name = *ep + plen + 2, *eq = strchr(name, '=');
+		if (!eq || !eq[1])
+			continue; /* empty counts as unset */
+		char var[256];
+		snprintf(var, sizeof var, "%s__%.*s", prefix, (int)(eq - name), name);
+		if ((size_t)(eq - name) >= sizeof((*out)->suffix) || eq == name)
+			return err_set(e, "%s: invalid target suffix", var);
+		if (check_url(var, eq + 1, e) < 0)
+			return -1;
+		struct config_url *grown = realloc(*out, (*n + 1) * sizeof **out);
+		if (!grown)
+			return err_set(e, "%s: out of memory", var);
+		*out = grown;
+		snprintf(grown[*n].suffix, sizeof grown[*n].suffix, "%.*s", (int)(eq - name), name);
+		grown[(*n)++].url = eq + 1;
+	}
+	return 0;
+}
+
+/* SPEC §10. Which target each artifact uses is decided with the document
+ * (export_admit); here each variable is checked on its own. */
+static int load_export(struct config *cfg, struct err *e)
+{
+	const char *v;
+	cfg->export_max_bytes = CONFIG_EXPORT_MAX_BYTES_DEFAULT;
+	cfg->export_http_timeout_ms = CONFIG_EXPORT_HTTP_TIMEOUT_MS_DEFAULT;
+	if ((v = env("CELLOS_EXPORT_DIR"))) {
+		struct stat st;
+		if (!realpath(v, cfg->export_dir) || stat(cfg->export_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			cfg->export_dir[0] = '\0';
+			return err_set(e, "CELLOS_EXPORT_DIR: '%s' is not an existing directory", v);
+		}
+	}
+	if ((cfg->export_http_url = env("CELLOS_EXPORT_HTTP_BASE_URL")) &&
+	    check_url("CELLOS_EXPORT_HTTP_BASE_URL", cfg->export_http_url, e) < 0)
+		return -1;
+	if (load_target_urls("CELLOS_EXPORT_HTTP_BASE_URL", &cfg->export_http_urls, &cfg->n_export_http_urls, e) < 0 ||
+	    load_target_urls("CELLOS_EXPORT_S3_PRESIGNED_URL", &cfg->export_s3_urls, &cfg->n_export_s3_urls, e) < 0)
+		return -1;
+	cfg->require_s3_export = is_true(env("CELL_OS_REQUIRE_S3_EXPORT"));
+	if ((v = env("CELLOS_EXPORT_MAX_BYTES")) && parse_pos_ll(v, &cfg->export_max_bytes) < 0)
+		return err_set(e, "CELLOS_EXPORT_MAX_BYTES: expected a positive integer (bytes), got '%s'", v);
+	if ((v = env("CELLOS_EXPORT_HTTP_TIMEOUT_MS")) && parse_pos_ll(v, &cfg->export_http_timeout_ms) < 0)
+		return err_set(e, "CELLOS_EXPORT_HTTP_TIMEOUT_MS: expected a positive integer (milliseconds), got '%s'", v);
+
+	/* getenv, not env(): the token is wiped in place below. */
+	char *tok = getenv("CELLOS_EXPORT_HTTP_BEARER_TOKEN");
+	size_t tlen = tok ? strlen(tok) : 0;
+	if (tlen == 0)
+		return 0;
+	bool bad = false;
+	for (size_t i = 0; i < tlen; i++)
+		bad |= (unsigned char)tok[i] < ' ' || tok[i] == 0x7f; /* would split the header */
+	if (!bad && (cfg->export_bearer = sodium_malloc(tlen + 1)))
+		memcpy(cfg->export_bearer, tok, tlen + 1);
+	/* Ours is the only copy kept, in locked memory (as for secrets and the
+	 * signing key): gone from /proc/<pid>/environ and any later memory image. */
+	sodium_memzero(tok, tlen);
+	if (bad)
+		return err_set(e, "CELLOS_EXPORT_HTTP_BEARER_TOKEN: control characters are not allowed in a token");
+	if (!cfg->export_bearer)
+		return err_set(e, "CELLOS_EXPORT_HTTP_BEARER_TOKEN: cannot allocate locked memory for the token");
+	return 0;
+}
+
 int config_load(struct config *cfg, struct err *e)
 {
 	memset(cfg, 0, sizeof *cfg);
@@ -423,7 +508,7 @@ int config_load(struct config *cfg, struct err *e)
 	if (!v || strcmp(v, "env") == 0)
 		cfg->broker = BROKER_ENV;
 	else if (strcmp(v, "file") == 0)
-		return err_set(e, "CELLOS_BROKER: broker 'file' is not available in this build (use env)");
+		cfg->broker = BROKER_FILE;
 	else
 		return err_set(e, "CELLOS_BROKER: unknown broker '%s' (expected env, file)", v);
 
@@ -452,6 +537,8 @@ int config_load(struct config *cfg, struct err *e)
 		return -1;
 
 	if ((cfg->backend == BACKEND_GVISOR || cfg->backend == BACKEND_OCI) && load_oci(cfg, e) < 0)
+		return -1;
+	if (load_export(cfg, e) < 0)
 		return -1;
 
 	if ((v = env("CELLOS_RUN_ID"))) {
@@ -484,6 +571,12 @@ void config_free(struct config *cfg)
 	cfg->redact_fields = NULL;
 	sodium_free(cfg->signing_key); /* zeroes before unmapping; NULL is fine */
 	cfg->signing_key = NULL;
+	free(cfg->export_http_urls);
+	free(cfg->export_s3_urls);
+	cfg->export_http_urls = cfg->export_s3_urls = NULL;
+	cfg->n_export_http_urls = cfg->n_export_s3_urls = 0;
+	sodium_free(cfg->export_bearer);
+	cfg->export_bearer = NULL;
 }
 
 int config_check_profile(const struct config *cfg, const char *argv0, struct err *e)
@@ -531,6 +624,42 @@ char *config_secret_env(const char *ref)
 	for (char **ep = environ; *ep; ep++)
 		if (strncmp(*ep, name, n) == 0 && (*ep)[n] == '=')
 			return *ep + n + 1;
+	return NULL;
+}
+
+void config_secret_file_var(const char *ref, char *buf, size_t size)
+{
+	char var[160];
+	config_secret_var(ref, var, sizeof var);
+	snprintf(buf, size, "CELLOS_SECRET_FILE_%s", var + strlen("CELLOS_SECRET_"));
+}
+
+const char *config_secret_file(const char *ref)
+{
+	char name[176];
+	config_secret_file_var(ref, name, sizeof name);
+	return env(name);
+}
+
+void config_target_suffix(const char *target, char *buf, size_t size)
+{
+	size_t n = 0;
+	for (const char *p = target; *p && n + 1 < size; p++) {
+		char ch = (char)toupper((unsigned char)*p);
+		buf[n++] = ((ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')) ? ch : '_';
+	}
+	buf[n] = '\0';
+}
+
+const char *config_export_url(const struct config *cfg, bool s3, const char *target)
+{
+	char suffix[160];
+	config_target_suffix(target, suffix, sizeof suffix);
+	const struct config_url *u = s3 ? cfg->export_s3_urls : cfg->export_http_urls;
+	size_t n = s3 ? cfg->n_export_s3_urls : cfg->n_export_http_urls;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(u[i].suffix, suffix) == 0)
+			return u[i].url;
 	return NULL;
 }
 

@@ -30,6 +30,12 @@ enum {
 	NS_CGROUP = 1 << 6,
 };
 
+/* A per-target export variable: <prefix>__<suffix>=<url>. */
+struct config_url {
+	char suffix[160];              /* <TARGET> as written in the variable name */
+	const char *url;               /* borrowed from the environment */
+};
+
 struct config {
 	enum backend_kind backend;
 	bool hardened;
@@ -61,7 +67,22 @@ struct config {
 	char oci_runtime_path[4096];   /* CELLOS_GVISOR_RUNSC / CELLOS_OCI_RUNTIME, resolved in PATH */
 	const char *gvisor_platform;   /* CELLOS_GVISOR_PLATFORM; NULL: detected */
 	char gvisor_rootfs[4096];      /* CELLOS_GVISOR_ROOTFS (canonical); "": the host root */
+	/* Export (SPEC §10). URLs and the token are credentials: never logged, never
+	 * in an event or an error message. */
+	char export_dir[4096];         /* CELLOS_EXPORT_DIR (canonical); "": none */
+	const char *export_http_url;   /* CELLOS_EXPORT_HTTP_BASE_URL or NULL */
+	struct config_url *export_http_urls; /* CELLOS_EXPORT_HTTP_BASE_URL__<TARGET> */
+	size_t n_export_http_urls;
+	struct config_url *export_s3_urls;   /* CELLOS_EXPORT_S3_PRESIGNED_URL__<TARGET> */
+	size_t n_export_s3_urls;
+	char *export_bearer;           /* CELLOS_EXPORT_HTTP_BEARER_TOKEN, sodium_malloc'd; NULL: none */
+	bool require_s3_export;        /* CELL_OS_REQUIRE_S3_EXPORT=1 */
+	long long export_max_bytes;    /* CELLOS_EXPORT_MAX_BYTES (ext), default 1 GiB */
+	long long export_http_timeout_ms; /* CELLOS_EXPORT_HTTP_TIMEOUT_MS (ext): one attempt */
 };
+
+#define CONFIG_EXPORT_MAX_BYTES_DEFAULT (1LL << 30)
+#define CONFIG_EXPORT_HTTP_TIMEOUT_MS_DEFAULT 300000LL
 
 /* Read and check every variable. On error: -1 and a one-line message naming the
  * variable. Lenient variables only warn unless CELLOS_STRICT_CONFIG=1. */
@@ -76,6 +97,16 @@ int config_check_profile(const struct config *cfg, const char *argv0, struct err
 char *config_secret_env(const char *ref);
 /* The variable name CELLOS_SECRET_<KEY> for a secretRef, into buf. */
 void config_secret_var(const char *ref, char *buf, size_t size);
+/* File broker: CELLOS_SECRET_FILE_<KEY>, its value (a path) or NULL, and its name. */
+const char *config_secret_file(const char *ref);
+void config_secret_file_var(const char *ref, char *buf, size_t size);
+
+/* Export targets (SPEC §10): the variable suffix of a target name (upper-cased,
+ * every character but A-Z 0-9 turned into '_'), and the URL configured for a
+ * named target (s3: CELLOS_EXPORT_S3_PRESIGNED_URL__<T>, else
+ * CELLOS_EXPORT_HTTP_BASE_URL__<T>), NULL when none. */
+void config_target_suffix(const char *target, char *buf, size_t size);
+const char *config_export_url(const struct config *cfg, bool s3, const char *target);
 
 const char *config_backend_name(enum backend_kind b);
 

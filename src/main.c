@@ -5,6 +5,8 @@
 
 #include "config.h"
 #include "events/event.h"
+#include "export/export.h"
+#include "secrets/broker.h"
 #include "spec/spec.h"
 #include "supervisor.h"
 #include "util/ids.h"
@@ -24,8 +26,8 @@ static const char help[] =
 	"  --help       this text\n"
 	"  --version    print the version\n\n"
 	"Exit status: the workload's own status; 124 timeout; 125 supervisor failure\n"
-	"(invalid document or configuration, backend, secrets); 126 cannot execute;\n"
-	"127 not found; 128+N killed by signal N.\n"
+	"(invalid document or configuration, backend, secrets, export); 126 cannot\n"
+	"execute; 127 not found; 128+N killed by signal N.\n"
 	"Configuration is read from the environment (CELLOS_*, CELL_OS_*): see SPEC.md §3.\n";
 
 static void print_summary(const struct config *cfg, const struct spec *s)
@@ -130,7 +132,8 @@ int main(int argc, char **argv)
 		return 125;
 	}
 	int status = 125;
-	if (config_check_profile(&cfg, spec.has_run ? spec.argv[0] : NULL, &e) < 0) {
+	if (config_check_profile(&cfg, spec.has_run ? spec.argv[0] : NULL, &e) < 0 ||
+	    secrets_admit(&cfg, &spec, &e) < 0 || export_admit(&cfg, &spec, &e) < 0) {
 		log_error("%s", e.msg);
 		goto out;
 	}

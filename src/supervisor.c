@@ -12,6 +12,9 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "export/export.h"
+#include "isolate/artifact.h"
+#include "isolate/secretfs.h"
 #include "secrets/broker.h"
 #include "util/ids.h"
 #include "util/log.h"
@@ -224,6 +227,10 @@ static int build_env(struct run *r, struct strpool *pool)
 		for (size_t i = 0; i < r->secrets.n; i++)
 			if (env_set(&r->envp, &n, r->secrets.items[i].env_entry) < 0)
 				return -1;
+	/* file delivery: the files are in the cell (isolate/secretfs.h), this says where. */
+	if (r->spec->delivery == DELIVERY_FILE &&
+	    (!(e = pool_printf(pool, "CELLOS_SECRETS_DIR=%s", SECRETFS_DIR)) || env_set(&r->envp, &n, e) < 0))
+		return -1;
 	return 0;
 }
 
@@ -530,6 +537,39 @@ static const char *interrupted(struct run *r)
 	return NULL;
 }
 
+/* ---- phase: export ---- */
+
+static const char *export_stop(void *arg) { return interrupted(arg); }
+
+/* The cell's view, through the backend; an export-only cell has no workload, so
+ * its artifacts are the operator's host files, read with the supervisor's
+ * privileges but still without following any symlink (SPEC §10). */
+static int export_open(void *arg, const char *path, int *fd, struct err *e)
+{
+	struct run *r = arg;
+	if (r->spec->has_run && !r->be->open_artifact)
+		return err_set(e, "the %s backend cannot read artifacts from its cell", r->be->name);
+	if (r->spec->has_run)
+		return r->be->open_artifact(&r->cell, path, fd, e);
+	struct artifact_view v = {.userns = -1, .mntns = -1, .max_bytes = r->cfg->export_max_bytes};
+	return artifact_open(&v, path, fd, e);
+}
+
+static void export_artifacts(struct run *r, const char *started_id)
+{
+	struct export_phase x = {.cfg = r->cfg, .spec = r->spec, .es = r->es, .started_id = started_id,
+				 .open = export_open, .open_arg = r, .stop = export_stop, .stop_arg = r,
+				 .deadline_ms = r->ttl_deadline};
+	if (!export_run(&x) || r->reason)
+		return; /* a failed workload stays the reason (and its status the exit status) */
+	/* The workload succeeded but an artifact did not leave the cell: a
+	 * supervisor failure (SPEC §1: 125), unless a signal or the TTL cut the
+	 * export short. */
+	const char *why = interrupted(r);
+	r->reason = why ? why : "export_failed";
+	r->status = !why ? 125 : strcmp(why, "ttl_exceeded") == 0 ? 124 : 128 + r->term_sig;
+}
+
 int supervisor_run(const struct config *cfg, const struct spec *spec, struct event_stream *es)
 {
 	struct run r = {.cfg = cfg, .spec = spec, .es = es, .be = backend_for(cfg), .sigfd = -1};
@@ -583,7 +623,8 @@ int supervisor_run(const struct config *cfg, const struct spec *spec, struct eve
 		goto out;
 	}
 	r.cell = (struct cell){.cfg = cfg, .spec = spec, .envp = r.envp, .path = env_path(r.envp),
-			       .egress = r.egress, .n_egress = r.n_egress};
+			       .egress = r.egress, .n_egress = r.n_egress,
+			       .secrets = spec->delivery == DELIVERY_FILE ? &r.secrets : NULL};
 	snprintf(r.cell.name, sizeof r.cell.name, "cellos-%s-%.8s", spec->id, r.run_id);
 	cgroup_limits_resolve(&r.cell.limits, spec->memory_max_bytes, spec->cpu_quota_micros, spec->cpu_period_micros,
 			      cfg->cpu_quota, cfg->cpu_period, spec->pids_max);
@@ -614,6 +655,10 @@ int supervisor_run(const struct config *cfg, const struct spec *spec, struct eve
 	if (r.cell.netns)
 		emit_network_enforcement(&r);
 	log_step(&r.step_us, "network_enforcement");
+	/* export: the cell's processes are gone, its mount namespace is not */
+	if (spec->n_artifacts)
+		export_artifacts(&r, started_id);
+	log_step(&r.step_us, "export");
 
 	/* destroy, revoke */
 	r.be->destroy(&r.cell);

@@ -32,6 +32,7 @@ struct cell {
 	bool limits_applied;            /* every limit of `limits` is in force */
 	const char *fail_reason;        /* lifecycle.v1.failed reason when create fails, NULL: backend_failed */
 	char limits_error[512];         /* why not, when not */
+	const struct secrets *secrets;  /* secretDelivery "file": for the cell's secrets dir, else NULL */
 	void *priv;                     /* backend state */
 };
 
@@ -68,6 +69,11 @@ struct backend_ops {
 	void (*signal)(struct cell *c, int sig);
 	/* Read the nft rule counters of the cell's netns (only when c->netns). */
 	int (*read_counters)(struct cell *c, struct nft_counter **out, size_t *n, struct err *e);
+	/* After collect, before destroy (SPEC §10): open the artifact at `path` as
+	 * the cell sees it, with the workload's privileges, beneath the workspace
+	 * and without following symlinks; *fd is a regular file of at most
+	 * cfg->export_max_bytes, O_RDONLY. NULL: the backend cannot (export fails). */
+	int (*open_artifact)(struct cell *c, const char *path, int *fd, struct err *e);
 	/* Remove everything the backend made. Never fails silently: errors are logged. */
 	void (*destroy)(struct cell *c);
 };

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "isolate/artifact.h"
 #include "isolate/cellinit.h"
 #include "isolate/cgroup.h"
 #include "isolate/netdev.h"
@@ -43,6 +44,7 @@ struct stub {
 	int ctl;             /* our end of the control socket */
 	int report;          /* read end of the report pipe */
 	int netns, mntns;    /* held from create to destroy */
+	int userns;          /* with NS_USER: the identity export reads artifacts with */
 	struct cgroup_cell cg;
 	struct runreg reg;   /* lets the next supervisor clean up if we are SIGKILLed */
 	bool reaped;
@@ -165,6 +167,29 @@ static int net_setup(struct cell *c, void *arg, struct err *e)
 	return 0;
 }
 
+/* run.limits into the cell's leaves, and what the profile makes of the outcome
+ * (SPEC §7: hardened refuses what portable only reports). */
+static int apply_limits(struct cell *c, struct stub *s, struct err *e)
+{
+	if (cgroup_cell_apply(&s->cg, &c->limits, e) < 0)
+		return -1;
+	c->limits_applied = (s->cg.applied & s->cg.want) == s->cg.want;
+	snprintf(c->limits_error, sizeof c->limits_error, "%s", c->limits_applied ? "" : s->cg.error);
+	if (c->cfg->hardened && !cgroup_cell_any(&s->cg)) {
+		c->fail_reason = "policy_denied";
+		return err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: no cgroup leaf could be made for the cell");
+	}
+	if (!c->limits_applied) {
+		if (c->cfg->hardened) {
+			c->fail_reason = "policy_denied";
+			return err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: run.limits cannot be enforced: %s",
+				       s->cg.error);
+		}
+		log_warn("run.limits not enforced: %s", s->cg.error);
+	}
+	return 0;
+}
+
 static void stub_destroy(struct cell *c);
 
 static int stub_create(struct cell *c, struct err *e)
@@ -172,7 +197,7 @@ static int stub_create(struct cell *c, struct err *e)
 	struct stub *s = calloc(1, sizeof *s);
 	if (!s)
 		return err_set(e, "out of memory");
-	*s = (struct stub){.init = -1, .pidfd = -1, .ctl = -1, .report = -1, .netns = -1, .mntns = -1};
+	*s = (struct stub){.init = -1, .pidfd = -1, .ctl = -1, .report = -1, .netns = -1, .mntns = -1, .userns = -1};
 	cgroup_cell_init(&s->cg);
 	s->reg.fd = -1;
 	c->priv = s;
@@ -236,6 +261,7 @@ static int stub_create(struct cell *c, struct err *e)
 		.supervisor = getpid(),
 		.argv0_prefixes = c->cfg->argv0_prefixes,
 		.hide = hide,
+		.secrets = c->secrets,
 	};
 	int pidfd = -1;
 	struct clone_args ca = {
@@ -272,27 +298,6 @@ static int stub_create(struct cell *c, struct err *e)
 	}
 	log_step(&t, "create.clone3");
 
-	/* Before the init does anything: nothing of the cell runs unlimited. */
-	if (cgroup_cell_apply(&s->cg, &c->limits, e) < 0)
-		goto fail;
-	c->limits_applied = (s->cg.applied & s->cg.want) == s->cg.want;
-	snprintf(c->limits_error, sizeof c->limits_error, "%s", c->limits_applied ? "" : s->cg.error);
-	if (c->cfg->hardened && !cgroup_cell_any(&s->cg)) {
-		c->fail_reason = "policy_denied";
-		err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: no cgroup leaf could be made for the cell");
-		goto fail;
-	}
-	if (!c->limits_applied) {
-		/* SPEC §7: hardened refuses what portable only reports. */
-		if (c->cfg->hardened) {
-			c->fail_reason = "policy_denied";
-			err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: run.limits cannot be enforced: %s", s->cg.error);
-			goto fail;
-		}
-		log_warn("run.limits not enforced: %s", s->cg.error);
-	}
-	log_step(&t, "create.limits");
-
 	if ((c->cfg->ns & NS_USER) && map_user(s->init, e) < 0)
 		goto fail;
 	char nspath[64];
@@ -310,10 +315,23 @@ static int stub_create(struct cell *c, struct err *e)
 			goto fail;
 		}
 	}
+	if (c->cfg->ns & NS_USER) {
+		snprintf(nspath, sizeof nspath, "/proc/%d/ns/user", (int)s->init);
+		if ((s->userns = open(nspath, O_RDONLY | O_CLOEXEC)) < 0) {
+			err_sys(e, errno, "open %s", nspath);
+			goto fail;
+		}
+	}
 	if (send(s->ctl, "A", 1, MSG_NOSIGNAL) != 1) {
 		err_sys(e, errno, "cell setup");
 		goto fail;
 	}
+	/* Written while the init sets up the cell (inside its leaves already, so
+	 * what it uses counts), off the critical path; in force before the
+	 * workload exists ('B'). */
+	if (apply_limits(c, s, e) < 0)
+		goto fail;
+	log_step(&t, "create.limits");
 	/* Network setup overlaps with the init's mounts. */
 	if (c->cfg->ns & NS_NET) {
 		c->netns = true;
@@ -483,6 +501,18 @@ static int stub_read_counters(struct cell *c, struct nft_counter **out, size_t *
 	return enter_netns_and(priv(c), c, read_counters, args, e);
 }
 
+/* Export reads in the cell's mount namespace (kept open for this until
+ * destroy), beneath the workspace when it has one, as the workload (SPEC §10);
+ * without a mount namespace the cell's view is the host's. */
+static int stub_open_artifact(struct cell *c, const char *path, int *fd, struct err *e)
+{
+	struct stub *s = priv(c);
+	struct artifact_view v = {.userns = s->userns, .mntns = s->mntns, .as_workload = true,
+				  .workspace = s->mntns >= 0 ? c->spec->working_directory : NULL,
+				  .max_bytes = c->cfg->export_max_bytes};
+	return artifact_open(&v, path, fd, e);
+}
+
 static void stub_destroy(struct cell *c)
 {
 	struct stub *s = priv(c);
@@ -506,7 +536,7 @@ static void stub_destroy(struct cell *c)
 	if (s->reg.fd >= 0)
 		close(s->reg.fd);
 	free(s->filter.filter);
-	int *fds[] = {&s->pidfd, &s->ctl, &s->report, &s->netns, &s->mntns};
+	int *fds[] = {&s->pidfd, &s->ctl, &s->report, &s->netns, &s->mntns, &s->userns};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		if (*fds[i] >= 0) {
 			close(*fds[i]);
@@ -524,5 +554,6 @@ const struct backend_ops backend_stub = {
 	.collect = stub_collect,
 	.signal = stub_signal,
 	.read_counters = stub_read_counters,
+	.open_artifact = stub_open_artifact,
 	.destroy = stub_destroy,
 };

@@ -97,7 +97,7 @@ static void setup(const struct cellinit_args *a)
 	if ((a->ns & NS_USER) && ((setgroups(0, NULL) < 0 && errno != EPERM) || setresgid(0, 0, 0) < 0 ||
 				  setresuid(0, 0, 0) < 0))
 		setup_failed(a->ctl, "become root of the cell's user namespace");
-	if ((a->ns & NS_MNT) && cellfs_build(&(struct cellfs_opts){.workdir = a->workdir, .hide = a->hide}, &e) < 0)
+	if ((a->ns & NS_MNT) && cellfs_build(&(struct cellfs_opts){.workdir = a->workdir, .hide = a->hide, .secrets = a->secrets}, &e) < 0)
 		setup_failed_err(a->ctl, &e);
 	log_step(&t, "cell.fs");
 	if (a->ns & NS_UTS) {
@@ -110,8 +110,9 @@ static void setup(const struct cellinit_args *a)
 	/* We need no privilege any more (signals go to processes of our own uid,
 	 * cgroup.kill was opened by the supervisor), and the workload inherits
 	 * none: no capability now or after any execve, even for uid 0, and
-	 * NO_NEW_PRIVS (SPEC §6.1). Done here rather than in the workload's process
-	 * because it is fifty system calls the cell's start need not wait for. */
+	 * NO_NEW_PRIVS (SPEC §6.1). Done here, and the bounding set before 'A',
+	 * rather than in the workload's process: that is fifty system calls the
+	 * cell's start need not wait for. */
 	if (caps_drop_all(&e) < 0)
 		setup_failed_err(a->ctl, &e);
 	log_step(&t, "cell.caps");
@@ -257,6 +258,10 @@ _Noreturn void cellinit_main(const struct cellinit_args *a)
 	 * so it cannot push input into it (TIOCSTI) through an inherited stdout,
 	 * and terminal signals reach the supervisor, which stops the cell. */
 	setsid();
+	/* While we wait for 'A': the part of dropping privilege that leaves us able
+	 * to build the cell (caps.h); the rest comes at the end of the setup. */
+	struct err early = {0};
+	int early_rc = caps_drop_bounding(&early);
 
 	/* 'B' carries the seccomp filter, if any: one whole SEQPACKET record, read
 	 * into an aligned buffer behind the tag byte. */
@@ -272,6 +277,8 @@ _Noreturn void cellinit_main(const struct cellinit_args *a)
 		if ((got = recvmsg(a->ctl, &mh, 0)) < 1)
 			_exit(125);
 		if (tag == 'A') {
+			if (early_rc < 0)
+				setup_failed_err(a->ctl, &early);
 			setup(a);
 			send_msg(a->ctl, 'R', "", 0);
 		} else if (tag == 'B') {

@@ -38,6 +38,7 @@ struct cellinit_args {
 	/* Containment (isolate/mount.h, caps.h, seccomp.h, argv0.h). */
 	char *const *argv0_prefixes;          /* NULL: any program */
 	char *const *hide;                    /* host paths to mask in the cell's root, or NULL */
+	const struct secrets *secrets;        /* secretDelivery "file" (isolate/secretfs.h), or NULL */
 };
 
 struct cellinit_report {

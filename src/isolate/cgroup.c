@@ -329,19 +329,23 @@ static int write_at(int dirfd, const char *file, const char *s)
 
 static int write_path(const char *path, const char *s) { return write_at(AT_FDCWD, path, s); }
 
-/* "key value" lines (cpu.stat, memory.events, memory.oom_control). */
-static bool read_key(int dirfd, const char *file, const char *key, long long *out)
+/* "key value" lines (cpu.stat, memory.events, memory.oom_control): the values
+ * of keys[0..n), in one read. True when all were found. */
+static bool read_keys(int dirfd, const char *file, const char *const *keys, long long *out, int n)
 {
 	char buf[2048];
 	if (read_at(dirfd, file, buf, sizeof buf) <= 0)
 		return false;
-	size_t klen = strlen(key);
+	int found = 0;
 	for (char *p = buf; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-		if (strncmp(p, key, klen) == 0 && p[klen] == ' ') {
-			*out = strtoll(p + klen + 1, NULL, 10);
-			return true;
+		for (int i = 0; i < n; i++) {
+			size_t klen = strlen(keys[i]);
+			if (strncmp(p, keys[i], klen) == 0 && p[klen] == ' ') {
+				out[i] = strtoll(p + klen + 1, NULL, 10);
+				found++;
+			}
 		}
-	return false;
+	return found == n;
 }
 
 static bool read_ll(int dirfd, const char *file, long long *out)
@@ -688,7 +692,9 @@ void cgroup_cell_make(struct cgroup_cell *cg)
 				if (cg->v2_enable & (1u << i))
 					note(cg, "%s: cannot enable the %s controller in %s/cgroup.subtree_control: %s%s",
 					     field_of(cg, i), ctrl_names[i], cg->v2_parent, strerror(errnum),
-					     errnum == EBUSY ? " (other processes live there; set CELLOS_CGROUP_PARENT to a delegated cgroup)" : "");
+					     errnum == EBUSY ? " (other processes live there; set CELLOS_CGROUP_PARENT"
+							       " to a delegated cgroup)"
+							     : "");
 			cg->v2_ctrls &= ~cg->v2_enable;
 		}
 		if (make_dir(&cg->v2) < 0) {
@@ -747,12 +753,24 @@ int cgroup_cell_leave(struct cgroup_cell *cg, struct err *e)
 		struct cgroup_dir *d = &cg->v1[i];
 		if (!d->joined)
 			continue;
-		char path[PATH_MAX + 8];
-		snprintf(path, sizeof path, "%s/tasks", d->own);
-		if (write_path(path, "0") < 0)
-			rc = err_sys(e, errno, "cgroup: the supervisor cannot go back to %s", d->own);
-		else
-			d->joined = false;
+		/* Should our cgroup have been removed meanwhile (we were its last
+		 * member for a moment), go to its nearest ancestor: anywhere but the
+		 * cell's leaf. */
+		char dir[PATH_MAX], path[PATH_MAX + 8];
+		snprintf(dir, sizeof dir, "%s", d->own);
+		for (;;) {
+			snprintf(path, sizeof path, "%s/tasks", dir);
+			if (write_path(path, "0") == 0) {
+				d->joined = false;
+				break;
+			}
+			char *slash = strrchr(dir, '/');
+			if ((errno != ENOENT && errno != ENODEV) || !slash || slash == dir) {
+				rc = err_sys(e, errno, "cgroup: the supervisor cannot go back to %s", d->own);
+				break;
+			}
+			*slash = '\0';
+		}
 	}
 	return rc;
 }
@@ -772,21 +790,27 @@ static int apply_memory(struct cgroup_cell *cg, const struct cgroup_limits *l, s
 	char val[32];
 	snprintf(val, sizeof val, "%lld", l->memory_max);
 	long long cur = 0;
-	/* A limit below what the freshly cloned init already holds can never be
-	 * honoured (v1 refuses it with EBUSY, v2 would OOM-kill the init). */
-	if (read_ll(fd, v2 ? "memory.current" : "memory.usage_in_bytes", &cur) && cur > l->memory_max)
+	int errnum;
+	/* A limit below what the init already holds can never be honoured: v1
+	 * refuses it (EBUSY), v2 would OOM-kill the init, so check first there. */
+	if (v2 && read_ll(fd, "memory.current", &cur) && cur > l->memory_max)
+		errnum = EBUSY;
+	else
+		errnum = write_at(fd, v2 ? "memory.max" : "memory.limit_in_bytes", val) < 0 ? errno : 0;
+	if (errnum == EBUSY) {
+		if (!v2)
+			read_ll(fd, "memory.usage_in_bytes", &cur);
 		return err_set(e, "run.limits.memoryMaxBytes: %lld bytes is less than the cell's own init already uses (%lld bytes)",
 			       l->memory_max, cur);
-	if (write_at(fd, v2 ? "memory.max" : "memory.limit_in_bytes", val) < 0) {
-		if (errno == EBUSY)
-			return err_set(e, "run.limits.memoryMaxBytes: %lld bytes is less than the cell already uses",
-				       l->memory_max);
-		note(cg, "run.limits.memoryMaxBytes: cannot write the limit: %s", strerror(errno));
+	}
+	if (errnum) {
+		note(cg, "run.limits.memoryMaxBytes: cannot write the limit: %s", strerror(errnum));
 		return 0;
 	}
 	/* Swap must not extend the limit: v2 gets no swap, v1 counts memory+swap
 	 * against the same bound. Absent files mean no swap accounting (no swap). */
-	if (write_at(fd, v2 ? "memory.swap.max" : "memory.memsw.limit_in_bytes", v2 ? "0" : val) < 0 && errno != ENOENT) {
+	const char *swap = v2 ? "memory.swap.max" : "memory.memsw.limit_in_bytes";
+	if (write_at(fd, swap, v2 ? "0" : val) < 0 && errno != ENOENT) {
 		note(cg, "run.limits.memoryMaxBytes: cannot bound swap: %s", strerror(errno));
 		return 0;
 	}
@@ -872,7 +896,8 @@ static int signal_listed(int dirfd, int sig, pid_t except)
 
 void cgroup_cell_signal(struct cgroup_cell *cg, int sig, pid_t except)
 {
-	if (sig == SIGKILL && except == 0 && cg->v2.fd >= 0 && cg->has_kill && write_at(cg->v2.fd, "cgroup.kill", "1") == 0)
+	if (sig == SIGKILL && except == 0 && cg->v2.fd >= 0 && cg->has_kill &&
+	    write_at(cg->v2.fd, "cgroup.kill", "1") == 0)
 		return;
 	int fd = procs_fd(cg);
 	if (fd >= 0)
@@ -919,10 +944,13 @@ bool cgroup_cell_wait_empty(struct cgroup_cell *cg, int timeout_ms)
 void cgroup_cell_usage(struct cgroup_cell *cg, struct cgroup_usage *u)
 {
 	memset(u, 0, sizeof *u);
-	long long v;
-	if (cg->v2.fd >= 0 && read_key(cg->v2.fd, "cpu.stat", "user_usec", &u->user_us) &&
-	    read_key(cg->v2.fd, "cpu.stat", "system_usec", &u->sys_us))
+	long long v, cpu[2];
+	static const char *const cpu_keys[] = {"user_usec", "system_usec"}, *const oom_key[] = {"oom_kill"};
+	if (cg->v2.fd >= 0 && read_keys(cg->v2.fd, "cpu.stat", cpu_keys, cpu, 2)) {
 		u->have_cpu = true;
+		u->user_us = cpu[0];
+		u->sys_us = cpu[1];
+	}
 	bool v2;
 	int fd = fd_for(cg, CG_IDX_MEMORY, &v2);
 	if (fd < 0)
@@ -931,7 +959,7 @@ void cgroup_cell_usage(struct cgroup_cell *cg, struct cgroup_usage *u)
 		u->mem_peak = v;
 		u->have_mem = true;
 	}
-	if (read_key(fd, v2 ? "memory.events" : "memory.oom_control", "oom_kill", &v))
+	if (read_keys(fd, v2 ? "memory.events" : "memory.oom_control", oom_key, &v, 1))
 		u->oom_kills = v;
 }
 

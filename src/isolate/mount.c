@@ -26,6 +26,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "isolate/secretfs.h"
+
 /* Every host tree the cell sees: read-only, no setuid, no devices. */
 #define HOST_RO (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
 /* Masks and kernel pseudo-filesystems: nothing to execute there either. */
@@ -407,6 +409,8 @@ static int build(struct builder *b, const struct cellfs_opts *o)
 		if (**h == '/' && mask(b, b->root, *h + 1, *h) < 0)
 			return -1;
 	if (o->workdir && build_workdir(b, o->workdir) < 0)
+		return -1;
+	if (o->secrets && secretfs_build(b->root, o->secrets, e) < 0)
 		return -1;
 
 	/* Read-only from now on: the scaffold (the cell cannot add entries to "/")

@@ -38,6 +38,7 @@
 struct cellfs_opts {
 	const char *workdir;      /* run.workingDirectory or NULL */
 	char *const *hide;        /* NULL-terminated extra absolute paths to mask, or NULL */
+	const struct secrets *secrets; /* secretDelivery "file": the secrets dir (secretfs.h), or NULL */
 };
 
 /* Build the cell's root and pivot into it. Must run in a private mount namespace

@@ -14,6 +14,7 @@
 #define CELLOS_SECCOMP_H
 
 #include <linux/filter.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,7 @@ struct seccomp_policy {
 	int default_errno;
 	struct seccomp_rule *rules;
 	size_t n, cap;
+	bool baseline;             /* exactly the built-in baseline (see compile) */
 };
 
 /* The built-in `baseline`: allow by default; EPERM for the calls that change
@@ -52,8 +54,12 @@ int seccomp_policy_load_file(struct seccomp_policy *p, const char *path, struct 
 
 void seccomp_policy_free(struct seccomp_policy *p);
 
-/* Compile for this machine; prog->filter is malloc'd (the caller frees it). */
+/* Compile for this machine; prog->filter is malloc'd (the caller frees it). The
+ * baseline comes precompiled (at build time, by the same code) where the build
+ * provided it: seccomp_baseline_precompiled() says whether it did. */
 int seccomp_policy_compile(const struct seccomp_policy *p, struct sock_fprog *prog, struct err *e);
+int seccomp_policy_compile_libseccomp(const struct seccomp_policy *p, struct sock_fprog *prog, struct err *e);
+bool seccomp_baseline_precompiled(void);
 
 /* Install a compiled filter on the calling thread (NO_NEW_PRIVS must be set). */
 int seccomp_install(const struct sock_fprog *prog, struct err *e);

@@ -7,6 +7,7 @@
 #define CELLOS_BROKER_H
 
 #include <stddef.h>
+#include <string.h>
 
 #include "config.h"
 #include "spec/spec.h"
@@ -15,7 +16,7 @@
 struct secret {
 	const char *name;   /* the secretRef (borrowed from the spec) */
 	char *env_entry;    /* "NAME=value", NUL-terminated, in locked memory */
-	size_t len;         /* strlen(env_entry) */
+	size_t len;         /* bytes of env_entry before the final NUL (a file value may hold NULs) */
 };
 
 struct secrets {
@@ -23,6 +24,32 @@ struct secrets {
 	size_t n;
 };
 
+/* The port: one broker per CELLOS_BROKER value. */
+struct secret_broker {
+	const char *name;
+	/* Fill *out for `ref` (out->env_entry from secret_entry_alloc). On failure
+	 * nothing is held and the message names the secret and where it was looked
+	 * up, never any part of a value. */
+	int (*fetch)(const char *ref, struct secret *out, struct err *e);
+};
+
+extern const struct secret_broker broker_env;  /* env.c: CELLOS_SECRET_<KEY> */
+extern const struct secret_broker broker_file; /* file.c: CELLOS_SECRET_FILE_<KEY> */
+
+/* For brokers: locked memory for "<ref>=" followed by `vlen` value bytes and a
+ * NUL; the prefix and the NUL are written, the value is the caller's. */
+char *secret_entry_alloc(const char *ref, size_t vlen);
+
+static inline const char *secret_value(const struct secret *s, size_t *vlen)
+{
+	size_t nl = strlen(s->name) + 1;
+	*vlen = s->len - nl;
+	return s->env_entry + nl;
+}
+
+/* Admission (before any event): what the configuration and the document ask of
+ * the secrets can be done (file delivery needs a mount namespace). */
+int secrets_admit(const struct config *cfg, const struct spec *spec, struct err *e);
 /* Resolve every secretRef through the configured broker. On failure nothing is
  * held and the message names the missing secret and where it was looked up. */
 int secrets_resolve(const struct config *cfg, const struct spec *spec, struct secrets *out, struct err *e);

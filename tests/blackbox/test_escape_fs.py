@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cellprobe import FULL, FULL_USER, MODES, NO_FILTER, host_opt_dir, probe, sh  # noqa: F401 (fixture)
-from conftest import assert_no_residue, host_snapshot, make_spec, run_cell, unique_id
+from cellprobe import FULL, MODES, NO_FILTER, host_opt_dir, probe  # noqa: F401 (host_opt_dir is a fixture)
+from conftest import assert_no_residue, host_snapshot, make_spec, run_cell
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
@@ -130,7 +130,7 @@ out["/etc/passwd"] = attempt(lambda: open("/etc/passwd").read())
     assert res["/etc/passwd"] == "OK"
 
 
-def test_supervisor_files_inside_a_visible_directory_are_masked(host_opt_dir):
+def test_supervisor_files_inside_a_visible_directory_are_masked(host_opt_dir):  # noqa: F811
     jsonl = host_opt_dir / "events.jsonl"
     spec = make_spec(["/usr/bin/python3", "-c",
                       f"import os\ntry:\n open('{jsonl}').read(); print('READ')\nexcept OSError as e:\n print(e.errno)"])

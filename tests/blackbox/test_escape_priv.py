@@ -6,13 +6,12 @@ they must be contained by the missing privilege alone."""
 import os
 import shutil
 import socket
-import stat
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from cellprobe import FULL, FULL_USER, MODES, NO_FILTER, NR, host_opt_dir, probe, sh  # noqa: F401 (fixture)
+from cellprobe import FULL, FULL_USER, MODES, NO_FILTER, NR, host_opt_dir, probe, sh  # noqa: F401 (host_opt_dir is a fixture)
 from conftest import make_spec, py_argv, run_cell, unique_id
 
 # Each namespace/capability attack, with and without the filter.
@@ -192,7 +191,7 @@ out["leak"] = b"s3cr3t-value-xyz" in data
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
-def test_setuid_and_file_capabilities_grant_nothing(mode, host_opt_dir):
+def test_setuid_and_file_capabilities_grant_nothing(mode, host_opt_dir):  # noqa: F811
     # Planted on the host where the cell can see them (/opt is bound read-only):
     # an `id` that is setuid to uid 4321, and a `cat` with file capabilities.
     suid = host_opt_dir / "id-suid"

@@ -3,13 +3,11 @@ denies what changes the kernel, the namespaces or other processes, returns ENOSY
 for clone3 (so glibc falls back to clone and threads still work), kills any call
 made through a foreign ABI, and leaves ordinary programs unchanged. A filter file
 is parsed at admission: a bad one is a configuration error naming the variable."""
-import json
-import os
 import signal
 
 import pytest
 
-from cellprobe import FULL, FULL_USER, MODES, NR, probe, sh
+from cellprobe import FULL, MODES, NR, probe, sh
 from conftest import make_spec, new_dir, py_argv, run_cell
 
 DENIED = ["bpf", "kexec_load", "init_module", "finit_module", "delete_module", "keyctl", "add_key", "request_key",

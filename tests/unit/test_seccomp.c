@@ -301,6 +301,32 @@ static void compile_policies(void **state)
 	seccomp_policy_free(&p);
 }
 
+/* The build compiles the baseline once (src/isolate/gen/); what it embedded must
+ * be exactly what libseccomp makes of the baseline now, and of a file that says
+ * only "@baseline". */
+static void baseline_precompiled_matches_libseccomp(void **state)
+{
+	assert_true(seccomp_baseline_precompiled());
+	struct seccomp_policy p, f;
+	struct sock_fprog fast, slow, file;
+	struct err e = {0};
+	assert_int_equal(seccomp_policy_baseline(&p, &e), 0);
+	assert_int_equal(seccomp_policy_compile(&p, &fast, &e), 0);
+	assert_int_equal(seccomp_policy_compile_libseccomp(&p, &slow, &e), 0);
+	assert_int_equal(parse(&f, "@baseline\n", &e), 0);
+	assert_false(f.baseline);
+	assert_int_equal(seccomp_policy_compile(&f, &file, &e), 0);
+	assert_int_equal(fast.len, slow.len);
+	assert_memory_equal(fast.filter, slow.filter, fast.len * sizeof *fast.filter);
+	assert_int_equal(file.len, slow.len);
+	assert_memory_equal(file.filter, slow.filter, slow.len * sizeof *slow.filter);
+	free(fast.filter);
+	free(slow.filter);
+	free(file.filter);
+	seccomp_policy_free(&p);
+	seccomp_policy_free(&f);
+}
+
 static void *thread_fn(void *arg) { return arg; }
 
 /* Each probe runs in the filtered child; returns 0 when the call behaved as
@@ -447,6 +473,29 @@ static long status_field(const char *name)
 	return v;
 }
 
+static void caps_in_two_halves(void **state)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct err e = {0};
+		if (caps_drop_bounding(&e) < 0)
+			_exit(1);
+		/* Still privileged (the init goes on mounting), but nothing to gain. */
+		if (status_field("CapBnd") != 0 || status_field("CapEff") == 0)
+			_exit(2);
+		if (caps_drop_all(&e) < 0)
+			_exit(3);
+		if (status_field("CapEff") != 0 || status_field("CapPrm") != 0 || status_field("NoNewPrivs") != 1)
+			_exit(4);
+		_exit(0);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 static void caps_are_all_gone(void **state)
 {
 	pid_t pid = fork();
@@ -523,10 +572,12 @@ int main(void)
 		cmocka_unit_test(parse_errors),
 		cmocka_unit_test_setup_teardown(load_file, make_tmpdir, remove_tmpdir),
 		cmocka_unit_test(compile_policies),
+		cmocka_unit_test(baseline_precompiled_matches_libseccomp),
 		cmocka_unit_test(baseline_behaviour),
 		cmocka_unit_test(foreign_abis_are_killed),
 		cmocka_unit_test(file_actions),
 		cmocka_unit_test(caps_are_all_gone),
+		cmocka_unit_test(caps_in_two_halves),
 		cmocka_unit_test(argv0_normalisation),
 		cmocka_unit_test(argv0_prefixes),
 	};

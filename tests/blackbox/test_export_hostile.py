@@ -1,0 +1,150 @@
+"""SPEC §10: a hostile workload cannot make export read anything outside the
+cell. Each case replaces the artifact with something that is not a plain
+regular file inside the workspace (a symlink to a host file, a symlinked
+directory, a FIFO, a device, a socket, a directory, a huge sparse file, a
+hardlink to a file it cannot read, a path outside the workspace): that
+artifact fails with export.v2.failed, its neighbour still goes out, and no byte
+of the host file (a canary) reaches the export root, an event or a log."""
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+import pytest
+
+from conftest import make_spec, new_dir, py_argv, run_cell
+from exporthelp import by_artifact, tree
+
+pytestmark = pytest.mark.usefixtures("no_residue")
+
+# mode -> (CELLOS_SUBPROCESS_UNSHARE, workingDirectory or None (host dir), where artifacts are written)
+MODES = {
+    "workspace": ("all", "/work"),
+    "userns-workspace": ("net,mnt,pid,ipc,uts,cgroup,user", "/work"),
+    "cell-tmp": ("all", None),          # a mount namespace, no workspace: the cell's private /tmp
+    "host": ("", None),                 # no namespaces: a host directory
+}
+
+CASES = {
+    "symlink-to-host-file": ("os.symlink(HOST, ART)", "symbolic link"),
+    "relative-symlink": ("os.symlink('../../../../../../etc/passwd', ART)", "symbolic link"),
+    "symlinked-directory": ("os.symlink(os.path.dirname(HOST), DIR + '/sub')", "symbolic link"),
+    "fifo": ("os.mkfifo(ART)", "FIFO"),
+    "socket": ("import socket; s = socket.socket(socket.AF_UNIX); s.bind(ART)", "socket"),
+    "directory": ("os.mkdir(ART)", "directory"),
+    "huge-sparse": ("f = open(ART, 'wb'); f.truncate(3 << 30); f.close()", "CELLOS_EXPORT_MAX_BYTES"),
+    "device": (None, None),             # artifact path /dev/zero itself
+    "outside-workspace": (None, None),  # artifact path /etc/hostname
+}
+
+
+def cell_dir(mode):
+    unshare, wd = MODES[mode]
+    if wd:
+        return wd
+    if unshare:
+        return "/tmp/out"
+    d = new_dir("hostile")
+    os.chmod(d, 0o755)
+    return str(d)
+
+
+def run_case(mode, case, canary_file):
+    unshare, wd = MODES[mode]
+    d = cell_dir(mode)
+    code, _ = CASES[case]
+    art = f"{d}/art"
+    if case == "device":
+        art = "/dev/zero"
+    elif case == "outside-workspace":
+        art = "/etc/hostname"
+    elif case == "symlinked-directory":
+        art = f"{d}/sub/{os.path.basename(canary_file)}"
+    prog = (f"import os, sys\nHOST, DIR, ART = {str(canary_file)!r}, {d!r}, {art!r}\n"
+            f"os.makedirs(DIR, exist_ok=True)\nopen(DIR + '/good', 'w').write('good')\n"
+            + (code + "\n" if code else ""))
+    root = new_dir("exp")
+    run_extra = {"workingDirectory": wd} if wd else {}
+    doc = make_spec(py_argv(prog), run_extra=run_extra, spec_extra={"export": {"artifacts": [
+        {"name": "good", "path": f"{d}/good"}, {"name": "bad", "path": art}]}})
+    t0 = time.monotonic()
+    r = run_cell(doc, env={"CELLOS_SUBPROCESS_UNSHARE": unshare, "CELLOS_EXPORT_DIR": str(root),
+                           "CELLOS_LOG": "debug"})
+    return r, root, time.monotonic() - t0
+
+
+@pytest.fixture
+def canary_file():
+    """A host file the workload would love to exfiltrate through export."""
+    d = new_dir("hostsecret")
+    os.chmod(d, 0o755)
+    p = d / "hostsecret.txt"
+    token = "host-canary-" + uuid.uuid4().hex
+    p.write_text(token)
+    os.chmod(p, 0o644)
+    return p, token
+
+
+def expected_reason(mode, case):
+    if case == "device":
+        return "not inside the workspace" if MODES[mode][1] else "device"
+    if case == "outside-workspace":
+        return "not inside the workspace" if MODES[mode][1] else None  # no workspace: the cell's view is the limit
+    return CASES[case][1]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_hostile_artifact_fails_and_reads_nothing_outside_the_cell(mode, case, canary_file):
+    path, token = canary_file
+    r, root, took = run_case(mode, case, path)
+    want = expected_reason(mode, case)
+    evs = by_artifact(r)
+    assert evs["good"]["type"].endswith("export.v2.completed"), r
+    if want is None:
+        # /etc/hostname of the cell's own (read-only) view: allowed, it is what the workload sees.
+        assert r.rc == 0, r
+        return
+    assert r.rc == 125, r
+    bad = evs["bad"]
+    assert bad["type"].endswith("export.v2.failed"), bad
+    assert want in bad["data"]["reason"], bad["data"]["reason"]
+    assert r.event("lifecycle.v1.destroyed")["data"]["reason"] == "export_failed"
+    assert took < 10, f"export took {took:.1f}s (a FIFO or a huge file must not be waited on / read)"
+    exported = tree(root)
+    assert list(exported.values()) == [b"good"], sorted(exported)
+    for where, data in (("events", r.raw), ("stderr", r.err_bytes), ("stdout", r.out_bytes)):
+        assert token.encode() not in data, f"host file content reached {where}"
+
+
+def test_hardlink_to_a_file_the_workload_cannot_read_is_not_exported(canary_file):
+    """Without a mount namespace the workload (uid 0, no capabilities) may hardlink
+    a root-owned file it cannot read into its output; export reads with the
+    workload's privileges, not the supervisor's."""
+    path, token = canary_file
+    os.chmod(path, 0o000)
+    d = new_dir("hostile")
+    os.chmod(d, 0o755)
+    prog = (f"import os\nos.link({str(path)!r}, {str(d)!r} + '/art')\n"
+            f"try:\n    open({str(path)!r}).read()\n    print('READABLE')\nexcept PermissionError:\n    pass\n")
+    root = new_dir("exp")
+    doc = make_spec(py_argv(prog), spec_extra={"export": {"artifacts": [{"name": "bad", "path": f"{d}/art"}]}})
+    r = run_cell(doc, env={"CELLOS_SUBPROCESS_UNSHARE": "", "CELLOS_EXPORT_DIR": str(root)})
+    assert "READABLE" not in r.out, "the workload could read the file itself: the test proves nothing"
+    assert os.path.exists(f"{d}/art"), r
+    assert r.rc == 125, r
+    assert "permission denied" in r.event("export.v2.failed")["data"]["reason"]
+    assert tree(root) == {}
+    assert token.encode() not in r.raw + r.err_bytes
+
+
+def test_masked_path_in_the_cell_is_not_exported():
+    """/etc/shadow is masked in the cell (a /dev/null bind): export sees what the
+    workload sees, a device, not the host's file."""
+    root = new_dir("exp")
+    doc = make_spec(["/usr/bin/true"], spec_extra={"export": {"artifacts": [{"name": "s", "path": "/etc/shadow"}]}})
+    r = run_cell(doc, env={"CELLOS_SUBPROCESS_UNSHARE": "all", "CELLOS_EXPORT_DIR": str(root)})
+    assert r.rc == 125, r
+    assert "device" in r.event("export.v2.failed")["data"]["reason"]
+    assert tree(root) == {}
