@@ -3,11 +3,12 @@ loopback: URL rules, target naming, bearer token, bounded retries, and
 credentials that never reach an event or a log line."""
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
 
-from conftest import make_spec, new_dir, run_cell, unique_id
+from conftest import Running, new_dir, run_cell, unique_id
 from exporthelp import by_artifact, check_provenance, sha256, tree, writer_spec
 from httprecorder import Recorder, closed_port
 
@@ -279,6 +280,26 @@ def test_export_is_bounded_by_the_cell_ttl():
     assert took < 4, took
     assert r.has("export.v2.failed")
     assert r.event("lifecycle.v1.destroyed")["data"]["reason"] == "ttl_exceeded"
+
+
+def test_sigterm_during_an_upload_stops_the_export_promptly():
+    with Recorder(hang=30) as srv:
+        run = Running(one(), env=env(CELLOS_EXPORT_HTTP_BASE_URL=srv.url))
+        try:
+            run.wait_event("command.v1.completed")
+            deadline = time.monotonic() + 10
+            while not srv.requests:
+                assert time.monotonic() < deadline, "no PUT arrived"
+                time.sleep(0.01)
+            t0 = time.monotonic()
+            run.proc.send_signal(signal.SIGTERM)
+            r = run.finish(timeout=10)
+        finally:
+            run.kill()
+    assert time.monotonic() - t0 < 3
+    assert r.rc == 128 + signal.SIGTERM, r
+    assert "supervisor_terminated" in r.event("export.v2.failed")["data"]["reason"]
+    assert r.event("lifecycle.v1.destroyed")["data"]["reason"] == "supervisor_terminated"
 
 
 # ------------------------------------------------------------------ credentials
