@@ -1,7 +1,7 @@
 /* The export phase (SPEC §4 step 7, §10): targets, reading, events. */
+#include "export/curl_dl.h"
 #include "export/export.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -249,7 +249,7 @@ size_t export_run(const struct export_phase *x)
 {
 	const struct spec *s = x->spec;
 	size_t failed = 0;
-	bool curl = false;
+	const struct curl_api *curl = NULL;
 	for (size_t i = 0; i < s->n_artifacts; i++) {
 		const struct artifact *a = &s->artifacts[i];
 		struct plan p;
@@ -269,12 +269,13 @@ size_t export_run(const struct export_phase *x)
 			continue;
 		}
 		if (p.sink != &export_local && !curl) {
-			if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-				emit_failed(x, a, &p, NULL, "libcurl failed to initialise");
+			curl = curl_api_load(&e);
+			if (!curl || curl->global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+				emit_failed(x, a, &p, NULL, curl ? "libcurl failed to initialise" : e.msg);
+				curl = NULL;
 				failed++;
 				continue;
 			}
-			curl = true;
 		}
 		struct export_stream src = {.fd = -1};
 		struct export_receipt rc = {0};
@@ -291,6 +292,6 @@ size_t export_run(const struct export_phase *x)
 			close(src.fd);
 	}
 	if (curl)
-		curl_global_cleanup();
+		curl->global_cleanup();
 	return failed;
 }

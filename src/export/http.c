@@ -13,13 +13,13 @@
  * proxies from the environment are not used (a proxy would see presigned URLs;
  * and the configuration is read in config.c only). */
 #include <ctype.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <poll.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "export/curl_dl.h"
 #include "export/export.h"
 #include "util/ids.h"
 #include "util/log.h"
@@ -114,19 +114,21 @@ static bool backoff(const struct export_item *it, int64_t ms, const char **why)
 /* Our copies of the header lines hold the token: wiped before they are freed. */
 static void free_headers(struct curl_slist *h)
 {
+	const struct curl_api *cu = curl_api_load(NULL); /* loaded by export_run */
 	for (struct curl_slist *p = h; p; p = p->next)
 		sodium_memzero(p->data, strlen(p->data));
-	curl_slist_free_all(h);
+	cu->slist_free_all(h);
 }
 
 static struct curl_slist *headers(const char *bearer)
 {
+	const struct curl_api *cu = curl_api_load(NULL);
 	struct curl_slist *h = NULL, *t;
 	/* No "Expect: 100-continue" round trip before the body. */
-	if (!(t = curl_slist_append(h, "Expect:")))
+	if (!(t = cu->slist_append(h, "Expect:")))
 		return NULL;
 	h = t;
-	if (!(t = curl_slist_append(h, "Content-Type: application/octet-stream")))
+	if (!(t = cu->slist_append(h, "Content-Type: application/octet-stream")))
 		goto fail;
 	h = t;
 	if (bearer) {
@@ -135,7 +137,7 @@ static struct curl_slist *headers(const char *bearer)
 		if (!line)
 			goto fail;
 		snprintf(line, n, "Authorization: Bearer %s", bearer);
-		t = curl_slist_append(h, line);
+		t = cu->slist_append(h, line);
 		sodium_free(line);
 		if (!t)
 			goto fail;
@@ -150,31 +152,34 @@ fail:
 int export_http_put(const struct export_item *it, const char *url, const char *bearer, const char *shown,
 		    struct export_receipt *rc, struct err *e)
 {
-	CURL *c = curl_easy_init();
+	const struct curl_api *cu = curl_api_load(e);
+	if (!cu)
+		return -1;
+	CURL *c = cu->easy_init();
 	struct curl_slist *h = headers(bearer);
 	if (!c || !h) {
-		curl_easy_cleanup(c);
+		cu->easy_cleanup(c);
 		free_headers(h);
 		return err_set(e, "PUT %s: cannot set up libcurl (out of memory)", shown);
 	}
 	struct xfer x = {.it = it, .rc = rc};
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-	curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)it->src->size);
-	curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
-	curl_easy_setopt(c, CURLOPT_READDATA, &x);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, &x);
-	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(c, CURLOPT_XFERINFODATA, &x);
-	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c, CURLOPT_PROXY, "");
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "cellos-supervisor");
+	cu->easy_setopt(c, CURLOPT_URL, url);
+	cu->easy_setopt(c, CURLOPT_UPLOAD, 1L);
+	cu->easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)it->src->size);
+	cu->easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+	cu->easy_setopt(c, CURLOPT_READDATA, &x);
+	cu->easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	cu->easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	cu->easy_setopt(c, CURLOPT_HEADERDATA, &x);
+	cu->easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+	cu->easy_setopt(c, CURLOPT_XFERINFODATA, &x);
+	cu->easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	cu->easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	cu->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	cu->easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	cu->easy_setopt(c, CURLOPT_PROXY, "");
+	cu->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	cu->easy_setopt(c, CURLOPT_USERAGENT, "cellos-supervisor");
 
 	int rcode = -1;
 	const char *why = NULL;
@@ -191,16 +196,16 @@ int export_http_put(const struct export_item *it, const char *url, const char *b
 			break;
 		}
 		long long t = it->cfg->export_http_timeout_ms < left ? it->cfg->export_http_timeout_ms : left;
-		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)t);
-		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(t < HTTP_CONNECT_MS ? t : HTTP_CONNECT_MS));
+		cu->easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)t);
+		cu->easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(t < HTTP_CONNECT_MS ? t : HTTP_CONNECT_MS));
 		export_stream_reset(it->src);
 		x.read_failed = false;
 		x.stopped = NULL;
 
-		CURLcode cc = curl_easy_perform(c);
+		CURLcode cc = cu->easy_perform(c);
 		bool again;
 		if (cc == CURLE_OK) {
-			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &rc->http_status);
+			cu->easy_getinfo(c, CURLINFO_RESPONSE_CODE, &rc->http_status);
 			if (rc->http_status >= 200 && rc->http_status < 300) {
 				if (export_stream_finish(it->src, rc->sha256) < 0) {
 					err_set(e, "PUT %s: %s", shown, it->src->error);
@@ -220,7 +225,7 @@ int export_http_put(const struct export_item *it, const char *url, const char *b
 			why = x.stopped;
 			break;
 		} else {
-			snprintf(last, sizeof last, "%s", curl_easy_strerror(cc));
+			snprintf(last, sizeof last, "%s", cu->easy_strerror(cc));
 			again = retriable(cc);
 		}
 		if (!again || attempt == HTTP_ATTEMPTS)
@@ -236,7 +241,7 @@ int export_http_put(const struct export_item *it, const char *url, const char *b
 	else
 		err_set(e, "PUT %s: %s (%d attempt%s)", shown, last, rc->attempts, rc->attempts == 1 ? "" : "s");
 out:
-	curl_easy_cleanup(c);
+	cu->easy_cleanup(c);
 	free_headers(h);
 	return rcode;
 }
