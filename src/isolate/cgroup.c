@@ -557,11 +557,9 @@ int cgroup_cell_plan(struct cgroup_cell *cg, const char *parent, const char *nam
 		log_debug("cgroup: no v2 leaf: %s", pe.msg[0] ? pe.msg : "no cgroup v2 hierarchy");
 	}
 
-	/* v1 (hybrid hosts): only the limited controllers. A v1 memory cgroup
-	 * costs ~0.2 ms to make and remove, a fifth of a no-op cell's budget, and
-	 * without a memory limit there is no cell OOM to detect: peak usage then
-	 * comes from wait4() of the workload. */
-	unsigned v1 = cg->want & ~covered;
+	/* v1 (hybrid hosts): memory always, for peak usage and OOM kills; pids and
+	 * cpu when limited. */
+	unsigned v1 = (cg->want | CG_MEMORY) & ~covered;
 	for (int i = 0; i < CG_NCTRL; i++) {
 		if (!(v1 & (1u << i)) || h->v1[i] < 0)
 			continue;
