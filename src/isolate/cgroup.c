@@ -963,17 +963,23 @@ void cgroup_cell_usage(struct cgroup_cell *cg, struct cgroup_usage *u)
 		u->oom_kills = v;
 }
 
-/* rmdir, retrying while the kernel finishes tearing the last processes down. */
+/* rmdir, retrying while the kernel finishes tearing the last processes down.
+ * The wait usually takes tens of microseconds, so the back-off starts small
+ * (50 us, doubling to 1 ms) instead of costing every cell a whole millisecond;
+ * about 2 s in all. */
 static int remove_dir(const char *path, int dirfd)
 {
-	for (int i = 0; i < 2000; i++) {
+	long ns = 50000;
+	for (int i = 0; i < 2010; i++) {
 		if (rmdir(path) == 0 || errno == ENOENT)
 			return 0;
 		if (errno != EBUSY)
 			return -1;
 		if (dirfd >= 0 && !(i % 10))
 			signal_listed(dirfd, SIGKILL, 0);
-		nanosleep(&(struct timespec){0, 1000000}, NULL);
+		nanosleep(&(struct timespec){0, ns}, NULL);
+		if (ns < 1000000)
+			ns *= 2;
 	}
 	return -1;
 }
