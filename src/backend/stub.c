@@ -190,6 +190,48 @@ static int apply_limits(struct cell *c, struct stub *s, struct err *e)
 	return 0;
 }
 
+/* Make the cell's network namespace here, set it up (lo, nft), and keep it in
+ * s->netns; the calling thread ends up back in its own. */
+static int make_netns(struct stub *s, struct cell *c, struct err *e)
+{
+	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (self < 0)
+		return err_sys(e, errno, "open /proc/self/ns/net");
+	int rc = 0;
+	if (unshare(CLONE_NEWNET) < 0) {
+		rc = err_sys(e, errno, "create the cell's network namespace");
+	} else {
+		s->netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+		rc = s->netns < 0 ? err_sys(e, errno, "open the cell's network namespace") : net_setup(c, NULL, e);
+		/* Failing to come back would leave the supervisor inside the cell. */
+		if (setns(self, CLONE_NEWNET) < 0) {
+			log_error("setns back to the host netns: %s", strerror(errno));
+			abort();
+		}
+	}
+	close(self);
+	return rc;
+}
+
+static int send_netns(struct stub *s, struct err *e)
+{
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(sizeof(int))];
+	} cm;
+	memset(&cm, 0, sizeof cm);
+	struct iovec iov = {"N", 1};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &cm, .msg_controllen = sizeof cm};
+	struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
+	h->cmsg_level = SOL_SOCKET;
+	h->cmsg_type = SCM_RIGHTS;
+	h->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(h), &s->netns, sizeof(int));
+	if (sendmsg(s->ctl, &mh, MSG_NOSIGNAL) != 1)
+		return err_sys(e, errno, "hand the network namespace to the cell");
+	return 0;
+}
+
 static void stub_destroy(struct cell *c);
 
 static int stub_create(struct cell *c, struct err *e)
@@ -248,6 +290,11 @@ static int stub_create(struct cell *c, struct err *e)
 			hide[n_hide] = hide_paths[n_hide];
 			n_hide++;
 		}
+	/* Without a user namespace the cell's network namespace is made by us while
+	 * the init builds the cell's root, not by clone3() before it (see
+	 * cellinit.c, join_netns). In a user namespace it must belong to the cell's
+	 * user namespace, so clone3() makes it. */
+	bool netns_later = (c->cfg->ns & NS_NET) && !(c->cfg->ns & NS_USER);
 	struct cellinit_args args = {
 		.ns = c->cfg->ns,
 		.hostname = c->spec->id,
@@ -259,13 +306,14 @@ static int stub_create(struct cell *c, struct err *e)
 		.report = rp[1],
 		.cgroup_kill = kill_fd,
 		.supervisor = getpid(),
+		.netns_later = netns_later,
 		.argv0_prefixes = c->cfg->argv0_prefixes,
 		.hide = hide,
 		.secrets = c->secrets,
 	};
 	int pidfd = -1;
 	struct clone_args ca = {
-		.flags = clone_flags(c->cfg->ns) | CLONE_PIDFD,
+		.flags = (clone_flags(c->cfg->ns) & ~(netns_later ? CLONE_NEWNET : 0)) | CLONE_PIDFD,
 		.pidfd = (uint64_t)(uintptr_t)&pidfd,
 		.exit_signal = SIGCHLD,
 	};
@@ -301,7 +349,7 @@ static int stub_create(struct cell *c, struct err *e)
 	if ((c->cfg->ns & NS_USER) && map_user(s->init, e) < 0)
 		goto fail;
 	char nspath[64];
-	if (c->cfg->ns & NS_NET) {
+	if ((c->cfg->ns & NS_NET) && !netns_later) {
 		snprintf(nspath, sizeof nspath, "/proc/%d/ns/net", (int)s->init);
 		if ((s->netns = open(nspath, O_RDONLY | O_CLOEXEC)) < 0) {
 			err_sys(e, errno, "open %s", nspath);
@@ -335,7 +383,8 @@ static int stub_create(struct cell *c, struct err *e)
 	/* Network setup overlaps with the init's mounts. */
 	if (c->cfg->ns & NS_NET) {
 		c->netns = true;
-		if (enter_netns_and(s, c, net_setup, NULL, e) < 0)
+		if (netns_later ? make_netns(s, c, e) < 0 || send_netns(s, e) < 0
+				: enter_netns_and(s, c, net_setup, NULL, e) < 0)
 			goto fail;
 		log_step(&t, "create.net");
 	}

@@ -10,6 +10,8 @@
  * Protocol over `ctl` (SOCK_SEQPACKET, one message per record):
  *   supervisor -> init : 'A' do the in-cell setup     'B' start the workload
  *                        ('B' + struct sock_filter[]: under this seccomp filter)
+ *   supervisor -> init : 'N' + the cell's network namespace (SCM_RIGHTS), during
+ *                        setup, when netns_later: join it before mounting /sys
  *   init -> supervisor : 'R' setup done, or 'S' + int errno + text: setup failed
  *                        (errno 0: the text is complete), or 'D' + text: argv[0]
  *                        refused by CELLOS_RUN_ARGV0_ALLOW_PREFIXES
@@ -21,6 +23,7 @@
 #ifndef CELLOS_CELLINIT_H
 #define CELLOS_CELLINIT_H
 
+#include <stdbool.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 
@@ -35,6 +38,7 @@ struct cellinit_args {
 	int report;                /* write end of the report pipe */
 	int cgroup_kill;           /* open cgroup.kill of the leaf, or -1 */
 	pid_t supervisor;          /* to detect a supervisor that died before we armed PDEATHSIG */
+	bool netns_later;          /* the supervisor sends the cell's netns ('N' + fd) during setup */
 	/* Containment (isolate/mount.h, caps.h, seccomp.h, argv0.h). */
 	char *const *argv0_prefixes;          /* NULL: any program */
 	char *const *hide;                    /* host paths to mask in the cell's root, or NULL */

@@ -392,7 +392,7 @@ static int build(struct builder *b, const struct cellfs_opts *o)
 	if (attach(b->root, AT_FDCWD, "/tmp") < 0 && attach(b->root, AT_FDCWD, "/mnt") < 0)
 		return err_sys(e, errno, "cell filesystem: attach the scaffold on /tmp");
 
-	if (build_host_entries(b) < 0 || build_dev(b) < 0 || build_proc(b) < 0 || build_sys(b) < 0)
+	if (build_host_entries(b) < 0 || build_dev(b) < 0 || build_proc(b) < 0)
 		return -1;
 	int m = mount_new(b->root, "tmp", 01777, "tmpfs", "mode=1777", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
 	if (m < 0)
@@ -411,6 +411,9 @@ static int build(struct builder *b, const struct cellfs_opts *o)
 	if (o->workdir && build_workdir(b, o->workdir) < 0)
 		return -1;
 	if (o->secrets && secretfs_build(b->root, o->secrets, e) < 0)
+		return -1;
+
+	if ((o->before_sys && o->before_sys(o->arg, e) < 0) || build_sys(b) < 0)
 		return -1;
 
 	/* Read-only from now on: the scaffold (the cell cannot add entries to "/")

@@ -39,6 +39,11 @@ struct cellfs_opts {
 	const char *workdir;      /* run.workingDirectory or NULL */
 	char *const *hide;        /* NULL-terminated extra absolute paths to mask, or NULL */
 	const struct secrets *secrets; /* secretDelivery "file": the secrets dir (secretfs.h), or NULL */
+	/* Called right before /sys is mounted (a new sysfs shows the network
+	 * namespace of its mounter), or NULL. /sys is mounted last, so that the
+	 * supervisor can make the cell's network namespace meanwhile. */
+	int (*before_sys)(void *arg, struct err *e);
+	void *arg;
 };
 
 /* Build the cell's root and pivot into it. Must run in a private mount namespace
