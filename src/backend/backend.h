@@ -11,6 +11,7 @@
 #include "config.h"
 #include "isolate/cgroup.h"
 #include "isolate/nft.h"
+#include "isolate/runreg.h"
 #include "spec/spec.h"
 #include "util/err.h"
 
@@ -81,6 +82,14 @@ struct backend_ops {
 extern const struct backend_ops backend_stub;
 extern const struct backend_ops backend_gvisor; /* gvisor.c: runsc */
 extern const struct backend_ops backend_oci;    /* oci.c: crun or runc */
+
+/* The cell's cgroup leaves (SPEC §6.1), shared by the backends: plan them under
+ * CELLOS_CGROUP_PARENT (or our own cgroups), record them in the run registry
+ * before they exist (a SIGKILL at any point leaves nothing unlisted), make them,
+ * and report the v2 leaf in c->cgroup. No usable hierarchy is not an error: the
+ * cell then has no leaf (logged). */
+int backend_cgroup_setup(struct cell *c, struct cgroup_cell *cg, const struct cgroup_limits *lim, struct runreg *reg,
+			 struct err *e);
 
 /* The backend selected by CELLOS_CELL_BACKEND. */
 const struct backend_ops *backend_for(const struct config *cfg);

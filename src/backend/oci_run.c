@@ -747,15 +747,8 @@ int oci_run_create(struct cell *c, const struct oci_runtime *rt, struct err *e)
 		goto fail;
 	log_step(&t, "create.bundle");
 
-	struct err ce = {0};
-	if (cgroup_cell_plan(&o->cg, c->cfg->cgroup_parent, c->name, &lim, &ce) < 0)
-		log_debug("no cgroup leaf (%s)", ce.msg);
-	const char *leaves[1 + CG_NCTRL];
-	size_t n_leaves = cgroup_cell_paths(&o->cg, leaves, sizeof leaves / sizeof leaves[0]);
-	if (runreg_register(&o->reg, c->name, leaves, n_leaves, e) < 0)
+	if (backend_cgroup_setup(c, &o->cg, &lim, &o->reg, e) < 0)
 		goto fail;
-	cgroup_cell_make(&o->cg);
-	snprintf(c->cgroup, sizeof c->cgroup, "%s", o->cg.v2.path);
 	log_step(&t, "create.cgroup");
 
 	sigset_t set;

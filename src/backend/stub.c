@@ -107,7 +107,12 @@ static int map_user(pid_t pid, struct err *e)
 static int wait_setup(struct stub *s, struct cell *c, struct err *e)
 {
 	char buf[ERR_MSG_MAX + 16];
-	ssize_t n = recv(s->ctl, buf, sizeof buf - 1, 0);
+	ssize_t n;
+	/* An init that failed with our 'N' still unread in its queue makes the
+	 * kernel report ECONNRESET once, ahead of the 'S' it queued for us: read on. */
+	do
+		n = recv(s->ctl, buf, sizeof buf - 1, 0);
+	while (n < 0 && (errno == EINTR || errno == ECONNRESET));
 	if (n >= 1 && buf[0] == 'R')
 		return 0;
 	if (n > (ssize_t)(1 + sizeof(int)) && buf[0] == 'S') {
@@ -227,7 +232,8 @@ static int send_netns(struct stub *s, struct err *e)
 	h->cmsg_type = SCM_RIGHTS;
 	h->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(h), &s->netns, sizeof(int));
-	if (sendmsg(s->ctl, &mh, MSG_NOSIGNAL) != 1)
+	/* An init that already failed has said why: wait_setup() reports that. */
+	if (sendmsg(s->ctl, &mh, MSG_NOSIGNAL) != 1 && errno != EPIPE && errno != ECONNRESET)
 		return err_sys(e, errno, "hand the network namespace to the cell");
 	return 0;
 }
@@ -246,16 +252,9 @@ static int stub_create(struct cell *c, struct err *e)
 	runreg_sweep();
 
 	int64_t t = mono_us();
-	struct err ce = {0};
-	if (cgroup_cell_plan(&s->cg, c->cfg->cgroup_parent, c->name, &c->limits, &ce) < 0)
-		log_debug("no cgroup leaf (%s); falling back to subreaper kill", ce.msg);
-	/* Recorded before they exist: a SIGKILL at any point leaves nothing unlisted. */
-	const char *leaves[1 + CG_NCTRL];
-	size_t n_leaves = cgroup_cell_paths(&s->cg, leaves, sizeof leaves / sizeof leaves[0]);
-	if (runreg_register(&s->reg, c->name, leaves, n_leaves, e) < 0)
+	/* Without a leaf, the subreaper fallback kills the cell (kill_orphans). */
+	if (backend_cgroup_setup(c, &s->cg, &c->limits, &s->reg, e) < 0)
 		goto fail;
-	cgroup_cell_make(&s->cg);
-	snprintf(c->cgroup, sizeof c->cgroup, "%s", s->cg.v2.path);
 	log_step(&t, "create.cgroup");
 	/* Orphans of the cell reparent to us if the init dies first. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);

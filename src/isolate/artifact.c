@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "isolate/secretfs.h"
+#include "util/filekind.h"
 
 /* The helper does a handful of system calls; anything slower is stuck. */
 #define HELPER_TIMEOUT_MS 10000
@@ -55,21 +56,6 @@ static int normalise(const char *path, char *out, size_t size)
 	}
 	out[len] = '\0';
 	return 0;
-}
-
-static const char *kind_of(mode_t m)
-{
-	if (S_ISDIR(m))
-		return "a directory";
-	if (S_ISFIFO(m))
-		return "a FIFO";
-	if (S_ISCHR(m) || S_ISBLK(m))
-		return "a device";
-	if (S_ISSOCK(m))
-		return "a socket";
-	if (S_ISLNK(m))
-		return "a symbolic link";
-	return "not a regular file";
 }
 
 static const char *why_open(int errnum)
@@ -179,7 +165,7 @@ static _Noreturn void helper(int sock, const struct artifact_view *v, const char
 	if (fstat(pfd, &st) < 0)
 		reply_error(sock, "stat: %s", strerror(errno));
 	if (!S_ISREG(st.st_mode))
-		reply_error(sock, "%s, not a regular file", kind_of(st.st_mode));
+		reply_error(sock, "%s, not a regular file", file_kind(st.st_mode));
 	if (st.st_size > v->max_bytes)
 		reply_error(sock, "%lld bytes, more than CELLOS_EXPORT_MAX_BYTES (%lld)", (long long)st.st_size,
 			    v->max_bytes);

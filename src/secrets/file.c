@@ -13,21 +13,9 @@
 #include <unistd.h>
 
 #include "secrets/broker.h"
+#include "util/filekind.h"
 
 #define SECRET_FILE_MAX (1024 * 1024)
-
-static const char *kind_of(mode_t m)
-{
-	if (S_ISDIR(m))
-		return "a directory";
-	if (S_ISFIFO(m))
-		return "a FIFO";
-	if (S_ISCHR(m) || S_ISBLK(m))
-		return "a device";
-	if (S_ISSOCK(m))
-		return "a socket";
-	return "not a regular file";
-}
 
 static int file_fetch(const char *ref, struct secret *out, struct err *e)
 {
@@ -50,7 +38,7 @@ static int file_fetch(const char *ref, struct secret *out, struct err *e)
 	if (S_ISLNK(st.st_mode))
 		return err_set(e, "secret %s: %s=%s is a symbolic link (not followed)", ref, var, path);
 	if (!S_ISREG(st.st_mode))
-		return err_set(e, "secret %s: %s=%s is %s, not a regular file", ref, var, path, kind_of(st.st_mode));
+		return err_set(e, "secret %s: %s=%s is %s, not a regular file", ref, var, path, file_kind(st.st_mode));
 	if (st.st_size > SECRET_FILE_MAX)
 		return err_set(e, "secret %s: %s=%s is larger than 1 MiB (%lld bytes)", ref, var, path,
 			       (long long)st.st_size);
