@@ -18,6 +18,7 @@
 #include "events/verify.h"
 #include "spec/spec.h"
 #include "util/b64url.h"
+#include "util/log.h"
 
 #define VERSION "0.5.1-c"
 #define KEYS_MAX_BYTES (1024 * 1024)
@@ -288,6 +289,7 @@ out:
 
 int main(int argc, char **argv)
 {
+	log_set_program("cellctl");
 	if (argc < 2) {
 		fputs(usage, stderr);
 		return 2;

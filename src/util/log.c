@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 static enum log_level current = LOG_INFO;
+static const char *program = "cellos-supervisor";
 static const char *const names[] = {"error", "warn", "info", "debug"};
 
 void log_set_level(enum log_level lvl) { current = lvl; }
+void log_set_program(const char *name) { program = name; }
 
 void log_msg(enum log_level lvl, const char *fmt, ...)
 {
@@ -18,7 +20,7 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	/* Format into one buffer and write it with one write(2) so concurrent
 	 * supervisors sharing a stderr do not interleave within a line. */
 	char buf[2048];
-	int n = snprintf(buf, sizeof buf, "cellos-supervisor: %s: ", names[lvl]);
+	int n = snprintf(buf, sizeof buf, "%s: %s: ", program, names[lvl]);
 	va_list ap;
 	va_start(ap, fmt);
 	int m = vsnprintf(buf + n, sizeof buf - (size_t)n - 1, fmt, ap);
