@@ -614,7 +614,6 @@ int supervisor_run(const struct config *cfg, const struct spec *spec, struct eve
 		status = fail_before_start(&r, "secrets", why, "interrupted before create");
 		goto out;
 	}
-
 	log_step(&r.step_us, "secrets");
 
 	/* create */
