@@ -195,7 +195,7 @@ static int signing_invalid(struct config *cfg, struct err *e, const char *fmt, .
 	return 0;
 }
 
-static bool is_kid(const char *s)
+bool config_is_kid(const char *s)
 {
 	size_t n = strlen(s);
 	if (n == 0 || n > CONFIG_KID_MAX)
@@ -221,7 +221,7 @@ static int load_signing(struct config *cfg, struct err *e)
 	cfg->signing_kid = env("CELLOS_EVENT_SIGNING_KID");
 	if (!cfg->signing_kid)
 		return signing_invalid(cfg, e, "CELLOS_EVENT_SIGNING_KID: required when CELLOS_EVENT_SIGNING=%s", v);
-	if (!is_kid(cfg->signing_kid))
+	if (!config_is_kid(cfg->signing_kid))
 		return signing_invalid(cfg, e, "CELLOS_EVENT_SIGNING_KID: must be 1-%d printable ASCII characters without spaces",
 				       CONFIG_KID_MAX);
 

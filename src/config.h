@@ -110,6 +110,9 @@ const char *config_export_url(const struct config *cfg, bool s3, const char *tar
 
 const char *config_backend_name(enum backend_kind b);
 
+/* A valid CELLOS_EVENT_SIGNING_KID: 1-CONFIG_KID_MAX printable ASCII, no spaces. */
+bool config_is_kid(const char *s);
+
 /* The value of a variable named on a tool's command line (cellctl verify
  * --hmac-key-env VAR), NULL when unset or empty; writable so it can be wiped. */
 char *config_named_env(const char *name);

@@ -214,17 +214,6 @@ out:
 
 /* ---- keygen ---- */
 
-static bool is_kid(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > CONFIG_KID_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (s[i] <= ' ' || s[i] > '~')
-			return false;
-	return true;
-}
-
 static int write_all(int fd, const char *p, size_t n)
 {
 	while (n) {
@@ -244,7 +233,7 @@ static int cmd_keygen(int argc, char **argv)
 	if (argc != 2 || strcmp(argv[0], "--kid") != 0)
 		return usage_error("keygen takes --kid KID%s", "");
 	const char *kid = argv[1];
-	if (!is_kid(kid))
+	if (!config_is_kid(kid))
 		return usage_error("keygen: the kid must be 1-128 printable ASCII characters without spaces (%s)", kid);
 	unsigned char *seed = sodium_malloc(SIGN_ED25519_SEED_BYTES);
 	char *seed_b64 = sodium_malloc(B64URL_ENCODED_LEN(SIGN_ED25519_SEED_BYTES));

@@ -32,3 +32,19 @@ int backend_cgroup_setup(struct cell *c, struct cgroup_cell *cg, const struct cg
 	snprintf(c->cgroup, sizeof c->cgroup, "%s", cg->v2.path);
 	return 0;
 }
+
+void backend_cgroup_usage(struct cgroup_cell *cg, struct run_status *st)
+{
+	if (!cgroup_cell_any(cg))
+		return;
+	if (!cgroup_cell_wait_empty(cg, 2000))
+		log_warn("cgroup: the cell's processes are still exiting; resource usage may be short");
+	struct cgroup_usage u;
+	cgroup_cell_usage(cg, &u);
+	st->have_cell_cpu = u.have_cpu;
+	st->cell_user_us = u.user_us;
+	st->cell_sys_us = u.sys_us;
+	st->have_cell_mem = u.have_mem;
+	st->cell_mem_peak = u.mem_peak;
+	st->oom_killed = u.oom_kills > 0;
+}

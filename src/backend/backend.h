@@ -91,6 +91,10 @@ extern const struct backend_ops backend_oci;    /* oci.c: crun or runc */
 int backend_cgroup_setup(struct cell *c, struct cgroup_cell *cg, const struct cgroup_limits *lim, struct runreg *reg,
 			 struct err *e);
 
+/* Whole-cell accounting (SPEC §8.1 resourceUsage, destroyed.reason oom) into
+ * *st, once the cell's last process is gone (waits up to 2 s for that). */
+void backend_cgroup_usage(struct cgroup_cell *cg, struct run_status *st);
+
 /* The backend selected by CELLOS_CELL_BACKEND. */
 const struct backend_ops *backend_for(const struct config *cfg);
 

@@ -965,17 +965,7 @@ void oci_run_collect(struct cell *c, struct run_status *st)
 	}
 	/* The main process is gone: nothing else of the cell may keep running. */
 	cgroup_cell_signal(&o->cg, SIGKILL, 0);
-	if (cgroup_cell_any(&o->cg)) {
-		cgroup_cell_wait_empty(&o->cg, 2000);
-		struct cgroup_usage u;
-		cgroup_cell_usage(&o->cg, &u);
-		st->have_cell_cpu = u.have_cpu;
-		st->cell_user_us = u.user_us;
-		st->cell_sys_us = u.sys_us;
-		st->have_cell_mem = u.have_mem;
-		st->cell_mem_peak = u.mem_peak;
-		st->oom_killed = u.oom_kills > 0;
-	}
+	backend_cgroup_usage(&o->cg, st);
 }
 
 void oci_run_signal(struct cell *c, int sig)

@@ -521,20 +521,7 @@ static void stub_collect(struct cell *c, struct run_status *st)
 	reap_init(s);
 	if (s->cg.v2.fd < 0)
 		kill_orphans();
-	/* Whole-cell accounting (SPEC §8.1 resourceUsage, destroyed.reason oom):
-	 * final once the last process is gone. */
-	if (cgroup_cell_any(&s->cg)) {
-		if (!cgroup_cell_wait_empty(&s->cg, 2000))
-			log_warn("cgroup: the cell's processes are still exiting; resource usage may be short");
-		struct cgroup_usage u;
-		cgroup_cell_usage(&s->cg, &u);
-		st->have_cell_cpu = u.have_cpu;
-		st->cell_user_us = u.user_us;
-		st->cell_sys_us = u.sys_us;
-		st->have_cell_mem = u.have_mem;
-		st->cell_mem_peak = u.mem_peak;
-		st->oom_killed = u.oom_kills > 0;
-	}
+	backend_cgroup_usage(&s->cg, st);
 }
 
 static int read_counters(struct cell *c, void *arg, struct err *e)
