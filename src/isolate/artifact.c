@@ -22,6 +22,7 @@
 
 #include "isolate/secretfs.h"
 #include "util/filekind.h"
+#include "util/path.h"
 
 /* The helper does a handful of system calls; anything slower is stuck. */
 #define HELPER_TIMEOUT_MS 10000
@@ -30,32 +31,6 @@ static int openat2_(int dirfd, const char *rel, int flags, unsigned long long re
 {
 	struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW), .resolve = resolve};
 	return (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof how);
-}
-
-/* `path` with empty and "." components dropped, into out ("/a/b"). ".." is
- * refused by the document's validator; here it would only mean "escape". */
-static int normalise(const char *path, char *out, size_t size)
-{
-	size_t len = 0;
-	for (const char *p = path; *p;) {
-		while (*p == '/')
-			p++;
-		size_t n = strcspn(p, "/");
-		if (n == 0)
-			break;
-		if (n == 2 && p[0] == '.' && p[1] == '.')
-			return -1;
-		if (!(n == 1 && p[0] == '.')) {
-			if (len + n + 2 > size)
-				return -1;
-			out[len++] = '/';
-			memcpy(out + len, p, n);
-			len += n;
-		}
-		p += n;
-	}
-	out[len] = '\0';
-	return 0;
 }
 
 static const char *why_open(int errnum)
@@ -120,7 +95,7 @@ static _Noreturn void helper(int sock, const struct artifact_view *v, const char
 	}
 
 	char norm[PATH_MAX], ws[PATH_MAX];
-	if (normalise(path, norm, sizeof norm) < 0 || !norm[0])
+	if (path_clean(path, norm, sizeof norm) < 0 || !norm[0])
 		reply_error(sock, "not a clean absolute path");
 	/* Secrets reach the cell to be used there, never to leave it by export
 	 * (without symlinks and "..", this is the only way to name them). */
@@ -131,7 +106,7 @@ static _Noreturn void helper(int sock, const struct artifact_view *v, const char
 	const char *rel;
 	unsigned long long resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
 	if (v->workspace) {
-		if (normalise(v->workspace, ws, sizeof ws) < 0)
+		if (path_clean(v->workspace, ws, sizeof ws) < 0)
 			reply_error(sock, "run.workingDirectory: not a clean absolute path");
 		size_t wl = strlen(ws);
 		if (strncmp(norm, ws, wl) != 0 || norm[wl] != '/' || !norm[wl + 1])

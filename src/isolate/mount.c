@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "isolate/secretfs.h"
+#include "util/path.h"
 
 /* Every host tree the cell sees: read-only, no setuid, no devices. */
 #define HOST_RO (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
@@ -316,29 +317,12 @@ static int build_sys(struct builder *b)
  * already exist there (we never create anything on the host). */
 static int build_workdir(struct builder *b, const char *workdir)
 {
-	char rel[PATH_MAX];
-	size_t len = 0;
-	/* Normalise: no empty or "." components (".." is refused by the validator
-	 * and again here: inside the scaffold it could only mean "escape"). */
-	for (const char *p = workdir; *p;) {
-		while (*p == '/')
-			p++;
-		size_t n = strcspn(p, "/");
-		if (n == 0)
-			break;
-		if (n == 2 && p[0] == '.' && p[1] == '.')
-			return err_set(b->e, "run.workingDirectory %s: '..' is not allowed", workdir);
-		if (!(n == 1 && p[0] == '.')) {
-			if (len + n + 2 > sizeof rel)
-				return err_set(b->e, "run.workingDirectory: path too long");
-			if (len)
-				rel[len++] = '/';
-			memcpy(rel + len, p, n);
-			len += n;
-		}
-		p += n;
-	}
-	rel[len] = '\0';
+	char clean[PATH_MAX];
+	if (path_clean(workdir, clean, sizeof clean) < 0)
+		return errno == EINVAL ? err_set(b->e, "run.workingDirectory %s: '..' is not allowed", workdir)
+				       : err_set(b->e, "run.workingDirectory: path too long");
+	char *rel = clean[0] ? clean + 1 : clean; /* relative to the scaffold */
+	size_t len = strlen(rel);
 	if (len == 0)
 		return err_set(b->e, "run.workingDirectory: '/' cannot be the workspace (it is the cell's root)");
 

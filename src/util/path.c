@@ -1,0 +1,33 @@
+#include "util/path.h"
+
+#include <errno.h>
+#include <string.h>
+
+int path_clean(const char *path, char *out, size_t size)
+{
+	size_t len = 0;
+	for (const char *p = path; *p;) {
+		while (*p == '/')
+			p++;
+		size_t n = strcspn(p, "/");
+		if (n == 0)
+			break;
+		if (n == 2 && p[0] == '.' && p[1] == '.') {
+			errno = EINVAL;
+			return -1;
+		}
+		if (!(n == 1 && p[0] == '.')) {
+			if (len + n + 2 > size) {
+				errno = ENAMETOOLONG;
+				return -1;
+			}
+			out[len++] = '/';
+			memcpy(out + len, p, n);
+			len += n;
+		}
+		p += n;
+	}
+	if (size)
+		out[len] = '\0';
+	return 0;
+}
