@@ -107,16 +107,9 @@ static int resolve_egress(struct run *r)
 {
 	for (size_t i = 0; i < r->spec->n_egress; i++) {
 		const struct egress_rule *er = &r->spec->egress[i];
-		unsigned char buf[16];
-		char plain[64];
-		snprintf(plain, sizeof plain, "%.*s", (int)strcspn(er->host, "/"), er->host);
-		if (inet_pton(AF_INET, plain, buf) == 1) {
-			if (add_egress(r, 4, er->host, er) < 0)
-				return -1;
-			continue;
-		}
-		if (inet_pton(AF_INET6, plain, buf) == 1) {
-			if (add_egress(r, 6, er->host, er) < 0)
+		int family = spec_host_family(er->host); /* 4, 6 (address or CIDR), 0 (name) */
+		if (family > 0) {
+			if (add_egress(r, family, er->host, er) < 0)
 				return -1;
 			continue;
 		}

@@ -131,6 +131,17 @@ static int wait_setup(struct stub *s, struct cell *c, struct err *e)
 	return err_set(e, "cell setup: the cell's init ended unexpectedly");
 }
 
+/* Return the calling thread to the netns `self` (and close it). Failing to come
+ * back would leave the supervisor inside the cell: nothing sane can follow. */
+static void come_back(int self)
+{
+	if (setns(self, CLONE_NEWNET) < 0) {
+		log_error("setns back to the host netns: %s", strerror(errno));
+		abort();
+	}
+	close(self);
+}
+
 static int enter_netns_and(struct stub *s, struct cell *c, int (*fn)(struct cell *, void *, struct err *),
 			   void *arg, struct err *e)
 {
@@ -142,12 +153,7 @@ static int enter_netns_and(struct stub *s, struct cell *c, int (*fn)(struct cell
 		return err_sys(e, errno, "setns into the cell's netns");
 	}
 	int rc = fn(c, arg, e);
-	/* Failing to come back would leave the supervisor inside the cell. */
-	if (setns(self, CLONE_NEWNET) < 0) {
-		log_error("setns back to the host netns: %s", strerror(errno));
-		abort();
-	}
-	close(self);
+	come_back(self);
 	return rc;
 }
 
@@ -208,13 +214,8 @@ static int make_netns(struct stub *s, struct cell *c, struct err *e)
 	} else {
 		s->netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 		rc = s->netns < 0 ? err_sys(e, errno, "open the cell's network namespace") : net_setup(c, NULL, e);
-		/* Failing to come back would leave the supervisor inside the cell. */
-		if (setns(self, CLONE_NEWNET) < 0) {
-			log_error("setns back to the host netns: %s", strerror(errno));
-			abort();
-		}
 	}
-	close(self);
+	come_back(self);
 	return rc;
 }
 

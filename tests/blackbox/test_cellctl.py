@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 
 import nacl.signing
 import pytest
@@ -95,18 +96,38 @@ KEY = Ed25519Key("ops-1")
 
 @pytest.fixture(scope="module")
 def interleaved():
-    """Three real supervisors appending to one JSONL file at once: each emits its
-    first events, then its workload sleeps, so the runs' lines interleave."""
+    """Three real supervisors appending to one JSONL file, launched so that their
+    lines interleave whatever the machine's speed: A starts, B starts, A ends,
+    C starts, B ends, C ends (each run has another run's line between its first
+    and its last)."""
     d = new_dir("interleaved")
     log = d / "events.jsonl"
     (d / "keys.json").write_text(KEY.keys_json())
-    procs = []
-    for i, argv in enumerate([["/bin/sleep", "0.6"], ["/bin/sh", "-c", "sleep 0.4; exit 4"],
-                              ["/bin/sleep", "0.2"]]):
+
+    def count():
+        return log.read_bytes().count(b"\n") if log.exists() else 0
+
+    def wait_lines(n, timeout=20):
+        deadline = time.monotonic() + timeout
+        while count() < n:
+            assert time.monotonic() < deadline, f"expected {n} lines, have {count()}"
+            time.sleep(0.01)
+
+    def launch(i, argv):
         _, spec_path, _ = prepare(make_spec(argv, id=f"inter-{i}"), jsonl=False)
-        procs.append(subprocess.Popen([str(SUPERVISOR), str(spec_path)], env=supervisor_env(KEY.env(), log),
-                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-    for p in procs:
+        return subprocess.Popen([str(SUPERVISOR), str(spec_path)], env=supervisor_env(KEY.env(), log),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    # A run writes 3 lines before its workload sleeps (network_policy, started,
+    # process_spawned) and 3 after (completed, summary, destroyed).
+    a = launch(0, ["/bin/sleep", "0.6"])
+    wait_lines(3)
+    b = launch(1, ["/bin/sh", "-c", "sleep 1.5; exit 4"])
+    wait_lines(6)
+    a.communicate(timeout=30)                    # A has ended: 9 lines
+    c = launch(2, ["/bin/sleep", "1.2"])
+    wait_lines(12)
+    for p in (b, c):
         p.communicate(timeout=30)
     lines = [l for l in log.read_bytes().split(b"\n") if l]
     runs = [json.loads(l)["data"]["event"]["data"]["runId"] for l in lines]
