@@ -24,6 +24,8 @@ struct cell {
 	const struct nft_egress *egress;
 	size_t n_egress;
 	struct cgroup_limits limits;    /* effective run.limits (cgroup_limits_resolve) */
+	uid_t uid;                      /* the run's own unprivileged host uid/gid (SPEC §3): */
+	gid_t gid;                      /* the workload's identity on the host, never 0 */
 
 	/* Filled in by create(), reported in events. */
 	bool netns;                     /* the cell has a private network namespace */
