@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "isolate/cgroup.h"
+#include "isolate/runuid.h"
 #include "isolate/seccomp.h"
 #include "util/b64url.h"
 
@@ -41,18 +42,25 @@ static int parse_pos_ll(const char *s, long long *out)
 
 static bool is_true(const char *v) { return v && strcmp(v, "1") == 0; }
 
-/* CELLOS_SUBPROCESS_UNSHARE grammar (SPEC §3). */
-static int parse_unshare(const char *v, unsigned *out, struct err *e)
+/* CELLOS_SUBPROCESS_UNSHARE grammar (SPEC §3). Unset means `all`: secure by
+ * default. `user` that comes from `all` (or the default) may fall back where the
+ * kernel refuses a user namespace; one listed by name may not (*user_required). */
+static int parse_unshare(const char *v, unsigned *out, bool *user_required, bool *host_mode, struct err *e)
 {
+	const unsigned all = NS_NET | NS_MNT | NS_PID | NS_IPC | NS_UTS | NS_CGROUP | NS_USER;
 	*out = 0;
-	if (!v || strcmp(v, "0") == 0)
-		return 0;
-	if (strcmp(v, "1") == 0) {
-		*out = NS_PID | NS_IPC | NS_MNT | NS_NET;
+	*user_required = false;
+	*host_mode = false;
+	if (!v || strcmp(v, "all") == 0) {
+		*out = all;
 		return 0;
 	}
-	if (strcmp(v, "all") == 0) {
-		*out = NS_NET | NS_MNT | NS_PID | NS_IPC | NS_UTS | NS_CGROUP;
+	if (strcmp(v, "0") == 0 || strcmp(v, "none") == 0) {
+		*host_mode = true;
+		return 0;
+	}
+	if (strcmp(v, "1") == 0) {
+		*out = NS_PID | NS_IPC | NS_MNT | NS_NET;
 		return 0;
 	}
 	static const struct { const char *n; unsigned bit; } names[] = {
@@ -69,15 +77,55 @@ static int parse_unshare(const char *v, unsigned *out, struct err *e)
 				found = true;
 			}
 		if (!found)
-			return err_set(e, "CELLOS_SUBPROCESS_UNSHARE: unknown namespace '%.*s' (expected 0, 1, all, or a comma list of net, mnt, pid, ipc, uts, user, cgroup)",
+			return err_set(e, "CELLOS_SUBPROCESS_UNSHARE: unknown namespace '%.*s' (expected 0, none, 1, all, or a comma list of net, mnt, pid, ipc, uts, user, cgroup)",
 				       (int)len, p);
 		p += len;
 		if (*p == ',')
 			p++;
 	}
-	/* A private /proc for the PID namespace needs a mount namespace. */
-	if (*out & NS_PID)
-		*out |= NS_MNT;
+	*user_required = (*out & NS_USER) != 0;
+	/* A private /proc for the PID namespace needs a mount namespace; and a mount
+	 * namespace without a PID namespace would leave the supervisor visible to
+	 * the workload, which could SIGSTOP or ptrace-attach to it by pid. */
+	if (*out & (NS_PID | NS_MNT))
+		*out |= NS_PID | NS_MNT;
+	return 0;
+}
+
+/* CELLOS_CELL_UID / CELLOS_CELL_GID: one fixed host id, never 0 (nor -1). */
+static int parse_id(const char *var, const char *v, unsigned long *out, struct err *e)
+{
+	long long n;
+	if (parse_pos_ll(v, &n) < 0 || n > 4294967294LL)
+		return err_set(e, "%s: expected a host id from 1 to 4294967294 (never 0: the workload is never host root), got '%s'",
+			       var, v);
+	*out = (unsigned long)n;
+	return 0;
+}
+
+/* The run's own host identity (SPEC §3): a range to allocate from, or one fixed
+ * uid/gid for every cell. */
+static int load_identity(struct config *cfg, struct err *e)
+{
+	const char *v;
+	cfg->uid_first = CONFIG_CELL_UID_FIRST;
+	cfg->uid_last = CONFIG_CELL_UID_LAST;
+	if ((v = env("CELLOS_CELL_UID_RANGE")) && runuid_parse_range(v, &cfg->uid_first, &cfg->uid_last, e) < 0)
+		return -1;
+	const char *u = env("CELLOS_CELL_UID"), *g = env("CELLOS_CELL_GID");
+	if (!u && g)
+		return err_set(e, "CELLOS_CELL_GID: set without CELLOS_CELL_UID");
+	if (!u)
+		return 0;
+	if (parse_id("CELLOS_CELL_UID", u, &cfg->fixed_uid, e) < 0)
+		return -1;
+	cfg->fixed_gid = cfg->fixed_uid;
+	if (g && parse_id("CELLOS_CELL_GID", g, &cfg->fixed_gid, e) < 0)
+		return -1;
+	/* One identity shared by cells that could see each other's processes
+	 * would let one read another's /proc/<pid>/environ (secrets). */
+	if (cfg->backend == BACKEND_STUB && !(cfg->ns & NS_PID))
+		return err_set(e, "CELLOS_CELL_UID: one fixed identity for every cell needs a PID namespace per cell (CELLOS_SUBPROCESS_UNSHARE with pid)");
 	return 0;
 }
 
@@ -449,8 +497,13 @@ int config_load(struct config *cfg, struct err *e)
 	else
 		return err_set(e, "CELLOS_DEPLOYMENT_PROFILE: unknown profile '%s' (expected portable, hardened)", v);
 
-	if (parse_unshare(env("CELLOS_SUBPROCESS_UNSHARE"), &cfg->ns, e) < 0)
+	if (parse_unshare(env("CELLOS_SUBPROCESS_UNSHARE"), &cfg->ns, &cfg->user_required, &cfg->host_mode, e) < 0)
 		return -1;
+	if (load_identity(cfg, e) < 0)
+		return -1;
+	if (cfg->host_mode && cfg->backend == BACKEND_STUB)
+		log_warn("CELLOS_SUBPROCESS_UNSHARE=%s: host mode, the cell shares every namespace of the host (the workload still runs as the run's own uid)",
+			 env("CELLOS_SUBPROCESS_UNSHARE"));
 
 	cfg->cgroup_parent = env("CELLOS_CGROUP_PARENT");
 	if (cfg->cgroup_parent && cfg->cgroup_parent[0] != '/')
@@ -472,14 +525,18 @@ int config_load(struct config *cfg, struct err *e)
 	}
 
 	/* A filter file is parsed here, at admission: a missing or malformed one is a
-	 * configuration error before anything is created (docs/seccomp.md). */
+	 * configuration error before anything is created (docs/seccomp.md). Unset
+	 * means the baseline: secure by default. */
 	cfg->seccomp = "off";
-	if ((v = env("CELLOS_SECCOMP")) && strcmp(v, "off") != 0) {
+	v = env("CELLOS_SECCOMP");
+	if (v && strcmp(v, "off") == 0)
+		log_warn("CELLOS_SECCOMP=off: the workload may use every system call");
+	if (!v || strcmp(v, "off") != 0) {
 		cfg->seccomp_policy = calloc(1, sizeof *cfg->seccomp_policy);
 		if (!cfg->seccomp_policy)
 			return err_set(e, "CELLOS_SECCOMP: out of memory");
 		int rc;
-		if (strcmp(v, "baseline") == 0) {
+		if (!v || strcmp(v, "baseline") == 0) {
 			cfg->seccomp = "baseline";
 			rc = seccomp_policy_baseline(cfg->seccomp_policy, e);
 		} else if (strchr(v, '/')) {
@@ -587,9 +644,9 @@ int config_check_profile(const struct config *cfg, const char *argv0, struct err
 	char missing[768] = "";
 	size_t len = 0;
 #define MISSING(...) len += (size_t)snprintf(missing + len, len < sizeof missing ? sizeof missing - len : 0, __VA_ARGS__)
-	unsigned need = NS_NET | NS_MNT | NS_PID | NS_IPC | NS_UTS;
+	unsigned need = NS_NET | NS_MNT | NS_PID | NS_IPC | NS_UTS | NS_USER;
 	if (cfg->backend == BACKEND_STUB && (cfg->ns & need) != need)
-		MISSING("%snamespaces net,mnt,pid,ipc,uts (CELLOS_SUBPROCESS_UNSHARE)", len ? "; " : "");
+		MISSING("%snamespaces net,mnt,pid,ipc,uts,user (CELLOS_SUBPROCESS_UNSHARE)", len ? "; " : "");
 	if (strcmp(cfg->seccomp, "off") == 0)
 		MISSING("%sa seccomp filter (CELLOS_SECCOMP)", len ? "; " : "");
 	if (cfg->signing == SIGN_OFF)

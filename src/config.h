@@ -40,6 +40,12 @@ struct config {
 	enum backend_kind backend;
 	bool hardened;
 	unsigned ns;                   /* NS_* bits */
+	bool user_required;            /* `user` listed by name: no fallback without it */
+	bool host_mode;                /* CELLOS_SUBPROCESS_UNSHARE=0/none: explicitly none */
+	/* The run's own host identity (SPEC §3): allocated per run from
+	 * [uid_first, uid_last] (uid == gid), unless fixed_uid is set. */
+	unsigned long uid_first, uid_last;
+	unsigned long fixed_uid, fixed_gid; /* CELLOS_CELL_UID/_GID; 0: unset */
 	const char *cgroup_parent;     /* NULL: default placement */
 	long long cpu_quota, cpu_period; /* CELLOS_CGROUP_CPU_MAX, 0 if unset */
 	const char *seccomp;           /* "off", "baseline" or "file" (CELLOS_SECCOMP, as reported) */
@@ -81,6 +87,8 @@ struct config {
 	long long export_http_timeout_ms; /* CELLOS_EXPORT_HTTP_TIMEOUT_MS (ext): one attempt */
 };
 
+#define CONFIG_CELL_UID_FIRST 3000000000UL
+#define CONFIG_CELL_UID_LAST 3000999999UL
 #define CONFIG_EXPORT_MAX_BYTES_DEFAULT (1LL << 30)
 #define CONFIG_EXPORT_HTTP_TIMEOUT_MS_DEFAULT 300000LL
 

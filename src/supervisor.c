@@ -14,6 +14,7 @@
 #include "backend/backend.h"
 #include "export/export.h"
 #include "isolate/artifact.h"
+#include "isolate/runuid.h"
 #include "isolate/secretfs.h"
 #include "secrets/broker.h"
 #include "util/ids.h"
@@ -40,6 +41,7 @@ struct run {
 	size_t n_egress_strings;
 	char **envp;                   /* workload environment (secret entries borrowed) */
 	struct secrets secrets;
+	struct runuid uid;             /* the run's own host uid (SPEC §3), fd -1 when fixed */
 	struct cell cell;
 	bool created;
 
@@ -209,6 +211,10 @@ static int build_env(struct run *r, struct strpool *pool)
 	r->envp = calloc(1, sizeof *r->envp);
 	if (!r->envp || !(e = pool_printf(pool, "PATH=%s", DEFAULT_PATH)) || env_set(&r->envp, &n, e) < 0)
 		return -1;
+	/* HOME (SPEC §2): never the supervisor's own; run.env may override it. */
+	const char *home = r->spec->working_directory ? r->spec->working_directory : "/tmp";
+	if (!(e = pool_printf(pool, "HOME=%s", home)) || env_set(&r->envp, &n, e) < 0)
+		return -1;
 	for (size_t i = 0; i < r->spec->n_env; i++)
 		if (!(e = pool_printf(pool, "%s=%s", r->spec->env[i].key, r->spec->env[i].value)) ||
 		    env_set(&r->envp, &n, e) < 0)
@@ -274,10 +280,12 @@ static void emit_started(struct run *r, char started_id[37])
 	};
 	json_t *ns = json_array();
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-		if (r->cfg->ns & names[i].bit)
+		if (r->cell.ns & names[i].bit)
 			json_array_append_new(ns, json_string(names[i].name));
 	json_t *iso = json_pack("{s:o, s:o, s:s}", "namespaces", ns, "cgroup",
 				r->cell.cgroup[0] ? json_string(r->cell.cgroup) : json_null(), "seccomp", r->cfg->seccomp);
+	/* (ext) The workload's host identity, for an auditor matching host records. */
+	json_object_set_new(iso, "hostUid", json_integer((json_int_t)r->cell.uid));
 	json_t *limits = limits_json(&r->cell);
 	if (limits)
 		json_object_set_new(iso, "limits", limits);
@@ -503,6 +511,17 @@ static void run_workload(struct run *r)
 
 /* ---- the lifecycle ---- */
 
+/* The run's own host uid (SPEC §3): CELLOS_CELL_UID, or one allocated from
+ * CELLOS_CELL_UID_RANGE that no other live run holds, until destroy. */
+static int take_identity(struct run *r, struct err *e)
+{
+	if (r->cfg->fixed_uid) {
+		r->uid.uid = r->cfg->fixed_uid;
+		return 0;
+	}
+	return runuid_alloc(r->cfg->uid_first, r->cfg->uid_last, r->run_id, &r->uid, e);
+}
+
 /* A phase before `started` failed: undo, report, and set the exit status. */
 static int fail_before_start(struct run *r, const char *phase, const char *reason, const char *msg)
 {
@@ -565,7 +584,7 @@ static void export_artifacts(struct run *r, const char *started_id)
 
 int supervisor_run(const struct config *cfg, const struct spec *spec, struct event_stream *es)
 {
-	struct run r = {.cfg = cfg, .spec = spec, .es = es, .be = backend_for(cfg), .sigfd = -1};
+	struct run r = {.cfg = cfg, .spec = spec, .es = es, .be = backend_for(cfg), .sigfd = -1, .uid = {.fd = -1}};
 	r.t0 = mono_ms();
 	r.step_us = mono_us();
 	r.ttl_deadline = r.t0 + spec->ttl_seconds * 1000;
@@ -614,8 +633,13 @@ int supervisor_run(const struct config *cfg, const struct spec *spec, struct eve
 		status = fail_before_start(&r, "create", "backend_failed", "out of memory");
 		goto out;
 	}
+	if (take_identity(&r, &e) < 0) {
+		status = fail_before_start(&r, "create", "backend_failed", e.msg);
+		goto out;
+	}
 	r.cell = (struct cell){.cfg = cfg, .spec = spec, .envp = r.envp, .path = env_path(r.envp),
-			       .egress = r.egress, .n_egress = r.n_egress,
+			       .egress = r.egress, .n_egress = r.n_egress, .ns = cfg->ns,
+			       .uid = (uid_t)r.uid.uid, .gid = (gid_t)(cfg->fixed_uid ? cfg->fixed_gid : r.uid.uid),
 			       .secrets = spec->delivery == DELIVERY_FILE ? &r.secrets : NULL};
 	snprintf(r.cell.name, sizeof r.cell.name, "cellos-%s-%.8s", spec->id, r.run_id);
 	cgroup_limits_resolve(&r.cell.limits, spec->memory_max_bytes, spec->cpu_quota_micros, spec->cpu_period_micros,
@@ -655,6 +679,7 @@ int supervisor_run(const struct config *cfg, const struct spec *spec, struct eve
 	/* destroy, revoke */
 	r.be->destroy(&r.cell);
 	r.created = false;
+	runuid_release(&r.uid);
 	log_step(&r.step_us, "destroy");
 	secrets_revoke(&r.secrets);
 	if (!r.reason && terminated(&r)) {
@@ -667,6 +692,7 @@ int supervisor_run(const struct config *cfg, const struct spec *spec, struct eve
 out:
 	if (r.created)
 		r.be->destroy(&r.cell);
+	runuid_release(&r.uid);
 	secrets_revoke(&r.secrets);
 	for (size_t i = 0; i < pool.n; i++)
 		free(pool.s[i]);

@@ -24,6 +24,7 @@ struct cell {
 	const struct nft_egress *egress;
 	size_t n_egress;
 	struct cgroup_limits limits;    /* effective run.limits (cgroup_limits_resolve) */
+	unsigned ns;                    /* NS_* the cell has: cfg->ns, less a refused `user` (stub) */
 	uid_t uid;                      /* the run's own unprivileged host uid/gid (SPEC §3): */
 	gid_t gid;                      /* the workload's identity on the host, never 0 */
 

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/securebits.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -49,6 +50,7 @@ struct stub {
 	struct runreg reg;   /* lets the next supervisor clean up if we are SIGKILLed */
 	bool reaped;
 	struct sock_fprog filter; /* the workload's seccomp filter, sent with 'B' */
+	bool netns_later;    /* we make the cell's netns and hand it over (cellinit.c) */
 };
 
 static struct stub *priv(struct cell *c) { return c->priv; }
@@ -81,26 +83,63 @@ static int write_proc(pid_t pid, const char *file, const char *text, struct err 
 	return 0;
 }
 
-/* The host identity of the cell's root when the supervisor is root: nobody.
- * Mapping the cell to our own uid would make it the owner of every root-owned
- * file of the host (/etc/shadow is 0640 root); as nobody it has only the
- * "other" permission bits on anything the host owns. */
-#define CELL_HOST_ID 65534u
-
-/* Map root inside the cell (its only uid/gid) to an unprivileged host identity:
- * nobody when we are root, else our own uid/gid (all an unprivileged supervisor
- * may map, and then the kernel requires setgroups to be denied). The init then
- * becomes that root and drops the supplementary groups it inherited from us
- * (cellinit.c); the cell's "root" has no power outside its namespaces. */
-static int map_user(pid_t pid, struct err *e)
+/* Map root inside the cell (its only uid/gid) to the run's own host identity
+ * (c->uid/c->gid: SPEC §3, never 0, never shared by two live runs). Nothing
+ * the host owns belongs to it, so the cell has only the "other" permission bits
+ * on host files; the init then becomes that root and drops the supplementary
+ * groups it inherited from us (cellinit.c). An unprivileged supervisor may map
+ * only itself, and the kernel then requires setgroups to be denied. */
+static int map_user(const struct cell *c, pid_t pid, struct err *e)
 {
 	bool root = geteuid() == 0;
 	char map[64];
-	snprintf(map, sizeof map, "0 %u 1\n", root ? CELL_HOST_ID : (unsigned)geteuid());
+	snprintf(map, sizeof map, "0 %u 1\n", root ? (unsigned)c->uid : (unsigned)geteuid());
 	if (write_proc(pid, "uid_map", map, e) < 0 || (!root && write_proc(pid, "setgroups", "deny", e) < 0))
 		return -1;
-	snprintf(map, sizeof map, "0 %u 1\n", root ? CELL_HOST_ID : (unsigned)getegid());
+	snprintf(map, sizeof map, "0 %u 1\n", root ? (unsigned)c->gid : (unsigned)getegid());
 	return write_proc(pid, "gid_map", map, e);
+}
+
+/* The effective ids of this thread while it creates the cell's user namespace.
+ * The kernel makes the namespace's *owner* the creator's euid, and charges its
+ * per-user counters (inotify instances, namespaces, ...) to the owner at every
+ * level above it: owned by root, a cell could exhaust host root's budget. So we
+ * become the run's uid/gid for the clone, keeping our capabilities
+ * (SECBIT_NO_SETUID_FIXUP) for what else the clone does (CLONE_INTO_CGROUP),
+ * and return to root right after. The supervisor is single-threaded here. */
+struct owner_switch {
+	int securebits;
+	bool active;
+};
+
+static int become_owner(const struct cell *c, struct owner_switch *o, struct err *e)
+{
+	o->active = false;
+	if (geteuid() != 0)
+		return 0; /* an unprivileged supervisor owns what it makes anyway */
+	o->securebits = prctl(PR_GET_SECUREBITS);
+	if (o->securebits < 0 || prctl(PR_SET_SECUREBITS, o->securebits | SECBIT_NO_SETUID_FIXUP) < 0)
+		return err_sys(e, errno, "user namespace: keep capabilities while owning it (securebits)");
+	if (setresgid((gid_t)-1, c->gid, (gid_t)-1) < 0 || setresuid((uid_t)-1, c->uid, (uid_t)-1) < 0) {
+		int errnum = errno;
+		if (setresgid((gid_t)-1, 0, (gid_t)-1) < 0 || prctl(PR_SET_SECUREBITS, o->securebits) < 0)
+			abort(); /* cannot return to our own identity: nothing sane can follow */
+		return err_sys(e, errnum, "user namespace: take the run's uid %u as owner", (unsigned)c->uid);
+	}
+	o->active = true;
+	return 0;
+}
+
+static void end_owner(struct owner_switch *o)
+{
+	if (!o->active)
+		return;
+	if (setresuid((uid_t)-1, 0, (uid_t)-1) < 0 || setresgid((gid_t)-1, 0, (gid_t)-1) < 0 ||
+	    prctl(PR_SET_SECUREBITS, o->securebits) < 0) {
+		log_error("return to the supervisor's own identity: %s", strerror(errno));
+		abort();
+	}
+	o->active = false;
 }
 
 /* Wait for the init's reply to 'A'. */
@@ -239,6 +278,84 @@ static int send_netns(struct stub *s, struct err *e)
 	return 0;
 }
 
+/* Whether clone3() failed because the kernel refuses (this caller) a user
+ * namespace: disabled (max_user_namespaces 0: ENOSPC), restricted by an LSM or
+ * sysctl (EPERM, EACCES), too deep or too many (EUSERS), not built (EINVAL). */
+static bool userns_refused(int errnum)
+{
+	return errnum == ENOSPC || errnum == EPERM || errnum == EACCES || errnum == EUSERS || errnum == EINVAL;
+}
+
+static long clone_once(struct stub *s, const struct cell *c, struct cellinit_args *a, int *pidfd, struct err *e)
+{
+	/* Without a user namespace the cell's network namespace is made by us while
+	 * the init builds the cell's root, not by clone3() before it (see
+	 * cellinit.c, join_netns). In a user namespace it must belong to the cell's
+	 * user namespace, so clone3() makes it. */
+	a->ns = c->ns;
+	a->netns_later = (c->ns & NS_NET) && !(c->ns & NS_USER);
+	struct clone_args ca = {
+		.flags = (clone_flags(c->ns) & ~(a->netns_later ? CLONE_NEWNET : 0)) | CLONE_PIDFD,
+		.pidfd = (uint64_t)(uintptr_t)pidfd,
+		.exit_signal = SIGCHLD,
+	};
+	if (s->cg.v2.fd >= 0) {
+		ca.flags |= CLONE_INTO_CGROUP;
+		ca.cgroup = (uint64_t)s->cg.v2.fd;
+	}
+	struct owner_switch own = {0};
+	if ((c->ns & NS_USER) && become_owner(c, &own, e) < 0)
+		return -1;
+	long pid = syscall(SYS_clone3, &ca, sizeof ca);
+	if (pid == 0)
+		cellinit_main(a);
+	int errnum = errno;
+	end_owner(&own);
+	if (pid < 0)
+		err_sys(e, errnum, "clone3 of the cell (namespaces from CELLOS_SUBPROCESS_UNSHARE)");
+	errno = errnum;
+	return pid;
+}
+
+/* clone3() of the cell's init into its leaves and namespaces. A user namespace
+ * the kernel refuses is dropped with a warning when it came from `all` (the
+ * workload then runs as the run's uid itself: cellinit.c), and fatal when it
+ * was asked for by name (SPEC §3). */
+static pid_t clone_init(struct stub *s, struct cell *c, struct cellinit_args *a, struct err *e)
+{
+	int pidfd = -1;
+	cgroup_cell_enter(&s->cg);
+	long pid = clone_once(s, c, a, &pidfd, e);
+	if (pid < 0 && (c->ns & NS_USER) && !c->cfg->user_required && userns_refused(errno)) {
+		log_warn("the kernel refuses a user namespace (%s): the cell runs without one, as host uid %u",
+			 strerror(errno), (unsigned)c->uid);
+		c->ns &= ~(unsigned)NS_USER;
+		pid = clone_once(s, c, a, &pidfd, e);
+	}
+	struct err le = {0};
+	int left = cgroup_cell_leave(&s->cg, &le);
+	if (left < 0)
+		log_error("%s", le.msg);
+	if (pid < 0)
+		return -1;
+	s->init = (pid_t)pid;
+	s->pidfd = pidfd;
+	if (left < 0) {
+		*e = le;
+		return -1;
+	}
+	return (pid_t)pid;
+}
+
+/* HOME of the workload's environment (always set: supervisor.c). */
+static const char *env_home(char *const *envp)
+{
+	for (char *const *p = envp; p && *p; p++)
+		if (strncmp(*p, "HOME=", 5) == 0)
+			return *p + 5;
+	return NULL;
+}
+
 static void stub_destroy(struct cell *c);
 
 static int stub_create(struct cell *c, struct err *e)
@@ -290,15 +407,10 @@ static int stub_create(struct cell *c, struct err *e)
 			hide[n_hide] = hide_paths[n_hide];
 			n_hide++;
 		}
-	/* Without a user namespace the cell's network namespace is made by us while
-	 * the init builds the cell's root, not by clone3() before it (see
-	 * cellinit.c, join_netns). In a user namespace it must belong to the cell's
-	 * user namespace, so clone3() makes it. */
-	bool netns_later = (c->cfg->ns & NS_NET) && !(c->cfg->ns & NS_USER);
 	struct cellinit_args args = {
-		.ns = c->cfg->ns,
 		.hostname = c->spec->id,
 		.workdir = c->spec->working_directory,
+		.home = env_home(c->envp),
 		.path = c->path,
 		.argv = (char *const *)c->spec->argv,
 		.envp = c->envp,
@@ -306,64 +418,40 @@ static int stub_create(struct cell *c, struct err *e)
 		.report = rp[1],
 		.cgroup_kill = kill_fd,
 		.supervisor = getpid(),
-		.netns_later = netns_later,
+		.uid = c->uid,
+		.gid = c->gid,
 		.argv0_prefixes = c->cfg->argv0_prefixes,
 		.hide = hide,
 		.secrets = c->secrets,
 	};
-	int pidfd = -1;
-	struct clone_args ca = {
-		.flags = (clone_flags(c->cfg->ns) & ~(netns_later ? CLONE_NEWNET : 0)) | CLONE_PIDFD,
-		.pidfd = (uint64_t)(uintptr_t)&pidfd,
-		.exit_signal = SIGCHLD,
-	};
-	if (s->cg.v2.fd >= 0) {
-		ca.flags |= CLONE_INTO_CGROUP;
-		ca.cgroup = (uint64_t)s->cg.v2.fd;
-	}
-	cgroup_cell_enter(&s->cg);
-	long pid = syscall(SYS_clone3, &ca, sizeof ca);
-	if (pid == 0)
-		cellinit_main(&args);
-	int clone_errno = errno;
-	struct err le = {0};
-	int left = cgroup_cell_leave(&s->cg, &le);
-	if (left < 0)
-		log_error("%s", le.msg);
+	pid_t pid = clone_init(s, c, &args, e);
 	close(sv[1]);
 	close(rp[1]);
 	if (kill_fd >= 0)
 		close(kill_fd);
-	if (pid < 0) {
-		err_sys(e, clone_errno, "clone3 of the cell (namespaces from CELLOS_SUBPROCESS_UNSHARE)");
+	if (pid < 0)
 		goto fail;
-	}
-	s->init = (pid_t)pid;
-	s->pidfd = pidfd;
-	if (left < 0) {
-		*e = le;
-		goto fail;
-	}
+	s->netns_later = args.netns_later;
 	log_step(&t, "create.clone3");
 
-	if ((c->cfg->ns & NS_USER) && map_user(s->init, e) < 0)
+	if ((c->ns & NS_USER) && map_user(c, s->init, e) < 0)
 		goto fail;
 	char nspath[64];
-	if ((c->cfg->ns & NS_NET) && !netns_later) {
+	if ((c->ns & NS_NET) && !s->netns_later) {
 		snprintf(nspath, sizeof nspath, "/proc/%d/ns/net", (int)s->init);
 		if ((s->netns = open(nspath, O_RDONLY | O_CLOEXEC)) < 0) {
 			err_sys(e, errno, "open %s", nspath);
 			goto fail;
 		}
 	}
-	if (c->cfg->ns & NS_MNT) {
+	if (c->ns & NS_MNT) {
 		snprintf(nspath, sizeof nspath, "/proc/%d/ns/mnt", (int)s->init);
 		if ((s->mntns = open(nspath, O_RDONLY | O_CLOEXEC)) < 0) {
 			err_sys(e, errno, "open %s", nspath);
 			goto fail;
 		}
 	}
-	if (c->cfg->ns & NS_USER) {
+	if (c->ns & NS_USER) {
 		snprintf(nspath, sizeof nspath, "/proc/%d/ns/user", (int)s->init);
 		if ((s->userns = open(nspath, O_RDONLY | O_CLOEXEC)) < 0) {
 			err_sys(e, errno, "open %s", nspath);
@@ -381,9 +469,9 @@ static int stub_create(struct cell *c, struct err *e)
 		goto fail;
 	log_step(&t, "create.limits");
 	/* Network setup overlaps with the init's mounts. */
-	if (c->cfg->ns & NS_NET) {
+	if (c->ns & NS_NET) {
 		c->netns = true;
-		if (netns_later ? make_netns(s, c, e) < 0 || send_netns(s, e) < 0
+		if (s->netns_later ? make_netns(s, c, e) < 0 || send_netns(s, e) < 0
 				: enter_netns_and(s, c, net_setup, NULL, e) < 0)
 			goto fail;
 		log_step(&t, "create.net");
@@ -497,7 +585,7 @@ static void stub_signal(struct cell *c, int sig)
 	 * without a PID namespace we reach the others through the cgroup. */
 	if (!s->reaped && s->init > 0)
 		kill(s->init, sig);
-	if (!(c->cfg->ns & NS_PID))
+	if (!(c->ns & NS_PID))
 		cgroup_cell_signal(&s->cg, sig, s->init);
 }
 

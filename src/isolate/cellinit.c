@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <grp.h>
+#include <linux/keyctl.h>
+#include <poll.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -79,7 +82,17 @@ static void close_fds_except(const int *keep, int n)
 	close_range(lo, ~0U, 0);
 }
 
-static int resolve(const char *file, const char *path, char *out, size_t size);
+/* argv[0] as resolved once, in the cell's final root and working directory
+ * (setup), and the very file the workload's process executes (exec_workload
+ * runs in a vfork of ours, so it reads this memory). */
+static struct {
+	char path[PATH_MAX];      /* absolute */
+	int fd;                   /* O_PATH of `path`, or -1 */
+	int errnum;               /* why there is none: ENOENT -> 127, else 126 */
+	int chdir_errno;          /* run.workingDirectory could not be entered */
+} exe = {.fd = -1};
+
+static void resolve_argv0(const struct cellinit_args *a);
 static void check_argv0(const struct cellinit_args *a);
 
 /* In-cell setup that must happen inside the new namespaces. */
@@ -115,6 +128,40 @@ static int join_netns(void *arg, struct err *e)
 	return rc;
 }
 
+/* A PR_SET_PDEATHSIG the kernel cleared when our credentials changed (it does
+ * on any change of euid/egid), armed again; a supervisor that died meanwhile
+ * has hung up our control socket. */
+static void rearm_death_signal(const struct cellinit_args *a)
+{
+	prctl(PR_SET_PDEATHSIG, getpid() == 1 ? SIGKILL : SIGUSR2, 0, 0, 0);
+	struct pollfd p = {.fd = a->ctl, .events = POLLRDHUP};
+	if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP)))
+		_exit(125);
+}
+
+/* No user namespace may be made inside the cell's (SPEC §6.1): it is the door to
+ * most kernel attack surface, and would let the cell's processes regain
+ * capabilities over new namespaces. The limit is per user namespace and needs
+ * CAP_SYS_RESOURCE in it, which only we, its root, still have. */
+static void forbid_nested_userns(const struct cellinit_args *a)
+{
+	int fd = open("/proc/sys/user/max_user_namespaces", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "0", 1) != 1)
+		setup_failed(a->ctl, "set max_user_namespaces to 0 in the cell's user namespace");
+	close(fd);
+}
+
+/* Without a user namespace: become the run's own host uid/gid (SPEC §3: the
+ * workload is never host root), with no supplementary groups. Capabilities go
+ * with the uid (SECBIT_KEEP_CAPS is locked off by caps_drop_bounding). */
+static void become_run_uid(const struct cellinit_args *a)
+{
+	if (setgroups(0, NULL) < 0 || setresgid(a->gid, a->gid, a->gid) < 0 || setresuid(a->uid, a->uid, a->uid) < 0)
+		setup_failed(a->ctl, "become the run's uid");
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	rearm_death_signal(a);
+}
+
 static void setup(const struct cellinit_args *a)
 {
 	struct err e = {0};
@@ -122,15 +169,22 @@ static void setup(const struct cellinit_args *a)
 	/* Our memory is a copy of the supervisor's (secrets included): no process of
 	 * the cell, though it has our uid, may read it through /proc/1/mem or ptrace. */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-	/* In a user namespace the supervisor has just mapped the cell's root: become
-	 * it (our ids are still the supervisor's, unmapped here), and shed the
-	 * supervisor's supplementary groups, which would otherwise keep granting
-	 * e.g. host group 0's access. setgroups is denied (EPERM) only when the
-	 * supervisor is unprivileged, and then those groups are its own. */
-	if ((a->ns & NS_USER) && ((setgroups(0, NULL) < 0 && errno != EPERM) || setresgid(0, 0, 0) < 0 ||
-				  setresuid(0, 0, 0) < 0))
-		setup_failed(a->ctl, "become root of the cell's user namespace");
+	/* In a user namespace the supervisor has just mapped the cell's root to the
+	 * run's uid: become it (our ids are still the supervisor's, unmapped here),
+	 * and shed the supervisor's supplementary groups, which would otherwise keep
+	 * granting e.g. host group 0's access. setgroups is denied (EPERM) only when
+	 * the supervisor is unprivileged, and then those groups are its own. */
+	if (a->ns & NS_USER) {
+		if ((setgroups(0, NULL) < 0 && errno != EPERM) || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+			setup_failed(a->ctl, "become root of the cell's user namespace");
+		forbid_nested_userns(a);
+	}
+	/* Files we make for the workload belong to it: the user namespace's root,
+	 * or the run's uid without one. */
+	bool own = !(a->ns & NS_USER);
 	struct cellfs_opts fs = {.workdir = a->workdir, .hide = a->hide, .secrets = a->secrets,
+				 .owner_uid = own ? a->uid : 0, .owner_gid = own ? a->gid : 0,
+				 .add_user = own, .home = a->home,
 				 .before_sys = a->netns_later ? join_netns : NULL, .arg = (void *)a};
 	if ((a->ns & NS_MNT) && cellfs_build(&fs, &e) < 0)
 		setup_failed_err(a->ctl, &e);
@@ -142,8 +196,13 @@ static void setup(const struct cellinit_args *a)
 		if (sethostname(a->hostname, len > 64 ? 64 : len) < 0)
 			setup_failed(a->ctl, "sethostname");
 	}
-	/* In the cell's own view of the filesystem, like the exec that follows. */
-	check_argv0(a);
+	if (own)
+		become_run_uid(a);
+	/* A session keyring of the cell's own: the one we inherited is the
+	 * supervisor's (host root's), whose keys the cell must neither read nor
+	 * add to. Kernels without keys (ENOSYS) have nothing to share. */
+	if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS)
+		setup_failed(a->ctl, "join a new session keyring");
 	/* We need no privilege any more (signals go to processes of our own uid,
 	 * cgroup.kill was opened by the supervisor), and the workload inherits
 	 * none: no capability now or after any execve, even for uid 0, and
@@ -153,32 +212,59 @@ static void setup(const struct cellinit_args *a)
 	if (caps_drop_all(&e) < 0)
 		setup_failed_err(a->ctl, &e);
 	log_step(&t, "cell.caps");
+	/* Unprivileged now, in the cell's final root: the working directory, and
+	 * argv[0] as the workload's own lookup would find it, once. A working
+	 * directory that cannot be entered is the spawn's failure (126). */
+	if (a->workdir && chdir(a->workdir) < 0)
+		exe.chdir_errno = errno;
+	else if (a->argv && a->argv[0])
+		resolve_argv0(a);
+	check_argv0(a);
 }
 
-/* Find argv[0] the way execvp would, but in the cell's PATH, not ours. */
-static int resolve(const char *file, const char *path, char *out, size_t size)
+/* Open `path` for execution later, or remember why not. */
+static void take_prog(const char *path)
 {
+	snprintf(exe.path, sizeof exe.path, "%s", path);
+	exe.fd = open(exe.path, O_PATH | O_CLOEXEC);
+	exe.errnum = exe.fd < 0 ? errno : 0;
+}
+
+/* argv[0] the way execvp would find it, in the cell's PATH (not ours), to an
+ * absolute path: a name with a '/' relative to the working directory, a bare
+ * name through the absolute PATH entries only (a relative or empty entry means
+ * "relative to the cwd", which the workload controls: skipped, SPEC §6.1). */
+static void resolve_argv0(const struct cellinit_args *a)
+{
+	const char *file = a->argv[0];
 	if (strchr(file, '/')) {
-		snprintf(out, size, "%s", file);
-		return 0;
+		char cwd[PATH_MAX] = "", abs[PATH_MAX];
+		if (file[0] != '/' && !getcwd(cwd, sizeof cwd)) {
+			exe.errnum = errno;
+			return;
+		}
+		snprintf(abs, sizeof abs, "%s%s%s", cwd, file[0] == '/' || strcmp(cwd, "/") == 0 ? "" : "/", file);
+		take_prog(abs);
+		return;
 	}
 	int err = ENOENT;
-	const char *p = path;
-	while (p && *p) {
+	for (const char *p = a->path; p && *p;) {
 		size_t len = strcspn(p, ":");
-		snprintf(out, size, "%.*s/%s", (int)(len ? len : 1), len ? p : ".", file);
+		char cand[PATH_MAX];
 		struct stat st;
-		if (stat(out, &st) == 0 && S_ISREG(st.st_mode)) {
-			if (access(out, X_OK) == 0)
-				return 0;
+		if (len && p[0] == '/' && (size_t)snprintf(cand, sizeof cand, "%.*s/%s", (int)len, p, file) < sizeof cand &&
+		    stat(cand, &st) == 0 && S_ISREG(st.st_mode)) {
+			if (access(cand, X_OK) == 0) {
+				take_prog(cand);
+				return;
+			}
 			err = EACCES;
 		}
 		p += len;
 		if (*p == ':')
 			p++;
 	}
-	errno = err;
-	return -1;
+	exe.errnum = err;
 }
 
 /* CELLOS_RUN_ARGV0_ALLOW_PREFIXES, checked before the cell is reported created so
@@ -186,15 +272,12 @@ static int resolve(const char *file, const char *path, char *out, size_t size)
  * workload ever runs. A bare name that is not found is left to the spawn (127). */
 static void check_argv0(const struct cellinit_args *a)
 {
-	if (!a->argv0_prefixes || !a->argv || !a->argv[0])
+	if (!a->argv0_prefixes || exe.fd < 0)
 		return;
-	char prog[PATH_MAX];
-	if (resolve(a->argv[0], a->path, prog, sizeof prog) < 0)
-		return;
-	if (argv0_allowed(prog, a->argv0_prefixes))
+	if (argv0_allowed(exe.path, a->argv0_prefixes))
 		return;
 	char msg[1024];
-	size_t n = (size_t)snprintf(msg, sizeof msg, "run.argv[0]: %s is not under CELLOS_RUN_ARGV0_ALLOW_PREFIXES (", prog);
+	size_t n = (size_t)snprintf(msg, sizeof msg, "run.argv[0]: %s is not under CELLOS_RUN_ARGV0_ALLOW_PREFIXES (", exe.path);
 	for (char *const *p = a->argv0_prefixes; *p && n < sizeof msg; p++)
 		n += (size_t)snprintf(msg + n, sizeof msg - n, "%s%s", p == a->argv0_prefixes ? "" : ",", *p);
 	if (n < sizeof msg)
@@ -226,31 +309,31 @@ static _Noreturn void exec_workload(const struct cellinit_args *a, const struct 
 		send_msg(a->ctl, 'E', &errnum, sizeof errnum);
 		_exit(126);
 	}
-	int keep[] = {a->ctl};
-	close_fds_except(keep, 1);
-	if (a->workdir && chdir(a->workdir) < 0) {
-		int errnum = errno;
-		send_msg(a->ctl, 'E', &errnum, sizeof errnum);
-		_exit(126);
-	}
+	int keep[] = {a->ctl, exe.fd};
+	close_fds_except(keep, exe.fd >= 0 ? 2 : 1);
+	if (exe.chdir_errno)
+		spawn_failed(a->ctl, exe.chdir_errno, 126);
+	if (exe.fd < 0)
+		spawn_failed(a->ctl, exe.errnum, exe.errnum == ENOENT ? 127 : 126);
 
-	/* Without capabilities since setup (NO_NEW_PRIVS too), so the PATH lookup
-	 * sees exactly what the workload may execute. */
 	struct err e = {0};
-	char prog[PATH_MAX];
-	if (resolve(a->argv[0], a->path, prog, sizeof prog) < 0)
-		spawn_failed(a->ctl, errno, errno == ENOENT ? 127 : 126);
 	/* Last: from here on the filter applies, to us too (send, execve). */
 	if (filter->filter && seccomp_install(filter, &e) < 0)
 		spawn_failed(a->ctl, errno ? errno : EINVAL, 126);
 	/* The supervisor has SO_PASSCRED: this message carries our pid as it sees it. */
-	send_msg(a->ctl, 'P', prog, strlen(prog));
-	execve(prog, a->argv, a->envp);
+	send_msg(a->ctl, 'P', exe.path, strlen(exe.path));
+	/* Exactly the file that was resolved and checked. A script run through an
+	 * fd is handed to its interpreter as /dev/fd/N, which close-on-exec has
+	 * closed by then (ENOENT): those go by their absolute path, which only the
+	 * host could change, never the workload (it does not exist yet). */
+	syscall(SYS_execveat, exe.fd, "", a->argv, a->envp, AT_EMPTY_PATH);
+	if (errno == ENOENT)
+		execve(exe.path, a->argv, a->envp);
 	int errnum = errno;
 	/* ENOENT from an existing file means its interpreter (#! line or ELF loader)
 	 * is missing: argv[0] exists but cannot be executed, which is 126 (SPEC §1). */
 	struct stat st;
-	if (errnum == ENOENT && stat(prog, &st) == 0)
+	if (errnum == ENOENT && stat(exe.path, &st) == 0)
 		errnum = ENOEXEC;
 	send_msg(a->ctl, 'E', &errnum, sizeof errnum);
 	_exit(errnum == ENOENT ? 127 : 126);

@@ -2,8 +2,10 @@
  *
  * It is created by clone3() with the cell's namespaces (so it is PID 1 when the
  * cell has a PID namespace), finishes the in-cell setup (the cell's root, see
- * isolate/mount.h; hostname; the argv[0] check; then it drops every privilege),
- * spawns the workload on request (which installs the seccomp filter and execs),
+ * isolate/mount.h; hostname; the working directory; the run's own uid, a fresh
+ * session keyring; it drops every privilege; then argv[0] is resolved and
+ * checked once, in the final root and cwd), spawns the workload on request
+ * (which installs the seccomp filter and execs exactly the checked file),
  * forwards SIGTERM/SIGINT to it, reaps orphans, and reports the workload's wait
  * status and resource usage to the supervisor.
  *
@@ -31,6 +33,7 @@ struct cellinit_args {
 	unsigned ns;               /* NS_* bits of the cell */
 	const char *hostname;      /* with NS_UTS */
 	const char *workdir;       /* NULL: inherit the supervisor's cwd */
+	const char *home;          /* HOME of the workload (its passwd entry without a user namespace) */
 	const char *path;          /* PATH used to look up a bare argv[0] */
 	char *const *argv;
 	char *const *envp;
@@ -38,6 +41,8 @@ struct cellinit_args {
 	int report;                /* write end of the report pipe */
 	int cgroup_kill;           /* open cgroup.kill of the leaf, or -1 */
 	pid_t supervisor;          /* to detect a supervisor that died before we armed PDEATHSIG */
+	uid_t uid;                 /* the run's own host identity: without a user namespace */
+	gid_t gid;                 /* the init and the workload become it (never host root) */
 	bool netns_later;          /* the supervisor sends the cell's netns ('N' + fd) during setup */
 	/* Containment (isolate/mount.h, caps.h, seccomp.h, argv0.h). */
 	char *const *argv0_prefixes;          /* NULL: any program */

@@ -315,7 +315,7 @@ static int build_sys(struct builder *b)
 /* run.workingDirectory: a fresh tmpfs at the same path inside the cell. Missing
  * parents are created in the scaffold; a path inside a read-only host tree must
  * already exist there (we never create anything on the host). */
-static int build_workdir(struct builder *b, const char *workdir)
+static int build_workdir(struct builder *b, const char *workdir, uid_t uid, gid_t gid)
 {
 	char clean[PATH_MAX];
 	if (path_clean(workdir, clean, sizeof clean) < 0)
@@ -351,12 +351,74 @@ static int build_workdir(struct builder *b, const char *workdir)
 	int dir = openat_in(b->root, rel, O_PATH | O_DIRECTORY);
 	if (dir < 0)
 		return err_sys(b->e, errno, "run.workingDirectory %s: open in the cell", workdir);
-	int m = new_fs("tmpfs", "mode=0755", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+	char conf[64];
+	snprintf(conf, sizeof conf, "mode=0755,uid=%u,gid=%u", (unsigned)uid, (unsigned)gid);
+	int m = new_fs("tmpfs", conf, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
 	int rc = m < 0 ? -1 : move_mount(m, "", dir, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
 	int errnum = errno;
 	close_keep_errno(m);
 	close(dir);
 	return rc < 0 ? err_sys(b->e, errnum, "run.workingDirectory %s: mount tmpfs", workdir) : 0;
+}
+
+/* Write the host's /etc/`name` plus `line` as file `name` of the detached
+ * tmpfs `m`. */
+static int write_entry_file(int m, const char *name, const char *line)
+{
+	char src[32];
+	snprintf(src, sizeof src, "/etc/%s", name);
+	int in = open(src, O_RDONLY | O_CLOEXEC);
+	int out = openat(m, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	int rc = in < 0 || out < 0 ? -1 : 0;
+	char buf[8192];
+	ssize_t n = 0;
+	bool nl = true;
+	while (rc == 0 && (n = read(in, buf, sizeof buf)) > 0) {
+		rc = write(out, buf, (size_t)n) == n ? 0 : -1;
+		nl = buf[n - 1] == '\n';
+	}
+	if (rc == 0 && n < 0)
+		rc = -1;
+	if (rc == 0 && ((!nl && write(out, "\n", 1) != 1) || write(out, line, strlen(line)) != (ssize_t)strlen(line)))
+		rc = -1;
+	close_keep_errno(in);
+	close_keep_errno(out);
+	return rc;
+}
+
+/* /etc/passwd and /etc/group of the cell: the host's plus `cellos` for the run's
+ * uid/gid, on a small tmpfs of their own, each bound read-only over the host's
+ * file in the cell (the detached tmpfs lives on through the binds). */
+static int add_cell_user(struct builder *b, const struct cellfs_opts *o)
+{
+	char pw[PATH_MAX + 96], gr[64];
+	snprintf(pw, sizeof pw, "cellos:x:%u:%u:cellos:%s:/bin/sh\n", (unsigned)o->owner_uid, (unsigned)o->owner_gid,
+		 o->home ? o->home : "/tmp");
+	snprintf(gr, sizeof gr, "cellos:x:%u:\n", (unsigned)o->owner_gid);
+	int m = new_fs("tmpfs", "mode=0755,size=1m", HOST_RO & ~MOUNT_ATTR_RDONLY);
+	if (m < 0)
+		return err_sys(b->e, errno, "cell filesystem: tmpfs for /etc/passwd");
+	const char *names[] = {"passwd", "group"}, *lines[] = {pw, gr};
+	for (size_t i = 0; i < 2; i++) {
+		char rel[32];
+		snprintf(rel, sizeof rel, "etc/%s", names[i]);
+		int t = -1, dst = -1, rc = write_entry_file(m, names[i], lines[i]);
+		if (rc == 0)
+			t = open_tree(m, names[i], OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		struct mount_attr ro = {.attr_set = HOST_RO};
+		if (t < 0 || mount_setattr(t, "", AT_EMPTY_PATH, &ro, sizeof ro) < 0 ||
+		    (dst = openat_in(b->root, rel, O_PATH)) < 0 ||
+		    move_mount(t, "", dst, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+			rc = -1;
+		close_keep_errno(t);
+		close_keep_errno(dst);
+		if (rc < 0) {
+			close_keep_errno(m);
+			return err_sys(b->e, errno, "cell filesystem: /etc/%s with the run's user", names[i]);
+		}
+	}
+	close(m);
+	return 0;
 }
 
 static int build(struct builder *b, const struct cellfs_opts *o)
@@ -392,9 +454,11 @@ static int build(struct builder *b, const struct cellfs_opts *o)
 	for (char *const *h = o->hide; h && *h; h++)
 		if (**h == '/' && mask(b, b->root, *h + 1, *h) < 0)
 			return -1;
-	if (o->workdir && build_workdir(b, o->workdir) < 0)
+	if (o->workdir && build_workdir(b, o->workdir, o->owner_uid, o->owner_gid) < 0)
 		return -1;
-	if (o->secrets && secretfs_build(b->root, o->secrets, e) < 0)
+	if (o->secrets && secretfs_build(b->root, o->secrets, o->owner_uid, o->owner_gid, e) < 0)
+		return -1;
+	if (o->add_user && add_cell_user(b, o) < 0)
 		return -1;
 
 	if ((o->before_sys && o->before_sys(o->arg, e) < 0) || build_sys(b) < 0)

@@ -18,7 +18,10 @@
  *   /tmp                      private writable tmpfs
  *   /var/tmp -> ../tmp, /run  (empty)
  *   run.workingDirectory      private writable tmpfs, any absolute path: missing
- *                             parents are created in the scaffold (never on the host)
+ *                             parents are created in the scaffold (never on the host),
+ *                             owned by the workload
+ *   /etc/passwd, /etc/group   without a user namespace: the host's, plus an entry
+ *                             `cellos` for the run's uid/gid (read-only copies)
  *
  * Secrets of the host inside the bound directories (/etc/shadow, SSH host keys, ...)
  * and the supervisor's own files that happen to lie there (`hide`) are masked: a
@@ -32,6 +35,7 @@
 #define CELLOS_MOUNT_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "util/err.h"
 
@@ -39,6 +43,15 @@ struct cellfs_opts {
 	const char *workdir;      /* run.workingDirectory or NULL */
 	char *const *hide;        /* NULL-terminated extra absolute paths to mask, or NULL */
 	const struct secrets *secrets; /* secretDelivery "file": the secrets dir (secretfs.h), or NULL */
+	/* Owner of what is made for the workload (workspace, secrets), as ids of
+	 * the mounting namespace: 0 in a user namespace, else the run's uid/gid. */
+	uid_t owner_uid;
+	gid_t owner_gid;
+	/* Without a user namespace the workload runs under a host uid no file names:
+	 * give it a passwd/group entry `cellos` (home `home`) so tools that look
+	 * their user up (git, pip, ssh) work. */
+	bool add_user;
+	const char *home;
 	/* Called right before /sys is mounted (a new sysfs shows the network
 	 * namespace of its mounter), or NULL. /sys is mounted last, so that the
 	 * supervisor can make the cell's network namespace meanwhile. */

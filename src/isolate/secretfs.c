@@ -24,7 +24,7 @@ static void close_keep_errno(int fd)
 
 /* A tmpfs just big enough for the files (a page per started page of each, a few
  * spare), as a detached mount; "noswap" when the kernel lets us. */
-static int new_tmpfs(const struct secrets *s, bool noswap)
+static int new_tmpfs(const struct secrets *s, uid_t uid, gid_t gid, bool noswap)
 {
 	unsigned long long pages = 4;
 	for (size_t i = 0; i < s->n; i++) {
@@ -32,13 +32,16 @@ static int new_tmpfs(const struct secrets *s, bool noswap)
 		secret_value(&s->items[i], &vlen);
 		pages += (vlen + 4095) / 4096;
 	}
-	char size[32], inodes[32];
+	char size[32], inodes[32], u[16], g[16];
 	snprintf(size, sizeof size, "%llu", pages * 4096);
+	snprintf(u, sizeof u, "%u", (unsigned)uid);
+	snprintf(g, sizeof g, "%u", (unsigned)gid);
 	snprintf(inodes, sizeof inodes, "%zu", s->n + 8);
 	int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
 	if (fs < 0)
 		return -1;
 	if (fsconfig(fs, FSCONFIG_SET_STRING, "mode", "0700", 0) < 0 ||
+	    fsconfig(fs, FSCONFIG_SET_STRING, "uid", u, 0) < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "gid", g, 0) < 0 ||
 	    fsconfig(fs, FSCONFIG_SET_STRING, "size", size, 0) < 0 ||
 	    fsconfig(fs, FSCONFIG_SET_STRING, "nr_inodes", inodes, 0) < 0 ||
 	    (noswap && fsconfig(fs, FSCONFIG_SET_FLAG, "noswap", NULL, 0) < 0) ||
@@ -51,11 +54,15 @@ static int new_tmpfs(const struct secrets *s, bool noswap)
 	return m;
 }
 
-static int write_file(int dir, const char *name, const char *v, size_t len)
+static int write_file(int dir, const char *name, const char *v, size_t len, uid_t uid, gid_t gid)
 {
 	int fd = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
 	if (fd < 0)
 		return -1;
+	if (fchown(fd, uid, gid) < 0) {
+		close_keep_errno(fd);
+		return -1;
+	}
 	while (len) {
 		ssize_t n = write(fd, v, len);
 		if (n < 0 && errno == EINTR)
@@ -80,7 +87,7 @@ static int subdir(int dirfd, const char *rel, mode_t mode)
 	return (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof how);
 }
 
-int secretfs_build(int root, const struct secrets *s, struct err *e)
+int secretfs_build(int root, const struct secrets *s, uid_t uid, gid_t gid, struct err *e)
 {
 	int run = -1, cellos = -1, dir = -1, m = -1, rc = -1;
 	if ((run = subdir(root, "run", 0755)) < 0 || (cellos = subdir(run, "cellos", 0755)) < 0 ||
@@ -90,9 +97,9 @@ int secretfs_build(int root, const struct secrets *s, struct err *e)
 	}
 	/* "noswap" is refused inside a user namespace: swap is then governed by
 	 * the cell's cgroup (memory.swap.max 0 when it has a memory limit). */
-	m = new_tmpfs(s, true);
+	m = new_tmpfs(s, uid, gid, true);
 	if (m < 0 && errno == EINVAL)
-		m = new_tmpfs(s, false);
+		m = new_tmpfs(s, uid, gid, false);
 	if (m < 0) {
 		err_sys(e, errno, "secrets: mount a tmpfs on %s", SECRETFS_DIR);
 		goto out;
@@ -101,7 +108,7 @@ int secretfs_build(int root, const struct secrets *s, struct err *e)
 	for (size_t i = 0; i < s->n; i++) {
 		size_t vlen;
 		const char *v = secret_value(&s->items[i], &vlen);
-		if (write_file(m, s->items[i].name, v, vlen) < 0) {
+		if (write_file(m, s->items[i].name, v, vlen, uid, gid) < 0) {
 			/* The name, never the value. */
 			err_sys(e, errno, "secrets: write %s/%s", SECRETFS_DIR, s->items[i].name);
 			goto out;

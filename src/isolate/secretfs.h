@@ -11,6 +11,8 @@
 #ifndef CELLOS_SECRETFS_H
 #define CELLOS_SECRETFS_H
 
+#include <sys/types.h>
+
 #include "util/err.h"
 
 #define SECRETFS_DIR "/run/cellos/secrets"
@@ -18,6 +20,7 @@
 struct secrets;
 
 /* `root`: the scaffold (the cell's future "/", still writable). */
-int secretfs_build(int root, const struct secrets *s, struct err *e);
+/* `uid`/`gid` own the directory and the files (ids of the mounting namespace). */
+int secretfs_build(int root, const struct secrets *s, uid_t uid, gid_t gid, struct err *e);
 
 #endif
