@@ -25,6 +25,7 @@ static int oci_create(struct cell *c, struct err *e)
 		.log_format_json = true,
 		.pids_as_rlimit = false,
 		.runtime_limits = !crun,
+		.map_user = true,
 	};
 	return oci_run_create(c, &rt, e);
 }

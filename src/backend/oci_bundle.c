@@ -103,11 +103,19 @@ static json_t *linux_section(const struct oci_bundle_args *a)
 {
 	json_t *ns = json_pack("[{s:s}, {s:s}, {s:s}, {s:s}, {s:s}]", "type", "pid", "type", "network", "type", "ipc",
 			       "type", "uts", "type", "mount");
+	if (ns && a->map_user)
+		json_array_append_new(ns, json_pack("{s:s}", "type", "user"));
 	json_t *l = json_pack("{s:o, s:o, s:o}", "namespaces", ns, "maskedPaths",
 			      strings(masked_paths, sizeof masked_paths / sizeof masked_paths[0]), "readonlyPaths",
 			      strings(readonly_paths, sizeof readonly_paths / sizeof readonly_paths[0]));
 	if (l && cgroup_limits_ctrls(&a->cell->limits))
 		json_object_set_new(l, "resources", resources(&a->cell->limits));
+	if (l && a->map_user) {
+		json_object_set_new(l, "uidMappings", json_pack("[{s:i, s:I, s:i}]", "containerID", 0, "hostID",
+								(json_int_t)a->cell->uid, "size", 1));
+		json_object_set_new(l, "gidMappings", json_pack("[{s:i, s:I, s:i}]", "containerID", 0, "hostID",
+								(json_int_t)a->cell->gid, "size", 1));
+	}
 	if (l && a->cgroups_path)
 		json_object_set_new(l, "cgroupsPath", json_string(a->cgroups_path));
 	return l;

@@ -10,7 +10,8 @@
  *   mounts    fresh /proc, /dev (+ /dev/pts, /dev/shm), /sys (ro), tmpfs /tmp and
  *             /run, and a tmpfs over run.workingDirectory (the workspace);
  *   hostname  the cell id, cut to 64 bytes;
- *   linux     pid, network, ipc, uts and mount namespaces, run.limits as
+ *   linux     pid, network, ipc, uts and mount namespaces (and user, mapping the
+ *             container's root to the run's uid, when asked), run.limits as
  *             linux.resources (applied by a runtime given `cgroups_path`), the
  *             usual masked and read-only /proc paths;
  *   hooks     the caller's prestart / poststart hooks (how the supervisor learns
@@ -37,6 +38,7 @@ struct oci_bundle_args {
 	                                 * tasks themselves, gVisor); 0: none */
 	const struct oci_hook *prestart;  /* NULL: none */
 	const struct oci_hook *poststart; /* NULL: none */
+	bool map_user;                  /* a user namespace: root of the container = cell->uid/gid */
 };
 
 /* The config.json document (new reference), or NULL with e set. */

@@ -521,13 +521,20 @@ static _Noreturn void child_main(const struct child_args *a, pid_t parent)
 		child_fail(sync, errno, "unshare(CLONE_NEWNS)");
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		child_fail(sync, errno, "make / private");
-	if (mount("tmpfs", o->base, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700,size=16m") < 0)
+	/* With a user namespace the runtime mounts the cell's root as the run's uid:
+	 * it needs to traverse (never list) the directories on the way there. */
+	bool traverse = o->rt.map_user;
+	if (traverse && chmod("/run/cellos", 0711) < 0)
+		child_fail(sync, errno, "chmod /run/cellos");
+	if (mount("tmpfs", o->base, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  traverse ? "mode=0711,size=16m" : "mode=0700,size=16m") < 0)
 		child_fail(sync, errno, "tmpfs on %s", o->base);
 	char p[PATH_MAX + 16];
 	static const char *const sub[] = {"", "/bundle", "/state", "/rootfs"};
 	for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++) {
 		snprintf(p, sizeof p, "%s%s", o->dir, sub[i]);
-		if (mkdir(p, 0700) < 0)
+		bool on_path = i == 0 || i == 3;
+		if (mkdir(p, traverse && on_path ? 0711 : 0700) < 0)
 			child_fail(sync, errno, "mkdir %s", p);
 	}
 	static const char *const fifos[] = {"/ev", "/go"};
@@ -741,7 +748,8 @@ int oci_run_create(struct cell *c, const struct oci_runtime *rt, struct err *e)
 	if (rt->runtime_limits)
 		memset(&lim, 0, sizeof lim);
 	struct oci_bundle_args ba = {.cell = c, .root = root, .cwd = cwd, .prestart = &gate, .poststart = &started,
-				     .pids_rlimit = rt->pids_as_rlimit ? c->limits.pids_max : 0};
+				     .pids_rlimit = rt->pids_as_rlimit ? c->limits.pids_max : 0,
+				     .map_user = rt->map_user};
 	config = oci_bundle_text(&ba, e);
 	if (!config)
 		goto fail;

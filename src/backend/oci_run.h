@@ -45,6 +45,10 @@ struct oci_runtime {
 	 * cell's leaves then only hold the processes, without limits. */
 	bool runtime_limits;
 	const char *rootfs;             /* the cell's root on the host; NULL: "/" */
+	/* The workload runs on the host kernel (runc, crun): a user namespace maps
+	 * the container's root to the run's own uid, so it is never host root
+	 * (SPEC §3). gVisor's workload is no host process at all. */
+	bool map_user;
 };
 
 /* The backend operations, parameterised by the runtime create() was given. */

@@ -1,0 +1,15 @@
+build2/src/backend/gvisor.o: src/backend/gvisor.c src/backend/oci_run.h \
+ src/backend/backend.h src/config.h src/util/err.h src/util/log.h \
+ src/isolate/cgroup.h src/util/err.h src/isolate/nft.h \
+ src/isolate/runreg.h src/spec/spec.h src/util/log.h
+src/backend/oci_run.h:
+src/backend/backend.h:
+src/config.h:
+src/util/err.h:
+src/util/log.h:
+src/isolate/cgroup.h:
+src/util/err.h:
+src/isolate/nft.h:
+src/isolate/runreg.h:
+src/spec/spec.h:
+src/util/log.h:
