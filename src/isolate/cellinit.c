@@ -90,6 +90,7 @@ static struct {
 	int fd;                   /* O_PATH of `path`, or -1 */
 	int errnum;               /* why there is none: ENOENT -> 127, else 126 */
 	int chdir_errno;          /* run.workingDirectory could not be entered */
+	bool script;              /* a #! script */
 } exe = {.fd = -1};
 
 static void resolve_argv0(const struct cellinit_args *a);
@@ -222,12 +223,19 @@ static void setup(const struct cellinit_args *a)
 	check_argv0(a);
 }
 
-/* Open `path` for execution later, or remember why not. */
+/* Open `path` for execution later, or remember why not; and whether it is a
+ * #! script (readable, starting with "#!"). */
 static void take_prog(const char *path)
 {
 	snprintf(exe.path, sizeof exe.path, "%s", path);
 	exe.fd = open(exe.path, O_PATH | O_CLOEXEC);
 	exe.errnum = exe.fd < 0 ? errno : 0;
+	char magic[2], self[64];
+	snprintf(self, sizeof self, "/proc/self/fd/%d", exe.fd);
+	int rd = exe.fd < 0 ? -1 : open(self, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	exe.script = rd >= 0 && pread(rd, magic, 2, 0) == 2 && magic[0] == '#' && magic[1] == '!';
+	if (rd >= 0)
+		close(rd);
 }
 
 /* argv[0] the way execvp would find it, in the cell's PATH (not ours), to an
@@ -272,7 +280,9 @@ static void resolve_argv0(const struct cellinit_args *a)
  * workload ever runs. A bare name that is not found is left to the spawn (127). */
 static void check_argv0(const struct cellinit_args *a)
 {
-	if (!a->argv0_prefixes || exe.fd < 0)
+	/* A path given with a '/' is checked whether or not it exists (refused
+	 * rather than "not found"); a bare name only once found. */
+	if (!a->argv0_prefixes || !exe.path[0])
 		return;
 	if (argv0_allowed(exe.path, a->argv0_prefixes))
 		return;
@@ -322,13 +332,15 @@ static _Noreturn void exec_workload(const struct cellinit_args *a, const struct 
 		spawn_failed(a->ctl, errno ? errno : EINVAL, 126);
 	/* The supervisor has SO_PASSCRED: this message carries our pid as it sees it. */
 	send_msg(a->ctl, 'P', exe.path, strlen(exe.path));
-	/* Exactly the file that was resolved and checked. A script run through an
-	 * fd is handed to its interpreter as /dev/fd/N, which close-on-exec has
-	 * closed by then (ENOENT): those go by their absolute path, which only the
-	 * host could change, never the workload (it does not exist yet). */
-	syscall(SYS_execveat, exe.fd, "", a->argv, a->envp, AT_EMPTY_PATH);
-	if (errno == ENOENT)
-		execve(exe.path, a->argv, a->envp);
+	/* Exactly the file that was resolved and checked: through its descriptor
+	 * (the magic link resolves to that very file, and the filter sees a plain
+	 * execve, which allow-list filter files know). A #! script cannot go that
+	 * way: its interpreter would be handed /proc/self/fd/N, closed by then; it
+	 * goes by its absolute path, which only the host could change, never the
+	 * workload (it does not exist yet). */
+	char via_fd[64];
+	snprintf(via_fd, sizeof via_fd, "/proc/self/fd/%d", exe.fd);
+	execve(exe.script ? exe.path : via_fd, a->argv, a->envp);
 	int errnum = errno;
 	/* ENOENT from an existing file means its interpreter (#! line or ELF loader)
 	 * is missing: argv[0] exists but cannot be executed, which is 126 (SPEC §1). */

@@ -266,35 +266,35 @@ def test_hardened_requires_a_user_namespace():
 # --------------------------------------------------------------------------- kernel refuses user namespaces
 
 
-@pytest.fixture
-def userns_disabled():
-    """The kernel refuses new user namespaces (user.max_user_namespaces = 0 in the
-    initial namespace) for the test's duration, restored on every path. This is the
-    one host-wide setting a test here changes: it is not a network setting, and only
-    this test's own supervisor creates namespaces meanwhile."""
-    path = "/proc/sys/user/max_user_namespaces"
-    old = open(path).read().strip()
-    with open(path, "w") as f:
-        f.write("0")
-    try:
-        yield
-    finally:
-        with open(path, "w") as f:
-            f.write(old)
+NOUSERNS = Path(__file__).with_name("nouserns.py")
 
 
-def test_all_falls_back_without_user_namespaces_and_drops_to_the_run_uid(userns_disabled):
-    res = run_cell(make_spec(py_argv("import os; print(os.getuid())")))
+def run_without_userns(spec, env=None) -> Result:
+    """The supervisor where the kernel refuses user namespaces: inside a user
+    namespace of the test's own whose max_user_namespaces is 0 (nouserns.py); the
+    host's setting is never touched."""
+    d, spec_path, jsonl = prepare(spec)
+    t0 = time.monotonic()
+    p = subprocess.run(["/usr/bin/python3", str(NOUSERNS), str(SUPERVISOR), str(spec_path)],
+                       env=supervisor_env(env, jsonl), capture_output=True, timeout=60, cwd=d,
+                       stdin=subprocess.DEVNULL)
+    return Result(p.returncode, p.stdout, p.stderr, jsonl, spec_path, time.monotonic() - t0)
+
+
+def test_all_falls_back_without_user_namespaces_and_drops_to_the_run_uid():
+    res = run_without_userns(make_spec(py_argv("import os; print(os.getuid(), os.getgid())")))
     assert res.rc == 0, res.err
-    assert "user namespace" in res.err and "warn" in res.err
+    assert "warn: the kernel refuses a user namespace" in res.err
     iso = res.event("lifecycle.v1.started")["data"]["isolation"]
     assert set(iso["namespaces"]) == ALL_NS - {"user"}
-    assert res.out.strip() == str(iso["hostUid"])
+    assert res.out.split() == [str(iso["hostUid"])] * 2
+    # Control: the same document outside gets its user namespace.
+    assert "user" in run_cell(make_spec(["/usr/bin/true"])).event("lifecycle.v1.started")["data"]["isolation"]["namespaces"]
 
 
-def test_an_explicit_user_namespace_the_kernel_refuses_is_fatal(userns_disabled):
-    res = run_cell(make_spec(["/usr/bin/true"]), env={"CELLOS_SUBPROCESS_UNSHARE": "user,net,mnt,pid"})
-    assert res.rc == 125
+def test_an_explicit_user_namespace_the_kernel_refuses_is_fatal():
+    res = run_without_userns(make_spec(["/usr/bin/true"]), env={"CELLOS_SUBPROCESS_UNSHARE": "user,net,mnt,pid"})
+    assert res.rc == 125, res.err
     assert "clone3" in res.err
     assert res.event("lifecycle.v1.failed")["data"]["phase"] == "create"
 
