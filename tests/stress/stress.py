@@ -9,7 +9,7 @@ As root. Half the cells run sequentially, the other half J at a time; their kind
 rotate through success, failure, timeout, OOM, fork bomb, CPU quota, spawn
 failure, a setsid daemon left behind, and a supervisor stopped by SIGTERM or
 killed by SIGKILL (the next supervisor must clean up after that one), with
-CELLOS_SUBPROCESS_UNSHARE rotating through all / none / mnt,net,ipc.
+CELLOS_SUBPROCESS_UNSHARE rotating through the default (all) / 0 / mnt,net,ipc.
 
 Snapshot before and after: processes (every one whose command line names cellos
 or this run's marker: supervisors, cell inits, workloads and their children all
@@ -64,7 +64,9 @@ KINDS = {
     "sigkill": (py(SLEEP), {"limits": {"memoryMaxBytes": 64 * MiB, "pidsMax": 32}}, -signal.SIGKILL, None,
                 signal.SIGKILL),
 }
-UNSHARE = ["all", "", "mnt,net,ipc"]
+# "" is the default (all namespaces incl. user), "0" explicit host mode (the
+# workload as the run's uid), "mnt,net,ipc" a list without user (pid follows mnt).
+UNSHARE = ["", "0", "mnt,net,ipc"]
 
 
 # --------------------------------------------------------------------------- host snapshot
@@ -124,6 +126,9 @@ def snapshot():
         "/run/netns": listing("/run/netns"),
         "/tmp/cellos-*": listing("/tmp", "cellos-"),
         "/run/cellos/runs": listing("/run/cellos/runs"),
+        # Per-run host uids (SPEC §3): every allocation is released, or swept
+        # after a SIGKILLed supervisor.
+        "/run/cellos/uids": listing("/run/cellos/uids"),
     }
 
 
@@ -201,7 +206,7 @@ def run_one(sup, work, i, kind):
             c = [e for e in evs if e["type"].endswith("command.v1.completed")][0]["data"]
             if (c["exitCode"], c.get("termSignal")) != (137, 9):
                 why = f"command.completed {c}"
-    return (f"{cell_id} [{env['CELLOS_SUBPROCESS_UNSHARE'] or 'none'}]: {why}; stderr: "
+    return (f"{cell_id} [{env['CELLOS_SUBPROCESS_UNSHARE'] or 'default'}]: {why}; stderr: "
             f"{err.decode(errors='replace')[-300:]!r}" if why else None), took
 
 
