@@ -534,9 +534,11 @@ static const char *interrupted(struct run *r)
 
 static const char *export_stop(void *arg) { return interrupted(arg); }
 
-/* The cell's view, through the backend; an export-only cell has no workload, so
- * its artifacts are the operator's host files, read with the supervisor's
- * privileges but still without following any symlink (SPEC §10). */
+/* The cell's view, through the backend. An export-only cell has no workload: its
+ * artifacts are host files, under CELLOS_EXPORT_HOST_PATHS_ALLOW only (checked at
+ * admission and again by the reader), read as the run's own unprivileged uid
+ * with no capability and no symlink followed (SPEC §10): never with the
+ * supervisor's privileges, which could read any file of the host. */
 static int export_open(void *arg, const char *path, int *fd, struct err *e)
 {
 	struct run *r = arg;
@@ -544,7 +546,8 @@ static int export_open(void *arg, const char *path, int *fd, struct err *e)
 		return err_set(e, "the %s backend cannot read artifacts from its cell", r->be->name);
 	if (r->spec->has_run)
 		return r->be->open_artifact(&r->cell, path, fd, e);
-	struct artifact_view v = {.userns = -1, .mntns = -1, .max_bytes = r->cfg->export_max_bytes};
+	struct artifact_view v = {.userns = -1, .mntns = -1, .uid = r->cell.uid, .gid = r->cell.gid,
+				  .host_allow = r->cfg->export_host_allow, .max_bytes = r->cfg->export_max_bytes};
 	return artifact_open(&v, path, fd, e);
 }
 
@@ -616,7 +619,8 @@ int supervisor_run(const struct config *cfg, const struct spec *spec, struct eve
 	}
 	r.cell = (struct cell){.cfg = cfg, .spec = spec, .envp = r.envp, .path = env_path(r.envp),
 			       .egress = r.egress, .n_egress = r.n_egress,
-			       .secrets = spec->delivery == DELIVERY_FILE ? &r.secrets : NULL};
+			       .secrets = spec->delivery == DELIVERY_FILE ? &r.secrets : NULL,
+			       .uid = 65534, .gid = 65534 /* TODO(runuid): the run's own uid/gid from the registry */};
 	snprintf(r.cell.name, sizeof r.cell.name, "cellos-%s-%.8s", spec->id, r.run_id);
 	cgroup_limits_resolve(&r.cell.limits, spec->memory_max_bytes, spec->cpu_quota_micros, spec->cpu_period_micros,
 			      cfg->cpu_quota, cfg->cpu_period, spec->pids_max);
