@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <linux/magic.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include "isolate/runuid.h"
 #include "isolate/seccomp.h"
 #include "util/b64url.h"
+#include "util/path.h"
 
 extern char **environ;
 
@@ -410,6 +412,59 @@ static int load_target_urls(const char *prefix, struct config_url **out, size_t 
 	return 0;
 }
 
+/* Free a NULL-terminated list of malloc'd strings and the list itself. */
+static void free_list(char **list)
+{
+	for (char **p = list; p && *p; p++)
+		free(*p);
+	free(list);
+}
+
+/* CELLOS_EXPORT_HOST_PATHS_ALLOW (SPEC §10): a comma list of absolute prefixes,
+ * kept in path_clean's form so that the artifact paths compare by whole
+ * components (path_within_any). ".." is refused: a prefix names a directory, not
+ * a walk. Empty items are skipped. */
+static char **parse_host_allow(const char *v, struct err *e)
+{
+	size_t cap = 1;
+	for (const char *p = v; *p; p++)
+		cap += *p == ',';
+	char **out = calloc(cap + 1, sizeof *out);
+	if (!out) {
+		err_set(e, "CELLOS_EXPORT_HOST_PATHS_ALLOW: out of memory");
+		return NULL;
+	}
+	size_t k = 0;
+	for (const char *p = v; *p;) {
+		size_t len = strcspn(p, ",");
+		if (len) {
+			char item[PATH_MAX], clean[PATH_MAX];
+			bool ok = p[0] == '/' && len < sizeof item;
+			if (ok) {
+				memcpy(item, p, len);
+				item[len] = '\0';
+				ok = path_clean(item, clean, sizeof clean) == 0;
+			}
+			if (!ok) {
+				err_set(e, "CELLOS_EXPORT_HOST_PATHS_ALLOW: '%.*s' is not an absolute path without '..'",
+					(int)len, p);
+				goto fail;
+			}
+			if (!(out[k++] = strdup(clean))) {
+				err_set(e, "CELLOS_EXPORT_HOST_PATHS_ALLOW: out of memory");
+				goto fail;
+			}
+		}
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return out;
+fail:
+	free_list(out);
+	return NULL;
+}
+
 /* SPEC §10. Which target each artifact uses is decided with the document
  * (export_admit); here each variable is checked on its own. */
 static int load_export(struct config *cfg, struct err *e)
@@ -424,6 +479,8 @@ static int load_export(struct config *cfg, struct err *e)
 			return err_set(e, "CELLOS_EXPORT_DIR: '%s' is not an existing directory", v);
 		}
 	}
+	if ((v = env("CELLOS_EXPORT_HOST_PATHS_ALLOW")) && !(cfg->export_host_allow = parse_host_allow(v, e)))
+		return -1;
 	if ((cfg->export_http_url = env("CELLOS_EXPORT_HTTP_BASE_URL")) &&
 	    check_url("CELLOS_EXPORT_HTTP_BASE_URL", cfg->export_http_url, e) < 0)
 		return -1;
@@ -628,6 +685,8 @@ void config_free(struct config *cfg)
 	cfg->redact_fields = NULL;
 	sodium_free(cfg->signing_key); /* zeroes before unmapping; NULL is fine */
 	cfg->signing_key = NULL;
+	free_list(cfg->export_host_allow);
+	cfg->export_host_allow = NULL;
 	free(cfg->export_http_urls);
 	free(cfg->export_s3_urls);
 	cfg->export_http_urls = cfg->export_s3_urls = NULL;

@@ -76,6 +76,9 @@ struct config {
 	/* Export (SPEC §10). URLs and the token are credentials: never logged, never
 	 * in an event or an error message. */
 	char export_dir[4096];         /* CELLOS_EXPORT_DIR (canonical); "": none */
+	/* CELLOS_EXPORT_HOST_PATHS_ALLOW (ext): the host paths an export may read
+	 * (path_clean form, NULL-terminated); NULL: none. */
+	char **export_host_allow;
 	const char *export_http_url;   /* CELLOS_EXPORT_HTTP_BASE_URL or NULL */
 	struct config_url *export_http_urls; /* CELLOS_EXPORT_HTTP_BASE_URL__<TARGET> */
 	size_t n_export_http_urls;

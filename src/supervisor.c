@@ -553,9 +553,11 @@ static const char *interrupted(struct run *r)
 
 static const char *export_stop(void *arg) { return interrupted(arg); }
 
-/* The cell's view, through the backend; an export-only cell has no workload, so
- * its artifacts are the operator's host files, read with the supervisor's
- * privileges but still without following any symlink (SPEC §10). */
+/* The cell's view, through the backend. An export-only cell has no workload: its
+ * artifacts are host files, under CELLOS_EXPORT_HOST_PATHS_ALLOW only (checked at
+ * admission and again by the reader), read as the run's own unprivileged uid
+ * with no capability and no symlink followed (SPEC §10): never with the
+ * supervisor's privileges, which could read any file of the host. */
 static int export_open(void *arg, const char *path, int *fd, struct err *e)
 {
 	struct run *r = arg;
@@ -563,7 +565,8 @@ static int export_open(void *arg, const char *path, int *fd, struct err *e)
 		return err_set(e, "the %s backend cannot read artifacts from its cell", r->be->name);
 	if (r->spec->has_run)
 		return r->be->open_artifact(&r->cell, path, fd, e);
-	struct artifact_view v = {.userns = -1, .mntns = -1, .max_bytes = r->cfg->export_max_bytes};
+	struct artifact_view v = {.userns = -1, .mntns = -1, .uid = r->cell.uid, .gid = r->cell.gid,
+				  .host_allow = r->cfg->export_host_allow, .max_bytes = r->cfg->export_max_bytes};
 	return artifact_open(&v, path, fd, e);
 }
 

@@ -18,6 +18,11 @@ const struct backend_ops *backend_for(const struct config *cfg)
 	}
 }
 
+bool backend_sees_host_fs(const struct config *cfg)
+{
+	return cfg->backend == BACKEND_STUB && !(cfg->ns & NS_MNT);
+}
+
 int backend_cgroup_setup(struct cell *c, struct cgroup_cell *cg, const struct cgroup_limits *lim, struct runreg *reg,
 			 struct err *e)
 {

@@ -75,8 +75,10 @@ struct backend_ops {
 	int (*read_counters)(struct cell *c, struct nft_counter **out, size_t *n, struct err *e);
 	/* After collect, before destroy (SPEC §10): open the artifact at `path` as
 	 * the cell sees it, with the workload's privileges, beneath the workspace
-	 * and without following symlinks; *fd is a regular file of at most
-	 * cfg->export_max_bytes, O_RDONLY. NULL: the backend cannot (export fails). */
+	 * and without following symlinks (a cell that sees the host's filesystem:
+	 * only under CELLOS_EXPORT_HOST_PATHS_ALLOW); *fd is a regular file of at
+	 * most cfg->export_max_bytes, O_RDONLY. NULL: the backend cannot (export
+	 * fails). */
 	int (*open_artifact)(struct cell *c, const char *path, int *fd, struct err *e);
 	/* Remove everything the backend made. Never fails silently: errors are logged. */
 	void (*destroy)(struct cell *c);
@@ -100,5 +102,9 @@ void backend_cgroup_usage(struct cgroup_cell *cg, struct run_status *st);
 
 /* The backend selected by CELLOS_CELL_BACKEND. */
 const struct backend_ops *backend_for(const struct config *cfg);
+
+/* Whether a cell of this configuration sees the host's filesystem as its own
+ * (the stub without a mount namespace): its artifacts are host paths (SPEC §10). */
+bool backend_sees_host_fs(const struct config *cfg);
 
 #endif

@@ -627,13 +627,14 @@ static int stub_read_counters(struct cell *c, struct nft_counter **out, size_t *
 
 /* Export reads in the cell's mount namespace (kept open for this until
  * destroy), beneath the workspace when it has one, as the workload (SPEC §10);
- * without a mount namespace the cell's view is the host's. */
+ * without a mount namespace the cell's view is the host's: only under
+ * CELLOS_EXPORT_HOST_PATHS_ALLOW, as the run's uid. */
 static int stub_open_artifact(struct cell *c, const char *path, int *fd, struct err *e)
 {
 	struct stub *s = priv(c);
-	struct artifact_view v = {.userns = s->userns, .mntns = s->mntns, .as_workload = true,
+	struct artifact_view v = {.userns = s->userns, .mntns = s->mntns, .uid = c->uid, .gid = c->gid,
 				  .workspace = s->mntns >= 0 ? c->spec->working_directory : NULL,
-				  .max_bytes = c->cfg->export_max_bytes};
+				  .host_allow = c->cfg->export_host_allow, .max_bytes = c->cfg->export_max_bytes};
 	return artifact_open(&v, path, fd, e);
 }
 

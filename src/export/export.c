@@ -3,6 +3,7 @@
 #include "export/export.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -10,6 +11,7 @@
 
 #include "backend/backend.h"
 #include "util/log.h"
+#include "util/path.h"
 
 /* ---- the artifact stream ---- */
 
@@ -154,6 +156,26 @@ static int plan_artifact(const struct config *cfg, const struct spec *s, size_t 
 		       ti, t->name, suffix);
 }
 
+/* A cell that reads its artifacts from the host (export-only, or without a mount
+ * namespace) reads only under CELLOS_EXPORT_HOST_PATHS_ALLOW, and never in
+ * hardened (SPEC §10, §7): checked here, before anything is read. */
+static int admit_host_path(const struct config *cfg, const struct spec *s, size_t i, struct err *e)
+{
+	const struct artifact *a = &s->artifacts[i];
+	const char *who = s->has_run ? "a cell without a mount namespace (CELLOS_SUBPROCESS_UNSHARE)"
+				     : "an export-only cell";
+	if (cfg->hardened)
+		return err_set(e, "spec.export.artifacts[%zu].path (%s): CELLOS_DEPLOYMENT_PROFILE=hardened refuses "
+				  "reading host paths, which %s would do",
+			       i, a->name, who);
+	char clean[PATH_MAX];
+	if (path_clean(a->path, clean, sizeof clean) < 0 || !path_within_any(clean, cfg->export_host_allow))
+		return err_set(e, "spec.export.artifacts[%zu].path (%s): %s is not under CELLOS_EXPORT_HOST_PATHS_ALLOW%s "
+				  "(%s reads host paths only there)",
+			       i, a->name, a->path, cfg->export_host_allow ? "" : " (unset)", who);
+	return 0;
+}
+
 int export_admit(const struct config *cfg, const struct spec *spec, struct err *e)
 {
 	/* Every declared s3 target, used or not: the operator asked for S3. */
@@ -179,6 +201,10 @@ int export_admit(const struct config *cfg, const struct spec *spec, struct err *
 	struct plan p;
 	for (size_t i = 0; i < spec->n_artifacts; i++)
 		if (plan_artifact(cfg, spec, i, &p, true, e) < 0)
+			return -1;
+	bool host = !spec->has_run || backend_sees_host_fs(cfg);
+	for (size_t i = 0; host && i < spec->n_artifacts; i++)
+		if (admit_host_path(cfg, spec, i, e) < 0)
 			return -1;
 	return 0;
 }

@@ -1,8 +1,10 @@
 /* Export of artifacts out of the cell (SPEC §10): the export-sink port, the
  * admission check, and the export phase of the lifecycle.
  *
- *   export_admit   which target each artifact goes to; a document whose
- *                  artifacts have nowhere to go is refused before anything runs
+ *   export_admit   which target each artifact goes to, and whether a host
+ *                  path may be read; a document whose artifacts have nowhere to
+ *                  go, or that would read a host path it may not, is refused
+ *                  before anything runs
  *   export_run     per artifact: open it as the cell sees it (the caller's
  *                  opener), stream it to its sink while counting and hashing,
  *                  and emit export.v2.completed or export.v2.failed
@@ -93,7 +95,8 @@ int export_http_put(const struct export_item *it, const char *url, const char *b
 
 /* ---- admission and the phase ---- */
 
-/* Every artifact has a usable target; CELL_OS_REQUIRE_S3_EXPORT holds. */
+/* Every artifact has a usable target; CELL_OS_REQUIRE_S3_EXPORT holds; a host
+ * path is read only under CELLOS_EXPORT_HOST_PATHS_ALLOW and never in hardened. */
 int export_admit(const struct config *cfg, const struct spec *spec, struct err *e);
 
 struct export_phase {

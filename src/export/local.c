@@ -17,6 +17,9 @@
 
 #include "export/export.h"
 
+#define EXPORT_DIR_MODE 0755  /* <root>/<cellId>: artifact names are not secret */
+#define EXPORT_FILE_MODE 0640 /* never world-readable */
+
 static int open_beneath(int dirfd, const char *rel, int flags, mode_t mode)
 {
 	struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),
@@ -65,8 +68,8 @@ static int local_put(const struct export_item *it, struct export_receipt *rc, st
 	if (rootfd < 0)
 		return err_sys(e, errno, "CELLOS_EXPORT_DIR %s", root);
 	/* Cell ids and names are portable identifiers: one component each, never
-	 * "." or "..". */
-	if (mkdirat(rootfd, it->cell_id, 0755) < 0 && errno != EEXIST)
+	 * "." or "..". The umask can only take bits away: never world-writable. */
+	if (mkdirat(rootfd, it->cell_id, EXPORT_DIR_MODE) < 0 && errno != EEXIST)
 		return err_sys(e, errno, "create %s/%s", root, it->cell_id);
 	cleanup_close int dir = open_beneath(rootfd, it->cell_id, O_RDONLY | O_DIRECTORY, 0);
 	struct stat st;
@@ -77,10 +80,14 @@ static int local_put(const struct export_item *it, struct export_receipt *rc, st
 
 	char tmp[300];
 	snprintf(tmp, sizeof tmp, ".%s.%.8s.part", it->name, it->run_id);
-	int out = open_beneath(dir, tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	int out = open_beneath(dir, tmp, O_WRONLY | O_CREAT | O_EXCL, EXPORT_FILE_MODE);
 	if (out < 0)
 		return err_sys(e, errno, "create %s/%s/%s", root, it->cell_id, tmp);
-	int rc_copy = copy(it, out, e);
+	/* Exactly that mode, whatever our umask: an artifact may hold what only its
+	 * cell could read, and is never world-readable (SPEC §10). */
+	int rc_copy = fchmod(out, EXPORT_FILE_MODE) < 0 ? err_sys(e, errno, "chmod %s", rc->destination) : 0;
+	if (rc_copy == 0)
+		rc_copy = copy(it, out, e);
 	if (rc_copy == 0 && export_stream_finish(it->src, rc->sha256) < 0)
 		rc_copy = err_set(e, "%s", it->src->error);
 	if (rc_copy == 0 && fsync(out) < 0)

@@ -46,7 +46,7 @@ static const char *why_open(int errnum)
 		return "a component of the path is not a directory";
 	case EACCES:
 	case EPERM:
-		return "permission denied (with the workload's privileges)";
+		return "permission denied (read with the cell's unprivileged identity)";
 	default:
 		return strerror(errnum);
 	}
@@ -70,6 +70,38 @@ static _Noreturn void reply_error(int sock, const char *fmt, ...)
 	_exit(1);
 }
 
+/* Take the workload's identity with no capability at all, or the workload could
+ * point us (a hardlink, a mode-000 file, a masked path, a host file) at
+ * something it could not read itself: the cell's root in its user namespace
+ * (an unprivileged uid on the host), else the run's own host uid/gid. Never the
+ * supervisor's. */
+static void become_workload(int sock, const struct artifact_view *v)
+{
+	uid_t uid = 0;
+	gid_t gid = 0;
+	if (v->userns < 0) {
+		if (v->uid == 0 || v->gid == 0)
+			reply_error(sock, "no unprivileged identity to read with (the run's uid/gid is 0)");
+		uid = v->uid;
+		gid = v->gid;
+	}
+	/* The supplementary groups go first (that needs the privilege we are about
+	 * to drop). Only a user namespace whose setgroups is denied (an unprivileged
+	 * supervisor's) may refuse: it has no groups to drop. */
+	if (setgroups(0, NULL) < 0 && !(v->userns >= 0 && errno == EPERM))
+		reply_error(sock, "drop the supplementary groups: %s", strerror(errno));
+	if (setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+		reply_error(sock, "take the identity %u:%u: %s", (unsigned)uid, (unsigned)gid, strerror(errno));
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct none[2] = {{0}};
+	if (syscall(SYS_capset, &hdr, none) < 0)
+		reply_error(sock, "drop capabilities: %s", strerror(errno));
+	/* Nothing gives privileges back; and another process of that uid (another
+	 * cell's workload) may not ptrace us or reach our descriptors in /proc. */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		reply_error(sock, "no_new_privs, not dumpable: %s", strerror(errno));
+}
+
 static _Noreturn void helper(int sock, const struct artifact_view *v, const char *path)
 {
 	/* Never outlive the supervisor. */
@@ -81,18 +113,7 @@ static _Noreturn void helper(int sock, const struct artifact_view *v, const char
 	/* Our root and cwd become the cell's "/". */
 	if (v->mntns >= 0 && setns(v->mntns, CLONE_NEWNS) < 0)
 		reply_error(sock, "join the cell's mount namespace: %s", strerror(errno));
-	if (v->userns >= 0 && ((setgroups(0, NULL) < 0 && errno != EPERM) || setresgid(0, 0, 0) < 0 ||
-			       setresuid(0, 0, 0) < 0))
-		reply_error(sock, "become the cell's root: %s", strerror(errno));
-	if (v->as_workload) {
-		/* The workload had no capability: neither may we, or the workload
-		 * could point us (a hardlink, a mode-000 file, a masked path) at
-		 * something it could not read itself. */
-		struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
-		struct __user_cap_data_struct none[2] = {{0}};
-		if (syscall(SYS_capset, &hdr, none) < 0)
-			reply_error(sock, "drop capabilities: %s", strerror(errno));
-	}
+	become_workload(sock, v);
 
 	char norm[PATH_MAX], ws[PATH_MAX];
 	if (path_clean(path, norm, sizeof norm) < 0 || !norm[0])
@@ -102,6 +123,10 @@ static _Noreturn void helper(int sock, const struct artifact_view *v, const char
 	size_t sl = strlen(SECRETFS_DIR);
 	if (v->mntns >= 0 && strncmp(norm, SECRETFS_DIR, sl) == 0 && (!norm[sl] || norm[sl] == '/'))
 		reply_error(sock, "in the cell's secrets directory %s (secrets are never exported)", SECRETFS_DIR);
+	/* Without a mount namespace this is the host's filesystem: only where the
+	 * operator allows it (admission refused the rest; this guards the read). */
+	if (v->mntns < 0 && !path_within_any(norm, v->host_allow))
+		reply_error(sock, "a host path not under CELLOS_EXPORT_HOST_PATHS_ALLOW");
 	int base;
 	const char *rel;
 	unsigned long long resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;

@@ -31,3 +31,13 @@ int path_clean(const char *path, char *out, size_t size)
 		out[len] = '\0';
 	return 0;
 }
+
+bool path_within_any(const char *path, char *const *prefixes)
+{
+	for (char *const *p = prefixes; p && *p; p++) {
+		size_t n = strlen(*p);
+		if (strncmp(path, *p, n) == 0 && (path[n] == '\0' || path[n] == '/'))
+			return true;
+	}
+	return false;
+}

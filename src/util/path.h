@@ -2,11 +2,19 @@
 #ifndef CELLOS_PATH_H
 #define CELLOS_PATH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* `path` with empty and "." components dropped, into out as "/a/b" ("" for "/").
  * ".." is refused (-1, errno EINVAL): inside a scaffold or workspace it could only
  * mean "escape"; too long for out: -1, errno ENAMETOOLONG. */
 int path_clean(const char *path, char *out, size_t size);
+
+/* Whether the clean path `path` is one of the clean `prefixes` (NULL-terminated;
+ * NULL: none) or lies below it, by whole components: "/srv/ci" holds
+ * "/srv/ci/x", never "/srv/ci-evil/x". The clean form of "/" ("") holds every
+ * path. Both sides in path_clean's form, so "." and "//" cannot fool it and ".."
+ * cannot occur. */
+bool path_within_any(const char *path, char *const *prefixes);
 
 #endif

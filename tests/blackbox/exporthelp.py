@@ -1,11 +1,14 @@
 """Helpers shared by the export tests (SPEC §10)."""
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
-from conftest import TYPE_PREFIX, make_spec, py_argv, short_type
+from conftest import MARK, TYPE_PREFIX, make_spec, py_argv, short_type
 
 STARTED = TYPE_PREFIX + "lifecycle.v1.started"
 
@@ -60,3 +63,17 @@ def tree(root) -> dict[str, bytes]:
             p = Path(dirpath) / f
             out[str(p.relative_to(root))] = p.read_bytes()
     return out
+
+
+HOST_READ_VAR = "CELLOS_EXPORT_HOST_PATHS_ALLOW"
+
+
+def host_dir(tag: str = "host") -> Path:
+    """A host directory every uid can traverse, removed when the session ends.
+
+    Export reads host paths as the run's unprivileged uid (SPEC §10): nothing under
+    new_dir() is visible to it, since the session's directory is 0700 root."""
+    d = Path(tempfile.mkdtemp(prefix=f"{MARK}-{tag}-", dir="/tmp"))
+    os.chmod(d, 0o755)
+    atexit.register(shutil.rmtree, d, True)
+    return d

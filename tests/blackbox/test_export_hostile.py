@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from conftest import make_spec, new_dir, py_argv, run_cell
-from exporthelp import by_artifact, tree
+from exporthelp import HOST_READ_VAR, by_artifact, host_dir, tree
 
 pytestmark = pytest.mark.usefixtures("no_residue")
 
@@ -23,7 +23,7 @@ MODES = {
     "workspace": ("all", "/work"),
     "userns-workspace": ("net,mnt,pid,ipc,uts,cgroup,user", "/work"),
     "cell-tmp": ("all", None),          # a mount namespace, no workspace: the cell's private /tmp
-    "host": ("", None),                 # no namespaces: a host directory
+    "host": ("", None),                 # no namespaces: a host directory, allowed by CELLOS_EXPORT_HOST_PATHS_ALLOW
 }
 
 CASES = {
@@ -45,9 +45,7 @@ def cell_dir(mode):
         return wd
     if unshare:
         return "/tmp/out"
-    d = new_dir("hostile")
-    os.chmod(d, 0o755)
-    return str(d)
+    return str(host_dir("hostile"))
 
 
 def run_case(mode, case, canary_file):
@@ -70,7 +68,7 @@ def run_case(mode, case, canary_file):
         {"name": "good", "path": f"{d}/good"}, {"name": "bad", "path": art}]}})
     t0 = time.monotonic()
     r = run_cell(doc, env={"CELLOS_SUBPROCESS_UNSHARE": unshare, "CELLOS_EXPORT_DIR": str(root),
-                           "CELLOS_LOG": "debug"})
+                           HOST_READ_VAR: None if unshare else d, "CELLOS_LOG": "debug"})
     return r, root, time.monotonic() - t0
 
 
@@ -99,6 +97,12 @@ def expected_reason(mode, case):
 def test_hostile_artifact_fails_and_reads_nothing_outside_the_cell(mode, case, canary_file):
     path, token = canary_file
     r, root, took = run_case(mode, case, path)
+    if mode == "host" and case in ("device", "outside-workspace"):
+        # A host path outside CELLOS_EXPORT_HOST_PATHS_ALLOW: refused before anything runs.
+        assert r.rc == 125 and r.events == [], r
+        assert "spec.export.artifacts[1]" in r.err and HOST_READ_VAR in r.err, r.err
+        assert tree(root) == {}
+        return
     want = expected_reason(mode, case)
     evs = by_artifact(r)
     assert evs["good"]["type"].endswith("export.v2.completed"), r
@@ -119,18 +123,17 @@ def test_hostile_artifact_fails_and_reads_nothing_outside_the_cell(mode, case, c
 
 
 def test_hardlink_to_a_file_the_workload_cannot_read_is_not_exported(canary_file):
-    """Without a mount namespace the workload (uid 0, no capabilities) may hardlink
-    a root-owned file it cannot read into its output; export reads with the
-    workload's privileges, not the supervisor's."""
+    """Without a mount namespace the workload may hardlink a root-owned file it
+    cannot read into its output; export reads with the run's unprivileged uid,
+    not the supervisor's privileges."""
     path, token = canary_file
     os.chmod(path, 0o000)
-    d = new_dir("hostile")
-    os.chmod(d, 0o755)
+    d = host_dir("hostile")
     prog = (f"import os\nos.link({str(path)!r}, {str(d)!r} + '/art')\n"
             f"try:\n    open({str(path)!r}).read()\n    print('READABLE')\nexcept PermissionError:\n    pass\n")
     root = new_dir("exp")
     doc = make_spec(py_argv(prog), spec_extra={"export": {"artifacts": [{"name": "bad", "path": f"{d}/art"}]}})
-    r = run_cell(doc, env={"CELLOS_SUBPROCESS_UNSHARE": "", "CELLOS_EXPORT_DIR": str(root)})
+    r = run_cell(doc, env={"CELLOS_SUBPROCESS_UNSHARE": "", "CELLOS_EXPORT_DIR": str(root), HOST_READ_VAR: d})
     assert "READABLE" not in r.out, "the workload could read the file itself: the test proves nothing"
     assert os.path.exists(f"{d}/art"), r
     assert r.rc == 125, r

@@ -7,15 +7,16 @@ import os
 import pytest
 
 from conftest import make_spec, new_dir, py_argv, run_cell, unique_id
-from exporthelp import by_artifact, check_provenance, export_events, sha256, tree, writer_spec
+from exporthelp import HOST_READ_VAR, by_artifact, check_provenance, export_events, host_dir, sha256, tree, writer_spec
 
 pytestmark = pytest.mark.usefixtures("no_residue")
 
 ORDER_TAIL = ["export.v2.completed", "compliance.v1.summary", "lifecycle.v1.destroyed"]
 
 
-def local_env(root, unshare="all", **more):
-    env = {"CELLOS_EXPORT_DIR": str(root), "CELLOS_SUBPROCESS_UNSHARE": unshare}
+def local_env(root, unshare="all", allow=None, **more):
+    """`allow`: CELLOS_EXPORT_HOST_PATHS_ALLOW (None: unset), for host reads."""
+    env = {"CELLOS_EXPORT_DIR": str(root), "CELLOS_SUBPROCESS_UNSHARE": unshare, HOST_READ_VAR: allow}
     env.update(more)
     return env
 
@@ -24,11 +25,12 @@ def local_env(root, unshare="all", **more):
 def test_artifact_is_copied_with_a_complete_receipt(unshare):
     root = new_dir("exp")
     data = b"<testsuite tests='3'/>\n" * 100
-    # Without a mount namespace the workload writes a host directory of its own.
-    wd = "/work" if unshare else str(new_dir("wd"))
+    # Without a mount namespace the workload writes a host directory of its own,
+    # which export may read only when the operator allows it.
+    wd = "/work" if unshare else str(host_dir("wd"))
     cid = unique_id("exp")
     r = run_cell(writer_spec({f"{wd}/report.xml": data}, [("report.xml", f"{wd}/report.xml")], workdir=wd, id=cid),
-                 env=local_env(root, unshare))
+                 env=local_env(root, unshare, allow=None if unshare else wd))
     assert r.rc == 0, r
     ev = r.event("export.v2.completed")
     d = ev["data"]
@@ -77,11 +79,11 @@ def test_several_artifacts_one_event_each_and_an_empty_file():
 
 
 def test_export_only_cell_reads_a_host_file():
-    root, src = new_dir("exp"), new_dir("src")
+    root, src = new_dir("exp"), host_dir("src")
     (src / "build.log").write_bytes(b"built\n")
     doc = make_spec(run=False, spec_extra={"export": {"artifacts": [{"name": "build.log",
                                                                      "path": str(src / "build.log")}]}})
-    r = run_cell(doc, env=local_env(root))
+    r = run_cell(doc, env=local_env(root, allow=src))
     assert r.rc == 0, r
     assert r.types == ["observability.v1.network_policy", "lifecycle.v1.started", "observability.v1.network_enforcement",
                        "export.v2.completed", "compliance.v1.summary", "lifecycle.v1.destroyed"], r.types
@@ -89,7 +91,7 @@ def test_export_only_cell_reads_a_host_file():
 
 
 def test_export_only_cell_does_not_follow_a_symlink_on_any_component():
-    root, src = new_dir("exp"), new_dir("src")
+    root, src = new_dir("exp"), host_dir("src")
     (src / "real").mkdir()
     (src / "real" / "f").write_bytes(b"x")
     (src / "link").symlink_to(src / "real")
@@ -97,7 +99,7 @@ def test_export_only_cell_does_not_follow_a_symlink_on_any_component():
     doc = make_spec(run=False, spec_extra={"export": {"artifacts": [
         {"name": "via-dir", "path": str(src / "link" / "f")}, {"name": "via-file", "path": str(src / "flink")},
         {"name": "ok", "path": str(src / "real" / "f")}]}})
-    r = run_cell(doc, env=local_env(root, ""))
+    r = run_cell(doc, env=local_env(root, "", allow=src))
     assert r.rc == 125, r
     evs = by_artifact(r)
     assert "symbolic link" in evs["via-dir"]["data"]["reason"]

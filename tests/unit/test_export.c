@@ -1,6 +1,7 @@
 /* Unit tests for the pure parts of src/export/: the URL rule of SPEC §10, what
- * of a URL may be shown, S3 receipts, target variable suffixes, and the
- * artifact stream (counting, hashing, a file that changes while read). */
+ * of a URL may be shown, S3 receipts, target variable suffixes, the artifact
+ * stream (counting, hashing, a file that changes while read), and
+ * CELLOS_EXPORT_HOST_PATHS_ALLOW (parsing, whole-component matching). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +16,7 @@
 
 #include "config.h"
 #include "export/export.h"
+#include "util/path.h"
 
 static void url_is(const char *tmpl, const char *want)
 {
@@ -139,13 +141,53 @@ static void test_stream(void **state)
 	close(fd);
 }
 
+static void test_host_allow(void **state)
+{
+	char *prefixes[] = {"/srv/ci", "/data/out", NULL};
+	assert_true(path_within_any("/srv/ci/x", prefixes));
+	assert_true(path_within_any("/srv/ci/a/b", prefixes));
+	assert_true(path_within_any("/srv/ci", prefixes));
+	assert_true(path_within_any("/data/out/f", prefixes));
+	assert_false(path_within_any("/srv/ci-evil/x", prefixes));
+	assert_false(path_within_any("/srv/c", prefixes));
+	assert_false(path_within_any("/srv", prefixes));
+	assert_false(path_within_any("/etc/shadow", prefixes));
+	assert_false(path_within_any("/etc/shadow", NULL));
+	char *root[] = {"", NULL}; /* "/" in path_clean's form */
+	assert_true(path_within_any("/etc/shadow", root));
+
+	/* Kept in path_clean's form; empty items skipped. */
+	struct config cfg;
+	struct err e = {0};
+	setenv("CELLOS_EXPORT_HOST_PATHS_ALLOW", "/srv/ci/,,/a//b/./c,/", 1);
+	assert_int_equal(config_load(&cfg, &e), 0);
+	assert_non_null(cfg.export_host_allow);
+	assert_string_equal(cfg.export_host_allow[0], "/srv/ci");
+	assert_string_equal(cfg.export_host_allow[1], "/a/b/c");
+	assert_string_equal(cfg.export_host_allow[2], "");
+	assert_null(cfg.export_host_allow[3]);
+	config_free(&cfg);
+	const char *bad[] = {"srv/ci", "/srv/../etc", "/ok,relative"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		setenv("CELLOS_EXPORT_HOST_PATHS_ALLOW", bad[i], 1);
+		e.msg[0] = '\0';
+		assert_int_equal(config_load(&cfg, &e), -1);
+		assert_non_null(strstr(e.msg, "CELLOS_EXPORT_HOST_PATHS_ALLOW"));
+		config_free(&cfg);
+	}
+	unsetenv("CELLOS_EXPORT_HOST_PATHS_ALLOW");
+	assert_int_equal(config_load(&cfg, &e), 0);
+	assert_null(cfg.export_host_allow);
+	config_free(&cfg);
+}
+
 static int setup(void **state) { return sodium_init() < 0 ? -1 : 0; }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_url_rule),     cmocka_unit_test(test_url_shown), cmocka_unit_test(test_s3_destination),
-		cmocka_unit_test(test_target_suffix), cmocka_unit_test(test_stream),
+		cmocka_unit_test(test_target_suffix), cmocka_unit_test(test_stream), cmocka_unit_test(test_host_allow),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
