@@ -9,11 +9,15 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "isolate/cgroup.h"
 #include "util/lockfile.h"
 #include "util/log.h"
+
+/* How long registering waits for another supervisor's sweep of the name. */
+#define RUNREG_SWEEP_WAIT_MS 2000
 
 static char reg_dir[256] = RUNREG_DIR;
 
@@ -43,14 +47,26 @@ enum sweep {
 	SWEEP_DONE, /* a dead run's, cleaned up and removed */
 };
 
+/* Take the exclusive lock of `fd`, waiting up to `wait_ms` for it. */
+static bool lock_within(int fd, int wait_ms)
+{
+	for (int waited = 0;; waited += 10) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return true;
+		if (errno != EWOULDBLOCK || waited >= wait_ms)
+			return false;
+		nanosleep(&(struct timespec){0, 10 * 1000000}, NULL);
+	}
+}
+
 /* Clean up after the run registered as `entry` of directory `dir` if its
- * supervisor is dead. */
-static enum sweep sweep_one(int dir, const char *entry)
+ * supervisor is dead. A lock held for `wait_ms` is a live run's. */
+static enum sweep sweep_one(int dir, const char *entry, int wait_ms)
 {
 	int fd = openat(dir, entry, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return SWEEP_NONE;
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+	if (!lock_within(fd, wait_ms)) {
 		close(fd);
 		return SWEEP_LIVE;
 	}
@@ -102,7 +118,11 @@ static int publish(const char *tmp, const char *entry, const char *path, struct 
 	int dir = open(reg_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dir < 0)
 		return err_sys(e, errno, "run registry %s", reg_dir);
-	enum sweep s = sweep_one(dir, entry);
+	/* The lock of a dead run's registration is also held, for a moment, by
+	 * whichever supervisor is sweeping it (removing its leaves: milliseconds,
+	 * seconds at worst): wait that out before calling the name a live run's.
+	 * Only a run id really in use pays the wait, before its refusal. */
+	enum sweep s = sweep_one(dir, entry, RUNREG_SWEEP_WAIT_MS);
 	close(dir);
 	if (s == SWEEP_LIVE)
 		goto live;
@@ -180,7 +200,7 @@ void runreg_sweep(void)
 		size_t len = strlen(de->d_name);
 		if (de->d_name[0] == '.' || len < 6 || strcmp(de->d_name + len - 5, ".lock") != 0)
 			continue;
-		sweep_one(dirfd(d), de->d_name);
+		sweep_one(dirfd(d), de->d_name, 0);
 	}
 	closedir(d);
 }

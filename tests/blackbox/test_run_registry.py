@@ -25,7 +25,9 @@ def test_second_supervisor_with_a_live_run_id_is_refused():
     cell_id, run_id = unique_id("samerun"), str(uuid.uuid4())
     env = dict(ENV, CELLOS_RUN_ID=run_id)
     name = _name(cell_id, run_id)
-    first = Running(make_spec(["/bin/sh", "-c", "sleep 3", MARK], id=cell_id), env=env)
+    # Long enough to outlast the second supervisor, which waits up to 2 s for a
+    # held registration to be let go (it could be a sweeper's) before refusing.
+    first = Running(make_spec(["/bin/sh", "-c", "sleep 5", MARK], id=cell_id), env=env)
     try:
         first.wait_event("observability.v1.process_spawned")
         leaves = _leaves(name)
@@ -69,7 +71,8 @@ def test_run_id_of_a_sigkilled_supervisor_can_be_used_again():
         dead.kill()
     left, _ = wait_no_marked(marker, 5)
     assert not left, left
-    assert os.path.exists(os.path.join(RUNREG_DIR, name + ".lock"))
+    # Its registration stays until the next supervisor on the host sweeps it:
+    # ours below, or another one running meanwhile on this shared host.
 
     r = run_cell(make_spec(["/usr/bin/true", MARK], id=cell_id), env=env)
     assert r.rc == 0, r

@@ -12,6 +12,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,6 +260,39 @@ static void dead_name_is_reclaimed(void **state)
 	runreg_release(&b);
 }
 
+/* Another supervisor is sweeping the dead run's registration (it holds the
+ * lock while it removes the leaves) just when a new run wants the name. */
+static void dead_name_being_swept_elsewhere_is_waited_for(void **state)
+{
+	dead_run_a();
+	int ready[2];
+	assert_int_equal(pipe(ready), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(ready[0]);
+		int fd = open(reg_path(), O_RDWR | O_CLOEXEC);
+		if (fd < 0 || __real_flock(fd, LOCK_EX | LOCK_NB) < 0 || write(ready[1], "L", 1) != 1)
+			_exit(1);
+		usleep(300 * 1000); /* removing the leaves */
+		unlink(reg_path());
+		_exit(0);
+	}
+	close(ready[1]);
+	char c = 0;
+	ssize_t n = read(ready[0], &c, 1);
+	close(ready[0]);
+	struct err e = {0};
+	int rc = runreg_register(&b, NAME, leaves_b, 1, &e);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(n == 1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	if (rc < 0)
+		fail_msg("%s", e.msg);
+	assert_b_registered(&b);
+	runreg_release(&b);
+}
+
 static void dead_name_that_cannot_be_cleaned_is_an_error(void **state)
 {
 	dead_run_a();
@@ -280,6 +314,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(sweeper_is_silent_about_a_run_that_just_finished, setup, teardown),
 		cmocka_unit_test_setup_teardown(live_name_is_not_taken, setup, teardown),
 		cmocka_unit_test_setup_teardown(dead_name_is_reclaimed, setup, teardown),
+		cmocka_unit_test_setup_teardown(dead_name_being_swept_elsewhere_is_waited_for, setup, teardown),
 		cmocka_unit_test_setup_teardown(dead_name_that_cannot_be_cleaned_is_an_error, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
