@@ -2,8 +2,8 @@
 denies what changes the kernel, the namespaces or other processes, returns ENOSYS
 for clone3 (so glibc falls back to clone and threads still work), kills any call
 made through a foreign ABI (where the kernel does not refuse that ABI itself), and
-leaves ordinary programs unchanged. A filter file
-is parsed at admission: a bad one is a configuration error naming the variable."""
+leaves ordinary programs unchanged. A filter file is parsed at admission: a bad
+one is a configuration error naming the variable."""
 import signal
 import subprocess
 
