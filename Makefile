@@ -61,8 +61,15 @@ $(B)/bench-events: $(B)/bench/bench_events.o $(B)/libcellos.a
 $(B)/test_%: $(B)/tests/unit/test_%.o $(B)/libcellos.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+# These tests act out races between supervisors at flock() and record what would
+# be removed instead of touching this host's cgroups (the files say how).
+$(B)/test_runreg: private LDFLAGS += -Wl,--wrap=flock,--wrap=cgroup_remove_stale,--wrap=log_msg
+$(B)/test_runuid: private LDFLAGS += -Wl,--wrap=flock
+
+# Every binary runs, whatever an earlier one did; the failures are listed at the end.
 unit: $(UNIT_BIN)
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; ./$$t; done
+	@failed=""; for t in $(UNIT_BIN); do echo "== $$t"; ./$$t || failed="$$failed $$t"; done; \
+	if [ -n "$$failed" ]; then echo "FAILED unit test binaries:$$failed"; exit 1; fi
 
 blackbox: all
 	/usr/bin/python3 -m pytest -q tests/blackbox

@@ -110,8 +110,8 @@ static int parse_id(const char *var, const char *v, unsigned long *out, struct e
 static int load_identity(struct config *cfg, struct err *e)
 {
 	const char *v;
-	cfg->uid_first = CONFIG_CELL_UID_FIRST;
-	cfg->uid_last = CONFIG_CELL_UID_LAST;
+	cfg->uid_first = RUNUID_FIRST_DEFAULT;
+	cfg->uid_last = RUNUID_LAST_DEFAULT;
 	if ((v = env("CELLOS_CELL_UID_RANGE")) && runuid_parse_range(v, &cfg->uid_first, &cfg->uid_last, e) < 0)
 		return -1;
 	const char *u = env("CELLOS_CELL_UID"), *g = env("CELLOS_CELL_GID");

@@ -90,8 +90,6 @@ struct config {
 	long long export_http_timeout_ms; /* CELLOS_EXPORT_HTTP_TIMEOUT_MS (ext): one attempt */
 };
 
-#define CONFIG_CELL_UID_FIRST 3000000000UL
-#define CONFIG_CELL_UID_LAST 3000999999UL
 #define CONFIG_EXPORT_MAX_BYTES_DEFAULT (1LL << 30)
 #define CONFIG_EXPORT_HTTP_TIMEOUT_MS_DEFAULT 300000LL
 

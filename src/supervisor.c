@@ -14,6 +14,7 @@
 #include "backend/backend.h"
 #include "export/export.h"
 #include "isolate/artifact.h"
+#include "isolate/runreg.h"
 #include "isolate/runuid.h"
 #include "isolate/secretfs.h"
 #include "secrets/broker.h"
@@ -515,6 +516,10 @@ static void run_workload(struct run *r)
  * CELLOS_CELL_UID_RANGE that no other live run holds, until destroy. */
 static int take_identity(struct run *r, struct err *e)
 {
+	/* What dead runs left first: their processes (cgroup leaves) must be gone
+	 * before their uid can be handed to this run. */
+	runreg_sweep();
+	runuid_sweep();
 	if (r->cfg->fixed_uid) {
 		r->uid.uid = r->cfg->fixed_uid;
 		return 0;

@@ -31,7 +31,13 @@ int backend_cgroup_setup(struct cell *c, struct cgroup_cell *cg, const struct cg
 		log_debug("no cgroup leaf (%s)", ce.msg);
 	const char *leaves[1 + CG_NCTRL];
 	size_t n_leaves = cgroup_cell_paths(cg, leaves, sizeof leaves / sizeof leaves[0]);
-	if (runreg_register(reg, c->name, leaves, n_leaves, e) < 0)
+	/* The name is made of the cell id and the run id: a live run has it only
+	 * when CELLOS_RUN_ID gave this run the id of a run still going. */
+	int rc = runreg_register(reg, c->name, leaves, n_leaves, e);
+	if (rc == RUNREG_LIVE)
+		return err_set(e, "CELLOS_RUN_ID: a live run on this host uses this run id for cell %s (%s is locked)",
+			       c->spec->id, reg->path);
+	if (rc < 0)
 		return -1;
 	cgroup_cell_make(cg);
 	snprintf(c->cgroup, sizeof c->cgroup, "%s", cg->v2.path);

@@ -703,7 +703,6 @@ int oci_run_create(struct cell *c, const struct oci_runtime *rt, struct err *e)
 	o->deadline = mono_ms() + c->spec->ttl_seconds * 1000;
 	int64_t t = mono_us();
 	/* Whatever a SIGKILLed supervisor left: its cgroup leaves and their processes. */
-	runreg_sweep();
 
 	snprintf(o->base, sizeof o->base, "/run/cellos/%s", rt->kind);
 	if (snprintf(o->dir, sizeof o->dir, "%s/%s", o->base, c->name) >= (int)sizeof o->dir - 64) {

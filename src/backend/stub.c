@@ -367,7 +367,6 @@ static int stub_create(struct cell *c, struct err *e)
 	cgroup_cell_init(&s->cg);
 	s->reg.fd = -1;
 	c->priv = s;
-	runreg_sweep();
 
 	int64_t t = mono_us();
 	/* Without a leaf, the subreaper fallback kills the cell (kill_orphans). */

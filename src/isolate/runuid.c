@@ -1,45 +1,152 @@
-/* TEMPORARY placeholder (replaced by the registry branch's allocator). */
 #include "isolate/runuid.h"
+
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
+#include <string.h>
 #include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
+
+#include "util/lockfile.h"
+
+/* (uid_t)-1 means "leave unchanged" to setresuid() and chown(): no run's uid. */
+#define RUNUID_MAX 4294967294UL
+/* Fewer would make "all in use" a matter of a handful of parallel runs. */
+#define RUNUID_MIN_COUNT 16
+
+static char uid_dir[256] = RUNUID_DIR;
+
+void runuid_set_dir(const char *dir)
+{
+	snprintf(uid_dir, sizeof uid_dir, "%s", dir);
+}
+
+/* Decimal digits at *p, at least one; values above RUNUID_MAX saturate just
+ * above it (so that "too large" is told apart from "not a number"). */
+static bool parse_uid(const char **p, unsigned long *out)
+{
+	const char *s = *p;
+	unsigned long long v = 0;
+	if (*s < '0' || *s > '9')
+		return false;
+	for (; *s >= '0' && *s <= '9'; s++)
+		v = v > RUNUID_MAX ? RUNUID_MAX + 1ull : v * 10 + (unsigned long long)(*s - '0');
+	*p = s;
+	*out = (unsigned long)v;
+	return true;
+}
+
 int runuid_parse_range(const char *v, unsigned long *first, unsigned long *last, struct err *e)
 {
-	char extra;
-	if (sscanf(v, "%lu-%lu%c", first, last, &extra) != 2 || *first == 0 || *last < *first + 15 || *last > 4294967294UL)
-		return err_set(e, "CELLOS_CELL_UID_RANGE: bad range '%s'", v);
+	const char *p = v;
+	unsigned long a, b;
+	if (!parse_uid(&p, &a) || *p++ != '-' || !parse_uid(&p, &b) || *p)
+		return err_set(e, "CELLOS_CELL_UID_RANGE: '%.64s' is not FIRST-LAST (two decimal uids)", v);
+	if (a > RUNUID_MAX || b > RUNUID_MAX)
+		return err_set(e, "CELLOS_CELL_UID_RANGE: '%s' goes above uid %lu ((uid_t)-1 is no uid)", v, RUNUID_MAX);
+	if (a > b)
+		return err_set(e, "CELLOS_CELL_UID_RANGE: '%s': the first uid is above the last", v);
+	if (a == 0)
+		return err_set(e, "CELLOS_CELL_UID_RANGE: '%s' includes uid 0: a workload is never host root", v);
+	if (b - a + 1 < RUNUID_MIN_COUNT)
+		return err_set(e, "CELLOS_CELL_UID_RANGE: '%s' has %lu uids; at least %d are needed", v, b - a + 1,
+			       RUNUID_MIN_COUNT);
+	*first = a;
+	*last = b;
 	return 0;
 }
-int runuid_alloc(unsigned long first, unsigned long last, const char *run_id, struct runuid *out, struct err *e)
+
+/* FNV-1a: where in the range a run's search starts. */
+static uint64_t hash(const char *s)
 {
-	mkdir("/run/cellos", 0700);
-	mkdir("/run/cellos/uids", 0700);
-	unsigned long span = last - first + 1, start = (unsigned long)random() % span;
-	for (unsigned long i = 0; i < span && i < 4096; i++) {
-		unsigned long uid = first + (start + i) % span;
-		snprintf(out->path, sizeof out->path, "/run/cellos/uids/%lu.lock", uid);
-		int fd = open(out->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (fd < 0)
-			return err_sys(e, errno, "%s", out->path);
-		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-			close(fd);
-			continue;
-		}
-		out->fd = fd;
-		out->uid = uid;
+	uint64_t h = 14695981039346656037ull;
+	for (; s && *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+/* Take `uid` if it is free: 1 taken, 0 in use, -1 error. */
+static int try_uid(int dir, unsigned long uid, struct runuid *out, struct err *e)
+{
+	char name[32];
+	snprintf(name, sizeof name, "%lu.lock", uid);
+	int fd = openat(dir, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return err_sys(e, errno, "uid allocator %s/%s", uid_dir, name);
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int errnum = errno;
+		close(fd);
+		return errnum == EWOULDBLOCK ? 0 : err_sys(e, errnum, "uid allocator %s/%s", uid_dir, name);
+	}
+	/* Its holder may have released the uid (unlink, close) between our open
+	 * and our flock, and another run may have made a new file under the name
+	 * and be holding that: the lock on a file no longer so named proves
+	 * nothing (util/lockfile.h). */
+	if (!lockfile_is_named(fd, dir, name)) {
+		close(fd);
 		return 0;
 	}
-	return err_set(e, "CELLOS_CELL_UID_RANGE: every uid is in use");
+	out->uid = (uid_t)uid;
+	out->fd = fd;
+	snprintf(out->path, sizeof out->path, "%s/%s", uid_dir, name);
+	return 1;
 }
+
+int runuid_alloc(unsigned long first, unsigned long last, const char *run_id, struct runuid *out, struct err *e)
+{
+	out->uid = (uid_t)-1;
+	out->fd = -1;
+	out->path[0] = '\0';
+	if (first == 0 || first > last || last > RUNUID_MAX)
+		return err_set(e, "CELLOS_CELL_UID_RANGE: %lu-%lu is not a range of uids", first, last);
+	if (lockfile_mkdirs(uid_dir) < 0)
+		return err_sys(e, errno, "uid allocator %s", uid_dir);
+	int dir = open(uid_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return err_sys(e, errno, "uid allocator %s", uid_dir);
+	unsigned long n = last - first + 1;
+	unsigned long start = (unsigned long)(hash(run_id) % n);
+	int rc = 0;
+	for (unsigned long i = 0; i < n && rc == 0; i++)
+		rc = try_uid(dir, first + (start + i) % n, out, e);
+	close(dir);
+	if (rc == 0)
+		return err_set(e, "CELLOS_CELL_UID_RANGE: all %lu uids of %lu-%lu are in use by live runs", n, first, last);
+	return rc < 0 ? -1 : 0;
+}
+
 void runuid_release(struct runuid *u)
 {
 	if (u->fd < 0)
 		return;
+	/* Unlink first: whoever takes the lock after our close sees a file that
+	 * no name leads to, and does not take the uid on its strength. */
 	unlink(u->path);
 	close(u->fd);
 	u->fd = -1;
+}
+
+void runuid_sweep(void)
+{
+	DIR *d = opendir(uid_dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		if (len < 6 || strcmp(de->d_name + len - 5, ".lock") != 0)
+			continue;
+		int fd = openat(dirfd(d), de->d_name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		/* A lock we get on a file that still has its name: nobody holds the
+		 * uid, and nobody can take it while we hold the lock and unlink. */
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0 && lockfile_is_named(fd, dirfd(d), de->d_name))
+			unlinkat(dirfd(d), de->d_name, 0);
+		close(fd);
+	}
+	closedir(d);
 }

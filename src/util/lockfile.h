@@ -1,0 +1,22 @@
+/* Files whose flock says that their owner is alive: the run registry
+ * (isolate/runreg.c) and the per-run uid allocator (isolate/runuid.c).
+ *
+ * An owner takes its lock and keeps it for its whole life; it gives the name up
+ * by unlinking the file, then closing it. Someone else who takes the lock of a
+ * file it opened by name therefore only learns that the file's owner is gone:
+ * between its open() and its flock() that owner may have finished (unlinked and
+ * closed it) and a new owner may have made a new file under the same name. The
+ * lock is about the name only if the locked file is still that name. */
+#ifndef CELLOS_LOCKFILE_H
+#define CELLOS_LOCKFILE_H
+
+#include <stdbool.h>
+
+/* `fd` (locked) is still the file called `name` in directory `dirfd`: linked,
+ * and the same inode on the same device. */
+bool lockfile_is_named(int fd, int dirfd, const char *name);
+
+/* Make directory `dir` and its parent (mode 0700) where missing. */
+int lockfile_mkdirs(const char *dir);
+
+#endif
