@@ -433,3 +433,22 @@ def test_scripts_still_run():
     assert res.rc == 0, res.err
     assert "ldd" in res.out
     assert res.event("observability.v1.process_spawned")["data"]["program"] == "/usr/bin/ldd"
+
+
+def test_a_killed_supervisors_uid_lock_is_swept_by_the_next_run():
+    """A SIGKILLed supervisor cannot release its uid; the next run removes the
+    stale lock (and could take that uid again), so nothing of it stays."""
+    r = Running(make_spec(["/usr/bin/sleep", "30"]))
+    uid = r.wait_event("lifecycle.v1.started")["data"]["isolation"]["hostUid"]
+    pid = r.wait_event("observability.v1.process_spawned")["data"]["pid"]
+    lock = Path(f"/run/cellos/uids/{uid}.lock")
+    assert lock.exists()
+    r.proc.kill()
+    r.proc.communicate()
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not os.path.exists(f"/proc/{pid}"), "the cell outlived its supervisor"
+    assert lock.exists()  # nobody released it
+    assert run_cell(make_spec(["/usr/bin/true"])).rc == 0
+    assert not lock.exists(), f"{lock} of a dead run left behind"
