@@ -21,6 +21,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -84,12 +85,26 @@ static void baseline_content(void **state)
 		assert_int_equal(r[i].arg, 0);
 		assert_true(r[i].mask == r[i].value);
 	}
-	/* ioctl: TIOCSTI and TIOCLINUX, on the low 32 bits only. */
+	/* ioctl: TIOCSTI, TIOCLINUX and TIOCSETD, on the low 32 bits only. */
 	r = rules_for(&p, "ioctl", &n);
-	assert_int_equal(n, 2);
-	assert_int_equal(r[0].arg, 1);
-	assert_int_equal(r[0].mask, 0xffffffffu);
-	assert_int_equal(r[0].value, TIOCSTI);
+	assert_int_equal(n, 3);
+	static const unsigned long tioc[] = {TIOCSTI, TIOCLINUX, TIOCSETD};
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(r[i].arg, 1);
+		assert_int_equal(r[i].mask, 0xffffffffu);
+		assert_int_equal(r[i].value, tioc[i]);
+		assert_int_equal(r[i].errnum, EPERM);
+	}
+	/* socket and socketpair: AF_VSOCK (the family, an int) is no family here. */
+	static const char *const sock_calls[] = {"socket", "socketpair"};
+	for (size_t i = 0; i < 2; i++) {
+		r = rules_for(&p, sock_calls[i], &n);
+		assert_int_equal(n, 1);
+		assert_int_equal(r->arg, 0);
+		assert_int_equal(r->mask, 0xffffffffu);
+		assert_int_equal(r->value, AF_VSOCK);
+		assert_int_equal(r->errnum, EAFNOSUPPORT);
+	}
 	assert_null(rules_for(&p, "read", &n));
 	seccomp_policy_free(&p);
 }
@@ -351,6 +366,23 @@ static int probe_baseline(void)
 	/* High bits set in the request must not slip past the filter. */
 	if (syscall(SYS_ioctl, 0, 0xdead000000000000ul | TIOCSTI, &c) != -1 || errno != EPERM)
 		return 7;
+	/* vsock ignores network namespaces: no such family in a cell. */
+	if (socket(AF_VSOCK, SOCK_STREAM, 0) != -1 || errno != EAFNOSUPPORT)
+		return 11;
+	int sv[2];
+	if (socketpair(AF_VSOCK, SOCK_STREAM, 0, sv) != -1 || errno != EAFNOSUPPORT)
+		return 12;
+	if (syscall(SYS_socket, 0x1234ul << 32 | AF_VSOCK, SOCK_STREAM, 0) != -1 || errno != EAFNOSUPPORT)
+		return 13;
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (fd < 0)
+		return 14;
+	close(fd);
+	/* Line discipline changes: EPERM before the kernel looks at the fd
+	 * (without the filter this one is EBADF). */
+	int ldisc = 0;
+	if (syscall(SYS_ioctl, -1, 0xdead000000000000ul | TIOCSETD, &ldisc) != -1 || errno != EPERM)
+		return 15;
 	/* Ordinary work goes on: threads (glibc falls back from clone3 to clone),
 	 * fork, plain calls. */
 	pthread_t t;
