@@ -61,6 +61,9 @@ $(B)/bench-events: $(B)/bench/bench_events.o $(B)/libcellos.a
 $(B)/test_%: $(B)/tests/unit/test_%.o $(B)/libcellos.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+# Unit tests that make a libc call fail on demand define __wrap_<call>.
+$(B)/test_seccomp: private LDFLAGS += -Wl,--wrap=fstat
+
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; ./$$t; done
 

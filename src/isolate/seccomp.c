@@ -309,14 +309,18 @@ int seccomp_policy_load_file(struct seccomp_policy *p, const char *path, struct 
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return err_sys(e, errno, "cannot open %s", path);
+	/* st is read only after a successful fstat: a failed one leaves it as
+	 * uninitialised as it was. */
 	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > POLICY_FILE_MAX) {
+	if (fstat(fd, &st) < 0) {
 		int errnum = errno;
 		close(fd);
-		if (S_ISREG(st.st_mode) && st.st_size > POLICY_FILE_MAX)
-			return err_set(e, "%s: larger than 1 MiB", path);
-		return errnum && !S_ISDIR(st.st_mode) ? err_sys(e, errnum, "cannot read %s", path)
-						      : err_set(e, "%s: not a regular file", path);
+		return err_sys(e, errnum, "cannot read %s", path);
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > POLICY_FILE_MAX) {
+		close(fd);
+		return !S_ISREG(st.st_mode) ? err_set(e, "%s: not a regular file", path)
+					    : err_set(e, "%s: larger than 1 MiB", path);
 	}
 	char *text = malloc((size_t)st.st_size + 1);
 	if (!text) {

@@ -254,6 +254,24 @@ static void write_file(const char *path, const char *text, size_t len)
 	fclose(f);
 }
 
+/* fstat, failing on demand: this binary is linked with -Wl,--wrap=fstat
+ * (Makefile). A failed fstat writes nothing, so the caller's buffer keeps
+ * whatever was on its stack: here, what looks like a huge regular file. */
+int __real_fstat(int fd, struct stat *st);
+int __wrap_fstat(int fd, struct stat *st);
+static int fstat_fails; /* the errno to fail with; 0: the real call */
+
+int __wrap_fstat(int fd, struct stat *st)
+{
+	if (!fstat_fails)
+		return __real_fstat(fd, st);
+	memset(st, 0, sizeof *st);
+	st->st_mode = S_IFREG | 0644;
+	st->st_size = 1 << 30;
+	errno = fstat_fails;
+	return -1;
+}
+
 static void load_file(void **state)
 {
 	char path[128];
@@ -292,6 +310,19 @@ static void load_file(void **state)
 	free(huge);
 	assert_int_equal(seccomp_policy_load_file(&p, path, &e), -1);
 	assert_non_null(strstr(e.msg, "larger than 1 MiB"));
+
+	/* A failed fstat is reported as that, not judged by its buffer. */
+	snprintf(path, sizeof path, "%s/ok.sc", tmpdir);
+	fstat_fails = EIO;
+	int rc = seccomp_policy_load_file(&p, path, &e);
+	fstat_fails = 0;
+	assert_int_equal(rc, -1);
+	snprintf(want, sizeof want, "cannot read %s: Input/output error", path);
+	assert_string_equal(e.msg, want);
+	/* Not a regular file is said so, whatever errno held before. */
+	errno = ENOENT;
+	assert_int_equal(seccomp_policy_load_file(&p, "/dev/null", &e), -1);
+	assert_string_equal(e.msg, "/dev/null: not a regular file");
 }
 
 /* ---- the compiled filter, in a child ---- */
