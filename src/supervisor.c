@@ -59,6 +59,10 @@ void supervisor_block_signals(void)
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	/* A closed stdout/stderr or socket must not kill the supervisor mid-teardown. */
 	signal(SIGPIPE, SIG_IGN);
+	/* An ignored SIGCHLD survives execve (some launchers start programs so):
+	 * the kernel would then reap our children itself, no wait could tell their
+	 * exit status, and the workload would inherit it too. */
+	signal(SIGCHLD, SIG_DFL);
 }
 
 /* Consume one pending SIGTERM/SIGINT, if any; the first one is remembered. */
