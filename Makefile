@@ -63,6 +63,7 @@ $(B)/test_%: $(B)/tests/unit/test_%.o $(B)/libcellos.a
 
 # Unit tests that make a libc call fail on demand define __wrap_<call>.
 $(B)/test_seccomp: private LDFLAGS += -Wl,--wrap=fstat
+$(B)/test_oci_run: private LDFLAGS += -Wl,--wrap=waitpid
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; ./$$t; done
