@@ -768,7 +768,13 @@ int oci_run_create(struct cell *c, const struct oci_runtime *rt, struct err *e)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	/* How create notices SIGTERM/SIGINT while the runtime works (they are
+	 * blocked): without it a stop request would wait for the container. */
 	o->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (o->sigfd < 0) {
+		err_sys(e, errno, "%s: signalfd for SIGTERM/SIGINT", rt->name);
+		goto fail;
+	}
 	o->logfd = memfd_create("cellos-runtime-log", MFD_CLOEXEC);
 	int sv[2];
 	if (o->logfd < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
