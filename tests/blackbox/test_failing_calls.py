@@ -54,3 +54,13 @@ def test_no_signalfd_for_the_oci_runtime_fails_create(shim):
     assert f["phase"] == "create" and "signalfd" in f["message"], f
     assert "signalfd" in r.err
 
+
+def test_no_so_passcred_on_the_control_socket_fails_create(shim):
+    # The workload's pid in process_spawned comes with SCM_CREDENTIALS; without
+    # SO_PASSCRED it was reported as 0.
+    r = run_cell(make_spec(["/usr/bin/true"]), env={**STUB, **shim, "FAILSHIM_SO_PASSCRED": "1"})
+    assert r.rc == 125, r
+    assert r.types == ["observability.v1.network_policy", "lifecycle.v1.failed"], r.types
+    f = r.event("lifecycle.v1.failed")["data"]
+    assert f["phase"] == "create" and "SO_PASSCRED" in f["message"], f
+    assert not r.has("observability.v1.process_spawned")
