@@ -62,6 +62,10 @@ void supervisor_block_signals(void)
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	/* A closed stdout/stderr or socket must not kill the supervisor mid-teardown. */
 	signal(SIGPIPE, SIG_IGN);
+	/* An ignored SIGCHLD survives execve (some launchers start programs so):
+	 * the kernel would then reap our children itself, no wait could tell their
+	 * exit status, and the workload would inherit it too. */
+	signal(SIGCHLD, SIG_DFL);
 }
 
 /* Consume one pending SIGTERM/SIGINT, if any; the first one is remembered. */
@@ -592,7 +596,21 @@ static void export_artifacts(struct run *r, const char *started_id)
 
 int supervisor_run(const struct config *cfg, const struct spec *spec, struct event_stream *es)
 {
-	struct run r = {.cfg = cfg, .spec = spec, .es = es, .be = backend_for(cfg), .sigfd = -1, .uid = {.fd = -1}};
+	/* SIGTERM/SIGINT are blocked since start-up (main): this descriptor is the
+	 * only way the supervisor sees them. Without it they would stay blocked for
+	 * good and neither the supervisor nor its cell could be stopped short of
+	 * SIGKILL, so nothing is started. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	int sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sigfd < 0) {
+		log_error("cell %s not started: signalfd for SIGTERM/SIGINT: %s", spec->id, strerror(errno));
+		return 125;
+	}
+	struct run r = {.cfg = cfg, .spec = spec, .es = es, .be = backend_for(cfg), .sigfd = sigfd,
+			.uid = {.fd = -1}};
 	r.t0 = mono_ms();
 	r.step_us = mono_us();
 	r.ttl_deadline = r.t0 + spec->ttl_seconds * 1000;
@@ -601,12 +619,6 @@ int supervisor_run(const struct config *cfg, const struct spec *spec, struct eve
 	else
 		uuid_v4(r.run_id);
 	events_begin_run(es, spec->id, r.run_id);
-
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	r.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 
 	struct strpool pool = {0};
 	struct err e = {0};

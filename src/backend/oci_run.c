@@ -220,6 +220,19 @@ static void runtime_error(struct ocirt *o, char *out, size_t size)
 
 /* ---- the runtime's own commands (kill, delete), inside its mount namespace ---- */
 
+/* Reap `pid`: its exit status, 128+N for signal N, or -1 when its status cannot
+ * be known (someone else reaped it): never a made-up "exited 0". */
+static int reap_status(pid_t pid)
+{
+	int ws;
+	pid_t w;
+	while ((w = waitpid(pid, &ws, 0)) < 0 && errno == EINTR)
+		;
+	if (w < 0)
+		return -1;
+	return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+}
+
 static int wait_child(pid_t pid, int pidfd, int timeout_ms)
 {
 	struct pollfd p = {.fd = pidfd, .events = POLLIN};
@@ -234,10 +247,7 @@ static int wait_child(pid_t pid, int pidfd, int timeout_ms)
 		if (n > 0 || (n < 0 && errno != EINTR))
 			break;
 	}
-	int ws = 0;
-	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
-		;
-	return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+	return reap_status(pid);
 }
 
 /* fork + exec with a memfd for output; `mntns` >= 0: run in that mount namespace. */
@@ -279,10 +289,7 @@ static int tool_in(int mntns, const char *path, const char *const *argv, const c
 		rc = wait_child(pid, pidfd, timeout_ms);
 		close(pidfd);
 	} else {
-		int ws;
-		while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
-			;
-		rc = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+		rc = reap_status(pid);
 	}
 	if (msg && size) {
 		ssize_t n = pread(out, msg, size - 1, 0);
@@ -348,6 +355,12 @@ static bool reap(struct ocirt *o, int timeout_ms)
 	pid_t w;
 	while ((w = wait4(o->pid, &o->wstatus, 0, &o->ru)) < 0 && errno == EINTR)
 		;
+	if (w < 0) {
+		/* The status is lost (reaped by someone else): a supervisor failure,
+		 * never the "exited 0" of a zeroed o->wstatus. */
+		log_error("%s: cannot collect its exit status: %s", o->rt.name, strerror(errno));
+		o->wstatus = W_EXITCODE(125, 0);
+	}
 	o->exited = true;
 	/* The runtime wrote to the files behind our stdout/stderr in append mode;
 	 * ours would still write where it stood and overwrite that output. */
@@ -762,7 +775,13 @@ int oci_run_create(struct cell *c, const struct oci_runtime *rt, struct err *e)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	/* How create notices SIGTERM/SIGINT while the runtime works (they are
+	 * blocked): without it a stop request would wait for the container. */
 	o->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (o->sigfd < 0) {
+		err_sys(e, errno, "%s: signalfd for SIGTERM/SIGINT", rt->name);
+		goto fail;
+	}
 	o->logfd = memfd_create("cellos-runtime-log", MFD_CLOEXEC);
 	int sv[2];
 	if (o->logfd < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {

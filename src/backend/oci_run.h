@@ -60,8 +60,9 @@ void oci_run_signal(struct cell *c, int sig);
 int oci_run_read_counters(struct cell *c, struct nft_counter **out, size_t *n, struct err *e);
 void oci_run_destroy(struct cell *c);
 
-/* Run `path args...` (no shell) with a bound; its stdout+stderr, cut to `msg`, and
- * exit status (128+N for a signal, -1 when it could not run or timed out).
+/* Run `path args...` (no shell) with a bound (then SIGKILL); its stdout+stderr, cut
+ * to `msg`, and exit status (128+N for a signal, -1 when it could not run or its
+ * status could not be collected).
  * Extra environment `env` (NULL-terminated, may be NULL) replaces ours. */
 int oci_run_tool(const char *path, const char *const *args, const char *const *env, int timeout_ms, char *msg,
 		 size_t size);

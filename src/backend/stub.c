@@ -390,7 +390,12 @@ static int stub_create(struct cell *c, struct err *e)
 	s->ctl = sv[0];
 	s->report = rp[0];
 	int one = 1;
-	setsockopt(s->ctl, SOL_SOCKET, SO_PASSCRED, &one, sizeof one);
+	if (setsockopt(s->ctl, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0) {
+		err_sys(e, errno, "control socket: SO_PASSCRED (the workload's pid comes with it)");
+		close(sv[1]);
+		close(rp[1]);
+		goto fail;
+	}
 
 	int kill_fd = -1;
 	if (s->cg.v2.fd >= 0 && s->cg.has_kill)

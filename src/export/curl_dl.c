@@ -27,6 +27,7 @@ const struct curl_api *curl_api_load(struct err *e)
 		{"curl_easy_strerror", offsetof(struct curl_api, easy_strerror)},
 		{"curl_slist_append", offsetof(struct curl_api, slist_append)},
 		{"curl_slist_free_all", offsetof(struct curl_api, slist_free_all)},
+		{"curl_version_info", offsetof(struct curl_api, version_info)},
 	};
 	for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
 		void *f = dlsym(h, syms[i].name);

@@ -22,6 +22,7 @@ struct curl_api {
 	const char *(*easy_strerror)(CURLcode code);
 	struct curl_slist *(*slist_append)(struct curl_slist *list, const char *s);
 	void (*slist_free_all)(struct curl_slist *list);
+	curl_version_info_data *(*version_info)(CURLversion stamp);
 };
 
 /* Load libcurl (once) and return its entry points, or NULL with *e set. */

@@ -11,7 +11,11 @@
  * curl_easy_strerror(), never the error buffer (which can quote the URL).
  * Redirects are not followed (the token must not travel to another host), and
  * proxies from the environment are not used (a proxy would see presigned URLs;
- * and the configuration is read in config.c only). */
+ * and the configuration is read in config.c only).
+ *
+ * libcurl is whatever the host has: every option is checked, and a library that
+ * refuses one (too old, built without it) makes the export fail naming it,
+ * rather than send the artifact without it. */
 #include <ctype.h>
 #include <errno.h>
 #include <poll.h>
@@ -27,6 +31,10 @@
 #define HTTP_ATTEMPTS 4
 #define HTTP_BACKOFF_MS 250      /* doubled after each failed attempt */
 #define HTTP_CONNECT_MS 10000
+/* CURLOPT_PROTOCOLS_STR exists from libcurl 7.85.0. An older library rejects it
+ * (SETOPT catches that); the version check also catches one that would take
+ * it and ignore it. */
+#define PROTOCOLS_STR_SINCE 0x075500
 
 struct xfer {
 	const struct export_item *it;
@@ -111,6 +119,35 @@ static bool backoff(const struct export_item *it, int64_t ms, const char **why)
 	return true;
 }
 
+/* Options go through SETOPT, which checks each: the first refusal is kept and
+ * no later option is set. */
+struct setopts {
+	const struct curl_api *cu;
+	CURL *c;
+	const char *failed;      /* name of the first option refused, or NULL */
+	const char *why;         /* and why */
+};
+
+static void setopt_checked(struct setopts *s, const char *name, CURLcode code)
+{
+	if (code != CURLE_OK && !s->failed) {
+		s->failed = name;
+		s->why = s->cu->easy_strerror(code);
+	}
+}
+
+#define SETOPT(s, opt, val) setopt_checked(&(s), #opt, (s).failed ? CURLE_OK : (s).cu->easy_setopt((s).c, opt, (val)))
+
+/* Non-zero (with *e set) when an option was refused. */
+static int options_refused(const struct setopts *s, const char *shown, struct err *e)
+{
+	if (!s->failed)
+		return 0;
+	const curl_version_info_data *v = s->cu->version_info(CURLVERSION_NOW);
+	return err_set(e, "PUT %s: libcurl %s refused %s (%s); not exporting without it", shown,
+		       v && v->version ? v->version : "(unknown version)", s->failed, s->why);
+}
+
 /* Our copies of the header lines hold the token: wiped before they are freed. */
 static void free_headers(struct curl_slist *h)
 {
@@ -162,26 +199,34 @@ int export_http_put(const struct export_item *it, const char *url, const char *b
 		free_headers(h);
 		return err_set(e, "PUT %s: cannot set up libcurl (out of memory)", shown);
 	}
-	struct xfer x = {.it = it, .rc = rc};
-	cu->easy_setopt(c, CURLOPT_URL, url);
-	cu->easy_setopt(c, CURLOPT_UPLOAD, 1L);
-	cu->easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)it->src->size);
-	cu->easy_setopt(c, CURLOPT_READFUNCTION, on_read);
-	cu->easy_setopt(c, CURLOPT_READDATA, &x);
-	cu->easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	cu->easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	cu->easy_setopt(c, CURLOPT_HEADERDATA, &x);
-	cu->easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-	cu->easy_setopt(c, CURLOPT_XFERINFODATA, &x);
-	cu->easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-	cu->easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	cu->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	cu->easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	cu->easy_setopt(c, CURLOPT_PROXY, "");
-	cu->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	cu->easy_setopt(c, CURLOPT_USERAGENT, "cellos-supervisor");
-
 	int rcode = -1;
+	struct xfer x = {.it = it, .rc = rc};
+	struct setopts so = {.cu = cu, .c = c};
+	SETOPT(so, CURLOPT_URL, url);
+	SETOPT(so, CURLOPT_UPLOAD, 1L);
+	SETOPT(so, CURLOPT_INFILESIZE_LARGE, (curl_off_t)it->src->size);
+	SETOPT(so, CURLOPT_READFUNCTION, on_read);
+	SETOPT(so, CURLOPT_READDATA, &x);
+	SETOPT(so, CURLOPT_WRITEFUNCTION, on_body);
+	SETOPT(so, CURLOPT_HEADERFUNCTION, on_header);
+	SETOPT(so, CURLOPT_HEADERDATA, &x);
+	SETOPT(so, CURLOPT_XFERINFOFUNCTION, on_progress);
+	SETOPT(so, CURLOPT_XFERINFODATA, &x);
+	SETOPT(so, CURLOPT_NOPROGRESS, 0L);
+	SETOPT(so, CURLOPT_HTTPHEADER, h);
+	SETOPT(so, CURLOPT_PROTOCOLS_STR, "http,https");
+	SETOPT(so, CURLOPT_FOLLOWLOCATION, 0L);
+	SETOPT(so, CURLOPT_PROXY, "");
+	SETOPT(so, CURLOPT_NOSIGNAL, 1L);
+	SETOPT(so, CURLOPT_USERAGENT, "cellos-supervisor");
+	const curl_version_info_data *v = cu->version_info(CURLVERSION_NOW);
+	if (!so.failed && (!v || v->version_num < PROTOCOLS_STR_SINCE)) {
+		so.failed = "CURLOPT_PROTOCOLS_STR";
+		so.why = "it needs libcurl 7.85.0 or later";
+	}
+	if (options_refused(&so, shown, e))
+		goto out;
+
 	const char *why = NULL;
 	char last[300] = "";
 	for (int attempt = 1; attempt <= HTTP_ATTEMPTS; attempt++) {
@@ -196,8 +241,10 @@ int export_http_put(const struct export_item *it, const char *url, const char *b
 			break;
 		}
 		long long t = it->cfg->export_http_timeout_ms < left ? it->cfg->export_http_timeout_ms : left;
-		cu->easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)t);
-		cu->easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(t < HTTP_CONNECT_MS ? t : HTTP_CONNECT_MS));
+		SETOPT(so, CURLOPT_TIMEOUT_MS, (long)t);
+		SETOPT(so, CURLOPT_CONNECTTIMEOUT_MS, (long)(t < HTTP_CONNECT_MS ? t : HTTP_CONNECT_MS));
+		if (options_refused(&so, shown, e))
+			goto out;
 		export_stream_reset(it->src);
 		x.read_failed = false;
 		x.stopped = NULL;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -113,16 +114,30 @@ static int add_baseline(struct seccomp_policy *p, struct err *e)
 	if (clone3 != __NR_SCMP_ERROR && !has_explicit(p, clone3) &&
 	    push(p, &(struct seccomp_rule){.nr = clone3, .act = SECCOMP_ACT_ERRNO, .errnum = ENOSYS}, e) < 0)
 		return -1;
-	/* Pushing input into a terminal the cell shares with the operator (the
-	 * kernel compares only the low 32 bits of the request). */
+	/* Pushing input into a terminal the cell shares with the operator, and
+	 * changing a terminal's line discipline (it reaches ldisc code, and modules,
+	 * no build needs). The kernel compares only the low 32 bits of the request. */
 	int ioctl_nr = seccomp_syscall_resolve_name("ioctl");
 	if (!has_explicit(p, ioctl_nr)) {
-		static const unsigned long reqs[] = {TIOCSTI, TIOCLINUX};
-		for (size_t i = 0; i < 2; i++)
+		static const unsigned long reqs[] = {TIOCSTI, TIOCLINUX, TIOCSETD};
+		for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++)
 			if (push(p, &(struct seccomp_rule){.nr = ioctl_nr, .act = SECCOMP_ACT_ERRNO, .errnum = EPERM,
 							    .arg = 1, .mask = 0xffffffffu, .value = reqs[i]},
 				 e) < 0)
 				return -1;
+	}
+	/* vsock ignores network namespaces: a cell without any network could still
+	 * reach the host (or a VM's host) through it. EAFNOSUPPORT, as on a kernel
+	 * without vsock. The family is an int: low 32 bits, as the kernel reads it. */
+	static const char *const sock_calls[] = {"socket", "socketpair"};
+	for (size_t i = 0; i < sizeof sock_calls / sizeof sock_calls[0]; i++) {
+		int nr = seccomp_syscall_resolve_name(sock_calls[i]);
+		if (nr == __NR_SCMP_ERROR || has_explicit(p, nr))
+			continue;
+		if (push(p, &(struct seccomp_rule){.nr = nr, .act = SECCOMP_ACT_ERRNO, .errnum = EAFNOSUPPORT, .arg = 0,
+						    .mask = 0xffffffffu, .value = AF_VSOCK},
+			 e) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -294,14 +309,18 @@ int seccomp_policy_load_file(struct seccomp_policy *p, const char *path, struct 
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return err_sys(e, errno, "cannot open %s", path);
+	/* st is read only after a successful fstat: a failed one leaves it as
+	 * uninitialised as it was. */
 	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > POLICY_FILE_MAX) {
+	if (fstat(fd, &st) < 0) {
 		int errnum = errno;
 		close(fd);
-		if (S_ISREG(st.st_mode) && st.st_size > POLICY_FILE_MAX)
-			return err_set(e, "%s: larger than 1 MiB", path);
-		return errnum && !S_ISDIR(st.st_mode) ? err_sys(e, errnum, "cannot read %s", path)
-						      : err_set(e, "%s: not a regular file", path);
+		return err_sys(e, errnum, "cannot read %s", path);
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > POLICY_FILE_MAX) {
+		close(fd);
+		return !S_ISREG(st.st_mode) ? err_set(e, "%s: not a regular file", path)
+					    : err_set(e, "%s: larger than 1 MiB", path);
 	}
 	char *text = malloc((size_t)st.st_size + 1);
 	if (!text) {

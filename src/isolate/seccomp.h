@@ -27,7 +27,8 @@ struct seccomp_rule {
 	enum seccomp_act act;
 	int errnum;                /* SECCOMP_ACT_ERRNO */
 	/* Only when arg[arg] & mask == value (mask 0: always). Used by the baseline
-	 * only: clone with CLONE_NEW* flags, ioctl TIOCSTI. */
+	 * only: clone with CLONE_NEW* flags, ioctl TIOCSTI/TIOCLINUX/TIOCSETD,
+	 * socket/socketpair with AF_VSOCK. */
 	unsigned arg;
 	uint64_t mask, value;
 	int line;                  /* where a file rule came from; 0: baseline */
@@ -43,7 +44,8 @@ struct seccomp_policy {
 
 /* The built-in `baseline`: allow by default; EPERM for the calls that change
  * the kernel, the namespaces or other processes; ENOSYS for clone3 (glibc
- * then falls back to clone, whose flags the filter can see). */
+ * then falls back to clone, whose flags the filter can see); EAFNOSUPPORT for
+ * AF_VSOCK sockets. */
 int seccomp_policy_baseline(struct seccomp_policy *p, struct err *e);
 
 /* Parse a policy text; `origin` names it in messages ("<origin> line N: ..."). */

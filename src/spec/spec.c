@@ -19,6 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
+
 #define API_VERSION "cellos.io/v1"
 #define KIND "ExecutionCell"
 
@@ -46,6 +48,9 @@
 
 #define PORTABLE_ID_MSG "must match [A-Za-z0-9][A-Za-z0-9._-]{0,127} and must not contain '..'"
 #define SECRET_NAME_MSG "must match [A-Za-z_][A-Za-z0-9_.-]{0,127}"
+#define ENV_NAME_RULE "[A-Za-z_][A-Za-z0-9_]*"
+/* Supervisor-set workload variables run.env may not replace (SPEC §2). */
+static const char *const supervisor_env[] = {"CELLOS_CELL_ID", "CELLOS_RUN_ID", "CELLOS_SECRETS_DIR"};
 
 /* ---- problems ---------------------------------------------------------------- */
 
@@ -538,19 +543,40 @@ static void validate_secret_refs(struct vctx *c, json_t *arr, struct spec *s)
 		oom(c);
 		return;
 	}
+	/* Broker variable -> the first ref that maps to it. Two refs of one variable
+	 * would read one value (and the env broker wipes it once read, so the second
+	 * would get an empty one). */
+	json_t *vars = json_object();
+	if (!vars) {
+		json_decref(seen);
+		oom(c);
+		return;
+	}
 	size_t i;
 	json_t *v;
 	json_array_foreach(arr, i, v) {
-		char p[PATH_LEN];
+		char p[PATH_LEN], var[160];
 		const char *name = want_string(c, v, at_index(p, "spec.authority.secretRefs", i));
 		if (!name)
 			continue;
-		if (!spec_is_secret_name(name))
-			fail(c, p, SECRET_NAME_MSG);
-		else if (!first_use(c, seen, name))
-			fail(c, p, "duplicate name \"%s\"", name);
 		s->secret_refs[i] = name;
+		if (!spec_is_secret_name(name)) {
+			fail(c, p, SECRET_NAME_MSG);
+			continue;
+		}
+		if (!first_use(c, seen, name)) {
+			fail(c, p, "duplicate name \"%s\"", name);
+			continue;
+		}
+		config_secret_var(name, var, sizeof var);
+		json_t *first = json_object_get(vars, var);
+		if (first)
+			fail(c, p, "\"%s\" maps to the same broker variable %s as \"%s\"", name, var,
+			     json_string_value(first));
+		else if (json_object_set_new(vars, var, json_string(name)) < 0)
+			oom(c);
 	}
+	json_decref(vars);
 	json_decref(seen);
 }
 
@@ -688,6 +714,39 @@ static void validate_argv(struct vctx *c, json_t *arr, struct spec *s)
 		fail(c, P, "must total at most %d bytes (256 KiB)", ARGV_MAX_BYTES);
 }
 
+static bool is_supervisor_env(const char *name)
+{
+	for (size_t i = 0; i < sizeof supervisor_env / sizeof supervisor_env[0]; i++)
+		if (strcmp(name, supervisor_env[i]) == 0)
+			return true;
+	return false;
+}
+
+/* secret_refs is filled by then: authority is validated before run. */
+static bool is_secret_ref(const struct spec *s, const char *name)
+{
+	for (size_t i = 0; i < s->n_secret_refs; i++)
+		if (s->secret_refs[i] && strcmp(s->secret_refs[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* env delivery sets each secret under its ref's name: it must be one the
+ * environment can carry (SPEC §2). Names that already broke the general rule
+ * were reported once, not again here. */
+static void check_env_delivery_names(struct vctx *c, const struct spec *s)
+{
+	for (size_t i = 0; i < s->n_secret_refs; i++) {
+		const char *name = s->secret_refs[i];
+		char p[PATH_LEN];
+		if (name && spec_is_secret_name(name) && !is_env_name(name))
+			fail(c, at_index(p, "spec.authority.secretRefs", i),
+			     "\"%s\" is not an environment variable name (" ENV_NAME_RULE "), which "
+			     "spec.run.secretDelivery \"env\" needs (rename it, or use \"file\")",
+			     name);
+	}
+}
+
 static void validate_env(struct vctx *c, json_t *o, struct spec *s)
 {
 	const char *P = "spec.run.env";
@@ -703,7 +762,11 @@ static void validate_env(struct vctx *c, json_t *o, struct spec *s)
 		char p[PATH_LEN];
 		at_key(p, P, key);
 		if (!is_env_name(key))
-			fail(c, p, "name must match [A-Za-z_][A-Za-z0-9_]*");
+			fail(c, p, "name must match " ENV_NAME_RULE);
+		else if (is_supervisor_env(key))
+			fail(c, p, "is set by the supervisor; run.env may not set it");
+		else if (is_secret_ref(s, key))
+			fail(c, p, "names a secret of spec.authority.secretRefs, whose value only the broker may set");
 		s->env[i].key = key;
 		s->env[i].value = want_string(c, v, p);
 		i++;
@@ -740,9 +803,11 @@ static void validate_run(struct vctx *c, json_t *o, struct spec *s)
 		validate_argv(c, v, s);
 
 	const char *d = member_string(c, o, P, "secretDelivery", false);
-	if (!d || strcmp(d, "env") == 0)
+	if (!d || strcmp(d, "env") == 0) {
 		s->delivery = DELIVERY_ENV;
-	else if (strcmp(d, "file") == 0)
+		if (d || !member(o, "secretDelivery")) /* not after "must be a string" */
+			check_env_delivery_names(c, s);
+	} else if (strcmp(d, "file") == 0)
 		s->delivery = DELIVERY_FILE;
 	else if (strcmp(d, "runtimeBroker") == 0 || strcmp(d, "runtimeLeasedBroker") == 0)
 		fail(c, "spec.run.secretDelivery", "\"%s\" is not supported", d);

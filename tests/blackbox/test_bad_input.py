@@ -171,6 +171,8 @@ FIELD_CASES = [
     ("spec.authority.secretRefs", ["TOKEN", "TOKEN"], "spec.authority.secretRefs[1]"),
     ("spec.authority.secretRefs", ["T" * 129], "spec.authority.secretRefs[0]"),
     ("spec.authority.secretRefs", [5], "spec.authority.secretRefs[0]"),
+    ("spec.authority.secretRefs", ["db-pass"], "spec.authority.secretRefs[0]"),  # env delivery: an env name
+    ("spec.authority.secretRefs", ["db_pass", "DB_PASS"], "spec.authority.secretRefs[1]"),
     ("spec.authority.egressRules", {"host": "x"}, "spec.authority.egressRules"),
     ("spec.authority.egressRules[0]", "192.0.2.7:443", "spec.authority.egressRules[0]"),
     ("spec.authority.egressRules[0].host", "not a host!", "spec.authority.egressRules[0].host"),
@@ -223,6 +225,9 @@ FIELD_CASES = [
     ("spec.run.env", {"A-B": "x"}, "spec.run.env.A-B"),
     ("spec.run.env", {"OK": 1}, "spec.run.env.OK"),
     ("spec.run.env", ["A=1"], "spec.run.env"),
+    ("spec.run.env", {"CELLOS_CELL_ID": "x"}, "spec.run.env.CELLOS_CELL_ID"),
+    ("spec.run.env", {"CELLOS_RUN_ID": "x"}, "spec.run.env.CELLOS_RUN_ID"),
+    ("spec.run.env", {"CELLOS_SECRETS_DIR": "/tmp"}, "spec.run.env.CELLOS_SECRETS_DIR"),
     ("spec.run.timeoutMs", 0, "spec.run.timeoutMs"),
     ("spec.run.timeoutMs", -5, "spec.run.timeoutMs"),
     ("spec.run.timeoutMs", "1000", "spec.run.timeoutMs"),
@@ -265,7 +270,7 @@ VALID_CASES = [
     ("spec.id", "a"),
     ("spec.id", "A" + "b" * 127),
     ("spec.id", "a.b_c-d"),
-    ("spec.authority.secretRefs", ["_X", "a.b-c", "T" * 128]),
+    ("spec.authority.secretRefs", ["_X", "a_b", "T" * 128]),
     ("spec.authority.egressRules", [
         {"host": "192.0.2.7", "port": 1}, {"host": "2001:db8::1", "port": 65535, "protocol": "udp"},
         {"host": "10.0.0.0/8", "port": 443}, {"host": "2001:db8::/32", "port": 443},

@@ -136,6 +136,40 @@ out["high bits"] = sc(16, 1, 0x1234567800000000 | termios.TIOCSTI, ctypes.c_char
     assert res == {"stdin": "EPERM", "stdout": "EPERM", "high bits": "EPERM"}, res
 
 
+VSOCK_AND_LDISC = """
+import fcntl, socket, struct, termios
+for name, fn, kind in (("socket", socket.socket, socket.SOCK_STREAM), ("dgram", socket.socket, socket.SOCK_DGRAM),
+                       ("socketpair", socket.socketpair, socket.SOCK_STREAM)):
+    out[name] = attempt(fn, socket.AF_VSOCK, kind)
+# socket(2)'s family is an int: the kernel ignores the upper 32 bits; so does the filter.
+out["high bits"] = sc(41, (0x1234 << 32) | socket.AF_VSOCK, socket.SOCK_STREAM, 0)[1]
+out["inet"] = attempt(socket.socket, socket.AF_INET, socket.SOCK_STREAM)
+# A pty of the workload's own: changing its line discipline (to N_TTY, the one it
+# has) needs no privilege; reading it is harmless.
+master, slave = os.openpty()
+out["TIOCSETD"] = attempt(fcntl.ioctl, slave, termios.TIOCSETD, struct.pack("i", 0))
+out["TIOCGETD"] = attempt(fcntl.ioctl, slave, termios.TIOCGETD, struct.pack("i", 0))
+"""
+
+
+def test_vsock_and_line_discipline_changes_are_denied():
+    # SPEC §6.1: vsock ignores network namespaces, so a cell without any network
+    # could still talk to the host (or a VM's host) through it.
+    res, _ = probe(VSOCK_AND_LDISC, {"CELLOS_SUBPROCESS_UNSHARE": "all", "CELLOS_SECCOMP": "baseline"})
+    assert res == {"socket": "EAFNOSUPPORT", "dgram": "EAFNOSUPPORT", "socketpair": "EAFNOSUPPORT",
+                   "high bits": "EAFNOSUPPORT", "inet": "OK", "TIOCSETD": "EPERM", "TIOCGETD": "OK"}, res
+
+
+def test_vsock_and_line_discipline_work_without_the_filter():
+    # Control for the test above: on this kernel (vsock loaded) a cell in its own
+    # network namespace does get a vsock socket, and may change its pty's line
+    # discipline; it is the filter that refuses them.
+    res, _ = probe(VSOCK_AND_LDISC, {"CELLOS_SUBPROCESS_UNSHARE": "all", "CELLOS_SECCOMP": "off"})
+    assert res["socket"] == "OK" and res["high bits"] == "OK", res
+    assert res["socketpair"] not in ("OK", "EAFNOSUPPORT"), res  # vsock has no socketpair: EOPNOTSUPP
+    assert res["TIOCSETD"] == "OK", res
+
+
 def test_workload_has_its_own_session():
     # No controlling terminal of the operator's can be reached (TIOCSTI needs it).
     res, _ = probe('out["sid"] = os.getsid(0); out["pgid"] = os.getpgid(0); out["tty"] = attempt(os.open, "/dev/tty", os.O_RDWR)',

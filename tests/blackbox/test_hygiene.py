@@ -45,12 +45,12 @@ def test_run_env_is_delivered_and_path_overridable(unshare):
 
 def test_secrets_are_delivered_and_no_broker_variable_leaks():
     env = dict(NOISY_ENV, CELLOS_SECRET_API_TOKEN="tok-123", CELLOS_SECRET_DB_PASS_WORD="pw 456")
-    r = run_cell(make_spec(["/usr/bin/env"], id="env-secrets", secret_refs=["API_TOKEN", "db.pass-word"]), env=env)
+    r = run_cell(make_spec(["/usr/bin/env"], id="env-secrets", secret_refs=["API_TOKEN", "db_Pass_word"]), env=env)
     assert r.rc == 0, r
     got = env_of(r)
     run_id = r.event("lifecycle.v1.started")["data"]["runId"]
     assert got == {"PATH": DEFAULT_CELL_PATH, "CELLOS_CELL_ID": "env-secrets", "CELLOS_RUN_ID": run_id,
-                   "API_TOKEN": "tok-123", "db.pass-word": "pw 456"}
+                   "API_TOKEN": "tok-123", "db_Pass_word": "pw 456"}
     assert not any(k.startswith("CELLOS_SECRET") for k in got)
 
 

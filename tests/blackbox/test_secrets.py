@@ -19,10 +19,43 @@ def test_env_delivery(unshare):
 
 
 def test_secret_ref_name_maps_to_broker_variable():
-    # `<KEY>` is the secretRef upper-cased with '-' and '.' turned into '_'.
-    code = "import os, sys\nsys.exit(0 if os.environ.get('my-db.password') == 'v' else 9)\n"
-    r = run_cell(make_spec(py_argv(code), secret_refs=["my-db.password"]), env={"CELLOS_SECRET_MY_DB_PASSWORD": "v"})
+    # `<KEY>` is the secretRef upper-cased with '-' and '.' turned into '_'. Such
+    # a name is no environment name: file delivery carries it.
+    code = "import sys\nsys.exit(0 if open('/run/cellos/secrets/my-db.password').read() == 'v' else 9)\n"
+    r = run_cell(make_spec(py_argv(code), secret_refs=["my-db.password"], run_extra={"secretDelivery": "file"}),
+                 env={"CELLOS_SECRET_MY_DB_PASSWORD": "v", "CELLOS_SUBPROCESS_UNSHARE": "all"})
     assert r.rc == 0, r
+
+
+def assert_refused_at_admission(r, *needles):
+    assert r.rc == 125, r
+    for n in needles:
+        assert n in r.err, f"{n!r} not on stderr:\n{r.err}"
+    assert r.events == [], r.types
+
+
+@pytest.mark.parametrize("delivery", ["env", "file"])
+def test_two_secret_refs_of_one_broker_variable_are_refused(delivery):
+    # The env broker wipes a value once read: the second ref used to get "" silently.
+    first = "db_pass" if delivery == "env" else "db-pass"
+    r = run_cell(make_spec(["/usr/bin/true"], secret_refs=[first, "DB_PASS"], run_extra={"secretDelivery": delivery}),
+                 env={"CELLOS_SECRET_DB_PASS": "v", "CELLOS_SUBPROCESS_UNSHARE": "all"})
+    assert_refused_at_admission(r, f'spec.authority.secretRefs[1]: "DB_PASS" maps to the same broker variable '
+                                   f'CELLOS_SECRET_DB_PASS as "{first}"')
+
+
+def test_env_delivery_needs_secret_refs_that_are_environment_names():
+    r = run_cell(make_spec(["/usr/bin/true"], secret_refs=["db-pass"]),
+                 env={"CELLOS_SECRET_DB_PASS": "v", "CELLOS_SUBPROCESS_UNSHARE": "all"})
+    assert_refused_at_admission(r, 'spec.authority.secretRefs[0]: "db-pass" is not an environment variable name')
+
+
+@pytest.mark.parametrize("name", ["CELLOS_CELL_ID", "CELLOS_RUN_ID", "CELLOS_SECRETS_DIR", "TOKEN"])
+def test_run_env_may_not_set_what_the_supervisor_or_the_broker_sets(name):
+    r = run_cell(make_spec(["/usr/bin/env"], secret_refs=["TOKEN"], run_extra={"env": {name: "from-run-env"}}),
+                 env={"CELLOS_SECRET_TOKEN": "v", "CELLOS_SUBPROCESS_UNSHARE": "all"})
+    assert_refused_at_admission(r, f"spec.run.env.{name}: ")
+    assert "from-run-env" not in r.out
 
 
 @pytest.mark.parametrize("unshare", ["", "all"])

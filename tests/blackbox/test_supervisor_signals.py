@@ -3,12 +3,13 @@ teardown events and exits 128+signal; a SIGKILLed supervisor cannot clean up, bu
 cell must die anyway, and the next supervisor removes what the dead one left."""
 import os
 import signal
+import subprocess
 import time
 
 import pytest
 
-from conftest import (Running, assert_no_residue, cellos_cgroups, host_snapshot, make_spec, marked_processes,
-                      py_argv, run_cell, unique_id, wait_no_marked)
+from conftest import (SUPERVISOR, Result, Running, assert_no_residue, cellos_cgroups, host_snapshot, make_spec,
+                      marked_processes, prepare, py_argv, run_cell, supervisor_env, unique_id, wait_no_marked)
 
 # The workload and a setsid'd grandchild both carry the marker (argv[1]).
 CELL = r"""
@@ -118,3 +119,29 @@ def test_sigkilled_supervisor_takes_its_cell_with_it(unshare):
             except OSError:
                 pass
     assert_no_residue(before)
+
+
+# A workload whose own child exits 5: it reports what its wait says.
+CHILD_STATUS = "import subprocess, sys\nsys.exit(subprocess.run(['/bin/sh', '-c', 'exit 5']).returncode)\n"
+
+
+@pytest.mark.usefixtures("no_residue")
+@pytest.mark.parametrize("env", [{"CELLOS_SUBPROCESS_UNSHARE": "all", "CELLOS_SECCOMP": "baseline"},
+                                 {"CELLOS_CELL_BACKEND": "oci", "CELLOS_OCI_RUNTIME": "runc"}],
+                         ids=["stub", "oci-runc"])
+def test_a_supervisor_started_with_sigchld_ignored_still_sees_exit_statuses(env):
+    # Some launchers start programs with SIGCHLD ignored (it survives execve).
+    # The kernel then reaps children by itself and no wait can tell their exit
+    # status: the oci backend reported the workload's exit 5 as 0, the stub
+    # backend hung, and the workload's own waits failed too.
+    d, spec_path, jsonl = prepare(make_spec(py_argv(CHILD_STATUS)))
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run([str(SUPERVISOR), str(spec_path)], env=supervisor_env(env, jsonl), capture_output=True,
+                           stdin=subprocess.DEVNULL, cwd=d, timeout=20,
+                           preexec_fn=lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN))
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"the supervisor hung; stderr: {e.stderr!r}")
+    r = Result(p.returncode, p.stdout, p.stderr, jsonl, spec_path, time.monotonic() - t0)
+    assert r.rc == 5, r
+    assert r.event("command.v1.completed")["data"]["exitCode"] == 5

@@ -1,7 +1,8 @@
 /* Unit tests for the pure parts of src/export/: the URL rule of SPEC §10, what
  * of a URL may be shown, S3 receipts, target variable suffixes, the artifact
  * stream (counting, hashing, a file that changes while read), and
- * CELLOS_EXPORT_HOST_PATHS_ALLOW (parsing, whole-component matching). */
+ * CELLOS_EXPORT_HOST_PATHS_ALLOW (parsing, whole-component matching), and the HTTP
+ * PUT against a libcurl whose entry points the test replaces. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,8 +16,10 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "export/curl_dl.h"
 #include "export/export.h"
 #include "util/path.h"
+#include "util/ids.h"
 
 static void url_is(const char *tmpl, const char *want)
 {
@@ -181,6 +184,114 @@ static void test_host_allow(void **state)
 	config_free(&cfg);
 }
 
+/* ---- the HTTP PUT against a libcurl that refuses an option ---- */
+
+/* curl_api_load() hands out the process-wide table of libcurl's entry points;
+ * the test swaps some of them for these (the table itself is not const). */
+static CURLoption refused;  /* the option the fake library rejects; 0: none */
+static int performed;
+static curl_read_callback read_fn;
+static void *read_arg;
+
+static CURLcode fake_setopt(CURL *h, CURLoption opt, ...)
+{
+	if (opt == refused)
+		return CURLE_UNKNOWN_OPTION;
+	va_list ap;
+	va_start(ap, opt);
+	if (opt == CURLOPT_READFUNCTION)
+		read_fn = va_arg(ap, curl_read_callback);
+	else if (opt == CURLOPT_READDATA)
+		read_arg = va_arg(ap, void *);
+	va_end(ap);
+	return CURLE_OK;
+}
+
+/* Sends the body nowhere, reading it as libcurl would. */
+static CURLcode fake_perform(CURL *h)
+{
+	performed++;
+	char buf[64];
+	while (read_fn(buf, 1, sizeof buf, read_arg) > 0)
+		;
+	return CURLE_OK;
+}
+
+static CURLcode fake_getinfo(CURL *h, CURLINFO info, ...)
+{
+	va_list ap;
+	va_start(ap, info);
+	if (info == CURLINFO_RESPONSE_CODE)
+		*va_arg(ap, long *) = 200;
+	va_end(ap);
+	return CURLE_OK;
+}
+
+static curl_version_info_data *old_version(CURLversion stamp)
+{
+	static curl_version_info_data v = {.version = "7.84.0", .version_num = 0x075400};
+	return &v;
+}
+
+static int put_with(CURLoption refuse, struct err *e)
+{
+	static const struct config cfg = {.export_http_timeout_ms = 5000};
+	int fd = memfile("data", 4);
+	struct export_stream src = {.fd = fd, .size = 4};
+	struct export_item it = {.cfg = &cfg, .cell_id = "c", .name = "a", .url = "http://127.0.0.1:9/c/a",
+				 .src = &src, .deadline_ms = mono_ms() + 60000};
+	struct export_receipt rc = {0};
+	refused = refuse;
+	performed = 0;
+	read_fn = NULL;
+	int r = export_http_put(&it, it.url, "tok", "http://127.0.0.1:9/c/a", &rc, e);
+	close(fd);
+	return r;
+}
+
+static void test_http_refuses_options_the_library_refuses(void **state)
+{
+	struct err e = {0};
+	struct curl_api *cu = (struct curl_api *)curl_api_load(&e);
+	assert_non_null(cu);
+	const struct curl_api real = *cu;
+	cu->easy_setopt = fake_setopt;
+	cu->easy_perform = fake_perform;
+	cu->easy_getinfo = fake_getinfo;
+
+	/* Control: a library that takes every option sends the artifact. */
+	assert_int_equal(put_with(0, &e), 0);
+	assert_int_equal(performed, 1);
+	/* One that refuses the protocol restriction (libcurl before 7.85) must not
+	 * send anything: without it a redirect-free PUT could still speak any
+	 * protocol libcurl has. Likewise for every other option. */
+	static const CURLoption opts[] = {CURLOPT_PROTOCOLS_STR, CURLOPT_URL, CURLOPT_UPLOAD, CURLOPT_READFUNCTION,
+					  CURLOPT_HTTPHEADER, CURLOPT_FOLLOWLOCATION, CURLOPT_PROXY, CURLOPT_NOSIGNAL,
+					  CURLOPT_TIMEOUT_MS, CURLOPT_CONNECTTIMEOUT_MS};
+	static const char *const names[] = {"CURLOPT_PROTOCOLS_STR", "CURLOPT_URL", "CURLOPT_UPLOAD",
+					    "CURLOPT_READFUNCTION", "CURLOPT_HTTPHEADER", "CURLOPT_FOLLOWLOCATION",
+					    "CURLOPT_PROXY", "CURLOPT_NOSIGNAL", "CURLOPT_TIMEOUT_MS",
+					    "CURLOPT_CONNECTTIMEOUT_MS"};
+	for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+		memset(&e, 0, sizeof e);
+		if (put_with(opts[i], &e) != -1 || performed != 0)
+			fail_msg("%s refused, yet the PUT went ahead (performed %d)", names[i], performed);
+		if (!strstr(e.msg, names[i]))
+			fail_msg("%s refused: message '%s' does not name it", names[i], e.msg);
+		/* The URL is a credential: the message shows the shown form only. */
+		assert_null(strstr(e.msg, "tok"));
+	}
+	/* A library too old for CURLOPT_PROTOCOLS_STR that would take it without
+	 * complaint (and ignore it) is refused all the same. */
+	cu->version_info = old_version;
+	memset(&e, 0, sizeof e);
+	assert_int_equal(put_with(0, &e), -1);
+	assert_int_equal(performed, 0);
+	assert_string_equal(e.msg, "PUT http://127.0.0.1:9/c/a: libcurl 7.84.0 refused CURLOPT_PROTOCOLS_STR (it needs "
+				   "libcurl 7.85.0 or later); not exporting without it");
+	*cu = real;
+}
+
 static int setup(void **state) { return sodium_init() < 0 ? -1 : 0; }
 
 int main(void)
@@ -188,6 +299,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_url_rule),     cmocka_unit_test(test_url_shown), cmocka_unit_test(test_s3_destination),
 		cmocka_unit_test(test_target_suffix), cmocka_unit_test(test_stream), cmocka_unit_test(test_host_allow),
+		cmocka_unit_test(test_http_refuses_options_the_library_refuses),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -22,6 +22,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -85,12 +86,26 @@ static void baseline_content(void **state)
 		assert_int_equal(r[i].arg, 0);
 		assert_true(r[i].mask == r[i].value);
 	}
-	/* ioctl: TIOCSTI and TIOCLINUX, on the low 32 bits only. */
+	/* ioctl: TIOCSTI, TIOCLINUX and TIOCSETD, on the low 32 bits only. */
 	r = rules_for(&p, "ioctl", &n);
-	assert_int_equal(n, 2);
-	assert_int_equal(r[0].arg, 1);
-	assert_int_equal(r[0].mask, 0xffffffffu);
-	assert_int_equal(r[0].value, TIOCSTI);
+	assert_int_equal(n, 3);
+	static const unsigned long tioc[] = {TIOCSTI, TIOCLINUX, TIOCSETD};
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(r[i].arg, 1);
+		assert_int_equal(r[i].mask, 0xffffffffu);
+		assert_int_equal(r[i].value, tioc[i]);
+		assert_int_equal(r[i].errnum, EPERM);
+	}
+	/* socket and socketpair: AF_VSOCK (the family, an int) is no family here. */
+	static const char *const sock_calls[] = {"socket", "socketpair"};
+	for (size_t i = 0; i < 2; i++) {
+		r = rules_for(&p, sock_calls[i], &n);
+		assert_int_equal(n, 1);
+		assert_int_equal(r->arg, 0);
+		assert_int_equal(r->mask, 0xffffffffu);
+		assert_int_equal(r->value, AF_VSOCK);
+		assert_int_equal(r->errnum, EAFNOSUPPORT);
+	}
 	assert_null(rules_for(&p, "read", &n));
 	seccomp_policy_free(&p);
 }
@@ -240,6 +255,24 @@ static void write_file(const char *path, const char *text, size_t len)
 	fclose(f);
 }
 
+/* fstat, failing on demand: this binary is linked with -Wl,--wrap=fstat
+ * (Makefile). A failed fstat writes nothing, so the caller's buffer keeps
+ * whatever was on its stack: here, what looks like a huge regular file. */
+int __real_fstat(int fd, struct stat *st);
+int __wrap_fstat(int fd, struct stat *st);
+static int fstat_fails; /* the errno to fail with; 0: the real call */
+
+int __wrap_fstat(int fd, struct stat *st)
+{
+	if (!fstat_fails)
+		return __real_fstat(fd, st);
+	memset(st, 0, sizeof *st);
+	st->st_mode = S_IFREG | 0644;
+	st->st_size = 1 << 30;
+	errno = fstat_fails;
+	return -1;
+}
+
 static void load_file(void **state)
 {
 	char path[128];
@@ -278,6 +311,19 @@ static void load_file(void **state)
 	free(huge);
 	assert_int_equal(seccomp_policy_load_file(&p, path, &e), -1);
 	assert_non_null(strstr(e.msg, "larger than 1 MiB"));
+
+	/* A failed fstat is reported as that, not judged by its buffer. */
+	snprintf(path, sizeof path, "%s/ok.sc", tmpdir);
+	fstat_fails = EIO;
+	int rc = seccomp_policy_load_file(&p, path, &e);
+	fstat_fails = 0;
+	assert_int_equal(rc, -1);
+	snprintf(want, sizeof want, "cannot read %s: Input/output error", path);
+	assert_string_equal(e.msg, want);
+	/* Not a regular file is said so, whatever errno held before. */
+	errno = ENOENT;
+	assert_int_equal(seccomp_policy_load_file(&p, "/dev/null", &e), -1);
+	assert_string_equal(e.msg, "/dev/null: not a regular file");
 }
 
 /* ---- the compiled filter, in a child ---- */
@@ -352,6 +398,23 @@ static int probe_baseline(void)
 	/* High bits set in the request must not slip past the filter. */
 	if (syscall(SYS_ioctl, 0, 0xdead000000000000ul | TIOCSTI, &c) != -1 || errno != EPERM)
 		return 7;
+	/* vsock ignores network namespaces: no such family in a cell. */
+	if (socket(AF_VSOCK, SOCK_STREAM, 0) != -1 || errno != EAFNOSUPPORT)
+		return 11;
+	int sv[2];
+	if (socketpair(AF_VSOCK, SOCK_STREAM, 0, sv) != -1 || errno != EAFNOSUPPORT)
+		return 12;
+	if (syscall(SYS_socket, 0x1234ul << 32 | AF_VSOCK, SOCK_STREAM, 0) != -1 || errno != EAFNOSUPPORT)
+		return 13;
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (fd < 0)
+		return 14;
+	close(fd);
+	/* Line discipline changes: EPERM before the kernel looks at the fd
+	 * (without the filter this one is EBADF). */
+	int ldisc = 0;
+	if (syscall(SYS_ioctl, -1, 0xdead000000000000ul | TIOCSETD, &ldisc) != -1 || errno != EPERM)
+		return 15;
 	/* Ordinary work goes on: threads (glibc falls back from clone3 to clone),
 	 * fork, plain calls. */
 	pthread_t t;

@@ -580,7 +580,7 @@ static void test_secret_refs(void **state)
 	(void)state;
 	const char *name = "must match [A-Za-z_][A-Za-z0-9_.-]{0,127}";
 	char want[256];
-	expect_good("spec.authority.secretRefs", "['_a', 'A.b-c_9', 'x']");
+	expect_good("spec.authority.secretRefs", "['_a', 'A_b9', 'x']");
 	expect_good("spec.authority.secretRefs", "[]");
 	expect_bad("spec.authority.secretRefs", "['A', 'B', 'A']", "spec.authority.secretRefs[2]: duplicate name \"A\"");
 	snprintf(want, sizeof want, "spec.authority.secretRefs[0]: %s", name);
@@ -593,6 +593,109 @@ static void test_secret_refs(void **state)
 	expect_bad("spec.authority.secretRefs", NULL, "spec.authority.secretRefs: required array");
 	expect_bad("spec.authority", NULL, "spec.authority: required object");
 	expect_bad("spec.authority", "[]", "spec.authority: must be an object");
+}
+
+/* FULL with these secretRefs, run.secretDelivery (NULL: absent) and run.env. */
+static char *doc_secrets(const char *refs, const char *delivery, const char *env)
+{
+	char *a = doc_with(FULL, "spec.authority.secretRefs", refs);
+	char *b = doc_with(a, "spec.run.secretDelivery", delivery);
+	char *c = doc_with(b, "spec.run.env", env);
+	free(a);
+	free(b);
+	return c;
+}
+
+static void secrets_good(const char *refs, const char *delivery, const char *env)
+{
+	char *t = doc_secrets(refs, delivery, env);
+	struct spec s;
+	parse_ok_text(t, false, &s);
+	spec_free(&s);
+	free(t);
+}
+
+static void secrets_bad(const char *refs, const char *delivery, const char *env, const char *want)
+{
+	char *t = doc_secrets(refs, delivery, env);
+	expect_only(t, want);
+	free(t);
+}
+
+/* SPEC §2: with env delivery a secretRef is an environment name; file delivery
+ * names files, where '-' and '.' are fine. */
+static void test_secret_refs_env_delivery(void **state)
+{
+	(void)state;
+	const char *why = "is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*), which spec.run.secretDelivery "
+			  "\"env\" needs (rename it, or use \"file\")";
+	char want[512];
+	secrets_good("['_a', 'A_b9', 'x']", "'env'", NULL);
+	secrets_good("['_a', 'A.b-c_9', 'db-pass']", "'file'", NULL);
+	snprintf(want, sizeof want, "spec.authority.secretRefs[1]: \"db-pass\" %s", why);
+	secrets_bad("['OK', 'db-pass']", "'env'", NULL, want);
+	secrets_bad("['OK', 'db-pass']", NULL, NULL, want); /* env is the default */
+	snprintf(want, sizeof want, "spec.authority.secretRefs[0]: \"a.b\" %s", why);
+	secrets_bad("['a.b']", "'env'", NULL, want);
+	/* A name that breaks the general rule gets that message only. */
+	secrets_bad("['1A']", "'env'", NULL, "spec.authority.secretRefs[0]: must match [A-Za-z_][A-Za-z0-9_.-]{0,127}");
+	/* Nothing is delivered without a run. */
+	char *t = doc_with(MINIMAL, "spec.authority.secretRefs", "['db-pass']");
+	struct spec s;
+	parse_ok_text(t, false, &s);
+	spec_free(&s);
+	free(t);
+}
+
+/* Two refs that name one broker variable: the env broker wipes a value once it
+ * has read it, so the second would get an empty one. */
+static void test_secret_refs_one_broker_variable(void **state)
+{
+	(void)state;
+	secrets_bad("['db-pass', 'DB_PASS']", "'file'", NULL,
+		    "spec.authority.secretRefs[1]: \"DB_PASS\" maps to the same broker variable CELLOS_SECRET_DB_PASS as "
+		    "\"db-pass\"");
+	secrets_bad("['db_pass', 'X', 'DB_PASS']", "'env'", NULL,
+		    "spec.authority.secretRefs[2]: \"DB_PASS\" maps to the same broker variable CELLOS_SECRET_DB_PASS as "
+		    "\"db_pass\"");
+	/* Every later one names the first. */
+	char *t = doc_secrets("['a.b', 'a-b', 'A_B']", "'file'", NULL);
+	expect_problem(t, false,
+		       "spec.authority.secretRefs[1]: \"a-b\" maps to the same broker variable CELLOS_SECRET_A_B as \"a.b\"");
+	expect_problem(t, false,
+		       "spec.authority.secretRefs[2]: \"A_B\" maps to the same broker variable CELLOS_SECRET_A_B as \"a.b\"");
+	free(t);
+	/* Both problems of one document at once. */
+	t = doc_secrets("['db-pass', 'DB_PASS']", "'env'", NULL);
+	expect_problem(t, false,
+		       "spec.authority.secretRefs[0]: \"db-pass\" is not an environment variable name "
+		       "([A-Za-z_][A-Za-z0-9_]*), which spec.run.secretDelivery \"env\" needs (rename it, or use \"file\")");
+	expect_problem(t, false,
+		       "spec.authority.secretRefs[1]: \"DB_PASS\" maps to the same broker variable CELLOS_SECRET_DB_PASS as "
+		       "\"db-pass\"");
+	free(t);
+	/* Same letters, different variables: fine. */
+	secrets_good("['AB', 'A_B', 'A__B']", "'env'", NULL);
+}
+
+/* run.env may not set what the supervisor sets, nor a secret (SPEC §2). */
+static void test_env_reserved_names(void **state)
+{
+	(void)state;
+	static const char *const mine[] = {"CELLOS_CELL_ID", "CELLOS_RUN_ID", "CELLOS_SECRETS_DIR"};
+	for (size_t i = 0; i < sizeof mine / sizeof mine[0]; i++) {
+		char env[128], want[256];
+		snprintf(env, sizeof env, "{'%s': 'x'}", mine[i]);
+		snprintf(want, sizeof want, "spec.run.env.%s: is set by the supervisor; run.env may not set it", mine[i]);
+		expect_bad("spec.run.env", env, want);
+		secrets_bad("[]", "'file'", env, want);
+	}
+	const char *secret = "spec.run.env.GITHUB_TOKEN: names a secret of spec.authority.secretRefs, whose value only "
+			     "the broker may set";
+	expect_bad("spec.run.env", "{'CI': '1', 'GITHUB_TOKEN': 'x'}", secret);
+	secrets_bad("['GITHUB_TOKEN']", "'file'", "{'GITHUB_TOKEN': 'x'}", secret);
+	/* Names are case-sensitive; near misses are the user's. */
+	expect_good("spec.run.env", "{'cellos_cell_id': '1', 'GITHUB_TOKEN_X': '2', 'CELLOS_SECRETS': '3'}");
 }
 
 static void test_egress_hosts(void **state)
@@ -1248,6 +1351,9 @@ int main(void)
 		cmocka_unit_test(test_id),
 		cmocka_unit_test(test_correlation),
 		cmocka_unit_test(test_secret_refs),
+		cmocka_unit_test(test_secret_refs_env_delivery),
+		cmocka_unit_test(test_secret_refs_one_broker_variable),
+		cmocka_unit_test(test_env_reserved_names),
 		cmocka_unit_test(test_egress_hosts),
 		cmocka_unit_test(test_egress_rules),
 		cmocka_unit_test(test_dns_authority),
