@@ -92,10 +92,12 @@ int main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--validate") == 0) {
 			validate = true;
 		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			fprintf(stderr, "cellos-supervisor: unknown option '%s'\n%s", argv[i], usage);
+			log_error("unknown option '%s'", argv[i]); /* escaped: any bytes may follow the '-' */
+			fputs(usage, stderr);
 			return 125;
 		} else if (path) {
-			fprintf(stderr, "cellos-supervisor: more than one document given\n%s", usage);
+			log_error("more than one document given");
+			fputs(usage, stderr);
 			return 125;
 		} else {
 			path = argv[i];
