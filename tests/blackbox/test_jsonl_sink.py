@@ -177,3 +177,22 @@ def test_dev_null_for_both_the_events_and_stdout_is_accepted():
     p = subprocess.run([str(SUPERVISOR), str(spec_path)], env=supervisor_env({}, "/dev/null"),
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30)
     assert p.returncode == 0, p.stderr
+
+
+@pytest.mark.parametrize("argv", [["/bin/sh", "-c", "echo workload-out; echo workload-err >&2"], ["/no/such"]],
+                         ids=["workload-output", "log-line"])
+@pytest.mark.parametrize("closed", [1, 2], ids=["stdout-closed", "stderr-closed"])
+def test_events_file_stays_clean_when_started_without_stdout_or_stderr(closed, argv):
+    # A closed standard descriptor would be taken by the events file: the log
+    # lines (stderr) or the workload's output would then land among the events.
+    _, spec_path, jsonl = prepare(make_spec(argv))
+    env = supervisor_env({"CELLOS_SUBPROCESS_UNSHARE": "all", "CELLOS_SECCOMP": "baseline"}, jsonl)
+    p = subprocess.run([str(SUPERVISOR), str(spec_path)], env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=30, preexec_fn=lambda: os.close(closed))
+    assert p.returncode == (0 if argv[0] == "/bin/sh" else 127), p
+    lines = jsonl.read_bytes().split(b"\n")
+    assert lines[-1] == b""
+    for line in lines[:-1]:
+        assert line.startswith(b"{"), f"not an event in the events file: {line!r}"
+        json.loads(line)
+    assert json.loads(lines[-2])["type"].endswith("lifecycle.v1.destroyed")
