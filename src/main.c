@@ -1,7 +1,10 @@
 /* cellos-supervisor: command line, admission, exit status (SPEC §1). */
+#include <errno.h>
+#include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "events/event.h"
@@ -77,8 +80,19 @@ static void log_peak_rss(void)
 	fclose(f);
 }
 
+/* A standard descriptor we were started without would go to the next open():
+ * the events file could become our stderr (log lines among the events) or be
+ * handed to the workload as its stdout. /dev/null takes its place. */
+static void std_fds_open(void)
+{
+	for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF)
+			open("/dev/null", fd == STDIN_FILENO ? O_RDONLY : O_WRONLY); /* the lowest free fd: this one */
+}
+
 int main(int argc, char **argv)
 {
+	std_fds_open();
 	bool validate = false;
 	const char *path = NULL;
 	for (int i = 1; i < argc; i++) {
@@ -92,10 +106,12 @@ int main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--validate") == 0) {
 			validate = true;
 		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			fprintf(stderr, "cellos-supervisor: unknown option '%s'\n%s", argv[i], usage);
+			log_error("unknown option '%s'", argv[i]); /* escaped: any bytes may follow the '-' */
+			fputs(usage, stderr);
 			return 125;
 		} else if (path) {
-			fprintf(stderr, "cellos-supervisor: more than one document given\n%s", usage);
+			log_error("more than one document given");
+			fputs(usage, stderr);
 			return 125;
 		} else {
 			path = argv[i];

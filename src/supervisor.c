@@ -251,8 +251,8 @@ static const char *env_path(char **envp)
 static void emit_failed(struct run *r, const char *phase, const char *reason, const char *message)
 {
 	events_emit(r->es, "lifecycle.v1.failed",
-		    json_pack("{s:s, s:s, s:s, s:s}", "specId", r->spec->id, "phase", phase, "reason", reason, "message",
-			      message),
+		    json_pack("{s:s, s:s, s:s, s:o}", "specId", r->spec->id, "phase", phase, "reason", reason, "message",
+			      event_text(message)),
 		    NULL);
 }
 
@@ -273,7 +273,7 @@ static json_t *limits_json(const struct cell *c)
 		json_object_set_new(o, "pidsMax", json_integer(l->pids_max));
 	json_object_set_new(o, "applied", json_boolean(c->limits_applied));
 	if (!c->limits_applied && c->limits_error[0])
-		json_object_set_new(o, "error", json_string(c->limits_error));
+		json_object_set_new(o, "error", event_text(c->limits_error));
 	return o;
 }
 
@@ -287,8 +287,9 @@ static void emit_started(struct run *r, char started_id[37])
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
 		if (r->cell.ns & names[i].bit)
 			json_array_append_new(ns, json_string(names[i].name));
-	json_t *iso = json_pack("{s:o, s:o, s:s}", "namespaces", ns, "cgroup",
-				r->cell.cgroup[0] ? json_string(r->cell.cgroup) : json_null(), "seccomp", r->cfg->seccomp);
+	json_t *iso = json_pack("{s:o, s:o, s:o}", "namespaces", ns, "cgroup",
+				r->cell.cgroup[0] ? event_text(r->cell.cgroup) : json_null(), "seccomp",
+				event_text(r->cfg->seccomp));
 	/* (ext) The workload's host identity, for an auditor matching host records. */
 	json_object_set_new(iso, "hostUid", json_integer((json_int_t)r->cell.uid));
 	json_t *limits = limits_json(&r->cell);
@@ -315,16 +316,17 @@ static void emit_network_enforcement(struct run *r)
 		size_t n = 0;
 		struct err e = {0};
 		if (r->be->read_counters(&r->cell, &c, &n, &e) < 0) {
-			json_object_set_new(d, "nftError", json_string(e.msg));
+			json_object_set_new(d, "nftError", event_text(e.msg));
 		} else {
-			for (size_t i = 0; i < n; i++)
-				json_array_append_new(counters, json_pack("{s:s, s:I, s:I}", "rule", c[i].rule, "packets",
-									  (json_int_t)c[i].packets, "bytes",
-									  (json_int_t)c[i].bytes));
+			for (size_t i = 0; i < n; i++) {
+				json_t *rule = json_pack("{s:o, s:I, s:I}", "rule", event_text(c[i].rule), "packets",
+							 (json_int_t)c[i].packets, "bytes", (json_int_t)c[i].bytes);
+				json_array_append_new(counters, rule);
+			}
 			nft_counters_free(c, n);
 		}
 	} else if (r->cell.nft_error[0]) {
-		json_object_set_new(d, "nftError", json_string(r->cell.nft_error));
+		json_object_set_new(d, "nftError", event_text(r->cell.nft_error));
 	}
 	json_object_set_new(d, "ruleCounters", counters);
 	events_emit(r->es, "observability.v1.network_enforcement", d, NULL);
@@ -438,8 +440,9 @@ static void run_workload(struct run *r)
 		r->ran = true;
 		char msg[4400];
 		snprintf(msg, sizeof msg, "%s: %s", s->argv[0], strerror(sp.spawn_errno));
-		d = json_pack("{s:s, s:o, s:i, s:I, s:s, s:b}", "specId", s->id, "argv", argv, "exitCode", r->exit_code,
-			      "durationMs", (json_int_t)(mono_ms() - start), "spawnError", msg, "timedOut", 0);
+		d = json_pack("{s:s, s:o, s:i, s:I, s:o, s:b}", "specId", s->id, "argv", argv, "exitCode", r->exit_code,
+			      "durationMs", (json_int_t)(mono_ms() - start), "spawnError", event_text(msg), "timedOut",
+			      0);
 		json_object_set_new(d, "resourceUsage",
 				    json_pack("{s:i, s:i, s:i}", "maxRssBytes", 0, "userCpuMs", 0, "sysCpuMs", 0));
 		events_emit(r->es, "command.v1.completed", d, NULL);
@@ -449,7 +452,8 @@ static void run_workload(struct run *r)
 
 	log_step(&r->step_us, "spawn");
 	events_emit(r->es, "observability.v1.process_spawned",
-		    json_pack("{s:s, s:I, s:i}", "program", sp.program, "argc", (json_int_t)s->argc, "pid", (int)sp.pid),
+		    json_pack("{s:o, s:I, s:i}", "program", event_text(sp.program), "argc", (json_int_t)s->argc, "pid",
+			      (int)sp.pid),
 		    NULL);
 
 	int64_t rd = run_deadline(r, start);

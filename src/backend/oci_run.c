@@ -30,6 +30,7 @@
 #include "isolate/runreg.h"
 #include "util/ids.h"
 #include "util/log.h"
+#include "util/scrub.h"
 
 #define TOOL_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 /* Bounds of the runtime's own commands (kill, delete) and of a graceful exit. */
@@ -141,40 +142,43 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
-/* Runtimes quote the spec back in some errors (runsc prints the whole process,
- * environment included): no secret value may reach an event or a log. */
-static void scrub_secrets(const struct cell *c, char *msg, size_t size)
+/* The secret values of the cell's environment, into `vals` (room for one per
+ * secretRef); returns how many. With file delivery there are none: the runtime
+ * never sees those. */
+static size_t secret_values(const struct cell *c, const char **vals)
 {
-	static const char mask[] = "[redacted]";
+	size_t n = 0;
 	for (size_t i = 0; i < c->spec->n_secret_refs; i++) {
 		size_t klen = strlen(c->spec->secret_refs[i]);
-		for (char *const *ep = c->envp; *ep; ep++) {
-			if (strncmp(*ep, c->spec->secret_refs[i], klen) != 0 || (*ep)[klen] != '=')
-				continue;
-			const char *val = *ep + klen + 1;
-			size_t vlen = strlen(val);
-			char *hit;
-			while (vlen && (hit = strstr(msg, val))) {
-				size_t tail = strlen(hit + vlen) + 1;
-				if ((size_t)(hit - msg) + sizeof mask - 1 + tail > size)
-					tail = size - (size_t)(hit - msg) - (sizeof mask - 1) - 1;
-				memmove(hit + sizeof mask - 1, hit + vlen, tail);
-				memcpy(hit, mask, sizeof mask - 1);
-				msg[size - 1] = '\0';
+		for (char *const *ep = c->envp; *ep; ep++)
+			if (strncmp(*ep, c->spec->secret_refs[i], klen) == 0 && (*ep)[klen] == '=') {
+				vals[n++] = *ep + klen + 1;
+				break;
 			}
-		}
 	}
+	return n;
 }
 
 /* What the runtime logged (JSON objects, one after another, from runsc and the
  * processes it starts): its last error, with the first one when that differs
  * (the cause; the last is often "cannot create sandbox"). Plain text: the last
- * line. */
+ * line.
+ *
+ * Runtimes quote the spec back in some errors (runsc prints the whole process,
+ * environment included): no secret value may reach an event or a log. Each
+ * message is masked while it is cut to size, so a secret at the cut cannot
+ * leave its first bytes behind. The joined result is not scanned again: a
+ * secret that is part of the mask would match inside it. */
 static void runtime_error(struct ocirt *o, char *out, size_t size)
 {
 	out[0] = '\0';
 	if (o->logfd < 0)
 		return;
+	const struct cell *c = o->cell;
+	cleanup_free const char **secrets = calloc(c->spec->n_secret_refs + 1, sizeof *secrets);
+	if (!secrets)
+		return; /* nothing said rather than a secret */
+	size_t n_secrets = secret_values(c, secrets);
 	struct stat st;
 	if (fstat(o->logfd, &st) < 0 || st.st_size <= 0)
 		return;
@@ -198,15 +202,15 @@ static void runtime_error(struct ocirt *o, char *out, size_t size)
 			char *line = buf + off, *nl;
 			while ((nl = strchr(line, '\n')) && nl[1])
 				line = nl + 1;
-			snprintf(last, sizeof last, "%.*s", (int)strcspn(line, "\n"), line);
+			scrub_copy(last, sizeof last, line, strcspn(line, "\n"), secrets, n_secrets);
 			break;
 		}
 		const char *lvl = json_string_value(json_object_get(j, "level"));
 		const char *msg = json_string_value(json_object_get(j, "msg"));
 		if (msg && lvl && (strcmp(lvl, "error") == 0 || strcmp(lvl, "fatal") == 0)) {
 			if (!first[0])
-				snprintf(first, sizeof first, "%s", msg);
-			snprintf(last, sizeof last, "%s", msg);
+				scrub_copy(first, sizeof first, msg, strlen(msg), secrets, n_secrets);
+			scrub_copy(last, sizeof last, msg, strlen(msg), secrets, n_secrets);
 		}
 		json_decref(j);
 		off += je.position > 0 ? (size_t)je.position : (size_t)n;
@@ -215,7 +219,6 @@ static void runtime_error(struct ocirt *o, char *out, size_t size)
 		snprintf(out, size, "%s (%s)", last, first);
 	else
 		snprintf(out, size, "%s", last);
-	scrub_secrets(o->cell, out, size);
 }
 
 /* ---- the runtime's own commands (kill, delete), inside its mount namespace ---- */

@@ -11,6 +11,7 @@
 #include "sink/dlq.h"
 #include "util/ids.h"
 #include "util/log.h"
+#include "util/utf8.h"
 
 int events_open(struct event_stream *es, const struct config *cfg, struct err *e)
 {
@@ -121,6 +122,17 @@ static void deliver(struct event_stream *es, json_t *ev, const char *id, const c
 	free(wrapped);
 }
 
+json_t *event_text(const char *s)
+{
+	json_t *v = json_string(s); /* well-formed: the usual case, no copy */
+	if (v || !s)
+		return v;
+	char *fixed = utf8_repair(s, strlen(s));
+	v = fixed ? json_string(fixed) : NULL;
+	free(fixed);
+	return v;
+}
+
 void events_emit(struct event_stream *es, const char *type, json_t *data, char id_out[37])
 {
 	char id[37], ts[32], seq[24], prev[65], full_type[160];
@@ -129,6 +141,14 @@ void events_emit(struct event_stream *es, const char *type, json_t *data, char i
 	snprintf(seq, sizeof seq, "%llu", (unsigned long long)++es->sequence);
 	hex(es->prev_digest, sizeof es->prev_digest, prev);
 	snprintf(full_type, sizeof full_type, EVENT_TYPE_PREFIX "%s", type);
+
+	/* The caller could not build its data (out of memory, or text passed to
+	 * jansson without event_text()): the event still happens, with what is
+	 * left, rather than vanish from the chain. */
+	if (!data) {
+		log_error("event %s: its data could not be built: emitted without it", full_type);
+		data = json_object();
+	}
 
 	/* Redaction first: the digest chain and the signature cover the event as
 	 * emitted (SPEC §8.3, §9). cellId and runId are set afterwards, so they are

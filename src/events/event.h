@@ -41,6 +41,12 @@ void events_begin_run(struct event_stream *es, const char *cell_id, const char *
  * runId are added. If id_out is not NULL, the event id is copied there. Sink
  * failures are logged, counted and never fatal. */
 void events_emit(struct event_stream *es, const char *type, json_t *data, char id_out[37]);
+/* Free text for event data: messages, reasons, paths, program names, anything
+ * read from the host, the environment or another program. jansson refuses text
+ * that is not UTF-8 (json_string() gives NULL, json_pack() fails whole), which
+ * lost the event; here each ill-formed sequence becomes U+FFFD (util/utf8.h),
+ * so the event can always be serialised. NULL only when out of memory. */
+json_t *event_text(const char *s);
 void events_close(struct event_stream *es);
 
 #endif

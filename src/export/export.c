@@ -219,13 +219,13 @@ static json_t *provenance(const char *started_id)
 static void emit_failed(const struct export_phase *x, const struct artifact *a, const struct plan *p,
 			const char *destination, const char *reason)
 {
-	json_t *d = json_pack("{s:s, s:s, s:s, s:o}", "artifactName", a->name, "targetKind",
-			      p->sink ? p->sink->kind : "LocalPath", "reason", reason, "provenance",
+	json_t *d = json_pack("{s:s, s:s, s:o, s:o}", "artifactName", a->name, "targetKind",
+			      p->sink ? p->sink->kind : "LocalPath", "reason", event_text(reason), "provenance",
 			      provenance(x->started_id));
 	if (d && p->target)
 		json_object_set_new(d, "targetName", json_string(p->target->name));
 	if (d && destination && destination[0])
-		json_object_set_new(d, "destination", json_string(destination));
+		json_object_set_new(d, "destination", event_text(destination));
 	log_error("export %s: %s", a->name, reason);
 	events_emit(x->es, "export.v2.failed", d, NULL);
 }
@@ -238,9 +238,9 @@ static void emit_completed(const struct export_phase *x, const struct artifact *
 		json_object_set_new(receipt, "httpStatus", json_integer(rc->http_status));
 	if (receipt && rc->etag[0])
 		json_object_set_new(receipt, "etag", json_string(rc->etag));
-	json_t *d = json_pack("{s:s, s:s, s:s, s:I, s:s, s:o, s:o}", "artifactName", a->name, "targetKind",
-			      p->sink->kind, "destination", rc->destination, "bytes", (json_int_t)rc->bytes, "sha256",
-			      rc->sha256, "receipt", receipt, "provenance", provenance(x->started_id));
+	json_t *d = json_pack("{s:s, s:s, s:o, s:I, s:s, s:o, s:o}", "artifactName", a->name, "targetKind",
+			      p->sink->kind, "destination", event_text(rc->destination), "bytes", (json_int_t)rc->bytes,
+			      "sha256", rc->sha256, "receipt", receipt, "provenance", provenance(x->started_id));
 	if (d && p->target)
 		json_object_set_new(d, "targetName", json_string(p->target->name));
 	log_info("export %s: %lld bytes to %s", a->name, rc->bytes, rc->destination);

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "events/canon.h"
+#include "util/utf8.h"
 
 struct dlq {
 	int dirfd;
@@ -90,11 +91,11 @@ int dlq_put(struct dlq *q, const char *event_id, const char *line, size_t len, c
 	if (name_out)
 		snprintf(name_out, name_size, "%s", name);
 
-	/* json_string refuses invalid UTF-8; our messages are ASCII, but never lose
-	 * the event over its error text. */
-	json_t *msg = json_string(error);
-	if (!msg)
-		msg = json_string("(error message not valid UTF-8)");
+	/* json_string refuses invalid UTF-8; our messages are ASCII but may quote a
+	 * path: never lose the event over its error text (util/utf8.h). */
+	char *text = utf8_repair(error, strlen(error));
+	json_t *msg = text ? json_string(text) : NULL;
+	free(text);
 	char *err_json = msg ? canon_dump(msg, NULL) : NULL;
 	json_decref(msg);
 	if (!err_json)

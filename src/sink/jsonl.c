@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "sink/sink.h"
@@ -63,11 +65,47 @@ static void jsonl_close(struct sink *s)
 	free(j);
 }
 
+/* SPEC §8.4: the workload inherits the supervisor's stdout and stderr, so
+ * events written to the same file would sit among the workload's output (which
+ * can forge events there), and a terminal is no event log. The null device is
+ * the exception: nothing is kept on either side, so nothing can be mixed. */
+static int check_target(int fd, const char *path, struct err *e)
+{
+	if (isatty(fd))
+		return err_set(e, "CELL_OS_JSONL_EVENTS: '%s' is a terminal: give the path of a file for the events",
+			       path);
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return err_sys(e, errno, "CELL_OS_JSONL_EVENTS: '%s'", path);
+	if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3))
+		return 0;
+	static const char *const names[] = {NULL, "stdout", "stderr"};
+	for (int std = STDOUT_FILENO; std <= STDERR_FILENO; std++) {
+		struct stat so;
+		if (fstat(std, &so) == 0 && so.st_dev == st.st_dev && so.st_ino == st.st_ino)
+			return err_set(e,
+				       "CELL_OS_JSONL_EVENTS: '%s' is the supervisor's own %s, where the workload's "
+				       "output goes: give the events a file of their own",
+				       path, names[std]);
+	}
+	return 0;
+}
+
 struct sink *sink_jsonl_open(const char *path, enum fsync_mode fsync, struct err *e)
 {
+	/* Checked before open(), which would create a file named "-". */
+	if (strcmp(path, "-") == 0) {
+		err_set(e, "CELL_OS_JSONL_EVENTS: '-' is not stdout: there is no events-to-stdout mode (stdout is the "
+			   "workload's); give the path of a file");
+		return NULL;
+	}
 	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
 	if (fd < 0) {
 		err_sys(e, errno, "CELL_OS_JSONL_EVENTS: cannot open '%s'", path);
+		return NULL;
+	}
+	if (check_target(fd, path, e) < 0) {
+		close(fd);
 		return NULL;
 	}
 	struct jsonl *j = calloc(1, sizeof *j);

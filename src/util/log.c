@@ -1,9 +1,11 @@
 #include "util/log.h"
 
+#include "util/escape.h"
 #include "util/ids.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 static enum log_level current = LOG_INFO;
@@ -17,19 +19,32 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 {
 	if (lvl > current)
 		return;
-	/* Format into one buffer and write it with one write(2) so concurrent
-	 * supervisors sharing a stderr do not interleave within a line. */
-	char buf[2048];
-	int n = snprintf(buf, sizeof buf, "%s: %s: ", program, names[lvl]);
+	char msg[2048];
 	va_list ap;
 	va_start(ap, fmt);
-	int m = vsnprintf(buf + n, sizeof buf - (size_t)n - 1, fmt, ap);
+	int m = vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	if (m < 0)
 		return;
-	size_t len = (size_t)n + ((size_t)m < sizeof buf - (size_t)n - 1 ? (size_t)m : sizeof buf - (size_t)n - 2);
-	buf[len++] = '\n';
-	ssize_t w = write(STDERR_FILENO, buf, len);
+	size_t len = (size_t)m < sizeof msg ? (size_t)m : sizeof msg - 1;
+	/* A newline that ends the format itself is the end of the line, which is
+	 * written anyway. Any other newline came from an argument and is escaped
+	 * with the rest. */
+	size_t flen = strlen(fmt);
+	if (flen && fmt[flen - 1] == '\n' && len && msg[len - 1] == '\n')
+		len--;
+
+	/* Every control character is escaped, here and only here, whatever it came
+	 * from (a document, a workload, the environment, another program): no
+	 * argument can forge a line or drive the operator's terminal (SPEC §4). The
+	 * line is written with one write(2) so that concurrent supervisors sharing a
+	 * stderr do not interleave within it; it has room for every byte escaped. */
+	char line[64 + 4 * sizeof msg];
+	int n = snprintf(line, 64, "%s: %s: ", program, names[lvl]);
+	size_t pos = n < 0 ? 0 : (size_t)n < 64 ? (size_t)n : 63;
+	pos += escape_controls(line + pos, sizeof line - pos, msg, len);
+	line[pos++] = '\n'; /* over the NUL: escape_controls left room for it */
+	ssize_t w = write(STDERR_FILENO, line, pos);
 	(void)w;
 }
 

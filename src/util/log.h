@@ -1,4 +1,9 @@
-/* Supervisor log on stderr, filtered by CELLOS_LOG. Never pass secret values here. */
+/* Supervisor log on stderr, filtered by CELLOS_LOG. Never pass secret values here.
+ *
+ * One line per call, written with one write(2). Every control character and
+ * ill-formed UTF-8 byte of the formatted message is escaped as \xNN
+ * (util/escape.h), so arguments may carry any text; a newline that ends the
+ * format is the line's own end, not escaped, and not doubled. */
 #ifndef CELLOS_LOG_H
 #define CELLOS_LOG_H
 

@@ -14,6 +14,8 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from conftest import (PY, SUPERVISOR, Running, cellos_cgroups, make_spec, new_dir, ours, prepare, py_argv, run_cell,
                       supervisor_env, unique_id, verify_chain, wait_no_marked)
 
@@ -215,10 +217,9 @@ def test_runsc_missing_is_a_configuration_error():
     assert r.rc == 125 and "no-such-runsc" in r.err and "PATH=" in r.err and not r.events, r
 
 
-def test_a_bundle_runsc_rejects_fails_the_cell_with_runscs_message(no_residue):
-    # A wrapper that spoils the bundle the supervisor wrote (no process.args) and
-    # hands it to the real runsc: runsc's own refusal must reach the event, and the
-    # environment runsc quotes back in it must not carry the secret.
+def spoiling_runsc():
+    """A wrapper that spoils the bundle the supervisor wrote (no process.args) and
+    hands it to the real runsc, which refuses it quoting the process back."""
     wrapper = new_dir("gvwrap") / "runsc"
     wrapper.write_text(f"""#!/bin/sh
 for a in "$@"; do case "$prev" in --bundle) b="$a";; esac; prev="$a"; done
@@ -226,9 +227,15 @@ for a in "$@"; do case "$prev" in --bundle) b="$a";; esac; prev="$a"; done
 exec /usr/bin/runsc "$@"
 """)
     wrapper.chmod(0o755)
+    return wrapper
+
+
+def test_a_bundle_runsc_rejects_fails_the_cell_with_runscs_message(no_residue):
+    # runsc's own refusal must reach the event, and the environment runsc quotes
+    # back in it must not carry the secret.
     secret = unique_id("quoted-secret")
     doc = gv_spec(["/bin/true"], secret_refs=["TOKEN"])
-    r = run_cell(doc, env={**GV, "CELLOS_GVISOR_RUNSC": str(wrapper), "CELLOS_SECRET_TOKEN": secret})
+    r = run_cell(doc, env={**GV, "CELLOS_GVISOR_RUNSC": str(spoiling_runsc()), "CELLOS_SECRET_TOKEN": secret})
     assert r.rc == 125, r
     assert r.types == ["observability.v1.network_policy", "lifecycle.v1.failed"], r.types
     failed = r.event("lifecycle.v1.failed")["data"]
@@ -236,6 +243,21 @@ exec /usr/bin/runsc "$@"
     assert failed["message"].startswith("runsc: ") and "Process.Arg must be defined" in failed["message"], failed
     assert "TOKEN=[redacted]" in failed["message"], failed
     assert secret.encode() not in r.raw, failed
+    no_cell_processes(doc["spec"]["id"])
+
+
+@pytest.mark.parametrize("secret", ["e", "red", "]"])
+def test_short_secrets_in_runscs_message_are_masked_without_overflow(secret, no_residue):
+    # Secrets that occur everywhere, up to the last byte of the message, and in
+    # "[redacted]" itself (the old in-place masking re-matched inside its own mask
+    # and ran off the end of the buffer: ASan's negative-size memmove).
+    doc = gv_spec(["/bin/true"], secret_refs=["TOKEN"])
+    r = run_cell(doc, env={**GV, "CELLOS_GVISOR_RUNSC": str(spoiling_runsc()), "CELLOS_SECRET_TOKEN": secret})
+    assert r.rc == 125, r
+    assert r.types == ["observability.v1.network_policy", "lifecycle.v1.failed"], r.types
+    message = r.event("lifecycle.v1.failed")["data"]["message"]
+    assert "TOKEN=[redacted]" in message, message
+    assert secret not in message.replace("[redacted]", ""), message
     no_cell_processes(doc["spec"]["id"])
 
 

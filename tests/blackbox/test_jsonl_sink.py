@@ -109,3 +109,90 @@ def test_noop_primary_sink_keeps_the_jsonl_mirror():
 def test_no_jsonl_configured_still_runs():
     r = run_cell(make_spec(["/bin/sh", "-c", "exit 6"]), jsonl=False)
     assert r.rc == 6, r
+
+
+# SPEC §8.4: workload output (the workload inherits the supervisor's stdout and
+# stderr) must never sit among the events, and a terminal is no event log.
+
+def assert_refused(r, marker):
+    assert r.rc == 125, r
+    lines = [l for l in r.err.splitlines() if l.strip()]
+    assert len(lines) == 1 and "CELL_OS_JSONL_EVENTS" in lines[0], r.err
+    assert not marker.exists(), "the cell ran although the sink was refused"
+    assert r.out == "", "something was written to stdout"
+
+
+@pytest.mark.parametrize("path", ["/dev/stdout", "/dev/stderr", "/proc/self/fd/1"])
+def test_jsonl_path_that_is_the_supervisors_own_stdout_or_stderr_is_refused(path):
+    marker = new_dir("stdio") / "ran"
+    r = run_cell(make_spec(["/usr/bin/touch", str(marker)]), jsonl=False, env={"CELL_OS_JSONL_EVENTS": path})
+    assert_refused(r, marker)
+
+
+@pytest.mark.parametrize("link", [False, True], ids=["same-name", "hard-link"])
+def test_jsonl_path_that_is_the_same_file_as_redirected_stderr_is_refused(link):
+    d = new_dir("samefile")
+    log = d / "supervisor.log"
+    log.touch()
+    path = log
+    if link:
+        # Another name for the same file: the inode is what counts.
+        path = d / "events.jsonl"
+        os.link(log, path)
+    marker = d / "ran"
+    _, spec_path, _ = prepare(make_spec(["/usr/bin/touch", str(marker)]), jsonl=False)
+    with open(log, "ab") as f:
+        p = subprocess.run([str(SUPERVISOR), str(spec_path)], env=supervisor_env({}, path), stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=f, timeout=30)
+    text = log.read_text()
+    assert p.returncode == 125, text
+    assert len(text.splitlines()) == 1 and "CELL_OS_JSONL_EVENTS" in text, text
+    assert not marker.exists(), "the cell ran although the sink was refused"
+
+
+def test_jsonl_path_that_is_a_terminal_is_refused():
+    master, slave = os.openpty()
+    try:
+        marker = new_dir("pty") / "ran"
+        r = run_cell(make_spec(["/usr/bin/touch", str(marker)]), jsonl=False,
+                     env={"CELL_OS_JSONL_EVENTS": os.ttyname(slave)})
+        assert_refused(r, marker)
+        assert "terminal" in r.err, r.err
+    finally:
+        os.close(slave)
+        os.close(master)
+
+
+def test_dash_is_refused_with_a_hint():
+    marker = new_dir("dash") / "ran"
+    r = run_cell(make_spec(["/usr/bin/touch", str(marker)]), jsonl=False, env={"CELL_OS_JSONL_EVENTS": "-"})
+    assert_refused(r, marker)
+    assert "stdout" in r.err, r.err
+    assert not (r.spec_path.parent / "-").exists(), "a file named '-' was created"
+
+
+def test_dev_null_for_both_the_events_and_stdout_is_accepted():
+    # Nothing is kept on either side, so nothing can be mixed: discarding is fine.
+    _, spec_path, _ = prepare(make_spec(["/usr/bin/true"]), jsonl=False)
+    p = subprocess.run([str(SUPERVISOR), str(spec_path)], env=supervisor_env({}, "/dev/null"),
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30)
+    assert p.returncode == 0, p.stderr
+
+
+@pytest.mark.parametrize("argv", [["/bin/sh", "-c", "echo workload-out; echo workload-err >&2"], ["/no/such"]],
+                         ids=["workload-output", "log-line"])
+@pytest.mark.parametrize("closed", [1, 2], ids=["stdout-closed", "stderr-closed"])
+def test_events_file_stays_clean_when_started_without_stdout_or_stderr(closed, argv):
+    # A closed standard descriptor would be taken by the events file: the log
+    # lines (stderr) or the workload's output would then land among the events.
+    _, spec_path, jsonl = prepare(make_spec(argv))
+    env = supervisor_env({"CELLOS_SUBPROCESS_UNSHARE": "all", "CELLOS_SECCOMP": "baseline"}, jsonl)
+    p = subprocess.run([str(SUPERVISOR), str(spec_path)], env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=30, preexec_fn=lambda: os.close(closed))
+    assert p.returncode == (0 if argv[0] == "/bin/sh" else 127), p
+    lines = jsonl.read_bytes().split(b"\n")
+    assert lines[-1] == b""
+    for line in lines[:-1]:
+        assert line.startswith(b"{"), f"not an event in the events file: {line!r}"
+        json.loads(line)
+    assert json.loads(lines[-2])["type"].endswith("lifecycle.v1.destroyed")
