@@ -25,6 +25,7 @@
 #include <linux/securebits.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -406,11 +407,16 @@ static int stub_create(struct cell *c, struct err *e)
 	char hide_paths[2][PATH_MAX], *hide[3] = {NULL};
 	size_t n_hide = 0;
 	const char *own[] = {c->cfg->jsonl_path, c->cfg->dlq_dir};
-	for (size_t i = 0; i < 2; i++)
-		if (own[i] && realpath(own[i], hide_paths[n_hide])) {
+	/* Only files and directories hold anything: a device (CELL_OS_JSONL_EVENTS
+	 * =/dev/null) stays, or the cell would lose its own /dev/null. */
+	for (size_t i = 0; i < 2; i++) {
+		struct stat st;
+		if (own[i] && realpath(own[i], hide_paths[n_hide]) && stat(hide_paths[n_hide], &st) == 0 &&
+		    (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
 			hide[n_hide] = hide_paths[n_hide];
 			n_hide++;
 		}
+	}
 	struct cellinit_args args = {
 		.hostname = c->spec->id,
 		.workdir = c->spec->working_directory,
