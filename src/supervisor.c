@@ -407,10 +407,10 @@ static void run_workload(struct run *r)
 	struct err e = {0};
 	json_t *d;
 
-	if (r->be->start(&r->cell, &sp, &e) < 0) {
+	bool start_failed = r->be->start(&r->cell, &sp, &e) < 0;
+	if (start_failed) {
 		sp.spawned = false;
 		sp.spawn_errno = EIO;
-		log_error("%s", e.msg);
 	}
 	json_t *argv = json_array();
 	for (size_t i = 0; i < s->argc; i++)
@@ -419,6 +419,9 @@ static void run_workload(struct run *r)
 	if (!sp.spawned) {
 		struct run_status st;
 		r->be->collect(&r->cell, &st);
+		/* The cell is gone: now our lines (SPEC §4). */
+		if (start_failed)
+			log_error("%s", e.msg);
 		r->exit_code = sp.spawn_errno == ENOENT ? 127 : 126;
 		r->status = r->exit_code;
 		r->reason = "spawn_failed";
@@ -442,21 +445,24 @@ static void run_workload(struct run *r)
 	int64_t rd = run_deadline(r, start);
 	int64_t deadline = rd < r->ttl_deadline ? rd : r->ttl_deadline;
 	int w = wait_workload(r, deadline);
-	bool timed_out = false;
-	if (w == 0) {
-		timed_out = true;
+	int64_t waited = mono_ms() - start;
+	bool timed_out = w == 0;
+	if (w == 0)
 		r->reason = rd <= r->ttl_deadline ? "timeout" : "ttl_exceeded";
-		log_error("%s: workload killed after %lld ms", r->reason, (long long)(mono_ms() - start));
-	} else if (w < 0) {
+	else if (w < 0)
 		r->reason = "supervisor_terminated";
-		log_warn("received %s: stopping the cell", strsignal(r->term_sig));
-	}
+	/* Stopped first, then logged (SPEC §4): a write to our stderr may block (a
+	 * terminal the operator stopped), and it must never delay the kill. */
 	if (w <= 0)
 		stop_cell(r, s->graceful_shutdown_seconds * 1000);
 
 	struct run_status st;
 	r->be->collect(&r->cell, &st);
 	int64_t duration = mono_ms() - start;
+	if (w == 0)
+		log_error("%s: workload killed after %lld ms", r->reason, (long long)waited);
+	else if (w < 0)
+		log_warn("received %s: the cell was stopped", strsignal(r->term_sig));
 
 	int term_signal = 0;
 	if (!st.have_status) {
