@@ -307,6 +307,7 @@ static int stub_create(struct cell *c, struct err *e)
 		.cgroup_kill = kill_fd,
 		.supervisor = getpid(),
 		.netns_later = netns_later,
+		.stdio = {c->stdio[0], c->stdio[1]},
 		.argv0_prefixes = c->cfg->argv0_prefixes,
 		.hide = hide,
 		.secrets = c->secrets,
