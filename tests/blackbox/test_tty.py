@@ -8,7 +8,8 @@ terminal (the supervisor relays it). A stdout or stderr that is not a terminal k
 passing through unchanged, byte for byte.
 
 Each test runs with CELLOS_SUBPROCESS_UNSHARE=all and =0 (host mode: no namespaces,
-the most exposed), and once with CELLOS_CELL_BACKEND=gvisor.
+the most exposed); one test covers the gvisor and oci backends. No process of the
+cell (the stub's init, runsc, runc) may hold the terminal at all.
 """
 import hashlib
 import json
@@ -21,8 +22,7 @@ import time
 
 import pytest
 
-from conftest import (PY, SUPERVISOR, make_spec, prepare, py_argv, supervisor_env, unique_id,
-                      wait_no_marked)
+from conftest import SUPERVISOR, make_spec, prepare, py_argv, supervisor_env, unique_id, wait_no_marked
 
 MODES = pytest.mark.parametrize("unshare", ["all", "0"], ids=["unshare-all", "host-mode"])
 RESULT = "TTYPROBE "  # prefix of the workload's result line
@@ -203,6 +203,41 @@ def stub_env(unshare):
     return {"CELLOS_SUBPROCESS_UNSHARE": unshare}
 
 
+def wait_result(run, timeout=10) -> dict:
+    """The workload's result line, as soon as it reaches the terminal."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return run.result()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def terminal_holders(run) -> dict:
+    """pid -> command line of every process holding the run's terminal (its slave
+    side), but the supervisor and this test process."""
+    path = os.ttyname(run.slave)
+    found = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) in (os.getpid(), run.proc.pid):
+            continue
+        try:
+            fds = os.listdir(f"/proc/{name}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{name}/fd/{fd}") == path:
+                    with open(f"/proc/{name}/cmdline", "rb") as f:
+                        found[int(name)] = f.read().replace(b"\0", b" ")[:200]
+                    break
+            except OSError:
+                continue
+    return found
+
+
 def check_not_a_terminal(res):
     for fd in (1, 2):
         assert res[f"isatty{fd}"] is False, res
@@ -211,7 +246,7 @@ def check_not_a_terminal(res):
 
 
 @MODES
-def test_the_workload_sees_pipes_not_the_terminal(unshare):
+def test_the_workload_sees_pipes_not_the_terminal(unshare, no_residue):
     run = PtyRun(make_spec(probe(WHAT)), stub_env(unshare))
     rc, _ = run.wait(30)
     assert rc == 0, run.tty_output
@@ -222,7 +257,7 @@ def test_the_workload_sees_pipes_not_the_terminal(unshare):
 
 
 @MODES
-def test_the_workload_cannot_stop_the_terminal_and_the_ttl_still_fires(unshare):
+def test_the_workload_cannot_stop_the_terminal_and_the_ttl_still_fires(unshare, no_residue):
     mark = unique_id("ttyttl")
     run = PtyRun(make_spec(probe(TAKEOVER, then=SLEEP, mark=mark), ttl=2), stub_env(unshare))
     rc, elapsed = run.wait(20)
@@ -241,7 +276,7 @@ def test_the_workload_cannot_stop_the_terminal_and_the_ttl_still_fires(unshare):
 
 
 @MODES
-def test_output_is_relayed_to_the_terminal(unshare):
+def test_output_is_relayed_to_the_terminal(unshare, no_residue):
     # More than a pipe holds (64 KiB), on both streams, and a last line without a newline.
     code = r"""
 for i in range(3000):
@@ -266,7 +301,7 @@ res.update(isatty1=os.isatty(1), isatty2=os.isatty(2))
 
 
 @MODES
-def test_two_terminals_get_a_pipe_each(unshare):
+def test_two_terminals_get_a_pipe_each(unshare, no_residue):
     # stdout and stderr on different terminals: each stream reaches its own.
     code = r"""
 os.write(1, b"to the first terminal\n")
@@ -285,7 +320,7 @@ res.update(ino1=os.fstat(1).st_ino, ino2=os.fstat(2).st_ino, isatty1=os.isatty(1
 
 
 @MODES
-def test_a_terminal_the_operator_stopped_never_delays_the_kill(unshare):
+def test_a_terminal_the_operator_stopped_never_delays_the_kill(unshare, no_residue):
     # The operator stops the terminal's output (^S) while the workload floods it: the
     # workload is held back, the supervisor is not; the TTL kills the cell on time.
     # Only the supervisor's own last lines wait for the operator (^Q).
@@ -314,7 +349,7 @@ while True:
 
 
 @MODES
-def test_a_pipe_on_stdout_still_passes_through_byte_exact(unshare):
+def test_a_pipe_on_stdout_still_passes_through_byte_exact(unshare, no_residue):
     # stdout a pipe, stderr the terminal: stdout is the supervisor's very pipe (the
     # fast path), 1 MiB of binary data arrives unchanged; stderr is relayed.
     code = r"""
@@ -339,7 +374,7 @@ res.update(ino1=os.fstat(1).st_ino, isatty2=os.isatty(2), sha=hashlib.sha256(dat
 
 
 @MODES
-def test_the_workload_cannot_read_keystrokes(unshare):
+def test_the_workload_cannot_read_keystrokes(unshare, no_residue):
     typed = b"operator-typed-secret\n"
     run = PtyRun(make_spec(probe(READ)), stub_env(unshare), typed=typed)
     rc, _ = run.wait(30)
@@ -352,21 +387,16 @@ def test_the_workload_cannot_read_keystrokes(unshare):
 
 
 @MODES
-def test_the_supervisor_keeps_only_the_read_end(unshare):
-    # While the workload runs, the supervisor holds the read end of the relay pipe
-    # and no write end (or the relay would never see EOF).
+def test_only_the_supervisor_holds_the_terminal_and_only_the_read_end(unshare, no_residue):
+    # While the workload runs, no process of the cell (its init included) holds the
+    # terminal; the supervisor holds the read end of the relay pipe and no write
+    # end (or the relay would never see EOF).
     code = r"""
 res.update(ino1=os.fstat(1).st_ino, ino2=os.fstat(2).st_ino)
 """
     run = PtyRun(make_spec(probe(code, then="time.sleep(3)\n")), stub_env(unshare))
-    deadline = time.monotonic() + 10
-    res = None
-    while time.monotonic() < deadline and res is None:
-        try:
-            res = run.result()
-        except AssertionError:
-            time.sleep(0.05)
-    assert res is not None, run.tty_output
+    res = wait_result(run)
+    holders = terminal_holders(run)
     held = {}
     pid = run.proc.pid
     for fd in os.listdir(f"/proc/{pid}/fd"):
@@ -379,22 +409,30 @@ res.update(ino1=os.fstat(1).st_ino, ino2=os.fstat(2).st_ino)
             held.setdefault(int(link[6:-1]), []).append(flags & 3)
     rc, _ = run.wait(30)
     assert rc == 0, run.tty_output
+    assert not holders, f"processes of the cell hold the terminal: {holders}"
     # One terminal: one pipe for both, so their interleaving is the workload's own.
     assert res["ino1"] == res["ino2"], res
     assert held.get(res["ino1"]) == [os.O_RDONLY], (res, held)
 
 
 @pytest.mark.parametrize("backend", ["gvisor", "oci"])
-def test_runtime_backends_never_share_the_terminal(backend):
-    # The runtime (runsc forwards terminal ioctls to the host fd; runc) gets the
-    # pipes: (1) pipes, not the terminal; (2) take-over attempts fail and the TTL
-    # fires; (3) the output is relayed; (4) no keystrokes.
+def test_runtime_backends_never_share_the_terminal(backend, no_residue):
+    # The runtime gets the relay pipes, never the terminal: runsc forwards terminal
+    # ioctls to the host fd; runc, without a terminal in config.json, makes pipes of
+    # its own for the container but still held the operator's terminal itself.
+    # (1) pipes, not the terminal, and no process of the cell holds it; (2) take-over
+    # attempts fail and the TTL fires; (3) the output is relayed; (4) no keystrokes.
     gv = {"CELLOS_CELL_BACKEND": backend}
     mark = unique_id("gvtty")
     cid = unique_id("gv")
     stdout_line = 'os.write(1, b"relayed from stdout\\n")\n'
     run = PtyRun(make_spec(probe(WHAT, READ, stdout_line, TAKEOVER, then=SLEEP, mark=mark), id=cid, ttl=3), gv,
                  typed=b"operator-typed-secret\n")
+    try:
+        wait_result(run)
+        holders = terminal_holders(run)
+    except AssertionError:
+        holders = None  # told by the assertions below
     rc, elapsed = run.wait(30)
     assert rc == 124, run.tty_output
     assert elapsed < 15, elapsed
@@ -408,5 +446,6 @@ def test_runtime_backends_never_share_the_terminal(backend):
     assert run.termios_after == run.termios_before
     assert b"ttl_exceeded" in run.tty_output, run.tty_output
     assert b"relayed from stdout" in run.tty_output, run.tty_output
+    assert holders == {}, f"processes of the cell hold the terminal: {holders}"
     left, _ = wait_no_marked(cid, 5)
     assert not left, left
