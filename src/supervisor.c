@@ -20,6 +20,7 @@
 #include "secrets/broker.h"
 #include "util/ids.h"
 #include "util/log.h"
+#include "util/stdio_relay.h"
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -45,6 +46,7 @@ struct run {
 	struct runuid uid;             /* the run's own host uid (SPEC §3), fd -1 when fixed */
 	struct cell cell;
 	bool created;
+	struct stdio_relay relay;      /* the workload's stdout/stderr where ours are a terminal */
 
 	/* Outcome. */
 	bool ran;                      /* command.completed was emitted */
@@ -370,7 +372,8 @@ static int64_t run_deadline(struct run *r, int64_t start)
 	return t ? start + t : INT64_MAX;
 }
 
-/* Wait until the workload's main process ends, or `deadline`, or a signal.
+/* Wait until the workload's main process ends, or `deadline`, or a signal,
+ * relaying its output meanwhile where our stdout/stderr are a terminal.
  * Returns 1 when it ended, 0 on deadline, -1 on SIGTERM/SIGINT. */
 static int wait_workload(struct run *r, int64_t deadline)
 {
@@ -380,10 +383,14 @@ static int wait_workload(struct run *r, int64_t deadline)
 		if (now >= deadline)
 			return 0;
 		int64_t left = deadline - now;
-		struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = r->sigfd, .events = POLLIN}};
-		int n = poll(p, 2, left > 60000 ? 60000 : (int)left);
+		struct pollfd p[2 + STDIO_RELAY_POLLFDS] = {{.fd = fd, .events = POLLIN},
+							    {.fd = r->sigfd, .events = POLLIN}};
+		stdio_relay_pollfds(&r->relay, p + 2);
+		int n = poll(p, 2 + STDIO_RELAY_POLLFDS, left > 60000 ? 60000 : (int)left);
 		if (n < 0 && errno != EINTR)
 			return 0;
+		if (n > 0)
+			stdio_relay_pump(&r->relay, p + 2);
 		if (n > 0 && p[0].revents)
 			return 1;
 		if (n > 0 && p[1].revents && read_signal(r))
@@ -422,10 +429,10 @@ static void run_workload(struct run *r)
 	struct err e = {0};
 	json_t *d;
 
-	if (r->be->start(&r->cell, &sp, &e) < 0) {
+	bool start_failed = r->be->start(&r->cell, &sp, &e) < 0;
+	if (start_failed) {
 		sp.spawned = false;
 		sp.spawn_errno = EIO;
-		log_error("%s", e.msg);
 	}
 	json_t *argv = json_array();
 	for (size_t i = 0; i < s->argc; i++)
@@ -434,6 +441,10 @@ static void run_workload(struct run *r)
 	if (!sp.spawned) {
 		struct run_status st;
 		r->be->collect(&r->cell, &st);
+		/* The cell is gone: now its output, then our lines (SPEC §4). */
+		stdio_relay_drain(&r->relay);
+		if (start_failed)
+			log_error("%s", e.msg);
 		r->exit_code = sp.spawn_errno == ENOENT ? 127 : 126;
 		r->status = r->exit_code;
 		r->reason = "spawn_failed";
@@ -459,21 +470,26 @@ static void run_workload(struct run *r)
 	int64_t rd = run_deadline(r, start);
 	int64_t deadline = rd < r->ttl_deadline ? rd : r->ttl_deadline;
 	int w = wait_workload(r, deadline);
-	bool timed_out = false;
-	if (w == 0) {
-		timed_out = true;
+	int64_t waited = mono_ms() - start;
+	bool timed_out = w == 0;
+	if (w == 0)
 		r->reason = rd <= r->ttl_deadline ? "timeout" : "ttl_exceeded";
-		log_error("%s: workload killed after %lld ms", r->reason, (long long)(mono_ms() - start));
-	} else if (w < 0) {
+	else if (w < 0)
 		r->reason = "supervisor_terminated";
-		log_warn("received %s: stopping the cell", strsignal(r->term_sig));
-	}
+	/* Stopped first, then logged (SPEC §4): a write to our stderr may block (a
+	 * terminal the operator stopped), and it must never delay the kill. */
 	if (w <= 0)
 		stop_cell(r, s->graceful_shutdown_seconds * 1000);
 
 	struct run_status st;
 	r->be->collect(&r->cell, &st);
 	int64_t duration = mono_ms() - start;
+	/* Every process of the cell is gone: what it wrote comes before our verdict. */
+	stdio_relay_drain(&r->relay);
+	if (w == 0)
+		log_error("%s: workload killed after %lld ms", r->reason, (long long)waited);
+	else if (w < 0)
+		log_warn("received %s: the cell was stopped", strsignal(r->term_sig));
 
 	int term_signal = 0;
 	if (!st.have_status) {
@@ -615,6 +631,7 @@ int supervisor_run(const struct config *cfg, const struct spec *spec, struct eve
 	}
 	struct run r = {.cfg = cfg, .spec = spec, .es = es, .be = backend_for(cfg), .sigfd = sigfd,
 			.uid = {.fd = -1}};
+	stdio_relay_init(&r.relay);
 	r.t0 = mono_ms();
 	r.step_us = mono_us();
 	r.ttl_deadline = r.t0 + spec->ttl_seconds * 1000;
@@ -661,9 +678,15 @@ int supervisor_run(const struct config *cfg, const struct spec *spec, struct eve
 		status = fail_before_start(&r, "create", "backend_failed", e.msg);
 		goto out;
 	}
+	/* SPEC §6.1: where our stdout/stderr are a terminal, the cell gets pipes. */
+	if (stdio_relay_open(&r.relay, &e) < 0) {
+		status = fail_before_start(&r, "create", "backend_failed", e.msg);
+		goto out;
+	}
 	r.cell = (struct cell){.cfg = cfg, .spec = spec, .envp = r.envp, .path = env_path(r.envp),
 			       .egress = r.egress, .n_egress = r.n_egress, .ns = cfg->ns,
 			       .uid = (uid_t)r.uid.uid, .gid = (gid_t)(cfg->fixed_uid ? cfg->fixed_gid : r.uid.uid),
+			       .stdio = {r.relay.cell[0], r.relay.cell[1]},
 			       .secrets = spec->delivery == DELIVERY_FILE ? &r.secrets : NULL};
 	snprintf(r.cell.name, sizeof r.cell.name, "cellos-%s-%.8s", spec->id, r.run_id);
 	cgroup_limits_resolve(&r.cell.limits, spec->memory_max_bytes, spec->cpu_quota_micros, spec->cpu_period_micros,
@@ -672,7 +695,12 @@ int supervisor_run(const struct config *cfg, const struct spec *spec, struct eve
 		log_warn("%s: a CPU quota under %lld µs is raised to %lld µs (the kernel's minimum)",
 			 r.cell.limits.cpu_from_env ? "CELLOS_CGROUP_CPU_MAX" : "run.limits.cpuMax.quotaMicros",
 			 CG_CPU_QUOTA_MIN, CG_CPU_QUOTA_MIN);
-	if (r.be->create(&r.cell, &e) < 0) {
+	int created = r.be->create(&r.cell, &e);
+	/* The cell has its copies now (or none, having failed): the relay sees EOF
+	 * once the last of them is gone. */
+	stdio_relay_close_cell_ends(&r.relay);
+	if (created < 0) {
+		stdio_relay_drain(&r.relay); /* e.g. what the runtime said, before our line */
 		status = fail_before_start(&r, "create", r.cell.fail_reason ? r.cell.fail_reason : "backend_failed", e.msg);
 		goto out;
 	}
@@ -717,6 +745,7 @@ out:
 	if (r.created)
 		r.be->destroy(&r.cell);
 	runuid_release(&r.uid);
+	stdio_relay_close(&r.relay);
 	secrets_revoke(&r.secrets);
 	for (size_t i = 0; i < pool.n; i++)
 		free(pool.s[i]);

@@ -31,6 +31,7 @@
 #include "util/ids.h"
 #include "util/log.h"
 #include "util/scrub.h"
+#include "util/stdio_relay.h"
 
 #define TOOL_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 /* Bounds of the runtime's own commands (kill, delete) and of a graceful exit. */
@@ -532,6 +533,10 @@ static _Noreturn void child_main(const struct child_args *a, pid_t parent)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
+	/* SPEC §6.1: the runtime (runsc forwards terminal ioctls to the host fd) never
+	 * gets the operator's terminal; where ours is one, it gets the relay pipes. */
+	if (stdio_relay_install(o->cell->stdio) < 0)
+		child_fail(sync, errno, "the workload's stdout/stderr");
 
 	if (unshare(CLONE_NEWNS) < 0)
 		child_fail(sync, errno, "unshare(CLONE_NEWNS)");

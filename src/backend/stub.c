@@ -430,6 +430,7 @@ static int stub_create(struct cell *c, struct err *e)
 		.supervisor = getpid(),
 		.uid = c->uid,
 		.gid = c->gid,
+		.stdio = {c->stdio[0], c->stdio[1]},
 		.argv0_prefixes = c->cfg->argv0_prefixes,
 		.hide = hide,
 		.secrets = c->secrets,

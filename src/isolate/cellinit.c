@@ -25,6 +25,7 @@
 #include "isolate/seccomp.h"
 #include "util/ids.h"
 #include "util/log.h"
+#include "util/stdio_relay.h"
 
 static void send_msg(int fd, char tag, const void *body, size_t len)
 {
@@ -384,6 +385,10 @@ _Noreturn void cellinit_main(const struct cellinit_args *a)
 	if (!pid1)
 		prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 
+	/* SPEC §6.1: the cell never holds the operator's terminal, not even its init;
+	 * where ours is one, its stdout/stderr are the supervisor's relay pipes. */
+	if (stdio_relay_install(a->stdio) < 0)
+		_exit(125);
 	int keep[] = {a->ctl, a->report, a->cgroup_kill};
 	close_fds_except(keep, a->cgroup_kill >= 0 ? 3 : 2);
 	/* A session of our own: the cell loses the operator's controlling terminal,

@@ -44,6 +44,7 @@ struct cellinit_args {
 	uid_t uid;                 /* the run's own host identity: without a user namespace */
 	gid_t gid;                 /* the init and the workload become it (never host root) */
 	bool netns_later;          /* the supervisor sends the cell's netns ('N' + fd) during setup */
+	int stdio[2];              /* the cell's fds 1 and 2: a relay pipe, or -1: ours (struct cell) */
 	/* Containment (isolate/mount.h, caps.h, seccomp.h, argv0.h). */
 	char *const *argv0_prefixes;          /* NULL: any program */
 	char *const *hide;                    /* host paths to mask in the cell's root, or NULL */
