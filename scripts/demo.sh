@@ -9,10 +9,9 @@ work=$(mktemp -d /tmp/cellos-demo.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 ./build/cellctl keygen --kid demo > "$work/key.txt"
 sed -n 2p "$work/key.txt" > "$work/keys.json"
-echo "== running examples/hello.json (CELLOS_SUBPROCESS_UNSHARE=all, seccomp baseline, signed events)"
+echo "== running examples/hello.json (the default cell: every namespace incl. user, seccomp baseline, its own uid; signed events)"
 status=0
-CELLOS_SUBPROCESS_UNSHARE=all CELLOS_SECCOMP=baseline \
-	CELLOS_EVENT_SIGNING=ed25519 CELLOS_EVENT_SIGNING_KID=demo \
+CELLOS_EVENT_SIGNING=ed25519 CELLOS_EVENT_SIGNING_KID=demo \
 	CELLOS_EVENT_SIGNING_KEY_BASE64="$(sed -n 1p "$work/key.txt")" \
 	CELL_OS_JSONL_EVENTS="$work/events.jsonl" CELLOS_SECRET_DEMO_TOKEN=s3cr3t \
 	./build/cellos-supervisor examples/hello.json || status=$?
