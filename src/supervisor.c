@@ -277,7 +277,8 @@ static void emit_started(struct run *r, char started_id[37])
 		if (r->cfg->ns & names[i].bit)
 			json_array_append_new(ns, json_string(names[i].name));
 	json_t *iso = json_pack("{s:o, s:o, s:s}", "namespaces", ns, "cgroup",
-				r->cell.cgroup[0] ? json_string(r->cell.cgroup) : json_null(), "seccomp", r->cfg->seccomp);
+				r->cell.cgroup[0] ? json_string(r->cell.cgroup) : json_null(), "seccomp",
+				r->cell.seccomp ? r->cell.seccomp : r->cfg->seccomp);
 	json_t *limits = limits_json(&r->cell);
 	if (limits)
 		json_object_set_new(iso, "limits", limits);
