@@ -14,6 +14,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include "backend/oci_seccomp.h"
 #include "isolate/cgroup.h"
 #include "isolate/runuid.h"
 #include "isolate/seccomp.h"
@@ -336,9 +337,22 @@ static int load_oci(struct config *cfg, struct err *e)
 {
 	const char *v;
 	cfg->ns = NS_NET | NS_MNT | NS_PID | NS_IPC | NS_UTS;
-	if (strcmp(cfg->seccomp, "off") != 0)
-		return err_set(e, "CELLOS_SECCOMP: not supported with CELLOS_CELL_BACKEND=%s in this build (only off)",
-			       config_backend_name(cfg->backend));
+	/* The filter goes into the bundle as linux.seccomp, in the runtime's dialect:
+	 * a rule it cannot enforce as written is refused here, before anything is
+	 * created. The baseline always translates, so the default never refuses. */
+	cfg->seccomp_explicit = env("CELLOS_SECCOMP") != NULL;
+	if (cfg->seccomp_policy) {
+		enum oci_seccomp_dialect d = cfg->backend == BACKEND_GVISOR ? OCI_SECCOMP_RUNSC : OCI_SECCOMP_LIBSECCOMP;
+		json_t *sc = oci_seccomp_json(cfg->seccomp_policy, d, e);
+		if (!sc) {
+			/* "CELLOS_SECCOMP: <file> line N: ...", as for a rule that does not parse. */
+			char why[ERR_MSG_MAX];
+			snprintf(why, sizeof why, "%s", e->msg);
+			const char *file = env("CELLOS_SECCOMP");
+			return err_set(e, "CELLOS_SECCOMP: %s %s", file ? file : "baseline", why);
+		}
+		json_decref(sc);
+	}
 	if (cfg->backend == BACKEND_OCI) {
 		/* runc by default: crun (1.8) refuses hybrid cgroup hosts outright. */
 		v = env("CELLOS_OCI_RUNTIME");

@@ -291,7 +291,7 @@ static void emit_started(struct run *r, char started_id[37])
 			json_array_append_new(ns, json_string(names[i].name));
 	json_t *iso = json_pack("{s:o, s:o, s:o}", "namespaces", ns, "cgroup",
 				r->cell.cgroup[0] ? event_text(r->cell.cgroup) : json_null(), "seccomp",
-				event_text(r->cfg->seccomp));
+				event_text(r->cell.seccomp ? r->cell.seccomp : r->cfg->seccomp));
 	/* (ext) The workload's host identity, for an auditor matching host records. */
 	json_object_set_new(iso, "hostUid", json_integer((json_int_t)r->cell.uid));
 	json_t *limits = limits_json(&r->cell);

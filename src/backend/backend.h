@@ -40,6 +40,8 @@ struct cell {
 	const char *fail_reason;        /* lifecycle.v1.failed reason when create fails, NULL: backend_failed */
 	char limits_error[512];         /* why not, when not */
 	const struct secrets *secrets;  /* secretDelivery "file": for the cell's secrets dir, else NULL */
+	const char *seccomp;            /* the filter in force as reported, when it is not cfg->seccomp
+	                                 * (a runtime that cannot install the default): NULL */
 	void *priv;                     /* backend state */
 };
 

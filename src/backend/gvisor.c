@@ -8,9 +8,12 @@
  * from 2023 on; kvm is never guessed: with /dev/kvm present but no usable
  * virtualisation it hangs instead of failing). The answer is cached in
  * /run/cellos/gvisor/.platform for this runsc binary (device, inode, size,
- * mtime): the trial costs a sandbox boot, the cache one stat. */
+ * mtime): the trial costs a sandbox boot, the cache one stat.
+ *
+ * The workload's system-call filter (CELLOS_SECCOMP) goes into the bundle as
+ * linux.seccomp in runsc's dialect (backend/oci_seccomp.h) and is enforced by
+ * gVisor's Sentry on the workload's calls, given --oci-seccomp. */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -24,44 +27,6 @@
 #define GVISOR_DIR "/run/cellos/gvisor"
 #define PLATFORM_CACHE GVISOR_DIR "/.platform"
 #define PROBE_TIMEOUT_MS 10000
-
-static void binary_key(const struct stat *st, char *key, size_t size)
-{
-	snprintf(key, size, "%llu %llu %lld %lld.%09ld", (unsigned long long)st->st_dev, (unsigned long long)st->st_ino,
-		 (long long)st->st_size, (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
-}
-
-static bool cached_platform(const char *key, char *out, size_t size)
-{
-	char buf[256];
-	int fd = open(PLATFORM_CACHE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	size_t klen = strlen(key);
-	if (strncmp(buf, key, klen) != 0 || buf[klen] != ' ')
-		return false;
-	snprintf(out, size, "%.*s", (int)strcspn(buf + klen + 1, "\n"), buf + klen + 1);
-	return out[0] != '\0';
-}
-
-static void cache_platform(const char *key, const char *platform)
-{
-	char tmp[64], line[256];
-	snprintf(tmp, sizeof tmp, PLATFORM_CACHE ".%d", (int)getpid());
-	int n = snprintf(line, sizeof line, "%s %s\n", key, platform);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return;
-	bool ok = write(fd, line, (size_t)n) == n;
-	close(fd);
-	if (!ok || rename(tmp, PLATFORM_CACHE) < 0)
-		unlink(tmp);
-}
 
 /* One trial: `runsc --platform=P --network=none do /bin/true`, its temporary
  * bundle and state in a directory of ours that goes away afterwards. runsc's
@@ -95,9 +60,7 @@ static int detect_platform(const char *runsc, char *out, size_t size, struct err
 	struct stat st;
 	if (stat(runsc, &st) < 0)
 		return err_sys(e, errno, "CELLOS_GVISOR_RUNSC: %s", runsc);
-	char key[128];
-	binary_key(&st, key, sizeof key);
-	if (cached_platform(key, out, size))
+	if (oci_run_cache_get(PLATFORM_CACHE, runsc, out, size))
 		return 0;
 	static const char *const candidates[] = {"systrap", "ptrace"};
 	char tried[ERR_MSG_MAX - 200] = "";
@@ -106,7 +69,7 @@ static int detect_platform(const char *runsc, char *out, size_t size, struct err
 		char msg[256];
 		if (probe(runsc, candidates[i], msg, sizeof msg) == 0) {
 			log_debug("gvisor: platform %s works with %s", candidates[i], runsc);
-			cache_platform(key, candidates[i]);
+			oci_run_cache_put(PLATFORM_CACHE, runsc, candidates[i]);
 			snprintf(out, size, "%s", candidates[i]);
 			return 0;
 		}
@@ -140,12 +103,20 @@ static int gvisor_create(struct cell *c, struct err *e)
 		 * /<id> of every hierarchy (left behind when it is killed) and count
 		 * a pids limit against its own threads. The cell's leaves hold runsc
 		 * and all it starts, and carry the limits. */
-		.global = {"--network=none", "--ignore-cgroups", platform_opt, NULL},
+		.global = {"--network=none", "--ignore-cgroups", platform_opt, NULL /* --oci-seccomp */, NULL},
 		.log_opt = "--log-fd=3",
 		.log_format_json = true,
 		.pids_as_rlimit = true,
 		.rootfs = cfg->gvisor_rootfs[0] ? cfg->gvisor_rootfs : NULL,
+		.seccomp_dialect = OCI_SECCOMP_RUNSC,
 	};
+	/* runsc ignores linux.seccomp unless given --oci-seccomp; a runsc without the
+	 * flag (an old one) refuses it as unknown, which is the probe. */
+	const char *probe[] = {cfg->oci_runtime_path, "--oci-seccomp", "--version", NULL};
+	if (oci_run_seccomp(c, &rt, probe, NULL, e) < 0)
+		return -1;
+	if (rt.seccomp)
+		rt.global[3] = "--oci-seccomp";
 	return oci_run_create(c, &rt, e);
 }
 

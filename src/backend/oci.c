@@ -2,7 +2,8 @@
  * (CELLOS_OCI_RUNTIME), from the same bundle and machinery as gvisor
  * (backend/oci_run.h). The workload runs on the host kernel in its own pid,
  * network (loopback only), ipc, uts and mount namespaces, without capabilities,
- * in the cell's cgroup leaves. */
+ * in the cell's cgroup leaves, under the workload's system-call filter
+ * (linux.seccomp, installed by the runtime right before it execs the workload). */
 #include <string.h>
 
 #include "backend/oci_run.h"
@@ -26,7 +27,13 @@ static int oci_create(struct cell *c, struct err *e)
 		.pids_as_rlimit = false,
 		.runtime_limits = !crun,
 		.map_user = true,
+		.seccomp_dialect = OCI_SECCOMP_LIBSECCOMP,
 	};
+	/* Both install linux.seccomp through libseccomp, when built with it: their
+	 * --version says so (runc: a "libseccomp: X" line; crun: "+SECCOMP"). */
+	const char *probe[] = {path, "--version", NULL};
+	if (oci_run_seccomp(c, &rt, probe, crun ? "+SECCOMP" : "libseccomp:", e) < 0)
+		return -1;
 	return oci_run_create(c, &rt, e);
 }
 

@@ -129,15 +129,26 @@ json_t *oci_bundle_config(const struct oci_bundle_args *a, struct err *e)
 		return err_set(e, "OCI bundle: root %s and cwd %s must be absolute", a->root, a->cwd), NULL;
 	char hostname[HOSTNAME_MAX + 1];
 	snprintf(hostname, sizeof hostname, "%s", a->cell->spec->id);
+	/* First, for its own message: config.c has already refused a filter the
+	 * runtime cannot enforce, so this fails only for want of memory. */
+	json_t *seccomp = NULL;
+	if (a->seccomp && !(seccomp = oci_seccomp_json(a->seccomp, a->seccomp_dialect, e)))
+		return err_prefix(e, "OCI bundle: CELLOS_SECCOMP"), NULL;
 
 	json_t *doc = json_pack("{s:s, s:o, s:{s:s, s:b}, s:s, s:o, s:o}", "ociVersion", OCI_VERSION, "process",
 				process(a), "root", "path", a->root, "readonly", 1, "hostname", hostname, "mounts",
 				mounts(a), "linux", linux_section(a));
 	/* json_pack fails as a whole on any NULL member ("o" of NULL), so a NULL
 	 * here covers every allocation above. */
-	if (!doc)
+	if (!doc) {
+		json_decref(seccomp);
 		return err_set(e, "OCI bundle: cannot build config.json (out of memory, or a string that is not UTF-8)"),
 		       NULL;
+	}
+	if (seccomp && json_object_set_new(json_object_get(doc, "linux"), "seccomp", seccomp) < 0) {
+		json_decref(doc);
+		return err_set(e, "OCI bundle: cannot build linux.seccomp of config.json"), NULL;
+	}
 	if (a->prestart || a->poststart) {
 		json_t *hooks = json_object();
 		/* The supervisor relies on its hooks: a document without them is no document. */

@@ -13,7 +13,8 @@
  *   linux     pid, network, ipc, uts and mount namespaces (and user, mapping the
  *             container's root to the run's uid, when asked), run.limits as
  *             linux.resources (applied by a runtime given `cgroups_path`), the
- *             usual masked and read-only /proc paths;
+ *             usual masked and read-only /proc paths, the workload's system-call
+ *             filter as linux.seccomp (backend/oci_seccomp.h);
  *   hooks     the caller's prestart / poststart hooks (how the supervisor learns
  *             when the container exists and when the workload runs). */
 #ifndef CELLOS_OCI_BUNDLE_H
@@ -22,6 +23,7 @@
 #include <jansson.h>
 
 #include "backend/backend.h"
+#include "backend/oci_seccomp.h"
 
 /* A hook: argv[0] is the absolute path of the program. */
 struct oci_hook {
@@ -39,6 +41,8 @@ struct oci_bundle_args {
 	const struct oci_hook *prestart;  /* NULL: none */
 	const struct oci_hook *poststart; /* NULL: none */
 	bool map_user;                  /* a user namespace: root of the container = cell->uid/gid */
+	const struct seccomp_policy *seccomp; /* linux.seccomp; NULL: none */
+	enum oci_seccomp_dialect seccomp_dialect;
 };
 
 /* The config.json document (new reference), or NULL with e set. */

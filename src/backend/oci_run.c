@@ -298,22 +298,118 @@ static int tool_in(int mntns, const char *path, const char *const *argv, const c
 	if (msg && size) {
 		ssize_t n = pread(out, msg, size - 1, 0);
 		msg[n > 0 ? n : 0] = '\0';
-		/* One line for messages: the last non-empty one. */
-		size_t len = strlen(msg);
-		while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
-			msg[--len] = '\0';
-		char *nl = strrchr(msg, '\n');
-		if (nl)
-			memmove(msg, nl + 1, strlen(nl + 1) + 1);
 	}
 	close(out);
 	return rc;
 }
 
+/* One line for messages: the last non-empty one. */
+static void last_line(char *msg)
+{
+	if (!msg)
+		return;
+	size_t len = strlen(msg);
+	while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+		msg[--len] = '\0';
+	char *nl = strrchr(msg, '\n');
+	if (nl)
+		memmove(msg, nl + 1, strlen(nl + 1) + 1);
+}
+
 int oci_run_tool(const char *path, const char *const *args, const char *const *env, int timeout_ms, char *msg,
 		 size_t size)
 {
-	return tool_in(-1, path, args, env, timeout_ms, msg, size);
+	int rc = tool_in(-1, path, args, env, timeout_ms, msg, size);
+	if (size)
+		last_line(msg);
+	return rc;
+}
+
+/* ---- facts about a runtime binary, cached ---- */
+
+static bool binary_key(const char *binary, char *key, size_t size)
+{
+	struct stat st;
+	if (stat(binary, &st) < 0)
+		return false;
+	snprintf(key, size, "%llu %llu %lld %lld.%09ld", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+		 (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+	return true;
+}
+
+bool oci_run_cache_get(const char *cache, const char *binary, char *value, size_t size)
+{
+	char key[128], buf[256];
+	if (!binary_key(binary, key, sizeof key))
+		return false;
+	int fd = open(cache, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	size_t klen = strlen(key);
+	if (strncmp(buf, key, klen) != 0 || buf[klen] != ' ')
+		return false;
+	snprintf(value, size, "%.*s", (int)strcspn(buf + klen + 1, "\n"), buf + klen + 1);
+	return value[0] != '\0';
+}
+
+void oci_run_cache_put(const char *cache, const char *binary, const char *value)
+{
+	char key[128], tmp[PATH_MAX], line[256];
+	if (!binary_key(binary, key, sizeof key))
+		return;
+	snprintf(tmp, sizeof tmp, "%s.%d", cache, (int)getpid());
+	int n = snprintf(line, sizeof line, "%s %s\n", key, value);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	bool ok = write(fd, line, (size_t)n) == n;
+	close(fd);
+	/* rename: a concurrent reader sees the old line or the new one, never half. */
+	if (!ok || rename(tmp, cache) < 0)
+		unlink(tmp);
+}
+
+/* ---- the workload's system-call filter ---- */
+
+int oci_run_seccomp(struct cell *c, struct oci_runtime *rt, const char *const *probe, const char *want, struct err *e)
+{
+	rt->seccomp = c->cfg->seccomp_policy;
+	if (!rt->seccomp)
+		return 0;
+	char base[PATH_MAX], cache[PATH_MAX + 16], answer[8];
+	snprintf(base, sizeof base, "/run/cellos/%s", rt->kind);
+	snprintf(cache, sizeof cache, "%s/.seccomp", base);
+	if (mkdir_p(base, 0700) < 0)
+		return err_sys(e, errno, "%s", base);
+	if (!oci_run_cache_get(cache, rt->path, answer, sizeof answer)) {
+		char out[1024];
+		int rc = tool_in(-1, rt->path, probe, NULL, CMD_TIMEOUT_MS, out, sizeof out);
+		/* A probe that could not run or did not end tells nothing: the runtime
+		 * gets the filter and speaks for itself; the next cell asks again. */
+		if (rc < 0 || rc > 128)
+			return 0;
+		snprintf(answer, sizeof answer, "%s", rc == 0 && (!want || strstr(out, want)) ? "yes" : "no");
+		oci_run_cache_put(cache, rt->path, answer);
+	}
+	if (strcmp(answer, "yes") == 0)
+		return 0;
+	const char *why = rt->seccomp_dialect == OCI_SECCOMP_RUNSC ? "no --oci-seccomp" : "built without libseccomp";
+	/* The hardened profile requires a filter (SPEC §7). */
+	if (c->cfg->seccomp_explicit || c->cfg->hardened)
+		return err_set(e, "CELLOS_SECCOMP: %s cannot install a system-call filter (%s): set CELLOS_SECCOMP=off, "
+				  "or use a runtime that can",
+			       rt->path, why);
+	/* Otherwise the default never refuses a cell (SPEC §3): it runs unfiltered, and says so. */
+	log_warn("%s cannot install a system-call filter (%s): the cell runs without one (CELLOS_SECCOMP unset)",
+		 rt->path, why);
+	rt->seccomp = NULL;
+	c->seccomp = "off";
+	return 0;
 }
 
 /* `<runtime> <global> --root <state> <args...>` in the runtime's mount namespace. */
@@ -332,7 +428,10 @@ static int runtime_cmd(struct ocirt *o, const char *const *args, char *msg, size
 	for (size_t i = 0; args[i] && n < 31; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
-	return tool_in(o->mntns, o->rt.path, argv, NULL, CMD_TIMEOUT_MS, msg, size);
+	int rc = tool_in(o->mntns, o->rt.path, argv, NULL, CMD_TIMEOUT_MS, msg, size);
+	if (size)
+		last_line(msg);
+	return rc;
 }
 
 /* ---- the runtime's `run` process ---- */
@@ -769,7 +868,9 @@ int oci_run_create(struct cell *c, const struct oci_runtime *rt, struct err *e)
 		memset(&lim, 0, sizeof lim);
 	struct oci_bundle_args ba = {.cell = c, .root = root, .cwd = cwd, .prestart = &gate, .poststart = &started,
 				     .pids_rlimit = rt->pids_as_rlimit ? c->limits.pids_max : 0,
-				     .map_user = rt->map_user};
+				     .map_user = rt->map_user,
+				     .seccomp = rt->seccomp, .seccomp_dialect = rt->seccomp_dialect};
+
 	config = oci_bundle_text(&ba, e);
 	if (!config)
 		goto fail;

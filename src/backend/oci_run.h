@@ -25,6 +25,7 @@
 #define CELLOS_OCI_RUN_H
 
 #include "backend/backend.h"
+#include "backend/oci_seccomp.h"
 
 #define OCI_RUN_MAX_GLOBAL 8
 
@@ -49,6 +50,10 @@ struct oci_runtime {
 	 * the container's root to the run's own uid, so it is never host root
 	 * (SPEC §3). gVisor's workload is no host process at all. */
 	bool map_user;
+	/* The workload's system-call filter, written into the bundle as linux.seccomp
+	 * in this runtime's dialect; NULL: none. */
+	const struct seccomp_policy *seccomp;
+	enum oci_seccomp_dialect seccomp_dialect;
 };
 
 /* The backend operations, parameterised by the runtime create() was given. */
@@ -66,6 +71,22 @@ void oci_run_destroy(struct cell *c);
  * Extra environment `env` (NULL-terminated, may be NULL) replaces ours. */
 int oci_run_tool(const char *path, const char *const *args, const char *const *env, int timeout_ms, char *msg,
 		 size_t size);
+
+/* A fact about a runtime binary that costs a process (or a sandbox boot) to learn,
+ * remembered in the file `cache` for as long as the binary is the same file
+ * (device, inode, size, mtime): one stat per cell instead. get: false when there
+ * is no answer for this binary. */
+bool oci_run_cache_get(const char *cache, const char *binary, char *value, size_t size);
+void oci_run_cache_put(const char *cache, const char *binary, const char *value);
+
+/* The workload's filter for this runtime (rt->seccomp; rt->kind, path and
+ * seccomp_dialect set): CELLOS_SECCOMP's policy, if the runtime can install it.
+ * Whether it can: `probe` (argv, NULL-terminated) exits 0 and, unless `want` is
+ * NULL, prints `want`; cached in /run/cellos/<kind>/.seccomp. When it cannot, an
+ * explicit CELLOS_SECCOMP (or the hardened profile) is an error, and the default
+ * runs the cell without a filter, with a warning and c->seccomp "off" (the default
+ * never refuses). */
+int oci_run_seccomp(struct cell *c, struct oci_runtime *rt, const char *const *probe, const char *want, struct err *e);
 
 /* Remove a directory tree without following symlinks (no-op when absent). */
 int oci_run_rmtree(const char *path);

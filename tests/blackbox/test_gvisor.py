@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from cellprobe import NR, probe
 from conftest import (PY, SUPERVISOR, Running, cellos_cgroups, make_spec, new_dir, ours, prepare, py_argv, run_cell,
                       supervisor_env, unique_id, verify_chain, wait_no_marked)
 
@@ -38,7 +39,8 @@ def no_cell_processes(cell_id, timeout=5.0):
 
 def test_the_workload_runs_on_gvisors_kernel_with_the_gvisor_events(no_residue):
     doc = gv_spec(sh("uname -r; uname -n; dmesg | head -1"))
-    r = run_cell(doc, env=GV)
+    # dmesg reads the kernel log through syslog(2), which the seccomp baseline denies.
+    r = run_cell(doc, env={**GV, "CELLOS_SECCOMP": "off"})
     assert r.rc == 0, r
     release, hostname, dmesg = r.out.splitlines()[:3]
     # gVisor's Sentry answers uname and dmesg, not the host kernel.
@@ -261,6 +263,103 @@ def test_short_secrets_in_runscs_message_are_masked_without_overflow(secret, no_
     no_cell_processes(doc["spec"]["id"])
 
 
+# --------------------------------------------------------------------------- CELLOS_SECCOMP
+# The filter goes into the bundle as linux.seccomp (docs/seccomp.md): runsc enforces it
+# in gVisor's Sentry (--oci-seccomp), runc through libseccomp before it execs the
+# workload. The probes pick calls whose answer without the filter differs, so a
+# denial is provably the filter's: gVisor implements unshare(2), answers keyctl(2)
+# with EACCES and TIOCSTI on a pipe with ENOTTY.
+
+SECCOMP_PROBE = f"""
+tiocsti = ctypes.create_string_buffer(b"x")
+out["unshare"] = sc({NR['unshare']}, 0)[1]
+out["unshare_user"] = sc({NR['unshare']}, 0x10000000)[1]
+out["keyctl"] = sc({NR['keyctl']}, 0, -3, 0)[1]
+# Argument conditions: TIOCSTI (also with junk in the high 32 bits, which the kernel
+# ignores) is denied; another request on the same fd is not.
+out["tiocsti"] = sc(16, 1, 0x5412, tiocsti)[1]
+out["tiocsti_high"] = sc(16, 1, (1 << 32) | 0x5412, tiocsti)[1]
+out["tiocgwinsz"] = sc(16, 1, 0x5413, ctypes.create_string_buffer(8))[1]
+import subprocess, threading
+results = []
+ts = [threading.Thread(target=lambda i=i: results.append(i)) for i in range(4)]
+[t.start() for t in ts]; [t.join() for t in ts]
+out["threads"] = sorted(results) == [0, 1, 2, 3]
+out["subprocess"] = subprocess.run(["/bin/sh", "-c", "echo $((6 * 7))"], capture_output=True, text=True).stdout.strip()
+"""
+
+
+def seccomp_filter(text):
+    p = new_dir("gvsc") / "filter.sc"
+    p.write_text(text)
+    return str(p)
+
+
+def test_gvisor_baseline_filter_denies_what_the_stub_denies():
+    res, r = probe(SECCOMP_PROBE, {**GV, "CELLOS_SECCOMP": "baseline"})
+    assert res == {"unshare": "EPERM", "unshare_user": "EPERM", "keyctl": "EPERM", "tiocsti": "EPERM",
+                   "tiocsti_high": "EPERM", "tiocgwinsz": "ENOTTY", "threads": True, "subprocess": "42"}, res
+    assert r.event("lifecycle.v1.started")["data"]["isolation"]["seccomp"] == "baseline"
+    # Control: gVisor's own answers.
+    res, r = probe(SECCOMP_PROBE, {**GV, "CELLOS_SECCOMP": "off"})
+    assert res == {"unshare": "OK", "unshare_user": "OK", "keyctl": "EACCES", "tiocsti": "ENOTTY",
+                   "tiocsti_high": "ENOTTY", "tiocgwinsz": "ENOTTY", "threads": True, "subprocess": "42"}, res
+    assert r.event("lifecycle.v1.started")["data"]["isolation"]["seccomp"] == "off"
+    # Unset: the default (baseline, SPEC §3) never refuses the cell, and is what it reports.
+    res, r = probe(SECCOMP_PROBE, {**GV, "CELLOS_SECCOMP": None})
+    mode = r.event("lifecycle.v1.started")["data"]["isolation"]["seccomp"]
+    assert mode in ("baseline", "off"), mode
+    assert res["unshare"] == ("EPERM" if mode == "baseline" else "OK"), (mode, res)
+
+
+def test_gvisor_filter_file_in_runscs_terms():
+    # runsc ignores errnoRet: ENOSYS goes in as SCMP_ACT_TRACE (ENOSYS without a
+    # tracer; the baseline's ptrace rule keeps tracers out) and kill as SCMP_ACT_TRAP.
+    path = seccomp_filter("@baseline\nkeyctl errno ENOSYS\nuname errno EPERM\npersonality kill\n")
+    res, r = probe(f"""
+out["keyctl"] = sc({NR['keyctl']}, 0, -3, 0)[1]
+out["uname"] = attempt(os.uname)
+out["unshare"] = sc({NR['unshare']}, 0)[1]
+out["getpid"] = sc(39)[1]
+""", {**GV, "CELLOS_SECCOMP": path})
+    assert res == {"keyctl": "ENOSYS", "uname": "EPERM", "unshare": "EPERM", "getpid": "OK"}, res
+    assert r.event("lifecycle.v1.started")["data"]["isolation"]["seccomp"] == "file"
+    r = run_cell(gv_spec(py_argv("import ctypes; ctypes.CDLL(None).personality(0xffffffff); print('survived')")),
+                 env={**GV, "CELLOS_SECCOMP": path})
+    assert r.rc == 128 + signal.SIGSYS and "survived" not in r.out, r
+    assert r.event("command.v1.completed")["data"]["termSignal"] == signal.SIGSYS
+
+
+def test_gvisor_filter_runsc_cannot_enforce_is_a_configuration_error():
+    cases = [("uname errno EACCES\n", "line 1: errno EACCES cannot be enforced by runsc"),
+             ("# audit\ngetpid log\n", "line 2: log cannot be enforced by runsc"),
+             ("clone3 errno ENOSYS\n", "line 1: errno ENOSYS cannot be enforced by runsc while the filter allows ptrace")]
+    for text, msg in cases:
+        path = seccomp_filter(text)
+        r = run_cell(gv_spec(["/bin/true"]), env={**GV, "CELLOS_SECCOMP": path})
+        assert r.rc == 125 and not r.events, r
+        assert f"CELLOS_SECCOMP: {path} {msg}" in r.err, r.err
+
+
+def test_a_runsc_without_oci_seccomp(no_residue):
+    # An older runsc: no --oci-seccomp (without it, runsc silently ignores
+    # linux.seccomp). An explicit filter is then refused; the default runs.
+    wrapper = new_dir("gvold") / "runsc"
+    wrapper.write_text("""#!/bin/sh
+for a in "$@"; do [ "$a" = --oci-seccomp ] && { echo 'flag provided but not defined: -oci-seccomp' >&2; exit 2; }; done
+exec /usr/bin/runsc "$@"
+""")
+    wrapper.chmod(0o755)
+    env = {**GV, "CELLOS_GVISOR_RUNSC": str(wrapper)}
+    r = run_cell(gv_spec(["/bin/true"]), env={**env, "CELLOS_SECCOMP": "baseline"})
+    assert r.rc == 125, r
+    failed = r.event("lifecycle.v1.failed")["data"]
+    assert "cannot install a system-call filter (no --oci-seccomp)" in failed["message"], failed
+    r = run_cell(gv_spec(["/bin/true"]), env={**env, "CELLOS_SECCOMP": None})
+    assert r.rc == 0, r
+    assert r.event("lifecycle.v1.started")["data"]["isolation"]["seccomp"] == "off"
+
+
 # --------------------------------------------------------------------------- oci (runc)
 # The same bundle and machinery with CELLOS_CELL_BACKEND=oci: the workload on the host
 # kernel, in namespaces, without capabilities, under a read-only root. runc, since
@@ -303,3 +402,39 @@ sys.exit(42)
     assert t.rc == 124 and t.event("command.v1.completed")["data"]["timedOut"], t
     no_cell_processes(doc["spec"]["id"])
     no_cell_processes(slow["spec"]["id"])
+
+
+def test_oci_baseline_filter_is_the_stubs():
+    # Run by runc through libseccomp: errno values as written, clone3 ENOSYS, and a
+    # call through the x32 ABI (nr | 0x40000000) is killed. Without the filter it
+    # runs (or is ENOSYS, on a kernel without x32, like this host's).
+    code = SECCOMP_PROBE + f"""
+args = (ctypes.c_uint64 * 11)(0, 0, 0, 0, 17, 0, 0, 0, 0, 0, 0)
+out["clone3"] = sc({NR['clone3']}, ctypes.byref(args), 88)[1]
+print(json.dumps(out), flush=True)
+out["x32"] = sc(0x40000000 | 39)[1]
+"""
+    res, r = probe(code, {**OCI, "CELLOS_SECCOMP": "baseline"}, expect_rc=128 + signal.SIGSYS)
+    assert res == {"unshare": "EPERM", "unshare_user": "EPERM", "keyctl": "EPERM", "tiocsti": "EPERM",
+                   "tiocsti_high": "EPERM", "tiocgwinsz": "ENOTTY", "threads": True, "subprocess": "42",
+                   "clone3": "ENOSYS"}, res
+    assert r.event("lifecycle.v1.started")["data"]["isolation"]["seccomp"] == "baseline"
+    assert r.event("command.v1.completed")["data"]["termSignal"] == signal.SIGSYS
+    res, r = probe(code, {**OCI, "CELLOS_SECCOMP": "off"})
+    assert res["unshare"] == "OK" and res["keyctl"] == "OK" and res["tiocsti"] == "ENOTTY", res
+    assert res["clone3"] not in ("ENOSYS", "EPERM") and res["x32"] in ("OK", "ENOSYS"), res
+    assert r.event("lifecycle.v1.started")["data"]["isolation"]["seccomp"] == "off"
+
+
+def test_oci_filter_file_with_every_action():
+    path = seccomp_filter("@baseline\nuname errno EACCES\ngetpid log\npersonality kill\n")
+    res, r = probe(f"""
+out["uname"] = attempt(os.uname)
+out["getpid"] = sc(39)[1]
+out["keyctl"] = sc({NR['keyctl']}, 0, -3, 0)[1]
+""", {**OCI, "CELLOS_SECCOMP": path})
+    assert res == {"uname": "EACCES", "getpid": "OK", "keyctl": "EPERM"}, res
+    assert r.event("lifecycle.v1.started")["data"]["isolation"]["seccomp"] == "file"
+    r = run_cell(gv_spec(py_argv("import ctypes; ctypes.CDLL(None).personality(0xffffffff); print('survived')")),
+                 env={**OCI, "CELLOS_SECCOMP": path})
+    assert r.rc == 128 + signal.SIGSYS and "survived" not in r.out, r
