@@ -42,8 +42,11 @@ static bool denies_ptrace(const struct seccomp_policy *p)
 	return act == SECCOMP_ACT_ERRNO || act == SECCOMP_ACT_KILL;
 }
 
-/* The OCI action for one of ours (docs/seccomp.md, the dialects in the header). */
-static int oci_action(enum seccomp_act act, int errnum, enum oci_seccomp_dialect d, bool no_tracer,
+/* The OCI action for one of ours (docs/seccomp.md, the dialects in the header).
+ * `baseline`: the rule is the built-in baseline's, which must never make a
+ * backend refuse a cell (SPEC §3): on runsc an errno it cannot return becomes
+ * EPERM, a denial all the same. A filter file asked for that errno: refused. */
+static int oci_action(enum seccomp_act act, int errnum, enum oci_seccomp_dialect d, bool no_tracer, bool baseline,
 		      struct oci_action *out, struct err *e)
 {
 	*out = (struct oci_action){0};
@@ -60,6 +63,8 @@ static int oci_action(enum seccomp_act act, int errnum, enum oci_seccomp_dialect
 			out->name = "SCMP_ACT_TRACE";
 			return 0;
 		}
+		if (d == OCI_SECCOMP_RUNSC && errnum != EPERM && baseline)
+			errnum = EPERM;
 		if (d == OCI_SECCOMP_RUNSC && errnum != EPERM) {
 			char num[16];
 			const char *name = strerrorname_np(errnum);
@@ -119,7 +124,7 @@ json_t *oci_seccomp_json(const struct seccomp_policy *p, enum oci_seccomp_dialec
 {
 	bool no_tracer = denies_ptrace(p);
 	struct oci_action def;
-	if (oci_action(p->default_act, p->default_errno, d, no_tracer, &def, e) < 0)
+	if (oci_action(p->default_act, p->default_errno, d, no_tracer, false, &def, e) < 0)
 		return err_prefix(e, "@default"), NULL;
 	json_t *calls = json_array();
 	json_t *doc = json_pack("{s:s, s:o}", "defaultAction", def.name, "syscalls", calls);
@@ -133,7 +138,7 @@ json_t *oci_seccomp_json(const struct seccomp_policy *p, enum oci_seccomp_dialec
 	for (size_t i = 0; i < p->n; i++) {
 		const struct seccomp_rule *r = &p->rules[i];
 		struct oci_action act;
-		if (oci_action(r->act, r->errnum, d, no_tracer, &act, e) < 0) {
+		if (oci_action(r->act, r->errnum, d, no_tracer, r->line == 0, &act, e) < 0) {
 			json_decref(doc);
 			return err_prefix(e, "line %d", r->line), NULL; /* the baseline never fails */
 		}
