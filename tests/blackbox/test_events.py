@@ -11,6 +11,9 @@ from conftest import (TIME_RE, TYPE_PREFIX, UUID4_RE, canonical, make_spec, new_
                       verify_chain)
 
 ALL = {"CELLOS_SUBPROCESS_UNSHARE": "all"}
+HOST = {"CELLOS_SUBPROCESS_UNSHARE": "0"}
+ALL_NS = {"net", "mnt", "pid", "ipc", "uts", "cgroup", "user"}
+UID_FIRST, UID_LAST = 3000000000, 3000999999
 NORMAL = ["observability.v1.network_policy", "lifecycle.v1.started", "observability.v1.process_spawned",
           "command.v1.completed", "compliance.v1.summary", "lifecycle.v1.destroyed"]
 NORMAL_NET = NORMAL[:4] + ["observability.v1.network_enforcement"] + NORMAL[4:]
@@ -36,25 +39,29 @@ def short(e):
 
 
 def test_normal_run_order_and_payloads():
+    # The default cell (CELLOS_SUBPROCESS_UNSHARE unset = all) has a private netns,
+    # so network_enforcement is part of a normal run.
     doc = make_spec(["/bin/sh", "-c", "exit 0", "arg two"], id="events-normal", ttl=77,
                     secret_refs=["BB_TOKEN"], egress=[{"host": "192.0.2.7", "port": 8443}],
                     spec_extra={"correlation": CORRELATION, "policy": {"packId": "default-ci", "packVersion": "1.0.0"}})
     r = run_cell(doc, env={"CELLOS_SECRET_BB_TOKEN": "x"})
     assert r.rc == 0, r
-    assert r.types == NORMAL, r.types
+    assert r.types == NORMAL_NET, r.types
     check_common(r, "events-normal")
 
     pol = r.event("observability.v1.network_policy")["data"]
-    assert pol["isolationMode"] == "host"
+    assert pol["isolationMode"] == "clone_newnet"
     assert pol["declaredEgressCount"] == 1
     assert pol["declaredEgress"] == [{"host": "192.0.2.7", "port": 8443, "protocol": "tcp"}]
 
     st = r.event("lifecycle.v1.started")["data"]
     assert st["backend"] == "stub"
     assert st["ttlSeconds"] == 77
-    assert st["isolation"]["namespaces"] == []
-    assert st["isolation"]["seccomp"] == "off"
+    assert set(st["isolation"]["namespaces"]) == ALL_NS
+    assert len(st["isolation"]["namespaces"]) == len(ALL_NS)
+    assert st["isolation"]["seccomp"] == "baseline"
     assert "cgroup" in st["isolation"]
+    assert UID_FIRST <= st["isolation"]["hostUid"] <= UID_LAST
     assert st["correlation"] == CORRELATION
     for absent in ("kernelDigestSha256", "rootfsDigestSha256", "firecrackerDigestSha256"):
         assert absent not in st
@@ -94,6 +101,19 @@ def test_normal_run_order_and_payloads():
     assert "exitCode" not in de and "commandExitCode" not in de
 
 
+def test_host_mode_run_order_and_payloads():
+    # Explicit host mode (CELLOS_SUBPROCESS_UNSHARE=0): no netns, so no
+    # network_enforcement; what the default run order was before it became isolated.
+    r = run_cell(make_spec(["/bin/sh", "-c", "exit 0"], id="events-host"), env=HOST)
+    assert r.rc == 0, r
+    assert r.types == NORMAL, r.types
+    check_common(r, "events-host")
+    assert r.event("observability.v1.network_policy")["data"]["isolationMode"] == "host"
+    st = r.event("lifecycle.v1.started")["data"]
+    assert st["isolation"]["namespaces"] == []
+    assert UID_FIRST <= st["isolation"]["hostUid"] <= UID_LAST
+
+
 def test_correlation_is_copied_into_destroyed():
     # SPEC §2: correlation is "Copied into started, destroyed and compliance.summary".
     r = run_cell(make_spec(["/usr/bin/true"], spec_extra={"correlation": CORRELATION}))
@@ -119,7 +139,7 @@ def test_run_in_private_netns_adds_network_enforcement():
     check_common(r, "events-net")
     assert r.event("observability.v1.network_policy")["data"]["isolationMode"] == "clone_newnet"
     st = r.event("lifecycle.v1.started")["data"]
-    assert set(st["isolation"]["namespaces"]) == {"net", "mnt", "pid", "ipc", "uts", "cgroup"}
+    assert set(st["isolation"]["namespaces"]) == ALL_NS
     ne = r.event("observability.v1.network_enforcement")["data"]
     assert ne["isolationMode"] == "clone_newnet"
     assert ne["declaredEgressRuleCount"] == 3
@@ -141,7 +161,7 @@ def test_run_in_private_netns_adds_network_enforcement():
 def test_failing_run_events():
     r = run_cell(make_spec(["/bin/sh", "-c", "exit 3"], id="events-fail"))
     assert r.rc == 3, r
-    assert r.types == NORMAL, r.types
+    assert r.types == NORMAL_NET, r.types
     check_common(r, "events-fail")
     assert r.event("command.v1.completed")["data"]["exitCode"] == 3
     assert r.event("compliance.v1.summary")["data"]["commandExitCode"] == 3
@@ -152,11 +172,21 @@ def test_failing_run_events():
 def test_run_without_run_section():
     r = run_cell(make_spec(run=False, id="events-norun"))
     assert r.rc == 0, r
-    assert r.types == ["observability.v1.network_policy", "lifecycle.v1.started", "compliance.v1.summary",
+    # The default cell has a private netns even without a run: network_enforcement.
+    assert r.types == ["observability.v1.network_policy", "lifecycle.v1.started",
+                       "observability.v1.network_enforcement", "compliance.v1.summary",
                        "lifecycle.v1.destroyed"], r.types
     check_common(r, "events-norun")
     assert "commandExitCode" not in r.event("compliance.v1.summary")["data"]
     assert r.event("lifecycle.v1.destroyed")["data"]["outcome"] == "succeeded"
+
+
+def test_run_without_run_section_in_host_mode():
+    r = run_cell(make_spec(run=False, id="events-norun-host"), env=HOST)
+    assert r.rc == 0, r
+    assert r.types == ["observability.v1.network_policy", "lifecycle.v1.started", "compliance.v1.summary",
+                       "lifecycle.v1.destroyed"], r.types
+    check_common(r, "events-norun-host")
 
 
 def test_run_without_run_section_in_namespaces():
@@ -166,12 +196,13 @@ def test_run_without_run_section_in_namespaces():
     assert r.types[-1] == "lifecycle.v1.destroyed"
 
 
-@pytest.mark.parametrize("unshare", ["", "all"])
+@pytest.mark.parametrize("unshare", ["0", "all"])
 def test_spawn_failure_events(unshare):
+    # "0" is explicit host mode (no netns, no network_enforcement); "all" the default.
     r = run_cell(make_spec(["/nonexistent/bin/prog", "x"], id="events-spawnfail"),
                  env={"CELLOS_SUBPROCESS_UNSHARE": unshare})
     assert r.rc == 127, r
-    expected = [t for t in (NORMAL_NET if unshare else NORMAL) if t != "observability.v1.process_spawned"]
+    expected = [t for t in (NORMAL if unshare == "0" else NORMAL_NET) if t != "observability.v1.process_spawned"]
     assert r.types == expected, r.types
     check_common(r, "events-spawnfail")
     done = r.event("command.v1.completed")["data"]
