@@ -92,6 +92,11 @@ def test_validate_honours_the_supervisor_configuration():
 
 
 KEY = Ed25519Key("ops-1")
+# Events of one default (private-netns) run of the fixture, and how many of them come
+# before its workload starts sleeping.
+PER_RUN = 7
+BEFORE = 3
+TOTAL = 3 * PER_RUN
 
 
 @pytest.fixture(scope="module")
@@ -118,20 +123,21 @@ def interleaved():
         return subprocess.Popen([str(SUPERVISOR), str(spec_path)], env=supervisor_env(KEY.env(), log),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
-    # A run writes 3 lines before its workload sleeps (network_policy, started,
-    # process_spawned) and 3 after (completed, summary, destroyed).
+    # A default cell (private netns) writes 3 lines before its workload sleeps
+    # (network_policy, started, process_spawned) and 4 after (completed,
+    # network_enforcement, summary, destroyed).
     a = launch(0, ["/bin/sleep", "0.6"])
-    wait_lines(3)
+    wait_lines(BEFORE)
     b = launch(1, ["/bin/sh", "-c", "sleep 1.5; exit 4"])
-    wait_lines(6)
-    a.communicate(timeout=30)                    # A has ended: 9 lines
+    wait_lines(2 * BEFORE)
+    a.communicate(timeout=30)                    # A has ended: PER_RUN + BEFORE lines
     c = launch(2, ["/bin/sleep", "1.2"])
-    wait_lines(12)
+    wait_lines(PER_RUN + 2 * BEFORE)
     for p in (b, c):
         p.communicate(timeout=30)
     lines = [l for l in log.read_bytes().split(b"\n") if l]
     runs = [json.loads(l)["data"]["event"]["data"]["runId"] for l in lines]
-    assert len(set(runs)) == 3 and len(lines) == 18
+    assert len(set(runs)) == 3 and len(lines) == 3 * PER_RUN
     # Interleaved: no run's lines form one contiguous block.
     for rid in set(runs):
         idx = [i for i, r in enumerate(runs) if r == rid]
@@ -160,7 +166,7 @@ def test_verify_accepts_the_untouched_interleaved_log(interleaved):
     d, lines, runs = interleaved
     rc, probs, err = verify_lines(d, lines)
     assert (rc, probs) == (0, []), err
-    assert "18 signed event(s), 3 run(s): ok" in err
+    assert f"{TOTAL} signed event(s), 3 run(s): ok" in err
 
 
 def test_verify_catches_an_altered_field(interleaved):
@@ -258,7 +264,7 @@ def test_verify_catches_a_missing_last_event(interleaved):
     rc, probs, _ = verify_lines(d, lines[:-1])
     assert rc == 1
     last = max(i for i, r in enumerate(runs[:-1]) if r == rid)
-    assert probs == [(last + 1, f"run {rid} started but did not end: no lifecycle.v1.destroyed after sequence 5 "
+    assert probs == [(last + 1, f"run {rid} started but did not end: no lifecycle.v1.destroyed after sequence {PER_RUN - 1} "
                                 "(its last events are missing, or it is still running)")]
 
 
@@ -271,9 +277,10 @@ def test_verify_catches_unsigned_and_garbage_lines(interleaved):
     rc, probs, _ = verify_lines(d, bad)
     assert rc == 1
     got = {(n, m.split(":")[0]) for n, m in probs}
-    assert (19, "unsigned event (dev.cellos.events.cell.observability.v1.network_policy)") in got
-    assert any(n == 19 and "sequence 99" in m or n == 19 and "events with sequence" in m for n, m in probs)
-    assert [n for n, m in probs if m.startswith("not a JSON event")] == [20, 21]
+    assert (TOTAL + 1, "unsigned event (dev.cellos.events.cell.observability.v1.network_policy)") in got
+    assert any(n == TOTAL + 1 and "sequence 99" in m or n == TOTAL + 1 and "events with sequence" in m
+               for n, m in probs)
+    assert [n for n, m in probs if m.startswith("not a JSON event")] == [TOTAL + 2, TOTAL + 3]
 
 
 def test_verify_hmac_log():
@@ -303,8 +310,8 @@ def test_verify_truncated_last_line(interleaved):
     rc, out, _ = cellctl("verify", p, "--keys", d / "keys.json")
     assert rc == 1
     probs = problems(out, p)
-    assert probs[0] == (19, "the last line has no newline: a partial write?")
-    assert all(n == 19 for n, _ in probs)
+    assert probs[0] == (TOTAL + 1, "the last line has no newline: a partial write?")
+    assert all(n == TOTAL + 1 for n, _ in probs)
 
 
 def test_verify_usage_and_io_errors(interleaved):
