@@ -13,8 +13,10 @@ from conftest import canonical, make_spec, new_dir, run_cell, runs_in, short_typ
 from signed_events import Ed25519Key, cellctl, check_signed_log, inner_type, problems
 
 NAME_RE = re.compile(r"^(\d{13})-([A-Za-z0-9._-]+)\.jsonl$")
-NORMAL_RUN = ["observability.v1.network_policy", "lifecycle.v1.started", "observability.v1.process_spawned",
-              "command.v1.completed", "compliance.v1.summary", "lifecycle.v1.destroyed"]
+# A default cell has a private netns, hence network_enforcement; host mode has none.
+HOST_RUN = ["observability.v1.network_policy", "lifecycle.v1.started", "observability.v1.process_spawned",
+            "command.v1.completed", "compliance.v1.summary", "lifecycle.v1.destroyed"]
+NORMAL_RUN = HOST_RUN[:4] + ["observability.v1.network_enforcement"] + HOST_RUN[4:]
 
 
 def dead_letters(d):
@@ -75,14 +77,16 @@ def test_signed_events_are_dead_lettered_with_their_signature():
 
 def test_event_over_1_mib_goes_to_the_dlq_and_the_rest_to_the_log():
     # 25000 egress rules fit in a document under 1 MiB, but the network_policy
-    # event that lists them is larger than 1 MiB.
+    # event that lists them is larger than 1 MiB. Host mode: in a cell with a private
+    # netns the network_enforcement event (one rule counter per rule) would be over
+    # 1 MiB too, and this test is about exactly one oversized event.
     rules = [{"host": f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", "port": 1 + i % 65535}
              for i in range(25000)]
     spec = make_spec(["/bin/true"], egress=rules)
     assert len(json.dumps(spec, separators=(",", ":"))) < 1024 * 1024
     key = Ed25519Key()
     dlq = new_dir("dlq")
-    r = run_cell(spec, env={**key.env(), "CELLOS_DLQ_DIR": dlq}, timeout=120)
+    r = run_cell(spec, env={**key.env(), "CELLOS_DLQ_DIR": dlq, "CELLOS_SUBPROCESS_UNSHARE": "0"}, timeout=120)
     assert r.rc == 0, r.err[-2000:]
     letters = dead_letters(dlq)
     assert len(letters) == 1
@@ -90,7 +94,7 @@ def test_event_over_1_mib_goes_to_the_dlq_and_the_rest_to_the_log():
     assert len(raw) > 1024 * 1024
     assert "1 MiB" in entry["error"]
     assert inner_type(entry["event"]) == "observability.v1.network_policy"
-    assert [inner_type(e) for e in r.events] == NORMAL_RUN[1:]
+    assert [inner_type(e) for e in r.events] == HOST_RUN[1:]
     # The log alone misses its first event; with the dead letter put back, all holds.
     full = [canonical(entry["event"])] + r.lines
     check_signed_log(full, key)
