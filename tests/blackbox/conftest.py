@@ -51,6 +51,15 @@ SUPERVISOR_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 MARK = "cellbb" + uuid.uuid4().hex[:12]
 _BASE = Path(tempfile.mkdtemp(prefix=MARK + "-"))
+# Workloads run as the run's own unprivileged uid (never root), so a host-mode cell
+# must be able to traverse _BASE to reach a directory made writable for it; 0711
+# lets it through without letting it list or write _BASE itself.
+os.chmod(_BASE, 0o711)
+
+# Explicit host mode: the workload shares the host's namespaces (it still runs as
+# the run's own uid). For tests about the host's view: markers written into the
+# test's directories, host paths as argv[0] or PATH, /proc/self/cgroup, host namespaces.
+HOST_MODE = {"CELLOS_SUBPROCESS_UNSHARE": "0"}
 _counter = iter(range(1, 10**9))
 _counter_lock = threading.Lock()
 
@@ -65,11 +74,22 @@ def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_BASE, ignore_errors=True)
 
 
-def new_dir(tag: str = "run") -> Path:
+def new_dir(tag: str = "run", *, cell_writable: bool = False) -> Path:
+    """A fresh directory under the session's base (0700 unless `cell_writable`)."""
     with _counter_lock:
         n = next(_counter)
     d = _BASE / f"{tag}-{n}"
     d.mkdir()
+    if cell_writable:
+        make_cell_writable(d)
+    return d
+
+
+def make_cell_writable(d: Path) -> Path:
+    """Let a workload write into `d` on the host although it runs as an unprivileged
+    uid (host mode, or namespaces without mnt): mode 0777. Only for directories a
+    test gives to the workload; everything else keeps its restrictive mode."""
+    os.chmod(d, 0o777)
     return d
 
 
