@@ -7,8 +7,12 @@ import subprocess
 
 import pytest
 
-from conftest import (SUPERVISOR, make_spec, new_dir, prepare, run_cell, runs_in, supervisor_env,
+from conftest import (HOST_MODE, SUPERVISOR, make_cell_writable, make_spec, new_dir, prepare, run_cell, runs_in, supervisor_env,
                       verify_chain)
+
+# Events of a default run of /usr/bin/true: network_policy, started, process_spawned,
+# completed, network_enforcement (a default cell has a private netns), summary, destroyed.
+DEFAULT_RUN_EVENTS = 7
 
 pytestmark = pytest.mark.usefixtures("no_residue")
 
@@ -21,7 +25,7 @@ def test_concurrent_supervisors_append_whole_lines():
         # ~64 KiB of argv: command.completed lines are far beyond PIPE_BUF (4 KiB).
         argv = ["/bin/sh", "-c", f"exit {i}", "x"] + [f"{i:02d}" + "y" * 1022] * 64
         _, spec_path, _ = prepare(make_spec(argv, id=f"concurrent-{i}"), jsonl=False)
-        env = supervisor_env({"CELLOS_SUBPROCESS_UNSHARE": "all" if i % 2 else ""}, path)
+        env = supervisor_env({"CELLOS_SUBPROCESS_UNSHARE": "all" if i % 2 else "0"}, path)
         procs.append(subprocess.Popen([str(SUPERVISOR), str(spec_path)], env=env, stdin=subprocess.DEVNULL,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE))
     for i, p in enumerate(procs):
@@ -64,7 +68,7 @@ def test_existing_file_is_appended_to():
     assert r.rc == 0, r
     lines = path.read_bytes().split(b"\n")
     assert lines[0] == b'{"existing":"line"}'
-    assert len([l for l in lines if l]) == 1 + 6
+    assert len([l for l in lines if l]) == 1 + DEFAULT_RUN_EVENTS
     assert stat.S_IMODE(path.stat().st_mode) == 0o644, "the mode of an existing file was changed"
 
 
@@ -81,20 +85,26 @@ def test_unopenable_jsonl_path_fails_admission(kind):
     else:
         (d / "plain-file").write_text("")
         path = d / "plain-file" / "events.jsonl"
-    marker = d / "ran"
+    # Host mode and a directory the cell's uid may write: were the cell run, the
+    # marker would appear on the host.
+    marker = make_cell_writable(d) / "ran"
     r = run_cell(make_spec(["/usr/bin/touch", str(marker)]), jsonl=False,
-                 env={"CELL_OS_JSONL_EVENTS": str(path)})
+                 env={**HOST_MODE, "CELL_OS_JSONL_EVENTS": str(path)})
     assert r.rc == 125, r
     assert "CELL_OS_JSONL_EVENTS" in r.err
-    assert len([l for l in r.err.splitlines() if l.strip()]) == 1, r.err
+    # One line besides host mode's own warning.
+    lines = [l for l in r.err.splitlines() if l.strip() and "host mode" not in l]
+    assert len(lines) == 1, r.err
     assert not marker.exists(), "the cell ran although the sink could not be opened"
 
 
 def test_sink_failure_after_admission_does_not_stop_the_cell():
     # /dev/full opens fine but every write fails with ENOSPC.
-    marker = new_dir("devfull") / "ran"
+    # Host mode and a directory the cell's uid may write: the marker on the host
+    # shows that the workload ran.
+    marker = new_dir("devfull", cell_writable=True) / "ran"
     r = run_cell(make_spec(["/usr/bin/touch", str(marker)]), jsonl=False,
-                 env={"CELL_OS_JSONL_EVENTS": "/dev/full"})
+                 env={**HOST_MODE, "CELL_OS_JSONL_EVENTS": "/dev/full"})
     assert r.rc == 0, r
     assert marker.exists()
     assert "CELL_OS_JSONL_EVENTS" in r.err or "jsonl" in r.err.lower(), "the sink failure was not logged"
@@ -103,7 +113,7 @@ def test_sink_failure_after_admission_does_not_stop_the_cell():
 def test_noop_primary_sink_keeps_the_jsonl_mirror():
     r = run_cell(make_spec(["/usr/bin/true"]), env={"CELL_OS_USE_NOOP_SINK": "1"})
     assert r.rc == 0, r
-    assert len(r.events) == 6
+    assert len(r.events) == DEFAULT_RUN_EVENTS, r.types
 
 
 def test_no_jsonl_configured_still_runs():
