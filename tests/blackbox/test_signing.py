@@ -11,8 +11,10 @@ import pytest
 from conftest import Running, make_spec, py_argv, run_cell, short_type
 from signed_events import ENVELOPE, Ed25519Key, HmacKey, b64url, check_signed_log, wait_inner
 
+# A default cell has a private netns, hence network_enforcement after the command.
 NORMAL_RUN = ["observability.v1.network_policy", "lifecycle.v1.started", "observability.v1.process_spawned",
-              "command.v1.completed", "compliance.v1.summary", "lifecycle.v1.destroyed"]
+              "command.v1.completed", "observability.v1.network_enforcement", "compliance.v1.summary",
+              "lifecycle.v1.destroyed"]
 
 
 def inner_types(events):
