@@ -86,12 +86,17 @@ def test_envelope_and_ids_untouched():
 def test_redaction_happens_before_signing():
     key = Ed25519Key()
     spec = make_spec(["/bin/sh", "-c", "exit 7"], egress=[{"host": "192.0.2.10", "port": 443}])
-    r = run_cell(spec, env={**key.env(), "CELLOS_REDACT_EVENT_FIELDS": "defaults,host"})
+    # A default cell has a private netns: network_enforcement's ruleCounters[].rule
+    # ("ip daddr 192.0.2.10 tcp dport 443 accept") names the host too, under the key
+    # "rule", so hiding the destination takes "rule" as well.
+    r = run_cell(spec, env={**key.env(), "CELLOS_REDACT_EVENT_FIELDS": "defaults,host,rule"})
     assert r.rc == 7, r.err
     inner = check_signed_log(r.lines, key)  # signature and chain over the redacted events
     d = {short_type(e): e["data"] for e in inner}
     assert d["command.v1.completed"]["argv"] == [R]
     assert d["lifecycle.v1.destroyed"]["reason"] == R
     assert d["observability.v1.network_policy"]["declaredEgress"][0]["host"] == R
+    counters = d["observability.v1.network_enforcement"]["ruleCounters"]
+    assert counters and all(c["rule"] == R for c in counters), counters
     assert b"exit 7" not in r.raw and b"192.0.2.10" not in r.raw
     assert json.loads(r.lines[0])["data"]["signerKid"] == key.kid
