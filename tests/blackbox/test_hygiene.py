@@ -8,7 +8,10 @@ import pytest
 from conftest import DEFAULT_CELL_PATH, make_spec, new_dir, py_argv, run_cell
 
 pytestmark = pytest.mark.usefixtures("no_residue")
-UNSHARE = pytest.mark.parametrize("unshare", ["", "all"], ids=["no-namespaces", "unshare-all"])
+# "0" is explicit host mode (no namespaces); unset/empty now means "all".
+UNSHARE = pytest.mark.parametrize("unshare", ["0", "all"], ids=["no-namespaces", "unshare-all"])
+# HOME (SPEC §2): run.workingDirectory when set, else /tmp; never the supervisor's.
+DEFAULT_HOME = "/tmp"
 
 # Everything a careless supervisor could pass on.
 NOISY_ENV = {
@@ -30,7 +33,8 @@ def test_workload_environment_is_exactly_the_expected_set(unshare):
     r = run_cell(make_spec(["/usr/bin/env"], id="env-cell"), env=env)
     assert r.rc == 0, r
     run_id = r.event("lifecycle.v1.started")["data"]["runId"]
-    assert env_of(r) == {"PATH": DEFAULT_CELL_PATH, "CELLOS_CELL_ID": "env-cell", "CELLOS_RUN_ID": run_id}
+    assert env_of(r) == {"PATH": DEFAULT_CELL_PATH, "HOME": DEFAULT_HOME, "CELLOS_CELL_ID": "env-cell",
+                         "CELLOS_RUN_ID": run_id}
 
 
 @UNSHARE
@@ -40,7 +44,17 @@ def test_run_env_is_delivered_and_path_overridable(unshare):
                  env=dict(NOISY_ENV, CELLOS_SUBPROCESS_UNSHARE=unshare))
     assert r.rc == 0, r
     run_id = r.event("lifecycle.v1.started")["data"]["runId"]
-    assert env_of(r) == dict(run_env, CELLOS_CELL_ID="env-cell2", CELLOS_RUN_ID=run_id)
+    assert env_of(r) == dict(run_env, HOME=DEFAULT_HOME, CELLOS_CELL_ID="env-cell2", CELLOS_RUN_ID=run_id)
+
+
+def test_home_is_the_working_directory_and_overridable():
+    r = run_cell(make_spec(["/usr/bin/env"], run_extra={"workingDirectory": "/work/sub"}), env=NOISY_ENV)
+    assert r.rc == 0, r
+    assert env_of(r)["HOME"] == "/work/sub"
+    r = run_cell(make_spec(["/usr/bin/env"], run_extra={"workingDirectory": "/work/sub",
+                                                        "env": {"HOME": "/custom"}}), env=NOISY_ENV)
+    assert r.rc == 0, r
+    assert env_of(r)["HOME"] == "/custom"
 
 
 def test_secrets_are_delivered_and_no_broker_variable_leaks():
@@ -49,8 +63,8 @@ def test_secrets_are_delivered_and_no_broker_variable_leaks():
     assert r.rc == 0, r
     got = env_of(r)
     run_id = r.event("lifecycle.v1.started")["data"]["runId"]
-    assert got == {"PATH": DEFAULT_CELL_PATH, "CELLOS_CELL_ID": "env-secrets", "CELLOS_RUN_ID": run_id,
-                   "API_TOKEN": "tok-123", "db_Pass_word": "pw 456"}
+    assert got == {"PATH": DEFAULT_CELL_PATH, "HOME": DEFAULT_HOME, "CELLOS_CELL_ID": "env-secrets",
+                   "CELLOS_RUN_ID": run_id, "API_TOKEN": "tok-123", "db_Pass_word": "pw 456"}
     assert not any(k.startswith("CELLOS_SECRET") for k in got)
 
 
