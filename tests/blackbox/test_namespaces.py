@@ -6,7 +6,9 @@ import subprocess
 
 import pytest
 
-from conftest import make_spec, new_dir, py_argv, run_cell
+from conftest import HOST_MODE, make_spec, new_dir, py_argv, run_cell
+
+NAMESPACES = ("net", "mnt", "pid", "ipc", "uts", "cgroup", "user")
 
 pytestmark = pytest.mark.usefixtures("no_residue")
 
@@ -24,24 +26,27 @@ except OSError as e:
     lo_ok = False
 print(json.dumps({"hostname": socket.gethostname(), "pid": os.getpid(), "nprocs": len(procs), "pid1": pid1,
                   "devs": devs, "lo_ok": lo_ok, "ns": {n: os.readlink("/proc/self/ns/" + n)
-                  for n in ("net", "mnt", "pid", "ipc", "uts", "cgroup")}}))
+                  for n in ("net", "mnt", "pid", "ipc", "uts", "cgroup", "user")}}))
 """
 
 
 def probe(unshare, cell_id=None):
+    # unshare None: the variable is not set (the default).
     r = run_cell(make_spec(py_argv(PROBE), id=cell_id), env={"CELLOS_SUBPROCESS_UNSHARE": unshare})
     assert r.rc == 0, r
     return json.loads(r.out)
 
 
 def host_ns():
-    return {n: os.readlink(f"/proc/self/ns/{n}") for n in ("net", "mnt", "pid", "ipc", "uts", "cgroup")}
+    return {n: os.readlink(f"/proc/self/ns/{n}") for n in NAMESPACES}
 
 
-def test_unshare_all_isolates_everything_but_user():
-    got = probe("all", "ns-all-cell")
+@pytest.mark.parametrize("unshare", [None, "all"], ids=["default", "all"])
+def test_unshare_all_isolates_everything(unshare):
+    # `all` (= the default) includes the user namespace now.
+    got = probe(unshare, "ns-all-cell")
     mine = host_ns()
-    for n in ("net", "mnt", "pid", "ipc", "uts", "cgroup"):
+    for n in NAMESPACES:
         assert got["ns"][n] != mine[n], f"{n} namespace not private"
     assert got["hostname"] == "ns-all-cell"
     # Own PID namespace with a private /proc: the workload sees its init and itself.
@@ -60,7 +65,8 @@ def test_hostname_is_cell_id_cut_to_64_bytes():
 
 
 def test_no_unshare_shares_the_host_namespaces():
-    got = probe("")
+    # Explicit host mode ("" now means the default, `all`).
+    got = probe("0")
     assert got["ns"] == host_ns()
     assert got["hostname"] == socket.gethostname()
 
@@ -70,7 +76,7 @@ def test_unshare_1_means_pid_ipc_mnt_net():
     mine = host_ns()
     for n in ("net", "mnt", "pid", "ipc"):
         assert got["ns"][n] != mine[n], n
-    for n in ("uts", "cgroup"):
+    for n in ("uts", "cgroup", "user"):
         assert got["ns"][n] == mine[n], n
 
 
@@ -102,8 +108,8 @@ def test_net_only_cannot_reach_a_host_loopback_listener():
     try:
         r = run_cell(make_spec(py_argv(code)), env={"CELLOS_SUBPROCESS_UNSHARE": "net"})
         assert r.rc == 0, f"the cell reached the host's loopback listener: {r}"
-        # Sanity: without a private netns the same workload does reach it.
-        r = run_cell(make_spec(py_argv(code)))
+        # Sanity: without a private netns (explicit host mode) the same workload does reach it.
+        r = run_cell(make_spec(py_argv(code)), env=HOST_MODE)
         assert r.rc == 3, r
     finally:
         srv.close()
@@ -155,19 +161,29 @@ def test_working_directory_is_a_private_empty_tmpfs_with_mnt():
 
 
 def test_working_directory_without_mnt_is_the_host_directory():
-    d = new_dir("workdir")
-    r = run_cell(make_spec(["/bin/sh", "-c", "pwd; touch made-here"], run_extra={"workingDirectory": str(d)}))
+    # Host mode: no mount namespace. The workload is the run's unprivileged uid, so
+    # the directory must be writable for it.
+    d = new_dir("workdir", cell_writable=True)
+    r = run_cell(make_spec(["/bin/sh", "-c", "pwd; touch made-here"], run_extra={"workingDirectory": str(d)}),
+                 env=HOST_MODE)
     assert r.rc == 0, r
     assert r.out.strip() == str(d)
     assert (d / "made-here").exists()
 
 
-def test_user_namespace_is_opt_in_and_works():
+def test_user_namespace_is_in_all_and_only_in_lists_that_name_it():
     got = probe("user,net,uts", "ns-user-cell")
     assert got["hostname"] == "ns-user-cell"
+    assert got["ns"]["user"] != os.readlink("/proc/self/ns/user"), "no private user namespace"
     r = run_cell(make_spec(["/bin/readlink", "/proc/self/ns/user"]), env={"CELLOS_SUBPROCESS_UNSHARE": "user"})
     assert r.rc == 0, r
     assert r.out.strip() != os.readlink("/proc/self/ns/user"), "no private user namespace"
-    # "all" leaves the user namespace alone.
-    r = run_cell(make_spec(["/bin/readlink", "/proc/self/ns/user"]), env={"CELLOS_SUBPROCESS_UNSHARE": "all"})
+    # "all" (and the default) include it now; a list without "user" leaves it alone.
+    for unshare in ("all", None):
+        r = run_cell(make_spec(["/bin/readlink", "/proc/self/ns/user"]), env={"CELLOS_SUBPROCESS_UNSHARE": unshare})
+        assert r.rc == 0, r
+        assert r.out.strip() != os.readlink("/proc/self/ns/user"), (unshare, "no private user namespace")
+    r = run_cell(make_spec(["/bin/readlink", "/proc/self/ns/user"]),
+                 env={"CELLOS_SUBPROCESS_UNSHARE": "net,mnt,pid,ipc,uts,cgroup"})
+    assert r.rc == 0, r
     assert r.out.strip() == os.readlink("/proc/self/ns/user")
