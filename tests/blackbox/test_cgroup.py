@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from conftest import MARK, make_spec, run_cell
+from conftest import HOST_MODE, MARK, make_spec, run_cell
 
 pytestmark = pytest.mark.usefixtures("no_residue")
 
@@ -26,7 +26,8 @@ def own_v2_cgroup():
 
 
 def test_workload_runs_in_a_leaf_named_after_the_run():
-    r = run_cell(make_spec(["/bin/cat", "/proc/self/cgroup"], id="cg-cell"))
+    # Host mode: /proc/self/cgroup shows host paths only without a cgroup namespace.
+    r = run_cell(make_spec(["/bin/cat", "/proc/self/cgroup"], id="cg-cell"), env=HOST_MODE)
     assert r.rc == 0, r
     run_id = r.event("lifecycle.v1.started")["data"]["runId"]
     leaf_name = f"cellos-cg-cell-{run_id[:8]}"
@@ -47,8 +48,9 @@ def test_cgroup_parent_is_used_and_left_clean():
     parent = os.path.join(v2_mount(), f"{MARK}-parent-{uuid.uuid4().hex[:6]}")
     os.mkdir(parent)
     try:
+        # Host mode: /proc/self/cgroup shows host paths only without a cgroup namespace.
         r = run_cell(make_spec(["/bin/cat", "/proc/self/cgroup"], id="cg-parent"),
-                     env={"CELLOS_CGROUP_PARENT": parent})
+                     env={**HOST_MODE, "CELLOS_CGROUP_PARENT": parent})
         assert r.rc == 0, r
         cg = r.event("lifecycle.v1.started")["data"]["isolation"]["cgroup"]
         assert cg is not None and os.path.dirname(cg) == parent, cg
