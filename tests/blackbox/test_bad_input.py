@@ -410,9 +410,19 @@ def test_unusable_backend_is_refused_in_one_line(backend):
 
 
 def test_hardened_profile_refusal_names_what_is_missing():
-    r = run_cell(make_spec(["/usr/bin/true"]), env={"CELLOS_DEPLOYMENT_PROFILE": "hardened"})
+    # The defaults are now secure (all namespaces incl. user, seccomp baseline), so
+    # only signing would be missing; ask for less explicitly, so that every piece
+    # is missing and must be named: a namespace list without user (hardened needs
+    # the user namespace), no filter, no signing.
+    r = run_cell(make_spec(["/usr/bin/true"]), env={"CELLOS_DEPLOYMENT_PROFILE": "hardened",
+                                                    "CELLOS_SUBPROCESS_UNSHARE": "net,mnt,pid,ipc,uts,cgroup",
+                                                    "CELLOS_SECCOMP": "off"})
     assert_refused(r, "CELLOS_DEPLOYMENT_PROFILE", "CELLOS_SUBPROCESS_UNSHARE", "CELLOS_SECCOMP",
                    "CELLOS_EVENT_SIGNING")
+    # With the defaults, only signing is missing.
+    r = run_cell(make_spec(["/usr/bin/true"]), env={"CELLOS_DEPLOYMENT_PROFILE": "hardened"})
+    assert_refused(r, "CELLOS_DEPLOYMENT_PROFILE", "CELLOS_EVENT_SIGNING")
+    assert "CELLOS_SUBPROCESS_UNSHARE" not in r.err and "CELLOS_SECCOMP" not in r.err, r.err
 
 
 def test_signing_misconfiguration_is_lenient_unless_strict_config():
