@@ -43,8 +43,12 @@ out["groups"] = os.getgroups()
 out["ids"] = [os.getuid(), os.geteuid(), os.getgid(), os.getegid()]
 """
     res, r = probe(code, FULL_USER)
-    assert res["uid_map"] == ["0", "65534", "1"]
-    assert res["gid_map"] == ["0", "65534", "1"]
+    # The cell's root is the run's own host uid/gid (SPEC §3 CELLOS_CELL_UID_RANGE,
+    # default 3000000000-3000999999; uid = gid), reported as isolation.hostUid.
+    host_uid = r.event("lifecycle.v1.started")["data"]["isolation"]["hostUid"]
+    assert 3000000000 <= host_uid <= 3000999999, host_uid
+    assert res["uid_map"] == ["0", str(host_uid), "1"]
+    assert res["gid_map"] == ["0", str(host_uid), "1"]
     assert res["ids"] == [0, 0, 0, 0]
     # The supervisor's supplementary groups (host root's) are gone.
     assert res["groups"] == []
