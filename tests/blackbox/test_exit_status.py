@@ -4,9 +4,19 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import make_spec, new_dir, run_cell, unique_id
+from conftest import HOST_MODE, make_spec, new_dir, run_cell, unique_id
 
 ALL = {"CELLOS_SUBPROCESS_UNSHARE": "all"}
+# "0": explicit host mode, no namespaces ("" would now mean `all`).
+UNSHARE = pytest.mark.parametrize("unshare", ["0", "all"])
+
+
+def host_dir(tag):
+    """A host directory the cell's unprivileged uid can traverse and read (host-mode
+    tests that execute host paths): otherwise exec fails for the wrong reason."""
+    d = new_dir(tag)
+    d.chmod(0o755)
+    return d
 
 
 def sh(script):
@@ -31,7 +41,7 @@ def test_every_status_1_to_123_is_passed_through():
     assert not wrong, f"workload status not passed through (code, rc, stderr): {wrong[:5]}"
 
 
-@pytest.mark.parametrize("unshare", ["", "all"])
+@UNSHARE
 @pytest.mark.parametrize("code", [124, 125, 126, 127])
 def test_workload_exiting_124_to_127_is_passed_through(code, unshare):
     r = run_cell(make_spec(sh(f"exit {code}")), env={"CELLOS_SUBPROCESS_UNSHARE": unshare})
@@ -46,23 +56,13 @@ def test_workload_exiting_124_to_127_is_passed_through(code, unshare):
 
 
 def _no_exec_file(mode=0o644, content=b"#!/bin/sh\nexit 0\n"):
-    p = new_dir("noexec") / "prog"
+    p = host_dir("noexec") / "prog"
     p.write_bytes(content)
     p.chmod(mode)
     return str(p)
 
 
-@pytest.mark.parametrize("kind", ["no-x-bit", "directory", "bad-format", "bad-interpreter"])
-def test_existing_argv0_that_cannot_be_executed_exits_126(kind):
-    if kind == "no-x-bit":
-        prog = _no_exec_file(0o644)
-    elif kind == "directory":
-        prog = str(new_dir("dir"))
-    elif kind == "bad-format":
-        prog = _no_exec_file(0o755, b"\x00\x01\x02 this is not an executable\n")
-    else:  # exists and is executable, but its interpreter does not (bash says 126 too)
-        prog = _no_exec_file(0o755, b"#!/nonexistent/interpreter\nexit 0\n")
-    r = run_cell(make_spec([prog]))
+def _assert_spawn_failed_126(r):
     assert r.rc == 126, r
     done = r.event("command.v1.completed")["data"]
     assert done["exitCode"] == 126
@@ -71,7 +71,29 @@ def test_existing_argv0_that_cannot_be_executed_exits_126(kind):
     assert r.event("lifecycle.v1.destroyed")["data"]["reason"] == "spawn_failed"
 
 
-@pytest.mark.parametrize("unshare", ["", "all"])
+@pytest.mark.parametrize("kind", ["no-x-bit", "directory", "bad-format", "bad-interpreter"])
+def test_existing_argv0_that_cannot_be_executed_exits_126(kind):
+    # Host paths as argv[0]: explicit host mode (a default cell has its own root
+    # and /tmp, where these files do not exist).
+    if kind == "no-x-bit":
+        prog = _no_exec_file(0o644)
+    elif kind == "directory":
+        prog = str(host_dir("dir"))
+    elif kind == "bad-format":
+        prog = _no_exec_file(0o755, b"\x00\x01\x02 this is not an executable\n")
+    else:  # exists and is executable, but its interpreter does not (bash says 126 too)
+        prog = _no_exec_file(0o755, b"#!/nonexistent/interpreter\nexit 0\n")
+    r = run_cell(make_spec([prog]), env=HOST_MODE)
+    _assert_spawn_failed_126(r)
+
+
+@pytest.mark.parametrize("prog", ["/etc/passwd", "/usr/bin"])
+def test_existing_argv0_in_the_default_cell_that_cannot_be_executed_exits_126(prog):
+    # The same in a default cell, with files its read-only root shows.
+    _assert_spawn_failed_126(run_cell(make_spec([prog])))
+
+
+@UNSHARE
 def test_absolute_argv0_not_found_exits_127(unshare):
     r = run_cell(make_spec([f"/nonexistent-{unique_id()}/prog"]), env={"CELLOS_SUBPROCESS_UNSHARE": unshare})
     assert r.rc == 127, r
@@ -93,11 +115,12 @@ def test_bare_name_is_found_in_default_cell_path():
 
 
 def test_bare_name_is_looked_up_in_run_env_path():
-    d = new_dir("bin")
+    # A host directory in run.env's PATH: explicit host mode.
+    d = host_dir("bin")
     prog = d / "cellbb-prog"
     prog.write_text("#!/bin/sh\nexit 7\n")
     prog.chmod(0o755)
-    r = run_cell(make_spec(["cellbb-prog"], run_extra={"env": {"PATH": f"/nonexistent:{d}"}}))
+    r = run_cell(make_spec(["cellbb-prog"], run_extra={"env": {"PATH": f"/nonexistent:{d}"}}), env=HOST_MODE)
     assert r.rc == 7, r
     assert r.event("observability.v1.process_spawned")["data"]["program"] == str(prog)
 
@@ -108,15 +131,18 @@ def test_run_env_path_overrides_default_path():
 
 
 def test_supervisor_path_is_not_used_for_lookup():
-    d = new_dir("bin")
+    # Host mode, and a directory the workload could use: were the supervisor's PATH
+    # used, the program would be found (in a default cell the host directory is
+    # not even visible, which would prove nothing).
+    d = host_dir("bin")
     prog = d / "cellbb-only-in-supervisor-path"
     prog.write_text("#!/bin/sh\nexit 0\n")
     prog.chmod(0o755)
-    r = run_cell(make_spec([prog.name]), env={"PATH": f"{d}:/usr/bin:/bin"})
+    r = run_cell(make_spec([prog.name]), env={**HOST_MODE, "PATH": f"{d}:/usr/bin:/bin"})
     assert r.rc == 127, r
 
 
-@pytest.mark.parametrize("unshare", ["", "all"])
+@UNSHARE
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGUSR1, signal.SIGSEGV, signal.SIGHUP])
 def test_workload_killed_by_signal_exits_128_plus_n(sig, unshare):
     # ulimit -c 0: a core-dumping signal must not leave a core file around.
