@@ -18,7 +18,8 @@ import uuid
 
 import pytest
 
-from conftest import (SUPERVISOR, make_spec, new_dir, prepare, py_argv, run_cell, supervisor_env, unique_id)
+from conftest import (HOST_MODE, SUPERVISOR, make_spec, new_dir, prepare, py_argv, run_cell, supervisor_env,
+                      unique_id)
 from exporthelp import tree
 from httprecorder import Recorder
 
@@ -28,6 +29,9 @@ SECRETS_DIR = "/run/cellos/secrets"
 F_SETPIPE_SZ = 1031
 SANITIZED = b"__asan_init" in SUPERVISOR.read_bytes()
 ALL_USER = "net,mnt,pid,ipc,uts,cgroup,user"
+# `all` now includes user; the same list without it (the workload then runs as the
+# run's own host uid, and the secrets belong to it).
+ALL_NO_USER = "net,mnt,pid,ipc,uts,cgroup"
 
 
 def canary(tag="canary"):
@@ -121,10 +125,12 @@ def _bad_source(kind, value: bytes):
 def test_file_broker_refuses_what_is_not_a_small_regular_file(kind):
     value = canary()
     path, want = _bad_source(kind, value.encode())
-    marker = new_dir("m") / "ran"
+    # Host mode and a directory writable for the run's uid: had the workload run,
+    # its marker would be on the host (in a default cell it never could be).
+    marker = new_dir("m", cell_writable=True) / "ran"
     doc = make_spec(["/usr/bin/touch", str(marker)], id="file-broker-refusal", secret_refs=["OK", "DEPLOY_KEY"])
     t0 = time.monotonic()
-    r = run_cell(doc, env={"CELLOS_BROKER": "file", "CELLOS_SECRET_FILE_OK": secret_file(b"fine"),
+    r = run_cell(doc, env={**HOST_MODE, "CELLOS_BROKER": "file", "CELLOS_SECRET_FILE_OK": secret_file(b"fine"),
                            "CELLOS_SECRET_FILE_DEPLOY_KEY": path, "CELLOS_LOG": "debug"})
     assert time.monotonic() - t0 < 10, "the broker waited on something (a FIFO must be refused, not opened)"
     assert r.rc == 125, r
@@ -174,7 +180,7 @@ LAYOUT = r"""
 import errno, json, os, stat
 D = os.environ.get("CELLOS_SECRETS_DIR")
 out = {"dir_env": D, "names": sorted(os.listdir(D)), "in_environ": sorted(k for k in os.environ
-       if k not in ("PATH", "CELLOS_CELL_ID", "CELLOS_RUN_ID", "CELLOS_SECRETS_DIR", "LC_CTYPE")),
+       if k not in ("PATH", "HOME", "CELLOS_CELL_ID", "CELLOS_RUN_ID", "CELLOS_SECRETS_DIR", "LC_CTYPE")),
        "uid": os.getuid()}
 st = os.stat(D)
 out["dir"] = [oct(stat.S_IMODE(st.st_mode)), st.st_uid, st.st_gid]
@@ -202,7 +208,8 @@ print(json.dumps(out))
 
 
 @pytest.mark.parametrize("broker", ["env", "file"])
-@pytest.mark.parametrize("unshare", ["all", ALL_USER, "mnt"], ids=["all", "all+user", "mnt-only"])
+@pytest.mark.parametrize("unshare", ["all", ALL_USER, ALL_NO_USER, "mnt"],
+                         ids=["all", "all+user", "all-but-user", "mnt-only"])
 def test_file_delivery_private_tmpfs_layout(broker, unshare):
     a, b = canary("a"), canary("b")
     env = {"CELLOS_SUBPROCESS_UNSHARE": unshare, "CELLOS_BROKER": broker}
@@ -218,9 +225,14 @@ def test_file_delivery_private_tmpfs_layout(broker, unshare):
     assert out["dir_env"] == SECRETS_DIR
     assert out["in_environ"] == [], "file delivery must not also put secrets in the environment"
     assert out["names"] == ["API_TOKEN", "db.pass"]
-    assert out["dir"] == ["0o700", 0, 0]
-    assert out["files"] == {"API_TOKEN": ["0o400", 0, 0, True, a], "db.pass": ["0o400", 0, 0, True, b]}
-    assert out["uid"] == 0
+    # The workload's own identity owns the secrets: root of its user namespace, or,
+    # without one, the run's own unprivileged host uid (= gid).
+    iso = r.event("lifecycle.v1.started")["data"]["isolation"]
+    me = 0 if "user" in iso["namespaces"] else iso["hostUid"]
+    assert me == 0 or 3000000000 <= me <= 3000999999, iso
+    assert out["dir"] == ["0o700", me, me]
+    assert out["files"] == {"API_TOKEN": ["0o400", me, me, True, a], "db.pass": ["0o400", me, me, True, b]}
+    assert out["uid"] == me
     assert out["mount"]["fstype"] == "tmpfs"
     assert {"ro", "nosuid", "nodev", "noexec"} <= set(out["mount"]["opts"]), out["mount"]
     assert out["write"] in ("EROFS", "EACCES") and out["create"] in ("EROFS", "EACCES")
@@ -237,15 +249,18 @@ def test_file_delivery_without_secrets_gives_an_empty_directory():
     assert r.out.strip() == f"{SECRETS_DIR} []"
 
 
-@pytest.mark.parametrize("unshare", ["", "net,ipc,uts", "user"])
+# "0": explicit host mode ("" now means `all`, which has a mount namespace).
+@pytest.mark.parametrize("unshare", ["0", "net,ipc,uts", "user"])
 def test_file_delivery_without_a_mount_namespace_is_refused(unshare):
-    marker = new_dir("m") / "ran"
+    # A directory the workload could write, were it run (no mount namespace: the
+    # marker would land on the host).
+    marker = new_dir("m", cell_writable=True) / "ran"
     doc = make_spec(["/usr/bin/touch", str(marker)], secret_refs=["T"], run_extra={"secretDelivery": "file"})
     env = {"CELLOS_SUBPROCESS_UNSHARE": unshare, "CELLOS_SECRET_T": canary()}
     r = run_cell(doc, env=env)
     assert r.rc == 125, r
     assert r.events == [], r.types
-    lines = [l for l in r.err.splitlines() if l.strip()]
+    lines = [l for l in r.err.splitlines() if l.strip() and "host mode" not in l]
     assert len(lines) == 1 and "spec.run.secretDelivery" in lines[0] and "mount namespace" in lines[0], r.err
     assert not marker.exists()
     assert run_cell(doc, env=env, args=["--validate", "{spec}"]).rc == 125
