@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from conftest import make_spec, new_dir, py_argv, run_cell
+from conftest import HOST_MODE, make_cell_writable, make_spec, new_dir, py_argv, run_cell
 from exporthelp import HOST_READ_VAR, by_artifact, host_dir, tree
 
 pytestmark = pytest.mark.usefixtures("no_residue")
@@ -23,7 +23,8 @@ MODES = {
     "workspace": ("all", "/work"),
     "userns-workspace": ("net,mnt,pid,ipc,uts,cgroup,user", "/work"),
     "cell-tmp": ("all", None),          # a mount namespace, no workspace: the cell's private /tmp
-    "host": ("", None),                 # no namespaces: a host directory, allowed by CELLOS_EXPORT_HOST_PATHS_ALLOW
+    "host": ("0", None),                # explicit host mode, no namespaces: a host directory,
+                                        # allowed by CELLOS_EXPORT_HOST_PATHS_ALLOW
 }
 
 CASES = {
@@ -43,9 +44,10 @@ def cell_dir(mode):
     unshare, wd = MODES[mode]
     if wd:
         return wd
-    if unshare:
+    if unshare != "0":
         return "/tmp/out"
-    return str(host_dir("hostile"))
+    # Host mode: the workload (the run's unprivileged uid) writes its artifacts here.
+    return str(make_cell_writable(host_dir("hostile")))
 
 
 def run_case(mode, case, canary_file):
@@ -68,7 +70,7 @@ def run_case(mode, case, canary_file):
         {"name": "good", "path": f"{d}/good"}, {"name": "bad", "path": art}]}})
     t0 = time.monotonic()
     r = run_cell(doc, env={"CELLOS_SUBPROCESS_UNSHARE": unshare, "CELLOS_EXPORT_DIR": str(root),
-                           HOST_READ_VAR: None if unshare else d, "CELLOS_LOG": "debug"})
+                           HOST_READ_VAR: d if unshare == "0" else None, "CELLOS_LOG": "debug"})
     return r, root, time.monotonic() - t0
 
 
@@ -123,17 +125,24 @@ def test_hostile_artifact_fails_and_reads_nothing_outside_the_cell(mode, case, c
 
 
 def test_hardlink_to_a_file_the_workload_cannot_read_is_not_exported(canary_file):
-    """Without a mount namespace the workload may hardlink a root-owned file it
-    cannot read into its output; export reads with the run's unprivileged uid,
-    not the supervisor's privileges."""
+    """Without a mount namespace the workload may have a hardlink to a root-owned
+    file it cannot read in its output; export reads with the run's unprivileged
+    uid, not the supervisor's privileges.
+
+    The workload is the run's unprivileged uid now (explicit host mode), and
+    fs.protected_hardlinks=1 stops it from linking a root-owned file it cannot read;
+    where that sysctl is 0 it can. The test makes the link itself, as root, before
+    the run (what such a workload would have done), and checks the workload cannot
+    read it."""
     path, token = canary_file
     os.chmod(path, 0o000)
-    d = host_dir("hostile")
-    prog = (f"import os\nos.link({str(path)!r}, {str(d)!r} + '/art')\n"
-            f"try:\n    open({str(path)!r}).read()\n    print('READABLE')\nexcept PermissionError:\n    pass\n")
+    d = make_cell_writable(host_dir("hostile"))
+    os.link(path, d / "art")
+    prog = (f"import os\n"
+            f"try:\n    open({str(d)!r} + '/art').read()\n    print('READABLE')\nexcept PermissionError:\n    pass\n")
     root = new_dir("exp")
     doc = make_spec(py_argv(prog), spec_extra={"export": {"artifacts": [{"name": "bad", "path": f"{d}/art"}]}})
-    r = run_cell(doc, env={"CELLOS_SUBPROCESS_UNSHARE": "", "CELLOS_EXPORT_DIR": str(root), HOST_READ_VAR: d})
+    r = run_cell(doc, env={**HOST_MODE, "CELLOS_EXPORT_DIR": str(root), HOST_READ_VAR: d})
     assert "READABLE" not in r.out, "the workload could read the file itself: the test proves nothing"
     assert os.path.exists(f"{d}/art"), r
     assert r.rc == 125, r
