@@ -186,9 +186,11 @@ def test_supervisor_failure_exits_125(case):
 @pytest.mark.parametrize("argv0", ["/bin/sh", "sh"], ids=["absolute", "bare-name"])
 def test_argv0_outside_allowed_prefixes_exits_125(argv0):
     # SPEC §3: argv[0] (after PATH lookup) must lie under one of the prefixes, else 125.
-    marker = new_dir("prefix") / "ran"
+    # Host mode and a directory writable for the run's uid: had the program run, its
+    # marker would be on the host (in a default cell it never could be).
+    marker = new_dir("prefix", cell_writable=True) / "ran"
     r = run_cell(make_spec([argv0, "-c", f"touch {marker}"]),
-                 env={"CELLOS_RUN_ARGV0_ALLOW_PREFIXES": "/usr/local/bin,/opt/tools"})
+                 env={**HOST_MODE, "CELLOS_RUN_ARGV0_ALLOW_PREFIXES": "/usr/local/bin,/opt/tools"})
     assert r.rc == 125, r
     assert "CELLOS_RUN_ARGV0_ALLOW_PREFIXES" in r.err or "argv[0]" in r.err, r.err
     assert not marker.exists(), "the disallowed program ran"
