@@ -40,7 +40,7 @@ def workload(kind, mode, marker):
 
 
 @pytest.mark.usefixtures("no_residue")
-@pytest.mark.parametrize("unshare", ["", "all"], ids=["no-namespaces", "unshare-all"])
+@pytest.mark.parametrize("unshare", ["0", "all"], ids=["no-namespaces", "unshare-all"])
 @pytest.mark.parametrize("mode", ["exit", "hang"], ids=["normal-exit", "timeout"])
 @pytest.mark.parametrize("kind", ["python-double-fork", "sh-setsid-sleep"])
 def test_no_process_of_the_cell_survives(kind, mode, unshare):

@@ -9,7 +9,7 @@ from conftest import make_spec, py_argv, run_cell
 pytestmark = pytest.mark.usefixtures("no_residue")
 
 
-@pytest.mark.parametrize("unshare", ["", "all"])
+@pytest.mark.parametrize("unshare", ["0", "all"])
 def test_env_delivery(unshare):
     code = "import os, sys\nsys.exit(0 if os.environ.get('GITHUB_TOKEN') == 'ghp-value' else 9)\n"
     r = run_cell(make_spec(py_argv(code), secret_refs=["GITHUB_TOKEN"], run_extra={"secretDelivery": "env"}),
@@ -58,7 +58,7 @@ def test_run_env_may_not_set_what_the_supervisor_or_the_broker_sets(name):
     assert "from-run-env" not in r.out
 
 
-@pytest.mark.parametrize("unshare", ["", "all"])
+@pytest.mark.parametrize("unshare", ["0", "all"])
 def test_missing_secret_fails_before_start(unshare):
     r = run_cell(make_spec(["/usr/bin/true"], id="secret-missing", secret_refs=["PRESENT", "DEPLOY_KEY"]),
                  env={"CELLOS_SECRET_PRESENT": "here", "CELLOS_SUBPROCESS_UNSHARE": unshare})
@@ -81,7 +81,7 @@ CANARY_CASES = {
 }
 
 
-@pytest.mark.parametrize("unshare", ["", "all"])
+@pytest.mark.parametrize("unshare", ["0", "all"])
 @pytest.mark.parametrize("case", sorted(CANARY_CASES))
 def test_secret_value_never_appears_in_output_or_events(case, unshare):
     canary = "canary-" + uuid.uuid4().hex

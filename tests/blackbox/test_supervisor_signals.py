@@ -36,7 +36,7 @@ def start(marker, unshare, **kw):
     return run
 
 
-@pytest.mark.parametrize("unshare", ["", "all", "net"], ids=["no-namespaces", "unshare-all", "net-only"])
+@pytest.mark.parametrize("unshare", ["0", "all", "net"], ids=["no-namespaces", "unshare-all", "net-only"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_term_or_int_to_supervisor_tears_down_and_exits_128_plus_sig(sig, unshare):
     before = host_snapshot()
@@ -61,7 +61,7 @@ def test_term_or_int_to_supervisor_tears_down_and_exits_128_plus_sig(sig, unshar
     assert_no_residue(before)
 
 
-@pytest.mark.parametrize("unshare", ["", "all"], ids=["no-namespaces", "unshare-all"])
+@pytest.mark.parametrize("unshare", ["0", "all"], ids=["no-namespaces", "unshare-all"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_term_ignoring_cell_is_killed_after_grace_when_supervisor_is_signalled(sig, unshare):
     # Killing a cell is TERM, gracefulShutdownSeconds, then KILL for every process.
@@ -87,7 +87,7 @@ def test_term_ignoring_cell_is_killed_after_grace_when_supervisor_is_signalled(s
     assert_no_residue(before)
 
 
-@pytest.mark.parametrize("unshare", ["", "all", "pid"], ids=["no-namespaces", "unshare-all", "pid-only"])
+@pytest.mark.parametrize("unshare", ["0", "all", "pid"], ids=["no-namespaces", "unshare-all", "pid-only"])
 def test_sigkilled_supervisor_takes_its_cell_with_it(unshare):
     before = host_snapshot()
     marker = unique_id("orphan")
