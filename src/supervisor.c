@@ -38,7 +38,7 @@ struct run {
 	int term_sig;                  /* SIGTERM/SIGINT received, or 0 */
 
 	struct nft_egress *egress;     /* resolved egress rules */
-	size_t n_egress;
+	size_t n_egress, cap_egress;
 	char **egress_strings;         /* owned address strings of resolved DNS names */
 	size_t n_egress_strings;
 	char **envp;                   /* workload environment (secret entries borrowed) */
@@ -100,10 +100,16 @@ static const char *isolation_mode(const struct run *r)
 
 static int add_egress(struct run *r, int family, const char *addr, const struct egress_rule *er)
 {
-	struct nft_egress *ne = realloc(r->egress, (r->n_egress + 1) * sizeof *ne);
-	if (!ne)
-		return -1;
-	r->egress = ne;
+	/* Grown geometrically: a document may declare tens of thousands of rules,
+	 * and one realloc per rule made network_scope quadratic. */
+	if (r->n_egress == r->cap_egress) {
+		size_t cap = r->cap_egress ? 2 * r->cap_egress : 16;
+		struct nft_egress *ne = realloc(r->egress, cap * sizeof *ne);
+		if (!ne)
+			return -1;
+		r->egress = ne;
+		r->cap_egress = cap;
+	}
 	r->egress[r->n_egress++] = (struct nft_egress){
 		.family = family, .addr = addr, .port = er->port, .udp = er->proto == PROTO_UDP};
 	return 0;
