@@ -21,14 +21,24 @@ import pytest
 from conftest import MARK, make_spec, py_argv, run_cell
 
 ALL_NS = "net,mnt,pid,ipc,uts,cgroup"
-# The fully isolated cell, and the same with the opt-in user namespace.
+# The fully isolated cell (`all`, the default: user included), the same with
+# `user` listed by name, and every namespace but `user` — what a cell gets where the
+# kernel refuses user namespaces: the workload then runs as the run's own host uid.
 FULL = {"CELLOS_SUBPROCESS_UNSHARE": "all", "CELLOS_SECCOMP": "baseline"}
 FULL_USER = {"CELLOS_SUBPROCESS_UNSHARE": ALL_NS + ",user", "CELLOS_SECCOMP": "baseline"}
+NO_USER = {"CELLOS_SUBPROCESS_UNSHARE": ALL_NS, "CELLOS_SECCOMP": "baseline"}
 # Containment that must hold without the seccomp filter too (capabilities,
 # namespaces, read-only mounts do the work; the filter is defence in depth).
 NO_FILTER = {"CELLOS_SUBPROCESS_UNSHARE": "all", "CELLOS_SECCOMP": "off"}
 
-MODES = {"full": FULL, "full+user": FULL_USER}
+MODES = {"full": FULL, "full+user": FULL_USER, "no-user": NO_USER}
+
+
+def cell_uid(r) -> int:
+    """The workload's uid as the cell sees it: root of its user namespace, or the
+    run's own host uid without one (never host root either way)."""
+    iso = r.event("lifecycle.v1.started")["data"]["isolation"]
+    return 0 if "user" in iso["namespaces"] else iso["hostUid"]
 
 # x86_64 system call numbers used by the probes.
 NR = {

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from cellprobe import FULL, FULL_USER, MODES, NO_FILTER, NR, host_opt_dir, probe, sh  # noqa: F401 (host_opt_dir is a fixture)
+from cellprobe import FULL, FULL_USER, MODES, NO_FILTER, NR, cell_uid, host_opt_dir, probe, sh  # noqa: F401 (host_opt_dir is a fixture)
 from conftest import make_spec, py_argv, run_cell, unique_id
 
 # Each namespace/capability attack, with and without the filter.
@@ -27,12 +27,15 @@ out["uid"] = os.getuid()
 
 @pytest.mark.parametrize("mode", sorted(ALL_MODES))
 def test_workload_has_no_capabilities_and_no_new_privs(mode):
-    res, _ = probe(CAPS, ALL_MODES[mode])
+    res, r = probe(CAPS, ALL_MODES[mode])
     for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
         assert int(res[k], 16) == 0, (k, res[k])
     assert res["NoNewPrivs"] == "1"
     assert res["Seccomp"] == ("0" if mode == "no-filter" else "2")
-    assert res["uid"] == 0  # root of the cell, without any of root's power
+    # Root of the cell without any of root's power, or (no user namespace) the
+    # run's own unprivileged host uid.
+    assert res["uid"] == cell_uid(r)
+    assert res["uid"] == 0 or res["uid"] >= 3000000000
 
 
 def test_user_namespace_maps_the_cell_root_to_an_unprivileged_host_uid():
@@ -216,8 +219,9 @@ out["fcap CapEff"] = [l.split()[1] for l in st.splitlines() if l.startswith("Cap
 su = subprocess.run(["/usr/bin/su", "-c", "id -u", "nobody"], capture_output=True, text=True)
 out["su"] = su.returncode
 """
-    res, _ = probe(code, MODES[mode])
-    assert res["euid"] == "0" and res["egid"] == "0", res
+    res, r = probe(code, MODES[mode])
+    me = str(cell_uid(r))
+    assert res["euid"] == me and res["egid"] == me, res  # the setuid bit changed nothing
     assert res["fcap CapEff"] and int(res["fcap CapEff"][0], 16) == 0, res
     assert res["su"] != 0  # root without CAP_SETUID cannot become anyone
 
