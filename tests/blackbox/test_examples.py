@@ -95,6 +95,7 @@ def test_the_checkout_is_read_only():
 def test_example_python_checkout():
     """Needs run.mounts (branch `mounts`): fails until it is merged."""
     base = new_dir("ci")                      # stands for /srv/ci
+    base.chmod(0o755)
     checkout = base / "checkout"
     (checkout / "calc").mkdir(parents=True)
     (checkout / "calc" / "__init__.py").write_text(CALC)
