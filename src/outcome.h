@@ -38,7 +38,7 @@ struct outcome {
 	/* Export (SPEC §10): artifacts that did not leave the cell, said whatever
 	 * the reason (a failed workload stays the reason). */
 	size_t export_failed, export_total;
-	char export_names[256];    /* the first of their names, comma-separated */
+	char export_names[256];    /* their names, comma-separated (cut to fit) */
 };
 
 /* The line without the program prefix and newline ("cell X failed: …") into
