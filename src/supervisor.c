@@ -17,6 +17,7 @@
 #include "isolate/runreg.h"
 #include "isolate/runuid.h"
 #include "isolate/secretfs.h"
+#include "outcome.h"
 #include "secrets/broker.h"
 #include "util/ids.h"
 #include "util/log.h"
@@ -53,6 +54,7 @@ struct run {
 	int exit_code;                 /* command exit code (SPEC §1 value) */
 	int status;                    /* supervisor exit status */
 	const char *reason;            /* destroyed.reason, NULL on success */
+	struct outcome *out;           /* what the end line says (outcome.h) */
 };
 
 void supervisor_block_signals(void)
@@ -449,8 +451,10 @@ static void run_workload(struct run *r)
 		r->be->collect(&r->cell, &st);
 		/* The cell is gone: now its output, then our lines (SPEC §4). */
 		stdio_relay_drain(&r->relay);
+		r->out->program = s->argv[0];
+		r->out->spawn_errno = start_failed ? 0 : sp.spawn_errno;
 		if (start_failed)
-			log_error("%s", e.msg);
+			snprintf(r->out->message, sizeof r->out->message, "%s", e.msg);
 		r->exit_code = sp.spawn_errno == ENOENT ? 127 : 126;
 		r->status = r->exit_code;
 		r->reason = "spawn_failed";
@@ -463,7 +467,6 @@ static void run_workload(struct run *r)
 		json_object_set_new(d, "resourceUsage",
 				    json_pack("{s:i, s:i, s:i}", "maxRssBytes", 0, "userCpuMs", 0, "sysCpuMs", 0));
 		events_emit(r->es, "command.v1.completed", d, NULL);
-		log_error("run.argv[0]: cannot execute %s", msg);
 		return;
 	}
 
@@ -490,12 +493,9 @@ static void run_workload(struct run *r)
 	struct run_status st;
 	r->be->collect(&r->cell, &st);
 	int64_t duration = mono_ms() - start;
-	/* Every process of the cell is gone: what it wrote comes before our verdict. */
+	/* Every process of the cell is gone: what it wrote comes before our verdict
+	 * (the end line, outcome.h, written once the run is over). */
 	stdio_relay_drain(&r->relay);
-	if (w == 0)
-		log_error("%s: workload killed after %lld ms", r->reason, (long long)waited);
-	else if (w < 0)
-		log_warn("received %s: the cell was stopped", strsignal(r->term_sig));
 
 	int term_signal = 0;
 	if (!st.have_status) {
@@ -511,10 +511,15 @@ static void run_workload(struct run *r)
 		r->exit_code = 124;
 	r->ran = true;
 
+	r->out->elapsed_ms = duration;
 	if (w < 0) {
 		r->status = 128 + r->term_sig;
+		r->out->elapsed_ms = mono_ms() - r->t0;
 	} else if (timed_out) {
 		r->status = 124;
+		r->out->elapsed_ms = waited;
+		r->out->timeout_ms = s->timeout_ms ? s->timeout_ms : r->cfg->run_timeout_ms;
+		r->out->timeout_from = s->timeout_ms ? "run.timeoutMs" : "CELLOS_RUN_TIMEOUT_MS";
 	} else {
 		r->status = r->exit_code;
 		/* A cell that failed after the kernel OOM-killed one of its processes
@@ -525,6 +530,10 @@ static void run_workload(struct run *r)
 			r->reason = "signal_killed";
 		else if (r->exit_code != 0)
 			r->reason = "nonzero_exit";
+		r->out->exit_status = r->exit_code;
+		r->out->term_signal = term_signal;
+		r->out->mem_limit = r->cell.limits.memory_max;
+		r->out->mem_peak = st.have_cell_mem ? st.cell_mem_peak : (long long)st.ru.ru_maxrss * 1024;
 	}
 
 	d = json_pack("{s:s, s:o, s:i, s:I, s:b}", "specId", s->id, "argv", argv, "exitCode", r->exit_code,
@@ -569,7 +578,10 @@ static int fail_before_start(struct run *r, const char *phase, const char *reaso
 	} else if (strcmp(reason, "ttl_exceeded") == 0) {
 		status = 124;
 	}
-	log_error("%s: %s", phase, msg);
+	/* No line here: the end line (outcome.h) names the phase and says this. */
+	r->out->phase = phase;
+	r->out->reason = reason;
+	snprintf(r->out->message, sizeof r->out->message, "%s", msg);
 	emit_failed(r, phase, reason, msg);
 	return status;
 }
@@ -610,7 +622,11 @@ static void export_artifacts(struct run *r, const char *started_id)
 	struct export_phase x = {.cfg = r->cfg, .spec = r->spec, .es = r->es, .started_id = started_id,
 				 .open = export_open, .open_arg = r, .stop = export_stop, .stop_arg = r,
 				 .deadline_ms = r->ttl_deadline};
-	if (!export_run(&x) || r->reason)
+	size_t failed = export_run(&x);
+	r->out->export_failed = failed;
+	r->out->export_total = r->spec->n_artifacts;
+	snprintf(r->out->export_names, sizeof r->out->export_names, "%s", x.failed_names);
+	if (!failed || r->reason)
 		return; /* a failed workload stays the reason (and its status the exit status) */
 	/* The workload succeeded but an artifact did not leave the cell: a
 	 * supervisor failure (SPEC §1: 125), unless a signal or the TTL cut the
@@ -618,9 +634,10 @@ static void export_artifacts(struct run *r, const char *started_id)
 	const char *why = interrupted(r);
 	r->reason = why ? why : "export_failed";
 	r->status = !why ? 125 : strcmp(why, "ttl_exceeded") == 0 ? 124 : 128 + r->term_sig;
+	r->out->elapsed_ms = why ? mono_ms() - r->t0 : -1;
 }
 
-int supervisor_run(const struct config *cfg, const struct spec *spec, struct event_stream *es)
+static int lifecycle(const struct config *cfg, const struct spec *spec, struct event_stream *es, struct outcome *out)
 {
 	/* SIGTERM/SIGINT are blocked since start-up (main): this descriptor is the
 	 * only way the supervisor sees them. Without it they would stay blocked for
@@ -632,11 +649,13 @@ int supervisor_run(const struct config *cfg, const struct spec *spec, struct eve
 	sigaddset(&set, SIGINT);
 	int sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (sigfd < 0) {
-		log_error("cell %s not started: signalfd for SIGTERM/SIGINT: %s", spec->id, strerror(errno));
+		out->phase = "admission";
+		out->reason = "backend_failed";
+		snprintf(out->message, sizeof out->message, "signalfd for SIGTERM/SIGINT: %s", strerror(errno));
 		return 125;
 	}
 	struct run r = {.cfg = cfg, .spec = spec, .es = es, .be = backend_for(cfg), .sigfd = sigfd,
-			.uid = {.fd = -1}};
+			.uid = {.fd = -1}, .out = out};
 	stdio_relay_init(&r.relay);
 	r.t0 = mono_ms();
 	r.step_us = mono_us();
@@ -743,7 +762,9 @@ int supervisor_run(const struct config *cfg, const struct spec *spec, struct eve
 	if (!r.reason && terminated(&r)) {
 		r.reason = "supervisor_terminated";
 		r.status = 128 + r.term_sig;
+		out->elapsed_ms = mono_ms() - r.t0;
 	}
+	out->reason = r.reason;
 	emit_summary_and_destroyed(&r);
 	log_step(&r.step_us, "summary");
 	status = r.status;
@@ -763,5 +784,19 @@ out:
 	free(r.egress_strings);
 	if (r.sigfd >= 0)
 		close(r.sigfd);
+	out->sup_signal = r.term_sig;
+	return status;
+}
+
+int supervisor_run(const struct config *cfg, const struct spec *spec, struct event_stream *es)
+{
+	struct outcome out = {.cell_id = spec->id, .ttl_seconds = spec->ttl_seconds, .elapsed_ms = -1};
+	int status = lifecycle(cfg, spec, es, &out);
+	/* The cell is gone and its last event written: now the verdict, once, as
+	 * the supervisor's last line (SPEC §4). The sinks are closed first so that
+	 * nothing they have to say (a failed fdatasync) comes after it; main's own
+	 * events_close() is then a no-op. */
+	events_close(es);
+	outcome_report(&out);
 	return status;
 }

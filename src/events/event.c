@@ -184,6 +184,10 @@ void events_emit(struct event_stream *es, const char *type, json_t *data, char i
 
 void events_close(struct event_stream *es)
 {
+	/* Closed already (the supervisor closes the stream before its end line;
+	 * main closes it again): nothing left to do or say. */
+	if (!es->n_sinks && !es->signer && !es->dlq)
+		return;
 	for (size_t i = 0; i < es->n_sinks; i++)
 		es->sinks[i]->close(es->sinks[i]);
 	es->n_sinks = 0;

@@ -216,9 +216,11 @@ static json_t *provenance(const char *started_id)
 	return json_pack("{s:s, s:s}", "parent", started_id, "parentType", EVENT_TYPE_PREFIX "lifecycle.v1.started");
 }
 
-static void emit_failed(const struct export_phase *x, const struct artifact *a, const struct plan *p,
+static void emit_failed(struct export_phase *x, const struct artifact *a, const struct plan *p,
 			const char *destination, const char *reason)
 {
+	size_t used = strlen(x->failed_names);
+	snprintf(x->failed_names + used, sizeof x->failed_names - used, "%s%s", used ? ", " : "", a->name);
 	json_t *d = json_pack("{s:s, s:s, s:o, s:o}", "artifactName", a->name, "targetKind",
 			      p->sink ? p->sink->kind : "LocalPath", "reason", event_text(reason), "provenance",
 			      provenance(x->started_id));
@@ -271,8 +273,9 @@ static int open_artifact(const struct export_phase *x, const struct artifact *a,
 	return 0;
 }
 
-size_t export_run(const struct export_phase *x)
+size_t export_run(struct export_phase *x)
 {
+	x->failed_names[0] = '\0';
 	const struct spec *s = x->spec;
 	size_t failed = 0;
 	const struct curl_api *curl = NULL;

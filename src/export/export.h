@@ -111,9 +111,11 @@ struct export_phase {
 	const char *(*stop)(void *arg);
 	void *stop_arg;
 	int64_t deadline_ms;
+	/* Out: the names of the artifacts that failed, comma-separated (cut to fit). */
+	char failed_names[256];
 };
 
 /* Export every artifact; returns how many failed. */
-size_t export_run(const struct export_phase *x);
+size_t export_run(struct export_phase *x);
 
 #endif

@@ -4,6 +4,7 @@
 #include "util/ids.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,15 +16,13 @@ static const char *const names[] = {"error", "warn", "info", "debug"};
 void log_set_level(enum log_level lvl) { current = lvl; }
 void log_set_program(const char *name) { program = name; }
 
-void log_msg(enum log_level lvl, const char *fmt, ...)
+/* One line: "program: [level: ]message", escaped (see below). */
+static void vlog(enum log_level lvl, bool tag, const char *fmt, va_list ap)
 {
 	if (lvl > current)
 		return;
 	char msg[2048];
-	va_list ap;
-	va_start(ap, fmt);
 	int m = vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
 	if (m < 0)
 		return;
 	size_t len = (size_t)m < sizeof msg ? (size_t)m : sizeof msg - 1;
@@ -40,12 +39,28 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	 * line is written with one write(2) so that concurrent supervisors sharing a
 	 * stderr do not interleave within it; it has room for every byte escaped. */
 	char line[64 + 4 * sizeof msg];
-	int n = snprintf(line, 64, "%s: %s: ", program, names[lvl]);
+	int n = tag ? snprintf(line, 64, "%s: %s: ", program, names[lvl]) : snprintf(line, 64, "%s: ", program);
 	size_t pos = n < 0 ? 0 : (size_t)n < 64 ? (size_t)n : 63;
 	pos += escape_controls(line + pos, sizeof line - pos, msg, len);
 	line[pos++] = '\n'; /* over the NUL: escape_controls left room for it */
 	ssize_t w = write(STDERR_FILENO, line, pos);
 	(void)w;
+}
+
+void log_msg(enum log_level lvl, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(lvl, true, fmt, ap);
+	va_end(ap);
+}
+
+void log_end(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(LOG_ERROR, false, fmt, ap);
+	va_end(ap);
 }
 
 void log_step(int64_t *last_us, const char *what)

@@ -15,6 +15,10 @@ void log_set_level(enum log_level lvl);
 /* The name that starts every line (default "cellos-supervisor"). */
 void log_set_program(const char *name);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The end line of a run that did not succeed (SPEC §4, outcome.h): "program:
+ * message", without a level (it is not one message among others but the
+ * verdict), escaped like every line and written at any CELLOS_LOG level. */
+void log_end(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Debug-level step timing: logs "step <what>: <ms since *last_us>" and resets *last_us. */
 void log_step(int64_t *last_us, const char *what);

@@ -270,7 +270,7 @@ def test_the_workload_cannot_stop_the_terminal_and_the_ttl_still_fires(unshare, 
     # The terminal is as it was, and its output was never stopped: the end-of-run
     # line reached it.
     assert run.termios_after == run.termios_before
-    assert b"ttl_exceeded" in run.tty_output, run.tty_output
+    assert b"lifetime.ttlSeconds" in run.tty_output, run.tty_output
     left, _ = wait_no_marked(mark, 5)
     assert not left, left
 
@@ -345,7 +345,7 @@ while True:
             termios.tcflow(run.slave, termios.TCOON)
     rc, elapsed = run.wait(20)
     assert rc == 124, run.tty_output[-500:]
-    assert b"ttl_exceeded" in run.tty_output, run.tty_output[-500:]
+    assert b"lifetime.ttlSeconds" in run.tty_output, run.tty_output[-500:]
 
 
 @MODES
@@ -444,7 +444,7 @@ def test_runtime_backends_never_share_the_terminal(backend, no_residue):
         for what in ("tcsetattr", "tiocsetd", "winsz", "tcflow"):
             assert res[f"{what}{fd}"] != "OK" and res[f"{what}{fd}"][0] != "OK", res
     assert run.termios_after == run.termios_before
-    assert b"ttl_exceeded" in run.tty_output, run.tty_output
+    assert b"lifetime.ttlSeconds" in run.tty_output, run.tty_output
     assert b"relayed from stdout" in run.tty_output, run.tty_output
     assert holders == {}, f"processes of the cell hold the terminal: {holders}"
     left, _ = wait_no_marked(cid, 5)

@@ -119,6 +119,15 @@ static void test_level_filter(void **state)
 	logged_is("cellos-supervisor: warn: shown\n");
 }
 
+/* The end line (outcome.h): no level tag, escaped like the rest, shown at any level. */
+static void test_end_line_has_no_level_and_is_escaped(void **state)
+{
+	log_set_level(LOG_ERROR);
+	log_end("cell %s failed: %s", "c1", "exited\x1b[2K\ncellos-supervisor: forged");
+	log_set_level(LOG_DEBUG);
+	logged_is("cellos-supervisor: cell c1 failed: exited\\x1b[2K\\x0acellos-supervisor: forged\n");
+}
+
 static void escaped_is(const char *in, size_t size, const char *want)
 {
 	char *out = malloc(size);
@@ -152,6 +161,7 @@ int main(void)
 		cmocka_unit_test_setup(test_trailing_newline_of_the_format_stays_the_end_of_the_line, empty),
 		cmocka_unit_test_setup(test_long_message_is_one_line, empty),
 		cmocka_unit_test_setup(test_level_filter, empty),
+		cmocka_unit_test_setup(test_end_line_has_no_level_and_is_escaped, empty),
 		cmocka_unit_test_setup(test_escape_is_bounded_by_whole_escapes_and_characters, empty),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
