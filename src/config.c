@@ -567,6 +567,8 @@ int config_load(struct config *cfg, struct err *e)
 		cfg->hardened = true;
 	else
 		return err_set(e, "CELLOS_DEPLOYMENT_PROFILE: unknown profile '%s' (expected portable, hardened)", v);
+	/* SPEC §7: in hardened, an unknown document key is an error, not a warning. */
+	cfg->strict_spec = cfg->strict_spec || cfg->hardened;
 
 	if (parse_unshare(env("CELLOS_SUBPROCESS_UNSHARE"), &cfg->ns, &cfg->user_required, &cfg->host_mode, e) < 0)
 		return -1;
