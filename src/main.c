@@ -67,11 +67,12 @@ static void print_isolation(const struct config *cfg)
 		{NS_UTS, "uts"}, {NS_CGROUP, "cgroup"}, {NS_USER, "user"},
 	};
 	const char *what = "?";
+	const char *runtime = strrchr(cfg->oci_runtime_path, '/') ? strrchr(cfg->oci_runtime_path, '/') + 1 : "";
 	switch (cfg->backend) {
 	case BACKEND_STUB: what = "host processes in namespaces"; break;
 	case BACKEND_GVISOR: what = "runsc: the workload runs on gVisor's user-space kernel"; break;
-	case BACKEND_OCI: what = strstr(cfg->oci_runtime_path, "crun") ? "crun: a container on the host kernel"
-									 : "runc: a container on the host kernel";
+	case BACKEND_OCI: what = strcmp(runtime, "crun") == 0 ? "crun: a container on the host kernel"
+							      : "runc: a container on the host kernel";
 		break;
 	case BACKEND_FIRECRACKER:
 	case BACKEND_QEMU: break; /* refused by config_load in this build */
