@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential pkg-config libjansson-dev libsodium-dev nftables
 libnftnl-dev libmnl-dev libseccomp-dev libcurl4-openssl-dev libcmocka-dev python3-pytest hyperfine bubblewrap iproute2 util-linux procps
-python3-nacl clang libclang-rt-14-dev
+python3-nacl python3-jsonschema clang libclang-rt-14-dev
 runsc crun runc"
 missing=""
 for p in $PKGS; do

@@ -555,10 +555,11 @@ int config_load(struct config *cfg, struct err *e)
 		cfg->backend = BACKEND_GVISOR;
 	else if (strcmp(v, "oci") == 0)
 		cfg->backend = BACKEND_OCI;
+	/* SPEC §3: list what this build can run, never the backends it lacks. */
 	else if (strcmp(v, "firecracker") == 0 || strcmp(v, "qemu") == 0)
-		return err_set(e, "CELLOS_CELL_BACKEND: backend '%s' is not available in this build (use stub, gvisor or oci)", v);
+		return err_set(e, "CELLOS_CELL_BACKEND: backend '%s' is not available in this build (it runs stub, host, gvisor, oci)", v);
 	else
-		return err_set(e, "CELLOS_CELL_BACKEND: unknown backend '%s' (expected stub, host, gvisor, oci, firecracker, qemu)", v);
+		return err_set(e, "CELLOS_CELL_BACKEND: unknown backend '%s' (this build runs stub, host, gvisor, oci)", v);
 
 	v = env("CELLOS_DEPLOYMENT_PROFILE");
 	if (!v || strcmp(v, "portable") == 0)
@@ -567,6 +568,8 @@ int config_load(struct config *cfg, struct err *e)
 		cfg->hardened = true;
 	else
 		return err_set(e, "CELLOS_DEPLOYMENT_PROFILE: unknown profile '%s' (expected portable, hardened)", v);
+	/* SPEC §7: in hardened, an unknown document key is an error, not a warning. */
+	cfg->strict_spec = cfg->strict_spec || cfg->hardened;
 
 	if (parse_unshare(env("CELLOS_SUBPROCESS_UNSHARE"), &cfg->ns, &cfg->user_required, &cfg->host_mode, e) < 0)
 		return -1;

@@ -58,7 +58,7 @@ struct config {
 	const char *jsonl_path;        /* NULL: no JSONL mirror */
 	enum fsync_mode jsonl_fsync;
 	bool noop_sink;
-	bool strict_config, strict_spec;
+	bool strict_config, strict_spec; /* strict_spec: CELLOS_STRICT_SPEC=1, or hardened */
 	enum log_level log_level;
 	char run_id[37];               /* CELLOS_RUN_ID or "" (fresh UUIDv4) */
 	/* Events (SPEC §8.3, §8.5, §9). */

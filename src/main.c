@@ -31,7 +31,82 @@ static const char help[] =
 	"Exit status: the workload's own status; 124 timeout; 125 supervisor failure\n"
 	"(invalid document or configuration, backend, secrets, export); 126 cannot\n"
 	"execute; 127 not found; 128+N killed by signal N.\n"
-	"Configuration is read from the environment (CELLOS_*, CELL_OS_*): see SPEC.md §3.\n";
+	"Configuration is read from the environment (CELLOS_*, CELL_OS_*). Every field of\n"
+	"the document and every variable: docs/reference.md.\n";
+
+/* The limits the cell would get: only those that are set, so that an unset one
+ * never reads as a limit of 0. */
+static void print_limits(const struct config *cfg, const struct spec *s)
+{
+	const char *sep = "";
+	printf("limits:   ");
+	if (s->memory_max_bytes) {
+		printf(" memory %lld bytes", s->memory_max_bytes);
+		sep = ",";
+	}
+	if (s->cpu_quota_micros) {
+		printf("%s cpu %lld/%lld us", sep, s->cpu_quota_micros, s->cpu_period_micros);
+		sep = ",";
+	} else if (cfg->cpu_quota) {
+		printf("%s cpu %lld/%lld us (CELLOS_CGROUP_CPU_MAX)", sep, cfg->cpu_quota, cfg->cpu_period);
+		sep = ",";
+	}
+	if (s->pids_max) {
+		printf("%s pids %lld", sep, s->pids_max);
+		sep = ",";
+	}
+	printf("%s\n", *sep ? "" : " none");
+}
+
+/* What isolation the cell would get, in the words of the configuration: "stub"
+ * alone reads like a test stand-in, so each backend is explained. */
+static void print_isolation(const struct config *cfg)
+{
+	static const struct { unsigned bit; const char *name; } ns_names[] = {
+		{NS_NET, "net"}, {NS_MNT, "mnt"}, {NS_PID, "pid"}, {NS_IPC, "ipc"},
+		{NS_UTS, "uts"}, {NS_CGROUP, "cgroup"}, {NS_USER, "user"},
+	};
+	const char *what = "?";
+	const char *runtime = strrchr(cfg->oci_runtime_path, '/') ? strrchr(cfg->oci_runtime_path, '/') + 1 : "";
+	switch (cfg->backend) {
+	case BACKEND_STUB: what = "host processes in namespaces"; break;
+	case BACKEND_GVISOR: what = "runsc: the workload runs on gVisor's user-space kernel"; break;
+	case BACKEND_OCI: what = strcmp(runtime, "crun") == 0 ? "crun: a container on the host kernel"
+							      : "runc: a container on the host kernel";
+		break;
+	case BACKEND_FIRECRACKER:
+	case BACKEND_QEMU: break; /* refused by config_load in this build */
+	}
+	printf("backend:   %s (%s), %s profile\n", config_backend_name(cfg->backend), what,
+	       cfg->hardened ? "hardened" : "portable");
+
+	/* The oci backend always maps the container's root to the run's uid. */
+	unsigned ns = cfg->ns | (cfg->backend == BACKEND_OCI ? NS_USER : 0);
+	if (cfg->backend == BACKEND_STUB && cfg->host_mode) {
+		printf("namespaces: none: host mode (CELLOS_SUBPROCESS_UNSHARE=0), the workload shares the host's\n");
+	} else {
+		printf("namespaces:");
+		const char *sep = " ";
+		for (size_t i = 0; i < sizeof ns_names / sizeof ns_names[0]; i++)
+			if (ns & ns_names[i].bit) {
+				printf("%s%s", sep, ns_names[i].name);
+				sep = ", ";
+			}
+		/* `all` (the default) falls back without a user namespace where the
+		 * kernel refuses one; a `user` listed by name does not. */
+		if (cfg->backend == BACKEND_STUB && (ns & NS_USER) && !cfg->user_required)
+			printf(" (user only where the kernel allows one)");
+		printf("\n");
+	}
+	printf("seccomp:   %s\n", strcmp(cfg->seccomp, "file") == 0 ? "the filter file of CELLOS_SECCOMP" : cfg->seccomp);
+
+	if (cfg->backend == BACKEND_GVISOR)
+		printf("uid:       the workload is no host process (gVisor's kernel runs it)\n");
+	else if (cfg->fixed_uid)
+		printf("uid:       host uid %lu, gid %lu for every cell (CELLOS_CELL_UID)\n", cfg->fixed_uid, cfg->fixed_gid);
+	else
+		printf("uid:       a host uid of its own from %lu-%lu, never 0\n", cfg->uid_first, cfg->uid_last);
+}
 
 static void print_summary(const struct config *cfg, const struct spec *s)
 {
@@ -47,6 +122,8 @@ static void print_summary(const struct config *cfg, const struct spec *s)
 			printf("workdir:   %s\n", s->working_directory);
 		if (s->timeout_ms)
 			printf("timeout:   %lld ms\n", s->timeout_ms);
+		else if (cfg->run_timeout_ms)
+			printf("timeout:   %lld ms (CELLOS_RUN_TIMEOUT_MS)\n", cfg->run_timeout_ms);
 	} else {
 		printf("argv:      (none: nothing is executed)\n");
 	}
@@ -58,11 +135,10 @@ static void print_summary(const struct config *cfg, const struct spec *s)
 	for (size_t i = 0; i < s->n_egress; i++)
 		printf("           %s %s:%d\n", s->egress[i].proto == PROTO_UDP ? "udp" : "tcp", s->egress[i].host,
 		       s->egress[i].port);
-	if (s->memory_max_bytes || s->cpu_quota_micros || s->pids_max)
-		printf("limits:    memory %lld, cpu %lld/%lld, pids %lld\n", s->memory_max_bytes, s->cpu_quota_micros,
-		       s->cpu_period_micros, s->pids_max);
+	if (s->has_run)
+		print_limits(cfg, s);
 	printf("artifacts: %zu\n", s->n_artifacts);
-	printf("backend:   %s (%s profile)\n", config_backend_name(cfg->backend), cfg->hardened ? "hardened" : "portable");
+	print_isolation(cfg);
 }
 
 /* Debug: the supervisor's peak RSS (the bench reports it). */

@@ -340,10 +340,12 @@ static const char *at_index(char buf[PATH_LEN], const char *parent, size_t i)
 
 struct vctx {
 	struct problems *probs;
+	struct problems *warns;
 	bool strict;
 	bool bad;          /* set by every problem, even one that could not be stored */
 	size_t count;      /* problems listed by this parse */
 	size_t suppressed; /* problems past PROBLEMS_MAX */
+	size_t warn_count, warn_suppressed; /* the same for warnings */
 };
 
 static void fail(struct vctx *c, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -365,21 +367,211 @@ static void fail(struct vctx *c, const char *path, const char *fmt, ...)
 
 static void oom(struct vctx *c) { fail(c, "document", "out of memory"); }
 
-/* In strict mode, every member of obj not named in `known` is a problem. */
+/* A warning: something the document may do but probably did not mean (an unknown
+ * key). Capped like problems, and never makes the document invalid. */
+static void warn(struct vctx *c, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void warn(struct vctx *c, const char *path, const char *fmt, ...)
+{
+	if (c->warn_count >= PROBLEMS_MAX) {
+		c->warn_suppressed++;
+		return;
+	}
+	c->warn_count++;
+	char msg[768];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	problems_add(c->warns, "%s: %s", path, msg);
+}
+
+/* ---- known keys ---------------------------------------------------------------- */
+
+/* The keys of every object of the document that has a fixed set of them (the
+ * free-form maps labels, env, policy, identity and placement have none). A key
+ * not listed for its object is unknown: warned about, or a problem when strict
+ * (SPEC §2). They are kept in one table so that a key typed at the wrong level can
+ * be pointed to the object it belongs to. schema/execution-cell.schema.json lists
+ * the same keys, and tests/blackbox/test_schema.py checks the two agree. */
+static const char *const top_keys[] = {"apiVersion", "kind", "spec", NULL};
+static const char *const spec_keys[] = {"id", "correlation", "authority", "lifetime", "run", "export",
+					"policy", "identity", "placement", NULL};
+static const char *const correlation_keys[] = {"correlationId", "tenantId", "platform", "externalRunId",
+					       "externalJobId", "labels", NULL};
+static const char *const authority_keys[] = {"secretRefs", "egressRules", "dnsAuthority", NULL};
+static const char *const egress_rule_keys[] = {"host", "port", "protocol", NULL};
+static const char *const dns_authority_keys[] = {"hostnameAllowlist", "resolvers", NULL};
+static const char *const resolver_keys[] = {"resolverId", "protocol", "address", NULL};
+static const char *const lifetime_keys[] = {"ttlSeconds", NULL};
+static const char *const run_keys[] = {"argv", "secretDelivery", "workingDirectory", "env", "timeoutMs",
+				       "limits", NULL};
+static const char *const limits_keys[] = {"memoryMaxBytes", "cpuMax", "pidsMax", "gracefulShutdownSeconds",
+					  NULL};
+static const char *const cpu_max_keys[] = {"quotaMicros", "periodMicros", NULL};
+static const char *const export_keys[] = {"artifacts", "targets", NULL};
+static const char *const artifact_keys[] = {"name", "path", "target", NULL};
+static const char *const target_keys[] = {"name", "kind", "bucket", "keyPrefix", NULL};
+
+/* Where each list applies, as a suggestion names it ("[]": any entry). */
+static const struct {
+	const char *path;
+	const char *const *keys;
+} key_places[] = {
+	{"", top_keys},
+	{"spec", spec_keys},
+	{"spec.correlation", correlation_keys},
+	{"spec.authority", authority_keys},
+	{"spec.authority.egressRules[]", egress_rule_keys},
+	{"spec.authority.dnsAuthority", dns_authority_keys},
+	{"spec.authority.dnsAuthority.resolvers[]", resolver_keys},
+	{"spec.lifetime", lifetime_keys},
+	{"spec.run", run_keys},
+	{"spec.run.limits", limits_keys},
+	{"spec.run.limits.cpuMax", cpu_max_keys},
+	{"spec.export", export_keys},
+	{"spec.export.artifacts[]", artifact_keys},
+	{"spec.export.targets[]", target_keys},
+};
+#define N_KEY_PLACES (sizeof key_places / sizeof key_places[0])
+
+static bool in_list(const char *const *list, const char *key)
+{
+	for (; *list; list++)
+		if (strcmp(*list, key) == 0)
+			return true;
+	return false;
+}
+
+static char lower(char ch) { return ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch; }
+
+#define KEY_CMP_MAX 64 /* longer keys are no typo of ours: none is half as long */
+
+/* How far a typed key is from a known one: the edit distance (insert, delete,
+ * substitute, swap two neighbours), ignoring case. A key that is a prefix of the
+ * known one, at least 3 characters long ("ttl", "memory"), counts as close: the
+ * user shortened it. Returns -1 when the two are not close at all. */
+static int key_distance(const char *typed, const char *known)
+{
+	size_t n = strlen(typed), m = strlen(known);
+	if (n > KEY_CMP_MAX || m > KEY_CMP_MAX)
+		return -1;
+	int d[KEY_CMP_MAX + 1][KEY_CMP_MAX + 1];
+	for (size_t i = 0; i <= n; i++)
+		d[i][0] = (int)i;
+	for (size_t j = 0; j <= m; j++)
+		d[0][j] = (int)j;
+	for (size_t i = 1; i <= n; i++)
+		for (size_t j = 1; j <= m; j++) {
+			int cost = lower(typed[i - 1]) != lower(known[j - 1]);
+			int best = d[i - 1][j - 1] + cost;
+			if (d[i - 1][j] + 1 < best)
+				best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && lower(typed[i - 1]) == lower(known[j - 2]) &&
+			    lower(typed[i - 2]) == lower(known[j - 1]) && d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1;
+			d[i][j] = best;
+		}
+	/* One edit in a short key, two in a middling one, three in a long one:
+	 * more would suggest unrelated keys. */
+	size_t longer = n > m ? n : m;
+	int allowed = longer <= 4 ? 1 : longer <= 8 ? 2 : 3;
+	if (d[n][m] <= allowed)
+		return d[n][m];
+	if (n >= 3 && n < m) {
+		size_t i = 0;
+		while (i < n && lower(typed[i]) == lower(known[i]))
+			i++;
+		if (i == n)
+			return (int)(m - n);
+	}
+	return -1;
+}
+
+/* The key of `list` closest to `typed` (ties: the first), or NULL. */
+static const char *closest_key(const char *typed, const char *const *list, int *dist)
+{
+	const char *best = NULL;
+	for (; *list; list++) {
+		int d = key_distance(typed, *list);
+		if (d >= 0 && (!best || d < *dist)) {
+			best = *list;
+			*dist = d;
+		}
+	}
+	return best;
+}
+
+/* Appends one place of `key` to out ("spec.run.secretDelivery", or
+ * "\"kind\" at the top level"), after " or " unless it is the first. */
+static void add_place(char *out, size_t size, size_t *len, const char *place, const char *key)
+{
+	size_t n = *len < size ? size - *len : 0;
+	int w = *place ? snprintf(out + *len, n, "%s%s.%s", *len ? " or " : "", place, key)
+		       : snprintf(out + *len, n, "%s\"%s\" at the top level", *len ? " or " : "", key);
+	if (w > 0)
+		*len += (size_t)w;
+}
+
+/* "; did you mean ...?" for an unknown key of the object whose keys are `known`,
+ * or "" when no guess is good enough. In order: the same key in other case here;
+ * the places where this very key belongs (a key typed at the wrong level, e.g.
+ * secretDelivery under authority); a close key here; a close key elsewhere. */
+static void suggest(char *out, size_t size, const char *key, const char *const *known)
+{
+	int dist = 0;
+	const char *here = closest_key(key, known, &dist);
+	out[0] = '\0';
+	if (here && dist == 0) {
+		snprintf(out, size, "; did you mean \"%s\"?", here);
+		return;
+	}
+	char places[400];
+	size_t len = 0;
+	for (size_t i = 0; i < N_KEY_PLACES; i++)
+		if (key_places[i].keys != known && in_list(key_places[i].keys, key))
+			add_place(places, sizeof places, &len, key_places[i].path, key);
+	if (len) {
+		snprintf(out, size, "; did you mean %s?", places);
+		return;
+	}
+	if (here) {
+		snprintf(out, size, "; did you mean \"%s\"?", here);
+		return;
+	}
+	const char *best = NULL, *best_place = NULL;
+	for (size_t i = 0; i < N_KEY_PLACES; i++) {
+		int d = 0;
+		const char *k = key_places[i].keys != known ? closest_key(key, key_places[i].keys, &d) : NULL;
+		if (k && (!best || d < dist)) {
+			best = k;
+			best_place = key_places[i].path;
+			dist = d;
+		}
+	}
+	if (best) {
+		add_place(places, sizeof places, &len, best_place, best);
+		snprintf(out, size, "; did you mean %s?", places);
+	}
+}
+
+/* Every member of obj not named in `known` (one of the lists above) is warned
+ * about, or a problem in strict mode (CELLOS_STRICT_SPEC=1, hardened). */
 static void check_known(struct vctx *c, json_t *obj, const char *path, const char *const *known)
 {
-	if (!c->strict)
-		return;
 	const char *key;
 	json_t *v;
 	json_object_foreach(obj, key, v) {
-		const char *const *k = known;
-		while (*k && strcmp(*k, key) != 0)
-			k++;
-		if (!*k) {
-			char p[PATH_LEN];
-			fail(c, at_key(p, path, key), "unknown field");
-		}
+		if (in_list(known, key))
+			continue;
+		char p[PATH_LEN], hint[512];
+		at_key(p, path, key);
+		suggest(hint, sizeof hint, key, known);
+		if (c->strict)
+			fail(c, p, "unknown key%s", hint);
+		else
+			warn(c, p, "unknown key, ignored%s", hint);
 	}
 }
 
@@ -514,10 +706,8 @@ static bool first_use(struct vctx *c, json_t *set, const char *name)
 
 static void validate_correlation(struct vctx *c, json_t *o, struct spec *s)
 {
-	static const char *const known[] = {"correlationId", "tenantId", "platform", "externalRunId",
-					    "externalJobId", "labels", NULL};
 	const char *P = "spec.correlation";
-	check_known(c, o, P, known);
+	check_known(c, o, P, correlation_keys);
 	s->correlation = o;
 	member_string(c, o, P, "correlationId", false);
 	member_string(c, o, P, "platform", false);
@@ -582,14 +772,13 @@ static void validate_secret_refs(struct vctx *c, json_t *arr, struct spec *s)
 
 static void validate_egress_rule(struct vctx *c, json_t *r, const char *P, struct egress_rule *out)
 {
-	static const char *const known[] = {"host", "port", "protocol", NULL};
 	char p[PATH_LEN];
 	long long port;
 	if (!json_is_object(r)) {
 		fail(c, P, "must be an object");
 		return;
 	}
-	check_known(c, r, P, known);
+	check_known(c, r, P, egress_rule_keys);
 	out->host = member_string(c, r, P, "host", true);
 	if (out->host && spec_host_family(out->host) < 0)
 		fail(c, at_key(p, P, "host"), "must be an IPv4/IPv6 address, a CIDR or a DNS name");
@@ -622,13 +811,12 @@ static void validate_egress_rules(struct vctx *c, json_t *arr, struct spec *s)
 
 static void validate_resolver(struct vctx *c, json_t *r, const char *P)
 {
-	static const char *const known[] = {"resolverId", "protocol", "address", NULL};
 	char p[PATH_LEN];
 	if (!json_is_object(r)) {
 		fail(c, P, "must be an object");
 		return;
 	}
-	check_known(c, r, P, known);
+	check_known(c, r, P, resolver_keys);
 	const char *id = member_string(c, r, P, "resolverId", true);
 	if (id && !*id)
 		fail(c, at_key(p, P, "resolverId"), "must not be empty");
@@ -642,11 +830,10 @@ static void validate_resolver(struct vctx *c, json_t *r, const char *P)
 
 static void validate_dns_authority(struct vctx *c, json_t *o, struct spec *s)
 {
-	static const char *const known[] = {"hostnameAllowlist", "resolvers", NULL};
 	const char *P = "spec.authority.dnsAuthority";
 	size_t i;
 	json_t *v, *arr;
-	check_known(c, o, P, known);
+	check_known(c, o, P, dns_authority_keys);
 	s->dns_authority = o;
 	if ((arr = member_array(c, o, P, "hostnameAllowlist", false))) {
 		json_array_foreach(arr, i, v) {
@@ -667,10 +854,9 @@ static void validate_dns_authority(struct vctx *c, json_t *o, struct spec *s)
 
 static void validate_authority(struct vctx *c, json_t *o, struct spec *s)
 {
-	static const char *const known[] = {"secretRefs", "egressRules", "dnsAuthority", NULL};
 	const char *P = "spec.authority";
 	json_t *v;
-	check_known(c, o, P, known);
+	check_known(c, o, P, authority_keys);
 	if ((v = member_array(c, o, P, "secretRefs", true)))
 		validate_secret_refs(c, v, s);
 	if ((v = member_array(c, o, P, "egressRules", false)))
@@ -775,15 +961,13 @@ static void validate_env(struct vctx *c, json_t *o, struct spec *s)
 
 static void validate_limits(struct vctx *c, json_t *o, struct spec *s)
 {
-	static const char *const known[] = {"memoryMaxBytes", "cpuMax", "pidsMax", "gracefulShutdownSeconds", NULL};
-	static const char *const cpu_known[] = {"quotaMicros", "periodMicros", NULL};
 	const char *P = "spec.run.limits";
-	check_known(c, o, P, known);
+	check_known(c, o, P, limits_keys);
 	member_int(c, o, P, "memoryMaxBytes", false, 1, LLONG_MAX, &s->memory_max_bytes);
 	json_t *cpu = member_object(c, o, P, "cpuMax", false);
 	if (cpu) {
 		const char *CP = "spec.run.limits.cpuMax";
-		check_known(c, cpu, CP, cpu_known);
+		check_known(c, cpu, CP, cpu_max_keys);
 		member_int(c, cpu, CP, "quotaMicros", true, 1, CPU_QUOTA_MAX, &s->cpu_quota_micros);
 		member_int(c, cpu, CP, "periodMicros", false, CPU_PERIOD_MIN, CPU_PERIOD_MAX, &s->cpu_period_micros);
 	}
@@ -793,11 +977,9 @@ static void validate_limits(struct vctx *c, json_t *o, struct spec *s)
 
 static void validate_run(struct vctx *c, json_t *o, struct spec *s)
 {
-	static const char *const known[] = {"argv", "secretDelivery", "workingDirectory", "env", "timeoutMs",
-					    "limits", NULL};
 	const char *P = "spec.run";
 	json_t *v;
-	check_known(c, o, P, known);
+	check_known(c, o, P, run_keys);
 	s->has_run = true;
 	if ((v = member_array(c, o, P, "argv", true)))
 		validate_argv(c, v, s);
@@ -828,13 +1010,12 @@ static void validate_run(struct vctx *c, json_t *o, struct spec *s)
  * checked then). */
 static bool validate_target(struct vctx *c, json_t *t, const char *P, struct export_target *out, json_t *names)
 {
-	static const char *const known[] = {"name", "kind", "bucket", "keyPrefix", NULL};
 	char p[PATH_LEN];
 	if (!json_is_object(t)) {
 		fail(c, P, "must be an object");
 		return false;
 	}
-	check_known(c, t, P, known);
+	check_known(c, t, P, target_keys);
 	out->name = member_string(c, t, P, "name", true);
 	if (out->name) {
 		/* Recorded even when malformed, so it is reported once and not again
@@ -857,13 +1038,12 @@ static bool validate_target(struct vctx *c, json_t *t, const char *P, struct exp
 static void validate_artifact(struct vctx *c, json_t *a, const char *P, struct artifact *out, json_t *names,
 			      json_t *targets)
 {
-	static const char *const known[] = {"name", "path", "target", NULL};
 	char p[PATH_LEN];
 	if (!json_is_object(a)) {
 		fail(c, P, "must be an object");
 		return;
 	}
-	check_known(c, a, P, known);
+	check_known(c, a, P, artifact_keys);
 	out->name = member_string(c, a, P, "name", true);
 	if (out->name) {
 		/* Recorded even when malformed, so it is reported once and not again
@@ -887,7 +1067,6 @@ static void validate_artifact(struct vctx *c, json_t *a, const char *P, struct a
 
 static void validate_export(struct vctx *c, json_t *o, struct spec *s)
 {
-	static const char *const known[] = {"artifacts", "targets", NULL};
 	const char *P = "spec.export";
 	size_t i, n;
 	json_t *v, *arr;
@@ -896,7 +1075,7 @@ static void validate_export(struct vctx *c, json_t *o, struct spec *s)
 		oom(c);
 		goto out;
 	}
-	check_known(c, o, P, known);
+	check_known(c, o, P, export_keys);
 	/* Targets first: artifacts refer to them. */
 	bool names_complete = !member(o, "targets") || json_is_array(member(o, "targets"));
 	if ((arr = member_array(c, o, P, "targets", false))) {
@@ -933,11 +1112,9 @@ out:
 
 static void validate_spec(struct vctx *c, json_t *o, struct spec *s)
 {
-	static const char *const known[] = {"id", "run", "correlation", "authority", "lifetime", "export",
-					    "policy", "identity", "placement", NULL};
 	const char *P = "spec";
 	json_t *v;
-	check_known(c, o, P, known);
+	check_known(c, o, P, spec_keys);
 
 	s->id = member_string(c, o, P, "id", true);
 	if (s->id && !spec_is_portable_id(s->id))
@@ -949,14 +1126,13 @@ static void validate_spec(struct vctx *c, json_t *o, struct spec *s)
 
 	/* lifetime exists only to carry ttlSeconds: when it is missing, name the
 	 * field the user actually has to add. */
-	static const char *const lifetime_known[] = {"ttlSeconds", NULL};
 	v = member(o, "lifetime");
 	if (!v)
 		fail(c, "spec.lifetime.ttlSeconds", "required integer 1-2147483647");
 	else if (!json_is_object(v))
 		fail(c, "spec.lifetime", "must be an object");
 	else {
-		check_known(c, v, "spec.lifetime", lifetime_known);
+		check_known(c, v, "spec.lifetime", lifetime_keys);
 		member_int(c, v, "spec.lifetime", "ttlSeconds", true, 1, INT32_MAX, &s->ttl_seconds);
 	}
 
@@ -971,13 +1147,12 @@ static void validate_spec(struct vctx *c, json_t *o, struct spec *s)
 
 static void validate_document(struct vctx *c, json_t *root, struct spec *s)
 {
-	static const char *const known[] = {"apiVersion", "kind", "spec", NULL};
 	json_t *v;
 	if (!json_is_object(root)) {
 		fail(c, "document", "must be a JSON object");
 		return;
 	}
-	check_known(c, root, "", known);
+	check_known(c, root, "", top_keys);
 	member_literal(c, root, "", "apiVersion", API_VERSION);
 	member_literal(c, root, "", "kind", KIND);
 	if ((v = member_object(c, root, "", "spec", true)))
@@ -1013,7 +1188,8 @@ static bool too_deep(const char *buf, size_t len)
 	return false;
 }
 
-int spec_parse(const char *buf, size_t len, bool strict, struct spec *out, struct problems *probs)
+int spec_parse_ex(const char *buf, size_t len, bool strict, struct spec *out, struct problems *probs,
+		  struct problems *warns)
 {
 	memset(out, 0, sizeof *out);
 	if (len > SPEC_MAX_BYTES) {
@@ -1042,10 +1218,12 @@ int spec_parse(const char *buf, size_t len, bool strict, struct spec *out, struc
 		.cpu_period_micros = 100000,
 		.graceful_shutdown_seconds = 2,
 	};
-	struct vctx c = {.probs = probs, .strict = strict};
+	struct vctx c = {.probs = probs, .warns = warns, .strict = strict};
 	validate_document(&c, root, &s);
 	if (c.suppressed)
 		problems_add(probs, "document: %zu more problems not shown", c.suppressed);
+	if (c.warn_suppressed)
+		problems_add(warns, "document: %zu more warnings not shown", c.warn_suppressed);
 	if (c.bad) {
 		spec_free(&s);
 		return -1;
@@ -1054,7 +1232,7 @@ int spec_parse(const char *buf, size_t len, bool strict, struct spec *out, struc
 	return 0;
 }
 
-int spec_load(const char *path, bool strict, struct spec *out, struct problems *probs)
+int spec_load_ex(const char *path, bool strict, struct spec *out, struct problems *probs, struct problems *warns)
 {
 	memset(out, 0, sizeof *out);
 	bool use_stdin = strcmp(path, "-") == 0;
@@ -1092,7 +1270,33 @@ int spec_load(const char *path, bool strict, struct spec *out, struct problems *
 			break;
 		len += (size_t)r;
 	}
-	return spec_parse(buf, len, strict, out, probs);
+	return spec_parse_ex(buf, len, strict, out, probs, warns);
+}
+
+/* The callers that print rather than return warnings: on stderr, before the
+ * caller prints the problems, so a misplaced key comes right before the
+ * "required" problem it may explain. */
+static void log_warnings(struct problems *warns)
+{
+	for (size_t i = 0; i < warns->n; i++)
+		log_warn("%s", warns->items[i]);
+	problems_free(warns);
+}
+
+int spec_parse(const char *buf, size_t len, bool strict, struct spec *out, struct problems *probs)
+{
+	struct problems warns = {0};
+	int rc = spec_parse_ex(buf, len, strict, out, probs, &warns);
+	log_warnings(&warns);
+	return rc;
+}
+
+int spec_load(const char *path, bool strict, struct spec *out, struct problems *probs)
+{
+	struct problems warns = {0};
+	int rc = spec_load_ex(path, strict, out, probs, &warns);
+	log_warnings(&warns);
+	return rc;
 }
 
 void spec_free(struct spec *s)

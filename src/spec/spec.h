@@ -91,11 +91,26 @@ void problems_free(struct problems *p);
 
 /* Parse and validate a document held in memory. On success returns 0 and fills
  * *out (release with spec_free). On failure returns -1 and appends every problem
- * found to *probs (parse errors: one entry). `strict` rejects unknown keys
- * (CELLOS_STRICT_SPEC=1). */
-int spec_parse(const char *buf, size_t len, bool strict, struct spec *out, struct problems *probs);
+ * found to *probs (parse errors: one entry).
+ *
+ * Warnings are appended to *warns, in the same "field.path: message" form, whether
+ * the document is valid or not: today, each unknown key (SPEC §2: accepted for
+ * upstream compatibility), e.g.
+ *   spec.authority.secretDelivery: unknown key, ignored; did you mean spec.run.secretDelivery?
+ * `strict` (CELLOS_STRICT_SPEC=1, the hardened profile) makes each unknown key a
+ * problem instead ("...: unknown key; did you mean ...?"). Both lists are capped
+ * at 100 entries plus one "document: N more ... not shown". The caller frees both
+ * with problems_free. A report that needs {path, message} splits an item at its
+ * first ": " (a path never contains one, unless a key of the document does). */
+int spec_parse_ex(const char *buf, size_t len, bool strict, struct spec *out, struct problems *probs,
+		  struct problems *warns);
 
-/* Read a document from `path` ("-" = stdin), at most SPEC_MAX_BYTES, then spec_parse. */
+/* Read a document from `path` ("-" = stdin), at most SPEC_MAX_BYTES, then spec_parse_ex. */
+int spec_load_ex(const char *path, bool strict, struct spec *out, struct problems *probs, struct problems *warns);
+
+/* spec_parse_ex / spec_load_ex with the warnings logged on stderr (log_warn, so
+ * CELLOS_LOG=error silences them) instead of returned. */
+int spec_parse(const char *buf, size_t len, bool strict, struct spec *out, struct problems *probs);
 int spec_load(const char *path, bool strict, struct spec *out, struct problems *probs);
 
 void spec_free(struct spec *s);

@@ -1,11 +1,13 @@
 """SPEC §2/§3: every class of bad input is refused with 125, each problem named on
 stderr as `field.path: message` (or the variable), no events, nothing left on the host."""
+import base64
 import copy
 import json
 import re
 
 import pytest
 
+from cellprobe import FULL
 from conftest import assert_no_residue, host_snapshot, make_spec, new_dir, run_cell
 
 pytestmark = pytest.mark.usefixtures("no_residue")
@@ -316,8 +318,12 @@ def test_all_problems_are_reported_at_once():
     assert len(lines) == len(expected), r.err
 
 
-def test_unknown_keys_are_accepted_by_default():
-    doc = make_spec(["/usr/bin/true"])
+def warnings(err):
+    return [l for l in err.splitlines() if l.startswith("cellos-supervisor: warn: ")]
+
+
+def test_unknown_keys_are_accepted_by_default_and_each_is_warned_about():
+    doc = make_spec(["/usr/bin/true"], egress=[{"host": "192.0.2.7", "port": 443, "note": "x"}])
     doc["extraTop"] = 1
     doc["spec"]["futureField"] = {"a": [1, 2]}
     doc["spec"]["run"]["niceness"] = 5
@@ -326,6 +332,52 @@ def test_unknown_keys_are_accepted_by_default():
     r = run_cell(doc)
     assert r.rc == 0, r
     assert r.has("lifecycle.v1.destroyed")
+    # one line each, with its path, saying it was ignored; inner keys of an
+    # unknown member are not listed again
+    got = sorted(l.split(": warn: ", 1)[1].split(": ", 1)[0] for l in warnings(r.err))
+    assert got == sorted(["extraTop", "spec.futureField", "spec.run.niceness", "spec.lifetime.graceSeconds",
+                          "spec.authority.capabilities", "spec.authority.egressRules[0].note"]), r.err
+    assert all("unknown key, ignored" in l for l in warnings(r.err)), r.err
+
+
+def test_misplaced_key_is_pointed_to_where_it_belongs():
+    # issue 14: `secretDelivery` under `authority` was silently ignored, and the
+    # secrets went into the environment
+    doc = make_spec(["/usr/bin/true"], secret_refs=["TOKEN"])
+    doc["spec"]["authority"]["secretDelivery"] = "file"
+    r = run_cell(doc, args=["--validate", "{spec}"])
+    assert r.rc == 0, r
+    assert warnings(r.err) == ["cellos-supervisor: warn: spec.authority.secretDelivery: unknown key, ignored; "
+                               "did you mean spec.run.secretDelivery?"], r.err
+    assert "delivery:  env" in r.out, r.out  # ignored, as the warning says
+
+
+@pytest.mark.parametrize("path,value,hint", [
+    ("spec.run.secretDelivry", "file", 'did you mean "secretDelivery"?'),
+    ("spec.run.workdir", "/work", None),
+    ("spec.run.workingDir", "/work", 'did you mean "workingDirectory"?'),
+    ("spec.run.limits.memory", 1 << 30, 'did you mean "memoryMaxBytes"?'),
+    ("spec.authority.egressRules[0].Port", 443, 'did you mean "port"?'),
+    ("spec.ttlSeconds", 60, "did you mean spec.lifetime.ttlSeconds?"),
+    ("spec.run.secretRefs", [], "did you mean spec.authority.secretRefs?"),
+])
+def test_unknown_key_warning_suggests_a_close_key(path, value, hint):
+    r = run_cell(mutate(path, value), args=["--validate", "{spec}"])
+    assert r.rc == 0, r
+    lines = warnings(r.err)
+    assert len(lines) == 1 and f": {path}: unknown key, ignored" in lines[0], r.err
+    if hint:
+        assert lines[0].endswith("; " + hint), r.err
+    else:
+        assert "did you mean" not in lines[0], r.err
+
+
+def test_unknown_key_warnings_follow_the_log_level():
+    doc = make_spec(["/usr/bin/true"])
+    doc["spec"]["authority"]["secretDelivery"] = "env"
+    r = run_cell(doc, env={"CELLOS_LOG": "error"})
+    assert r.rc == 0, r
+    assert warnings(r.err) == [], r.err
 
 
 def test_unknown_keys_are_refused_with_strict_spec():
@@ -335,6 +387,34 @@ def test_unknown_keys_are_refused_with_strict_spec():
     doc["spec"]["run"]["niceness"] = 5
     r = run_cell(doc, env={"CELLOS_STRICT_SPEC": "1"})
     assert_refused(r, "extraTop", "spec.futureField", "spec.run.niceness", "spec.authority.egressRules[0].note")
+
+
+def test_strict_spec_reports_unknown_keys_with_every_other_problem_at_once():
+    doc = make_spec(["/usr/bin/true"], ttl=0, secret_refs=["TOKEN"])
+    doc["spec"]["authority"]["secretDelivery"] = "file"
+    doc["spec"]["run"]["timeoutMS"] = 5
+    r = run_cell(doc, env={"CELLOS_STRICT_SPEC": "1"})
+    assert_refused(r)
+    lines = problem_lines(r.err)
+    assert lines == [
+        "cellos-supervisor: error: spec.authority.secretDelivery: unknown key; did you mean spec.run.secretDelivery?",
+        "cellos-supervisor: error: spec.lifetime.ttlSeconds: must be an integer 1-2147483647",
+        'cellos-supervisor: error: spec.run.timeoutMS: unknown key; did you mean "timeoutMs"?',
+    ], r.err
+
+
+def test_hardened_profile_refuses_unknown_keys():
+    key = base64.urlsafe_b64encode(b"k" * 32).decode().rstrip("=")
+    hardened = dict(FULL, CELLOS_DEPLOYMENT_PROFILE="hardened", CELLOS_EVENT_SIGNING="hmac",
+                    CELLOS_EVENT_SIGNING_KID="cellbb-test", CELLOS_EVENT_SIGNING_KEY_BASE64=key)
+    doc = make_spec(["/usr/bin/true"])
+    assert run_cell(doc, env=hardened, args=["--validate", "{spec}"]).rc == 0  # everything else is in place
+    doc["spec"]["authority"]["secretDelivery"] = "file"
+    doc["spec"]["futureField"] = 1
+    r = run_cell(doc, env=hardened)
+    assert_refused(r, "spec.authority.secretDelivery: unknown key; did you mean spec.run.secretDelivery?",
+                   "spec.futureField: unknown key")
+    assert warnings(r.err) == [], r.err
 
 
 def test_strict_spec_accepts_a_document_without_unknown_keys():

@@ -82,6 +82,11 @@ def test_validate_honours_the_supervisor_configuration():
     assert cellctl("validate", spec_path)[0] == 0
     rc, out, _ = cellctl("validate", spec_path, env={"CELLOS_STRICT_SPEC": "1"})
     assert rc == 1 and "unknownKey" in out
+    # hardened refuses unknown keys too (SPEC §7), and checks the configuration
+    rc, out, _ = cellctl("validate", spec_path, env={"CELLOS_DEPLOYMENT_PROFILE": "hardened"})
+    assert rc == 1 and "unknownKey" in out
+    del doc["spec"]["unknownKey"]
+    d, spec_path, _ = prepare(doc, jsonl=False)
     rc, out, _ = cellctl("validate", spec_path, env={"CELLOS_DEPLOYMENT_PROFILE": "hardened"})
     assert rc == 1 and "hardened" in out
     rc, out, _ = cellctl("validate", "-", input=json.dumps(make_spec(["/bin/true"])).encode())

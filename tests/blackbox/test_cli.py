@@ -78,3 +78,84 @@ def test_usage_error_exits_125_with_usage_on_stderr(args):
     assert r.out == ""
     assert not marker.exists()
     assert r.events == []
+
+
+# ---- the --validate summary (issue 14 item 8) ----
+
+
+def summary(doc, env=None) -> dict:
+    """--validate's summary as {label: text after it} (continuation lines joined)."""
+    r = run_cell(doc, args=["--validate", "{spec}"], env=env)
+    assert r.rc == 0, r
+    fields, last = {}, None
+    for line in r.out.splitlines():
+        label, sep, rest = line.partition(":")
+        if sep and label.strip() and not line.startswith(" "):
+            last = label.strip()
+            fields[last] = rest.strip()
+        elif last:
+            fields[last] += " | " + line.strip()
+    return fields
+
+
+def test_validate_summary_prints_only_the_limits_that_are_set():
+    assert summary(make_spec(["/usr/bin/true"]))["limits"] == "none"
+    got = summary(make_spec(["/usr/bin/true"], run_extra={"limits": {"memoryMaxBytes": 1 << 30}}))["limits"]
+    assert got == "memory 1073741824 bytes", got
+    got = summary(make_spec(["/usr/bin/true"], run_extra={"limits": {"pidsMax": 64}}))["limits"]
+    assert got == "pids 64", got
+    got = summary(make_spec(["/usr/bin/true"], run_extra={"limits": {
+        "memoryMaxBytes": 1 << 30, "cpuMax": {"quotaMicros": 50000}, "pidsMax": 64}}))["limits"]
+    assert got == "memory 1073741824 bytes, cpu 50000/100000 us, pids 64", got
+    # the operator's cpu default applies when the document sets none, and says so
+    got = summary(make_spec(["/usr/bin/true"]), env={"CELLOS_CGROUP_CPU_MAX": "20000 100000"})["limits"]
+    assert got == "cpu 20000/100000 us (CELLOS_CGROUP_CPU_MAX)", got
+
+
+def test_validate_summary_explains_the_stub_backend_and_the_isolation():
+    s = summary(make_spec(["/usr/bin/true"]))
+    assert s["backend"] == "stub (host processes in namespaces), portable profile", s
+    assert s["namespaces"] == "net, mnt, pid, ipc, uts, cgroup, user (user only where the kernel allows one)", s
+    assert s["seccomp"] == "baseline", s
+    assert s["uid"] == "a host uid of its own from 3000000000-3000999999, never 0", s
+
+    s = summary(make_spec(["/usr/bin/true"]), env={"CELLOS_SUBPROCESS_UNSHARE": "net,mnt,user",
+                                                   "CELLOS_SECCOMP": "off", "CELLOS_CELL_UID": "4000",
+                                                   "CELLOS_CELL_BACKEND": "host"})
+    assert s["backend"] == "stub (host processes in namespaces), portable profile", s
+    assert s["namespaces"] == "net, mnt, pid, user", s  # mnt implies pid; user listed: required
+    assert s["seccomp"] == "off", s
+    assert s["uid"] == "host uid 4000, gid 4000 for every cell (CELLOS_CELL_UID)", s
+
+    s = summary(make_spec(["/usr/bin/true"]), env={"CELLOS_SUBPROCESS_UNSHARE": "0"})
+    assert s["namespaces"] == "none: host mode (CELLOS_SUBPROCESS_UNSHARE=0), the workload shares the host's", s
+
+
+def test_unknown_backend_lists_only_what_this_build_runs():
+    r = run_cell(make_spec(["/usr/bin/true"]), args=["--validate", "{spec}"],
+                 env={"CELLOS_CELL_BACKEND": "firecraker"})
+    assert r.rc == 125, r
+    assert "CELLOS_CELL_BACKEND" in r.err and "stub, host, gvisor, oci" in r.err, r.err
+    assert "qemu" not in r.err and "firecracker" not in r.err, r.err
+    r = run_cell(make_spec(["/usr/bin/true"]), args=["--validate", "{spec}"],
+                 env={"CELLOS_CELL_BACKEND": "qemu"})
+    assert r.rc == 125, r
+    assert "not available in this build" in r.err and "stub, host, gvisor, oci" in r.err, r.err
+
+
+def test_help_points_at_the_reference_in_the_repository():
+    r = run_cell(b"", args=["--help"], jsonl=False)
+    assert r.rc == 0, r
+    assert "SPEC.md" not in r.out, r.out
+    assert "docs/reference.md" in r.out, r.out
+
+
+@pytest.mark.parametrize("backend,line,namespaces,uid", [
+    ("gvisor", "gvisor (runsc: the workload runs on gVisor's user-space kernel), portable profile",
+     "net, mnt, pid, ipc, uts", "the workload is no host process (gVisor's kernel runs it)"),
+    ("oci", "oci (runc: a container on the host kernel), portable profile",
+     "net, mnt, pid, ipc, uts, user", "a host uid of its own from 3000000000-3000999999, never 0"),
+])
+def test_validate_summary_explains_the_runtime_backends(backend, line, namespaces, uid):
+    s = summary(make_spec(["/usr/bin/true"]), env={"CELLOS_CELL_BACKEND": backend})
+    assert (s["backend"], s["namespaces"], s["seccomp"], s["uid"]) == (line, namespaces, "baseline", uid), s

@@ -9,8 +9,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	for (int strict = 0; strict <= 1; strict++) {
 		struct spec s;
-		struct problems p = {0};
-		if (spec_parse((const char *)data, size, strict, &s, &p) == 0) {
+		struct problems p = {0}, w = {0};
+		if (spec_parse_ex((const char *)data, size, strict, &s, &p, &w) == 0) {
 			/* A valid document never comes with problems. */
 			if (p.n)
 				__builtin_trap();
@@ -20,6 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			__builtin_trap();
 		}
 		problems_free(&p);
+		problems_free(&w);
 	}
 	return 0;
 }

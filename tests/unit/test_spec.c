@@ -193,13 +193,14 @@ static void expect_bad(const char *path, const char *value, const char *want)
 /* Parses `text` (JSON, not q()-quoted) and expects success. */
 static void parse_ok_text(const char *text, bool strict, struct spec *s)
 {
-	struct problems p = {0};
-	int rc = spec_parse(text, strlen(text), strict, s, &p);
+	struct problems p = {0}, w = {0}; /* warnings (unknown keys) are tested on their own */
+	int rc = spec_parse_ex(text, strlen(text), strict, s, &p, &w);
 	if (rc != 0 || p.n != 0) {
 		dump_problems(&p);
 		fail_msg("expected a valid document: %s", text);
 	}
 	problems_free(&p);
+	problems_free(&w);
 }
 
 /* FULL with one member changed must still be valid. */
@@ -1138,7 +1139,7 @@ static void test_strict_unknown_fields(void **state)
 	for (size_t i = 0; i < sizeof where / sizeof *where; i++) {
 		char path[128], want[160];
 		snprintf(path, sizeof path, "%sfoo", where[i]);
-		snprintf(want, sizeof want, "%sfoo: unknown field", where[i]);
+		snprintf(want, sizeof want, "%sfoo: unknown key", where[i]);
 		char *t = doc_with(FULL, path, "1");
 		struct spec s;
 		parse_ok_text(t, false, &s); /* ignored by default */
@@ -1159,11 +1160,174 @@ static void test_strict_unknown_fields(void **state)
 	struct problems p = {0};
 	assert_int_equal(spec_parse(t2, strlen(t2), true, &s, &p), -1);
 	assert_int_equal(p.n, 2);
-	assert_string_equal(p.items[0], "spec.a: unknown field");
-	assert_string_equal(p.items[1], "spec.run.b: unknown field");
+	assert_string_equal(p.items[0], "spec.a: unknown key");
+	assert_string_equal(p.items[1], "spec.run.b: unknown key");
 	problems_free(&p);
 	free(t);
 	free(t2);
+}
+
+/* ---- unknown keys: warnings and "did you mean" ------------------------------- */
+
+/* FULL with `path` set to `value`, parsed with spec_parse_ex: the document must
+ * be valid unless `strict`, and exactly one warning (non-strict) or problem
+ * (strict) must come back, equal to `want`. */
+static void expect_unknown(const char *path, const char *value, bool strict, const char *want)
+{
+	char *t = doc_with(FULL, path, value);
+	struct spec s;
+	struct problems p = {0}, w = {0};
+	int rc = spec_parse_ex(t, strlen(t), strict, &s, &p, &w);
+	const struct problems *got = strict ? &p : &w;
+	if (rc != (strict ? -1 : 0) || got->n != 1 || strcmp(got->items[0], want) != 0 || (strict ? w.n : p.n) != 0) {
+		dump_problems(&p);
+		dump_problems(&w);
+		fail_msg("%s=%s (strict %d): rc %d, expected exactly: %s", path, value, strict, rc, want);
+	}
+	if (rc == 0)
+		spec_free(&s);
+	problems_free(&p);
+	problems_free(&w);
+	free(t);
+}
+
+static void test_unknown_keys_warned(void **state)
+{
+	(void)state;
+	/* issue 14: a key at the wrong level was silently ignored */
+	expect_unknown("spec.authority.secretDelivery", "'file'", false,
+		       "spec.authority.secretDelivery: unknown key, ignored; did you mean spec.run.secretDelivery?");
+	expect_unknown("spec.authority.secretDelivery", "'file'", true,
+		       "spec.authority.secretDelivery: unknown key; did you mean spec.run.secretDelivery?");
+	/* a typo of a key of the same object */
+	expect_unknown("spec.run.secretDelivry", "'file'", false,
+		       "spec.run.secretDelivry: unknown key, ignored; did you mean \"secretDelivery\"?");
+	expect_unknown("spec.run.Argv", "['/bin/true']", false,
+		       "spec.run.Argv: unknown key, ignored; did you mean \"argv\"?");
+	expect_unknown("spec.run.timeout", "5", false,
+		       "spec.run.timeout: unknown key, ignored; did you mean \"timeoutMs\"?");
+	/* a key the user shortened */
+	expect_unknown("spec.run.limits.memory", "5", false,
+		       "spec.run.limits.memory: unknown key, ignored; did you mean \"memoryMaxBytes\"?");
+	expect_unknown("spec.lifetime.ttl", "5", false,
+		       "spec.lifetime.ttl: unknown key, ignored; did you mean \"ttlSeconds\"?");
+	/* valid elsewhere: every place is named, array members with [] */
+	expect_unknown("spec.ttlSeconds", "60", false,
+		       "spec.ttlSeconds: unknown key, ignored; did you mean spec.lifetime.ttlSeconds?");
+	expect_unknown("spec.export.name", "'x'", false,
+		       "spec.export.name: unknown key, ignored; did you mean spec.export.artifacts[].name or "
+		       "spec.export.targets[].name?");
+	expect_unknown("spec.kind", "'x'", false,
+		       "spec.kind: unknown key, ignored; did you mean \"kind\" at the top level or "
+		       "spec.export.targets[].kind?");
+	expect_unknown("spec.authority.egressRules[0].address", "'x'", false,
+		       "spec.authority.egressRules[0].address: unknown key, ignored; did you mean "
+		       "spec.authority.dnsAuthority.resolvers[].address?");
+	/* a typo of a key that belongs elsewhere */
+	expect_unknown("spec.run.secretRef", "['A']", false,
+		       "spec.run.secretRef: unknown key, ignored; did you mean spec.authority.secretRefs?");
+	/* nothing close: no guess */
+	expect_unknown("spec.run.niceness", "5", false, "spec.run.niceness: unknown key, ignored");
+	expect_unknown("futureTopLevel", "{}", false, "futureTopLevel: unknown key, ignored");
+}
+
+static void test_unknown_keys_warned_everywhere(void **state)
+{
+	(void)state;
+	/* Every object with a fixed set of keys; free-form maps have no unknown keys. */
+	char *t = doc_with(FULL, "zzz1", "1");
+	static const char *const where[] = {
+		"spec", "spec.correlation", "spec.authority", "spec.authority.egressRules[0]",
+		"spec.authority.dnsAuthority", "spec.authority.dnsAuthority.resolvers[0]", "spec.lifetime",
+		"spec.run", "spec.run.limits", "spec.run.limits.cpuMax", "spec.export", "spec.export.artifacts[0]",
+		"spec.export.targets[0]",
+	};
+	for (size_t i = 0; i < sizeof where / sizeof *where; i++) {
+		char path[128];
+		snprintf(path, sizeof path, "%s.zzz%zu", where[i], i + 2);
+		char *next = doc_with(t, path, "1");
+		free(t);
+		t = next;
+	}
+	char *u = doc_with(t, "spec.policy.anything", "'x'");
+	free(t);
+	t = doc_with(u, "spec.correlation.labels.anything", "'x'");
+	free(u);
+	struct spec s;
+	struct problems p = {0}, w = {0};
+	assert_int_equal(spec_parse_ex(t, strlen(t), false, &s, &p, &w), 0);
+	assert_int_equal(p.n, 0);
+	if (w.n != 1 + sizeof where / sizeof *where)
+		dump_problems(&w);
+	assert_int_equal(w.n, 1 + sizeof where / sizeof *where);
+	assert_string_equal(w.items[0], "zzz1: unknown key, ignored");
+	assert_string_equal(w.items[1], "spec.zzz2: unknown key, ignored");
+	/* targets are read before artifacts (artifacts refer to them) */
+	assert_string_equal(w.items[w.n - 1], "spec.export.artifacts[0].zzz13: unknown key, ignored");
+	spec_free(&s);
+	problems_free(&w);
+
+	/* strict: every one of them is a problem, all at once, and no warning */
+	assert_int_equal(spec_parse_ex(t, strlen(t), true, &s, &p, &w), -1);
+	assert_int_equal(p.n, 1 + sizeof where / sizeof *where);
+	assert_string_equal(p.items[3], "spec.authority.zzz4: unknown key");
+	assert_int_equal(w.n, 0);
+	problems_free(&p);
+	free(t);
+}
+
+/* Warnings come back with an invalid document too (the JSON report lists both),
+ * in document order, appended to what the list holds, and capped like problems. */
+static void test_unknown_keys_with_problems(void **state)
+{
+	(void)state;
+	char *t = doc_with(FULL, "spec.lifetime.ttlSeconds", "0");
+	char *t2 = doc_with(t, "spec.lifetime.ttlSecond", "60");
+	struct spec s;
+	struct problems p = {0}, w = {0};
+	problems_add(&w, "earlier: %d", 1);
+	assert_int_equal(spec_parse_ex(t2, strlen(t2), false, &s, &p, &w), -1);
+	assert_int_equal(p.n, 1);
+	assert_string_equal(p.items[0], "spec.lifetime.ttlSeconds: must be an integer 1-2147483647");
+	assert_int_equal(w.n, 2);
+	assert_string_equal(w.items[0], "earlier: 1");
+	assert_string_equal(w.items[1], "spec.lifetime.ttlSecond: unknown key, ignored; did you mean \"ttlSeconds\"?");
+	assert_true(model_is_empty(&s));
+	problems_free(&p);
+	problems_free(&w);
+	free(t);
+	free(t2);
+
+	json_t *root = load_json(FULL);
+	json_t *spec = json_object_get(root, "spec");
+	for (int i = 0; i < 150; i++) {
+		char key[16];
+		snprintf(key, sizeof key, "x%03d", i);
+		json_object_set_new(spec, key, json_integer(i));
+	}
+	t = json_dumps(root, JSON_COMPACT);
+	json_decref(root);
+	assert_int_equal(spec_parse_ex(t, strlen(t), false, &s, &p, &w), 0);
+	assert_int_equal(w.n, 101);
+	assert_string_equal(w.items[0], "spec.x000: unknown key, ignored");
+	assert_string_equal(w.items[100], "document: 50 more warnings not shown");
+	spec_free(&s);
+	problems_free(&w);
+	free(t);
+}
+
+/* spec_parse is spec_parse_ex with the warnings logged: same result. */
+static void test_parse_without_warning_list(void **state)
+{
+	(void)state;
+	char *t = doc_with(FULL, "spec.authority.secretDelivery", "'file'");
+	struct spec s;
+	struct problems p = {0};
+	assert_int_equal(spec_parse(t, strlen(t), false, &s, &p), 0);
+	assert_int_equal(p.n, 0);
+	assert_int_equal(s.delivery, DELIVERY_ENV); /* ignored, as the warning says */
+	spec_free(&s);
+	free(t);
 }
 
 /* Keys come from the document: a message must stay one printable line. */
@@ -1172,7 +1336,7 @@ static void test_hostile_keys_escaped(void **state)
 	(void)state;
 	expect_problem("{'apiVersion': 'cellos.io/v1', 'kind': 'ExecutionCell', 'spec': {'id': 'x', "
 		       "'authority': {'secretRefs': []}, 'lifetime': {'ttlSeconds': 1}, 'a\\nb\\u001b[31m': 1}}",
-		       true, "spec.a\\x0ab\\x1b[31m: unknown field");
+		       true, "spec.a\\x0ab\\x1b[31m: unknown key");
 	expect_bad("spec.run.env", "{'caf\\u00e9': '1'}",
 		   "spec.run.env.caf\xc3\xa9: name must match [A-Za-z_][A-Za-z0-9_]*");
 	/* a very long key is cut */
@@ -1186,7 +1350,7 @@ static void test_hostile_keys_escaped(void **state)
 	assert_int_equal(spec_parse(t, strlen(t), true, &s, &p), -1);
 	bool cut = false;
 	for (size_t i = 0; i < p.n; i++)
-		if (strstr(p.items[i], "k...: unknown field") && strlen(p.items[i]) < 200)
+		if (strstr(p.items[i], "k...: unknown key") && strlen(p.items[i]) < 200)
 			cut = true;
 	assert_true(cut);
 	problems_free(&p);
@@ -1369,6 +1533,10 @@ int main(void)
 		cmocka_unit_test(test_problems_append),
 		cmocka_unit_test(test_problem_flood_capped),
 		cmocka_unit_test(test_strict_unknown_fields),
+		cmocka_unit_test(test_unknown_keys_warned),
+		cmocka_unit_test(test_unknown_keys_warned_everywhere),
+		cmocka_unit_test(test_unknown_keys_with_problems),
+		cmocka_unit_test(test_parse_without_warning_list),
 		cmocka_unit_test(test_hostile_keys_escaped),
 		cmocka_unit_test(test_nul_in_strings),
 		cmocka_unit_test(test_load_file),
