@@ -1,0 +1,105 @@
+# bash completion for cellctl(1)                                 -*- shell-script -*-
+# Installed as share/bash-completion/completions/cellctl (make install).
+# Commands and their flags are listed in _cellctl below: a new command is a new
+# entry in `cmds` and a new case arm (and a subsection in docs/man/cellctl.1.scd).
+# Self-contained: works with or without the bash-completion package loaded.
+
+# _cellctl_files CUR SUFFIX...: files ending in one of SUFFIX (any case) and
+# directories; every file when none matches (a document need not be named .json).
+_cellctl_files()
+{
+    local cur=$1 f
+    shift
+    compopt -o filenames 2>/dev/null
+    if declare -F _filedir >/dev/null 2>&1; then
+        local IFS='|'
+        _filedir "@($*)"
+        ((${#COMPREPLY[@]})) || _filedir
+        return
+    fi
+    local IFS=$'\n' s
+    local -a all=() hit=()
+    all=($(compgen -f -- "$cur"))
+    for f in "${all[@]}"; do
+        if [[ -d $f ]]; then
+            hit+=("$f")
+            continue
+        fi
+        for s in "$@"; do
+            if [[ ${f,,} == *."${s,,}" ]]; then
+                hit+=("$f")
+                break
+            fi
+        done
+    done
+    local d=0
+    for f in "${hit[@]}"; do [[ -d $f ]] || d=1; done
+    if ((d)); then COMPREPLY+=("${hit[@]}"); else COMPREPLY+=("${all[@]}"); fi
+}
+
+_cellctl()
+{
+    local cur prev words cword
+    COMPREPLY=()
+    cur=${COMP_WORDS[COMP_CWORD]}
+    prev=${COMP_WORDS[COMP_CWORD - 1]}
+    cword=$COMP_CWORD
+    words=("${COMP_WORDS[@]}")
+
+    local cmds="validate verify show keygen"
+    if ((cword == 1)); then
+        COMPREPLY=($(compgen -W "$cmds --help --version" -- "$cur"))
+        return
+    fi
+
+    local cmd=${words[1]} flags=""
+    case $cmd in
+    validate)
+        flags="--help"
+        ;;
+    verify)
+        case $prev in
+        --keys)
+            _cellctl_files "$cur" json
+            return
+            ;;
+        --hmac-key-env)
+            COMPREPLY=($(compgen -e -- "$cur"))
+            return
+            ;;
+        esac
+        flags="--keys --hmac-key-env --help"
+        ;;
+    show)
+        case $prev in
+        --run) return ;;            # a run id: nothing to offer
+        esac
+        flags="--follow --run --help"
+        ;;
+    keygen)
+        case $prev in
+        --kid) return ;;            # a key id of your choosing
+        esac
+        flags="--kid --help"
+        ;;
+    *)
+        return
+        ;;
+    esac
+
+    # Flags already given are not offered again; `-` (standard input) is a file.
+    local w used=" "
+    for w in "${words[@]:2:cword-2}"; do used+="$w "; done
+    local f left=""
+    for f in $flags; do [[ $used == *" $f "* ]] || left+="$f "; done
+    if [[ $cur == -* && $cmd != keygen ]]; then
+        COMPREPLY=($(compgen -W "$left -" -- "$cur"))
+        return
+    fi
+    case $cmd in
+    keygen) COMPREPLY=($(compgen -W "$left" -- "$cur")) ;;
+    validate) _cellctl_files "$cur" json ;;
+    verify | show) _cellctl_files "$cur" jsonl json log ;;
+    esac
+}
+complete -F _cellctl cellctl
