@@ -1,11 +1,16 @@
-# cellos-c build. `make` builds the programs into build/; `make check` runs the
-# unit tests (cmocka) and the black-box tests (pytest). SANITIZE=1 adds ASan/UBSan.
+# cellos-c build. `make` builds the programs and the man pages into build/; `make
+# check` runs the unit tests (cmocka) and the black-box tests (pytest). SANITIZE=1
+# adds ASan/UBSan. `make install` / `make uninstall` (PREFIX, DESTDIR): see below.
 CC ?= cc
 PKGS := jansson libsodium libnftnl libmnl libseccomp
 # libcurl's headers only: it is dlopen()ed when an HTTP/S3 export needs it
 # (src/export/curl_dl.h says why).
 CURL_CFLAGS := $(shell pkg-config --cflags libcurl)
 CFLAGS ?= -O2 -g
+# The caller's flags (or the default) before anything below is added: the
+# release build of `make install` starts again from these.
+RELEASE_CFLAGS := $(CFLAGS)
+RELEASE_LDFLAGS := $(LDFLAGS)
 CFLAGS += -std=gnu17 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation \
           -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags $(PKGS)) $(CURL_CFLAGS)
 LDLIBS += $(shell pkg-config --libs $(PKGS))
@@ -20,12 +25,12 @@ LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/%)
 
-.PHONY: all check unit blackbox clean fuzz fuzz-run
-all: $(B)/cellos-supervisor $(B)/cellctl $(B)/bench-events
+.PHONY: all check unit blackbox clean fuzz fuzz-run man release install uninstall
+all: $(B)/cellos-supervisor $(B)/cellctl $(B)/bench-events man
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(B)/libcellos.a: $(LIB_OBJ)
 	ar rcs $@ $^
@@ -104,6 +109,72 @@ fuzz: $(FUZZ_BIN)
 
 fuzz-run: fuzz
 	FUZZ_BUILD=$(FB) tests/fuzz/run.sh
+
+# Man pages: docs/man/*.scd is the one source, scdoc(1) writes the roff.
+MAN_SRC := $(wildcard docs/man/*.scd)
+MAN_OUT := $(MAN_SRC:docs/man/%.scd=$(B)/man/%)
+man: $(MAN_OUT)
+$(B)/man/%: docs/man/%.scd
+	@mkdir -p $(dir $@)
+	scdoc < $< > $@.tmp && mv $@.tmp $@ || { rm -f $@.tmp; exit 1; }
+
+# ---- install / uninstall ----------------------------------------------------
+# `make install [PREFIX=/usr/local] [DESTDIR=]`. What is installed is always the
+# plain optimised build: `release` builds the programs in their own tree,
+# $(RB), with SANITIZE off whatever this make was given, so a `make SANITIZE=1
+# all` in $(B) never reaches an installed binary. The caller's CFLAGS, CPPFLAGS
+# and LDFLAGS still apply there (the Debian package's hardening flags), without
+# what this make added to them.
+# debian/ installs exactly this list (PREFIX=/usr); tests/blackbox/test_packaging.py
+# checks the list, both ways.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+DOCDIR ?= $(DATADIR)/doc/cellos
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+SCHEMADIR ?= $(DATADIR)/cellos/schema
+EXAMPLESDIR ?= $(DOCDIR)/examples
+INSTALL ?= install
+RB := $(B)/release
+PROGRAMS := cellos-supervisor cellctl
+COMPLETIONS := cellctl cellos-supervisor
+# Every file under examples/ (subdirectories kept), but no dotfile or backup.
+EXAMPLE_FILES := $(patsubst examples/%,%,$(shell find examples -type f ! -name '.*' ! -name '*~' 2>/dev/null | LC_ALL=C sort))
+# The document's JSON Schema (docs/reference.md's companion) is installed when
+# it is there; list every schema file here.
+SCHEMA_FILES := $(notdir $(wildcard schema/execution-cell.schema.json))
+
+release:
+	CFLAGS='$(RELEASE_CFLAGS)' LDFLAGS='$(RELEASE_LDFLAGS)' $(MAKE) B=$(RB) SANITIZE= $(PROGRAMS:%=$(RB)/%)
+
+install: release man
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(BASHCOMPDIR)
+	$(INSTALL) -m 0755 $(PROGRAMS:%=$(RB)/%) $(DESTDIR)$(BINDIR)/
+	for m in $(MAN_OUT); do \
+		$(INSTALL) -D -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/} || exit 1; \
+	done
+	for c in $(COMPLETIONS); do \
+		$(INSTALL) -m 0644 tools/completion/$$c.bash $(DESTDIR)$(BASHCOMPDIR)/$$c || exit 1; \
+	done
+	for f in $(EXAMPLE_FILES); do \
+		$(INSTALL) -D -m 0644 examples/$$f $(DESTDIR)$(EXAMPLESDIR)/$$f || exit 1; \
+	done
+	$(if $(SCHEMA_FILES),$(INSTALL) -d $(DESTDIR)$(SCHEMADIR))
+	$(if $(SCHEMA_FILES),$(INSTALL) -m 0644 $(SCHEMA_FILES:%=schema/%) $(DESTDIR)$(SCHEMADIR)/)
+
+# Removes exactly what install put there, then the directories that are ours
+# alone once they are empty; the shared ones (bin, man/man1, completions) stay.
+uninstall:
+	rm -f $(PROGRAMS:%=$(DESTDIR)$(BINDIR)/%)
+	for m in $(notdir $(MAN_OUT)); do rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$$m; done
+	rm -f $(COMPLETIONS:%=$(DESTDIR)$(BASHCOMPDIR)/%)
+	rm -f $(EXAMPLE_FILES:%=$(DESTDIR)$(EXAMPLESDIR)/%)
+	rm -f $(SCHEMA_FILES:%=$(DESTDIR)$(SCHEMADIR)/%)
+	[ ! -d $(DESTDIR)$(EXAMPLESDIR) ] || find $(DESTDIR)$(EXAMPLESDIR) -depth -type d -empty -delete
+	for d in $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SCHEMADIR) $(DESTDIR)$(DATADIR)/cellos; do \
+		[ ! -d "$$d" ] || rmdir --ignore-fail-on-non-empty "$$d" || exit 1; \
+	done
 
 clean:
 	rm -rf $(B)
