@@ -141,9 +141,8 @@ PROGRAMS := cellos-supervisor cellctl
 COMPLETIONS := cellctl cellos-supervisor
 # Every file under examples/ (subdirectories kept), but no dotfile or backup.
 EXAMPLE_FILES := $(patsubst examples/%,%,$(shell find examples -type f ! -name '.*' ! -name '*~' 2>/dev/null | LC_ALL=C sort))
-# The document's JSON Schema (docs/reference.md's companion) is installed when
-# it is there; list every schema file here.
-SCHEMA_FILES := $(notdir $(wildcard schema/execution-cell.schema.json))
+# The document's JSON Schema (schema/, docs/reference.md's companion).
+SCHEMA_FILES := execution-cell.schema.json
 
 release:
 	CFLAGS='$(RELEASE_CFLAGS)' LDFLAGS='$(RELEASE_LDFLAGS)' $(MAKE) B=$(RB) SANITIZE= $(PROGRAMS:%=$(RB)/%)
@@ -160,8 +159,8 @@ install: release man
 	for f in $(EXAMPLE_FILES); do \
 		$(INSTALL) -D -m 0644 examples/$$f $(DESTDIR)$(EXAMPLESDIR)/$$f || exit 1; \
 	done
-	$(if $(SCHEMA_FILES),$(INSTALL) -d $(DESTDIR)$(SCHEMADIR))
-	$(if $(SCHEMA_FILES),$(INSTALL) -m 0644 $(SCHEMA_FILES:%=schema/%) $(DESTDIR)$(SCHEMADIR)/)
+	$(INSTALL) -d $(DESTDIR)$(SCHEMADIR)
+	$(INSTALL) -m 0644 $(SCHEMA_FILES:%=schema/%) $(DESTDIR)$(SCHEMADIR)/
 
 # Removes exactly what install put there, then the directories that are ours
 # alone once they are empty; the shared ones (bin, man/man1, completions) stay.

@@ -57,8 +57,7 @@ def expected_files(prefix: str) -> set[str]:
     files |= {f"{p}/share/man/man1/{b}.1" for b in PROGRAMS}
     files |= {f"{p}/share/bash-completion/completions/{b}" for b in PROGRAMS}
     files |= {f"{p}/share/doc/cellos/examples/{e}" for e in example_files()}
-    if (REPO_ROOT / "schema" / "execution-cell.schema.json").is_file():
-        files.add(f"{p}/share/cellos/schema/execution-cell.schema.json")
+    files.add(f"{p}/share/cellos/schema/execution-cell.schema.json")
     return files
 
 
@@ -152,9 +151,11 @@ def test_make_install_installs_exactly_the_file_list(installed):
     for f in files:
         mode = stat.S_IMODE((installed / f).stat().st_mode)
         assert mode == (0o755 if f.startswith("usr/bin/") else 0o644), f"{f}: mode {mode:o}"
-    # The examples are the repository's, byte for byte.
+    # The examples and the schema are the repository's, byte for byte.
     for e in example_files():
         assert (installed / "usr/share/doc/cellos/examples" / e).read_bytes() == (REPO_ROOT / "examples" / e).read_bytes()
+    schema = "execution-cell.schema.json"
+    assert (installed / "usr/share/cellos/schema" / schema).read_bytes() == (REPO_ROOT / "schema" / schema).read_bytes()
 
 
 def test_installed_programs_are_the_optimised_build(installed):
