@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "util/path.h"
 
 #define API_VERSION "cellos.io/v1"
 #define KIND "ExecutionCell"
@@ -404,7 +405,8 @@ static const char *const dns_authority_keys[] = {"hostnameAllowlist", "resolvers
 static const char *const resolver_keys[] = {"resolverId", "protocol", "address", NULL};
 static const char *const lifetime_keys[] = {"ttlSeconds", NULL};
 static const char *const run_keys[] = {"argv", "secretDelivery", "workingDirectory", "env", "timeoutMs",
-				       "limits", NULL};
+				       "limits", "mounts", NULL};
+static const char *const mount_keys[] = {"source", "target", "readOnly", NULL};
 static const char *const limits_keys[] = {"memoryMaxBytes", "cpuMax", "pidsMax", "gracefulShutdownSeconds",
 					  NULL};
 static const char *const cpu_max_keys[] = {"quotaMicros", "periodMicros", NULL};
@@ -428,6 +430,7 @@ static const struct {
 	{"spec.run", run_keys},
 	{"spec.run.limits", limits_keys},
 	{"spec.run.limits.cpuMax", cpu_max_keys},
+	{"spec.run.mounts[]", mount_keys},
 	{"spec.export", export_keys},
 	{"spec.export.artifacts[]", artifact_keys},
 	{"spec.export.targets[]", target_keys},
@@ -975,6 +978,94 @@ static void validate_limits(struct vctx *c, json_t *o, struct spec *s)
 	member_int(c, o, P, "gracefulShutdownSeconds", false, 0, INT32_MAX, &s->graceful_shutdown_seconds);
 }
 
+/* run.mounts (SPEC §2): the document's own rules, every problem reported.
+ * Whether the host allows a source (CELLOS_HOST_MOUNT_ALLOW_PREFIXES, _RW, the
+ * profile) and whether the cell can have mounts at all is the configuration's
+ * question, answered at admission (isolate/hostmount.h: mounts_admit). */
+static char *const mount_target_forbidden[] = {"/proc", "/sys", "/dev", "/run/cellos", NULL};
+
+static void check_mount_target(struct vctx *c, const char *P, const char *target, const char *workdir,
+			       json_t *targets, size_t i)
+{
+	char clean[PATH_MAX], wd[PATH_MAX];
+	if (!is_clean_abs_path(target) || path_clean(target, clean, sizeof clean) < 0) {
+		fail(c, P, "must be an absolute path without '..' components");
+		return;
+	}
+	if (!clean[0]) {
+		fail(c, P, "must not be / (the cell's root)");
+		return;
+	}
+	for (char *const *f = mount_target_forbidden; *f; f++) {
+		char *const one[] = {*f, NULL};
+		if (path_within_any(clean, one)) {
+			fail(c, P, "must not be %s or lie under it (the cell's %s belongs to the supervisor)", *f, *f);
+			return;
+		}
+	}
+	if (strcmp(clean, "/etc/resolv.conf") == 0) {
+		fail(c, P, "must not be /etc/resolv.conf (the cell's resolver configuration belongs to the supervisor)");
+		return;
+	}
+	if (workdir && is_clean_abs_path(workdir) && path_clean(workdir, wd, sizeof wd) == 0 && strcmp(wd, clean) == 0) {
+		fail(c, P, "%s is run.workingDirectory, the cell's fresh workspace: mount inside it instead", target);
+		return;
+	}
+	json_t *first = json_object_get(targets, clean);
+	if (first) {
+		fail(c, P, "%s is already the target of spec.run.mounts[%lld]: no two mounts on one target", target,
+		     (long long)json_integer_value(first));
+		return;
+	}
+	if (json_object_set_new(targets, clean, json_integer((json_int_t)i)) < 0)
+		oom(c);
+}
+
+static void validate_mounts(struct vctx *c, json_t *arr, struct spec *s)
+{
+	const char *P = "spec.run.mounts";
+	size_t n = json_array_size(arr);
+	if (n > SPEC_MOUNTS_MAX) {
+		fail(c, P, "must have at most %d entries", SPEC_MOUNTS_MAX);
+		return;
+	}
+	if (n && !(s->mounts = calloc(n, sizeof *s->mounts))) {
+		oom(c);
+		return;
+	}
+	s->n_mounts = n;
+	json_t *targets = json_object(); /* clean target -> index of its first mount */
+	if (!targets) {
+		oom(c);
+		return;
+	}
+	size_t i;
+	json_t *m;
+	json_array_foreach(arr, i, m) {
+		char at[PATH_LEN], p[PATH_LEN];
+		struct host_mount *out = &s->mounts[i];
+		at_index(at, P, i);
+		out->read_only = true;
+		if (!json_is_object(m)) {
+			fail(c, at, "must be an object");
+			continue;
+		}
+		check_known(c, m, at, mount_keys);
+		out->source = member_string(c, m, at, "source", true);
+		if (out->source && !is_clean_abs_path(out->source))
+			fail(c, at_key(p, at, "source"), "must be an absolute path without '..' components");
+		out->target = member_string(c, m, at, "target", true);
+		if (out->target)
+			check_mount_target(c, at_key(p, at, "target"), out->target, s->working_directory, targets, i);
+		json_t *ro = member(m, "readOnly");
+		if (ro && !json_is_boolean(ro))
+			fail(c, at_key(p, at, "readOnly"), "must be a boolean");
+		else if (ro)
+			out->read_only = json_is_true(ro);
+	}
+	json_decref(targets);
+}
+
 static void validate_run(struct vctx *c, json_t *o, struct spec *s)
 {
 	const char *P = "spec.run";
@@ -1004,6 +1095,8 @@ static void validate_run(struct vctx *c, json_t *o, struct spec *s)
 	member_int(c, o, P, "timeoutMs", false, 1, TIMEOUT_MS_MAX, &s->timeout_ms);
 	if ((v = member_object(c, o, P, "limits", false)))
 		validate_limits(c, v, s);
+	if ((v = member_array(c, o, P, "mounts", false)))
+		validate_mounts(c, v, s);
 }
 
 /* Returns false when the entry has no usable name (references to it cannot be
@@ -1305,6 +1398,7 @@ void spec_free(struct spec *s)
 	free(s->egress);
 	free(s->argv);
 	free(s->env);
+	free(s->mounts);
 	free(s->artifacts);
 	free(s->targets);
 	json_decref(s->root);

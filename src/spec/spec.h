@@ -29,6 +29,14 @@ struct kv {
 	const char *value;
 };
 
+/* run.mounts[] (ext): a host directory or file shown at `target` in the cell. */
+struct host_mount {
+	const char *source;     /* absolute, without '..' (as written) */
+	const char *target;     /* absolute, without '..', checked against the target rules */
+	bool read_only;         /* readOnly, default true */
+};
+#define SPEC_MOUNTS_MAX 64
+
 struct artifact {
 	const char *name;
 	const char *path;
@@ -70,6 +78,8 @@ struct spec {
 	long long cpu_period_micros;   /* default 100000 */
 	long long pids_max;            /* 0: absent */
 	long long graceful_shutdown_seconds; /* default 2 */
+	struct host_mount *mounts;      /* run.mounts */
+	size_t n_mounts;
 
 	struct artifact *artifacts;
 	size_t n_artifacts;

@@ -1477,6 +1477,93 @@ static void test_load_errors(void **state)
 
 /* ---- shared helpers ---------------------------------------------------------- */
 
+/* run.mounts (SPEC §2): the document's rules; the host's (allow prefixes, RW,
+ * profile, mount namespace) are admission's. */
+static void test_mounts(void **state)
+{
+	(void)state;
+	const char *P = "spec.run.mounts";
+	expect_good(P, "[]");
+	expect_good(P, NULL);
+	expect_good(P, "[{'source': '/srv/ci/checkout', 'target': '/src'}, "
+		       "{'source': '/srv/ci/sub', 'target': '/src/sub', 'readOnly': true}, "
+		       "{'source': '/srv/ci/out', 'target': '/work/out', 'readOnly': false}, "
+		       "{'source': '/srv/ci/f.conf', 'target': '/etc/app.conf'}]");
+	char *t = doc_with(FULL, P, "[{'source': '/srv/ci/a', 'target': '/src/./x/'}, "
+				   "{'source': '/srv/ci/b', 'target': '/y', 'readOnly': false}]");
+	struct spec s;
+	parse_ok_text(t, false, &s);
+	assert_int_equal(s.n_mounts, 2);
+	assert_string_equal(s.mounts[0].source, "/srv/ci/a");
+	assert_string_equal(s.mounts[0].target, "/src/./x/");
+	assert_true(s.mounts[0].read_only); /* the default */
+	assert_false(s.mounts[1].read_only);
+	spec_free(&s);
+	free(t);
+
+	expect_bad(P, "{}", "spec.run.mounts: must be an array");
+	expect_bad(P, "[1]", "spec.run.mounts[0]: must be an object");
+	expect_bad(P, "[{'target': '/src'}]", "spec.run.mounts[0].source: required string");
+	expect_bad(P, "[{'source': '/s'}]", "spec.run.mounts[0].target: required string");
+	expect_bad(P, "[{'source': 's', 'target': '/src'}]",
+		   "spec.run.mounts[0].source: must be an absolute path without '..' components");
+	expect_bad(P, "[{'source': '/srv/ci/../etc', 'target': '/src'}]",
+		   "spec.run.mounts[0].source: must be an absolute path without '..' components");
+	expect_bad(P, "[{'source': '/s', 'target': 'src'}]",
+		   "spec.run.mounts[0].target: must be an absolute path without '..' components");
+	expect_bad(P, "[{'source': '/s', 'target': '/a/../etc'}]",
+		   "spec.run.mounts[0].target: must be an absolute path without '..' components");
+	expect_bad(P, "[{'source': '/s', 'target': '//./'}]", "spec.run.mounts[0].target: must not be / (the cell's root)");
+	const char *const under[][2] = {{"/proc", "/proc"}, {"/proc/sys", "/proc"}, {"/sys/fs", "/sys"},
+					{"/dev", "/dev"}, {"/dev/shm/x", "/dev"}, {"/run/cellos", "/run/cellos"},
+					{"/run/cellos/secrets", "/run/cellos"}};
+	for (size_t i = 0; i < sizeof under / sizeof under[0]; i++) {
+		char v[128], want[256];
+		snprintf(v, sizeof v, "[{'source': '/s', 'target': '%s'}]", under[i][0]);
+		snprintf(want, sizeof want,
+			 "spec.run.mounts[0].target: must not be %s or lie under it (the cell's %s belongs to the supervisor)",
+			 under[i][1], under[i][1]);
+		expect_bad(P, v, want);
+	}
+	/* Whole components: these are not under a forbidden path. */
+	expect_good(P, "[{'source': '/s', 'target': '/procfs'}, {'source': '/t', 'target': '/run/cellos2'}, "
+		       "{'source': '/u', 'target': '/devel'}, {'source': '/v', 'target': '/run/x'}]");
+	expect_bad(P, "[{'source': '/s', 'target': '/etc//resolv.conf'}]",
+		   "spec.run.mounts[0].target: must not be /etc/resolv.conf (the cell's resolver configuration belongs to "
+		   "the supervisor)");
+	expect_bad(P, "[{'source': '/s', 'target': '/src'}, {'source': '/t', 'target': '/src/'}]",
+		   "spec.run.mounts[1].target: /src/ is already the target of spec.run.mounts[0]: no two mounts on one "
+		   "target");
+	expect_bad(P, "[{'source': '/s', 'target': '/work/'}]",
+		   "spec.run.mounts[0].target: /work/ is run.workingDirectory, the cell's fresh workspace: mount inside "
+		   "it instead");
+	expect_good(P, "[{'source': '/s', 'target': '/work/in'}]");
+	expect_bad(P, "[{'source': '/s', 'target': '/x', 'readOnly': 'yes'}]",
+		   "spec.run.mounts[0].readOnly: must be a boolean");
+	expect_bad(P, "[{'source': '/s', 'target': '/x', 'readOnly': 0}]", "spec.run.mounts[0].readOnly: must be a boolean");
+	/* Every problem at once. */
+	t = doc_with(FULL, P, "[{'source': 'rel', 'target': '/proc/x'}, {'target': '/dev'}, "
+			      "{'source': '/a', 'target': '/x', 'readOnly': 1}]");
+	struct problems p = {0};
+	assert_int_equal(spec_parse(t, strlen(t), false, &s, &p), -1);
+	assert_int_equal(p.n, 5);
+	problems_free(&p);
+	free(t);
+	/* At most SPEC_MOUNTS_MAX entries. */
+	char *many = malloc(64 * (SPEC_MOUNTS_MAX + 1) + 8);
+	assert_non_null(many);
+	size_t n = (size_t)sprintf(many, "[");
+	for (int i = 0; i <= SPEC_MOUNTS_MAX; i++)
+		n += (size_t)sprintf(many + n, "%s{'source': '/s', 'target': '/t%d'}", i ? "," : "", i);
+	sprintf(many + n, "]");
+	expect_bad(P, many, "spec.run.mounts: must have at most 64 entries");
+	free(many);
+	/* Strict mode knows the keys. */
+	t = doc_with(FULL, P, "[{'source': '/s', 'target': '/x', 'readonly': false}]");
+	expect_problem_raw(t, strlen(t), true, "spec.run.mounts[0].readonly: unknown key; did you mean \"readOnly\"?");
+	free(t);
+}
+
 static void test_helpers(void **state)
 {
 	(void)state;
@@ -1542,6 +1629,7 @@ int main(void)
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_load_stdin),
 		cmocka_unit_test(test_load_errors),
+		cmocka_unit_test(test_mounts),
 		cmocka_unit_test(test_helpers),
 	};
 
