@@ -437,15 +437,16 @@ static void free_list(char **list)
 /* CELLOS_EXPORT_HOST_PATHS_ALLOW (SPEC §10): a comma list of absolute prefixes,
  * kept in path_clean's form so that the artifact paths compare by whole
  * components (path_within_any). ".." is refused: a prefix names a directory, not
- * a walk. Empty items are skipped. */
-static char **parse_host_allow(const char *v, struct err *e)
+ * a walk. Empty items are skipped. CELLOS_HOST_MOUNT_ALLOW_PREFIXES (SPEC §2
+ * run.mounts) has the same form. */
+static char **parse_host_allow(const char *var, const char *v, struct err *e)
 {
 	size_t cap = 1;
 	for (const char *p = v; *p; p++)
 		cap += *p == ',';
 	char **out = calloc(cap + 1, sizeof *out);
 	if (!out) {
-		err_set(e, "CELLOS_EXPORT_HOST_PATHS_ALLOW: out of memory");
+		err_set(e, "%s: out of memory", var);
 		return NULL;
 	}
 	size_t k = 0;
@@ -460,12 +461,11 @@ static char **parse_host_allow(const char *v, struct err *e)
 				ok = path_clean(item, clean, sizeof clean) == 0;
 			}
 			if (!ok) {
-				err_set(e, "CELLOS_EXPORT_HOST_PATHS_ALLOW: '%.*s' is not an absolute path without '..'",
-					(int)len, p);
+				err_set(e, "%s: '%.*s' is not an absolute path without '..'", var, (int)len, p);
 				goto fail;
 			}
 			if (!(out[k++] = strdup(clean))) {
-				err_set(e, "CELLOS_EXPORT_HOST_PATHS_ALLOW: out of memory");
+				err_set(e, "%s: out of memory", var);
 				goto fail;
 			}
 		}
@@ -477,6 +477,21 @@ static char **parse_host_allow(const char *v, struct err *e)
 fail:
 	free_list(out);
 	return NULL;
+}
+
+/* run.mounts (SPEC §2, §3): which host paths a document may mount, and whether
+ * writable. Unset: none. */
+static int load_host_mounts(struct config *cfg, struct err *e)
+{
+	const char *v;
+	if ((v = env("CELLOS_HOST_MOUNT_ALLOW_PREFIXES")) &&
+	    !(cfg->host_mount_allow = parse_host_allow("CELLOS_HOST_MOUNT_ALLOW_PREFIXES", v, e)))
+		return -1;
+	/* A typo must not read as "no": the operator meant something. */
+	if ((v = env("CELLOS_HOST_MOUNT_ALLOW_RW")) && strcmp(v, "1") != 0 && strcmp(v, "0") != 0)
+		return err_set(e, "CELLOS_HOST_MOUNT_ALLOW_RW: expected 1 or 0, got '%s'", v);
+	cfg->host_mount_rw = is_true(v);
+	return 0;
 }
 
 /* SPEC §10. Which target each artifact uses is decided with the document
@@ -493,7 +508,8 @@ static int load_export(struct config *cfg, struct err *e)
 			return err_set(e, "CELLOS_EXPORT_DIR: '%s' is not an existing directory", v);
 		}
 	}
-	if ((v = env("CELLOS_EXPORT_HOST_PATHS_ALLOW")) && !(cfg->export_host_allow = parse_host_allow(v, e)))
+	if ((v = env("CELLOS_EXPORT_HOST_PATHS_ALLOW")) &&
+	    !(cfg->export_host_allow = parse_host_allow("CELLOS_EXPORT_HOST_PATHS_ALLOW", v, e)))
 		return -1;
 	if ((cfg->export_http_url = env("CELLOS_EXPORT_HTTP_BASE_URL")) &&
 	    check_url("CELLOS_EXPORT_HTTP_BASE_URL", cfg->export_http_url, e) < 0)
@@ -669,7 +685,7 @@ int config_load(struct config *cfg, struct err *e)
 
 	if ((cfg->backend == BACKEND_GVISOR || cfg->backend == BACKEND_OCI) && load_oci(cfg, e) < 0)
 		return -1;
-	if (load_export(cfg, e) < 0)
+	if (load_export(cfg, e) < 0 || load_host_mounts(cfg, e) < 0)
 		return -1;
 
 	if ((v = env("CELLOS_RUN_ID"))) {
@@ -704,6 +720,8 @@ void config_free(struct config *cfg)
 	cfg->signing_key = NULL;
 	free_list(cfg->export_host_allow);
 	cfg->export_host_allow = NULL;
+	free_list(cfg->host_mount_allow);
+	cfg->host_mount_allow = NULL;
 	free(cfg->export_http_urls);
 	free(cfg->export_s3_urls);
 	cfg->export_http_urls = cfg->export_s3_urls = NULL;

@@ -90,6 +90,10 @@ struct config {
 	bool require_s3_export;        /* CELL_OS_REQUIRE_S3_EXPORT=1 */
 	long long export_max_bytes;    /* CELLOS_EXPORT_MAX_BYTES (ext), default 1 GiB */
 	long long export_http_timeout_ms; /* CELLOS_EXPORT_HTTP_TIMEOUT_MS (ext): one attempt */
+	/* run.mounts (ext): CELLOS_HOST_MOUNT_ALLOW_PREFIXES (path_clean form,
+	 * NULL-terminated; NULL: no host mount allowed) and CELLOS_HOST_MOUNT_ALLOW_RW=1. */
+	char **host_mount_allow;
+	bool host_mount_rw;
 };
 
 #define CONFIG_EXPORT_MAX_BYTES_DEFAULT (1LL << 30)
