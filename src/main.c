@@ -9,6 +9,7 @@
 #include "config.h"
 #include "events/event.h"
 #include "export/export.h"
+#include "isolate/hostmount.h"
 #include "secrets/broker.h"
 #include "spec/spec.h"
 #include "supervisor.h"
@@ -124,6 +125,9 @@ static void print_summary(const struct config *cfg, const struct spec *s)
 			printf("timeout:   %lld ms\n", s->timeout_ms);
 		else if (cfg->run_timeout_ms)
 			printf("timeout:   %lld ms (CELLOS_RUN_TIMEOUT_MS)\n", cfg->run_timeout_ms);
+		for (size_t i = 0; i < s->n_mounts; i++)
+			printf("mount:     %s -> %s (%s)\n", s->mounts[i].source, s->mounts[i].target,
+			       s->mounts[i].read_only ? "read-only" : "read-write");
 	} else {
 		printf("argv:      (none: nothing is executed)\n");
 	}
@@ -225,7 +229,8 @@ int main(int argc, char **argv)
 	}
 	int status = 125;
 	if (config_check_profile(&cfg, spec.has_run ? spec.argv[0] : NULL, &e) < 0 ||
-	    secrets_admit(&cfg, &spec, &e) < 0 || export_admit(&cfg, &spec, &e) < 0) {
+	    secrets_admit(&cfg, &spec, &e) < 0 || export_admit(&cfg, &spec, &e) < 0 ||
+	    mounts_admit(&cfg, &spec, &e) < 0) {
 		log_error("%s", e.msg);
 		goto out;
 	}

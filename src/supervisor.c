@@ -13,6 +13,7 @@
 
 #include "backend/backend.h"
 #include "export/export.h"
+#include "isolate/hostmount.h"
 #include "isolate/artifact.h"
 #include "isolate/runreg.h"
 #include "isolate/runuid.h"
@@ -305,6 +306,9 @@ static void emit_started(struct run *r, char started_id[37])
 	json_t *limits = limits_json(&r->cell);
 	if (limits)
 		json_object_set_new(iso, "limits", limits);
+	json_t *mounts = hostmounts_json(r->spec); /* run.mounts (ext) */
+	if (mounts)
+		json_object_set_new(iso, "mounts", mounts);
 	json_t *d = json_pack("{s:s, s:s, s:o, s:I}", "specId", r->spec->id, "backend", r->be->name, "isolation", iso,
 			      "ttlSeconds", (json_int_t)r->spec->ttl_seconds);
 	json_t *corr = correlation(r->spec);

@@ -34,11 +34,14 @@
 #include "isolate/artifact.h"
 #include "isolate/cellinit.h"
 #include "isolate/cgroup.h"
+#include "isolate/hostmount.h"
+#include "isolate/mount.h"
 #include "isolate/netdev.h"
 #include "isolate/runreg.h"
 #include "isolate/seccomp.h"
 #include "util/ids.h"
 #include "util/log.h"
+#include "util/path.h"
 
 struct stub {
 	pid_t init;          /* the cell's init, as we see it */
@@ -52,6 +55,13 @@ struct stub {
 	bool reaped;
 	struct sock_fprog filter; /* the workload's seccomp filter, sent with 'B' */
 	bool netns_later;    /* we make the cell's netns and hand it over (cellinit.c) */
+	/* run.mounts, from create until the init is cloned: the opened sources, what
+	 * the init is told (in the order applied), and the paths to mask. */
+	struct hostmounts hm;
+	size_t n_mounts;
+	struct cellfs_mount *cm;
+	char **targets, **staged;
+	char **hide;         /* NULL-terminated */
 };
 
 static struct stub *priv(struct cell *c) { return c->priv; }
@@ -357,6 +367,59 @@ static const char *env_home(char *const *envp)
 	return NULL;
 }
 
+/* run.mounts: open every source now (hostmount.h), and say what the init is to
+ * do with them; also the paths in the cell, under a mount's target, of the
+ * supervisor's own files (`own`, canonical) that lie inside its source. */
+static int mounts_plan(struct stub *s, struct cell *c, char own[][PATH_MAX], size_t n_own, struct err *e)
+{
+	const struct spec *spec = c->spec;
+	if (hostmounts_open(c->cfg, spec, &s->hm, e) < 0 || hostmounts_check_nested(spec, &s->hm, e) < 0)
+		return -1;
+	size_t n = s->n_mounts = s->hm.n;
+	s->cm = calloc(n + 1, sizeof *s->cm);
+	s->targets = calloc(n + 1, sizeof *s->targets);
+	s->staged = calloc(n + 1, sizeof *s->staged);
+	s->hide = calloc(n_own * (n + 1) + 1, sizeof *s->hide);
+	if (!s->cm || !s->targets || !s->staged || !s->hide)
+		return err_set(e, "out of memory");
+	size_t k = 0;
+	for (size_t i = 0; i < n_own; i++)
+		if (!(s->hide[k++] = strdup(own[i])))
+			return err_set(e, "out of memory");
+	for (size_t j = 0; j < n; j++) {
+		size_t i = s->hm.order[j];
+		char target[PATH_MAX], source[PATH_MAX];
+		if (path_clean(spec->mounts[i].target, target, sizeof target) < 0 ||
+		    path_clean(spec->mounts[i].source, source, sizeof source) < 0 || !(s->targets[j] = strdup(target)))
+			return err_set(e, "spec.run.mounts[%zu]: invalid path", i);
+		s->cm[j] = (struct cellfs_mount){.target = s->targets[j], .staged = "", .dir = s->hm.dir[i], .index = i};
+		char *const src[] = {source, NULL};
+		for (size_t o = 0; o < n_own; o++)
+			if (path_within_any(own[o], src) && asprintf(&s->hide[k], "%s%s", target, own[o] + strlen(source)) >= 0)
+				k++;
+	}
+	return 0;
+}
+
+/* After the clone (or on failure): the init has its copy of everything. */
+static void mounts_done(struct stub *s)
+{
+	hostmounts_close(&s->hm);
+	for (size_t j = 0; j < s->n_mounts; j++) {
+		free(s->targets ? s->targets[j] : NULL);
+		free(s->staged ? s->staged[j] : NULL);
+	}
+	for (char **h = s->hide; h && *h; h++)
+		free(*h);
+	free(s->cm);
+	free(s->targets);
+	free(s->staged);
+	free(s->hide);
+	s->cm = NULL;
+	s->targets = s->staged = s->hide = NULL;
+	s->n_mounts = 0;
+}
+
 static void stub_destroy(struct cell *c);
 
 static int stub_create(struct cell *c, struct err *e)
@@ -403,8 +466,9 @@ static int stub_create(struct cell *c, struct err *e)
 		kill_fd = openat(s->cg.v2.fd, "cgroup.kill", O_WRONLY | O_CLOEXEC);
 
 	/* Supervisor files that may lie inside a directory the cell sees (the cell
-	 * resolves these canonical host paths in its own root). */
-	char hide_paths[2][PATH_MAX], *hide[3] = {NULL};
+	 * resolves these canonical host paths in its own root), also where a
+	 * run.mounts source shows them under its target. */
+	char hide_paths[2][PATH_MAX];
 	size_t n_hide = 0;
 	const char *own[] = {c->cfg->jsonl_path, c->cfg->dlq_dir};
 	/* Only files and directories hold anything: a device (CELL_OS_JSONL_EVENTS
@@ -412,10 +476,15 @@ static int stub_create(struct cell *c, struct err *e)
 	for (size_t i = 0; i < 2; i++) {
 		struct stat st;
 		if (own[i] && realpath(own[i], hide_paths[n_hide]) && stat(hide_paths[n_hide], &st) == 0 &&
-		    (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
-			hide[n_hide] = hide_paths[n_hide];
+		    (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
 			n_hide++;
-		}
+	}
+	if (mounts_plan(s, c, hide_paths, n_hide, e) < 0) {
+		close(sv[1]);
+		close(rp[1]);
+		if (kill_fd >= 0)
+			close(kill_fd);
+		goto fail;
 	}
 	struct cellinit_args args = {
 		.hostname = c->spec->id,
@@ -432,10 +501,25 @@ static int stub_create(struct cell *c, struct err *e)
 		.gid = c->gid,
 		.stdio = {c->stdio[0], c->stdio[1]},
 		.argv0_prefixes = c->cfg->argv0_prefixes,
-		.hide = hide,
+		.hide = s->hide,
 		.secrets = c->secrets,
+		.mounts = s->cm,
+		.n_mounts = s->n_mounts,
 	};
-	pid_t pid = clone_init(s, c, &args, e);
+	/* run.mounts: the cell's mount namespace is copied from one that holds the
+	 * opened sources (hostmount.h); we are back in ours right after. */
+	struct hostmount_stage stage;
+	pid_t pid = -1;
+	if (hostmounts_stage(&s->hm, &stage, e) == 0) {
+		for (size_t j = 0; j < s->n_mounts; j++)
+			if (asprintf(&s->staged[j], "%s/%zu", stage.dir, s->cm[j].index) >= 0)
+				s->cm[j].staged = s->staged[j];
+			else
+				s->staged[j] = NULL;
+		pid = clone_init(s, c, &args, e);
+		hostmounts_unstage(&stage);
+	}
+	mounts_done(s);
 	close(sv[1]);
 	close(rp[1]);
 	if (kill_fd >= 0)
@@ -672,6 +756,7 @@ static void stub_destroy(struct cell *c)
 	if (s->reg.fd >= 0)
 		close(s->reg.fd);
 	free(s->filter.filter);
+	mounts_done(s);
 	int *fds[] = {&s->pidfd, &s->ctl, &s->report, &s->netns, &s->mntns, &s->userns};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		if (*fds[i] >= 0) {

@@ -185,6 +185,7 @@ static void setup(const struct cellinit_args *a)
 	 * or the run's uid without one. */
 	bool own = !(a->ns & NS_USER);
 	struct cellfs_opts fs = {.workdir = a->workdir, .hide = a->hide, .secrets = a->secrets,
+				 .mounts = a->mounts, .n_mounts = a->n_mounts,
 				 .owner_uid = own ? a->uid : 0, .owner_gid = own ? a->gid : 0,
 				 .add_user = own, .home = a->home,
 				 .before_sys = a->netns_later ? join_netns : NULL, .arg = (void *)a};

@@ -29,6 +29,8 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+struct cellfs_mount;
+
 struct cellinit_args {
 	unsigned ns;               /* NS_* bits of the cell */
 	const char *hostname;      /* with NS_UTS */
@@ -49,6 +51,8 @@ struct cellinit_args {
 	char *const *argv0_prefixes;          /* NULL: any program */
 	char *const *hide;                    /* host paths to mask in the cell's root, or NULL */
 	const struct secrets *secrets;        /* secretDelivery "file" (isolate/secretfs.h), or NULL */
+	const struct cellfs_mount *mounts;    /* run.mounts, staged by the supervisor (isolate/mount.h) */
+	size_t n_mounts;
 };
 
 struct cellinit_report {

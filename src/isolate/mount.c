@@ -22,11 +22,14 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "isolate/hostmount.h"
 #include "isolate/secretfs.h"
+#include "spec/spec.h"
 #include "util/path.h"
 
 /* Every host tree the cell sees: read-only, no setuid, no devices. */
@@ -82,7 +85,36 @@ struct builder {
 	int root;         /* the scaffold tmpfs (the cell's future "/") */
 	int dev;          /* the cell's /dev */
 	struct err *e;
+	/* Mount ids of the filesystems that are the cell's own (scaffold, /tmp,
+	 * workspace): the only places a missing directory or mount point is made. */
+	uint64_t own[3];
+	size_t n_own;
+	int trees[SPEC_MOUNTS_MAX]; /* run.mounts, taken from the staging area */
 };
+
+static uint64_t mount_id(int fd)
+{
+	struct statx stx;
+	if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) < 0 || !(stx.stx_mask & STATX_MNT_ID))
+		return 0;
+	return stx.stx_mnt_id;
+}
+
+static void own_mount(struct builder *b, int fd)
+{
+	uint64_t id = mount_id(fd);
+	if (id && b->n_own < sizeof b->own / sizeof b->own[0])
+		b->own[b->n_own++] = id;
+}
+
+static bool is_own(const struct builder *b, int fd)
+{
+	uint64_t id = mount_id(fd);
+	for (size_t i = 0; id && i < b->n_own; i++)
+		if (b->own[i] == id)
+			return true;
+	return false;
+}
 
 static int openat_in(int root, const char *rel, int flags)
 {
@@ -312,6 +344,63 @@ static int build_sys(struct builder *b)
 	return rc;
 }
 
+/* Make what is missing of `rel` (relative to the scaffold, resolved as the cell
+ * will resolve it): directories, the last component a regular file when `file`.
+ * Only on the cell's own filesystems: a path inside a host tree (bound read-only,
+ * or a writable run.mounts source) must already exist there, since nothing is
+ * ever created on the host. `what` and `shown` name the field in messages. */
+static int make_path(struct builder *b, char *rel, bool file, const char *what, const char *shown)
+{
+	size_t len = strlen(rel);
+	for (size_t i = 0; i <= len; i++) {
+		if (rel[i] != '/' && rel[i] != '\0')
+			continue;
+		char saved = rel[i];
+		rel[i] = '\0';
+		char *slash = strrchr(rel, '/');
+		int parent = slash ? (*slash = '\0', openat_in(b->root, rel, O_PATH | O_DIRECTORY)) : dup(b->root);
+		if (slash)
+			*slash = '/';
+		const char *name = slash ? slash + 1 : rel;
+		struct stat st;
+		int rc = 0, errnum = 0;
+		const char *why = "";
+		if (parent < 0) {
+			rc = -1;
+			errnum = errno;
+		} else if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			/* there already (what it is, the mount decides) */
+		} else if (errno != ENOENT) {
+			rc = -1;
+			errnum = errno;
+		} else if (!is_own(b, parent)) {
+			struct statvfs sv;
+			rc = -1;
+			why = fstatvfs(parent, &sv) == 0 && (sv.f_flag & ST_RDONLY) ? " (it would be inside a read-only host directory)"
+										  : " (it would be inside a host directory)";
+		} else if (saved == '\0' && file) {
+			int fd = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+			rc = fd < 0 ? -1 : close(fd);
+			errnum = errno;
+		} else if (mkdirat(parent, name, 0755) < 0) {
+			rc = -1;
+			errnum = errno;
+		}
+		if (parent >= 0)
+			close(parent);
+		if (rc < 0) {
+			if (errnum)
+				err_sys(b->e, errnum, "%s %s: cannot create /%s in the cell%s", what, shown, rel, why);
+			else
+				err_set(b->e, "%s %s: cannot create /%s in the cell%s", what, shown, rel, why);
+			rel[i] = saved;
+			return -1;
+		}
+		rel[i] = saved;
+	}
+	return 0;
+}
+
 /* run.workingDirectory: a fresh tmpfs at the same path inside the cell. Missing
  * parents are created in the scaffold; a path inside a read-only host tree must
  * already exist there (we never create anything on the host). */
@@ -322,32 +411,10 @@ static int build_workdir(struct builder *b, const char *workdir, uid_t uid, gid_
 		return errno == EINVAL ? err_set(b->e, "run.workingDirectory %s: '..' is not allowed", workdir)
 				       : err_set(b->e, "run.workingDirectory: path too long");
 	char *rel = clean[0] ? clean + 1 : clean; /* relative to the scaffold */
-	size_t len = strlen(rel);
-	if (len == 0)
+	if (!*rel)
 		return err_set(b->e, "run.workingDirectory: '/' cannot be the workspace (it is the cell's root)");
-
-	/* Create each missing component in its parent as the cell resolves it. */
-	for (size_t i = 0; i <= len; i++) {
-		if (rel[i] != '/' && rel[i] != '\0')
-			continue;
-		char saved = rel[i];
-		rel[i] = '\0';
-		char *slash = strrchr(rel, '/');
-		int parent = slash ? (*slash = '\0', openat_in(b->root, rel, O_PATH | O_DIRECTORY)) : dup(b->root);
-		if (slash)
-			*slash = '/';
-		int rc = parent < 0 ? -1 : mkdirat(parent, slash ? slash + 1 : rel, 0755);
-		int errnum = errno;
-		if (parent >= 0)
-			close(parent);
-		if (rc < 0 && errnum != EEXIST) {
-			err_sys(b->e, errnum, "run.workingDirectory %s: cannot create /%s in the cell%s", workdir, rel,
-				errnum == EROFS ? " (it would be inside a read-only host directory)" : "");
-			rel[i] = saved;
-			return -1;
-		}
-		rel[i] = saved;
-	}
+	if (make_path(b, rel, false, "run.workingDirectory", workdir) < 0)
+		return -1;
 	int dir = openat_in(b->root, rel, O_PATH | O_DIRECTORY);
 	if (dir < 0)
 		return err_sys(b->e, errno, "run.workingDirectory %s: open in the cell", workdir);
@@ -356,9 +423,56 @@ static int build_workdir(struct builder *b, const char *workdir, uid_t uid, gid_
 	int m = new_fs("tmpfs", conf, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
 	int rc = m < 0 ? -1 : move_mount(m, "", dir, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
 	int errnum = errno;
+	if (rc == 0)
+		own_mount(b, m);
 	close_keep_errno(m);
 	close(dir);
 	return rc < 0 ? err_sys(b->e, errnum, "run.workingDirectory %s: mount tmpfs", workdir) : 0;
+}
+
+/* One run.mounts tree at its target. */
+static int attach_host(struct builder *b, const struct cellfs_mount *m, int tree)
+{
+	char what[64], rel[PATH_MAX];
+	snprintf(what, sizeof what, "spec.run.mounts[%zu].target", m->index);
+	snprintf(rel, sizeof rel, "%s", m->target + 1);
+	if (make_path(b, rel, !m->dir, what, m->target) < 0)
+		return -1;
+	int dst = openat_in(b->root, rel, O_PATH);
+	struct stat st;
+	if (dst < 0 || fstat(dst, &st) < 0) {
+		close_keep_errno(dst);
+		return err_sys(b->e, errno, "%s %s: open in the cell", what, m->target);
+	}
+	if (m->dir != S_ISDIR(st.st_mode)) {
+		close(dst);
+		return err_set(b->e, "%s %s: the source is %sa directory, the target in the cell is %s", what, m->target,
+			       m->dir ? "" : "not ", S_ISDIR(st.st_mode) ? "one" : "not");
+	}
+	int rc = move_mount(tree, "", dst, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+	int errnum = errno;
+	close(dst);
+	return rc < 0 ? err_sys(b->e, errnum, "%s %s: mount", what, m->target) : 0;
+}
+
+/* The workspace and run.mounts, outermost first: a mount inside the workspace
+ * comes after its tmpfs, one inside another mount after that one. */
+static int build_mounts(struct builder *b, const struct cellfs_opts *o)
+{
+	char clean[PATH_MAX];
+	size_t wd_depth = o->workdir && path_clean(o->workdir, clean, sizeof clean) == 0 ? hostmount_depth(clean) : 0;
+	bool wd_done = !o->workdir;
+	for (size_t k = 0; k <= o->n_mounts; k++) {
+		const struct cellfs_mount *m = k < o->n_mounts ? &o->mounts[k] : NULL;
+		if (!wd_done && (!m || hostmount_depth(m->target) > wd_depth)) {
+			if (build_workdir(b, o->workdir, o->owner_uid, o->owner_gid) < 0)
+				return -1;
+			wd_done = true;
+		}
+		if (m && attach_host(b, m, b->trees[k]) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 /* Write the host's /etc/`name` plus `line` as file `name` of the detached
@@ -428,6 +542,13 @@ static int build(struct builder *b, const struct cellfs_opts *o)
 	 * shared parent mount). */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return err_sys(e, errno, "cell filesystem: make / private");
+	/* run.mounts: copies of the trees the supervisor staged (hostmount.h), taken
+	 * before the scaffold covers the staging area. In a user namespace the copy
+	 * keeps the flags the kernel locked (read-only, nosuid, nodev). */
+	for (size_t k = 0; k < o->n_mounts; k++)
+		if ((b->trees[k] = open_tree(AT_FDCWD, o->mounts[k].staged, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE)) <
+		    0)
+			return err_sys(e, errno, "spec.run.mounts[%zu]: take the staged mount", o->mounts[k].index);
 
 	/* The scaffold must be attached somewhere to receive mounts and to pivot
 	 * into: over /tmp, in this namespace only (as bubblewrap does). No source we
@@ -437,12 +558,14 @@ static int build(struct builder *b, const struct cellfs_opts *o)
 		return err_sys(e, errno, "cell filesystem: new tmpfs");
 	if (attach(b->root, AT_FDCWD, "/tmp") < 0 && attach(b->root, AT_FDCWD, "/mnt") < 0)
 		return err_sys(e, errno, "cell filesystem: attach the scaffold on /tmp");
+	own_mount(b, b->root);
 
 	if (build_host_entries(b) < 0 || build_dev(b) < 0 || build_proc(b) < 0)
 		return -1;
 	int m = mount_new(b->root, "tmp", 01777, "tmpfs", "mode=1777", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
 	if (m < 0)
 		return err_sys(e, errno, "cell filesystem: mount /tmp");
+	own_mount(b, m);
 	close(m);
 	if (mkdirat(b->root, "run", 0755) < 0 || mkdirat(b->root, "var", 0755) < 0 ||
 	    symlinkat("../tmp", b->root, "var/tmp") < 0)
@@ -451,11 +574,12 @@ static int build(struct builder *b, const struct cellfs_opts *o)
 	for (size_t i = 0; i < sizeof etc_masks / sizeof etc_masks[0]; i++)
 		if (mask(b, b->root, etc_masks[i], etc_masks[i]) < 0)
 			return -1;
+	if (build_mounts(b, o) < 0)
+		return -1;
+	/* After the mounts: the supervisor's files may lie inside a host mount too. */
 	for (char *const *h = o->hide; h && *h; h++)
 		if (**h == '/' && mask(b, b->root, *h + 1, *h) < 0)
 			return -1;
-	if (o->workdir && build_workdir(b, o->workdir, o->owner_uid, o->owner_gid) < 0)
-		return -1;
 	if (o->secrets && secretfs_build(b->root, o->secrets, o->owner_uid, o->owner_gid, e) < 0)
 		return -1;
 	if (o->add_user && add_cell_user(b, o) < 0)
@@ -483,6 +607,10 @@ static int build(struct builder *b, const struct cellfs_opts *o)
 int cellfs_build(const struct cellfs_opts *o, struct err *e)
 {
 	struct builder b = {.root = -1, .dev = -1, .e = e};
+	for (size_t k = 0; k < SPEC_MOUNTS_MAX; k++)
+		b.trees[k] = -1;
+	if (o->n_mounts > SPEC_MOUNTS_MAX)
+		return err_set(e, "spec.run.mounts: more than %d entries", SPEC_MOUNTS_MAX);
 	/* Modes are given exactly (0666 devices, 1777 /tmp). */
 	mode_t old = umask(0);
 	int rc = build(&b, o);
@@ -491,5 +619,8 @@ int cellfs_build(const struct cellfs_opts *o, struct err *e)
 		close(b.dev);
 	if (b.root >= 0)
 		close(b.root);
+	for (size_t k = 0; k < o->n_mounts; k++)
+		if (b.trees[k] >= 0)
+			close(b.trees[k]);
 	return rc;
 }

@@ -22,6 +22,12 @@
  *                             owned by the workload
  *   /etc/passwd, /etc/group   without a user namespace: the host's, plus an entry
  *                             `cellos` for the run's uid/gid (read-only copies)
+ *   run.mounts                host trees the supervisor opened and staged
+ *                             (isolate/hostmount.h), at their targets, nosuid, nodev,
+ *                             read-only unless asked otherwise; outermost first, and
+ *                             after the workspace when inside it. Missing parents and
+ *                             mount points are created only on the cell's own
+ *                             filesystems (the scaffold, /tmp, the workspace)
  *
  * Secrets of the host inside the bound directories (/etc/shadow, SSH host keys, ...)
  * and the supervisor's own files that happen to lie there (`hide`) are masked: a
@@ -39,10 +45,20 @@
 
 #include "util/err.h"
 
+/* One run.mounts entry for the init: a tree the supervisor staged (hostmount.h). */
+struct cellfs_mount {
+	const char *target;       /* clean absolute path in the cell */
+	const char *staged;       /* the staged tree, in the mount namespace the init starts in */
+	bool dir;                 /* a directory (else a regular file) */
+	size_t index;             /* i of spec.run.mounts[i] (messages) */
+};
+
 struct cellfs_opts {
 	const char *workdir;      /* run.workingDirectory or NULL */
 	char *const *hide;        /* NULL-terminated extra absolute paths to mask, or NULL */
 	const struct secrets *secrets; /* secretDelivery "file": the secrets dir (secretfs.h), or NULL */
+	const struct cellfs_mount *mounts; /* run.mounts in the order they are applied (outermost first) */
+	size_t n_mounts;
 	/* Owner of what is made for the workload (workspace, secrets), as ids of
 	 * the mounting namespace: 0 in a user namespace, else the run's uid/gid. */
 	uid_t owner_uid;

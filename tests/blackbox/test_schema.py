@@ -32,6 +32,7 @@ VALIDATE_ENV = {
     "CELLOS_EXPORT_DIR": str(EXPORT_ROOT),
     "CELLOS_EXPORT_S3_PRESIGNED_URL__RESULTS": "https://s3.example.invalid/upload",
     "CELLOS_EXPORT_HOST_PATHS_ALLOW": "/",
+    "CELLOS_HOST_MOUNT_ALLOW_PREFIXES": "/",
 }
 
 
