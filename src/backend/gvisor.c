@@ -109,6 +109,7 @@ static int gvisor_create(struct cell *c, struct err *e)
 		.pids_as_rlimit = true,
 		.rootfs = cfg->gvisor_rootfs[0] ? cfg->gvisor_rootfs : NULL,
 		.seccomp_dialect = OCI_SECCOMP_RUNSC,
+		.bind_points_in_root = true,
 	};
 	/* runsc ignores linux.seccomp unless given --oci-seccomp; a runsc without the
 	 * flag (an old one) refuses it as unknown, which is the probe. */

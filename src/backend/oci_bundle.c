@@ -1,8 +1,12 @@
 #include "backend/oci_bundle.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "isolate/hostmount.h"
+#include "util/path.h"
 
 #define OCI_VERSION "1.0.2"
 /* The hostname is the cell id cut to what uname(2) holds (SPEC §6.1). */
@@ -75,13 +79,30 @@ static json_t *mounts(const struct oci_bundle_args *a)
 	json_t *m = json_pack("[o, o, o, o, o, o, o]", mount("/proc", "proc", proc), mount("/dev", "tmpfs", dev),
 			      mount("/dev/pts", "devpts", pts), mount("/dev/shm", "tmpfs", shm),
 			      mount("/sys", "sysfs", sys), mount("/tmp", "tmpfs", tmp), mount("/run", "tmpfs", run));
-	/* The workspace: empty at start, gone with the cell (SPEC §2). */
+	/* The workspace: empty at start, gone with the cell (SPEC §2); and run.mounts,
+	 * outermost first (a mount inside the workspace after its tmpfs). */
+	static const char *const bind_ro[] = {"rbind", "ro", "nosuid", "nodev", NULL};
+	static const char *const bind_rw[] = {"rbind", "rw", "nosuid", "nodev", NULL};
 	const char *wd = a->cell->spec->working_directory;
-	if (m && wd && strcmp(wd, "/") != 0 && json_array_append_new(m, mount(wd, "tmpfs", work)) < 0) {
-		json_decref(m);
-		return NULL;
+	char clean[PATH_MAX];
+	bool wd_done = !wd || strcmp(wd, "/") == 0 || path_clean(wd, clean, sizeof clean) < 0;
+	size_t wd_depth = wd_done ? 0 : hostmount_depth(clean);
+	for (size_t k = 0; m && k <= a->n_binds; k++) {
+		const struct oci_bind *b = k < a->n_binds ? &a->binds[k] : NULL;
+		if (!wd_done && (!b || hostmount_depth(b->destination) > wd_depth)) {
+			wd_done = true;
+			if (json_array_append_new(m, mount(wd, "tmpfs", work)) < 0)
+				goto fail;
+		}
+		if (b && json_array_append_new(m, json_pack("{s:s, s:s, s:s, s:o}", "destination", b->destination, "type",
+							    "bind", "source", b->source, "options",
+							    strings(b->read_only ? bind_ro : bind_rw, 0))) < 0)
+			goto fail;
 	}
 	return m;
+fail:
+	json_decref(m);
+	return NULL;
 }
 
 static json_t *resources(const struct cgroup_limits *l)

@@ -8,7 +8,9 @@
  *             (NOFILE 1024; CORE 0, so no secret ever lands in a core dump);
  *   root      `root`, read-only;
  *   mounts    fresh /proc, /dev (+ /dev/pts, /dev/shm), /sys (ro), tmpfs /tmp and
- *             /run, and a tmpfs over run.workingDirectory (the workspace);
+ *             /run, a tmpfs over run.workingDirectory (the workspace) and the
+ *             run.mounts binds (rbind, ro/rw, nosuid, nodev), those two outermost
+ *             first;
  *   hostname  the cell id, cut to 64 bytes;
  *   linux     pid, network, ipc, uts and mount namespaces (and user, mapping the
  *             container's root to the run's uid, when asked), run.limits as
@@ -31,6 +33,13 @@ struct oci_hook {
 	const char *const *env;         /* NULL-terminated, may be NULL */
 };
 
+/* A run.mounts entry as the runtime binds it. */
+struct oci_bind {
+	const char *source;             /* the path the runtime binds (as it sees it) */
+	const char *destination;        /* clean absolute path in the container */
+	bool read_only;
+};
+
 struct oci_bundle_args {
 	const struct cell *cell;        /* argv, envp, limits, spec (id, workingDirectory) */
 	const char *root;               /* root.path, as the runtime will see it */
@@ -43,6 +52,8 @@ struct oci_bundle_args {
 	bool map_user;                  /* a user namespace: root of the container = cell->uid/gid */
 	const struct seccomp_policy *seccomp; /* linux.seccomp; NULL: none */
 	enum oci_seccomp_dialect seccomp_dialect;
+	const struct oci_bind *binds;   /* run.mounts, outermost first */
+	size_t n_binds;
 };
 
 /* The config.json document (new reference), or NULL with e set. */

@@ -27,10 +27,12 @@
 #include "backend/oci_bundle.h"
 #include "isolate/argv0.h"
 #include "isolate/cgroup.h"
+#include "isolate/hostmount.h"
 #include "isolate/runreg.h"
 #include "util/ids.h"
 #include "util/log.h"
 #include "util/scrub.h"
+#include "util/path.h"
 #include "util/stdio_relay.h"
 
 #define TOOL_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -70,6 +72,11 @@ struct ocirt {
 	char program[PATH_MAX];  /* argv[0] resolved in the cell's root */
 	int resolve_errno;       /* 0, ENOENT or EACCES */
 	bool fix_stdio[3];       /* regular-file stdout/stderr we gave the runtime in append mode */
+	/* run.mounts: the opened sources (until the child has them) and the binds
+	 * config.json names: <dir>/mounts/<i>, where the child attaches them. */
+	struct hostmounts hm;
+	struct oci_bind *binds;
+	size_t n_binds;
 };
 
 static struct ocirt *priv(struct cell *c) { return c->priv; }
@@ -532,6 +539,65 @@ static bool is_private_top(const char *name, size_t len)
 	return false;
 }
 
+/* The mount point of `path` (the workspace, or a run.mounts target) in the
+ * scaffold `dst`: inside a host directory it must already exist (creating it
+ * there would create it on the host); inside another mount it is there
+ * (hostmounts_check_nested); inside the workspace runc makes it in that tmpfs,
+ * while runsc's gofer needs it in the scaffold beneath (bind_points_in_root);
+ * otherwise it is made in the scaffold, a directory or (`dir` false) an empty
+ * file. */
+static void mount_point(const struct child_args *a, const char *dst, const char *path, bool dir, const char *field)
+{
+	int sync = a->sync;
+	char clean[PATH_MAX], to[PATH_MAX], host_top[PATH_MAX];
+	bool in_ws;
+	if (path_clean(path, clean, sizeof clean) < 0 || !clean[0])
+		return;
+	long outer = hostmounts_enclosing(a->o->cell->spec, clean, &in_ws);
+	if (outer >= 0 || (in_ws && !a->o->rt.bind_points_in_root))
+		return;
+	size_t top = strcspn(clean + 1, "/");
+	snprintf(host_top, sizeof host_top, "%s/%.*s", strcmp(a->root_src, "/") ? a->root_src : "", (int)top, clean + 1);
+	struct stat st;
+	bool from_host = !is_private_top(clean + 1, top) && lstat(host_top, &st) == 0;
+	snprintf(to, sizeof to, "%s%s", dst, clean);
+	if (from_host) {
+		if (stat(to, &st) < 0 || dir != S_ISDIR(st.st_mode))
+			child_fail(sync, 0,
+				   "%s: %s does not exist in the cell's root as a %s and cannot be created inside the host "
+				   "directory %s%s",
+				   field, path, dir ? "directory" : "file", host_top,
+				   in_ws ? " (under gVisor a mount inside the workspace needs its mount point there: choose "
+					   "a run.workingDirectory outside the host's directories)"
+					 : "");
+		return;
+	}
+	char *slash = strrchr(to, '/');
+	*slash = '\0';
+	int rc = mkdir_p(to, 0755);
+	*slash = '/';
+	if (rc == 0 && (dir ? mkdir(to, 0755) : mknod(to, S_IFREG | 0644, 0)) < 0 && errno != EEXIST)
+		rc = -1;
+	if (rc < 0)
+		child_fail(sync, errno, "%s: mkdir %s in the cell root scaffold", field, path);
+}
+
+/* run.mounts: the trees the supervisor opened (inherited), attached at
+ * <dir>/mounts/<i> on our private tmpfs, where config.json binds them from. */
+static void attach_mounts(const struct ocirt *o, bool traverse, int sync)
+{
+	char p[PATH_MAX + 32];
+	snprintf(p, sizeof p, "%s/mounts", o->dir);
+	if (mkdir(p, traverse ? 0711 : 0700) < 0)
+		child_fail(sync, errno, "mkdir %s", p);
+	for (size_t i = 0; i < o->hm.n; i++) {
+		snprintf(p, sizeof p, "%s/mounts/%zu", o->dir, i);
+		int rc = o->hm.dir[i] ? mkdir(p, 0700) : mknod(p, S_IFREG | 0600, 0);
+		if (rc < 0 || move_mount(o->hm.tree[i], "", AT_FDCWD, p, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+			child_fail(sync, errno, "spec.run.mounts[%zu]: attach the opened source at %s", i, p);
+	}
+}
+
 /* The cell's root: a tmpfs scaffold with the host root's top-level entries
  * bind-mounted in (recursively), the runtime's own mount points, the workspace's
  * parents created in the scaffold, never on the host, then the whole tree made
@@ -575,26 +641,15 @@ static void build_root(const struct child_args *a, const char *dst)
 		if (mkdir(to, 0755) < 0 && errno != EEXIST)
 			child_fail(sync, errno, "cell root: mkdir %s", to);
 	}
-	/* The workspace's mount point. Inside a host directory it must already exist:
-	 * creating it there would create it on the host. */
+	/* The mount points of the workspace and of run.mounts. */
+	const struct spec *spec = a->o->cell->spec;
 	const char *wd = a->workdir;
-	if (wd && strcmp(wd, "/") != 0) {
-		size_t top = strcspn(wd + 1, "/");
-		char host_top[PATH_MAX];
-		snprintf(host_top, sizeof host_top, "%s/%.*s", strcmp(a->root_src, "/") ? a->root_src : "", (int)top,
-			 wd + 1);
-		struct stat st;
-		bool from_host = !is_private_top(wd + 1, top) && lstat(host_top, &st) == 0;
-		snprintf(to, sizeof to, "%s%s", dst, wd);
-		if (from_host) {
-			if (stat(to, &st) < 0 || !S_ISDIR(st.st_mode))
-				child_fail(sync, 0,
-					   "run.workingDirectory: %s does not exist in the cell's root and cannot be created "
-					   "inside the host directory %s",
-					   wd, host_top);
-		} else if (mkdir_p(to, 0755) < 0) {
-			child_fail(sync, errno, "run.workingDirectory: mkdir %s in the cell root scaffold", wd);
-		}
+	if (wd && strcmp(wd, "/") != 0)
+		mount_point(a, dst, wd, true, "run.workingDirectory");
+	for (size_t i = 0; i < a->o->hm.n; i++) {
+		char field[64];
+		snprintf(field, sizeof field, "spec.run.mounts[%zu].target", i);
+		mount_point(a, dst, spec->mounts[i].target, a->o->hm.dir[i], field);
 	}
 	struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
 	if (mount_setattr(AT_FDCWD, dst, AT_RECURSIVE, &attr, sizeof attr) < 0)
@@ -663,6 +718,7 @@ static _Noreturn void child_main(const struct child_args *a, pid_t parent)
 		if (mkfifo(p, 0600) < 0)
 			child_fail(sync, errno, "mkfifo %s", p);
 	}
+	attach_mounts(o, traverse, sync);
 	snprintf(p, sizeof p, "%s/bundle/config.json", o->dir);
 	int cfd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	size_t len = strlen(a->config);
@@ -800,6 +856,27 @@ static void choose_cwd(const struct cell *c, const struct oci_runtime *rt, char 
 	snprintf(out, size, "/");
 }
 
+/* config.json's binds for run.mounts, outermost first. */
+static int plan_binds(struct ocirt *o, const struct cell *c, struct err *e)
+{
+	if (!o->hm.n)
+		return 0;
+	if (!(o->binds = calloc(o->hm.n, sizeof *o->binds)))
+		return err_set(e, "out of memory");
+	for (size_t j = 0; j < o->hm.n; j++) {
+		size_t i = o->hm.order[j];
+		char clean[PATH_MAX], *src = NULL;
+		if (path_clean(c->spec->mounts[i].target, clean, sizeof clean) < 0 ||
+		    asprintf(&src, "%s/mounts/%zu", o->dir, i) < 0)
+			return err_set(e, "spec.run.mounts[%zu]: out of memory", i);
+		o->binds[o->n_binds++] = (struct oci_bind){.source = src, .destination = strdup(clean),
+							   .read_only = c->spec->mounts[i].read_only};
+		if (!o->binds[j].destination)
+			return err_set(e, "out of memory");
+	}
+	return 0;
+}
+
 /* ---- the backend operations ---- */
 
 int oci_run_create(struct cell *c, const struct oci_runtime *rt, struct err *e)
@@ -844,6 +921,13 @@ int oci_run_create(struct cell *c, const struct oci_runtime *rt, struct err *e)
 		goto fail;
 	}
 
+	/* run.mounts: every source opened now, once (isolate/hostmount.h); the
+	 * runtime binds the copies our child attaches in its private namespace,
+	 * never a host path. */
+	if (hostmounts_open(c->cfg, c->spec, &o->hm, e) < 0 || hostmounts_check_nested(c->spec, &o->hm, e) < 0 ||
+	    plan_binds(o, c, e) < 0)
+		goto fail;
+
 	/* The hooks: the prestart one reports the container and holds it until
 	 * start() (a refusal makes the runtime undo it); the poststart one reports
 	 * the workload's process. `1<>` opens the FIFO without blocking. */
@@ -869,7 +953,8 @@ int oci_run_create(struct cell *c, const struct oci_runtime *rt, struct err *e)
 	struct oci_bundle_args ba = {.cell = c, .root = root, .cwd = cwd, .prestart = &gate, .poststart = &started,
 				     .pids_rlimit = rt->pids_as_rlimit ? c->limits.pids_max : 0,
 				     .map_user = rt->map_user,
-				     .seccomp = rt->seccomp, .seccomp_dialect = rt->seccomp_dialect};
+				     .seccomp = rt->seccomp, .seccomp_dialect = rt->seccomp_dialect,
+				     .binds = o->binds, .n_binds = o->n_binds};
 
 	config = oci_bundle_text(&ba, e);
 	if (!config)
@@ -942,6 +1027,7 @@ int oci_run_create(struct cell *c, const struct oci_runtime *rt, struct err *e)
 	struct err le = {0};
 	int left = cgroup_cell_leave(&o->cg, &le);
 	close(sv[1]);
+	hostmounts_close(&o->hm); /* the child has them */
 	if (pid < 0) {
 		close(sv[0]);
 		err_sys(e, clone_errno, "clone3 of %s", rt->name);
@@ -977,7 +1063,8 @@ int oci_run_create(struct cell *c, const struct oci_runtime *rt, struct err *e)
 	if (got < 1 || msg[0] != 'R') {
 		close(sv[0]);
 		msg[got > 1 ? got : 1] = '\0';
-		if (got > 1 && strncmp(msg + 1, "run.workingDirectory", 20) == 0)
+		if (got > 1 && (strncmp(msg + 1, "run.workingDirectory", 20) == 0 ||
+				strncmp(msg + 1, "spec.run.mounts", 15) == 0))
 			err_set(e, "%s", msg + 1);
 		else
 			err_set(e, "%s: preparing the cell: %s", rt->name, got > 1 ? msg + 1 : "the child ended");
@@ -1154,6 +1241,12 @@ void oci_run_destroy(struct cell *c)
 	int *fds[] = {&o->ev, &o->go, &o->statefd, &o->logfd, &o->sigfd, &o->pidfd, &o->mntns};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		close_fd(fds[i]);
+	hostmounts_close(&o->hm);
+	for (size_t i = 0; i < o->n_binds; i++) {
+		free((char *)o->binds[i].source);
+		free((char *)o->binds[i].destination);
+	}
+	free(o->binds);
 	free(o);
 	c->priv = NULL;
 }

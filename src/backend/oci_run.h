@@ -54,6 +54,10 @@ struct oci_runtime {
 	 * in this runtime's dialect; NULL: none. */
 	const struct seccomp_policy *seccomp;
 	enum oci_seccomp_dialect seccomp_dialect;
+	/* A bind's mount point must exist in the root it is given even where a tmpfs
+	 * of the container covers it (runsc: its gofer binds the source into the
+	 * host-side root, the tmpfs lives in the Sentry). */
+	bool bind_points_in_root;
 };
 
 /* The backend operations, parameterised by the runtime create() was given. */

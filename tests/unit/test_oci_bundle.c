@@ -124,6 +124,37 @@ static void test_resources_and_nproc(void **state)
 	json_decref(doc);
 }
 
+/* run.mounts as binds, interleaved with the workspace (/work/space) outermost
+ * first: the runtime applies mounts in order. */
+static void test_binds(void **state)
+{
+	struct fixture *f = *state;
+	struct oci_bind binds[] = {{"/run/x/mounts/2", "/src", true},
+				   {"/run/x/mounts/0", "/work/out", false},
+				   {"/run/x/mounts/1", "/work/space/in", true}};
+	struct oci_bundle_args a = {.cell = &f->cell, .root = "/run/x/rootfs", .cwd = "/", .binds = binds, .n_binds = 3};
+	struct err e = {0};
+	json_t *doc = oci_bundle_config(&a, &e);
+	assert_non_null(doc);
+	json_t *mounts = json_object_get(doc, "mounts");
+	size_t n = json_array_size(mounts);
+	assert_true(n >= 4);
+	const char *want[] = {"/src", "/work/out", "/work/space", "/work/space/in"};
+	for (size_t k = 0; k < 4; k++) {
+		json_t *m = json_array_get(mounts, n - 4 + k);
+		assert_string_equal(json_string_value(json_object_get(m, "destination")), want[k]);
+	}
+	json_t *src = json_array_get(mounts, n - 4), *out = json_array_get(mounts, n - 3);
+	assert_string_equal(json_string_value(json_object_get(src, "type")), "bind");
+	assert_string_equal(json_string_value(json_object_get(src, "source")), "/run/x/mounts/2");
+	const char *ro[] = {"rbind", "ro", "nosuid", "nodev"}, *rw[] = {"rbind", "rw", "nosuid", "nodev"};
+	for (size_t k = 0; k < 4; k++) {
+		assert_string_equal(json_string_value(json_array_get(json_object_get(src, "options"), k)), ro[k]);
+		assert_string_equal(json_string_value(json_array_get(json_object_get(out, "options"), k)), rw[k]);
+	}
+	json_decref(doc);
+}
+
 static void test_relative_paths_are_refused(void **state)
 {
 	struct fixture *f = *state;
@@ -355,6 +386,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_process, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_root_hostname_mounts_namespaces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resources_and_nproc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_binds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relative_paths_are_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(no_seccomp_without_a_policy, setup, teardown),
 		cmocka_unit_test_setup_teardown(baseline_for_libseccomp_runtimes, setup, teardown),
