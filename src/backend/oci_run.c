@@ -718,7 +718,8 @@ static _Noreturn void child_main(const struct child_args *a, pid_t parent)
 		if (mkfifo(p, 0600) < 0)
 			child_fail(sync, errno, "mkfifo %s", p);
 	}
-	attach_mounts(o, traverse, sync);
+	if (o->hm.n)
+		attach_mounts(o, traverse, sync);
 	snprintf(p, sizeof p, "%s/bundle/config.json", o->dir);
 	int cfd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	size_t len = strlen(a->config);

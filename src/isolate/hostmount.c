@@ -146,6 +146,8 @@ int hostmounts_open(const struct config *cfg, const struct spec *spec, struct ho
 	size_t n = spec->n_mounts;
 	if (!n)
 		return 0;
+	if (n > SPEC_MOUNTS_MAX)
+		return err_set(e, "spec.run.mounts: more than %d entries", SPEC_MOUNTS_MAX);
 	hm->tree = malloc(n * sizeof *hm->tree);
 	hm->dir = calloc(n, sizeof *hm->dir);
 	hm->order = malloc(n * sizeof *hm->order);
