@@ -256,13 +256,14 @@ int hostmounts_check_nested(const struct spec *spec, const struct hostmounts *hm
 
 int hostmounts_stage(const struct hostmounts *hm, struct hostmount_stage *st, struct err *e)
 {
-	*st = (struct hostmount_stage){.home_ns = -1, .home_cwd = -1};
+	*st = (struct hostmount_stage){.home_ns = -1, .home_root = -1, .home_cwd = -1};
 	if (!hm->n)
 		return 0;
 	st->home_ns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	st->home_root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	st->home_cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (st->home_ns < 0 || st->home_cwd < 0) {
-		err_sys(e, errno, "run.mounts: open our own mount namespace and working directory");
+	if (st->home_ns < 0 || st->home_root < 0 || st->home_cwd < 0) {
+		err_sys(e, errno, "run.mounts: open our own mount namespace, root and working directory");
 		goto fail;
 	}
 	/* A mount namespace of our own for the moment of the clone: the cell's is
@@ -317,22 +318,24 @@ fail:
 void hostmounts_unstage(struct hostmount_stage *st)
 {
 	if (st->active) {
-		/* setns() puts us at the namespace's root: the saved cwd brings us back. */
+		/* setns() puts us at the namespace's root directory, with that as our
+		 * working directory: the saved ones bring us back (a chroot included). */
 		if (setns(st->home_ns, CLONE_NEWNS) < 0) {
 			log_error("run.mounts: return to the supervisor's mount namespace: %s", strerror(errno));
 			abort();
 		}
-		if (fchdir(st->home_cwd) < 0) {
-			log_error("run.mounts: return to the supervisor's working directory: %s", strerror(errno));
+		if (fchdir(st->home_root) < 0 || chroot(".") < 0 || fchdir(st->home_cwd) < 0) {
+			log_error("run.mounts: return to the supervisor's root and working directory: %s", strerror(errno));
 			abort();
 		}
 		st->active = false;
 	}
-	if (st->home_ns >= 0)
-		close(st->home_ns);
-	if (st->home_cwd >= 0)
-		close(st->home_cwd);
-	st->home_ns = st->home_cwd = -1;
+	int *fds[] = {&st->home_ns, &st->home_root, &st->home_cwd};
+	for (size_t i = 0; i < 3; i++)
+		if (*fds[i] >= 0) {
+			close(*fds[i]);
+			*fds[i] = -1;
+		}
 }
 
 /* ---- events ---- */

@@ -71,12 +71,13 @@ size_t hostmount_depth(const char *clean);
  * in the staging namespace and so in the cell's mount namespace as cloned. */
 struct hostmount_stage {
 	bool active;
-	int home_ns;            /* the supervisor's own mount namespace */
-	int home_cwd;
+	int home_ns;            /* the supervisor's own mount namespace, */
+	int home_root;          /* root directory */
+	int home_cwd;           /* and working directory */
 	char dir[16];
 };
 int hostmounts_stage(const struct hostmounts *hm, struct hostmount_stage *st, struct err *e);
-/* Back to the supervisor's own mount namespace and working directory (aborts if
+/* Back to the supervisor's own mount namespace, root and working directory (aborts if
  * that is impossible: nothing sane could follow). No-op when not active. */
 void hostmounts_unstage(struct hostmount_stage *st);
 

@@ -1003,6 +1003,13 @@ static void check_mount_target(struct vctx *c, const char *P, const char *target
 			return;
 		}
 	}
+	/* Nor above one of them: only /run can be ("/" is refused), and the cell's
+	 * /run/cellos (its secrets directory) is made beneath it after the mounts. */
+	char *const here[] = {clean, NULL};
+	if (path_within_any("/run/cellos", here)) {
+		fail(c, P, "must not be %s: the cell's /run/cellos lies beneath it", clean);
+		return;
+	}
 	if (strcmp(clean, "/etc/resolv.conf") == 0) {
 		fail(c, P, "must not be /etc/resolv.conf (the cell's resolver configuration belongs to the supervisor)");
 		return;

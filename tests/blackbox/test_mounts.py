@@ -398,6 +398,7 @@ def test_a_source_swapped_for_a_symlink_cannot_redirect_the_mount(no_residue):
     ("/dev/shm/x", "must not be /dev"),
     ("/run/cellos", "must not be /run/cellos"),
     ("/run/cellos/secrets", "must not be /run/cellos"),
+    ("/run", "must not be /run: the cell's /run/cellos lies beneath it"),
     ("/etc/resolv.conf", "must not be /etc/resolv.conf"),
     ("relative", "must be an absolute path without '..'"),
     ("/a/../etc", "must be an absolute path without '..'"),

@@ -1528,6 +1528,8 @@ static void test_mounts(void **state)
 	/* Whole components: these are not under a forbidden path. */
 	expect_good(P, "[{'source': '/s', 'target': '/procfs'}, {'source': '/t', 'target': '/run/cellos2'}, "
 		       "{'source': '/u', 'target': '/devel'}, {'source': '/v', 'target': '/run/x'}]");
+	expect_bad(P, "[{'source': '/s', 'target': '/run/'}]",
+		   "spec.run.mounts[0].target: must not be /run: the cell's /run/cellos lies beneath it");
 	expect_bad(P, "[{'source': '/s', 'target': '/etc//resolv.conf'}]",
 		   "spec.run.mounts[0].target: must not be /etc/resolv.conf (the cell's resolver configuration belongs to "
 		   "the supervisor)");
