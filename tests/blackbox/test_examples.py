@@ -1,9 +1,6 @@
 """examples/: every document runs as examples/README.md says (the same document and
 variables; host paths are the test's own temporary directories) and does what the
-README says it does.
-
-test_example_python_checkout needs run.mounts (SPEC §2), which is being added on
-branch `mounts`: it fails until that branch is merged, by design."""
+README says it does."""
 from __future__ import annotations
 
 import hashlib
@@ -93,7 +90,7 @@ def test_the_checkout_is_read_only():
 
 
 def test_example_python_checkout():
-    """Needs run.mounts (branch `mounts`): fails until it is merged."""
+    """A read-only checkout mounted with run.mounts (SPEC §2), the report exported."""
     base = new_dir("ci")                      # stands for /srv/ci
     base.chmod(0o755)
     checkout = base / "checkout"
