@@ -13,13 +13,23 @@ static enum log_level current = LOG_INFO;
 static const char *program = "cellos-supervisor";
 static const char *const names[] = {"error", "warn", "info", "debug"};
 
+static void (*warn_hook)(void *arg, const char *msg);
+static void *warn_hook_arg;
+
 void log_set_level(enum log_level lvl) { current = lvl; }
 void log_set_program(const char *name) { program = name; }
+
+void log_set_warn_hook(void (*fn)(void *arg, const char *msg), void *arg)
+{
+	warn_hook = fn;
+	warn_hook_arg = arg;
+}
 
 /* One line: "program: [level: ]message", escaped (see below). */
 static void vlog(enum log_level lvl, bool tag, const char *fmt, va_list ap)
 {
-	if (lvl > current)
+	bool hooked = tag && lvl == LOG_WARN && warn_hook;
+	if (lvl > current && !hooked)
 		return;
 	char msg[2048];
 	int m = vsnprintf(msg, sizeof msg, fmt, ap);
@@ -32,6 +42,12 @@ static void vlog(enum log_level lvl, bool tag, const char *fmt, va_list ap)
 	size_t flen = strlen(fmt);
 	if (flen && fmt[flen - 1] == '\n' && len && msg[len - 1] == '\n')
 		len--;
+	if (hooked) {
+		msg[len] = '\0';
+		warn_hook(warn_hook_arg, msg);
+		if (lvl > current)
+			return;
+	}
 
 	/* Every control character is escaped, here and only here, whatever it came
 	 * from (a document, a workload, the environment, another program): no

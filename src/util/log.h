@@ -20,6 +20,11 @@ void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(pri
  * verdict), escaped like every line and written at any CELLOS_LOG level. */
 void log_end(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* While set, every warning is also handed to `fn` as formatted (not escaped,
+ * without the program prefix), whatever CELLOS_LOG says: admission collects
+ * the warnings of its checks this way (--format json lists them). NULL: none. */
+void log_set_warn_hook(void (*fn)(void *arg, const char *msg), void *arg);
+
 /* Debug-level step timing: logs "step <what>: <ms since *last_us>" and resets *last_us. */
 void log_step(int64_t *last_us, const char *what);
 
