@@ -1332,9 +1332,10 @@ int spec_parse_ex(const char *buf, size_t len, bool strict, struct spec *out, st
 	return 0;
 }
 
-int spec_load_ex(const char *path, bool strict, struct spec *out, struct problems *probs, struct problems *warns)
+int spec_read(const char *path, char **buf, size_t *len, struct err *e)
 {
-	memset(out, 0, sizeof *out);
+	*buf = NULL;
+	*len = 0;
 	bool use_stdin = strcmp(path, "-") == 0;
 	char shown[256];
 	show(shown, sizeof shown, use_stdin ? "stdin" : path, true);
@@ -1343,32 +1344,44 @@ int spec_load_ex(const char *path, bool strict, struct spec *out, struct problem
 	int fd = STDIN_FILENO;
 	if (!use_stdin) {
 		own = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-		if (own < 0) {
-			problems_add(probs, "document: cannot open %s: %s", shown, strerror(errno));
-			return -1;
-		}
+		if (own < 0)
+			return err_sys(e, errno, "document: cannot open %s", shown);
 		fd = own;
 	}
 
 	/* Read one byte past the limit: that is how an oversized document (or an
 	 * endless pipe) is told apart without reading all of it. */
-	cleanup_free char *buf = malloc(SPEC_MAX_BYTES + 1);
-	if (!buf) {
-		problems_add(probs, "document: out of memory");
-		return -1;
-	}
-	size_t len = 0;
-	while (len <= SPEC_MAX_BYTES) {
-		ssize_t r = read(fd, buf + len, SPEC_MAX_BYTES + 1 - len);
+	char *b = malloc(SPEC_MAX_BYTES + 1);
+	if (!b)
+		return err_set(e, "document: out of memory");
+	size_t n = 0;
+	while (n <= SPEC_MAX_BYTES) {
+		ssize_t r = read(fd, b + n, SPEC_MAX_BYTES + 1 - n);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			problems_add(probs, "document: cannot read %s: %s", shown, strerror(errno));
-			return -1;
+			int errnum = errno;
+			free(b);
+			return err_sys(e, errnum, "document: cannot read %s", shown);
 		}
 		if (r == 0)
 			break;
-		len += (size_t)r;
+		n += (size_t)r;
+	}
+	*buf = b;
+	*len = n;
+	return 0;
+}
+
+int spec_load_ex(const char *path, bool strict, struct spec *out, struct problems *probs, struct problems *warns)
+{
+	memset(out, 0, sizeof *out);
+	cleanup_free char *buf = NULL;
+	size_t len = 0;
+	struct err e = {0};
+	if (spec_read(path, &buf, &len, &e) < 0) {
+		problems_add(probs, "%s", e.msg);
+		return -1;
 	}
 	return spec_parse_ex(buf, len, strict, out, probs, warns);
 }

@@ -115,7 +115,12 @@ void problems_free(struct problems *p);
 int spec_parse_ex(const char *buf, size_t len, bool strict, struct spec *out, struct problems *probs,
 		  struct problems *warns);
 
-/* Read a document from `path` ("-" = stdin), at most SPEC_MAX_BYTES, then spec_parse_ex. */
+/* Read a document from `path` ("-" = stdin): at most SPEC_MAX_BYTES + 1 bytes
+ * (spec_parse refuses more) into *buf (malloc'd, the caller frees it). -1 when
+ * it cannot be opened or read: an I/O error, not a problem of the document. */
+int spec_read(const char *path, char **buf, size_t *len, struct err *e);
+
+/* spec_read (a read error is one problem), then spec_parse_ex. */
 int spec_load_ex(const char *path, bool strict, struct spec *out, struct problems *probs, struct problems *warns);
 
 /* spec_parse_ex / spec_load_ex with the warnings logged on stderr (log_warn, so
