@@ -27,6 +27,9 @@ struct secrets {
 /* The port: one broker per CELLOS_BROKER value. */
 struct secret_broker {
 	const char *name;
+	/* Validation (nothing will run): could fetch find `ref` now? Never reads
+	 * or holds a value; fails with the message fetch would give. */
+	int (*probe)(const char *ref, struct err *e);
 	/* Fill *out for `ref` (out->env_entry from secret_entry_alloc). On failure
 	 * nothing is held and the message names the secret and where it was looked
 	 * up, never any part of a value. */
@@ -50,6 +53,11 @@ static inline const char *secret_value(const struct secret *s, size_t *vlen)
 /* Admission (before any event): what the configuration and the document ask of
  * the secrets can be done (file delivery needs a mount namespace). */
 int secrets_admit(const struct config *cfg, const struct spec *spec, struct err *e);
+/* Validation: every secretRef the configured broker cannot see is one problem
+ * ("spec.authority.secretRefs[i]: <why>"), values are never read. Returns -1
+ * when there was any. A run does not call this: its secrets phase finds a
+ * missing secret and records it in a lifecycle.v1.failed event (SPEC §4). */
+int secrets_probe(const struct config *cfg, const struct spec *spec, struct problems *probs);
 /* Resolve every secretRef through the configured broker. On failure nothing is
  * held and the message names the missing secret and where it was looked up. */
 int secrets_resolve(const struct config *cfg, const struct spec *spec, struct secrets *out, struct err *e);

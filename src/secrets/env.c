@@ -4,14 +4,23 @@
 
 #include "secrets/broker.h"
 
+static int not_found(const char *ref, struct err *e)
+{
+	char var[160];
+	config_secret_var(ref, var, sizeof var);
+	return err_set(e, "secret %s: not found (env broker: %s is not set)", ref, var);
+}
+
+static int env_probe(const char *ref, struct err *e)
+{
+	return config_secret_env(ref) ? 0 : not_found(ref, e);
+}
+
 static int env_fetch(const char *ref, struct secret *out, struct err *e)
 {
 	char *value = config_secret_env(ref);
-	if (!value) {
-		char var[160];
-		config_secret_var(ref, var, sizeof var);
-		return err_set(e, "secret %s: not found (env broker: %s is not set)", ref, var);
-	}
+	if (!value)
+		return not_found(ref, e);
 	size_t vl = strlen(value);
 	char *entry = secret_entry_alloc(ref, vl);
 	if (!entry)
@@ -25,4 +34,4 @@ static int env_fetch(const char *ref, struct secret *out, struct err *e)
 	return 0;
 }
 
-const struct secret_broker broker_env = {.name = "env", .fetch = env_fetch};
+const struct secret_broker broker_env = {.name = "env", .probe = env_probe, .fetch = env_fetch};

@@ -17,31 +17,61 @@
 
 #define SECRET_FILE_MAX (1024 * 1024)
 
-static int file_fetch(const char *ref, struct secret *out, struct err *e)
+/* The file named for `ref`, opened O_PATH and checked: a regular file of at
+ * most 1 MiB. Returns the O_PATH descriptor (its stat in *st), or -1. */
+static int file_open_checked(const char *ref, char var[176], const char **pathp, struct stat *st, struct err *e)
 {
-	char var[176];
-	config_secret_file_var(ref, var, sizeof var);
-	const char *path = config_secret_file(ref);
+	config_secret_file_var(ref, var, 176);
+	const char *path = *pathp = config_secret_file(ref);
 	if (!path)
 		return err_set(e, "secret %s: not found (file broker: %s is not set)", ref, var);
 
 	/* O_PATH first: nothing is opened for reading until we know what it is.
 	 * O_NOFOLLOW: a symbolic link as the last component is refused. */
-	cleanup_close int pfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int pfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (pfd < 0 && errno == ELOOP)
 		return err_set(e, "secret %s: %s=%s is a symbolic link (not followed)", ref, var, path);
 	if (pfd < 0)
 		return err_sys(e, errno, "secret %s: %s=%s", ref, var, path);
+	int rc = -1;
+	if (fstat(pfd, st) < 0)
+		err_sys(e, errno, "secret %s: %s=%s", ref, var, path);
+	else if (S_ISLNK(st->st_mode))
+		err_set(e, "secret %s: %s=%s is a symbolic link (not followed)", ref, var, path);
+	else if (!S_ISREG(st->st_mode))
+		err_set(e, "secret %s: %s=%s is %s, not a regular file", ref, var, path, file_kind(st->st_mode));
+	else if (st->st_size > SECRET_FILE_MAX)
+		err_set(e, "secret %s: %s=%s is larger than 1 MiB (%lld bytes)", ref, var, path, (long long)st->st_size);
+	else
+		rc = 0;
+	if (rc < 0) {
+		close(pfd);
+		return -1;
+	}
+	return pfd;
+}
+
+/* Validation: the file is there and is what fetch would accept; never read. */
+static int file_probe(const char *ref, struct err *e)
+{
+	char var[176];
+	const char *path;
 	struct stat st;
-	if (fstat(pfd, &st) < 0)
-		return err_sys(e, errno, "secret %s: %s=%s", ref, var, path);
-	if (S_ISLNK(st.st_mode))
-		return err_set(e, "secret %s: %s=%s is a symbolic link (not followed)", ref, var, path);
-	if (!S_ISREG(st.st_mode))
-		return err_set(e, "secret %s: %s=%s is %s, not a regular file", ref, var, path, file_kind(st.st_mode));
-	if (st.st_size > SECRET_FILE_MAX)
-		return err_set(e, "secret %s: %s=%s is larger than 1 MiB (%lld bytes)", ref, var, path,
-			       (long long)st.st_size);
+	int pfd = file_open_checked(ref, var, &path, &st, e);
+	if (pfd < 0)
+		return -1;
+	close(pfd);
+	return 0;
+}
+
+static int file_fetch(const char *ref, struct secret *out, struct err *e)
+{
+	char var[176];
+	const char *path;
+	struct stat st;
+	cleanup_close int pfd = file_open_checked(ref, var, &path, &st, e);
+	if (pfd < 0)
+		return -1;
 	/* Reopen that very inode for reading (no second path lookup to race with). */
 	char proc[64];
 	snprintf(proc, sizeof proc, "/proc/self/fd/%d", pfd);
@@ -82,4 +112,4 @@ static int file_fetch(const char *ref, struct secret *out, struct err *e)
 	return 0;
 }
 
-const struct secret_broker broker_file = {.name = "file", .fetch = file_fetch};
+const struct secret_broker broker_file = {.name = "file", .probe = file_probe, .fetch = file_fetch};

@@ -38,12 +38,31 @@ int secrets_admit(const struct config *cfg, const struct spec *spec, struct err 
 	return 0;
 }
 
+static const struct secret_broker *broker_for(const struct config *cfg)
+{
+	return cfg->broker == BROKER_FILE ? &broker_file : &broker_env;
+}
+
+int secrets_probe(const struct config *cfg, const struct spec *spec, struct problems *probs)
+{
+	const struct secret_broker *b = broker_for(cfg);
+	int rc = 0;
+	for (size_t i = 0; i < spec->n_secret_refs; i++) {
+		struct err e = {0};
+		if (b->probe(spec->secret_refs[i], &e) < 0) {
+			problems_add(probs, "spec.authority.secretRefs[%zu]: %s", i, e.msg);
+			rc = -1;
+		}
+	}
+	return rc;
+}
+
 int secrets_resolve(const struct config *cfg, const struct spec *spec, struct secrets *out, struct err *e)
 {
 	memset(out, 0, sizeof *out);
 	if (spec->n_secret_refs == 0)
 		return 0;
-	const struct secret_broker *b = cfg->broker == BROKER_FILE ? &broker_file : &broker_env;
+	const struct secret_broker *b = broker_for(cfg);
 	out->items = calloc(spec->n_secret_refs, sizeof *out->items);
 	if (!out->items)
 		return err_set(e, "secrets: out of memory");
