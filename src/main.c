@@ -6,11 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admission.h"
 #include "config.h"
 #include "events/event.h"
-#include "export/export.h"
-#include "isolate/hostmount.h"
-#include "secrets/broker.h"
 #include "spec/spec.h"
 #include "supervisor.h"
 #include "util/ids.h"
@@ -19,14 +17,17 @@
 #define VERSION "0.5.1-c"
 
 static const char usage[] =
-	"usage: cellos-supervisor [--validate] SPEC.json\n"
-	"       cellos-supervisor [--validate] -        (document on stdin)\n"
+	"usage: cellos-supervisor [--validate [--format text|json]] SPEC.json\n"
+	"       cellos-supervisor [--validate [--format text|json]] -   (document on stdin)\n"
 	"       cellos-supervisor --help | --version\n";
 
 static const char help[] =
 	"Runs one CellOS ExecutionCell: validates the document, builds an isolated cell,\n"
 	"runs its command, and emits a CloudEvent for every step.\n\n"
-	"  --validate   parse and validate, print a summary, run nothing\n"
+	"  --validate   parse and validate, print a summary, run nothing: exit 0, or 125\n"
+	"               with every problem (the checks of `cellctl validate`)\n"
+	"  --format F   with --validate: text (default) or json, one object on stdout:\n"
+	"               {\"valid\", \"problems\": [{\"path\", \"message\"}], \"warnings\", \"summary\"}\n"
 	"  --help       this text\n"
 	"  --version    print the version\n\n"
 	"Exit status: the workload's own status; 124 timeout; 125 supervisor failure\n"
@@ -173,8 +174,8 @@ static void std_fds_open(void)
 int main(int argc, char **argv)
 {
 	std_fds_open();
-	bool validate = false;
-	const char *path = NULL;
+	bool validate = false, json = false;
+	const char *path = NULL, *format = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			fputs(usage, stdout);
@@ -185,6 +186,13 @@ int main(int argc, char **argv)
 			return 0;
 		} else if (strcmp(argv[i], "--validate") == 0) {
 			validate = true;
+		} else if (strcmp(argv[i], "--format") == 0) {
+			if (i + 1 == argc) {
+				log_error("--format needs a value (text or json)");
+				fputs(usage, stderr);
+				return 125;
+			}
+			format = argv[++i];
 		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
 			log_error("unknown option '%s'", argv[i]); /* escaped: any bytes may follow the '-' */
 			fputs(usage, stderr);
@@ -201,6 +209,15 @@ int main(int argc, char **argv)
 		fputs(usage, stderr);
 		return 125;
 	}
+	if (format) {
+		json = strcmp(format, "json") == 0;
+		if ((!json && strcmp(format, "text") != 0) || !validate) {
+			log_error(validate ? "--format: expected text or json, got '%s'" : "--format '%s' goes with --validate",
+				  format);
+			fputs(usage, stderr);
+			return 125;
+		}
+	}
 
 	int64_t t0 = mono_us();
 	/* Before anything that could take a while: a SIGTERM must not be lost. */
@@ -210,47 +227,43 @@ int main(int argc, char **argv)
 		return 125;
 	}
 
-	struct config cfg;
+	/* The same admission as `cellctl validate` (src/admission.h). */
+	struct admission adm;
 	struct err e = {0};
-	if (config_load(&cfg, &e) < 0) {
-		log_error("%s", e.msg);
-		config_free(&cfg);
-		return 125;
-	}
-
-	struct spec spec;
-	struct problems probs = {0};
-	if (spec_load(path, cfg.strict_spec, &spec, &probs) < 0) {
-		for (size_t i = 0; i < probs.n; i++)
-			log_error("%s", probs.items[i]);
-		problems_free(&probs);
-		config_free(&cfg);
-		return 125;
-	}
 	int status = 125;
-	if (config_check_profile(&cfg, spec.has_run ? spec.argv[0] : NULL, &e) < 0 ||
-	    secrets_admit(&cfg, &spec, &e) < 0 || export_admit(&cfg, &spec, &e) < 0 ||
-	    mounts_admit(&cfg, &spec, &e) < 0) {
+	int rc = admission_load(&adm, path, validate ? ADMIT_VALIDATE : ADMIT_RUN, &e);
+	if (rc < 0) {
 		log_error("%s", e.msg);
 		goto out;
 	}
+	if (json) {
+		if (admission_print_json(&adm, stdout) < 0)
+			log_error("cannot write the validation result");
+		else
+			status = rc == 0 ? 0 : 125;
+		goto out;
+	}
+	if (rc > 0) {
+		for (size_t i = 0; i < adm.problems.n; i++)
+			log_error("%s", adm.problems.items[i]);
+		goto out;
+	}
 	if (validate) {
-		print_summary(&cfg, &spec);
+		print_summary(&adm.cfg, &adm.spec);
 		status = 0;
 		goto out;
 	}
 
 	struct event_stream es;
-	if (events_open(&es, &cfg, &e) < 0) {
+	if (events_open(&es, &adm.cfg, &e) < 0) {
 		log_error("%s", e.msg);
 		goto out;
 	}
 	log_step(&t0, "admission");
-	status = supervisor_run(&cfg, &spec, &es);
+	status = supervisor_run(&adm.cfg, &adm.spec, &es);
 	events_close(&es);
 	log_peak_rss();
 out:
-	spec_free(&spec);
-	config_free(&cfg);
+	admission_free(&adm);
 	return status;
 }

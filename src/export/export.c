@@ -176,37 +176,56 @@ static int admit_host_path(const struct config *cfg, const struct spec *s, size_
 	return 0;
 }
 
-int export_admit(const struct config *cfg, const struct spec *spec, struct err *e)
+/* A problem of a target is found once per artifact that uses it (and, for
+ * CELL_OS_REQUIRE_S3_EXPORT, once more for the target itself): list it once. */
+static void add_once(struct problems *probs, const char *msg)
 {
+	for (size_t i = 0; i < probs->n; i++)
+		if (strcmp(probs->items[i], msg) == 0)
+			return;
+	problems_add(probs, "%s", msg);
+}
+
+int export_admit(const struct config *cfg, const struct spec *spec, struct problems *probs)
+{
+	int rc = 0;
+	struct err e = {0};
+#define PROBLEM() (add_once(probs, e.msg), rc = -1)
 	/* Every declared s3 target, used or not: the operator asked for S3. */
 	if (cfg->require_s3_export)
 		for (size_t i = 0; i < spec->n_targets; i++) {
 			const struct export_target *t = &spec->targets[i];
 			char suffix[160];
 			config_target_suffix(t->name, suffix, sizeof suffix);
-			if (t->kind && strcmp(t->kind, "s3") == 0 && !config_export_url(cfg, true, t->name))
-				return err_set(e, "CELL_OS_REQUIRE_S3_EXPORT=1: spec.export.targets[%zu] (%s, kind s3) has no "
-						  "CELLOS_EXPORT_S3_PRESIGNED_URL__%s",
-					       i, t->name, suffix);
+			if (t->kind && strcmp(t->kind, "s3") == 0 && !config_export_url(cfg, true, t->name)) {
+				err_set(&e, "CELL_OS_REQUIRE_S3_EXPORT=1: spec.export.targets[%zu] (%s, kind s3) has no "
+					    "CELLOS_EXPORT_S3_PRESIGNED_URL__%s",
+					i, t->name, suffix);
+				PROBLEM();
+			}
 		}
 	if (!spec->n_artifacts)
-		return 0;
+		return rc;
 	/* A backend that cannot read its cell's filesystem would run the whole job
 	 * only to fail every export: refuse before anything runs. */
 	const struct backend_ops *be = backend_for(cfg);
-	if (spec->has_run && !be->open_artifact)
-		return err_set(e, "spec.export.artifacts: reading artifacts from a CELLOS_CELL_BACKEND=%s cell is not "
-				  "available in this build",
-			       be->name);
+	if (spec->has_run && !be->open_artifact) {
+		err_set(&e, "spec.export.artifacts: reading artifacts from a CELLOS_CELL_BACKEND=%s cell is not available "
+			    "in this build",
+			be->name);
+		PROBLEM();
+		return rc;
+	}
 	struct plan p;
 	for (size_t i = 0; i < spec->n_artifacts; i++)
-		if (plan_artifact(cfg, spec, i, &p, true, e) < 0)
-			return -1;
+		if (plan_artifact(cfg, spec, i, &p, true, &e) < 0)
+			PROBLEM();
 	bool host = !spec->has_run || backend_sees_host_fs(cfg);
 	for (size_t i = 0; host && i < spec->n_artifacts; i++)
-		if (admit_host_path(cfg, spec, i, e) < 0)
-			return -1;
-	return 0;
+		if (admit_host_path(cfg, spec, i, &e) < 0)
+			PROBLEM();
+#undef PROBLEM
+	return rc;
 }
 
 /* ---- the phase ---- */

@@ -96,8 +96,9 @@ int export_http_put(const struct export_item *it, const char *url, const char *b
 /* ---- admission and the phase ---- */
 
 /* Every artifact has a usable target; CELL_OS_REQUIRE_S3_EXPORT holds; a host
- * path is read only under CELLOS_EXPORT_HOST_PATHS_ALLOW and never in hardened. */
-int export_admit(const struct config *cfg, const struct spec *spec, struct err *e);
+ * path is read only under CELLOS_EXPORT_HOST_PATHS_ALLOW and never in hardened.
+ * Every problem found is added to *probs; -1 when there was any. */
+int export_admit(const struct config *cfg, const struct spec *spec, struct problems *probs);
 
 struct export_phase {
 	const struct config *cfg;

@@ -297,7 +297,9 @@ VALID_CASES = [
 
 @pytest.mark.parametrize("path,value", VALID_CASES, ids=[p for p, _ in VALID_CASES])
 def test_edge_values_are_accepted(path, value):
-    r = run_cell(mutate(path, value), args=["--validate", "{spec}"])
+    # --validate also checks that the broker sees every secret (SPEC §2).
+    env = {"CELLOS_SECRET_" + ref.upper(): "v" for ref in (value if path == "spec.authority.secretRefs" else [])}
+    r = run_cell(mutate(path, value), args=["--validate", "{spec}"], env=env)
     assert r.rc == 0, r
 
 

@@ -13,8 +13,10 @@ def test_validate_prints_a_summary_and_runs_nothing():
     doc = make_spec(["/usr/bin/touch", str(marker)], id="validate-me", secret_refs=["GITHUB_TOKEN"],
                     egress=[{"host": "192.0.2.10", "port": 443}],
                     run_extra={"timeoutMs": 5000, "limits": {"memoryMaxBytes": 1 << 30, "pidsMax": 64}})
-    # --validate must not need the secret, nor open the sink, nor start anything.
-    r = run_cell(doc, args=["--validate", "{spec}"], env={"CELLOS_SUBPROCESS_UNSHARE": "all"})
+    # --validate checks that the secret is there (never reading it), and neither
+    # opens the sink nor starts anything.
+    r = run_cell(doc, args=["--validate", "{spec}"], env={"CELLOS_SUBPROCESS_UNSHARE": "all",
+                                                          "CELLOS_SECRET_GITHUB_TOKEN": "t"})
     assert r.rc == 0, r
     assert "validate-me" in r.out
     assert "/usr/bin/touch" in r.out
@@ -30,6 +32,13 @@ def test_validate_reports_problems_with_125():
     assert r.rc == 125, r
     assert "spec.lifetime.ttlSeconds" in r.err and "spec.id" in r.err
     assert r.out == ""
+
+
+def test_validate_refuses_a_secret_the_broker_cannot_see():
+    r = run_cell(make_spec(["/usr/bin/true"], secret_refs=["GITHUB_TOKEN"]), args=["--validate", "{spec}"])
+    assert r.rc == 125, r
+    assert "spec.authority.secretRefs[0]: secret GITHUB_TOKEN: not found (env broker: CELLOS_SECRET_GITHUB_TOKEN" in r.err
+    assert r.out == "" and not r.jsonl.exists()
 
 
 def test_validate_reads_stdin():
