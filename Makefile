@@ -56,7 +56,8 @@ $(B)/gen/seccomp_baseline.inc: $(B)/seccomp-baseline-gen
 $(B)/src/isolate/seccomp.o: $(B)/gen/seccomp_baseline.inc
 $(B)/src/isolate/seccomp.o: private CFLAGS += -I$(B)/gen
 
-$(B)/cellctl: $(B)/tools/cellctl.o $(B)/libcellos.a
+# cellctl: one file per command (tools/cellctl*.c).
+$(B)/cellctl: $(patsubst %.c,$(B)/%.o,$(wildcard tools/cellctl*.c)) $(B)/libcellos.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Events signed and written per second (bench/bench-signing.sh).

@@ -1,218 +1,176 @@
-/* cellctl: the operator's tool (SPEC §1, §9): validate a document, verify a signed
+/* cellctl: the operator's tool (SPEC §1, §9): validate a document, verify an
  * event log, make a signing key.
  *
- * Exit status: 0 all is well; 1 the document is invalid or the log does not
- * verify (one line per problem on stdout); 2 usage or operational error (a file
- * that cannot be read, a malformed keys file), on stderr. */
+ * Every command has --help (stdout, exit 0); "-" is standard input wherever a
+ * file is read. Exit status (SPEC §11): 0 all is well; 1 the check found
+ * problems (validate, verify: one line per problem on stdout); 2 usage or I/O
+ * error (a file that cannot be read, a malformed keys file), on stderr. */
 #include <errno.h>
 #include <jansson.h>
 #include <sodium.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "admission.h"
+#include "cellctl.h"
 #include "config.h"
 #include "events/canon.h"
 #include "events/sign.h"
-#include "events/verify.h"
-#include "spec/spec.h"
 #include "util/b64url.h"
+#include "util/escape.h"
 #include "util/log.h"
 
 #define VERSION "0.5.1-c"
-#define KEYS_MAX_BYTES (1024 * 1024)
 
-static const char usage[] =
-	"usage: cellctl validate SPEC.json|-\n"
-	"       cellctl verify EVENTS.jsonl|- [--keys KEYS.json] [--hmac-key-env VAR]\n"
-	"       cellctl keygen --kid KID\n"
-	"       cellctl --help | --version\n";
+/* ---- shared ---- */
 
-static const char help[] =
-	"\n"
-	"validate   parse and validate an ExecutionCell document with the supervisor's own\n"
-	"           checks (CELLOS_STRICT_SPEC, the deployment profile and the rest of the\n"
-	"           supervisor's configuration apply); prints every problem.\n"
-	"verify     check a signed event log: every signature, every run's sequence and\n"
-	"           digest chain, and that every run ended. Runs may be interleaved.\n"
-	"           KEYS.json: {\"<kid>\": \"<base64url Ed25519 public key>\"}, or one such\n"
-	"           object per line. --hmac-key-env names a variable holding the base64url\n"
-	"           HMAC key. Prints FILE:LINE: problem, one per line.\n"
-	"keygen     make an Ed25519 key: line 1 is the seed for\n"
-	"           CELLOS_EVENT_SIGNING_KEY_BASE64 (keep it secret), line 2 the public key\n"
-	"           as a JSON line for the keys file.\n"
-	"\n"
-	"Exit status: 0 all is well; 1 invalid document or log; 2 usage or I/O error.\n";
-
-static int usage_error(const char *fmt, const char *arg)
+const char *cellctl_shown(char *buf, size_t size, const char *s, size_t len)
 {
-	fprintf(stderr, "cellctl: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n%s", usage);
-	return 2;
+	escape_controls(buf, size, s, len);
+	return buf;
+}
+
+static void print_usage_lines(FILE *f, const char *help)
+{
+	const char *end = strstr(help, "\n\n");
+	fprintf(f, "%.*s\n", end ? (int)(end - help) : (int)strlen(help), help);
+}
+
+int cellctl_usage_error(const struct cellctl_cmd *cmd, const char *fmt, ...)
+{
+	char msg[512], shown[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "cellctl %s: %s\n", cmd->name, cellctl_shown(shown, sizeof shown, msg, strlen(msg)));
+	print_usage_lines(stderr, cmd->help);
+	fprintf(stderr, "(cellctl %s --help tells more)\n", cmd->name);
+	return CELLCTL_ERROR;
+}
+
+int cellctl_args(const struct cellctl_cmd *cmd, int argc, char **argv, const struct cellctl_opt *opts,
+		 const char **pos, size_t max_pos, size_t *npos)
+{
+	*npos = 0;
+	bool options = true;
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		if (options && strcmp(a, "--") == 0) {
+			options = false;
+			continue;
+		}
+		if (options && a[0] == '-' && a[1] != '\0') {
+			const struct cellctl_opt *o = opts;
+			while (o->name && strcmp(o->name, a) != 0)
+				o++;
+			if (!o->name)
+				return cellctl_usage_error(cmd, "unknown option %s", a);
+			if (o->flag) {
+				*o->flag = true;
+			} else if (i + 1 == argc) {
+				return cellctl_usage_error(cmd, "%s needs a value", a);
+			} else {
+				*o->value = argv[++i];
+			}
+			continue;
+		}
+		if (*npos == max_pos)
+			return cellctl_usage_error(cmd, "unexpected operand %s", a);
+		pos[(*npos)++] = a;
+	}
+	return CELLCTL_OK;
 }
 
 /* ---- validate ---- */
 
-static int cmd_validate(int argc, char **argv)
+static const char validate_help[] =
+	"usage: cellctl validate [--format text|json] SPEC.json|-\n"
+	"\n"
+	"Parse and validate an ExecutionCell document with the supervisor's own\n"
+	"admission, the very checks of `cellos-supervisor --validate`, including those\n"
+	"that depend on the configuration, read from this environment as the\n"
+	"supervisor reads it (CELLOS_STRICT_SPEC, CELLOS_DEPLOYMENT_PROFILE,\n"
+	"CELLOS_SUBPROCESS_UNSHARE, CELLOS_CELL_BACKEND, the secret broker and its\n"
+	"variables, the export variables, ...): e.g. a secret the broker cannot see, an\n"
+	"artifact without a target, file delivery without a mount namespace. Every\n"
+	"problem is reported at once. Secret values are never read.\n"
+	"\n"
+	"  SPEC.json|-     the document; - reads it from standard input\n"
+	"  --format text   (default) one line per problem on stdout, SPEC: field.path:\n"
+	"                  message, or SPEC: valid: <summary>; warnings on stderr\n"
+	"  --format json   one object on stdout, the same as the supervisor's:\n"
+	"                  {\"valid\": bool, \"problems\": [{\"path\", \"message\"}],\n"
+	"                   \"warnings\": [{\"path\", \"message\"}], \"summary\": {...}}\n"
+	"\n"
+	"Exit status: 0 valid; 1 problems found; 2 usage or I/O error (a document that\n"
+	"cannot be read, e.g. a missing file).\n";
+
+static int cmd_validate(const struct cellctl_cmd *cmd, int argc, char **argv)
 {
-	if (argc != 1)
-		return usage_error("validate takes one document%s", "");
-	const char *path = argv[0];
-	struct config cfg;
+	const char *format = "text", *pos[1];
+	size_t npos;
+	const struct cellctl_opt opts[] = {{"--format", &format, NULL}, {0}};
+	if (cellctl_args(cmd, argc, argv, opts, pos, 1, &npos) != CELLCTL_OK)
+		return CELLCTL_ERROR;
+	if (npos != 1)
+		return cellctl_usage_error(cmd, "no document given (a file, or - for standard input)");
+	bool json = strcmp(format, "json") == 0;
+	if (!json && strcmp(format, "text") != 0)
+		return cellctl_usage_error(cmd, "--format: expected text or json, got '%s'", format);
+
+	const char *path = pos[0];
+	char shown[1024];
+	cellctl_shown(shown, sizeof shown, path, strlen(path));
+	struct admission adm;
 	struct err e = {0};
-	if (config_load(&cfg, &e) < 0) {
-		printf("%s: configuration: %s\n", path, e.msg);
-		config_free(&cfg);
-		return 1;
-	}
-	struct spec spec;
-	struct problems probs = {0};
-	int status = 1;
-	if (spec_load(path, cfg.strict_spec, &spec, &probs) < 0) {
-		for (size_t i = 0; i < probs.n; i++)
-			printf("%s: %s\n", path, probs.items[i]);
-		problems_free(&probs);
-		config_free(&cfg);
-		return 1;
-	}
-	if (config_check_profile(&cfg, spec.has_run ? spec.argv[0] : NULL, &e) < 0) {
-		printf("%s: %s\n", path, e.msg);
-	} else {
-		printf("%s: valid: cell %s, %s, %zu secret(s), %zu egress rule(s), ttl %llds\n", path, spec.id,
-		       spec.has_run ? "runs a command" : "export only", spec.n_secret_refs, spec.n_egress,
-		       spec.ttl_seconds);
-		status = 0;
-	}
-	spec_free(&spec);
-	config_free(&cfg);
-	return status;
-}
-
-/* ---- verify ---- */
-
-static char *read_file(const char *path, size_t max, size_t *len, struct err *e)
-{
-	FILE *f = fopen(path, "re");
-	if (!f) {
-		err_sys(e, errno, "cannot open '%s'", path);
-		return NULL;
-	}
-	char *buf = malloc(max + 1);
-	size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
-	int bad = ferror(f);
-	fclose(f);
-	if (!buf || bad || n > max) {
-		free(buf);
-		err_set(e, "cannot read '%s'%s", path, n > max ? ": larger than 1 MiB" : "");
-		return NULL;
-	}
-	buf[n] = '\0';
-	*len = n;
-	return buf;
-}
-
-static int load_hmac_key(struct verifier *v, const char *var, struct err *e)
-{
-	char *text = config_named_env(var);
-	if (!text)
-		return err_set(e, "--hmac-key-env: %s is not set", var);
-	size_t tlen = strlen(text);
-	unsigned char *key = sodium_malloc(tlen);
-	if (!key)
-		return err_set(e, "--hmac-key-env: cannot allocate locked memory");
-	size_t n = 0;
-	int rc = b64url_decode(text, tlen, true, key, tlen, &n);
-	sodium_memzero(text, tlen);
-	if (rc < 0)
-		rc = err_set(e, "--hmac-key-env: %s is not valid base64url", var);
-	else
-		rc = verifier_set_hmac_key(v, key, n, e);
-	sodium_free(key);
-	return rc;
-}
-
-static int cmd_verify(int argc, char **argv)
-{
-	const char *path = NULL, *keys_path = NULL, *hmac_var = NULL;
-	for (int i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "--keys") == 0 && i + 1 < argc)
-			keys_path = argv[++i];
-		else if (strcmp(argv[i], "--hmac-key-env") == 0 && i + 1 < argc)
-			hmac_var = argv[++i];
-		else if (argv[i][0] == '-' && argv[i][1] != '\0')
-			return usage_error("verify: unknown option or missing value: %s", argv[i]);
-		else if (path)
-			return usage_error("verify: more than one log given (%s)", argv[i]);
+	int status = CELLCTL_ERROR;
+	int rc = admission_load(&adm, path, ADMIT_VALIDATE, &e);
+	if (rc < 0) {
+		char msg[4 * sizeof e.msg];
+		fprintf(stderr, "cellctl validate: %s\n", cellctl_shown(msg, sizeof msg, e.msg, strlen(e.msg)));
+	} else if (json) {
+		if (admission_print_json(&adm, stdout) < 0)
+			fprintf(stderr, "cellctl validate: cannot write the result\n");
 		else
-			path = argv[i];
-	}
-	if (!path)
-		return usage_error("verify: no log given%s", "");
-	if (!keys_path && !hmac_var)
-		return usage_error("verify: give --keys KEYS.json and/or --hmac-key-env VAR%s", "");
-
-	struct verifier v;
-	struct err e = {0};
-	int status = 2;
-	char *keys = NULL, *line = NULL;
-	FILE *f = NULL;
-	if (verifier_init(&v, &e) < 0)
-		goto out;
-	if (keys_path) {
-		size_t klen = 0;
-		if (!(keys = read_file(keys_path, KEYS_MAX_BYTES, &klen, &e)) || verifier_load_keys(&v, keys, klen, &e) < 0)
-			goto out;
-	}
-	if (hmac_var && load_hmac_key(&v, hmac_var, &e) < 0)
-		goto out;
-	f = strcmp(path, "-") == 0 ? stdin : fopen(path, "re");
-	if (!f) {
-		err_sys(&e, errno, "cannot open '%s'", path);
-		goto out;
-	}
-	size_t cap = 0, lineno = 0;
-	ssize_t n;
-	while ((n = getline(&line, &cap, f)) >= 0) {
-		lineno++;
-		size_t len = (size_t)n;
-		if (len && line[len - 1] == '\n')
-			len--;
-		else
-			verifier_problem(&v, lineno, "the last line has no newline: a partial write?");
-		if (len == 0) {
-			verifier_problem(&v, lineno, "empty line");
-			continue;
+			status = rc ? CELLCTL_PROBLEMS : CELLCTL_OK;
+	} else if (rc > 0) {
+		for (size_t i = 0; i < adm.problems.n; i++) {
+			char msg[8192];
+			const char *p = adm.problems.items[i];
+			printf("%s: %s\n", shown, cellctl_shown(msg, sizeof msg, p, strlen(p)));
 		}
-		verifier_line(&v, lineno, line, len);
+		status = CELLCTL_PROBLEMS;
+	} else {
+		const struct spec *s = &adm.spec;
+		printf("%s: valid: cell %s, %s, %zu secret(s), %zu egress rule(s), ttl %llds\n", shown, s->id,
+		       s->has_run ? "runs a command" : "export only", s->n_secret_refs, s->n_egress, s->ttl_seconds);
+		status = CELLCTL_OK;
 	}
-	if (ferror(f)) {
-		err_sys(&e, errno, "cannot read '%s'", path);
-		goto out;
+	if (status != CELLCTL_ERROR && fflush(stdout) != 0) {
+		fprintf(stderr, "cellctl validate: cannot write the result: %s\n", strerror(errno));
+		status = CELLCTL_ERROR;
 	}
-	verifier_finish(&v);
-	for (size_t i = 0; i < v.n_problems; i++) {
-		if (v.problems[i].line)
-			printf("%s:%zu: %s\n", path, v.problems[i].line, v.problems[i].msg);
-		else
-			printf("%s: %s\n", path, v.problems[i].msg);
-	}
-	fprintf(stderr, "cellctl verify: %s: %zu line(s), %zu signed event(s), %zu run(s): %s%zu problem(s)\n", path,
-		lineno, v.n_events, v.n_runs, v.n_problems ? "" : "ok, ", v.n_problems);
-	status = v.n_problems ? 1 : 0;
-out:
-	if (status == 2)
-		fprintf(stderr, "cellctl verify: %s\n", e.msg);
-	if (f && f != stdin)
-		fclose(f);
-	free(line);
-	free(keys);
-	verifier_free(&v);
+	admission_free(&adm);
 	return status;
 }
 
 /* ---- keygen ---- */
+
+static const char keygen_help[] =
+	"usage: cellctl keygen --kid KID\n"
+	"\n"
+	"Make an Ed25519 signing key (SPEC §9). Line 1 on stdout is the seed for\n"
+	"CELLOS_EVENT_SIGNING_KEY_BASE64 (keep it secret); line 2 is the public key as\n"
+	"a JSON line for a keys file (cellctl verify --keys): {\"KID\": \"<base64url>\"}.\n"
+	"\n"
+	"  --kid KID   the key id, as CELLOS_EVENT_SIGNING_KID: 1-128 printable ASCII\n"
+	"              characters without spaces\n"
+	"\n"
+	"Exit status: 0 success; 2 usage or I/O error.\n";
 
 static int write_all(int fd, const char *p, size_t n)
 {
@@ -228,19 +186,24 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-static int cmd_keygen(int argc, char **argv)
+static int cmd_keygen(const struct cellctl_cmd *cmd, int argc, char **argv)
 {
-	if (argc != 2 || strcmp(argv[0], "--kid") != 0)
-		return usage_error("keygen takes --kid KID%s", "");
-	const char *kid = argv[1];
+	const char *kid = NULL, *pos[1];
+	size_t npos;
+	const struct cellctl_opt opts[] = {{"--kid", &kid, NULL}, {0}};
+	if (cellctl_args(cmd, argc, argv, opts, pos, 0, &npos) != CELLCTL_OK)
+		return CELLCTL_ERROR;
+	if (!kid)
+		return cellctl_usage_error(cmd, "--kid KID is required");
 	if (!config_is_kid(kid))
-		return usage_error("keygen: the kid must be 1-128 printable ASCII characters without spaces (%s)", kid);
+		return cellctl_usage_error(cmd, "the kid must be 1-128 printable ASCII characters without spaces (%s)",
+					   kid);
 	unsigned char *seed = sodium_malloc(SIGN_ED25519_SEED_BYTES);
 	char *seed_b64 = sodium_malloc(B64URL_ENCODED_LEN(SIGN_ED25519_SEED_BYTES));
 	unsigned char pk[SIGN_ED25519_PK_BYTES];
 	char pk_b64[B64URL_ENCODED_LEN(SIGN_ED25519_PK_BYTES)];
 	struct err e = {0};
-	int status = 2;
+	int status = CELLCTL_ERROR;
 	char *line = NULL;
 	json_t *o = NULL;
 	if (!seed || !seed_b64) {
@@ -265,7 +228,7 @@ static int cmd_keygen(int argc, char **argv)
 		err_sys(&e, errno, "cannot write the key");
 		goto out;
 	}
-	status = 0;
+	status = CELLCTL_OK;
 out:
 	if (status)
 		fprintf(stderr, "cellctl keygen: %s\n", e.msg);
@@ -276,32 +239,106 @@ out:
 	return status;
 }
 
+/* ---- the commands ---- */
+
+static const struct cellctl_cmd commands[] = {
+	{"validate", validate_help, cmd_validate},
+	{"verify", cellctl_verify_help, cellctl_verify},
+	{"keygen", keygen_help, cmd_keygen},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static const char intro[] =
+	"cellctl: the CellOS operator's tool.\n"
+	"\n"
+	"  validate   check an ExecutionCell document as the supervisor would\n"
+	"  verify     check an event log: signatures, every run's chain, every run ended\n"
+	"  keygen     make an Ed25519 key for signed events\n"
+	"\n"
+	"cellctl COMMAND --help (or cellctl help COMMAND) describes one command;\n"
+	"cellctl --version prints the version. A file operand of - is standard input.\n"
+	"Exit status: 0 success; 1 the check found problems (validate, verify);\n"
+	"2 usage or I/O error.\n";
+
+static void print_synopsis(FILE *f)
+{
+	for (size_t i = 0; i < N_COMMANDS; i++) {
+		/* Every help starts with its one "usage: cellctl CMD ..." line. */
+		const char *h = commands[i].help + strlen("usage: ");
+		fprintf(f, "%s%.*s\n", i ? "       " : "usage: ", (int)strcspn(h, "\n"), h);
+	}
+	fprintf(f, "       cellctl --help | --version\n");
+}
+
+/* Everything: the synopsis, the overview, then every command's own help. */
+static void print_full_help(void)
+{
+	print_synopsis(stdout);
+	printf("\n%s", intro);
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		printf("\n---- cellctl %s\n\n%s", commands[i].name, commands[i].help);
+}
+
+static const struct cellctl_cmd *find_command(const char *name)
+{
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+/* --help or -h among the options (before any "--") asks for the help, whatever
+ * else is there: it is never taken for a file name. */
+static bool wants_help(int argc, char **argv)
+{
+	for (int i = 0; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return true;
+	return false;
+}
+
 int main(int argc, char **argv)
 {
 	log_set_program("cellctl");
 	if (argc < 2) {
-		fputs(usage, stderr);
-		return 2;
+		print_synopsis(stderr);
+		return CELLCTL_ERROR;
 	}
-	const char *cmd = argv[1];
-	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
-		fputs(usage, stdout);
-		fputs(help, stdout);
-		return 0;
+	const char *name = argv[1];
+	if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || (strcmp(name, "help") == 0 && argc == 2)) {
+		print_full_help();
+		return CELLCTL_OK;
 	}
-	if (strcmp(cmd, "--version") == 0) {
+	if (strcmp(name, "--version") == 0) {
 		puts("cellctl " VERSION);
-		return 0;
+		return CELLCTL_OK;
+	}
+	if (strcmp(name, "help") == 0) {
+		const struct cellctl_cmd *c = find_command(argv[2]);
+		if (!c || argc > 3) {
+			char shown[256];
+			fprintf(stderr, "cellctl help: no such command '%s'\n",
+				cellctl_shown(shown, sizeof shown, argv[2], strlen(argv[2])));
+			print_synopsis(stderr);
+			return CELLCTL_ERROR;
+		}
+		fputs(c->help, stdout);
+		return CELLCTL_OK;
+	}
+	const struct cellctl_cmd *cmd = find_command(name);
+	if (!cmd) {
+		char shown[256];
+		fprintf(stderr, "cellctl: unknown command '%s'\n", cellctl_shown(shown, sizeof shown, name, strlen(name)));
+		print_synopsis(stderr);
+		return CELLCTL_ERROR;
+	}
+	if (wants_help(argc - 2, argv + 2)) {
+		fputs(cmd->help, stdout);
+		return CELLCTL_OK;
 	}
 	if (sodium_init() < 0) {
 		fputs("cellctl: libsodium failed to initialise\n", stderr);
-		return 2;
+		return CELLCTL_ERROR;
 	}
-	if (strcmp(cmd, "validate") == 0)
-		return cmd_validate(argc - 2, argv + 2);
-	if (strcmp(cmd, "verify") == 0)
-		return cmd_verify(argc - 2, argv + 2);
-	if (strcmp(cmd, "keygen") == 0)
-		return cmd_keygen(argc - 2, argv + 2);
-	return usage_error("unknown command '%s'", cmd);
+	return cmd->run(cmd, argc - 2, argv + 2);
 }

@@ -404,6 +404,20 @@ void verifier_line(struct verifier *v, size_t lineno, const char *line, size_t l
 	const char *type = member_string(w, "type");
 	if (!json_is_object(w) || !type) {
 		problem(v, lineno, "not an event (no type)");
+	} else if (v->unsigned_log && strcmp(type, SIGNED_ENVELOPE_TYPE) == 0) {
+		if (!v->first_signed_line)
+			v->first_signed_line = lineno;
+	} else if (v->unsigned_log) {
+		/* Nothing vouches for it but the chain: that is what is checked. */
+		size_t clen = 0;
+		char *canon = canon_dump(w, &clen);
+		if (canon) {
+			v->n_events++;
+			add_event(v, lineno, w, canon, clen, true);
+		} else {
+			problem(v, lineno, "event cannot be put in canonical form");
+		}
+		free(canon);
 	} else if (strcmp(type, SIGNED_ENVELOPE_TYPE) != 0) {
 		/* Counted in its run as untrusted, so that it is reported once, here. */
 		problem(v, lineno, "unsigned event (%s): every event must be a " SIGNED_ENVELOPE_TYPE, show(b, type));

@@ -6,7 +6,11 @@
  * (cellosprevdigest = SHA-256 of the canonical form of the previous inner event),
  * and that the run ended (its last event is lifecycle.v1.destroyed, or
  * lifecycle.v1.failed for a run that failed before starting). Problems are
- * collected with their line numbers and sorted by line. */
+ * collected with their line numbers and sorted by line.
+ *
+ * An unsigned log (no keys: `unsigned_log`) is checked for its chains only:
+ * its events are taken as they are, and a signed envelope is not checked but
+ * noted (first_signed_line), since its signature could not be verified. */
 #ifndef CELLOS_VERIFY_H
 #define CELLOS_VERIFY_H
 
@@ -35,7 +39,9 @@ struct verifier {
 	size_t n_runs, cap_runs;
 	struct verify_problem *problems;
 	size_t n_problems, cap_problems;
-	size_t n_events;         /* lines that held a signed event */
+	size_t n_events;         /* lines that held an event that was checked */
+	bool unsigned_log;       /* set before the first line: chains only, no signatures */
+	size_t first_signed_line; /* unsigned_log: the first signed envelope met, 0: none */
 	bool oom;
 };
 

@@ -337,3 +337,98 @@ def test_verify_usage_and_io_errors(interleaved):
     assert cellctl("frobnicate")[0] == 2
     rc, out, _ = cellctl("--help")
     assert rc == 0 and "verify" in out and "keygen" in out
+
+
+# --------------------------------------------------------------------------- every command (issue 14 item 6)
+
+SANITIZER = ("runtime error:", "AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer")
+
+
+def ctl(*args, **kw):
+    """cellctl, failing on a sanitizer report."""
+    rc, out, err = cellctl(*args, **kw)
+    for needle in SANITIZER:
+        assert needle not in err, f"sanitizer report from cellctl:\n{err}"
+    return rc, out, err
+
+
+@pytest.mark.parametrize("cmd", ["validate", "verify", "keygen"])
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_every_command_has_help(cmd, flag):
+    rc, out, err = ctl(cmd, flag)
+    assert (rc, err) == (0, ""), (rc, err)
+    assert out.startswith(f"usage: cellctl {cmd}"), out
+    # --help wins wherever it is, even after a file name or an incomplete option.
+    assert ctl(cmd, "some-file", flag)[:2] == (0, out)
+    assert ctl("help", cmd)[:2] == (0, out)
+
+
+def test_top_level_help_names_every_command_and_flag():
+    rc, out, err = ctl("--help")
+    assert (rc, err) == (0, "")
+    for word in ("validate", "verify", "keygen", "--format", "--keys", "--hmac-key-env", "--kid", "Exit status"):
+        assert word in out, word
+
+
+@pytest.mark.parametrize("args", [["validate"], ["validate", "a.json", "b.json"], ["validate", "--bogus", "a.json"],
+                                  ["validate", "--format", "yaml", "a.json"], ["validate", "--format"],
+                                  ["verify", "-", "--keys", "-"]])
+def test_usage_errors_exit_2(args):
+    rc, out, err = ctl(*args)
+    assert rc == 2 and out == "" and "usage: cellctl" in err, (args, rc, out, err)
+
+
+def test_io_errors_exit_2():
+    d = new_dir("ioerr")
+    for args in (["validate", d / "missing.json"], ["validate", "--format", "json", d / "missing.json"],
+                 ["validate", d], ["verify", d / "missing.jsonl"]):
+        rc, out, err = ctl(*args)
+        assert (rc, out) == (2, ""), (args, rc, out, err)
+        assert str(args[-1]) in err, (args, err)
+
+
+def test_validate_document_on_stdin_and_a_file_named_like_an_option():
+    doc = json.dumps(make_spec(["/bin/true"], id="from-stdin")).encode()
+    rc, out, _ = ctl("validate", "-", input=doc)
+    assert rc == 0 and "from-stdin" in out
+    d = new_dir("dash")
+    (d / "-odd.json").write_bytes(doc)
+    rc, out, err = ctl("validate", "--", d / "-odd.json")
+    assert rc == 0, err
+
+
+# --------------------------------------------------------------------------- verify without keys (SPEC §9)
+
+
+def test_verify_without_keys_checks_the_chain_of_an_unsigned_log():
+    r = run_cell(make_spec(["/bin/true"]))
+    assert r.rc == 0
+    rc, out, err = ctl("verify", r.jsonl)
+    assert (rc, out) == (0, ""), out + err
+    assert "signatures not checked" in err
+    rc, out, err = ctl("verify", "-", input=r.raw)
+    assert (rc, out) == (0, ""), out + err
+    # A dropped event and an altered one are found.
+    d = r.jsonl.parent
+    (d / "dropped.jsonl").write_bytes(b"".join(l + b"\n" for l in r.lines[:2] + r.lines[3:]))
+    rc, out, _ = ctl("verify", d / "dropped.jsonl")
+    assert rc == 1 and problems(out, d / "dropped.jsonl") == [
+        (3, f"run {r.events[0]['data']['runId']}: event with sequence 3 is missing (dropped)")]
+    ev = json.loads(r.lines[2])
+    ev["data"]["pid"] = 1
+    (d / "altered.jsonl").write_bytes(b"".join(l + b"\n" for l in r.lines[:2] + [canonical(ev)] + r.lines[3:]))
+    rc, out, _ = ctl("verify", d / "altered.jsonl")
+    assert rc == 1 and [n for n, _ in problems(out, d / "altered.jsonl")] == [4]
+
+
+def test_verify_a_signed_log_without_keys_is_an_error():
+    r = run_cell(make_spec(["/bin/true"]), env=KEY.env())
+    assert r.rc == 0
+    rc, out, err = ctl("verify", r.jsonl)
+    assert rc == 2 and out == "" and "--keys" in err, (rc, out, err)
+
+
+def test_verify_keys_on_stdin():
+    r = run_cell(make_spec(["/bin/true"]), env=KEY.env())
+    rc, out, err = ctl("verify", r.jsonl, "--keys", "-", input=KEY.keys_json().encode())
+    assert (rc, out) == (0, ""), err

@@ -346,6 +346,63 @@ static void test_keys_file(void **state)
 	verifier_free(&v);
 }
 
+/* Without keys (cellctl verify with neither --keys nor --hmac-key-env): an
+ * unsigned log's chains are checked; a signed envelope is only noted. */
+static void verify_unsigned(struct log *l, struct result *res, size_t *first_signed)
+{
+	struct verifier v;
+	assert_int_equal(verifier_init(&v, NULL), 0);
+	v.unsigned_log = true;
+	for (size_t i = 0; i < l->n; i++)
+		if (l->line[i])
+			verifier_line(&v, i + 1, l->line[i], strlen(l->line[i]));
+	verifier_finish(&v);
+	memset(res, 0, sizeof *res);
+	for (size_t i = 0; i < v.n_problems && i < MAX_LINES; i++) {
+		res->line[i] = v.problems[i].line;
+		snprintf(res->msg[i], sizeof res->msg[i], "%s", v.problems[i].msg);
+	}
+	res->n = v.n_problems;
+	*first_signed = v.first_signed_line;
+	verifier_free(&v);
+}
+
+static void test_unsigned_log_chains(void **state)
+{
+	struct log l = {0};
+	struct result r;
+	size_t signed_at;
+	make_run(&l, SIGN_OFF, seed, NULL, "dddddddd-0000-4000-8000-000000000004", 5, "lifecycle.v1.destroyed");
+	assert_int_equal(l.n, 5);
+	verify_unsigned(&l, &r, &signed_at);
+	if (r.n)
+		fail_msg("clean unsigned log: %zu problems, first at line %zu: %s", r.n, r.line[0], r.msg[0]);
+	assert_int_equal(signed_at, 0);
+
+	/* An altered event breaks the link to the next one. */
+	char *p = strstr(l.line[2], "\"exitCode\":2");
+	assert_non_null(p);
+	p[11] = '7';
+	verify_unsigned(&l, &r, &signed_at);
+	assert_int_equal(r.n, 1);
+	expect(&r, 4, "cellosprevdigest does not match");
+
+	/* A dropped last event: the run did not end. */
+	free(l.line[4]);
+	l.line[4] = NULL;
+	p[11] = '2';
+	verify_unsigned(&l, &r, &signed_at);
+	assert_int_equal(r.n, 1);
+	expect(&r, 4, "started but did not end");
+	log_free(&l);
+
+	/* A signed log is noted at its first line, never taken as checked. */
+	make_interleaved(&l);
+	verify_unsigned(&l, &r, &signed_at);
+	assert_int_equal(signed_at, 1);
+	log_free(&l);
+}
+
 static int setup(void **state)
 {
 	if (sodium_init() < 0)
@@ -369,6 +426,7 @@ int main(void)
 		cmocka_unit_test(test_missing_last),    cmocka_unit_test(test_failed_run_ends),
 		cmocka_unit_test(test_foreign),         cmocka_unit_test(test_hmac),
 		cmocka_unit_test(test_malformed),       cmocka_unit_test(test_keys_file),
+		cmocka_unit_test(test_unsigned_log_chains),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
