@@ -1,5 +1,5 @@
 /* cellctl: the operator's tool (SPEC §1, §9): validate a document, verify an
- * event log, make a signing key.
+ * event log, make a signing key, show an event log for people.
  *
  * Every command has --help (stdout, exit 0); "-" is standard input wherever a
  * file is read. Exit status (SPEC §11): 0 all is well; 1 the check found
@@ -245,6 +245,7 @@ static const struct cellctl_cmd commands[] = {
 	{"validate", validate_help, cmd_validate},
 	{"verify", cellctl_verify_help, cellctl_verify},
 	{"keygen", keygen_help, cmd_keygen},
+	{"show", cellctl_show_help, cellctl_show},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -254,6 +255,7 @@ static const char intro[] =
 	"  validate   check an ExecutionCell document as the supervisor would\n"
 	"  verify     check an event log: signatures, every run's chain, every run ended\n"
 	"  keygen     make an Ed25519 key for signed events\n"
+	"  show       print an event log for people (and follow it as it grows)\n"
 	"\n"
 	"cellctl COMMAND --help (or cellctl help COMMAND) describes one command;\n"
 	"cellctl --version prints the version. A file operand of - is standard input.\n"

@@ -1,6 +1,6 @@
 /* cellctl: what its commands share (the command table, arguments, exit
  * statuses). Each command lives in its own file: cellctl.c (validate, keygen,
- * the dispatcher), cellctl_verify.c. */
+ * the dispatcher), cellctl_verify.c, cellctl_show.c. */
 #ifndef CELLCTL_H
 #define CELLCTL_H
 
@@ -43,5 +43,7 @@ const char *cellctl_shown(char *buf, size_t size, const char *s, size_t len);
 
 int cellctl_verify(const struct cellctl_cmd *cmd, int argc, char **argv);
 extern const char cellctl_verify_help[];
+int cellctl_show(const struct cellctl_cmd *cmd, int argc, char **argv);
+extern const char cellctl_show_help[];
 
 #endif

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -11,7 +12,7 @@ import nacl.signing
 import pytest
 
 from conftest import SUPERVISOR, canonical, make_spec, new_dir, prepare, run_cell, supervisor_env
-from signed_events import (Ed25519Key, HmacKey, b64url, cellctl, check_signed_log, inner_type, problems,
+from signed_events import (CELLCTL, Ed25519Key, HmacKey, b64url, cellctl, check_signed_log, inner_type, problems,
                            unb64url, wrap)
 
 ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -352,7 +353,7 @@ def ctl(*args, **kw):
     return rc, out, err
 
 
-@pytest.mark.parametrize("cmd", ["validate", "verify", "keygen"])
+@pytest.mark.parametrize("cmd", ["validate", "verify", "keygen", "show"])
 @pytest.mark.parametrize("flag", ["--help", "-h"])
 def test_every_command_has_help(cmd, flag):
     rc, out, err = ctl(cmd, flag)
@@ -366,12 +367,14 @@ def test_every_command_has_help(cmd, flag):
 def test_top_level_help_names_every_command_and_flag():
     rc, out, err = ctl("--help")
     assert (rc, err) == (0, "")
-    for word in ("validate", "verify", "keygen", "--format", "--keys", "--hmac-key-env", "--kid", "Exit status"):
+    for word in ("validate", "verify", "keygen", "show", "--format", "--keys", "--hmac-key-env", "--kid",
+                 "--follow", "--run", "Exit status"):
         assert word in out, word
 
 
 @pytest.mark.parametrize("args", [["validate"], ["validate", "a.json", "b.json"], ["validate", "--bogus", "a.json"],
                                   ["validate", "--format", "yaml", "a.json"], ["validate", "--format"],
+                                  ["show", "--bogus"], ["show", "a", "b"], ["show", "--run"],
                                   ["verify", "-", "--keys", "-"]])
 def test_usage_errors_exit_2(args):
     rc, out, err = ctl(*args)
@@ -381,7 +384,7 @@ def test_usage_errors_exit_2(args):
 def test_io_errors_exit_2():
     d = new_dir("ioerr")
     for args in (["validate", d / "missing.json"], ["validate", "--format", "json", d / "missing.json"],
-                 ["validate", d], ["verify", d / "missing.jsonl"]):
+                 ["validate", d], ["show", d / "missing.jsonl"], ["verify", d / "missing.jsonl"]):
         rc, out, err = ctl(*args)
         assert (rc, out) == (2, ""), (args, rc, out, err)
         assert str(args[-1]) in err, (args, err)
@@ -432,3 +435,252 @@ def test_verify_keys_on_stdin():
     r = run_cell(make_spec(["/bin/true"]), env=KEY.env())
     rc, out, err = ctl("verify", r.jsonl, "--keys", "-", input=KEY.keys_json().encode())
     assert (rc, out) == (0, ""), err
+
+
+# --------------------------------------------------------------------------- show (SPEC §9, issue 14 item 7)
+
+
+def show(*args, **kw):
+    rc, out, err = ctl("show", *args, **kw)
+    assert rc == 0, (rc, out, err)
+    return out, err
+
+
+def event_lines(out):
+    """show's event lines as (time, cell, run8, type, fields dict)."""
+    rows = []
+    for line in out.splitlines():
+        if line.startswith("== "):
+            continue
+        parts = line.split(None, 4)
+        fields = {}
+        for f in shlex_split(parts[4] if len(parts) > 4 else ""):
+            k, _, v = f.partition("=")
+            fields[k] = v
+        rows.append((parts[0], parts[1], parts[2], parts[3], fields))
+    return rows
+
+
+def shlex_split(s):
+    import shlex
+    return shlex.split(s)
+
+
+def summaries(out):
+    return [l for l in out.splitlines() if l.startswith("== run ")]
+
+
+def test_show_a_successful_run():
+    r = run_cell(make_spec(["/bin/true"], id="show-ok", egress=[{"host": "192.0.2.7", "port": 443}]))
+    assert r.rc == 0
+    out, err = show(r.jsonl)
+    rows = event_lines(out)
+    run8 = r.events[0]["data"]["runId"][:8]
+    assert [row[3] for row in rows] == ["network_policy", "lifecycle.started", "process_spawned",
+                                        "command.completed", "network_enforcement", "compliance.summary",
+                                        "lifecycle.destroyed"], out
+    assert all(row[1] == "show-ok" and row[2] == run8 for row in rows)
+    assert [row[0] for row in rows] == [e["time"] for e in r.events]
+    f = {row[3]: row[4] for row in rows}
+    assert f["process_spawned"]["program"] == "/bin/true"
+    assert f["process_spawned"]["pid"] == str(r.event("observability.v1.process_spawned")["data"]["pid"])
+    assert f["command.completed"]["exit"] == "0" and f["command.completed"]["duration"].endswith("ms")
+    assert f["lifecycle.destroyed"]["outcome"] == "succeeded"
+    assert f["network_enforcement"]["denied_packets"] == "0"
+    assert f["network_policy"]["egress_rules"] == "1"
+    (s,) = summaries(out)
+    assert s.startswith(f"== run {run8} cell show-ok: outcome=succeeded exit=0 duration="), s
+    assert "peak_memory=" in s and "denied_packets=0" in s
+    # The log on stdin gives the same.
+    assert show("-", input=r.raw)[0] == out
+    assert show(input=r.raw)[0] == out
+
+
+def test_show_a_failed_run_and_a_timeout():
+    r = run_cell(make_spec(["/bin/sh", "-c", "exit 3"], id="show-fail"))
+    assert r.rc == 3
+    out, _ = show(r.jsonl)
+    f = {row[3]: row[4] for row in event_lines(out)}
+    assert f["command.completed"]["exit"] == "3"
+    assert (f["lifecycle.destroyed"]["outcome"], f["lifecycle.destroyed"]["reason"]) == ("failed", "nonzero_exit")
+    (s,) = summaries(out)
+    assert "outcome=failed reason=nonzero_exit exit=3 " in s
+
+    r = run_cell(make_spec(["/bin/sleep", "30"], id="show-timeout", run_extra={"timeoutMs": 200}))
+    assert r.rc == 124
+    out, _ = show(r.jsonl)
+    f = {row[3]: row[4] for row in event_lines(out)}
+    assert f["command.completed"]["exit"] == "124" and "timed_out" in f["command.completed"]
+    (s,) = summaries(out)
+    assert "outcome=failed reason=timeout exit=124 " in s
+
+
+def test_show_a_run_that_failed_before_it_started():
+    r = run_cell(make_spec(["/bin/true"], id="show-prestart", secret_refs=["ABSENT"]))
+    assert r.rc == 125
+    out, _ = show(r.jsonl)
+    f = {row[3]: row[4] for row in event_lines(out)}
+    assert f["lifecycle.failed"]["phase"] == "secrets" and "ABSENT" in f["lifecycle.failed"]["message"]
+    (s,) = summaries(out)
+    assert "outcome=failed phase=secrets reason=secret_unavailable" in s
+
+
+def test_show_a_signed_log_and_an_export():
+    root = new_dir("show-export")
+    env = dict(KEY.env(), CELLOS_EXPORT_DIR=root)
+    doc = make_spec(["/bin/sh", "-c", "echo hi > /work/out.txt"], id="show-signed",
+                    run_extra={"workingDirectory": "/work"},
+                    spec_extra={"export": {"artifacts": [{"name": "out.txt", "path": "/work/out.txt"}]}})
+    r = run_cell(doc, env=env)
+    assert r.rc == 0, r
+    out, _ = show(r.jsonl)
+    rows = event_lines(out)
+    assert "export.completed" in [row[3] for row in rows], out
+    f = {row[3]: row[4] for row in rows}
+    assert f["export.completed"]["artifact"] == "out.txt"
+    assert f["export.completed"]["destination"] == str(root / "show-signed" / "out.txt")
+    assert f["export.completed"]["bytes"] == "3"
+    assert all(row[1] == "show-signed" for row in rows) and len(rows) == len(r.lines)
+    assert len(summaries(out)) == 1
+
+
+def test_show_one_run_of_several(interleaved):
+    d, lines, runs = interleaved
+    p = d / "all.jsonl"
+    p.write_bytes(b"".join(l + b"\n" for l in lines))
+    out, _ = show(p)
+    assert len(summaries(out)) == 3 and len(event_lines(out)) == len(lines)
+    for rid in set(runs):
+        for sel in (rid, rid[:8]):
+            out, _ = show(p, "--run", sel)
+            rows = event_lines(out)
+            assert len(rows) == runs.count(rid) and {row[2] for row in rows} == {rid[:8]}
+            assert len(summaries(out)) == 1
+    out, _ = show(p, "--run", "no-such-run")
+    assert out == ""
+
+
+def synthetic(type_, data, run="11111111-2222-4333-8444-555555555555", cell="synth", time_="2026-01-02T03:04:05.000006Z"):
+    ev = {"specversion": "1.0", "id": "00000000-0000-4000-8000-000000000001", "source": "/cellos/supervisor/h",
+          "type": "dev.cellos.events.cell." + type_, "subject": f"urn:cellos:cell:{cell}", "time": time_,
+          "datacontenttype": "application/json", "data": dict(data, cellId=cell, runId=run)}
+    return json.dumps(ev).encode() + b"\n"
+
+
+def test_show_escapes_control_characters():
+    log = (synthetic("observability.v1.process_spawned", {"program": "/bin/\x1b[31mred\r\n", "pid": 7},
+                     cell="c\x1b]0;x\x07", time_="2026\x1b[2J") +
+           synthetic("lifecycle.v1.failed", {"phase": "secrets", "reason": "x\x9by", "message": "a\tb\x00c"}))
+    rc, out, err = ctl("show", "-", input=log)
+    assert rc == 0, err
+    assert not any(ch in out for ch in "\x1b\x07\r\x00\t\x9b"), repr(out)
+    assert "\\x1b[31mred\\x0d\\x0a" in out and "c\\x1b]0;x\\x07" in out and "2026\\x1b[2J" in out
+    assert "a\\x09b\\x00c" in out and "x\\xc2\\x9by" in out
+    # A real run whose message carries a control character from the environment.
+    r = run_cell(make_spec(["/bin/true"], secret_refs=["KEY"]),
+                 env={"CELLOS_BROKER": "file", "CELLOS_SECRET_FILE_KEY": "/tmp/no-such-\x1b[1m"})
+    assert r.rc == 125
+    out, _ = show(r.jsonl)
+    assert "\x1b" not in out and "no-such-\\x1b[1m" in out
+
+
+def test_show_counts_denied_egress_and_skips_garbage():
+    counters = [{"rule": "ip daddr 192.0.2.7 tcp dport 443 accept", "packets": 4, "bytes": 400},
+                {"rule": "drop", "packets": 3, "bytes": 180}]
+    log = (synthetic("observability.v1.network_enforcement", {"ruleCounters": counters, "nftRulesApplied": True}) +
+           b"{not json\n" +
+           synthetic("lifecycle.v1.destroyed", {"outcome": "failed", "reason": "nonzero_exit", "durationMs": 1500}))
+    rc, out, err = ctl("show", "-", input=log)
+    assert rc == 0
+    assert "-:2: " in err and "not a JSON event" in err
+    f = {row[3]: row[4] for row in event_lines(out)}
+    assert (f["network_enforcement"]["allowed_packets"], f["network_enforcement"]["denied_packets"],
+            f["network_enforcement"]["denied_bytes"]) == ("4", "3", "180")
+    (s,) = summaries(out)
+    assert "duration=1.5s" in s and "allowed_packets=4" in s and "denied_packets=3" in s
+
+
+def test_show_a_run_that_did_not_end():
+    r = run_cell(make_spec(["/bin/true"], id="show-cut"))
+    out, _ = show("-", input=b"".join(l + b"\n" for l in r.lines[:3]))
+    (s,) = summaries(out)
+    assert "not ended" in s
+
+
+def wait_for(pred, timeout=20.0, what=""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Reader:
+    """Collects a process's stdout on a thread (so the test never blocks on it)."""
+
+    def __init__(self, proc):
+        import threading
+        self.buf = b""
+        self.proc = proc
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        for chunk in iter(lambda: self.proc.stdout.read1(65536), b""):
+            self.buf += chunk
+
+    @property
+    def text(self):
+        return self.buf.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_show_follow_a_log_a_running_supervisor_appends_to(sig):
+    d = new_dir("follow")
+    log = d / "events.jsonl"
+    # An earlier run is already in the file.
+    first = run_cell(make_spec(["/bin/true"], id="follow-before"), jsonl=log)
+    assert first.rc == 0
+    show_p = subprocess.Popen([str(CELLCTL), "show", "--follow", str(log)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    reader = Reader(show_p)
+    try:
+        wait_for(lambda: "cell follow-before:" in reader.text, what="the earlier run")
+        _, spec_path, _ = prepare(make_spec(["/bin/sh", "-c", "sleep 1.5; exit 2"], id="follow-live"), jsonl=False)
+        sup = subprocess.Popen([str(SUPERVISOR), str(spec_path)], env=supervisor_env({}, log),
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # The live run's first events are shown while it runs.
+        wait_for(lambda: reader.text.count("process_spawned") == 2, what="the live run's first events")
+        assert sup.poll() is None, "the supervisor ended before show saw its first events"
+        assert sup.communicate(timeout=30)[0] is not None and sup.returncode == 2
+        wait_for(lambda: "cell follow-live:" in reader.text, what="the live run's summary")
+        assert show_p.poll() is None, "show --follow ended on its own"
+        show_p.send_signal(sig)
+        rc = show_p.wait(timeout=10)
+        reader.t.join(timeout=5)
+    finally:
+        if show_p.poll() is None:
+            show_p.kill()
+            show_p.wait()
+    err = show_p.stderr.read().decode()
+    assert rc == 0, (rc, err)
+    for needle in SANITIZER:
+        assert needle not in err
+    assert "outcome=failed reason=nonzero_exit exit=2" in [l for l in summaries(reader.text) if "follow-live" in l][0]
+
+
+def test_show_follow_on_stdin_ends_with_stdin():
+    r = run_cell(make_spec(["/bin/true"], id="follow-stdin"))
+    p = subprocess.Popen([str(CELLCTL), "show", "--follow", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    reader = Reader(p)
+    p.stdin.write(b"".join(l + b"\n" for l in r.lines[:3]))
+    p.stdin.flush()
+    # Output comes as the lines come, not at the end.
+    wait_for(lambda: "process_spawned" in reader.text, what="the first lines")
+    p.stdin.write(b"".join(l + b"\n" for l in r.lines[3:]))
+    p.stdin.close()
+    assert p.wait(timeout=10) == 0
+    reader.t.join(timeout=5)
+    assert len(summaries(reader.text)) == 1 and len(event_lines(reader.text)) == len(r.lines)
