@@ -347,7 +347,7 @@ def test_misplaced_key_is_pointed_to_where_it_belongs():
     # secrets went into the environment
     doc = make_spec(["/usr/bin/true"], secret_refs=["TOKEN"])
     doc["spec"]["authority"]["secretDelivery"] = "file"
-    r = run_cell(doc, args=["--validate", "{spec}"])
+    r = run_cell(doc, args=["--validate", "{spec}"], env={"CELLOS_SECRET_TOKEN": "t"})
     assert r.rc == 0, r
     assert warnings(r.err) == ["cellos-supervisor: warn: spec.authority.secretDelivery: unknown key, ignored; "
                                "did you mean spec.run.secretDelivery?"], r.err

@@ -36,8 +36,19 @@ VALIDATE_ENV = {
 }
 
 
+def secret_env(doc) -> dict:
+    """--validate also checks that the broker sees every secret: give each secretRef
+    of the document (where it has a list of names) a value."""
+    spec = doc.get("spec") if isinstance(doc, dict) else None
+    auth = spec.get("authority") if isinstance(spec, dict) else None
+    refs = auth.get("secretRefs") if isinstance(auth, dict) else None
+    names = [r for r in refs if isinstance(r, str)] if isinstance(refs, list) else []
+    return {"CELLOS_SECRET_" + re.sub(r"[-.]", "_", n.upper()): "v" for n in names
+            if n and "\0" not in n and "=" not in n}
+
+
 def supervisor_validate(doc):
-    r = run_cell(doc, args=["--validate", "{spec}"], env=VALIDATE_ENV, jsonl=False)
+    r = run_cell(doc, args=["--validate", "{spec}"], env=dict(VALIDATE_ENV, **secret_env(doc)), jsonl=False)
     assert r.rc in (0, 125), r
     return r
 
