@@ -62,6 +62,8 @@ int admission_load(struct admission *a, const char *path, enum admission_mode mo
 	size_t len = 0;
 	if (spec_read(path, &buf, &len, e) < 0)
 		goto out;
+	/* spec_parse logs the document's warnings (unknown keys): the hook above
+	 * collects them with the others. */
 	a->have_spec = spec_parse(buf, len, a->cfg.strict_spec, &a->spec, &a->problems) == 0;
 	free(buf);
 	if (!a->have_spec)

@@ -18,8 +18,8 @@
 const char cellctl_verify_help[] =
 	"usage: cellctl verify [--keys KEYS.json|-] [--hmac-key-env VAR] EVENTS.jsonl|-\n"
 	"\n"
-	"Check an event log as the supervisor wrote it (SPEC §9). Runs may be\n"
-	"interleaved: events are grouped by data.runId. For every run: its sequence\n"
+	"Check an event log as the supervisor wrote it. Runs may be interleaved:\n"
+	"events are grouped by data.runId. For every run: its sequence\n"
 	"(no gap, duplicate or reordering), its digest chain (cellosprevdigest), and\n"
 	"that it ended (lifecycle.v1.destroyed, or lifecycle.v1.failed before start).\n"
 	"With --keys and/or --hmac-key-env, every line must also be a signed envelope\n"
