@@ -258,8 +258,8 @@ static const char intro[] =
 	"  keygen     make an Ed25519 key for signed events\n"
 	"  show       print an event log for people (and follow it as it grows)\n"
 	"\n"
-	"cellctl COMMAND --help (or cellctl help COMMAND) describes one command;\n"
-	"cellctl --version prints the version. A file operand of - is standard input.\n"
+	"Each command has its own --help (also: cellctl help COMMAND); --version prints\n"
+	"the version. A file operand of - is standard input.\n"
 	"Exit status: 0 success; 1 the check found problems (validate, verify);\n"
 	"2 usage or I/O error.\n";
 

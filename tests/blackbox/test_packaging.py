@@ -189,7 +189,9 @@ def test_install_after_a_sanitizer_build_still_installs_the_optimised_build():
 def test_installed_supervisor_validates_the_example(installed):
     sup = installed / "usr/bin/cellos-supervisor"
     hello = installed / "usr/share/doc/cellos/examples/hello.json"
-    p = subprocess.run([str(sup), "--validate", str(hello)], env=supervisor_env({}, None), capture_output=True,
+    # --validate checks that the broker can see the example's secret.
+    p = subprocess.run([str(sup), "--validate", str(hello)],
+                       env=supervisor_env({"CELLOS_SECRET_DEMO_TOKEN": "s3cr3t"}, None), capture_output=True,
                        text=True, timeout=30)
     assert p.returncode == 0, p.stdout + p.stderr
     assert re.search(r"^cell:\s+hello-cell$", p.stdout, re.M), p.stdout
@@ -212,7 +214,9 @@ def test_installed_cellctl_works(installed):
     p = subprocess.run([str(ctl), "--help"], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0 and "usage: cellctl" in p.stdout, p.stdout + p.stderr
     hello = installed / "usr/share/doc/cellos/examples/hello.json"
-    p = subprocess.run([str(ctl), "validate", str(hello)], env={"PATH": "/usr/bin:/bin"}, capture_output=True,
+    # validate checks that the broker can see the example's secret.
+    p = subprocess.run([str(ctl), "validate", str(hello)],
+                       env={"PATH": "/usr/bin:/bin", "CELLOS_SECRET_DEMO_TOKEN": "s3cr3t"}, capture_output=True,
                        text=True, timeout=30)
     assert p.returncode == 0 and "valid" in p.stdout, p.stdout + p.stderr
 
@@ -315,7 +319,9 @@ def test_cellctl_completion(installed, files_dir, with_bc):
     assert c("keygen", "") == ["--help", "--kid"]
     assert c("keygen", "--kid", "") == []
     assert c("validate", "") == ["doc.json", "keys.json", "sub"]
-    assert c("validate", "-") == sorted(["--help", "-"])
+    assert c("validate", "-") == sorted(["--format", "--help", "-"])
+    assert c("validate", "--format", "") == ["json", "text"]
+    assert c("validate", "--format", "json", "--") == ["--help"]
     # A document need not be called .json: with nothing else matching, any file.
     assert c("validate", "no") == ["notes.txt"]
 
@@ -324,8 +330,10 @@ def test_cellctl_completion(installed, files_dir, with_bc):
 def test_supervisor_completion(installed, files_dir, with_bc):
     c = lambda *words: complete(installed, files_dir, ["cellos-supervisor", *words], with_bc)
     assert c("--") == ["--help", "--validate", "--version"]
-    assert c("--validate", "--") == []
-    assert c("--validate", "-") == ["-"]
+    assert c("--validate", "--") == ["--format"]
+    assert c("--validate", "-") == sorted(["--format", "-"])
+    assert c("--validate", "--format", "") == ["json", "text"]
+    assert c("--validate", "--format", "json", "--") == []
     assert c("") == ["doc.json", "keys.json", "sub"]
     assert c("--validate", "d") == ["doc.json"]
     assert c("--help", "") == []

@@ -55,7 +55,13 @@ _cellctl()
     local cmd=${words[1]} flags=""
     case $cmd in
     validate)
-        flags="--help"
+        case $prev in
+        --format)
+            COMPREPLY=($(compgen -W "text json" -- "$cur"))
+            return
+            ;;
+        esac
+        flags="--format --help"
         ;;
     verify)
         case $prev in

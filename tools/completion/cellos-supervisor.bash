@@ -45,11 +45,17 @@ _cellos_supervisor()
         --help | -h | --version) return ;;
         esac
     done
+    if [[ ${COMP_WORDS[COMP_CWORD - 1]} == --format ]]; then
+        COMPREPLY=($(compgen -W "text json" -- "$cur"))
+        return
+    fi
     if [[ $cur == -* ]]; then
         local opts="--validate -"
         ((COMP_CWORD == 1)) && opts+=" --help --version"
         local given=" ${COMP_WORDS[*]:1:COMP_CWORD-1} "
-        [[ $given == *" --validate "* ]] && opts=${opts/--validate/}
+        # --format goes with --validate, once.
+        [[ $given == *" --validate "* ]] && opts=${opts/--validate/--format}
+        [[ $given == *" --format "* ]] && opts=${opts/--format/}
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))
         return
     fi
