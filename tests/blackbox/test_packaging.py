@@ -411,8 +411,10 @@ def test_deb_programs_run_and_depend_on_what_they_link(deb):
                 assert pkgs & dep_names, f"{prog} links {soname} (from {pkgs}) but Depends is: {depends}"
         p = subprocess.run([str(x / "usr/bin/cellctl"), "--help"], capture_output=True, text=True, timeout=30)
         assert p.returncode == 0 and "usage: cellctl" in p.stdout
+        # --validate checks that the broker can see the example's secret.
         p = subprocess.run([str(x / "usr/bin/cellos-supervisor"), "--validate",
-                            str(x / "usr/share/doc/cellos/examples/hello.json")], env=supervisor_env({}, None),
+                            str(x / "usr/share/doc/cellos/examples/hello.json")],
+                           env=supervisor_env({"CELLOS_SECRET_DEMO_TOKEN": "s3cr3t"}, None),
                            capture_output=True, text=True, timeout=30)
         assert p.returncode == 0, p.stdout + p.stderr
     finally:
