@@ -5,8 +5,6 @@
  * the tail by a size that the end of the buffer can make negative. */
 #include "util/scrub.h"
 
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* Length of the longest secret that starts at `p` (`left` bytes remain), 0 if none. */
@@ -55,23 +53,4 @@ size_t scrub_copy(char *out, size_t size, const char *in, size_t n, const char *
 	}
 	out[o] = '\0';
 	return o;
-}
-
-void scrub(char *buf, size_t size, const char *const *secrets, size_t n_secrets)
-{
-	size_t len = strnlen(buf, size - 1);
-	if (len == 0) {
-		buf[0] = '\0';
-		return;
-	}
-	char *copy = malloc(len);
-	if (!copy) {
-		/* Without a copy nothing can be masked selectively: mask it all. */
-		snprintf(buf, size, "%s", size > strlen(SCRUB_MASK) ? SCRUB_MASK : "");
-		return;
-	}
-	memcpy(copy, buf, len);
-	scrub_copy(buf, size, copy, len, secrets, n_secrets);
-	explicit_bzero(copy, len); /* it held the secrets too */
-	free(copy);
 }

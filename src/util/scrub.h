@@ -18,8 +18,4 @@
  * ignored). Returns the length written. */
 size_t scrub_copy(char *out, size_t size, const char *in, size_t n, const char *const *secrets, size_t n_secrets);
 
-/* The same in place on the NUL-terminated text in `buf` (capacity `size` >= 1).
- * Should the copy it needs not be allocatable, the whole text is masked. */
-void scrub(char *buf, size_t size, const char *const *secrets, size_t n_secrets);
-
 #endif
