@@ -373,8 +373,9 @@ def test_a_cell_exhausting_inotify_leaves_host_root_its_budget(unshare):
         line = p.stdout.readline().decode()
         assert line.startswith("READY"), line + p.stderr.read().decode()
         _, n, err = line.split()
-        # The cell spent a whole per-user budget of its own...
-        assert int(n) == limit and int(err) == errno.EMFILE, line
+        # The cell spent a per-user budget to the end (its own: the limit of
+        # this namespace level, or a lower one set above it on other hosts)...
+        assert 0 < int(n) <= limit and int(err) == errno.EMFILE, line
         # ...while host root can still make instances.
         fd, e = _inotify_init()
         assert fd >= 0, f"host root's inotify_init1 failed: {os.strerror(e)}"
