@@ -374,3 +374,32 @@ def test_unanswering_resolver_leaves_the_set_empty(world):
     assert r.rc == 0, r
     assert outcome(r, f"{world.world_addr}:8080") == "fail"
     assert "api.world.test" in r.err and "starts empty" in r.err
+
+
+# ---------------------------------------------------------------- gVisor
+
+
+def test_gvisor_cell_uses_the_same_gateway(world):
+    """runsc --network=sandbox over the same veth: the declared flow is reachable,
+    an undeclared one and the host's own services are not (the host table)."""
+    world.http_server(8080)
+    world.http_server(8081)
+    world.http_server(8080, addr="0.0.0.0", ns=world.host, name="host-service")
+    cid = unique_id("gwgv")
+    spec = make_spec(probe(f"{world.world_addr}:8080", f"{world.world_addr}:8081", f"{world.host_addr}:8080"),
+                     id=cid, egress=[{"host": world.world_addr, "port": 8080}, {"host": "0.0.0.0/0", "port": 8080}])
+    r = world.run(spec, env={"CELLOS_CELL_BACKEND": "gvisor"}, timeout=120)
+    assert r.rc == 0, r
+    assert outcome(r, f"{world.world_addr}:8080") == "ok"
+    assert outcome(r, f"{world.world_addr}:8081") == "fail"
+    assert outcome(r, f"{world.host_addr}:8080") == "fail"
+    net = r.event("lifecycle.v1.started")["data"]["isolation"]["network"]
+    assert net["mode"] == "gateway", net
+    assert_gone(world, cid)
+
+
+def test_gvisor_sandbox_network_needs_the_gateway(world):
+    spec = make_spec(["/bin/true"], egress=[{"host": world.world_addr, "port": 80}])
+    r = world.run(spec, env={"CELLOS_CELL_BACKEND": "gvisor", "CELLOS_GVISOR_NETWORK": "sandbox",
+                             "CELLOS_NETWORK": "isolated"})
+    assert r.rc == 125 and "CELLOS_GVISOR_NETWORK" in r.err and "CELLOS_NETWORK=gateway" in r.err, r
