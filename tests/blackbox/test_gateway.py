@@ -78,7 +78,12 @@ def counters(r) -> dict[str, int]:
 
 
 def assert_gone(world: NetWorld, cell_id: str):
-    """Nothing of the cell's gateway is left in the test host: veth, table, route, /30."""
+    """Nothing of the cell's gateway is left in the test host: veth, table, route, /30.
+    The veth goes with the cell's netns, which the kernel tears down in the
+    background once the cell is gone: it is given a few seconds."""
+    deadline = time.monotonic() + 5
+    while [l for l in world.links() if l.startswith("cellos-")] and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not [l for l in world.links() if l.startswith("cellos-")], world.links()
     assert not [t for t in world.tables() if "cellos" in t], world.tables()
     assert not [r for r in world.routes() if "cellos-" in r], world.routes()
@@ -284,7 +289,9 @@ def test_nft_failure_never_fails_open(world):
         enf = r.event("observability.v1.network_enforcement")["data"]
         assert enf["nftRulesApplied"] is False and "gateway table" in enf["nftError"], enf
         assert "network" not in r.event("lifecycle.v1.started")["data"]["isolation"]
+        # no veth was ever made (the table the test made is the only one)
         assert not [l for l in world.links() if l.startswith("cellos-")]
+        assert world.tables() == [f"cellos-gw-{cid}-{rid[:8]}"]
         assert gw_allocations(cid) == []
     finally:
         world.in_host("nft", "delete", "table", "inet", f"cellos-gw-{cid}-{rid[:8]}")
