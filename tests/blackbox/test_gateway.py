@@ -410,3 +410,26 @@ def test_gvisor_sandbox_network_needs_the_gateway(world):
     r = world.run(spec, env={"CELLOS_CELL_BACKEND": "gvisor", "CELLOS_GVISOR_NETWORK": "sandbox",
                              "CELLOS_NETWORK": "isolated"})
     assert r.rc == 125 and "CELLOS_GVISOR_NETWORK" in r.err and "CELLOS_NETWORK=gateway" in r.err, r
+
+
+def test_all_links_in_use_is_125_and_parallel_cells_never_share_one(world):
+    """A /29 holds two /30s: two live cells take both, distinct; a third is 125
+    naming CELLOS_CELL_SUBNET, and leaves nothing behind."""
+    env = {"CELLOS_CELL_SUBNET": "100.96.8.0/29"}
+    ids = [unique_id("gwfull") for _ in range(2)]
+    runs = [world.start(make_spec(["/usr/bin/sleep", "30"], id=i, egress=[{"host": world.world_addr, "port": 80}]),
+                        env) for i in ids]
+    try:
+        nets = [r.wait_event("lifecycle.v1.started")["data"]["isolation"]["network"] for r in runs]
+        assert {n["cellAddress"] for n in nets} == {"100.96.8.2", "100.96.8.6"}, nets
+        third = unique_id("gwfull")
+        r = world.run(make_spec(["/usr/bin/true"], id=third, egress=[{"host": world.world_addr, "port": 80}]), env)
+        assert r.rc == 125, r
+        assert "CELLOS_CELL_SUBNET" in r.err and "in use" in r.err, r.err
+        assert gw_allocations(third) == []
+    finally:
+        for run in runs:
+            run.proc.terminate()
+            run.finish()
+    for i in ids:
+        assert_gone(world, i)
