@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "isolate/cgroup.h"
+#include "isolate/cgroup_delegate.h"
 #include "util/lockfile.h"
 #include "util/log.h"
 
