@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,9 +11,9 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "util/fd.h"
 #include "util/log.h"
 #include "util/path.h"
 
@@ -72,14 +71,6 @@ size_t hostmount_depth(const char *clean)
 	return n;
 }
 
-static void close_keep_errno(int fd)
-{
-	int errnum = errno;
-	if (fd >= 0)
-		close(fd);
-	errno = errnum;
-}
-
 /* The source of mount i as a detached, sealed tree, or -1 with *e set. */
 static int open_source(const struct config *cfg, const struct host_mount *m, size_t i, bool *dir, struct err *e)
 {
@@ -91,8 +82,8 @@ static int open_source(const struct config *cfg, const struct host_mount *m, siz
 			       m->source);
 	/* Once, from "/", no symlink in any component (the last one included) and no
 	 * magic link: the lexical path checked above is the path opened. */
-	struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
-	int fd = (int)syscall(SYS_openat2, AT_FDCWD, clean[0] ? clean : "/", &how, sizeof how);
+	int fd = fd_openat2(AT_FDCWD, clean[0] ? clean : "/", O_PATH | O_CLOEXEC, 0,
+			    RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
 	if (fd < 0)
 		return errno == ELOOP ? err_set(e, "spec.run.mounts[%zu].source: %s: a symbolic link is on the way (symlinks "
 						   "are not followed: name the real path)",
@@ -214,9 +205,8 @@ static int exists_in(const struct spec *spec, const struct hostmounts *hm, size_
 	if (path_clean(spec->mounts[outer].target, t, sizeof t) < 0)
 		return 0;
 	const char *rel = clean + strlen(t) + 1;
-	struct open_how how = {.flags = O_PATH | O_CLOEXEC,
-			       .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
-	int fd = (int)syscall(SYS_openat2, hm->tree[outer], rel, &how, sizeof how);
+	int fd = fd_openat2(hm->tree[outer], rel, O_PATH | O_CLOEXEC, 0,
+			    RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
 	struct stat st;
 	int errnum = fd < 0 || fstat(fd, &st) < 0 ? errno : 0;
 	close_keep_errno(fd);

@@ -16,7 +16,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -30,6 +29,7 @@
 #include "isolate/hostmount.h"
 #include "isolate/secretfs.h"
 #include "spec/spec.h"
+#include "util/fd.h"
 #include "util/path.h"
 
 /* Every host tree the cell sees: read-only, no setuid, no devices. */
@@ -120,16 +120,7 @@ static int openat_in(int root, const char *rel, int flags)
 {
 	/* RESOLVE_IN_ROOT: ".." and absolute symlinks stop at `root`, as they will for
 	 * the workload once `root` is "/". */
-	struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC), .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
-	return (int)syscall(SYS_openat2, root, rel, &how, sizeof how);
-}
-
-static void close_keep_errno(int fd)
-{
-	int errnum = errno;
-	if (fd >= 0)
-		close(fd);
-	errno = errnum;
+	return fd_openat2(root, rel, (uint64_t)(flags | O_CLOEXEC), 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
 }
 
 /* A new instance of filesystem `type` as a detached mount; `conf` is a comma list

@@ -3,24 +3,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/mount.h>
-#include <linux/openat2.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "secrets/broker.h"
-
-static void close_keep_errno(int fd)
-{
-	int errnum = errno;
-	if (fd >= 0)
-		close(fd);
-	errno = errnum;
-}
+#include "util/fd.h"
 
 /* A tmpfs just big enough for the files (a page per started page of each, a few
  * spare), as a detached mount; "noswap" when the kernel lets us. */
@@ -82,9 +73,8 @@ static int subdir(int dirfd, const char *rel, mode_t mode)
 {
 	if (mkdirat(dirfd, rel, mode) < 0 && errno != EEXIST)
 		return -1;
-	struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW,
-			       .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS};
-	return (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof how);
+	return fd_openat2(dirfd, rel, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW, 0,
+			  RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS);
 }
 
 int secretfs_build(int root, const struct secrets *s, uid_t uid, gid_t gid, struct err *e)

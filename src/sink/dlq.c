@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "events/canon.h"
+#include "util/fileio.h"
 #include "util/utf8.h"
 
 struct dlq {
@@ -43,34 +44,6 @@ struct dlq *dlq_open(const char *dir, struct err *e)
 	}
 	q->dirfd = fd;
 	return q;
-}
-
-/* Whole iovec or -1 (errno set); short writes are resumed. */
-static int write_all(int fd, struct iovec *iov, int n)
-{
-	while (n > 0) {
-		ssize_t w = writev(fd, iov, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (w == 0) {
-			errno = EIO;
-			return -1;
-		}
-		size_t left = (size_t)w;
-		while (n > 0 && left >= iov->iov_len) {
-			left -= iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (char *)iov->iov_base + left;
-			iov->iov_len -= left;
-		}
-	}
-	return 0;
 }
 
 int dlq_put(struct dlq *q, const char *event_id, const char *line, size_t len, const char *error, char *name_out,
@@ -114,7 +87,7 @@ int dlq_put(struct dlq *q, const char *event_id, const char *line, size_t len, c
 		{.iov_base = "}\n", .iov_len = 2},
 	};
 	int rc = 0;
-	if (write_all(fd, iov, 5) < 0 || (fdatasync(fd) < 0 && errno != EINVAL)) {
+	if (writev_all(fd, iov, 5) < 0 || (fdatasync(fd) < 0 && errno != EINVAL)) {
 		rc = err_sys(e, errno, "CELLOS_DLQ_DIR: cannot write %s/%s", q->path, name);
 		/* A truncated dead letter would be mistaken for the event: remove it. */
 		unlinkat(q->dirfd, name, 0);

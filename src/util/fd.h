@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <linux/openat2.h> /* RESOLVE_* for fd_openat2 callers */
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
