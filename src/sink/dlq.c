@@ -14,7 +14,7 @@
 #include <sys/uio.h>
 #include <time.h>
 
-#include "events/canon.h"
+#include "util/canon.h"
 #include "util/fileio.h"
 #include "util/utf8.h"
 

@@ -1,5 +1,5 @@
 /* run.mounts: see hostmount.h. */
-#include "isolate/hostmount.h"
+#include "hostmount/hostmount.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,9 +13,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "isolate/mount.h"
 #include "util/fd.h"
 #include "util/log.h"
 #include "util/path.h"
+
+/* What the document may hold, the cell root can take. */
+_Static_assert(SPEC_MOUNTS_MAX <= CELLFS_MOUNTS_MAX, "run.mounts: the cell root takes fewer than the spec allows");
 
 /* ---- admission ---- */
 
@@ -62,14 +66,6 @@ int mounts_admit(const struct config *cfg, const struct spec *spec, struct err *
 }
 
 /* ---- opening the sources ---- */
-
-size_t hostmount_depth(const char *clean)
-{
-	size_t n = 0;
-	for (const char *p = clean; *p; p++)
-		n += *p == '/';
-	return n;
-}
 
 /* The source of mount i as a detached, sealed tree, or -1 with *e set. */
 static int open_source(const struct config *cfg, const struct host_mount *m, size_t i, bool *dir, struct err *e)
@@ -153,7 +149,7 @@ int hostmounts_open(const struct config *cfg, const struct spec *spec, struct ho
 	size_t depth[SPEC_MOUNTS_MAX];
 	for (size_t i = 0; i < n; i++) {
 		char clean[PATH_MAX];
-		depth[i] = path_clean(spec->mounts[i].target, clean, sizeof clean) < 0 ? 0 : hostmount_depth(clean);
+		depth[i] = path_clean(spec->mounts[i].target, clean, sizeof clean) < 0 ? 0 : path_depth(clean);
 		size_t k = i;
 		while (k > 0 && depth[hm->order[k - 1]] > depth[i]) {
 			hm->order[k] = hm->order[k - 1];
