@@ -1,3 +1,5 @@
+/* One cell's cgroup leaves: plan, make, enter/leave around the clone, limits,
+ * signals, usage, destroy. See isolate/cgroup.h. */
 #include "isolate/cgroup.h"
 
 #include <errno.h>
@@ -55,7 +57,7 @@ static void close_dir(struct cgroup_dir *d)
 	d->fd = -1;
 }
 
-/* ---- one cell ---- */
+/* ---- the leaves ---- */
 
 /* The user-facing name of the limit carried by controller i, for messages. */
 static const char *field_of(const struct cgroup_cell *cg, int i)
@@ -405,7 +407,7 @@ bool cgroup_cell_populated(struct cgroup_cell *cg)
 bool cgroup_cell_wait_empty(struct cgroup_cell *cg, int timeout_ms)
 {
 	int64_t deadline = mono_ms() + timeout_ms;
-	int fd = cg->v2.fd >= 0 ? openat(cg->v2.fd, "cgroup.events", O_RDONLY | O_CLOEXEC) : -1;
+	cleanup_close int fd = cg->v2.fd >= 0 ? openat(cg->v2.fd, "cgroup.events", O_RDONLY | O_CLOEXEC) : -1;
 	bool empty = false;
 	for (;;) {
 		if (fd >= 0) {
@@ -425,8 +427,6 @@ bool cgroup_cell_wait_empty(struct cgroup_cell *cg, int timeout_ms)
 		else
 			nanosleep(&(struct timespec){0, 1000000}, NULL);
 	}
-	if (fd >= 0)
-		close(fd);
 	return empty;
 }
 

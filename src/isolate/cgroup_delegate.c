@@ -1,3 +1,4 @@
+/* Delegation on pure v2 hosts and removing leaves. See isolate/cgroup_delegate.h. */
 #include "isolate/cgroup_delegate.h"
 
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* Where the cgroup hierarchies are, and where a leaf goes. See isolate/cgroup_host.h. */
 #include "isolate/cgroup_host.h"
 
 #include <errno.h>

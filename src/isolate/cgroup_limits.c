@@ -1,3 +1,4 @@
+/* The limits as numbers. See isolate/cgroup_limits.h. */
 #include "isolate/cgroup_limits.h"
 
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* File descriptors. See util/fd.h. */
 #include "util/fd.h"
 
 #include <linux/openat2.h>

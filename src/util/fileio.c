@@ -1,3 +1,4 @@
+/* Whole writes and small whole files. See util/fileio.h. */
 #include "util/fileio.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* libFuzzer harness: the RFC 8785 canonicaliser (src/events/canon.c). Whatever
+/* libFuzzer harness: the RFC 8785 canonicaliser (src/util/canon.c). Whatever
  * jansson accepts must canonicalise, and the canonical form must be a fixed
  * point: parsing it and canonicalising again gives the same bytes (the property
  * the digest chain and the signatures rely on). */
