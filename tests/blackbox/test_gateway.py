@@ -463,3 +463,17 @@ def test_ipv6_rule_warns_and_is_not_routed(world):
     assert "2001:db8::7 is IPv6" in r.err and "IPv4 only" in r.err, r.err
     assert outcome(r, f"{world.world_addr}:8080") == "ok"
     assert "ip6 daddr 2001:db8::7 tcp dport 443 accept" in counters(r)
+
+
+def test_without_a_user_namespace(world):
+    """Without `user` the supervisor makes the cell's netns itself (and hands it
+    over): the gateway works the same."""
+    world.http_server(8080)
+    cid = unique_id("gwnouser")
+    spec = make_spec(probe(f"{world.world_addr}:8080", f"{world.world_addr}:8081"), id=cid,
+                     egress=[{"host": world.world_addr, "port": 8080}])
+    r = world.run(spec, env={"CELLOS_SUBPROCESS_UNSHARE": "net,mnt,pid,ipc,uts"})
+    assert r.rc == 0, r
+    assert outcome(r, f"{world.world_addr}:8080") == "ok"
+    assert outcome(r, f"{world.world_addr}:8081") == "fail"
+    assert_gone(world, cid)
