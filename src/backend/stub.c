@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/sched.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -26,13 +25,13 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
 #include "isolate/artifact.h"
 #include "isolate/cellinit.h"
+#include "isolate/cellproc.h"
 #include "isolate/cgroup.h"
 #include "isolate/hostmount.h"
 #include "isolate/mount.h"
@@ -297,7 +296,26 @@ static bool userns_refused(int errnum)
 	return errnum == ENOSPC || errnum == EPERM || errnum == EACCES || errnum == EUSERS || errnum == EINVAL;
 }
 
-static long clone_once(struct stub *s, const struct cell *c, struct cellinit_args *a, int *pidfd, struct err *e)
+/* What the clone of the init is done as: with a user namespace, its owner. */
+struct clone_ctx {
+	const struct cell *c;
+	struct cellinit_args *a;
+	struct owner_switch own;
+};
+
+static int clone_before(void *arg, struct err *e)
+{
+	struct clone_ctx *x = arg;
+	x->own = (struct owner_switch){0};
+	return (x->c->ns & NS_USER) ? become_owner(x->c, &x->own, e) : 0;
+}
+
+static void clone_after(void *arg) { end_owner(&((struct clone_ctx *)arg)->own); }
+
+static _Noreturn void clone_child(void *arg) { cellinit_main(((struct clone_ctx *)arg)->a); }
+
+static int clone_once(struct stub *s, const struct cell *c, struct cellinit_args *a, pid_t *pid, int *pidfd,
+		      struct err *e)
 {
 	/* Without a user namespace the cell's network namespace is made by us while
 	 * the init builds the cell's root, not by clone3() before it (see
@@ -305,27 +323,16 @@ static long clone_once(struct stub *s, const struct cell *c, struct cellinit_arg
 	 * user namespace, so clone3() makes it. */
 	a->ns = c->ns;
 	a->netns_later = (c->ns & NS_NET) && !(c->ns & NS_USER);
-	struct clone_args ca = {
-		.flags = (clone_flags(c->ns) & ~(a->netns_later ? CLONE_NEWNET : 0)) | CLONE_PIDFD,
-		.pidfd = (uint64_t)(uintptr_t)pidfd,
-		.exit_signal = SIGCHLD,
+	struct clone_ctx x = {.c = c, .a = a};
+	struct cellproc_clone req = {
+		.flags = clone_flags(c->ns) & ~(a->netns_later ? CLONE_NEWNET : 0),
+		.what = "the cell (namespaces from CELLOS_SUBPROCESS_UNSHARE)",
+		.before = clone_before,
+		.after = clone_after,
+		.child = clone_child,
+		.arg = &x,
 	};
-	if (s->cg.v2.fd >= 0) {
-		ca.flags |= CLONE_INTO_CGROUP;
-		ca.cgroup = (uint64_t)s->cg.v2.fd;
-	}
-	struct owner_switch own = {0};
-	if ((c->ns & NS_USER) && become_owner(c, &own, e) < 0)
-		return -1;
-	long pid = syscall(SYS_clone3, &ca, sizeof ca);
-	if (pid == 0)
-		cellinit_main(a);
-	int errnum = errno;
-	end_owner(&own);
-	if (pid < 0)
-		err_sys(e, errnum, "clone3 of the cell (namespaces from CELLOS_SUBPROCESS_UNSHARE)");
-	errno = errnum;
-	return pid;
+	return cellproc_clone(&s->cg, &req, pid, pidfd, e);
 }
 
 /* clone3() of the cell's init into its leaves and namespaces. A user namespace
@@ -334,28 +341,14 @@ static long clone_once(struct stub *s, const struct cell *c, struct cellinit_arg
  * was asked for by name (SPEC §3). */
 static pid_t clone_init(struct stub *s, struct cell *c, struct cellinit_args *a, struct err *e)
 {
-	int pidfd = -1;
-	cgroup_cell_enter(&s->cg);
-	long pid = clone_once(s, c, a, &pidfd, e);
-	if (pid < 0 && (c->ns & NS_USER) && !c->cfg->user_required && userns_refused(errno)) {
+	int rc = clone_once(s, c, a, &s->init, &s->pidfd, e);
+	if (rc < 0 && s->init < 0 && (c->ns & NS_USER) && !c->cfg->user_required && userns_refused(errno)) {
 		log_warn("the kernel refuses a user namespace (%s): the cell runs without one, as host uid %u",
 			 strerror(errno), (unsigned)c->uid);
 		c->ns &= ~(unsigned)NS_USER;
-		pid = clone_once(s, c, a, &pidfd, e);
+		rc = clone_once(s, c, a, &s->init, &s->pidfd, e);
 	}
-	struct err le = {0};
-	int left = cgroup_cell_leave(&s->cg, &le);
-	if (left < 0)
-		log_error("%s", le.msg);
-	if (pid < 0)
-		return -1;
-	s->init = (pid_t)pid;
-	s->pidfd = pidfd;
-	if (left < 0) {
-		*e = le;
-		return -1;
-	}
-	return (pid_t)pid;
+	return rc < 0 ? -1 : s->init;
 }
 
 /* HOME of the workload's environment (always set: supervisor.c). */
@@ -745,16 +738,7 @@ static void stub_destroy(struct cell *c)
 	}
 	if (s->cg.v2.fd < 0)
 		kill_orphans();
-	struct err e = {0};
-	/* A supervisor stuck in the cell's v1 leaves (leave failed) cannot remove
-	 * them; they stay registered for the next supervisor. */
-	if (cgroup_cell_leave(&s->cg, &e) < 0 || cgroup_cell_destroy(&s->cg, &e) < 0)
-		log_error("%s", e.msg);
-	else
-		runreg_release(&s->reg);
-	/* A leaf we could not remove stays registered: a later supervisor retries. */
-	if (s->reg.fd >= 0)
-		close(s->reg.fd);
+	cellproc_release(&s->cg, &s->reg);
 	free(s->filter.filter);
 	mounts_done(s);
 	int *fds[] = {&s->pidfd, &s->ctl, &s->report, &s->netns, &s->mntns, &s->userns};
