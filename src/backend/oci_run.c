@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -292,17 +291,10 @@ int oci_run_create(struct cell *c, const struct oci_runtime *rt, struct err *e)
 				    .workdir = c->spec->working_directory, .config = config, .argv = argv,
 				    .sync = sv[1], .peer = sv[0], .logfd = o->logfd};
 	struct cellproc_clone req = {.what = rt->name, .child = oci_child_main, .arg = &ca};
-	pid_t pid;
-	int pidfd;
-	int cloned = cellproc_clone(&o->cg, &req, &pid, &pidfd, e);
+	/* A child that exists is ours to tear down, whatever else failed. */
+	int cloned = cellproc_clone(&o->cg, &req, &o->pid, &o->pidfd, e);
 	close(sv[1]);
 	hostmounts_close(&o->hm); /* the child has them */
-	if (pid < 0) {
-		close(sv[0]);
-		goto fail;
-	}
-	o->pid = pid;
-	o->pidfd = pidfd;
 	if (cloned < 0) {
 		close(sv[0]);
 		goto fail;
