@@ -14,7 +14,7 @@
 #include "backend/oci_hook.h"
 #include "backend/oci_run.h"
 #include "isolate/cgroup.h"
-#include "isolate/hostmount.h"
+#include "hostmount/hostmount.h"
 #include "isolate/runreg.h"
 
 struct ocirt {

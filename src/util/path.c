@@ -56,3 +56,11 @@ bool path_search_next(const char **it, const char *name, bool absolute_only, cha
 	}
 	return false;
 }
+
+size_t path_depth(const char *clean)
+{
+	size_t n = 0;
+	for (const char *p = clean; *p; p++)
+		n += *p == '/';
+	return n;
+}

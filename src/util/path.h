@@ -26,4 +26,8 @@ bool path_within_any(const char *path, char *const *prefixes);
  * the caller's test. */
 bool path_search_next(const char **it, const char *name, bool absolute_only, char *cand, size_t size);
 
+/* The number of components of a clean path ("/a/b": 2, "": 0): the order in
+ * which nested mount targets are mounted. */
+size_t path_depth(const char *clean);
+
 #endif
