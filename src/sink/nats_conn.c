@@ -31,6 +31,10 @@ static void join_urls(char *const *urls, char *out, size_t size)
 		n += (size_t)snprintf(out + n, size - n, "%s%s", u == urls ? "" : ",", *u);
 }
 
+/* With a connected-callback libnats connects in the background; without one
+ * its connect call would block, retrying, until a server answers. */
+static void on_connected(natsConnection *nc, void *closure) {}
+
 static int set_options(const struct nats_api *a, natsOptions *opts, const struct nats_conn_opts *o, const char *name,
 		       int64_t timeout_ms, unsigned flags, struct err *e)
 {
@@ -48,7 +52,7 @@ static int set_options(const struct nats_api *a, natsOptions *opts, const struct
 	if ((s = a->natsOptions_SetMaxReconnect(opts, -1)) != NATS_OK ||
 	    (s = a->natsOptions_SetReconnectWait(opts, 250)) != NATS_OK)
 		return nats_fail(a, s, e, "NATS options");
-	if ((flags & NATS_CONN_RETRY) && (s = a->natsOptions_SetRetryOnFailedConnect(opts, true, NULL, NULL)) != NATS_OK)
+	if ((flags & NATS_CONN_RETRY) && (s = a->natsOptions_SetRetryOnFailedConnect(opts, true, on_connected, NULL)) != NATS_OK)
 		return nats_fail(a, s, e, "NATS options");
 	if (o->creds && (s = a->natsOptions_SetUserCredentialsFromFiles(opts, o->creds, NULL)) != NATS_OK)
 		return nats_fail(a, s, e, "CELLOS_NATS_CREDS");

@@ -41,10 +41,12 @@ int nats_subject_check(const char *tpl, struct err *e)
 				return err_set(e, "CELLOS_NATS_SUBJECT: '%s' has an empty token", tpl);
 			token_empty = true;
 		} else if (ch <= 0x20 || ch == 0x7f || ch == '*' || ch == '>' || ch == '}') {
-			return err_set(e,
-				       "CELLOS_NATS_SUBJECT: '%s': '%c' cannot be in a subject one publishes to (no "
-				       "wildcards, whitespace or control characters)",
-				       tpl, ch > 0x20 && ch != 0x7f ? ch : '?');
+			const char *what = ch == ' ' || (ch >= '\t' && ch <= '\r') ? "whitespace"
+					   : ch < 0x20 || ch == 0x7f		  ? "a control character"
+					   : ch == '}'				  ? "a '}' outside a placeholder"
+									  : ch == '*' ? "the wildcard '*'" : "the wildcard '>'";
+			return err_set(e, "CELLOS_NATS_SUBJECT: '%s': %s cannot be in a subject one publishes to", tpl,
+				       what);
 		} else {
 			token_empty = false;
 		}
