@@ -611,12 +611,14 @@ int cellctl_submit(const struct cellctl_cmd *cmd, int argc, char **argv)
 		json_string_value(json_object_get(json_object_get(json_object_get(root, "spec"), "placement"), "poolId"));
 	char pool_buf[256];
 	snprintf(pool_buf, sizeof pool_buf, "%s", pool ? pool : doc_pool ? doc_pool : "default");
-	json_decref(root);
 	if (pool && doc_pool && strcmp(pool, doc_pool) != 0) {
+		cellctl_usage_error(cmd, "--pool %s differs from the document's spec.placement.poolId %s", pool,
+				    doc_pool);
+		json_decref(root);
 		free(doc);
-		return cellctl_usage_error(cmd, "--pool %s differs from the document's spec.placement.poolId %s", pool,
-					   doc_pool);
+		return CELLCTL_ERROR;
 	}
+	json_decref(root);
 	if (!is_pool(pool_buf)) {
 		free(doc);
 		fprintf(stderr, "cellctl submit: spec.placement.poolId: '%s' is not a NATS subject token\n",

@@ -18,6 +18,10 @@ static int nats_fail(const struct nats_api *a, natsStatus s, struct err *e, cons
 	natsStatus ls;
 	const char *detail = a->nats_GetLastError(&ls);
 	const char *text = a->natsStatus_GetText(s);
+	/* libnats prefixes where it failed: "(conn.c:123): text". */
+	const char *sep = detail && detail[0] == '(' ? strstr(detail, "): ") : NULL;
+	if (sep)
+		detail = sep + 3;
 	if (detail && *detail && strcmp(detail, text) != 0)
 		return err_set(e, "%s: %s (%s)", what, text, detail);
 	return err_set(e, "%s: %s", what, text);
@@ -202,6 +206,10 @@ int nats_js_publish(struct nats_conn *c, const char *subject, const char *msg_id
 		return err_set(e, "no JetStream stream captures subject %s", subject);
 	if (s == NATS_TIMEOUT)
 		return err_set(e, "no ack from JetStream within %" PRId64 " ms", timeout_ms);
+	/* Never connected yet, or reconnecting: say that rather than what libnats
+	 * makes of a publish it cannot even try. */
+	if (s != NATS_OK && !nats_conn_connected(c))
+		return err_set(e, "not connected to NATS (no server answers)");
 	if (s != NATS_OK)
 		return nats_fail(a, s, e, "publish");
 	json_t *j = reply_json(a, reply, "JetStream ack", e);
