@@ -390,6 +390,7 @@ def test_deb_control_fields(deb, installed):
     # The package's version is the programs' (0.5.1-c -> 0.5.1+c: a native version has no '-').
     assert deb_field(path, "Version") == version_of(installed / "usr/bin/cellos-supervisor").replace("-", "+")
     assert "libcurl4" in deb_field(path, "Recommends")
+    assert "libnats3.4" in deb_field(path, "Recommends")  # dlopen()ed for CELLOS_NATS_URL
     suggests = deb_field(path, "Suggests")
     for s in ("runsc", "runc", "crun"):
         assert s in suggests
