@@ -48,6 +48,10 @@ static int set_options(const struct nats_api *a, natsOptions *opts, const struct
 	natsStatus s = a->natsOptions_SetServers(opts, (const char **)o->urls, n);
 	if (s != NATS_OK)
 		return nats_fail(a, s, e, "CELLOS_NATS_URL");
+	/* Every call of ours waits for an answer: write at once rather than
+	 * leave the request to the flusher thread's next round. */
+	if ((s = a->natsOptions_SetSendAsap(opts, true)) != NATS_OK)
+		return nats_fail(a, s, e, "NATS options");
 	if ((s = a->natsOptions_SetTimeout(opts, timeout_ms)) != NATS_OK ||
 	    (s = a->natsOptions_SetName(opts, name)) != NATS_OK)
 		return nats_fail(a, s, e, "NATS options");
