@@ -596,8 +596,10 @@ int config_nats_load(struct nats_conn_opts *o, const char *url, struct err *e)
 			return err_set(e, "%s: out of memory", var);
 		}
 		p += len;
-		if (*p == ',')
-			p++;
+		if (*p == ',' && !*++p) {
+			free_list(urls);
+			return err_set(e, "%s: '%s' ends with an empty entry", var, v);
+		}
 	}
 	if (!k) {
 		free(urls);
