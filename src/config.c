@@ -18,7 +18,7 @@
 #include "isolate/cgroup.h"
 #include "isolate/runuid.h"
 #include "isolate/seccomp.h"
-#include "sink/nats_subject.h"
+#include "util/nats_subject.h"
 #include "util/b64url.h"
 #include "util/path.h"
 

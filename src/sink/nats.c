@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "sink/nats_subject.h"
+#include "util/nats_subject.h"
 #include "util/ids.h"
 #include "util/log.h"
 

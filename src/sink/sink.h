@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "config.h"
+#include "sink/fsync.h"
 #include "util/err.h"
 
 /* One event as the sinks get it. */

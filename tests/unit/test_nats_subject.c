@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "config.h"
-#include "sink/nats_subject.h"
+#include "util/nats_subject.h"
 
 static void test_check(void **state)
 {
