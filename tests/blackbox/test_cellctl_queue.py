@@ -21,7 +21,7 @@ import uuid
 import pytest
 
 from conftest import SUPERVISOR, make_spec, new_dir, supervisor_env, unique_id, CELL_IDS
-from natshelper import NatsServer, closed_port, nats_server  # noqa: F401
+from natshelper import NatsCluster, NatsServer, closed_port, nats_server  # noqa: F401
 from signed_events import CELLCTL
 from signed_events import cellctl as _cellctl
 
@@ -77,6 +77,32 @@ def test_queue_init_on_one_server_makes_both_streams_with_one_replica(nats_serve
                                               "CELLOS_EVENTS: exists (subjects cellos.events.>, 1 replica)"]
     rc, _, err = cellctl("queue", "init", "--replicas", "3", env={"CELLOS_NATS_URL": nats_server.url})
     assert rc == 0  # the streams exist: left as they are
+
+
+def test_queue_init_on_a_three_node_cluster_makes_r3_streams():
+    cluster = NatsCluster(3)
+    try:
+        cluster.start()
+        rc, out, err = cellctl("queue", "init", "--server", cluster.servers[1].url)
+        assert rc == 0, err
+        assert out.splitlines() == ["CELLOS_CELLS: created (subjects cellos.cells.*, 3 replicas)",
+                                    "CELLOS_EVENTS: created (subjects cellos.events.>, 3 replicas)"]
+        with cluster.servers[2].client() as c:
+            info = c.stream_info("CELLOS_CELLS")
+        assert info["config"]["num_replicas"] == 3 and len(info["cluster"].get("replicas", [])) == 2
+        # A job submitted through one seed list is queued once, replicated.
+        doc = write_doc(make_spec())
+        rc, out, err = cellctl("submit", doc, env={"CELLOS_NATS_URL": cluster.url})
+        assert rc == 0, err
+        assert queue_table_at(cluster.servers[0].url) == {"default": (1, 0, 0)}
+    finally:
+        cluster.stop()
+
+
+def queue_table_at(url: str) -> dict:
+    rc, out, err = cellctl("queue", "--server", url)
+    assert rc == 0, err
+    return {l.split()[0]: tuple(int(x) for x in l.split()[1:]) for l in out.splitlines()[1:]}
 
 
 def test_queue_init_asking_for_more_replicas_than_servers_fails(nats_server):
