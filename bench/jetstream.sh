@@ -5,8 +5,8 @@
 #     its ack awaited before the next), unsigned and Ed25519;
 #  2. what the sink adds to the no-op cell of bench/bench.sh: hyperfine wall time
 #     with the no-op sink and with the JetStream sink, and the supervisor's own
-#     account of the time spent in the sink (CELLOS_LOG=debug: loading libnats,
-#     connecting, publishing, closing);
+#     account of the time spent in the sink (CELLOS_LOG=debug), part by part:
+#     loading libnats, connecting, publishing, closing;
 #  3. what linking libnats would cost every supervisor start when NATS is not
 #     configured: the no-op cell as built (libnats dlopen()ed only for
 #     CELLOS_NATS_URL) against the same binary with libnats and its libraries
@@ -97,11 +97,16 @@ for label in ("no-op sink", "JetStream sink", "no-op sink, libnats loaded at sta
     r = res[label]
     lines.append("| %s | %.2f | %.2f | %s |" % (label, r["median"] * 1e3, r["mean"] * 1e3,
                                               "" if r is base else "%+.2f" % ((r["median"] - base["median"]) * 1e3)))
-vals = [float(m[1]) for m in re.finditer(r"NATS: \d+ events acked.*?; ([0-9.]+) ms in the sink", open(f"{work}/debug.log").read())]
-lines += ["", "Time the supervisor spends in the JetStream sink for the no-op cell's 7 events (its own "
-          "account, `CELLOS_LOG=debug`: loading libnats, connecting, 7 publishes with their acks, closing), "
-          "over %d runs: median %.2f ms, min %.2f ms, max %.2f ms." % (len(vals), statistics.median(vals), min(vals),
-                                                                    max(vals))]
+parts = {k: [] for k in ("total", "loading libnats", "connecting", "publishing", "closing")}
+for m in re.finditer(r"NATS: \d+ events acked.*?; ([0-9.]+) ms in the sink \(loading libnats ([0-9.]+), "
+                     r"connecting ([0-9.]+), publishing ([0-9.]+), closing ([0-9.]+)\)", open(f"{work}/debug.log").read()):
+    for k, v in zip(parts, m.groups()):
+        parts[k].append(float(v))
+lines += ["", "Where the supervisor spends that time, by its own account (`CELLOS_LOG=debug`, median over %d runs of "
+          "the no-op cell's 7 events; connecting includes starting libnats's threads):" % len(parts["total"]), "",
+          "| part | median ms |", "|---|---:|"]
+for k, v in parts.items():
+    lines.append("| %s | %.3f |" % (k, statistics.median(v)))
 text = open(readme).read()
 start, end = "<!-- JETSTREAM -->", "<!-- /JETSTREAM -->"
 new = text[:text.index(start) + len(start)] + "\n" + "\n".join(lines) + "\n" + text[text.index(end):]
