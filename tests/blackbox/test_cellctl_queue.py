@@ -227,6 +227,8 @@ class Watch:
         raise AssertionError(f"not seen within {timeout}s; lines: {out}")
 
     def stop(self) -> int:
+        if self.proc.stderr.closed:
+            return self.proc.returncode
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
@@ -239,6 +241,7 @@ class Watch:
             err = self.proc.stderr.read().decode()
             self.proc.stderr.close()
         assert not any(s in err for s in SANITIZER), err
+        self.err = err
         return self.proc.returncode
 
 
@@ -339,3 +342,31 @@ def test_submit_wait_follows_the_job_and_exits_with_the_cells_status(nats_server
     with nats_server.client() as c:
         # The job was acked: the work queue no longer holds it.
         assert c.stream_info("CELLOS_CELLS")["state"]["messages"] == 0
+
+
+def test_watch_goes_on_after_the_server_restarts():
+    """The ephemeral consumer dies with the server; watch notices the missing
+    heartbeats, makes it again after the last event it showed, and goes on."""
+    server = NatsServer().start()
+    w = None
+    try:
+        init(server)
+        w = Watch(server)
+        first = make_spec(["/bin/sh", "-c", "exit 1"])
+        assert run_supervisor(server, first).returncode == 1
+        w.lines_until(lambda l: l.startswith("== run"))
+        server.stop()
+        server.start()
+        second = make_spec(["/bin/sh", "-c", "exit 6"])
+        assert run_supervisor(server, second).returncode == 6
+        lines = w.lines_until(lambda l: l.startswith("== run"), timeout=30)
+        assert all(second["spec"]["id"] in l for l in lines), lines
+        assert "exit=6" in lines[-1]
+        # Nothing of the first run was shown again.
+        assert first["spec"]["id"] not in "\n".join(lines)
+        assert w.stop() == 0
+        assert "resumed after the last event shown" in w.err
+    finally:
+        if w:
+            w.stop()
+        server.stop()
