@@ -82,8 +82,9 @@ work, readme, runs, events, reps = sys.argv[1], sys.argv[2], sys.argv[3], int(sy
 names = {"off": "unsigned", "ed25519": "Ed25519"}
 rate = {alg: statistics.median(float(re.search(r"([0-9.]+) events/s", l)[1]) for l in open(f"{work}/events-{alg}.txt"))
         for alg in names}
-lines = ["Measured %s on %s (%s, %d cores), nats-server 2.9 on loopback, file storage, R1." % (
-    datetime.date.today().isoformat(), platform.node(), platform.release(), os.cpu_count()), "",
+lines = ["Measured %s on %s (%s, %d cores; load average %.1f at the end), nats-server 2.9 on loopback, file "
+    "storage, R1." % (datetime.date.today().isoformat(), platform.node(), platform.release(), os.cpu_count(),
+                      os.getloadavg()[0]), "",
     "Events through the JetStream sink (%d events of about 700 bytes in one run, each acked before the next, "
     "median of %s runs):" % (events, reps), "",
     "| events | events/s | µs per event |", "|---|---:|---:|"]
