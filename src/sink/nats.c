@@ -1,6 +1,7 @@
 /* JetStream event sink. See nats.h. */
 #include "sink/nats.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,17 +26,10 @@ struct nats_sink {
 	unsigned acked, duplicates;
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(int64_t ms)
 {
 	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-	while (nanosleep(&ts, &ts) < 0)
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }
 
@@ -44,10 +38,8 @@ static void sleep_ms(int64_t ms)
 static int subject_of(struct nats_sink *n, const char *type, char *out, size_t size, struct err *e)
 {
 	const char *ev = strncmp(type, TYPE_PREFIX, strlen(TYPE_PREFIX)) == 0 ? type + strlen(TYPE_PREFIX) : type;
-	char tok[200];
-	nats_subject_token(ev, tok, sizeof tok);
-	/* The event part may span tokens; only whitespace, wildcards and
-	 * controls are replaced there (our types never have them). */
+	/* The event part spans tokens; only whitespace, wildcards and controls
+	 * are replaced there (the catalogue's types never have them). */
 	char evs[200];
 	size_t k = 0;
 	for (const char *p = ev; *p && k + 1 < sizeof evs; p++)
@@ -86,10 +78,10 @@ static int nats_publish(struct nats_sink *n, const struct sink_event *ev, struct
 		if (wait <= 0)
 			break;
 		struct nats_pub_ack ack;
-		int64_t t = now_ms();
+		int64_t t = mono_ms();
 		memset(&last, 0, sizeof last);
 		int rc = nats_js_publish(&n->conn, subject, ev->id, ev->line, ev->len, wait, &ack, &last);
-		int64_t took = now_ms() - t;
+		int64_t took = mono_ms() - t;
 		if (rc == 0) {
 			if (took > NATS_SINK_FREE_MS)
 				n->spent_ms += took - NATS_SINK_FREE_MS;
@@ -175,9 +167,9 @@ struct sink *sink_nats_open(const struct nats_sink_params *p, struct err *e)
 	}
 	n->load_us = mono_us() - t0_us;
 	t0_us = mono_us();
-	int64_t t = now_ms();
+	int64_t t = mono_ms();
 	int rc = nats_conn_open(&n->conn, p->conn, name, NATS_SINK_ATTEMPT_MS, p->require ? 0 : NATS_CONN_RETRY, &ce);
-	n->spent_ms += now_ms() - t;
+	n->spent_ms += mono_ms() - t;
 	if (rc < 0) {
 		/* Not even a connection object: libnats is missing or an option is
 		 * unusable (a credentials or certificate file). */
@@ -194,7 +186,7 @@ struct sink *sink_nats_open(const struct nats_sink_params *p, struct err *e)
 		bool created = false;
 		int replicas = 0;
 		struct err se = {0};
-		t = now_ms();
+		t = mono_ms();
 		if (nats_stream_ensure(&n->conn, &d, 0, NATS_SINK_ATTEMPT_MS, &created, &replicas, &se) < 0) {
 			if (p->require) {
 				err_set(e, "CELLOS_NATS_ENSURE_STREAM: %s", se.msg);
@@ -206,7 +198,7 @@ struct sink *sink_nats_open(const struct nats_sink_params *p, struct err *e)
 			log_info("NATS: created stream %s on %s (%d replica%s)", d.name, d.subject, replicas,
 				 replicas == 1 ? "" : "s");
 		}
-		n->spent_ms += now_ms() - t;
+		n->spent_ms += mono_ms() - t;
 	}
 	if (p->require && check_captured(n, e) < 0) {
 		nats_close(&n->base);
