@@ -368,6 +368,8 @@ def test_watch_goes_on_after_the_server_restarts():
         assert w.stop() == 0
         assert "resumed after the last event shown" in w.err
     finally:
-        if w:
-            w.stop()
-        server.stop()
+        try:
+            if w:
+                w.stop()
+        finally:
+            server.stop()
