@@ -3,16 +3,18 @@
 # adds ASan/UBSan. `make install` / `make uninstall` (PREFIX, DESTDIR): see below.
 CC ?= cc
 PKGS := jansson libsodium libnftnl libmnl libseccomp
-# libcurl's and ldns's headers only: they are dlopen()ed when an HTTP/S3 export
-# or a DNS lookup needs them (src/export/curl_dl.h, src/isolate/ldns_dl.h say why).
+# libcurl's, ldns's and libnats's headers only: they are dlopen()ed when an
+# HTTP/S3 export, a DNS lookup or NATS needs them (src/export/curl_dl.h,
+# src/isolate/ldns_dl.h, src/sink/nats_dl.h say why).
 CURL_CFLAGS := $(shell pkg-config --cflags libcurl ldns)
+NATS_CFLAGS := $(shell pkg-config --cflags libnats)
 CFLAGS ?= -O2 -g
 # The caller's flags (or the default) before anything below is added: the
 # release build of `make install` starts again from these.
 RELEASE_CFLAGS := $(CFLAGS)
 RELEASE_LDFLAGS := $(LDFLAGS)
 CFLAGS += -std=gnu17 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation \
-          -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags $(PKGS)) $(CURL_CFLAGS)
+          -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags $(PKGS)) $(CURL_CFLAGS) $(NATS_CFLAGS)
 LDLIBS += $(shell pkg-config --libs $(PKGS))
 ifeq ($(SANITIZE),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
