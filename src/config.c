@@ -2,7 +2,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <linux/magic.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -388,6 +390,52 @@ static int load_oci(struct config *cfg, struct err *e)
 	return 0;
 }
 
+/* Whether this process can run KVM guests: /dev/kvm opens read-write. */
+static bool kvm_usable(void)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+/* The microVM backends (SPEC §6.3): the image, the VM's size, the VMM. */
+static int load_vm(struct config *cfg, struct err *e)
+{
+	const char *v = env("CELLOS_VM_IMAGE_DIR");
+	if (!v)
+		v = CONFIG_VM_IMAGE_DIR_DEFAULT;
+	struct stat st;
+	if (v[0] != '/' || !realpath(v, cfg->vm_image_dir) || stat(cfg->vm_image_dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return err_set(e, "CELLOS_VM_IMAGE_DIR: '%s' is not an absolute path to a directory (make one with `cellctl image build --out DIR`)", v);
+	static const struct { const char *var; long long def; size_t off; } nums[] = {
+		{"CELLOS_VM_MEMORY_MIB", 256, offsetof(struct config, vm_memory_mib)},
+		{"CELLOS_VM_VCPUS", 1, offsetof(struct config, vm_vcpus)},
+		{"CELLOS_VM_OVERHEAD_MIB", 128, offsetof(struct config, vm_overhead_mib)},
+	};
+	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+		long long *out = (long long *)((char *)cfg + nums[i].off);
+		*out = nums[i].def;
+		if ((v = env(nums[i].var)) && (parse_pos_ll(v, out) < 0 || *out > (1LL << 20)))
+			return err_set(e, "%s: expected a positive integer up to 1048576, got '%s'", nums[i].var, v);
+	}
+	if (cfg->backend != BACKEND_QEMU)
+		return 0;
+	v = env("CELLOS_QEMU_BINARY");
+	if (find_program("CELLOS_QEMU_BINARY", v ? v : "qemu-system-x86_64", cfg->qemu_binary, sizeof cfg->qemu_binary,
+			 e) < 0)
+		return -1;
+	v = env("CELLOS_QEMU_ACCEL");
+	if (v && strcmp(v, "kvm") != 0 && strcmp(v, "tcg") != 0)
+		return err_set(e, "CELLOS_QEMU_ACCEL: unknown accelerator '%s' (expected kvm, tcg)", v);
+	bool kvm = kvm_usable();
+	if (v && strcmp(v, "kvm") == 0 && !kvm)
+		return err_set(e, "CELLOS_QEMU_ACCEL: kvm asked for, but /dev/kvm is not usable on this host: %s", strerror(errno));
+	cfg->qemu_kvm = v ? strcmp(v, "kvm") == 0 : kvm;
+	return 0;
+}
+
 /* An export URL: only its scheme is checked here (libcurl parses the rest). The
  * value may hold credentials, so messages name the variable, never the value. */
 static int check_url(const char *var, const char *v, struct err *e)
@@ -573,9 +621,9 @@ int config_load(struct config *cfg, struct err *e)
 		cfg->backend = BACKEND_OCI;
 	/* SPEC §3: list what this build can run, never the backends it lacks. */
 	else if (strcmp(v, "firecracker") == 0 || strcmp(v, "qemu") == 0)
-		return err_set(e, "CELLOS_CELL_BACKEND: backend '%s' is not available in this build (it runs stub, host, gvisor, oci)", v);
+		return err_set(e, "CELLOS_CELL_BACKEND: backend '%s' is not available in this build (it runs stub, host, gvisor, oci, qemu)", v);
 	else
-		return err_set(e, "CELLOS_CELL_BACKEND: unknown backend '%s' (this build runs stub, host, gvisor, oci)", v);
+		return err_set(e, "CELLOS_CELL_BACKEND: unknown backend '%s' (this build runs stub, host, gvisor, oci, qemu)", v);
 
 	v = env("CELLOS_DEPLOYMENT_PROFILE");
 	if (!v || strcmp(v, "portable") == 0)
@@ -683,6 +731,8 @@ int config_load(struct config *cfg, struct err *e)
 	if (load_signing(cfg, e) < 0)
 		return -1;
 
+	if ((cfg->backend == BACKEND_QEMU || cfg->backend == BACKEND_FIRECRACKER) && load_vm(cfg, e) < 0)
+		return -1;
 	if ((cfg->backend == BACKEND_GVISOR || cfg->backend == BACKEND_OCI) && load_oci(cfg, e) < 0)
 		return -1;
 	if (load_export(cfg, e) < 0 || load_host_mounts(cfg, e) < 0)
