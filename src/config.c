@@ -620,7 +620,9 @@ int config_load(struct config *cfg, struct err *e)
 	else if (strcmp(v, "oci") == 0)
 		cfg->backend = BACKEND_OCI;
 	/* SPEC §3: list what this build can run, never the backends it lacks. */
-	else if (strcmp(v, "firecracker") == 0 || strcmp(v, "qemu") == 0)
+	else if (strcmp(v, "qemu") == 0)
+		cfg->backend = BACKEND_QEMU;
+	else if (strcmp(v, "firecracker") == 0)
 		return err_set(e, "CELLOS_CELL_BACKEND: backend '%s' is not available in this build (it runs stub, host, gvisor, oci, qemu)", v);
 	else
 		return err_set(e, "CELLOS_CELL_BACKEND: unknown backend '%s' (this build runs stub, host, gvisor, oci, qemu)", v);
