@@ -94,29 +94,55 @@ static void mount_basics(void)
 	mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755");
 }
 
-/* MODULE_LIST: one module per line, "<file> [params]", dependencies first. */
-static void load_modules(void)
+/* MODULE_LIST: one module per line, dependencies first:
+ * "<name> <file> <dep,dep|-> [params]". Loads the modules named in `want` (all
+ * when NULL) and what they depend on, in the list's order. */
+static void load_modules(char *const *want)
 {
 	FILE *f = fopen(MODULE_LIST, "re");
 	if (!f)
 		return;
-	char line[512];
-	while (fgets(line, sizeof line, f)) {
-		line[strcspn(line, "\n")] = 0;
-		char *params = strchr(line, ' ');
-		if (params)
-			*params++ = 0;
-		if (!line[0])
+	char lines[64][512];
+	bool needed[64] = {false};
+	size_t n = 0;
+	while (n < 64 && fgets(lines[n], sizeof lines[n], f)) {
+		lines[n][strcspn(lines[n], "\n")] = 0;
+		n++;
+	}
+	fclose(f);
+	char names[64][64], deps[64][256];
+	for (size_t i = 0; i < n; i++)
+		if (sscanf(lines[i], "%63s %*s %255s", names[i], deps[i]) != 2)
+			names[i][0] = deps[i][0] = 0;
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; !want || want[k]; k++)
+			if (!want || strcmp(want[k], names[i]) == 0) {
+				needed[i] = true;
+				break;
+			}
+	/* Dependencies come first in the list: walk it backwards once. */
+	for (size_t i = n; i-- > 0;) {
+		if (!needed[i] || strcmp(deps[i], "-") == 0)
 			continue;
-		int fd = open(line, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || syscall(SYS_finit_module, fd, params ? params : "", 0) < 0) {
+		for (char *d = strtok(deps[i], ","); d; d = strtok(NULL, ","))
+			for (size_t k = 0; k < i; k++)
+				if (strcmp(names[k], d) == 0)
+					needed[k] = true;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!needed[i])
+			continue;
+		char file[256] = "", params[256] = "";
+		if (sscanf(lines[i], "%*s %255s %*s %255[^\n]", file, params) < 1)
+			continue;
+		int fd = open(file, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || syscall(SYS_finit_module, fd, params, 0) < 0) {
 			if (errno != EEXIST)
-				say("module %s: %s", line, strerror(errno));
+				say("module %s: %s", names[i], strerror(errno));
 		}
 		if (fd >= 0)
 			close(fd);
 	}
-	fclose(f);
 }
 
 static char *read_all(const char *path, size_t *len)
@@ -369,7 +395,6 @@ int main(void)
 	fill_std_fds();
 	if (sodium_init() < 0)
 		say("libsodium: cannot initialise");
-	load_modules();
 
 	unsigned char *key = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (key == MAP_FAILED || mlock(key, 4096) < 0)
@@ -401,6 +426,7 @@ int main(void)
 		say("%s", why);
 		end_vm(j.reset);
 	}
+	load_modules(j.modules);
 
 	int ch[CH_N];
 	for (int i = 0; i < CH_N; i++)

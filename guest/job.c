@@ -184,6 +184,8 @@ int job_parse(const char *text, size_t len, struct job *j, char *err, size_t err
 			fail(err, errsz, "artifacts[%zu]: expected an absolute path", i);
 			goto out;
 		}
+	if ((v = json_object_get(o, "modules")) && !(j->modules = strv(v, false, "modules", err, errsz)))
+		goto out;
 	const char *endmode = json_string_value(json_object_get(o, "end"));
 	if (endmode && strcmp(endmode, "reset") != 0 && strcmp(endmode, "poweroff") != 0) {
 		fail(err, errsz, "end: expected \"poweroff\" or \"reset\"");
@@ -255,6 +257,7 @@ void job_free(struct job *j)
 	free(j->mounts);
 	free(j->root_device);
 	strv_free(j->artifacts);
+	strv_free(j->modules);
 	unsigned char *key = j->key;
 	memset(j, 0, sizeof *j);
 	j->key = key;

@@ -66,6 +66,7 @@ struct build {
 	char **mods;                    /* relative to moddir, dependency order */
 	size_t n_mods;
 	crypto_hash_sha256_state inputs;
+	json_t *deps;                   /* modules.dep: path -> [paths] */
 };
 
 static int run_tool(char *const argv[], const char *out_path, struct err *e)
@@ -173,7 +174,7 @@ static int plan_modules(struct build *b, struct err *e)
 		if (p)
 			rc = add_module(b, dep, p, 0, e);
 	}
-	json_decref(dep);
+	b->deps = dep;
 	json_decref(byname);
 	return rc;
 }
@@ -231,7 +232,9 @@ static int write_initramfs(struct build *b, const char *path, struct err *e)
 		rc = cpio_add(&c, "etc/passwd", S_IFREG | 0644, passwd, strlen(passwd), e);
 	if (rc == 0)
 		rc = cpio_add(&c, "etc/group", S_IFREG | 0644, group, strlen(group), e);
-	/* Modules under flat names, and the list cellos-init loads in order. */
+	/* Modules under flat names, and the list cellos-init reads: one line per
+	 * module, dependencies first, "<name> <file> <deps|-> [params]" (deps by
+	 * name, comma-separated), so that it loads only what a boot needs. */
 	char *list = NULL;
 	size_t list_len = 0;
 	FILE *lf = open_memstream(&list, &list_len);
@@ -241,10 +244,16 @@ static int write_initramfs(struct build *b, const char *path, struct err *e)
 		snprintf(name, sizeof name, "cellos/modules.d/%s", base);
 		snprintf(host, sizeof host, "%s/%s", b->moddir, b->mods[i]);
 		rc = cpio_add_file(&c, name, 0644, host, e);
-		/* No module needs a parameter today; the list's format carries them
-		 * ("<file> <params>") since finit_module never sees the kernel's
-		 * command line. */
-		fprintf(lf, "/%s\n", name);
+		/* No module needs a parameter today; the format carries them since
+		 * finit_module never sees the kernel's command line. */
+		fprintf(lf, "%.*s /%s ", (int)strcspn(base, "."), base, name);
+		json_t *deps = json_object_get(b->deps, b->mods[i]);
+		for (size_t k = 0; k < json_array_size(deps); k++) {
+			const char *d = json_string_value(json_array_get(deps, k));
+			const char *db = strrchr(d, '/') ? strrchr(d, '/') + 1 : d;
+			fprintf(lf, "%s%.*s", k ? "," : "", (int)strcspn(db, "."), db);
+		}
+		fprintf(lf, "%s\n", json_array_size(deps) ? "" : "-");
 	}
 	fclose(lf);
 	if (rc == 0)
@@ -488,6 +497,7 @@ int cellctl_image(const struct cellctl_cmd *cmd, int argc, char **argv)
 		rc = err_sys(&e, errno, "--out: %s", b.out);
 	if (rc == 0)
 		rc = build(&b, &e);
+	json_decref(b.deps);
 	for (size_t i = 0; i < b.n_mods; i++)
 		free(b.mods[i]);
 	free(b.mods);
