@@ -13,17 +13,23 @@
  * stays in this process's locked, non-dumpable memory, and a process of another
  * uid can neither read it (/proc/1/mem) nor open the report channel (the device
  * nodes are root's, and a virtio port admits one opener). */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/reboot.h>
@@ -315,6 +321,54 @@ static const char *setup_fs(const struct job *j)
 	return root;
 }
 
+static int if_up(int s, const char *name)
+{
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		return -1;
+	ifr.ifr_flags |= IFF_UP;
+	return ioctl(s, SIOCSIFFLAGS, &ifr);
+}
+
+/* lo up always; with a network in the job, eth0 with its address and the
+ * default route through the host end of the TAP. */
+static void setup_net(const struct job *j)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return;
+	if_up(s, "lo");
+	if (j->net_address) {
+		struct ifreq ifr;
+		memset(&ifr, 0, sizeof ifr);
+		snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "eth0");
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+		sin->sin_family = AF_INET;
+		inet_pton(AF_INET, j->net_address, &sin->sin_addr);
+		int rc = ioctl(s, SIOCSIFADDR, &ifr);
+		sin->sin_addr.s_addr = htonl(~0u << (32 - j->net_prefix));
+		if (rc == 0)
+			rc = ioctl(s, SIOCSIFNETMASK, &ifr);
+		if (rc == 0)
+			rc = if_up(s, "eth0");
+		struct rtentry rt;
+		memset(&rt, 0, sizeof rt);
+		struct sockaddr_in *gw = (struct sockaddr_in *)&rt.rt_gateway;
+		gw->sin_family = AF_INET;
+		inet_pton(AF_INET, j->net_gateway, &gw->sin_addr);
+		((struct sockaddr_in *)&rt.rt_dst)->sin_family = AF_INET;
+		((struct sockaddr_in *)&rt.rt_genmask)->sin_family = AF_INET;
+		rt.rt_flags = RTF_UP | RTF_GATEWAY;
+		if (rc == 0)
+			rc = ioctl(s, SIOCADDRT, &rt);
+		if (rc < 0)
+			say("eth0: %s", strerror(errno));
+	}
+	close(s);
+}
+
 static const char *env_get(char *const *env, const char *name)
 {
 	size_t n = strlen(name);
@@ -436,6 +490,7 @@ int main(void)
 		}
 
 	int32_t status = 125;
+	setup_net(&j);
 	const char *root = setup_fs(&j);
 	int rep[2];
 	if (root && pipe2(rep, O_CLOEXEC) == 0) {

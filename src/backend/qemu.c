@@ -43,6 +43,7 @@
 #include "isolate/cgroup.h"
 #include "isolate/netdev.h"
 #include "isolate/nft.h"
+#include "isolate/tap.h"
 #include "secrets/broker.h"
 #include "util/ids.h"
 #include "isolate/runreg.h"
@@ -64,6 +65,7 @@ struct qemu {
 	struct vm_image img;
 	struct vm_shape shape;
 	int netns;              /* the cell's network namespace, where QEMU runs */
+	int tap;                /* the guest's interface in it, -1 without egress */
 	unsigned char *key;
 	char dir[PATH_MAX];
 	int lock;               /* flocked VM_RUN_DIR/<name>/lock: a live owner */
@@ -235,7 +237,14 @@ static int make_mount_images(struct cell *c, struct qemu *q, struct vm_job_mount
 /* ---- the command line ---- */
 
 /* Fds QEMU inherits, at these numbers. */
-enum { FD_KERNEL = 3, FD_INITRD, FD_ROOTFS, FD_EXIT, FD_OUT, FD_ERR, FD_MOUNT0 };
+enum { FD_KERNEL = 3, FD_INITRD, FD_ROOTFS, FD_EXIT, FD_OUT, FD_ERR, FD_TAP, FD_MOUNT0 };
+
+/* The guest's link, inside the cell's own netns (so the same addresses in
+ * every cell collide with nothing): the netns end and the guest's. */
+#define TAP_NAME "tap0"
+#define TAP_HOST "10.0.2.1"
+#define TAP_GUEST "10.0.2.2"
+#define TAP_PREFIX 30
 
 static int build_args(struct cell *c, struct qemu *q, const char *argv_opt)
 {
@@ -306,6 +315,12 @@ static int build_args(struct cell *c, struct qemu *q, const char *argv_opt)
 		rc |= add_arg(q, "-device");
 		rc |= add_arg(q, "virtio-blk-device,drive=root");
 	}
+	if (c->n_egress) {
+		rc |= add_arg(q, "-netdev");
+		rc |= add_arg(q, "tap,id=net0,fd=%d,vhost=off", FD_TAP);
+		rc |= add_arg(q, "-device");
+		rc |= add_arg(q, "virtio-net-device,netdev=net0");
+	}
 	for (size_t i = 0; i < q->n_mount_fds; i++) {
 		rc |= add_arg(q, "-drive");
 		rc |= add_arg(q, "id=m%zu,file=/proc/self/fd/%d,format=raw,if=none,read-only=on", i, FD_MOUNT0 + (int)i);
@@ -364,7 +379,7 @@ static int qemu_create(struct cell *c, struct err *e)
 	struct qemu *q = calloc(1, sizeof *q);
 	if (!q)
 		return err_set(e, "out of memory");
-	q->lock = q->initrd = q->exit_rd = q->pidfd = q->netns = -1;
+	q->lock = q->initrd = q->exit_rd = q->pidfd = q->netns = q->tap = -1;
 	q->pid = -1;
 	for (int i = 0; i < VM_CHAN_N; i++)
 		q->chan_wr[i] = -1;
@@ -425,9 +440,12 @@ static int qemu_create(struct cell *c, struct err *e)
 	const char **arts = calloc(s->n_artifacts + 1, sizeof *arts);
 	/* virtio-mmio devices found through ACPI; the console ports always, disks
 	 * and the network only when there are some (each module costs boot time). */
-	const char *mods[4] = {"virtio_mmio", "virtio_console", NULL, NULL};
+	const char *mods[5] = {"virtio_mmio", "virtio_console", NULL, NULL, NULL};
+	size_t nm = 2;
 	if (q->img.f[VM_IMG_ROOTFS].present || q->n_mount_fds)
-		mods[2] = "virtio_blk";
+		mods[nm++] = "virtio_blk";
+	if (c->n_egress)
+		mods[nm++] = "virtio_net";
 	struct vm_job_file files[SPEC_MOUNTS_MAX];
 	char paths[SPEC_MOUNTS_MAX][300];
 	struct vm_job job = {
@@ -442,6 +460,9 @@ static int qemu_create(struct cell *c, struct err *e)
 		.root_device = q->img.f[VM_IMG_ROOTFS].present ? "/dev/vda" : NULL,
 		.artifacts = arts,
 		.modules = mods,
+		.net_address = c->n_egress ? TAP_GUEST : NULL,
+		.net_prefix = TAP_PREFIX,
+		.net_gateway = TAP_HOST,
 		.key = q->key,
 	};
 	for (size_t i = 0; arts && i < s->n_artifacts; i++)
@@ -502,19 +523,24 @@ fail:
 	return -1;
 }
 
-/* In the cell's netns (the calling thread is there): lo, the nft ruleset. */
+/* In the cell's netns (the calling thread is there): lo; with declared egress
+ * the guest's TAP, and the cell's nft ruleset on what enters from it. */
 static int qemu_net_setup(struct cell *c, struct err *e)
 {
+	struct qemu *q = priv(c);
 	if (netdev_loopback_up(e) < 0)
 		return -1;
+	if (c->n_egress && (q->tap = tap_open(TAP_NAME, TAP_HOST, TAP_PREFIX, e)) < 0)
+		return -1;
 	struct err ne = {0};
-	if (nft_apply(c->egress, c->n_egress, &ne) < 0) {
+	if (nft_apply_at(c->egress, c->n_egress, NFT_HOOK_PREROUTING, &ne) < 0) {
 		snprintf(c->nft_error, sizeof c->nft_error, "%s", ne.msg);
 		if (c->cfg->hardened) {
 			c->fail_reason = "policy_denied";
 			return err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: nftables could not be applied in the cell: %s",
 				       ne.msg);
 		}
+		/* portable: the netns leads nowhere; the event says the filter is off. */
 		log_warn("nftables not applied: %s", ne.msg);
 	} else {
 		c->nft_applied = true;
@@ -586,6 +612,7 @@ static void vmm_child(struct cell *c, struct qemu *q, pid_t parent, int log_fd)
 	src[FD_EXIT] = q->chan_wr[VM_CHAN_EXIT];
 	src[FD_OUT] = q->chan_wr[VM_CHAN_STDOUT];
 	src[FD_ERR] = q->chan_wr[VM_CHAN_STDERR];
+	src[FD_TAP] = q->tap;
 	for (size_t i = 0; i < q->n_mount_fds; i++)
 		src[FD_MOUNT0 + i] = q->mount_fds[i];
 	for (int i = 0; i < n; i++)
@@ -759,7 +786,7 @@ static int counters_in_netns(struct qemu *q, struct nft_counter **out, size_t *n
 		close(self);
 		return err_sys(e, errno, "setns into the cell's netns");
 	}
-	int rc = nft_read_counters(out, n, e);
+	int rc = nft_read_counters_at(NFT_HOOK_PREROUTING, out, n, e);
 	if (setns(self, CLONE_NEWNET) < 0) {
 		log_error("setns back to the host netns: %s", strerror(errno));
 		abort();
@@ -791,7 +818,7 @@ static void qemu_destroy(struct cell *c)
 		runreg_release(&q->reg);
 	if (q->reg.fd >= 0)
 		close(q->reg.fd);
-	int *fds[] = {&q->initrd, &q->exit_rd, &q->pidfd, &q->netns, &q->relay[0].from, &q->relay[1].from,
+	int *fds[] = {&q->initrd, &q->exit_rd, &q->pidfd, &q->netns, &q->tap, &q->relay[0].from, &q->relay[1].from,
 		      &q->chan_wr[0], &q->chan_wr[1], &q->chan_wr[2]};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		if (*fds[i] >= 0) {
