@@ -118,20 +118,21 @@ static void rm_tree(const char *dir)
 	rmdir(dir);
 }
 
-/* Run directories whose owner died (its lock can be taken) are removed; one
- * younger than a few seconds may be one being set up right now. */
+/* Run directories whose owner died (its lock can be taken) are removed. A
+ * directory is made under a dot name and renamed into place once its lock is
+ * held, so a dot name younger than a few seconds may be one being set up. */
 static void sweep_run_dirs(void)
 {
 	DIR *d = opendir(VM_RUN_DIR);
 	struct dirent *de;
 	time_t now = time(NULL);
 	while (d && (de = readdir(d))) {
-		if (de->d_name[0] == '.')
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
 		char p[PATH_MAX];
 		snprintf(p, sizeof p, VM_RUN_DIR "/%s", de->d_name);
 		struct stat st;
-		if (lstat(p, &st) < 0 || !S_ISDIR(st.st_mode) || now - st.st_mtime < 10)
+		if (lstat(p, &st) < 0 || !S_ISDIR(st.st_mode) || (de->d_name[0] == '.' && now - st.st_mtime < 10))
 			continue;
 		char lp[PATH_MAX + 8];
 		snprintf(lp, sizeof lp, "%s/lock", p);
@@ -340,17 +341,25 @@ static int make_run_dir(struct cell *c, struct qemu *q, struct err *e)
 	if ((mkdir("/run/cellos", 0711) < 0 && errno != EEXIST) || (mkdir(VM_RUN_DIR, 0711) < 0 && errno != EEXIST))
 		return err_sys(e, errno, "%s", VM_RUN_DIR);
 	sweep_run_dirs();
-	snprintf(q->dir, sizeof q->dir, VM_RUN_DIR "/%s", c->name);
-	if (mkdir(q->dir, 0700) < 0) {
+	char tmp[PATH_MAX];
+	snprintf(tmp, sizeof tmp, VM_RUN_DIR "/.%s", c->name);
+	if (mkdir(tmp, 0700) < 0)
+		return err_sys(e, errno, "%s", tmp);
+	char lp[PATH_MAX + 8];
+	snprintf(lp, sizeof lp, "%s/lock", tmp);
+	q->lock = open(lp, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (q->lock < 0 || flock(q->lock, LOCK_EX) < 0) {
 		int errnum = errno;
+		rm_tree(tmp);
+		return err_sys(e, errnum, "%s", lp);
+	}
+	snprintf(q->dir, sizeof q->dir, VM_RUN_DIR "/%s", c->name);
+	if (rename(tmp, q->dir) < 0) {
+		int errnum = errno;
+		rm_tree(tmp);
 		q->dir[0] = '\0';
 		return err_sys(e, errnum, VM_RUN_DIR "/%s", c->name);
 	}
-	char lp[PATH_MAX + 8];
-	snprintf(lp, sizeof lp, "%s/lock", q->dir);
-	q->lock = open(lp, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
-	if (q->lock < 0 || flock(q->lock, LOCK_EX) < 0)
-		return err_sys(e, errno, "%s", lp);
 	/* The VMM writes its console log here and reads the per-boot initramfs. */
 	if (chown(q->dir, c->uid, c->gid) < 0)
 		return err_sys(e, errno, "%s", q->dir);
@@ -394,6 +403,9 @@ static int qemu_create(struct cell *c, struct err *e)
 	const struct spec *s = c->spec;
 	int64_t t = mono_us();
 
+	/* What the events report of the isolation: the VMM's netns, QEMU's filter. */
+	c->ns = NS_NET;
+	c->seccomp = "qemu-sandbox";
 	/* The image first: a changed byte is a failed create, before anything runs. */
 	if (vm_image_open(&q->img, cfg->vm_image_dir, e) < 0)
 		goto fail;
