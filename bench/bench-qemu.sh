@@ -66,7 +66,7 @@ argv = ["qemu-system-x86_64", "-M", "microvm,x-option-roms=off,isa-serial=on,rtc
         "-kernel", os.path.join(image, "vmlinux"), "-initrd", initrd, "-append", append,
         "-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con", "-device", "virtio-serial-device,max_ports=5"]
 for i, name in enumerate(["cellos.exit", "cellos.stdout", "cellos.stderr", "cellos.artifacts"]):
-    argv += ["-chardev", f"null,id=ch{i}", "-device", f"virtserialport,chardev=ch{i},name={name}"]
+    argv += ["-chardev", f"file,id=ch{i},path=/dev/null", "-device", f"virtserialport,chardev=ch{i},name={name}"]
 
 TS = re.compile(rb"^\[\s*(\d+\.\d+)\]")
 phases = {k: [] for k in ("vmm", "kernel", "init", "workload", "shutdown", "total")}

@@ -229,6 +229,23 @@ def test_timeout_kills_the_vm_and_leaves_nothing(image, no_residue):
     no_cell_processes(doc["spec"]["id"])
 
 
+def test_sigterm_to_the_supervisor_kills_the_vm(image, no_residue):
+    doc = vm_spec(sh("sleep 600"))
+    run = Running(doc, env=qemu_env(image))
+    try:
+        run.wait_event("observability.v1.process_spawned", timeout=60)
+        assert vmm_pids(doc["spec"]["id"], wait=10)
+        run.proc.send_signal(signal.SIGTERM)
+        r = run.finish(timeout=30)
+    finally:
+        run.kill()
+    assert r.rc == 128 + signal.SIGTERM, r
+    destroyed = r.event("lifecycle.v1.destroyed")["data"]
+    assert destroyed["reason"] == "supervisor_terminated" and destroyed["terminalState"] == "forced", destroyed
+    assert not vmm_pids(doc["spec"]["id"])
+    no_cell_processes(doc["spec"]["id"])
+
+
 def test_a_tampered_image_is_refused_before_boot(image, no_residue):
     bad = new_dir("vmbad")
     for f in ("vmlinux", "bzImage", "manifest.json"):
