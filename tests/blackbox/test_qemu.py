@@ -314,6 +314,34 @@ def test_vm_dies_with_a_sigkilled_supervisor_and_the_next_run_sweeps(image, no_r
     assert not [d for d in os.listdir("/run/cellos/vm") if cell_id in d]
 
 
+def test_a_read_only_root_image(image, no_residue, tmp_path):
+    # --rootfs: the tree becomes a read-only ext4 root; the workload is chrooted in it.
+    tree = tmp_path / "tree"
+    for d in ("bin", "proc", "dev", "tmp", "workspace", "etc"):
+        (tree / d).mkdir(parents=True)
+    shutil.copy("/bin/busybox", tree / "bin" / "busybox")
+    for applet in ("sh", "cat", "touch", "echo"):
+        (tree / "bin" / applet).symlink_to("busybox")
+    (tree / "etc" / "release").write_text("from the root image\n")
+    out = new_dir("vmrootfs")
+    for f in ("vmlinux", "bzImage", "initramfs.cpio"):
+        os.link(Path(image) / f, out / f)  # the build replaces them by rename: the session's stay
+    p = subprocess.run([str(CELLCTL), "image", "build", "--out", str(out), "--rootfs", str(tree)],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    m = manifest(out)["files"]
+    assert "rootfs" in m, m
+    assert manifest(image)["files"]["vmlinux"] == m["vmlinux"]
+    for f in ("vmlinux", "initramfs.cpio"):  # rebuilt beside, not through, the session image's links
+        assert os.stat(Path(image) / f).st_ino != os.stat(out / f).st_ino
+    doc = vm_spec(sh("cat /etc/release; touch /newfile 2>/dev/null && echo ROOT-WRITABLE;"
+                     "echo w > /workspace/f && cat /workspace/f"))
+    r = run_cell(doc, env=qemu_env(out), timeout=BOOT_TIMEOUT)
+    assert r.rc == 0, r
+    assert r.out == "from the root image\nw\n", r.out
+    assert r.event("lifecycle.v1.started")["data"]["rootfsDigestSha256"] == m["rootfs"]["sha256"]
+
+
 def test_configuration_errors_name_the_variable(image):
     cases = [
         ({"CELLOS_QEMU_ACCEL": "kvm"} if not os.access("/dev/kvm", os.R_OK | os.W_OK) else {"CELLOS_QEMU_ACCEL": "hvf"},
