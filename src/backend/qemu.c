@@ -211,8 +211,7 @@ static int make_mount_images(struct cell *c, struct qemu *q, struct vm_job_mount
 		char cmd[3 * PATH_MAX];
 		/* Room for the tree plus a quarter, at least 8 MiB. */
 		snprintf(cmd, sizeof cmd,
-			 "kb=$(du -sk -- \"$1\" | cut -f1) && exec mkfs.ext4 -q -F -O ^has_journal -E root_owner=%u:%u -d \"$1\" \"$2\" $((kb + kb / 4 + 8192))k",
-			 (unsigned)1000, (unsigned)1000);
+			 "kb=$(du -sk -- \"$1\" | cut -f1) && exec mkfs.ext4 -q -F -O ^has_journal -E root_owner=0:0 -d \"$1\" \"$2\" $((kb + kb / 4 + 8192))k");
 		pid_t pid = fork();
 		if (pid == 0) {
 			int null = open("/dev/null", O_RDWR);
@@ -474,6 +473,8 @@ static int qemu_create(struct cell *c, struct err *e)
 		.root_device = q->img.f[VM_IMG_ROOTFS].present ? "/dev/vda" : NULL,
 		.artifacts = arts,
 		.modules = mods,
+		.uid = c->uid,
+		.gid = c->gid,
 		.net_address = c->n_egress ? TAP_GUEST : NULL,
 		.net_prefix = TAP_PREFIX,
 		.net_gateway = TAP_HOST,

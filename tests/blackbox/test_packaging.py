@@ -58,6 +58,7 @@ def expected_files(prefix: str) -> set[str]:
     files |= {f"{p}/share/bash-completion/completions/{b}" for b in PROGRAMS}
     files |= {f"{p}/share/doc/cellos/examples/{e}" for e in example_files()}
     files.add(f"{p}/share/cellos/schema/execution-cell.schema.json")
+    files.add(f"{p}/lib/cellos/cellos-init")  # the microVM guest's init, static
     return files
 
 
