@@ -28,7 +28,23 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/%)
 
 .PHONY: all check unit blackbox clean fuzz fuzz-run man release install uninstall
-all: $(B)/cellos-supervisor $(B)/cellctl $(B)/bench-events man
+all: $(B)/cellos-supervisor $(B)/cellctl $(B)/cellos-init $(B)/bench-events man
+
+# cellos-init, the microVM guest's PID 1 (guest/): static, and never built with
+# the sanitizers (their runtime needs a full system under it), whatever SANITIZE
+# says. Its job parser is also in tests/unit/test_guest_job.c.
+GUEST_SRC := $(wildcard guest/*.c) src/util/vm_frame.c
+GUEST_CFLAGS := -std=gnu17 -O2 -g0 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -D_GNU_SOURCE -Isrc -Iguest \
+                $(shell pkg-config --cflags jansson libsodium)
+$(B)/guest-static/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -MMD -MP -c -o $@ $<
+$(B)/cellos-init: $(GUEST_SRC:%.c=$(B)/guest-static/%.o)
+	$(CC) -static -s -o $@ $^ $(LIBDIR)/libjansson.a $(LIBDIR)/libsodium.a
+$(B)/test_guest_job: $(B)/guest/job.o
+$(B)/tools/cellctl_image.o: private CFLAGS += -DCELLOS_GUEST_DIR='"$(GUESTDIR)"'
+$(B)/guest/job.o: private CFLAGS += -Iguest
+$(B)/tests/unit/test_guest_job.o: private CFLAGS += -Iguest
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -138,6 +154,9 @@ DOCDIR ?= $(DATADIR)/doc/cellos
 BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 SCHEMADIR ?= $(DATADIR)/cellos/schema
 EXAMPLESDIR ?= $(DOCDIR)/examples
+# cellos-init, the microVM guest's init: not a host program, so not in BINDIR.
+# cellctl image build looks for it next to itself, then here.
+GUESTDIR ?= $(PREFIX)/lib/cellos
 INSTALL ?= install
 RB := $(B)/release
 PROGRAMS := cellos-supervisor cellctl
@@ -148,11 +167,12 @@ EXAMPLE_FILES := $(patsubst examples/%,%,$(shell find examples -type f ! -name '
 SCHEMA_FILES := execution-cell.schema.json
 
 release:
-	CFLAGS='$(RELEASE_CFLAGS)' LDFLAGS='$(RELEASE_LDFLAGS)' $(MAKE) B=$(RB) SANITIZE= $(PROGRAMS:%=$(RB)/%)
+	CFLAGS='$(RELEASE_CFLAGS)' LDFLAGS='$(RELEASE_LDFLAGS)' $(MAKE) B=$(RB) SANITIZE= $(PROGRAMS:%=$(RB)/%) $(RB)/cellos-init
 
 install: release man
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(BASHCOMPDIR)
 	$(INSTALL) -m 0755 $(PROGRAMS:%=$(RB)/%) $(DESTDIR)$(BINDIR)/
+	$(INSTALL) -D -m 0755 $(RB)/cellos-init $(DESTDIR)$(GUESTDIR)/cellos-init
 	for m in $(MAN_OUT); do \
 		$(INSTALL) -D -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/} || exit 1; \
 	done
@@ -169,6 +189,8 @@ install: release man
 # alone once they are empty; the shared ones (bin, man/man1, completions) stay.
 uninstall:
 	rm -f $(PROGRAMS:%=$(DESTDIR)$(BINDIR)/%)
+	rm -f $(DESTDIR)$(GUESTDIR)/cellos-init
+	[ ! -d $(DESTDIR)$(GUESTDIR) ] || rmdir --ignore-fail-on-non-empty $(DESTDIR)$(GUESTDIR)
 	for m in $(notdir $(MAN_OUT)); do rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$$m; done
 	rm -f $(COMPLETIONS:%=$(DESTDIR)$(BASHCOMPDIR)/%)
 	rm -f $(EXAMPLE_FILES:%=$(DESTDIR)$(EXAMPLESDIR)/%)

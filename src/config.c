@@ -3,7 +3,9 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <linux/magic.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -423,8 +425,11 @@ static int load_network(struct config *cfg, struct err *e)
 		return err_set(e, "CELLOS_NETWORK: unknown value '%s' (expected isolated, gateway)", v);
 	if (cfg->network == NETWORK_GATEWAY && cfg->backend == BACKEND_STUB && !(cfg->ns & NS_NET))
 		return err_set(e, "CELLOS_NETWORK: 'gateway' needs a private network namespace (net in CELLOS_SUBPROCESS_UNSHARE)");
-	if (cfg->network == NETWORK_GATEWAY && cfg->backend == BACKEND_OCI)
-		return err_set(e, "CELLOS_NETWORK: 'gateway' is not available with CELLOS_CELL_BACKEND=oci (stub, gvisor)");
+	/* The microVM's TAP leads nowhere yet: its egress through a gateway is not
+	 * built, and a cell must not run believing it has one. */
+	if (cfg->network == NETWORK_GATEWAY && (cfg->backend == BACKEND_OCI || cfg->backend == BACKEND_QEMU))
+		return err_set(e, "CELLOS_NETWORK: 'gateway' is not available with CELLOS_CELL_BACKEND=%s (stub, gvisor)",
+			       cfg->backend == BACKEND_OCI ? "oci" : "qemu");
 	v = env("CELLOS_CELL_SUBNET");
 	if (gateway_parse_subnet(v ? v : GATEWAY_SUBNET_DEFAULT, &cfg->cell_subnet, e) < 0)
 		return -1;
@@ -438,6 +443,60 @@ static int load_network(struct config *cfg, struct err *e)
 	if ((v = env("CELLOS_DNS_UPSTREAM")) &&
 	    parse_ip_port(v, cfg->dns_upstream_ip, sizeof cfg->dns_upstream_ip, &cfg->dns_upstream_port) < 0)
 		return err_set(e, "CELLOS_DNS_UPSTREAM: '%.64s' is not ip:port (e.g. 192.0.2.53:53 or [2001:db8::53]:53)", v);
+	return 0;
+}
+
+/* Whether this process can run KVM guests: /dev/kvm opens read-write. */
+static bool kvm_usable(void)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+/* The microVM backends (SPEC §6.3): the image, the VM's size, the VMM. */
+static int load_vm(struct config *cfg, struct err *e)
+{
+	const char *v;
+	/* The VMM first: without it nothing else matters. */
+	if (cfg->backend == BACKEND_QEMU) {
+		v = env("CELLOS_QEMU_BINARY");
+		if (find_program("CELLOS_QEMU_BINARY", v ? v : "qemu-system-x86_64", cfg->qemu_binary,
+				 sizeof cfg->qemu_binary, e) < 0)
+			return -1;
+		v = env("CELLOS_QEMU_ACCEL");
+		if (v && strcmp(v, "kvm") != 0 && strcmp(v, "tcg") != 0)
+			return err_set(e, "CELLOS_QEMU_ACCEL: unknown accelerator '%s' (expected kvm, tcg)", v);
+		bool kvm = kvm_usable();
+		if (v && strcmp(v, "kvm") == 0 && !kvm)
+			return err_set(e, "CELLOS_QEMU_ACCEL: kvm asked for, but /dev/kvm is not usable on this host: %s",
+				       strerror(errno));
+		cfg->qemu_kvm = v ? strcmp(v, "kvm") == 0 : kvm;
+	}
+	v = env("CELLOS_VM_IMAGE_DIR");
+	if (!v)
+		v = CONFIG_VM_IMAGE_DIR_DEFAULT;
+	struct stat st;
+	if (v[0] != '/')
+		return err_set(e, "CELLOS_VM_IMAGE_DIR: '%s' is not an absolute path", v);
+	if (!realpath(v, cfg->vm_image_dir) || stat(cfg->vm_image_dir, &st) < 0)
+		return err_sys(e, errno, "CELLOS_VM_IMAGE_DIR: %s (make the guest image with `cellctl image build --out %s`)",
+			       v, v);
+	if (!S_ISDIR(st.st_mode))
+		return err_set(e, "CELLOS_VM_IMAGE_DIR: %s is not a directory", v);
+	const struct { const char *var, *value; long long def; long long *out; } nums[] = {
+		{"CELLOS_VM_MEMORY_MIB", env("CELLOS_VM_MEMORY_MIB"), 256, &cfg->vm_memory_mib},
+		{"CELLOS_VM_VCPUS", env("CELLOS_VM_VCPUS"), 1, &cfg->vm_vcpus},
+		{"CELLOS_VM_OVERHEAD_MIB", env("CELLOS_VM_OVERHEAD_MIB"), 128, &cfg->vm_overhead_mib},
+	};
+	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+		*nums[i].out = nums[i].def;
+		if (nums[i].value && (parse_pos_ll(nums[i].value, nums[i].out) < 0 || *nums[i].out > (1LL << 20)))
+			return err_set(e, "%s: expected a positive integer up to 1048576, got '%s'", nums[i].var,
+				       nums[i].value);
+	}
 	return 0;
 }
 
@@ -732,10 +791,12 @@ int config_load(struct config *cfg, struct err *e)
 	else if (strcmp(v, "oci") == 0)
 		cfg->backend = BACKEND_OCI;
 	/* SPEC §3: list what this build can run, never the backends it lacks. */
-	else if (strcmp(v, "firecracker") == 0 || strcmp(v, "qemu") == 0)
-		return err_set(e, "CELLOS_CELL_BACKEND: backend '%s' is not available in this build (it runs stub, host, gvisor, oci)", v);
+	else if (strcmp(v, "qemu") == 0)
+		cfg->backend = BACKEND_QEMU;
+	else if (strcmp(v, "firecracker") == 0)
+		return err_set(e, "CELLOS_CELL_BACKEND: backend '%s' is not available in this build (it runs stub, host, gvisor, oci, qemu)", v);
 	else
-		return err_set(e, "CELLOS_CELL_BACKEND: unknown backend '%s' (this build runs stub, host, gvisor, oci)", v);
+		return err_set(e, "CELLOS_CELL_BACKEND: unknown backend '%s' (this build runs stub, host, gvisor, oci, qemu)", v);
 
 	v = env("CELLOS_DEPLOYMENT_PROFILE");
 	if (!v || strcmp(v, "portable") == 0)
@@ -842,6 +903,8 @@ int config_load(struct config *cfg, struct err *e)
 	if (load_signing(cfg, e) < 0)
 		return -1;
 
+	if ((cfg->backend == BACKEND_QEMU || cfg->backend == BACKEND_FIRECRACKER) && load_vm(cfg, e) < 0)
+		return -1;
 	if ((cfg->backend == BACKEND_GVISOR || cfg->backend == BACKEND_OCI) && load_oci(cfg, e) < 0)
 		return -1;
 	if (load_export(cfg, e) < 0 || load_host_mounts(cfg, e) < 0)

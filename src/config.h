@@ -74,6 +74,13 @@ struct config {
 	char oci_runtime_path[4096];   /* CELLOS_GVISOR_RUNSC / CELLOS_OCI_RUNTIME, resolved in PATH */
 	const char *gvisor_platform;   /* CELLOS_GVISOR_PLATFORM; NULL: detected */
 	char gvisor_rootfs[4096];      /* CELLOS_GVISOR_ROOTFS (canonical); "": the host root */
+	/* microVM backends (SPEC §6.3), shared by qemu and firecracker. */
+	char vm_image_dir[4096];       /* CELLOS_VM_IMAGE_DIR (canonical) */
+	long long vm_memory_mib;       /* CELLOS_VM_MEMORY_MIB, default 256 */
+	long long vm_vcpus;            /* CELLOS_VM_VCPUS, default 1 */
+	long long vm_overhead_mib;     /* CELLOS_VM_OVERHEAD_MIB, default 128 */
+	char qemu_binary[4096];        /* CELLOS_QEMU_BINARY resolved in PATH */
+	bool qemu_kvm;                 /* KVM (CELLOS_QEMU_ACCEL=kvm, or auto with a usable /dev/kvm), else TCG */
 	/* Export (SPEC §10). URLs and the token are credentials: never logged, never
 	 * in an event or an error message. */
 	char export_dir[4096];         /* CELLOS_EXPORT_DIR (canonical); "": none */
@@ -107,6 +114,7 @@ struct config {
 	bool gvisor_sandbox_net;       /* CELLOS_GVISOR_NETWORK=sandbox */
 };
 
+#define CONFIG_VM_IMAGE_DIR_DEFAULT "/var/lib/cellos/vm-image"
 #define CONFIG_EXPORT_MAX_BYTES_DEFAULT (1LL << 30)
 #define CONFIG_EXPORT_HTTP_TIMEOUT_MS_DEFAULT 300000LL
 

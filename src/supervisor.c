@@ -99,6 +99,8 @@ static const char *isolation_mode(const struct run *r)
 {
 	if (r->cfg->backend == BACKEND_GVISOR)
 		return "gvisor";
+	if (r->cfg->backend == BACKEND_QEMU || r->cfg->backend == BACKEND_FIRECRACKER)
+		return "microvm";
 	return (r->cfg->ns & NS_NET) ? "clone_newnet" : "host";
 }
 
@@ -408,6 +410,11 @@ static void emit_started(struct run *r, char started_id[37])
 		json_object_set_new(iso, "mounts", mounts);
 	json_t *d = json_pack("{s:s, s:s, s:o, s:I}", "specId", r->spec->id, "backend", r->be->name, "isolation", iso,
 			      "ttlSeconds", (json_int_t)r->spec->ttl_seconds);
+	/* microVMs (SPEC §6.3): what was booted, as checked against the image's manifest. */
+	if (r->cell.vm_kernel_digest[0])
+		json_object_set_new(d, "kernelDigestSha256", json_string(r->cell.vm_kernel_digest));
+	if (r->cell.vm_rootfs_digest[0])
+		json_object_set_new(d, "rootfsDigestSha256", json_string(r->cell.vm_rootfs_digest));
 	json_t *corr = correlation(r->spec);
 	if (corr)
 		json_object_set_new(d, "correlation", corr);
@@ -467,6 +474,8 @@ static void emit_summary_and_destroyed(struct run *r)
 			       "durationMs", (json_int_t)(mono_ms() - r->t0));
 	if (r->reason)
 		json_object_set_new(dd, "reason", json_string(r->reason));
+	if (r->cell.vm_terminal_state)
+		json_object_set_new(dd, "terminalState", json_string(r->cell.vm_terminal_state));
 	/* SPEC §2: correlation is copied into started, destroyed and compliance.summary. */
 	if ((corr = correlation(s)))
 		json_object_set_new(dd, "correlation", corr);
@@ -599,7 +608,13 @@ static void run_workload(struct run *r)
 	stdio_relay_drain(&r->relay);
 
 	int term_signal = 0;
-	if (!st.have_status) {
+	if (st.no_report) {
+		/* A microVM that ended without a valid exit report (SPEC §6.3): its
+		 * workload's fate is unknown. */
+		r->exit_code = 125;
+		if (w > 0)
+			r->reason = "backend_failed";
+	} else if (!st.have_status) {
 		term_signal = SIGKILL; /* the cell was killed before its init could report */
 		r->exit_code = 128 + SIGKILL;
 	} else if (WIFEXITED(st.wstatus)) {
@@ -621,6 +636,9 @@ static void run_workload(struct run *r)
 		r->out->elapsed_ms = waited;
 		r->out->timeout_ms = s->timeout_ms ? s->timeout_ms : r->cfg->run_timeout_ms;
 		r->out->timeout_from = s->timeout_ms ? "run.timeoutMs" : "CELLOS_RUN_TIMEOUT_MS";
+	} else if (st.no_report) {
+		r->status = 125;
+		snprintf(r->out->message, sizeof r->out->message, "%s", "no exit report arrived from the guest");
 	} else {
 		r->status = r->exit_code;
 		/* A cell that failed after the kernel OOM-killed one of its processes
@@ -641,9 +659,10 @@ static void run_workload(struct run *r)
 		      "durationMs", (json_int_t)duration, "timedOut", timed_out);
 	if (term_signal)
 		json_object_set_new(d, "termSignal", json_integer(term_signal));
-	if (timed_out) {
-		char msg[128];
-		snprintf(msg, sizeof msg, "%s after %lld ms", r->reason, (long long)duration);
+	if (timed_out || st.no_report) {
+		char msg[160];
+		snprintf(msg, sizeof msg, "%s%s%s after %lld ms", st.no_report ? "no exit report arrived from the guest" : "",
+			 st.no_report && timed_out ? ": " : "", timed_out ? r->reason : "", (long long)duration);
 		json_object_set_new(d, "spawnError", json_string(msg));
 	}
 	json_object_set_new(d, "resourceUsage", resource_usage(&st));
@@ -812,6 +831,7 @@ static int lifecycle(const struct config *cfg, const struct spec *spec, struct e
 			       .stdio = {r.relay.cell[0], r.relay.cell[1]},
 			       .secrets = spec->delivery == DELIVERY_FILE ? &r.secrets : NULL};
 	snprintf(r.cell.name, sizeof r.cell.name, "cellos-%s-%.8s", spec->id, r.run_id);
+	r.cell.run_id = r.run_id;
 	cgroup_limits_resolve(&r.cell.limits, spec->memory_max_bytes, spec->cpu_quota_micros, spec->cpu_period_micros,
 			      cfg->cpu_quota, cfg->cpu_period, spec->pids_max);
 	if (r.cell.limits.cpu_raised)

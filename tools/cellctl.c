@@ -237,6 +237,7 @@ static const struct cellctl_cmd commands[] = {
 	{"submit", cellctl_submit_help, cellctl_submit},
 	{"watch", cellctl_watch_help, cellctl_watch},
 	{"queue", cellctl_queue_help, cellctl_queue},
+	{"image", cellctl_image_help, cellctl_image},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -250,6 +251,7 @@ static const char intro[] =
 	"  submit     queue a cell on NATS JetStream for cellos-agent (and wait for it)\n"
 	"  watch      follow the events of the cells on NATS JetStream, live\n"
 	"  queue      pending and in-flight jobs per pool; queue init makes the streams\n"
+	"  image      build the guest image of the microVM backends (image build)\n"
 	"\n"
 	"Each command has its own --help (also: cellctl help COMMAND); --version prints\n"
 	"the version. A file operand of - is standard input.\n"

@@ -20,6 +20,7 @@ struct cell {
 	const struct config *cfg;
 	const struct spec *spec;
 	char name[200];                 /* cellos-<cellId>-<runId8>: host-side objects */
+	const char *run_id;             /* the run id of the events (CELLOS_RUN_ID or a fresh UUID) */
 	char *const *envp;              /* the workload's complete environment */
 	const char *path;               /* PATH of that environment */
 	const struct nft_egress *egress;
@@ -47,6 +48,9 @@ struct cell {
 	const struct secrets *secrets;  /* secretDelivery "file": for the cell's secrets dir, else NULL */
 	const char *seccomp;            /* the filter in force as reported, when it is not cfg->seccomp
 	                                 * (a runtime that cannot install the default): NULL */
+	/* microVM backends (SPEC §6.3), for the events: "" / NULL otherwise. */
+	char vm_kernel_digest[65], vm_rootfs_digest[65];
+	const char *vm_terminal_state;  /* "clean" or "forced", once collected */
 	void *priv;                     /* backend state */
 };
 
@@ -65,6 +69,7 @@ struct run_status {
 	bool have_cell_cpu, have_cell_mem;
 	long long cell_user_us, cell_sys_us, cell_mem_peak;
 	bool oom_killed;                /* the kernel OOM-killed a process of the cell */
+	bool no_report;                 /* a microVM ended without a valid exit report */
 };
 
 struct backend_ops {
@@ -97,6 +102,7 @@ struct backend_ops {
 extern const struct backend_ops backend_stub;
 extern const struct backend_ops backend_gvisor; /* gvisor.c: runsc */
 extern const struct backend_ops backend_oci;    /* oci.c: crun or runc */
+extern const struct backend_ops backend_qemu;   /* qemu.c: a QEMU microvm */
 
 /* The cell's cgroup leaves (SPEC §6.1), shared by the backends: plan them under
  * CELLOS_CGROUP_PARENT (or our own cgroups), record them in the run registry

@@ -30,7 +30,11 @@
 #include <linux/netfilter/nfnetlink.h>
 
 #define TABLE "cellos"
-#define CHAIN "output"
+/* The base chain the rules go in (nft.h, enum nft_hook). */
+static const struct { const char *name; uint32_t hooknum; } chains[] = {
+	[NFT_HOOK_OUTPUT] = {"output", NF_INET_LOCAL_OUT},
+	[NFT_HOOK_PREROUTING] = {"prerouting", NF_INET_PRE_ROUTING},
+};
 
 /* Receive buffer of a rule dump: the kernel sizes dump messages after it. */
 #define DUMP_BUF 32768
@@ -140,12 +144,12 @@ static int exprs_drop(struct nftnl_rule *r, const struct dest *unused)
 	return nftx_counter(r) || nftx_verdict(r, NF_DROP);
 }
 
-static void add_rule(struct nftb *b, int (*exprs)(struct nftnl_rule *, const struct dest *), const struct dest *d,
-		     size_t n)
+static void add_rule(struct nftb *b, enum nft_hook hook, int (*exprs)(struct nftnl_rule *, const struct dest *),
+		     const struct dest *d, size_t n)
 {
-	struct nftnl_rule *r = nftb_rule_new(TABLE, CHAIN);
+	struct nftnl_rule *r = nftb_rule_new(TABLE, chains[hook].name);
 	char what[64];
-	snprintf(what, sizeof what, "add rule %zu of inet " TABLE " " CHAIN, n);
+	snprintf(what, sizeof what, "add rule %zu of inet " TABLE " %s", n, chains[hook].name);
 	if (r && exprs(r, d)) {
 		nftnl_rule_free(r);
 		r = NULL;
@@ -154,6 +158,11 @@ static void add_rule(struct nftb *b, int (*exprs)(struct nftnl_rule *, const str
 }
 
 int nft_apply(const struct nft_egress *rules, size_t n, struct err *e)
+{
+	return nft_apply_at(rules, n, NFT_HOOK_OUTPUT, e);
+}
+
+int nft_apply_at(const struct nft_egress *rules, size_t n, enum nft_hook hook, struct err *e)
 {
 	cleanup_free struct dest *dests = calloc(n ? n : 1, sizeof *dests);
 	if (!dests)
@@ -166,7 +175,7 @@ int nft_apply(const struct nft_egress *rules, size_t n, struct err *e)
 	nftb_init(&b);
 	/* EXCL: applying twice is a bug, not a reason to double the rules. */
 	nftb_table(&b, TABLE, true);
-	nftb_chain(&b, TABLE, CHAIN, "filter", NF_INET_LOCAL_OUT, 0, NF_DROP);
+	nftb_chain(&b, TABLE, chains[hook].name, "filter", chains[hook].hooknum, 0, NF_DROP);
 	uint32_t set_id = 0;
 	for (size_t i = 0; i < n; i++)
 		if (dests[i].set) {
@@ -175,11 +184,11 @@ int nft_apply(const struct nft_egress *rules, size_t n, struct err *e)
 			nftb_set_elems(&b, TABLE, dests[i].set, rules[i].elems, rules[i].n_elems);
 		}
 	size_t k = 0;
-	add_rule(&b, exprs_lo, NULL, ++k);
-	add_rule(&b, exprs_established, NULL, ++k);
+	add_rule(&b, hook, exprs_lo, NULL, ++k);
+	add_rule(&b, hook, exprs_established, NULL, ++k);
 	for (size_t i = 0; i < n; i++)
-		add_rule(&b, exprs_egress, &dests[i], ++k);
-	add_rule(&b, exprs_drop, NULL, ++k);
+		add_rule(&b, hook, exprs_egress, &dests[i], ++k);
+	add_rule(&b, hook, exprs_drop, NULL, ++k);
 
 	struct mnl_socket *nl = nftb_open(e);
 	int rc = nl ? nftb_send(nl, &b, e) : -1;
@@ -347,6 +356,7 @@ struct dump {
 	size_t n, cap;
 	struct err *e;
 	bool failed;            /* e is set */
+	const char *chain;
 };
 
 static int dump_push(struct dump *dump, const struct decoder *d)
@@ -373,9 +383,8 @@ static int dump_rule(struct dump *dump, struct nftnl_rule *r)
 	if (!d.counted) /* only counted rules are reported (SPEC §8.1 ruleCounters) */
 		return 0;
 	if (d.unknown)
-		return err_set(dump->e, "nftables: rule handle %llu of inet " TABLE " " CHAIN
-			       " has an unexpected %s expression",
-			       (unsigned long long)nftnl_rule_get_u64(r, NFTNL_RULE_HANDLE), d.unknown);
+		return err_set(dump->e, "nftables: rule handle %llu of inet " TABLE " %s has an unexpected %s expression",
+			       (unsigned long long)nftnl_rule_get_u64(r, NFTNL_RULE_HANDLE), dump->chain, d.unknown);
 	if (dump_push(dump, &d) < 0)
 		return err_set(dump->e, "nftables: out of memory");
 	return 0;
@@ -389,7 +398,7 @@ static int dump_cb(const struct nlmsghdr *nlh, void *data)
 	if (!r)
 		err_set(dump->e, "nftables: out of memory");
 	else if (nftnl_rule_nlmsg_parse(nlh, r) < 0)
-		err_sys(dump->e, errno, "nftables: parsing a rule of inet " TABLE " " CHAIN);
+		err_sys(dump->e, errno, "nftables: parsing a rule of inet " TABLE " %s", dump->chain);
 	else
 		rc = dump_rule(dump, r);
 	if (r)
@@ -400,10 +409,15 @@ static int dump_cb(const struct nlmsghdr *nlh, void *data)
 
 int nft_read_counters(struct nft_counter **out, size_t *n, struct err *e)
 {
+	return nft_read_counters_at(NFT_HOOK_OUTPUT, out, n, e);
+}
+
+int nft_read_counters_at(enum nft_hook hook, struct nft_counter **out, size_t *n, struct err *e)
+{
 	*out = NULL;
 	*n = 0;
 	cleanup_free char *buf = malloc(DUMP_BUF);
-	struct nftnl_rule *filter = nftb_rule_new(TABLE, CHAIN);
+	struct nftnl_rule *filter = nftb_rule_new(TABLE, chains[hook].name);
 	if (!buf || !filter) {
 		if (filter)
 			nftnl_rule_free(filter);
@@ -418,7 +432,7 @@ int nft_read_counters(struct nft_counter **out, size_t *n, struct err *e)
 	struct mnl_socket *nl = nftb_open(e);
 	if (!nl)
 		return -1;
-	struct dump dump = { .e = e };
+	struct dump dump = { .e = e, .chain = chains[hook].name };
 	int rc = mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0 ? MNL_CB_ERROR : MNL_CB_OK;
 	while (rc == MNL_CB_OK) {
 		ssize_t len = mnl_socket_recvfrom(nl, buf, DUMP_BUF);
@@ -426,12 +440,12 @@ int nft_read_counters(struct nft_counter **out, size_t *n, struct err *e)
 		     mnl_cb_run(buf, (size_t)len, seq, mnl_socket_get_portid(nl), dump_cb, &dump);
 	}
 	if (rc == MNL_CB_ERROR && !dump.failed)
-		err_sys(e, errno, "nftables: listing chain inet " TABLE " " CHAIN);
+		err_sys(e, errno, "nftables: listing chain inet " TABLE " %s", chains[hook].name);
 	mnl_socket_close(nl);
 	/* The chain always ends with the counted drop: no counted rule means there
 	 * is no such chain (a filtered dump does not say ENOENT). */
 	if (rc != MNL_CB_ERROR && dump.n == 0)
-		rc = err_set(e, "nftables: no chain inet " TABLE " " CHAIN);
+		rc = err_set(e, "nftables: no chain inet " TABLE " %s", chains[hook].name);
 	if (rc < 0) {
 		nft_counters_free(dump.c, dump.n);
 		return -1;

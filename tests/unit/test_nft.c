@@ -165,6 +165,40 @@ static void apply_with_set(void **state)
 		fail_msg("nft list set: %s", out);
 }
 
+/* A microVM's ruleset (qemu backend) sits on a prerouting chain: the same
+ * rules, the gateway's DNS-name sets included, read back from that chain; the
+ * output chain does not exist then. */
+static void apply_at_prerouting_with_set(void **state)
+{
+	uint32_t elems[1];
+	inet_pton(AF_INET, "192.0.2.8", &elems[0]);
+	const struct nft_egress r[] = {
+		{ 4, NULL, 443, 0, .set = "egress_0", .host = "example.test", .rule = 0, .elems = elems, .n_elems = 1 },
+		{ 4, "192.0.2.7", 8443, 0 },
+	};
+	struct err e = { 0 };
+	if (nft_apply_at(r, 2, NFT_HOOK_PREROUTING, &e) < 0)
+		fail_msg("nft_apply_at: %s", e.msg);
+	struct nft_counter *c = NULL;
+	size_t n;
+	if (nft_read_counters_at(NFT_HOOK_PREROUTING, &c, &n, &e) < 0)
+		fail_msg("nft_read_counters_at: %s", e.msg);
+	assert_int_equal(n, 3);
+	assert_string_equal(c[0].rule, "ip daddr @egress_0 tcp dport 443 accept");
+	assert_string_equal(c[1].rule, "ip daddr 192.0.2.7 tcp dport 8443 accept");
+	assert_string_equal(c[2].rule, "drop");
+	nft_counters_free(c, n);
+	assert_int_equal(nft_read_counters(&c, &n, &e), -1);
+	assert_non_null(strstr(e.msg, "no chain inet cellos output"));
+	FILE *p = popen("PATH=/usr/sbin:/sbin:$PATH nft list chain inet cellos prerouting 2>&1", "r");
+	char out[4096] = "";
+	size_t got = fread(out, 1, sizeof out - 1, p);
+	out[got] = '\0';
+	pclose(p);
+	if (!strstr(out, "type filter hook prerouting priority filter; policy drop;") || !strstr(out, "@egress_0"))
+		fail_msg("nft list chain: %s", out);
+}
+
 static void apply_no_egress_rules(void **state)
 {
 	apply(NULL, 0);
@@ -450,6 +484,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(apply_and_read_back, netns_enter, netns_leave),
 		cmocka_unit_test_setup_teardown(apply_no_egress_rules, netns_enter, netns_leave),
 		cmocka_unit_test_setup_teardown(apply_with_set, netns_enter, netns_leave),
+		cmocka_unit_test_setup_teardown(apply_at_prerouting_with_set, netns_enter, netns_leave),
 		cmocka_unit_test_setup_teardown(counters_count_packets, netns_enter, netns_leave),
 		cmocka_unit_test_setup_teardown(listing_matches_nft, netns_enter, netns_leave),
 		cmocka_unit_test_setup_teardown(many_rules, netns_enter, netns_leave),

@@ -46,7 +46,7 @@ _cellctl()
     cword=$COMP_CWORD
     words=("${COMP_WORDS[@]}")
 
-    local cmds="validate verify show keygen submit watch queue"
+    local cmds="validate verify show keygen submit watch queue image"
     if ((cword == 1)); then
         COMPREPLY=($(compgen -W "$cmds --help --version" -- "$cur"))
         return
@@ -110,6 +110,24 @@ _cellctl()
             return
         fi
         ;;
+    image)
+        if ((cword == 2)); then
+            COMPREPLY=($(compgen -W "build" -- "$cur"))
+            return
+        fi
+        case $prev in
+        --out | --rootfs)
+            compopt -o dirnames 2>/dev/null
+            COMPREPLY=($(compgen -d -- "$cur"))
+            return
+            ;;
+        --kernel | --init | --busybox)
+            _cellctl_files "$cur" ""
+            return
+            ;;
+        esac
+        flags="--out --kernel --rootfs --init --busybox --help"
+        ;;
     *)
         return
         ;;
@@ -125,7 +143,7 @@ _cellctl()
         return
     fi
     case $cmd in
-    keygen | watch | queue) COMPREPLY=($(compgen -W "$left" -- "$cur")) ;;
+    keygen | watch | queue | image) COMPREPLY=($(compgen -W "$left" -- "$cur")) ;;
     submit) _cellctl_files "$cur" json ;;
     validate) _cellctl_files "$cur" json ;;
     verify | show) _cellctl_files "$cur" jsonl json log ;;
