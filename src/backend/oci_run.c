@@ -406,8 +406,10 @@ int oci_run_seccomp(struct cell *c, struct oci_runtime *rt, const char *const *p
 	if (strcmp(answer, "yes") == 0)
 		return 0;
 	const char *why = rt->seccomp_dialect == OCI_SECCOMP_RUNSC ? "no --oci-seccomp" : "built without libseccomp";
-	/* The hardened profile requires a filter (SPEC §7). */
-	if (c->cfg->seccomp_explicit || c->cfg->hardened)
+	/* A filter the operator asked for is never skipped. Without one the cell
+	 * runs unfiltered and the fact is reported: whether the profile accepts that
+	 * is the supervisor's decision (SPEC §7). */
+	if (c->cfg->seccomp_explicit)
 		return err_set(e, "CELLOS_SECCOMP: %s cannot install a system-call filter (%s): set CELLOS_SECCOMP=off, "
 				  "or use a runtime that can",
 			       rt->path, why);
@@ -415,7 +417,7 @@ int oci_run_seccomp(struct cell *c, struct oci_runtime *rt, const char *const *p
 	log_warn("%s cannot install a system-call filter (%s): the cell runs without one (CELLOS_SECCOMP unset)",
 		 rt->path, why);
 	rt->seccomp = NULL;
-	c->seccomp = "off";
+	c->facts.seccomp = "off";
 	return 0;
 }
 
@@ -917,7 +919,7 @@ int oci_run_create(struct cell *c, const struct oci_runtime *rt, struct err *e)
 	o->resolve_errno = resolve_program(o, c, cwd);
 	/* CELLOS_RUN_ARGV0_ALLOW_PREFIXES: refused before anything of the cell exists. */
 	if (!o->resolve_errno && !argv0_allowed(o->program, c->cfg->argv0_prefixes)) {
-		c->fail_reason = "policy_denied";
+		c->facts.argv0_refused = true;
 		err_set(e, "run.argv[0]: %s is not under CELLOS_RUN_ARGV0_ALLOW_PREFIXES", o->program);
 		goto fail;
 	}
@@ -1047,16 +1049,8 @@ int oci_run_create(struct cell *c, const struct oci_runtime *rt, struct err *e)
 		goto fail;
 	}
 	/* A runtime that applies them itself fails the container when it cannot. */
-	c->limits_applied = rt->runtime_limits || (o->cg.applied & o->cg.want) == o->cg.want;
-	snprintf(c->limits_error, sizeof c->limits_error, "%s", c->limits_applied ? "" : o->cg.error);
-	if (!c->limits_applied) {
-		if (c->cfg->hardened) {
-			close(sv[0]);
-			err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: run.limits cannot be enforced: %s", o->cg.error);
-			goto fail;
-		}
-		log_warn("run.limits not enforced: %s", o->cg.error);
-	}
+	c->facts.limits_applied = rt->runtime_limits || (o->cg.applied & o->cg.want) == o->cg.want;
+	snprintf(c->facts.limits_error, sizeof c->facts.limits_error, "%s", c->facts.limits_applied ? "" : o->cg.error);
 
 	/* The child's setup: "R" (ready), or "E<message>". */
 	char msg[ERR_MSG_MAX];
