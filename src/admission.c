@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <string.h>
 
+#include "backend/oci_seccomp.h"
 #include "export/export.h"
 #include "isolate/hostmount.h"
 #include "secrets/broker.h"
@@ -69,6 +70,27 @@ int admission_check(const struct config *cfg, const struct spec *spec, enum admi
 	return rc;
 }
 
+/* The checks of a configuration on its own that need another module: the
+ * gvisor and oci backends put the filter into the bundle as linux.seccomp, in
+ * the runtime's dialect, so a rule it cannot enforce as written is refused now,
+ * before anything is created. The baseline always translates, so the default
+ * never refuses. */
+static int admit_config(const struct config *cfg, struct err *e)
+{
+	if ((cfg->backend != BACKEND_GVISOR && cfg->backend != BACKEND_OCI) || !cfg->seccomp_policy)
+		return 0;
+	enum oci_seccomp_dialect d = cfg->backend == BACKEND_GVISOR ? OCI_SECCOMP_RUNSC : OCI_SECCOMP_LIBSECCOMP;
+	json_t *sc = oci_seccomp_json(cfg->seccomp_policy, d, e);
+	if (!sc) {
+		/* "CELLOS_SECCOMP: <file> line N: ...", as for a rule that does not parse. */
+		char why[ERR_MSG_MAX];
+		snprintf(why, sizeof why, "%s", e->msg);
+		return err_set(e, "CELLOS_SECCOMP: %s %s", cfg->seccomp_file ? cfg->seccomp_file : "baseline", why);
+	}
+	json_decref(sc);
+	return 0;
+}
+
 bool admission_denied_by_policy(const struct admission *a)
 {
 	return a->n_policy > 0 && a->n_policy == a->problems.n;
@@ -90,7 +112,7 @@ int admission_load(struct admission *a, const char *path, enum admission_mode mo
 	/* A bad configuration does not stop here: the document's own problems
 	 * are worth knowing too, so that one round fixes everything. */
 	struct err ce = {0};
-	a->have_cfg = config_load(&a->cfg, &ce) == 0;
+	a->have_cfg = config_load(&a->cfg, &ce) == 0 && admit_config(&a->cfg, &ce) == 0;
 	if (!a->have_cfg) {
 		problems_add(&a->problems, "%s", ce.msg);
 		a->refused = true;

@@ -14,7 +14,6 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
-#include "backend/oci_seccomp.h"
 #include "isolate/runuid.h"
 #include "isolate/seccomp.h"
 #include "util/b64url.h"
@@ -336,22 +335,9 @@ static int load_oci(struct config *cfg, struct err *e)
 {
 	const char *v;
 	cfg->ns = NS_NET | NS_MNT | NS_PID | NS_IPC | NS_UTS;
-	/* The filter goes into the bundle as linux.seccomp, in the runtime's dialect:
-	 * a rule it cannot enforce as written is refused here, before anything is
-	 * created. The baseline always translates, so the default never refuses. */
+	/* Whether the runtime's dialect can express the filter is admission's
+	 * question (admission.c), asked before anything is created. */
 	cfg->seccomp_explicit = env("CELLOS_SECCOMP") != NULL;
-	if (cfg->seccomp_policy) {
-		enum oci_seccomp_dialect d = cfg->backend == BACKEND_GVISOR ? OCI_SECCOMP_RUNSC : OCI_SECCOMP_LIBSECCOMP;
-		json_t *sc = oci_seccomp_json(cfg->seccomp_policy, d, e);
-		if (!sc) {
-			/* "CELLOS_SECCOMP: <file> line N: ...", as for a rule that does not parse. */
-			char why[ERR_MSG_MAX];
-			snprintf(why, sizeof why, "%s", e->msg);
-			const char *file = env("CELLOS_SECCOMP");
-			return err_set(e, "CELLOS_SECCOMP: %s %s", file ? file : "baseline", why);
-		}
-		json_decref(sc);
-	}
 	if (cfg->backend == BACKEND_OCI) {
 		/* runc by default: crun (1.8) refuses hybrid cgroup hosts outright. */
 		v = env("CELLOS_OCI_RUNTIME");
@@ -628,6 +614,7 @@ int config_load(struct config *cfg, struct err *e)
 			rc = seccomp_policy_baseline(cfg->seccomp_policy, e);
 		} else if (strchr(v, '/')) {
 			cfg->seccomp = "file";
+			cfg->seccomp_file = v;
 			rc = seccomp_policy_load_file(cfg->seccomp_policy, v, e);
 		} else {
 			rc = err_set(e, "'%s' is neither off, baseline nor a path to a filter file", v);

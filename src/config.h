@@ -54,6 +54,7 @@ struct config {
 	long long cpu_quota, cpu_period; /* CELLOS_CGROUP_CPU_MAX, 0 if unset */
 	const char *seccomp;           /* "off", "baseline" or "file" (CELLOS_SECCOMP, as reported) */
 	struct seccomp_policy *seccomp_policy; /* parsed at admission; NULL when off */
+	const char *seccomp_file;      /* CELLOS_SECCOMP when it names a filter file, else NULL */
 	bool seccomp_explicit;         /* CELLOS_SECCOMP was set (gvisor, oci): a filter the runtime
 	                                * cannot install is then an error, never skipped */
 	long long run_timeout_ms;      /* 0: none */

@@ -69,7 +69,7 @@ RULES = [
     ("maxMemoryMaxBytes", 256 << 20, doc(limits={"memoryMaxBytes": 64 << 20}), doc(), {},
      "memoryMaxBytes is not set"),
     ("maxRunTimeoutMs", 5000, doc(timeout=5000), doc(timeout=5001), {}, "timeoutMs is 5001"),
-    ("maxRunTimeoutMs", 5000, doc(timeout=10), doc(), {}, "timeoutMs is not set"),
+    ("maxRunTimeoutMs", 5000, doc(timeout=4000), doc(), {}, "timeoutMs is not set"),
     ("requireResourceLimits", True, doc(limits=LIMITS), doc(limits={"memoryMaxBytes": 256 << 20}), {},
      "missing: cpuMax pidsMax"),
     ("requireEgressDeclared", True, doc(egress=[{"host": "192.0.2.10", "port": 443}]), doc(), {},
