@@ -4,12 +4,13 @@
 #include <jansson.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "backend/oci_seccomp.h"
 #include "export/export.h"
-#include "isolate/hostmount.h"
+#include "hostmount/hostmount.h"
+#include "isolate/cgroup.h"
 #include "secrets/broker.h"
 #include "util/escape.h"
-#include "isolate/cgroup.h"
 #include "util/log.h"
 
 /* SPEC §7: what the hardened profile requires of the configuration and the
@@ -60,7 +61,10 @@ int admission_check(const struct config *cfg, const struct spec *spec, enum admi
 	}
 	if (mode == ADMIT_VALIDATE && secrets_probe(cfg, spec, probs) < 0)
 		rc = -1;
-	if (export_admit(cfg, spec, cfg->hardened, probs) < 0)
+	const struct backend_ops *be = backend_for(cfg);
+	const struct export_backend_facts xb = {
+		.name = be->name, .reads_artifacts = be->open_artifact != NULL, .sees_host_fs = backend_sees_host_fs(cfg)};
+	if (export_admit(cfg, spec, &xb, cfg->hardened, probs) < 0)
 		rc = -1;
 	e = (struct err){0};
 	if (mounts_admit(cfg, spec, cfg->hardened, &e) < 0) {

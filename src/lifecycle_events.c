@@ -3,7 +3,7 @@
 
 #include "config.h"
 #include "events/event.h"
-#include "isolate/hostmount.h"
+#include "hostmount/hostmount.h"
 
 static json_t *correlation(const struct spec *s) { return s->correlation ? json_deep_copy(s->correlation) : NULL; }
 

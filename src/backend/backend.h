@@ -89,7 +89,7 @@ struct backend_ops {
 	void (*collect)(struct cell *c, struct run_status *st);
 	/* Signal every process of the cell (SIGTERM: graceful; SIGKILL: all, now). */
 	void (*signal)(struct cell *c, int sig);
-	/* Read the nft rule counters of the cell's netns (only when c->netns). */
+	/* Read the nft rule counters of the cell's netns (only when c->facts.netns). */
 	int (*read_counters)(struct cell *c, struct nft_counter **out, size_t *n, struct err *e);
 	/* After collect, before destroy (SPEC §10): open the artifact at `path` as
 	 * the cell sees it, with the workload's privileges, beneath the workspace
@@ -109,7 +109,7 @@ extern const struct backend_ops backend_oci;    /* oci.c: crun or runc */
 /* The cell's cgroup leaves (SPEC §6.1), shared by the backends: plan them under
  * CELLOS_CGROUP_PARENT (or our own cgroups), record them in the run registry
  * before they exist (a SIGKILL at any point leaves nothing unlisted), make them,
- * and report the v2 leaf in c->cgroup. No usable hierarchy is not an error: the
+ * and report the v2 leaf in c->facts.cgroup. No usable hierarchy is not an error: the
  * cell then has no leaf (logged). */
 int backend_cgroup_setup(struct cell *c, struct cgroup_cell *cg, const struct cgroup_limits *lim, struct runreg *reg,
 			 struct err *e);

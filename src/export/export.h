@@ -102,10 +102,19 @@ int export_http_put(const struct export_item *it, const char *url, const char *b
 void export_target_suffix(const char *target, char *buf, size_t size);
 const char *export_target_url(const struct config *cfg, bool s3, const char *target);
 
+/* What admission needs to know of the cell's backend (the caller asks it:
+ * export does not depend on the backends). */
+struct export_backend_facts {
+	const char *name;              /* CELLOS_CELL_BACKEND, for messages */
+	bool reads_artifacts;          /* it can open a file of its cell's filesystem */
+	bool sees_host_fs;             /* its cell's paths are the host's (no mount namespace) */
+};
+
 /* Every artifact has a usable target; CELL_OS_REQUIRE_S3_EXPORT holds; a host
  * path is read only under CELLOS_EXPORT_HOST_PATHS_ALLOW and never in hardened.
  * Every problem found is added to *probs; -1 when there was any. */
-int export_admit(const struct config *cfg, const struct spec *spec, bool forbid_host_reads, struct problems *probs);
+int export_admit(const struct config *cfg, const struct spec *spec, const struct export_backend_facts *be,
+		 bool forbid_host_reads, struct problems *probs);
 
 struct export_phase {
 	const struct config *cfg;

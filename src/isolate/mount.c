@@ -13,10 +13,10 @@
  * so there is no window in which it is writable or allows setuid. */
 #include "isolate/mount.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,9 +27,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "isolate/hostmount.h"
 #include "isolate/secretfs.h"
-#include "spec/spec.h"
+#include "util/fd.h"
 #include "util/path.h"
 
 /* Every host tree the cell sees: read-only, no setuid, no devices. */
@@ -89,7 +88,7 @@ struct builder {
 	 * workspace): the only places a missing directory or mount point is made. */
 	uint64_t own[3];
 	size_t n_own;
-	int trees[SPEC_MOUNTS_MAX]; /* run.mounts, taken from the staging area */
+	int trees[CELLFS_MOUNTS_MAX]; /* run.mounts, taken from the staging area */
 };
 
 static uint64_t mount_id(int fd)
@@ -120,16 +119,7 @@ static int openat_in(int root, const char *rel, int flags)
 {
 	/* RESOLVE_IN_ROOT: ".." and absolute symlinks stop at `root`, as they will for
 	 * the workload once `root` is "/". */
-	struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC), .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
-	return (int)syscall(SYS_openat2, root, rel, &how, sizeof how);
-}
-
-static void close_keep_errno(int fd)
-{
-	int errnum = errno;
-	if (fd >= 0)
-		close(fd);
-	errno = errnum;
+	return fd_openat2(root, rel, (uint64_t)(flags | O_CLOEXEC), 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
 }
 
 /* A new instance of filesystem `type` as a detached mount; `conf` is a comma list
@@ -242,29 +232,38 @@ static int mask(struct builder *b, int dirfd, const char *rel, const char *shown
 	return rc < 0 ? err_sys(b->e, errno, "cell filesystem: mask %s", shown) : 0;
 }
 
+/* The top-level entry `name` of the host tree `src` ("/" or another root) into
+ * the scaffold: a directory or regular file bound read-only (recursively), a
+ * symlink recreated (resolved inside the cell, whatever its target); anything
+ * else, or nothing there, is left out. */
+static int add_host_entry(struct builder *b, const char *src, const char *name)
+{
+	char from[PATH_MAX];
+	snprintf(from, sizeof from, "%s/%s", strcmp(src, "/") ? src : "", name);
+	struct stat st;
+	if (lstat(from, &st) < 0)
+		return 0; /* absent on this host */
+	if (S_ISLNK(st.st_mode)) {
+		char target[PATH_MAX];
+		ssize_t n = readlink(from, target, sizeof target - 1);
+		if (n < 0)
+			return err_sys(b->e, errno, "cell filesystem: readlink %s", from);
+		target[n] = '\0';
+		if (symlinkat(target, b->root, name) < 0)
+			return err_sys(b->e, errno, "cell filesystem: symlink %s", from);
+	} else if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)) {
+		int rc = S_ISDIR(st.st_mode) ? mkdirat(b->root, name, 0755) : mknodat(b->root, name, S_IFREG | 0644, 0);
+		if (rc < 0 || bind_host_ro(from, b->root, name, HOST_RO) < 0)
+			return err_sys(b->e, errno, "cell filesystem: bind %s read-only", from);
+	}
+	return 0;
+}
+
 static int build_host_entries(struct builder *b)
 {
-	for (size_t i = 0; i < sizeof host_entries / sizeof host_entries[0]; i++) {
-		const char *name = host_entries[i];
-		char src[32];
-		snprintf(src, sizeof src, "/%s", name);
-		struct stat st;
-		if (lstat(src, &st) < 0)
-			continue; /* absent on this host */
-		if (S_ISLNK(st.st_mode)) {
-			char target[PATH_MAX];
-			ssize_t n = readlink(src, target, sizeof target - 1);
-			if (n < 0)
-				return err_sys(b->e, errno, "cell filesystem: readlink %s", src);
-			target[n] = '\0';
-			/* Resolved inside the cell once we pivot, whatever the target. */
-			if (symlinkat(target, b->root, name) < 0)
-				return err_sys(b->e, errno, "cell filesystem: symlink %s", src);
-		} else if (S_ISDIR(st.st_mode)) {
-			if (mkdirat(b->root, name, 0755) < 0 || bind_host_ro(src, b->root, name, HOST_RO) < 0)
-				return err_sys(b->e, errno, "cell filesystem: bind %s read-only", src);
-		}
-	}
+	for (size_t i = 0; i < sizeof host_entries / sizeof host_entries[0]; i++)
+		if (add_host_entry(b, "/", host_entries[i]) < 0)
+			return -1;
 	return 0;
 }
 
@@ -460,11 +459,11 @@ static int attach_host(struct builder *b, const struct cellfs_mount *m, int tree
 static int build_mounts(struct builder *b, const struct cellfs_opts *o)
 {
 	char clean[PATH_MAX];
-	size_t wd_depth = o->workdir && path_clean(o->workdir, clean, sizeof clean) == 0 ? hostmount_depth(clean) : 0;
+	size_t wd_depth = o->workdir && path_clean(o->workdir, clean, sizeof clean) == 0 ? path_depth(clean) : 0;
 	bool wd_done = !o->workdir;
 	for (size_t k = 0; k <= o->n_mounts; k++) {
 		const struct cellfs_mount *m = k < o->n_mounts ? &o->mounts[k] : NULL;
-		if (!wd_done && (!m || hostmount_depth(m->target) > wd_depth)) {
+		if (!wd_done && (!m || path_depth(m->target) > wd_depth)) {
 			if (build_workdir(b, o->workdir, o->owner_uid, o->owner_gid) < 0)
 				return -1;
 			wd_done = true;
@@ -542,7 +541,7 @@ static int build(struct builder *b, const struct cellfs_opts *o)
 	 * shared parent mount). */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return err_sys(e, errno, "cell filesystem: make / private");
-	/* run.mounts: copies of the trees the supervisor staged (hostmount.h), taken
+	/* run.mounts: copies of the trees the supervisor staged (hostmount/hostmount.h), taken
 	 * before the scaffold covers the staging area. In a user namespace the copy
 	 * keeps the flags the kernel locked (read-only, nosuid, nodev). */
 	for (size_t k = 0; k < o->n_mounts; k++)
@@ -607,10 +606,10 @@ static int build(struct builder *b, const struct cellfs_opts *o)
 int cellfs_build(const struct cellfs_opts *o, struct err *e)
 {
 	struct builder b = {.root = -1, .dev = -1, .e = e};
-	for (size_t k = 0; k < SPEC_MOUNTS_MAX; k++)
+	for (size_t k = 0; k < CELLFS_MOUNTS_MAX; k++)
 		b.trees[k] = -1;
-	if (o->n_mounts > SPEC_MOUNTS_MAX)
-		return err_set(e, "spec.run.mounts: more than %d entries", SPEC_MOUNTS_MAX);
+	if (o->n_mounts > CELLFS_MOUNTS_MAX)
+		return err_set(e, "spec.run.mounts: more than %d entries", CELLFS_MOUNTS_MAX);
 	/* Modes are given exactly (0666 devices, 1777 /tmp). */
 	mode_t old = umask(0);
 	int rc = build(&b, o);
@@ -622,5 +621,80 @@ int cellfs_build(const struct cellfs_opts *o, struct err *e)
 	for (size_t k = 0; k < o->n_mounts; k++)
 		if (b.trees[k] >= 0)
 			close(b.trees[k]);
+	return rc;
+}
+
+static bool listed(const char *const *names, const char *name)
+{
+	for (const char *const *n = names; n && *n; n++)
+		if (strcmp(*n, name) == 0)
+			return true;
+	return false;
+}
+
+/* A mount point of the runtime's: made where it is missing (make_path's rules),
+ * and of the kind the mount needs. */
+static int scaffold_point(struct builder *b, const struct cellfs_point *p)
+{
+	char rel[PATH_MAX];
+	snprintf(rel, sizeof rel, "%s", p->path + 1);
+	if (make_path(b, rel, !p->dir, p->field, p->path) < 0) {
+		size_t len = strlen(b->e->msg);
+		if (p->hint)
+			snprintf(b->e->msg + len, sizeof b->e->msg - len, "%s", p->hint);
+		return -1;
+	}
+	int fd = openat_in(b->root, rel, O_PATH);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		close_keep_errno(fd);
+		return err_sys(b->e, errno, "%s %s: open in the cell's root", p->field, p->path);
+	}
+	close(fd);
+	if (p->dir != S_ISDIR(st.st_mode))
+		return err_set(b->e, "%s %s: the cell's root has it, but not as a %s%s", p->field, p->path,
+			       p->dir ? "directory" : "file", p->hint ? p->hint : "");
+	return 0;
+}
+
+static int scaffold(struct builder *b, const char *at, const struct cellfs_scaffold_opts *o)
+{
+	b->root = new_fs("tmpfs", "mode=0755,size=1m", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+	if (b->root < 0)
+		return err_sys(b->e, errno, "cell root: new tmpfs");
+	if (attach(b->root, AT_FDCWD, at) < 0)
+		return err_sys(b->e, errno, "cell root: attach the scaffold on %s", at);
+	own_mount(b, b->root);
+	DIR *d = opendir(o->source);
+	if (!d)
+		return err_sys(b->e, errno, "cell root: %s", o->source);
+	int rc = 0;
+	struct dirent *de;
+	while (rc == 0 && (de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && !listed(o->fresh, de->d_name))
+			rc = add_host_entry(b, o->source, de->d_name);
+	closedir(d);
+	if (rc < 0)
+		return -1;
+	for (const char *const *f = o->fresh; f && *f; f++)
+		if (mkdirat(b->root, *f, 0755) < 0 && errno != EEXIST)
+			return err_sys(b->e, errno, "cell root: mkdir /%s", *f);
+	for (size_t i = 0; i < o->n_points; i++)
+		if (scaffold_point(b, &o->points[i]) < 0)
+			return -1;
+	struct mount_attr ro = {.attr_set = HOST_RO};
+	if (mount_setattr(b->root, "", AT_EMPTY_PATH | AT_RECURSIVE, &ro, sizeof ro) < 0)
+		return err_sys(b->e, errno, "cell root: make %s read-only", at);
+	return 0;
+}
+
+int cellfs_build_scaffold(const char *at, const struct cellfs_scaffold_opts *o, struct err *e)
+{
+	struct builder b = {.root = -1, .dev = -1, .e = e};
+	mode_t old = umask(0);
+	int rc = scaffold(&b, at, o);
+	umask(old);
+	if (b.root >= 0)
+		close(b.root);
 	return rc;
 }

@@ -23,7 +23,7 @@
  *   /etc/passwd, /etc/group   without a user namespace: the host's, plus an entry
  *                             `cellos` for the run's uid/gid (read-only copies)
  *   run.mounts                host trees the supervisor opened and staged
- *                             (isolate/hostmount.h), at their targets, nosuid, nodev,
+ *                             (hostmount/hostmount.h), at their targets, nosuid, nodev,
  *                             read-only unless asked otherwise; outermost first, and
  *                             after the workspace when inside it. Missing parents and
  *                             mount points are created only on the cell's own
@@ -45,7 +45,10 @@
 
 #include "util/err.h"
 
-/* One run.mounts entry for the init: a tree the supervisor staged (hostmount.h). */
+/* The most run.mounts entries a cell root can take (at least SPEC_MOUNTS_MAX). */
+#define CELLFS_MOUNTS_MAX 64
+
+/* One run.mounts entry for the init: a tree the supervisor staged (hostmount/hostmount.h). */
 struct cellfs_mount {
 	const char *target;       /* clean absolute path in the cell */
 	const char *staged;       /* the staged tree, in the mount namespace the init starts in */
@@ -79,5 +82,30 @@ struct cellfs_opts {
  * (and PID namespace, for a /proc that shows only the cell), with the privilege to
  * mount there. On return the caller's root and cwd are the cell's "/". */
 int cellfs_build(const struct cellfs_opts *o, struct err *e);
+
+/* ---- the root an OCI runtime is given (backend/oci_run.h) ----
+ *
+ * The same scaffold, built the same way (descriptors, the new mount API, nothing
+ * created on the host), but for a runtime that mounts the rest itself (/proc,
+ * /dev, the workspace, the binds of run.mounts): every top-level entry of
+ * `source` bound read-only except those the runtime mounts afresh (`fresh`,
+ * made as empty directories), the mount points the runtime needs, and then the
+ * whole tree read-only, nosuid, nodev. No pivot: the runtime is given `at`. */
+struct cellfs_point {
+	const char *path;         /* clean absolute path in the cell */
+	bool dir;                 /* a directory, else a regular file */
+	const char *field;        /* names the field in messages */
+	const char *hint;         /* appended to a refusal, or NULL */
+};
+
+struct cellfs_scaffold_opts {
+	const char *source;       /* the host tree shown as the cell's root: "/" or a root filesystem */
+	const char *const *fresh; /* NULL-terminated top-level names never taken from `source` */
+	const struct cellfs_point *points;
+	size_t n_points;
+};
+
+/* Build it on the directory `at` (in a private mount namespace of the caller's). */
+int cellfs_build_scaffold(const char *at, const struct cellfs_scaffold_opts *o, struct err *e);
 
 #endif

@@ -1,6 +1,7 @@
 #include "util/path.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 int path_clean(const char *path, char *out, size_t size)
@@ -40,4 +41,26 @@ bool path_within_any(const char *path, char *const *prefixes)
 			return true;
 	}
 	return false;
+}
+
+bool path_search_next(const char **it, const char *name, bool absolute_only, char *cand, size_t size)
+{
+	while (*it && **it) {
+		const char *p = *it;
+		size_t len = strcspn(p, ":");
+		*it = p[len] ? p + len + 1 : p + len;
+		if (!len || (absolute_only && p[0] != '/'))
+			continue;
+		if ((size_t)snprintf(cand, size, "%.*s/%s", (int)len, p, name) < size)
+			return true;
+	}
+	return false;
+}
+
+size_t path_depth(const char *clean)
+{
+	size_t n = 0;
+	for (const char *p = clean; *p; p++)
+		n += *p == '/';
+	return n;
 }
