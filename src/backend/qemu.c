@@ -406,12 +406,12 @@ static int qemu_create(struct cell *c, struct err *e)
 
 	/* What the events report of the isolation: the VMM's netns, QEMU's filter. */
 	c->ns = NS_NET;
-	c->seccomp = "qemu-sandbox";
+	c->facts.seccomp = "qemu-sandbox";
 	/* The image first: a changed byte is a failed create, before anything runs. */
 	if (vm_image_open(&q->img, cfg->vm_image_dir, e) < 0)
 		goto fail;
-	snprintf(c->vm_kernel_digest, sizeof c->vm_kernel_digest, "%s", vm_image_kernel_digest(&q->img));
-	snprintf(c->vm_rootfs_digest, sizeof c->vm_rootfs_digest, "%s", vm_image_rootfs_digest(&q->img));
+	snprintf(c->facts.vm_kernel_digest, sizeof c->facts.vm_kernel_digest, "%s", vm_image_kernel_digest(&q->img));
+	snprintf(c->facts.vm_rootfs_digest, sizeof c->facts.vm_rootfs_digest, "%s", vm_image_rootfs_digest(&q->img));
 	log_step(&t, "create.image");
 
 	vm_shape_of(s->memory_max_bytes, s->cpu_quota_micros, s->cpu_period_micros, cfg->vm_memory_mib, cfg->vm_vcpus,
@@ -426,13 +426,10 @@ static int qemu_create(struct cell *c, struct err *e)
 		goto fail;
 	if (cgroup_cell_apply(&q->cg, &lim, e) < 0)
 		goto fail;
-	c->limits_applied = (q->cg.applied & q->cg.want) == q->cg.want;
-	snprintf(c->limits_error, sizeof c->limits_error, "%s", c->limits_applied ? "" : q->cg.error);
-	if (cfg->hardened && !c->limits_applied) {
-		c->fail_reason = "policy_denied";
-		err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: the VMM's limits cannot be enforced: %s", q->cg.error);
-		goto fail;
-	}
+	/* A fact: what the profile makes of limits not in force is the supervisor's decision. */
+	c->facts.limits_applied = (q->cg.applied & q->cg.want) == q->cg.want;
+	snprintf(c->facts.limits_error, sizeof c->facts.limits_error, "%s",
+		 c->facts.limits_applied ? "" : q->cg.error);
 	log_step(&t, "create.cgroup");
 
 	if (make_run_dir(c, q, e) < 0)
@@ -538,7 +535,7 @@ static int qemu_create(struct cell *c, struct err *e)
 	close(self);
 	if (rc < 0)
 		goto fail;
-	c->netns = true;
+	c->facts.netns = true;
 	log_step(&t, "create.net");
 	return 0;
 fail:
@@ -557,16 +554,11 @@ static int qemu_net_setup(struct cell *c, struct err *e)
 		return -1;
 	struct err ne = {0};
 	if (nft_apply_at(c->egress, c->n_egress, NFT_HOOK_PREROUTING, &ne) < 0) {
-		snprintf(c->nft_error, sizeof c->nft_error, "%s", ne.msg);
-		if (c->cfg->hardened) {
-			c->fail_reason = "policy_denied";
-			return err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: nftables could not be applied in the cell: %s",
-				       ne.msg);
-		}
-		/* portable: the netns leads nowhere; the event says the filter is off. */
-		log_warn("nftables not applied: %s", ne.msg);
+		/* A fact, not a failure: the netns leads nowhere; the supervisor
+		 * decides what the profile makes of it. */
+		snprintf(c->facts.nft_error, sizeof c->facts.nft_error, "%s", ne.msg);
 	} else {
-		c->nft_applied = true;
+		c->facts.nft_applied = true;
 	}
 	return 0;
 }
@@ -795,7 +787,7 @@ static void qemu_collect(struct cell *c, struct run_status *st)
 			log_tail(q->dir, "console.log");
 		}
 	}
-	c->vm_terminal_state = st->have_status && !q->killed ? "clean" : "forced";
+	c->facts.vm_terminal_state = st->have_status && !q->killed ? "clean" : "forced";
 	cgroup_cell_signal(&q->cg, SIGKILL, 0);
 	backend_cgroup_usage(&q->cg, st);
 }

@@ -104,7 +104,7 @@ static int wait_setup(struct stub *s, struct cell *c, struct err *e)
 	}
 	if (n > 1 && buf[0] == 'D') {
 		buf[n] = '\0';
-		c->fail_reason = "policy_denied";
+		c->facts.argv0_refused = true;
 		return err_set(e, "%s", buf + 1);
 	}
 	return err_set(e, "cell setup: the cell's init ended unexpectedly");
@@ -136,19 +136,13 @@ static int net_setup(void *arg, struct err *e)
 	}
 	struct err ne = {0};
 	if (nft_apply(rules, n, &ne) < 0) {
-		/* portable: the netns alone blocks egress; the event says so. */
-		snprintf(c->nft_error, sizeof c->nft_error, "%s", ne.msg);
-		/* SPEC §7: hardened refuses a cell whose egress filter is not in force. */
-		if (c->cfg->hardened) {
-			c->fail_reason = "policy_denied";
-			return err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: nftables could not be applied in the cell: %s",
-				       ne.msg);
-		}
-		log_warn("nftables not applied: %s", ne.msg);
+		/* A fact, not a failure: the netns alone still blocks egress; the
+		 * supervisor decides what the profile makes of it. */
+		snprintf(c->facts.nft_error, sizeof c->facts.nft_error, "%s", ne.msg);
 		/* Never fail open (SPEC §6.4): without its filter the cell keeps no route out. */
 		s->gw_drop = s->gw != NULL;
 	} else {
-		c->nft_applied = true;
+		c->facts.nft_applied = true;
 		if (s->gw && gateway_cell_up(s->gw, e) < 0)
 			return -1;
 	}
@@ -157,8 +151,9 @@ static int net_setup(void *arg, struct err *e)
 
 /* CELLOS_NETWORK=gateway (SPEC §6.4), in the supervisor's netns: the /30, the
  * run's host table and the veth into the cell's netns. A host table nftables
- * refuses is never "fail open": hardened refuses the cell, portable runs it
- * isolated (no veth) and reports nftRulesApplied false. */
+ * refuses is never "fail open": the cell keeps an isolated network (no veth),
+ * and the facts say why (gw_error, nftRulesApplied false); what the profile
+ * makes of that is the supervisor's decision (admit_created). */
 static int gateway_setup(struct stub *s, struct cell *c, struct err *e)
 {
 	if (c->cfg->network != NETWORK_GATEWAY || c->spec->n_egress == 0)
@@ -176,13 +171,8 @@ static int gateway_setup(struct stub *s, struct cell *c, struct err *e)
 		*e = ge;
 		return -1;
 	}
-	if (c->cfg->hardened) {
-		c->fail_reason = "policy_denied";
-		return err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: the gateway's nftables table could not be applied: %s",
-			       ge.msg);
-	}
-	log_warn("%s; the cell keeps an isolated network (no veth)", ge.msg);
-	snprintf(c->nft_error, sizeof c->nft_error, "%s", ge.msg);
+	snprintf(c->facts.gw_error, sizeof c->facts.gw_error, "%s", ge.msg);
+	snprintf(c->facts.nft_error, sizeof c->facts.nft_error, "%s", ge.msg);
 	return 1;
 }
 
@@ -196,29 +186,17 @@ static void gateway_teardown(struct stub *s, struct cell *c, bool cell_dies)
 		gateway_down(s->gw);
 	free(s->gw);
 	s->gw = NULL;
-	c->gw = NULL;
+	c->facts.gw = NULL;
 }
 
-/* run.limits into the cell's leaves, and what the profile makes of the outcome
- * (SPEC §7: hardened refuses what portable only reports). */
+/* run.limits into the cell's leaves; whether they all apply is reported as a
+ * fact (the supervisor decides what the profile makes of it). */
 static int apply_limits(struct cell *c, struct stub *s, struct err *e)
 {
 	if (cgroup_cell_apply(&s->cg, &c->limits, e) < 0)
 		return -1;
-	c->limits_applied = (s->cg.applied & s->cg.want) == s->cg.want;
-	snprintf(c->limits_error, sizeof c->limits_error, "%s", c->limits_applied ? "" : s->cg.error);
-	if (c->cfg->hardened && !cgroup_cell_any(&s->cg)) {
-		c->fail_reason = "policy_denied";
-		return err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: no cgroup leaf could be made for the cell");
-	}
-	if (!c->limits_applied) {
-		if (c->cfg->hardened) {
-			c->fail_reason = "policy_denied";
-			return err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: run.limits cannot be enforced: %s",
-				       s->cg.error);
-		}
-		log_warn("run.limits not enforced: %s", s->cg.error);
-	}
+	c->facts.limits_applied = (s->cg.applied & s->cg.want) == s->cg.want;
+	snprintf(c->facts.limits_error, sizeof c->facts.limits_error, "%s", c->facts.limits_applied ? "" : s->cg.error);
 	return 0;
 }
 
@@ -259,9 +237,9 @@ static int network(struct stub *s, struct cell *c, struct err *e)
 		return -1;
 	if (s->gw_drop)
 		gateway_teardown(s, c, false); /* the cell lives on, isolated */
-	c->gw = s->gw;
+	c->facts.gw = s->gw;
 	if (gw == 1)
-		c->nft_applied = false; /* the host half of the filter is missing: nftError says why */
+		c->facts.nft_applied = false; /* the host half of the filter is missing: nftError says why */
 	return s->netns_later ? send_netns(s, e) : 0;
 }
 
@@ -532,7 +510,7 @@ static int stub_create(struct cell *c, struct err *e)
 	log_step(&t, "create.limits");
 	/* Network setup overlaps with the init's mounts. */
 	if (c->ns & NS_NET) {
-		c->netns = true;
+		c->facts.netns = true;
 		if (network(s, c, e) < 0)
 			goto fail;
 		log_step(&t, "create.net");
