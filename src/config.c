@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -381,10 +382,62 @@ static int load_oci(struct config *cfg, struct err *e)
 			cfg->gvisor_rootfs[0] = '\0';
 	}
 	v = env("CELLOS_GVISOR_NETWORK");
-	if (v && strcmp(v, "sandbox") == 0)
-		return err_set(e, "CELLOS_GVISOR_NETWORK: 'sandbox' needs the network gateway, not available in this build (use none)");
-	if (v && strcmp(v, "none") != 0)
+	cfg->gvisor_sandbox_net = v && strcmp(v, "sandbox") == 0;
+	if (v && !cfg->gvisor_sandbox_net && strcmp(v, "none") != 0)
 		return err_set(e, "CELLOS_GVISOR_NETWORK: unknown value '%s' (expected none, sandbox)", v);
+	return 0;
+}
+
+/* "ip:port" or "[ipv6]:port" into ip/port; -1 when it is not one. */
+static int parse_ip_port(const char *v, char *ip, size_t size, int *port)
+{
+	const char *colon = v[0] == '[' ? strstr(v, "]:") : strrchr(v, ':');
+	if (!colon)
+		return -1;
+	const char *host = v[0] == '[' ? v + 1 : v;
+	size_t hlen = (size_t)(colon - host);
+	const char *ps = colon + (v[0] == '[' ? 2 : 1);
+	if (hlen == 0 || hlen >= size)
+		return -1;
+	memcpy(ip, host, hlen);
+	ip[hlen] = '\0';
+	unsigned char buf[16];
+	long long p;
+	if (inet_pton(v[0] == '[' ? AF_INET6 : AF_INET, ip, buf) != 1 || parse_pos_ll(ps, &p) < 0 || p > 65535)
+		return -1;
+	*port = (int)p;
+	return 0;
+}
+
+/* SPEC §6.4: CELLOS_NETWORK, CELLOS_CELL_SUBNET, CELLOS_EGRESS_DENY_CIDRS,
+ * CELLOS_DNS_UPSTREAM. The default denied CIDRs include the host's own
+ * addresses, read here once (in the supervisor's netns). */
+static int load_network(struct config *cfg, struct err *e)
+{
+	const char *v = env("CELLOS_NETWORK");
+	if (!v || strcmp(v, "isolated") == 0)
+		cfg->network = NETWORK_ISOLATED;
+	else if (strcmp(v, "gateway") == 0)
+		cfg->network = NETWORK_GATEWAY;
+	else
+		return err_set(e, "CELLOS_NETWORK: unknown value '%s' (expected isolated, gateway)", v);
+	if (cfg->network == NETWORK_GATEWAY && cfg->backend == BACKEND_STUB && !(cfg->ns & NS_NET))
+		return err_set(e, "CELLOS_NETWORK: 'gateway' needs a private network namespace (net in CELLOS_SUBPROCESS_UNSHARE)");
+	if (cfg->network == NETWORK_GATEWAY && cfg->backend == BACKEND_OCI)
+		return err_set(e, "CELLOS_NETWORK: 'gateway' is not available with CELLOS_CELL_BACKEND=oci (stub, gvisor)");
+	v = env("CELLOS_CELL_SUBNET");
+	if (gateway_parse_subnet(v ? v : GATEWAY_SUBNET_DEFAULT, &cfg->cell_subnet, e) < 0)
+		return -1;
+	if ((v = env("CELLOS_EGRESS_DENY_CIDRS"))) {
+		if (gateway_parse_cidrs(v, &cfg->egress_deny, &cfg->n_egress_deny, e) < 0)
+			return -1;
+	} else if (cfg->network == NETWORK_GATEWAY &&
+		   gateway_default_deny(&cfg->cell_subnet, &cfg->egress_deny, &cfg->n_egress_deny, e) < 0) {
+		return -1;
+	}
+	if ((v = env("CELLOS_DNS_UPSTREAM")) &&
+	    parse_ip_port(v, cfg->dns_upstream_ip, sizeof cfg->dns_upstream_ip, &cfg->dns_upstream_port) < 0)
+		return err_set(e, "CELLOS_DNS_UPSTREAM: '%.64s' is not ip:port (e.g. 192.0.2.53:53 or [2001:db8::53]:53)", v);
 	return 0;
 }
 
@@ -591,6 +644,8 @@ int config_load(struct config *cfg, struct err *e)
 		return -1;
 	if (load_identity(cfg, e) < 0)
 		return -1;
+	if (load_network(cfg, e) < 0)
+		return -1;
 	if (cfg->host_mode && cfg->backend == BACKEND_STUB)
 		log_warn("CELLOS_SUBPROCESS_UNSHARE=%s: host mode, the cell shares every namespace of the host (the workload still runs as the run's own uid)",
 			 env("CELLOS_SUBPROCESS_UNSHARE"));
@@ -722,6 +777,9 @@ void config_free(struct config *cfg)
 	cfg->export_host_allow = NULL;
 	free_list(cfg->host_mount_allow);
 	cfg->host_mount_allow = NULL;
+	free(cfg->egress_deny);
+	cfg->egress_deny = NULL;
+	cfg->n_egress_deny = 0;
 	free(cfg->export_http_urls);
 	free(cfg->export_s3_urls);
 	cfg->export_http_urls = cfg->export_s3_urls = NULL;

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "isolate/gateway.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -15,6 +16,7 @@ enum backend_kind { BACKEND_STUB = 0, BACKEND_GVISOR, BACKEND_FIRECRACKER, BACKE
 enum fsync_mode { FSYNC_CLOSE = 0, FSYNC_EVENT, FSYNC_NONE };
 enum broker_kind { BROKER_ENV = 0, BROKER_FILE };
 enum sign_alg { SIGN_OFF = 0, SIGN_ED25519, SIGN_HMAC };
+enum network_mode { NETWORK_ISOLATED = 0, NETWORK_GATEWAY };
 
 /* CELLOS_EVENT_SIGNING_KID: 1 to this many printable ASCII characters, no spaces. */
 #define CONFIG_KID_MAX 128
@@ -94,6 +96,18 @@ struct config {
 	 * NULL-terminated; NULL: no host mount allowed) and CELLOS_HOST_MOUNT_ALLOW_RW=1. */
 	char **host_mount_allow;
 	bool host_mount_rw;
+	/* Network gateway (SPEC §6.4, isolate/gateway.h). */
+	enum network_mode network;     /* CELLOS_NETWORK */
+	struct cidr4 cell_subnet;      /* CELLOS_CELL_SUBNET (default GATEWAY_SUBNET_DEFAULT) */
+	/* CELLOS_EGRESS_DENY_CIDRS, or the default list (loopback, link-local,
+	 * multicast, ..., the host's own addresses, cell_subnet) under the gateway. */
+	struct cidr4 *egress_deny;
+	size_t n_egress_deny;
+	/* CELLOS_DNS_UPSTREAM "ip:port": dns_upstream_ip "" when unset (then the
+	 * first nameserver of the host's /etc/resolv.conf, for the DNS proxy). */
+	char dns_upstream_ip[46];
+	int dns_upstream_port;
+	bool gvisor_sandbox_net;       /* CELLOS_GVISOR_NETWORK=sandbox */
 };
 
 #define CONFIG_EXPORT_MAX_BYTES_DEFAULT (1LL << 30)

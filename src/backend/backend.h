@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "isolate/cgroup.h"
+#include "isolate/gateway.h"
 #include "isolate/nft.h"
 #include "isolate/runreg.h"
 #include "spec/spec.h"
@@ -33,6 +34,10 @@ struct cell {
 
 	/* Filled in by create(), reported in events. */
 	bool netns;                     /* the cell has a private network namespace */
+	/* CELLOS_NETWORK=gateway (SPEC §6.4): the cell's veth, /30 and host table,
+	 * NULL when it has none (isolated, no egress declared, or nft refused in
+	 * portable). The DNS proxy and SNI check listen on gw->host_addr. */
+	struct gateway *gw;
 	bool nft_applied;
 	char nft_error[256];
 	char cgroup[4096];              /* leaf path, "" when none */

@@ -11,12 +11,21 @@
 
 #include "util/err.h"
 
-/* One resolved egress rule: an address (literal or CIDR) of one family. */
+/* One resolved egress rule: an address (literal or CIDR) of one family, or
+ * (under the gateway, SPEC §6.4) an IPv4 set a DNS name's addresses go into. */
 struct nft_egress {
 	int family;             /* 4 or 6 */
-	const char *addr;       /* "192.0.2.7", "10.0.0.0/8", "2001:db8::/32" */
+	const char *addr;       /* "192.0.2.7", "10.0.0.0/8", "2001:db8::/32"; with `set`: NULL */
 	int port;
 	int udp;                /* 0 tcp, 1 udp */
+	/* A DNS-name rule under the gateway: matched as `ip daddr @<set>` (a set
+	 * of type ipv4_addr, created by nft_apply with `elems`), family 4. */
+	const char *set;        /* "egress_<rule>", or NULL */
+	const char *host;       /* the declared name ("*.example.com" too) */
+	size_t rule;            /* index in authority.egressRules */
+	const uint32_t *elems;  /* IPv4 addresses, network order, resolved at network_scope */
+	size_t n_elems;
+	int quiet;              /* no counter: infrastructure (the DNS proxy), not a declared rule */
 };
 
 struct nft_counter {

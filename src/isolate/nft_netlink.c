@@ -8,6 +8,7 @@
  * nft_render()'s text, so `nft list ruleset` in the cell shows exactly those
  * rules, and the read-back prints them the way nft does. */
 #include "isolate/nft.h"
+#include "isolate/nft_build.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,9 +32,6 @@
 #define TABLE "cellos"
 #define CHAIN "output"
 
-/* Upper bound of one batch message; the largest, an IPv6 prefix rule, takes
- * 572 bytes. */
-#define MSG_MAX 1024
 /* Receive buffer of a rule dump: the kernel sizes dump messages after it. */
 #define DUMP_BUF 32768
 
@@ -46,6 +44,9 @@ struct dest {
 	uint32_t prefix;        /* bits */
 	uint8_t addr[16];       /* host bits cleared */
 	uint8_t mask[16];       /* of the prefix */
+	const char *set;        /* a DNS-name rule's set (gateway), or NULL */
+	uint32_t set_id;
+	bool quiet;             /* no counter */
 };
 
 static int parse_dest(const struct nft_egress *g, struct dest *d, struct err *e)
@@ -54,30 +55,37 @@ static int parse_dest(const struct nft_egress *g, struct dest *d, struct err *e)
 		return err_set(e, "family %d is neither 4 nor 6", g->family);
 	if (g->port < 1 || g->port > 65535)
 		return err_set(e, "port %d is out of range", g->port);
-
-	char host[INET6_ADDRSTRLEN];
-	const char *slash = strchr(g->addr, '/');
-	size_t hlen = slash ? (size_t)(slash - g->addr) : strlen(g->addr);
-	if (hlen >= sizeof host)
-		return err_set(e, "address %s is not an IPv%d literal", g->addr, g->family);
-	memcpy(host, g->addr, hlen);
-	host[hlen] = '\0';
-
 	*d = (struct dest){
 		.nfproto = g->family == 4 ? NFPROTO_IPV4 : NFPROTO_IPV6,
 		.l4proto = g->udp ? IPPROTO_UDP : IPPROTO_TCP,
 		.port = htons((uint16_t)g->port),
 		.len = g->family == 4 ? 4 : 16,
+		.quiet = g->quiet != 0,
 	};
 	d->prefix = d->len * 8;
+	if (g->set) {
+		if (g->family != 4)
+			return err_set(e, "set %s is not of IPv4 addresses", g->set);
+		d->set = g->set;
+		return 0;
+	}
+
+	char host[INET6_ADDRSTRLEN];
+	const char *addr = g->addr ? g->addr : "";
+	const char *slash = strchr(addr, '/');
+	size_t hlen = slash ? (size_t)(slash - addr) : strlen(addr);
+	if (hlen >= sizeof host)
+		return err_set(e, "address %s is not an IPv%d literal", addr, g->family);
+	memcpy(host, addr, hlen);
+	host[hlen] = '\0';
 	if (inet_pton(g->family == 4 ? AF_INET : AF_INET6, host, d->addr) != 1)
-		return err_set(e, "address %s is not an IPv%d literal", g->addr, g->family);
+		return err_set(e, "address %s is not an IPv%d literal", addr, g->family);
 	if (slash) {
 		char *end;
 		errno = 0;
 		unsigned long p = strtoul(slash + 1, &end, 10);
 		if (slash[1] < '0' || slash[1] > '9' || *end || errno || p > d->prefix)
-			return err_set(e, "address %s has a bad prefix length", g->addr);
+			return err_set(e, "address %s has a bad prefix length", addr);
 		d->prefix = (uint32_t)p;
 	}
 	/* nft clears host bits too (10.1.2.3/8 lists as 10.0.0.0/8). */
@@ -91,278 +99,58 @@ static int parse_dest(const struct nft_egress *g, struct dest *d, struct err *e)
 
 /* ---- building the ruleset ---- */
 
-/* The add_* helpers return non-zero when out of memory, so a rule is a chain of
- * them joined by ||. */
-static struct nftnl_expr *add(struct nftnl_rule *r, const char *name)
-{
-	struct nftnl_expr *x = nftnl_expr_alloc(name);
-	if (x)
-		nftnl_rule_add_expr(r, x);
-	return x;
-}
-
-static int add_meta(struct nftnl_rule *r, uint32_t key)
-{
-	struct nftnl_expr *x = add(r, "meta");
-	if (!x)
-		return -1;
-	nftnl_expr_set_u32(x, NFTNL_EXPR_META_KEY, key);
-	nftnl_expr_set_u32(x, NFTNL_EXPR_META_DREG, NFT_REG_1);
-	return 0;
-}
-
-static int add_ct_state(struct nftnl_rule *r)
-{
-	struct nftnl_expr *x = add(r, "ct");
-	if (!x)
-		return -1;
-	nftnl_expr_set_u32(x, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
-	nftnl_expr_set_u32(x, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-	return 0;
-}
-
-static int add_payload(struct nftnl_rule *r, uint32_t base, uint32_t offset, uint32_t len)
-{
-	struct nftnl_expr *x = add(r, "payload");
-	if (!x)
-		return -1;
-	nftnl_expr_set_u32(x, NFTNL_EXPR_PAYLOAD_BASE, base);
-	nftnl_expr_set_u32(x, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
-	nftnl_expr_set_u32(x, NFTNL_EXPR_PAYLOAD_LEN, len);
-	nftnl_expr_set_u32(x, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
-	return 0;
-}
-
-/* reg1 = reg1 & mask */
-static int add_mask(struct nftnl_rule *r, const void *mask, uint32_t len)
-{
-	static const uint8_t zero[16];
-	struct nftnl_expr *x = add(r, "bitwise");
-	if (!x)
-		return -1;
-	nftnl_expr_set_u32(x, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-	nftnl_expr_set_u32(x, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-	nftnl_expr_set_u32(x, NFTNL_EXPR_BITWISE_LEN, len);
-	return nftnl_expr_set(x, NFTNL_EXPR_BITWISE_MASK, mask, len) ||
-	       nftnl_expr_set(x, NFTNL_EXPR_BITWISE_XOR, zero, len);
-}
-
-static int add_cmp(struct nftnl_rule *r, uint32_t op, const void *data, uint32_t len)
-{
-	struct nftnl_expr *x = add(r, "cmp");
-	if (!x)
-		return -1;
-	nftnl_expr_set_u32(x, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
-	nftnl_expr_set_u32(x, NFTNL_EXPR_CMP_OP, op);
-	return nftnl_expr_set(x, NFTNL_EXPR_CMP_DATA, data, len);
-}
-
-static int add_counter(struct nftnl_rule *r)
-{
-	return add(r, "counter") ? 0 : -1;
-}
-
-static int add_verdict(struct nftnl_rule *r, int verdict)
-{
-	struct nftnl_expr *x = add(r, "immediate");
-	if (!x)
-		return -1;
-	nftnl_expr_set_u32(x, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
-	nftnl_expr_set_u32(x, NFTNL_EXPR_IMM_VERDICT, (uint32_t)verdict);
-	return 0;
-}
-
 /* oifname "lo" accept */
 static int exprs_lo(struct nftnl_rule *r, const struct dest *unused)
 {
 	static const char lo[IFNAMSIZ] = "lo";
-	return add_meta(r, NFT_META_OIFNAME) || add_cmp(r, NFT_CMP_EQ, lo, sizeof lo) ||
-	       add_verdict(r, NF_ACCEPT);
+	return nftx_meta(r, NFT_META_OIFNAME) || nftx_cmp(r, NFT_CMP_EQ, lo, sizeof lo) ||
+	       nftx_verdict(r, NF_ACCEPT);
 }
 
 /* ct state established,related accept */
 static int exprs_established(struct nftnl_rule *r, const struct dest *unused)
 {
-	static const uint32_t states = NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED);
-	static const uint32_t none = 0;
-	return add_ct_state(r) || add_mask(r, &states, sizeof states) ||
-	       add_cmp(r, NFT_CMP_NEQ, &none, sizeof none) || add_verdict(r, NF_ACCEPT);
+	return nftx_established(r) || nftx_verdict(r, NF_ACCEPT);
 }
 
-/* ip daddr 10.0.0.0/8 tcp dport 443 counter accept. The meta nfproto and
- * l4proto matches are the dependencies nft adds (and hides when listing). A
- * prefix is a full-length load and a mask, as nft emits for /20 (it shortens
- * the load for byte-aligned prefixes instead; both list the same). */
+/* ip daddr 10.0.0.0/8 tcp dport 443 counter accept (or ip daddr @egress_3 under
+ * the gateway). The meta nfproto and l4proto matches are the dependencies nft
+ * adds (and hides when listing). A prefix is a full-length load and a mask, as
+ * nft emits for /20 (it shortens the load for byte-aligned prefixes instead;
+ * both list the same). */
 static int exprs_egress(struct nftnl_rule *r, const struct dest *d)
 {
 	uint32_t daddr = d->nfproto == NFPROTO_IPV4 ? 16 : 24; /* offsetof(iphdr/ipv6hdr, daddr) */
-	return add_meta(r, NFT_META_NFPROTO) || add_cmp(r, NFT_CMP_EQ, &d->nfproto, 1) ||
-	       add_payload(r, NFT_PAYLOAD_NETWORK_HEADER, daddr, d->len) ||
-	       (d->prefix < d->len * 8 && add_mask(r, d->mask, d->len)) ||
-	       add_cmp(r, NFT_CMP_EQ, d->addr, d->len) ||
-	       add_meta(r, NFT_META_L4PROTO) || add_cmp(r, NFT_CMP_EQ, &d->l4proto, 1) ||
-	       add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2) || /* dport */
-	       add_cmp(r, NFT_CMP_EQ, &d->port, 2) ||
-	       add_counter(r) || add_verdict(r, NF_ACCEPT);
+	int rc = nftx_meta(r, NFT_META_NFPROTO) || nftx_cmp(r, NFT_CMP_EQ, &d->nfproto, 1) ||
+		 nftx_payload(r, NFT_PAYLOAD_NETWORK_HEADER, daddr, d->len);
+	if (d->set)
+		rc = rc || nftx_lookup(r, d->set, d->set_id);
+	else
+		rc = rc || (d->prefix < d->len * 8 && nftx_mask(r, d->mask, d->len)) ||
+		     nftx_cmp(r, NFT_CMP_EQ, d->addr, d->len);
+	return rc || nftx_meta(r, NFT_META_L4PROTO) || nftx_cmp(r, NFT_CMP_EQ, &d->l4proto, 1) ||
+	       nftx_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2) || /* dport */
+	       nftx_cmp(r, NFT_CMP_EQ, &d->port, 2) || (!d->quiet && nftx_counter(r)) ||
+	       nftx_verdict(r, NF_ACCEPT);
 }
 
 /* counter drop */
 static int exprs_drop(struct nftnl_rule *r, const struct dest *unused)
 {
-	return add_counter(r) || add_verdict(r, NF_DROP);
+	return nftx_counter(r) || nftx_verdict(r, NF_DROP);
 }
 
-static struct nftnl_rule *rule_new(void)
+static void add_rule(struct nftb *b, int (*exprs)(struct nftnl_rule *, const struct dest *), const struct dest *d,
+		     size_t n)
 {
-	struct nftnl_rule *r = nftnl_rule_alloc();
-	if (!r)
-		return NULL;
-	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
-	if (nftnl_rule_set_str(r, NFTNL_RULE_TABLE, TABLE) < 0 ||
-	    nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, CHAIN) < 0) {
+	struct nftnl_rule *r = nftb_rule_new(TABLE, CHAIN);
+	char what[64];
+	snprintf(what, sizeof what, "add rule %zu of inet " TABLE " " CHAIN, n);
+	if (r && exprs(r, d)) {
 		nftnl_rule_free(r);
-		return NULL;
+		r = NULL;
 	}
-	return r;
-}
-
-/* Consecutive netlink messages, numbered from 1 (the batch begin). */
-struct batch {
-	char *buf;
-	size_t len;
-	size_t last;            /* offset of the last message added */
-	uint32_t seq;
-};
-
-static struct nlmsghdr *batch_msg(struct batch *b, uint16_t type, uint16_t flags)
-{
-	return nftnl_nlmsg_build_hdr(b->buf + b->len, type, NFPROTO_INET, flags, b->seq++);
-}
-
-static void batch_next(struct batch *b, struct nlmsghdr *nlh)
-{
-	b->last = b->len;
-	b->len += nlh->nlmsg_len;
-}
-
-static int batch_table(struct batch *b)
-{
-	struct nftnl_table *t = nftnl_table_alloc();
-	if (!t)
-		return -1;
-	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
-	int rc = nftnl_table_set_str(t, NFTNL_TABLE_NAME, TABLE);
-	if (rc == 0) {
-		/* EXCL: applying twice is a bug, not a reason to double the rules. */
-		struct nlmsghdr *nlh = batch_msg(b, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL);
-		nftnl_table_nlmsg_build_payload(nlh, t);
-		batch_next(b, nlh);
-	}
-	nftnl_table_free(t);
-	return rc;
-}
-
-static int batch_chain(struct batch *b)
-{
-	struct nftnl_chain *c = nftnl_chain_alloc();
-	if (!c)
-		return -1;
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, NF_INET_LOCAL_OUT);
-	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, 0);
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_DROP);
-	int rc = nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, TABLE) ||
-		 nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, CHAIN) ||
-		 nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter");
-	if (rc == 0) {
-		struct nlmsghdr *nlh = batch_msg(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE);
-		nftnl_chain_nlmsg_build_payload(nlh, c);
-		batch_next(b, nlh);
-	}
-	nftnl_chain_free(c);
-	return rc;
-}
-
-static int batch_rule(struct batch *b, int (*exprs)(struct nftnl_rule *, const struct dest *),
-		      const struct dest *d)
-{
-	struct nftnl_rule *r = rule_new();
-	if (!r)
-		return -1;
-	int rc = exprs(r, d);
-	if (rc == 0) {
-		struct nlmsghdr *nlh = batch_msg(b, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
-		nftnl_rule_nlmsg_build_payload(nlh, r);
-		batch_next(b, nlh);
-	}
-	nftnl_rule_free(r);
-	return rc;
-}
-
-/* What batch message `seq` (see nft_apply) creates, for error messages. */
-static void batch_what(uint32_t seq, char *buf, size_t size)
-{
-	if (seq == 2)
-		snprintf(buf, size, "add table inet " TABLE);
-	else if (seq == 3)
-		snprintf(buf, size, "add chain inet " TABLE " " CHAIN);
-	else if (seq > 3)
-		snprintf(buf, size, "add rule %u of inet " TABLE " " CHAIN, seq - 3);
-	else
-		snprintf(buf, size, "transaction");
-}
-
-static struct mnl_socket *nl_open(struct err *e)
-{
-	struct mnl_socket *nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
-	if (!nl) {
-		err_sys(e, errno, "nftables: netlink socket");
-		return NULL;
-	}
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		err_sys(e, errno, "nftables: binding the netlink socket");
-		mnl_socket_close(nl);
-		return NULL;
-	}
-	return nl;
-}
-
-/* Sends the batch and waits for its outcome. The kernel commits or aborts the
- * whole transaction and reports every failed message, in order. Only the last
- * message asks for an ack, which ends a success: an ack per message would
- * overflow the receive buffer for long egress lists. */
-static int batch_send(struct mnl_socket *nl, const struct batch *b, uint32_t last, struct err *e)
-{
-	/* One sendmsg must hold the whole batch: raise the send buffer for long
-	 * egress lists, as nft does (best effort: sendto says EMSGSIZE if it is
-	 * still too small). */
-	if (b->len > 64 * 1024) {
-		int size = (int)b->len;
-		(void)setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size);
-	}
-	if (mnl_socket_sendto(nl, b->buf, b->len) < 0)
-		return err_sys(e, errno, "nftables: sending the ruleset");
-
-	char buf[8192];
-	for (;;) {
-		ssize_t got = mnl_socket_recvfrom(nl, buf, sizeof buf);
-		if (got < 0)
-			return err_sys(e, errno, "nftables: reading the kernel's reply");
-		int len = (int)got;
-		for (const struct nlmsghdr *nlh = (void *)buf; mnl_nlmsg_ok(nlh, len);
-		     nlh = mnl_nlmsg_next(nlh, &len)) {
-			if (nlh->nlmsg_type != NLMSG_ERROR)
-				continue;
-			const struct nlmsgerr *ack = mnl_nlmsg_get_payload(nlh);
-			if (ack->error) {
-				char what[64];
-				batch_what(ack->msg.nlmsg_seq, what, sizeof what);
-				return err_sys(e, -ack->error, "nftables: %s", what);
-			}
-			if (nlh->nlmsg_seq == last)
-				return 0;
-		}
-	}
+	nftb_rule(b, r, what);
 }
 
 int nft_apply(const struct nft_egress *rules, size_t n, struct err *e)
@@ -374,28 +162,30 @@ int nft_apply(const struct nft_egress *rules, size_t n, struct err *e)
 		if (parse_dest(&rules[i], &dests[i], e) < 0)
 			return err_prefix(e, "nftables: egress rule %zu", i + 1);
 
-	/* begin, table, chain, lo, established, n egress rules, drop, end */
-	cleanup_free char *buf = calloc(n + 7, MSG_MAX);
-	if (!buf)
-		return err_set(e, "nftables: out of memory");
-	struct batch b = { .buf = buf, .seq = 1 };
-	batch_next(&b, nftnl_batch_begin(b.buf, b.seq++));
-	int oom = batch_table(&b) || batch_chain(&b) || batch_rule(&b, exprs_lo, NULL) ||
-		  batch_rule(&b, exprs_established, NULL);
-	for (size_t i = 0; i < n && !oom; i++)
-		oom = batch_rule(&b, exprs_egress, &dests[i]);
-	oom = oom || batch_rule(&b, exprs_drop, NULL);
-	if (oom)
-		return err_set(e, "nftables: out of memory");
-	struct nlmsghdr *last = (void *)(b.buf + b.last);
-	last->nlmsg_flags |= NLM_F_ACK;
-	batch_next(&b, nftnl_batch_end(b.buf + b.len, b.seq++));
+	struct nftb b;
+	nftb_init(&b);
+	/* EXCL: applying twice is a bug, not a reason to double the rules. */
+	nftb_table(&b, TABLE, true);
+	nftb_chain(&b, TABLE, CHAIN, "filter", NF_INET_LOCAL_OUT, 0, NF_DROP);
+	uint32_t set_id = 0;
+	for (size_t i = 0; i < n; i++)
+		if (dests[i].set) {
+			dests[i].set_id = ++set_id;
+			nftb_set(&b, TABLE, dests[i].set, set_id);
+			nftb_set_elems(&b, TABLE, dests[i].set, rules[i].elems, rules[i].n_elems);
+		}
+	size_t k = 0;
+	add_rule(&b, exprs_lo, NULL, ++k);
+	add_rule(&b, exprs_established, NULL, ++k);
+	for (size_t i = 0; i < n; i++)
+		add_rule(&b, exprs_egress, &dests[i], ++k);
+	add_rule(&b, exprs_drop, NULL, ++k);
 
-	struct mnl_socket *nl = nl_open(e);
-	if (!nl)
-		return -1;
-	int rc = batch_send(nl, &b, last->nlmsg_seq, e);
-	mnl_socket_close(nl);
+	struct mnl_socket *nl = nftb_open(e);
+	int rc = nl ? nftb_send(nl, &b, e) : -1;
+	if (nl)
+		mnl_socket_close(nl);
+	nftb_free(&b);
 	return rc;
 }
 
@@ -526,6 +316,13 @@ static int decode_expr(struct nftnl_expr *x, void *data)
 		known = d->prefix >= 0;
 	} else if (!strcmp(name, "cmp")) {
 		known = decode_cmp(d, x);
+	} else if (!strcmp(name, "lookup")) {
+		/* ip daddr @egress_3: a DNS-name rule's set (gateway) */
+		const char *set = nftnl_expr_get_str(x, NFTNL_EXPR_LOOKUP_SET);
+		known = d->load == LOAD_DADDR && set && d->nfproto == NFPROTO_IPV4;
+		if (known)
+			say(d, "ip daddr @%s", set);
+		d->load = LOAD_NONE;
 	} else if (!strcmp(name, "counter")) {
 		d->counted = true;
 		d->packets = nftnl_expr_get_u64(x, NFTNL_EXPR_CTR_PACKETS);
@@ -606,7 +403,7 @@ int nft_read_counters(struct nft_counter **out, size_t *n, struct err *e)
 	*out = NULL;
 	*n = 0;
 	cleanup_free char *buf = malloc(DUMP_BUF);
-	struct nftnl_rule *filter = rule_new();
+	struct nftnl_rule *filter = nftb_rule_new(TABLE, CHAIN);
 	if (!buf || !filter) {
 		if (filter)
 			nftnl_rule_free(filter);
@@ -618,7 +415,7 @@ int nft_read_counters(struct nft_counter **out, size_t *n, struct err *e)
 	nftnl_rule_nlmsg_build_payload(nlh, filter);
 	nftnl_rule_free(filter);
 
-	struct mnl_socket *nl = nl_open(e);
+	struct mnl_socket *nl = nftb_open(e);
 	if (!nl)
 		return -1;
 	struct dump dump = { .e = e };
