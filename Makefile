@@ -2,7 +2,7 @@
 # check` runs the unit tests (cmocka) and the black-box tests (pytest). SANITIZE=1
 # adds ASan/UBSan. `make install` / `make uninstall` (PREFIX, DESTDIR): see below.
 CC ?= cc
-PKGS := jansson libsodium libnftnl libmnl libseccomp
+PKGS := jansson libsodium libnftnl libmnl libseccomp ldns
 # libcurl's headers only: it is dlopen()ed when an HTTP/S3 export needs it
 # (src/export/curl_dl.h says why).
 CURL_CFLAGS := $(shell pkg-config --cflags libcurl)

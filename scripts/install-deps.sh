@@ -4,9 +4,9 @@
 # Idempotent: does nothing (and needs no network) when all are present.
 set -eu
 PKGS="build-essential pkg-config libjansson-dev libsodium-dev nftables
-libnftnl-dev libmnl-dev libseccomp-dev libcurl4-openssl-dev libcmocka-dev python3-pytest hyperfine bubblewrap iproute2 util-linux procps
+libnftnl-dev libmnl-dev libldns-dev libseccomp-dev libcurl4-openssl-dev libcmocka-dev python3-pytest hyperfine bubblewrap iproute2 util-linux procps
 python3-nacl python3-jsonschema clang libclang-rt-14-dev
-runsc crun runc
+runsc crun runc dnsmasq-base
 scdoc groff-base man-db bash-completion debhelper dpkg-dev git"
 missing=""
 for p in $PKGS; do

@@ -1,14 +1,63 @@
 /* Admission: see admission.h. */
 #include "admission.h"
 
+#include <arpa/inet.h>
 #include <jansson.h>
 #include <string.h>
 
 #include "export/export.h"
+#include "isolate/gateway.h"
 #include "isolate/hostmount.h"
+#include "isolate/resolve.h"
 #include "secrets/broker.h"
 #include "util/escape.h"
 #include "util/log.h"
+
+/* SPEC §6.4: the gateway needs the operator's IPv4 forwarding, and no egress
+ * rule or declared resolver may lie inside CELLOS_EGRESS_DENY_CIDRS (checked
+ * under the gateway, or whenever the variable is set). A rule that only
+ * overlaps a denied CIDR (0.0.0.0/0) is admitted: the host table drops the
+ * denied part first. */
+static int network_admit(const struct config *cfg, const struct spec *spec, struct problems *probs)
+{
+	int rc = 0;
+	struct err e = {0};
+	if (cfg->network == NETWORK_GATEWAY && spec->n_egress > 0 && gateway_check_forwarding(&e) < 0) {
+		problems_add(probs, "%s", e.msg);
+		rc = -1;
+	}
+	for (size_t i = 0; i < spec->n_egress; i++) {
+		const char *h = spec->egress[i].host;
+		struct cidr4 *c = NULL;
+		size_t n = 0;
+		if (spec_host_family(h) != 4 || gateway_parse_cidrs(h, &c, &n, NULL) < 0 || n != 1)
+			goto next;
+		if (gateway_cidr_denied(cfg->egress_deny, cfg->n_egress_deny, c[0].addr, c[0].prefix)) {
+			problems_add(probs, "spec.authority.egressRules[%zu].host: %s lies inside CELLOS_EGRESS_DENY_CIDRS "
+				     "(loopback, link-local, multicast, the host's own addresses, the cell subnet, ...): never reachable",
+				     i, h);
+			rc = -1;
+		}
+	next:
+		free(c);
+	}
+	json_t *res = spec->dns_authority ? json_object_get(spec->dns_authority, "resolvers") : NULL;
+	for (size_t i = 0; i < json_array_size(res); i++) {
+		json_t *a = json_object_get(json_array_get(res, i), "address");
+		char ip[64];
+		int port;
+		struct in_addr v4;
+		if (!json_is_string(a) || resolve_split_addr(json_string_value(a), ip, sizeof ip, &port) < 0 ||
+		    inet_pton(AF_INET, ip, &v4) != 1)
+			continue;
+		if (gateway_cidr_denied(cfg->egress_deny, cfg->n_egress_deny, ntohl(v4.s_addr), 32)) {
+			problems_add(probs, "spec.authority.dnsAuthority.resolvers[%zu].address: %s lies inside "
+				     "CELLOS_EGRESS_DENY_CIDRS: never reachable", i, json_string_value(a));
+			rc = -1;
+		}
+	}
+	return rc;
+}
 
 int admission_check(const struct config *cfg, const struct spec *spec, enum admission_mode mode,
 		    struct problems *probs)
@@ -33,6 +82,8 @@ int admission_check(const struct config *cfg, const struct spec *spec, enum admi
 		problems_add(probs, "%s", e.msg);
 		rc = -1;
 	}
+	if (network_admit(cfg, spec, probs) < 0)
+		rc = -1;
 	return rc;
 }
 

@@ -15,6 +15,8 @@
 #include "export/export.h"
 #include "isolate/hostmount.h"
 #include "isolate/artifact.h"
+#include "isolate/gateway.h"
+#include "isolate/resolve.h"
 #include "isolate/runreg.h"
 #include "isolate/runuid.h"
 #include "isolate/secretfs.h"
@@ -41,8 +43,10 @@ struct run {
 
 	struct nft_egress *egress;     /* resolved egress rules */
 	size_t n_egress, cap_egress;
-	char **egress_strings;         /* owned address strings of resolved DNS names */
+	char **egress_strings;         /* owned address strings of resolved DNS names (and set names) */
 	size_t n_egress_strings;
+	uint32_t **egress_elems;       /* owned: per DNS-name rule under the gateway, its addresses */
+	size_t n_egress_elems;
 	char **envp;                   /* workload environment (secret entries borrowed) */
 	struct secrets secrets;
 	struct runuid uid;             /* the run's own host uid (SPEC §3), fd -1 when fixed */
@@ -118,16 +122,105 @@ static int add_egress(struct run *r, int family, const char *addr, const struct 
 	return 0;
 }
 
+static char *own_string(struct run *r, char *copy)
+{
+	char **ns = copy ? realloc(r->egress_strings, (r->n_egress_strings + 1) * sizeof *ns) : NULL;
+	if (!ns) {
+		free(copy);
+		return NULL;
+	}
+	r->egress_strings = ns;
+	r->egress_strings[r->n_egress_strings++] = copy;
+	return copy;
+}
+
+/* Whether the cell gets the network gateway (SPEC §6.4): configured, a private
+ * netns (config.c checks the stub has one), and some egress declared. */
+static bool gateway_wanted(const struct run *r)
+{
+	return r->cfg->network == NETWORK_GATEWAY && r->spec->n_egress > 0;
+}
+
+/* The resolver a DNS-name rule is resolved through (SPEC §6.4): the declared
+ * one, else CELLOS_DNS_UPSTREAM, else (NULL) the host's. */
+static const char *scope_resolver(const struct run *r, char *ip, size_t size, int *port)
+{
+	json_t *res = r->spec->dns_authority ? json_object_get(r->spec->dns_authority, "resolvers") : NULL;
+	json_t *addr = json_object_get(json_array_get(res, 0), "address");
+	if (json_is_string(addr) && resolve_split_addr(json_string_value(addr), ip, size, port) == 0)
+		return ip;
+	if (r->cfg->dns_upstream_ip[0]) {
+		snprintf(ip, size, "%s", r->cfg->dns_upstream_ip);
+		*port = r->cfg->dns_upstream_port;
+		return ip;
+	}
+	return NULL;
+}
+
+/* Under the gateway a DNS-name rule is one rule over a set `egress_<i>` of the
+ * name's IPv4 addresses, resolved here (a wildcard's set starts empty), less
+ * any in CELLOS_EGRESS_DENY_CIDRS; the DNS proxy extends it at run time. */
+static int add_name_set(struct run *r, size_t i, const struct egress_rule *er)
+{
+	char name[32], ip[64];
+	int port = 53;
+	snprintf(name, sizeof name, "egress_%zu", i);
+	char *set = own_string(r, strdup(name));
+	uint32_t **nb = realloc(r->egress_elems, (r->n_egress_elems + 1) * sizeof *nb);
+	if (!set || !nb)
+		return -1;
+	r->egress_elems = nb;
+	uint32_t *addrs = NULL;
+	size_t n = 0;
+	if (strncmp(er->host, "*.", 2) != 0) {
+		struct err e = {0};
+		const char *server = scope_resolver(r, ip, sizeof ip, &port);
+		if (resolve_a(er->host, server, port, &addrs, &n, &e) < 0)
+			log_warn("egress rule %zu: %s; its set starts empty", i, e.msg);
+		else if (n == 0)
+			log_warn("egress rule %zu: %s has no IPv4 address; its set starts empty", i, er->host);
+	}
+	size_t k = 0;
+	for (size_t j = 0; j < n; j++) {
+		if (gateway_cidr_denied(r->cfg->egress_deny, r->cfg->n_egress_deny, ntohl(addrs[j]), 32)) {
+			char txt[INET_ADDRSTRLEN];
+			log_warn("egress rule %zu: %s resolves to %s, inside CELLOS_EGRESS_DENY_CIDRS: not reachable", i,
+				 er->host, inet_ntop(AF_INET, &addrs[j], txt, sizeof txt));
+			continue;
+		}
+		addrs[k++] = addrs[j];
+	}
+	r->egress_elems[r->n_egress_elems++] = addrs;
+	if (add_egress(r, 4, NULL, er) < 0)
+		return -1;
+	struct nft_egress *g = &r->egress[r->n_egress - 1];
+	g->set = set;
+	g->host = er->host;
+	g->rule = i;
+	g->elems = addrs;
+	g->n_elems = k;
+	return 0;
+}
+
 /* Literal and CIDR hosts go to nft as they are; DNS names are resolved here, once,
  * and a name that does not resolve contributes no accept rule (the cell can reach
  * nothing it did not declare, never more). */
 static int resolve_egress(struct run *r)
 {
+	bool gw = gateway_wanted(r);
 	for (size_t i = 0; i < r->spec->n_egress; i++) {
 		const struct egress_rule *er = &r->spec->egress[i];
 		int family = spec_host_family(er->host); /* 4, 6 (address or CIDR), 0 (name) */
 		if (family > 0) {
+			if (gw && family == 6)
+				log_warn("egress rule %zu: %s is IPv6: enforced in the cell, but the gateway routes IPv4 only", i,
+					 er->host);
 			if (add_egress(r, family, er->host, er) < 0)
+				return -1;
+			continue;
+		}
+		if (gw) {
+			if (add_name_set(r, i, er) < 0)
 				return -1;
 			continue;
 		}
@@ -146,14 +239,9 @@ static int resolve_egress(struct run *r)
 								 : (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
 			if (!inet_ntop(ai->ai_family, a, txt, sizeof txt))
 				continue;
-			char **ns = realloc(r->egress_strings, (r->n_egress_strings + 1) * sizeof *ns);
-			if (!ns)
-				break;
-			r->egress_strings = ns;
-			char *copy = strdup(txt);
+			char *copy = own_string(r, strdup(txt));
 			if (!copy)
 				break;
-			r->egress_strings[r->n_egress_strings++] = copy;
 			if (add_egress(r, ai->ai_family == AF_INET ? 4 : 6, copy, er) < 0)
 				break;
 		}
@@ -306,6 +394,16 @@ static void emit_started(struct run *r, char started_id[37])
 	json_t *limits = limits_json(&r->cell);
 	if (limits)
 		json_object_set_new(iso, "limits", limits);
+	/* (ext) The gateway (SPEC §6.4): where the cell's traffic leaves the host. */
+	if (r->cell.gw) {
+		char cell[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &r->cell.gw->cell_addr, cell, sizeof cell);
+		inet_ntop(AF_INET, &r->cell.gw->host_addr, gw, sizeof gw);
+		json_object_set_new(iso, "network",
+				    json_pack("{s:s, s:s, s:s, s:s, s:s}", "mode", "gateway", "cellAddress", cell,
+					      "gatewayAddress", gw, "hostInterface", r->cell.gw->host_if, "hostTable",
+					      r->cell.gw->table));
+	}
 	json_t *mounts = hostmounts_json(r->spec); /* run.mounts (ext) */
 	if (mounts)
 		json_object_set_new(iso, "mounts", mounts);
@@ -563,6 +661,7 @@ static int take_identity(struct run *r, struct err *e)
 	 * before their uid can be handed to this run. */
 	runreg_sweep();
 	runuid_sweep();
+	gateway_sweep();
 	if (r->cfg->fixed_uid) {
 		r->uid.uid = r->cfg->fixed_uid;
 		return 0;
@@ -786,6 +885,9 @@ out:
 	for (size_t i = 0; i < r.n_egress_strings; i++)
 		free(r.egress_strings[i]);
 	free(r.egress_strings);
+	for (size_t i = 0; i < r.n_egress_elems; i++)
+		free(r.egress_elems[i]);
+	free(r.egress_elems);
 	if (r.sigfd >= 0)
 		close(r.sigfd);
 	out->sup_signal = r.term_sig;

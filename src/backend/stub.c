@@ -11,6 +11,7 @@
  *         the control socket.
  * kill:   cgroup.kill (or the PID namespace's init dying), with the supervisor as
  *         child subreaper as the last resort on hosts without a usable cgroup. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -55,6 +56,8 @@ struct stub {
 	bool reaped;
 	struct sock_fprog filter; /* the workload's seccomp filter, sent with 'B' */
 	bool netns_later;    /* we make the cell's netns and hand it over (cellinit.c) */
+	struct gateway *gw;  /* CELLOS_NETWORK=gateway (isolate/gateway.h), or NULL */
+	bool gw_drop;        /* the cell's own ruleset failed (portable): no veth either */
 	/* run.mounts, from create until the init is cloned: the opened sources, what
 	 * the init is told (in the order applied), and the paths to mask. */
 	struct hostmounts hm;
@@ -209,10 +212,28 @@ static int enter_netns_and(struct stub *s, struct cell *c, int (*fn)(struct cell
 
 static int net_setup(struct cell *c, void *arg, struct err *e)
 {
+	struct stub *s = priv(c);
 	if (netdev_loopback_up(e) < 0)
 		return -1;
+	/* Under the gateway the cell may also reach the DNS proxy on the gateway
+	 * address (not counted: infrastructure, not a declared rule). */
+	const struct nft_egress *rules = c->egress;
+	size_t n = c->n_egress;
+	cleanup_free struct nft_egress *with_dns = NULL;
+	char gw_addr[INET_ADDRSTRLEN];
+	if (s->gw) {
+		inet_ntop(AF_INET, &s->gw->host_addr, gw_addr, sizeof gw_addr);
+		if (!(with_dns = calloc(n + 2, sizeof *with_dns)))
+			return err_set(e, "out of memory");
+		for (int udp = 1; udp >= 0; udp--)
+			with_dns[1 - udp] = (struct nft_egress){.family = 4, .addr = gw_addr, .port = GATEWAY_DNS_PORT,
+								 .udp = udp, .quiet = 1};
+		memcpy(with_dns + 2, c->egress, n * sizeof *with_dns);
+		rules = with_dns;
+		n += 2;
+	}
 	struct err ne = {0};
-	if (nft_apply(c->egress, c->n_egress, &ne) < 0) {
+	if (nft_apply(rules, n, &ne) < 0) {
 		/* portable: the netns alone blocks egress; the event says so. */
 		snprintf(c->nft_error, sizeof c->nft_error, "%s", ne.msg);
 		/* SPEC §7: hardened refuses a cell whose egress filter is not in force. */
@@ -222,10 +243,55 @@ static int net_setup(struct cell *c, void *arg, struct err *e)
 				       ne.msg);
 		}
 		log_warn("nftables not applied: %s", ne.msg);
+		/* Never fail open (SPEC §6.4): without its filter the cell keeps no route out. */
+		s->gw_drop = s->gw != NULL;
 	} else {
 		c->nft_applied = true;
+		if (s->gw && gateway_cell_up(s->gw, e) < 0)
+			return -1;
 	}
 	return 0;
+}
+
+/* CELLOS_NETWORK=gateway (SPEC §6.4), in the supervisor's netns: the /30, the
+ * run's host table and the veth into the cell's netns. A host table nftables
+ * refuses is never "fail open": hardened refuses the cell, portable runs it
+ * isolated (no veth) and reports nftRulesApplied false. */
+static int gateway_setup(struct stub *s, struct cell *c, struct err *e)
+{
+	if (c->cfg->network != NETWORK_GATEWAY || c->spec->n_egress == 0)
+		return 0;
+	if (!(s->gw = calloc(1, sizeof *s->gw)))
+		return err_set(e, "out of memory");
+	struct err ge = {0};
+	int rc = gateway_up(s->gw, c->name, &c->cfg->cell_subnet, c->egress, c->n_egress, c->cfg->egress_deny,
+			    c->cfg->n_egress_deny, s->netns, &ge);
+	if (rc == 0)
+		return 0;
+	free(s->gw);
+	s->gw = NULL;
+	if (rc != GATEWAY_NFT_FAILED) {
+		*e = ge;
+		return -1;
+	}
+	if (c->cfg->hardened) {
+		c->fail_reason = "policy_denied";
+		return err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: the gateway's nftables table could not be applied: %s",
+			       ge.msg);
+	}
+	log_warn("%s; the cell keeps an isolated network (no veth)", ge.msg);
+	snprintf(c->nft_error, sizeof c->nft_error, "%s", ge.msg);
+	return 1;
+}
+
+static void gateway_teardown(struct stub *s, struct cell *c)
+{
+	if (!s->gw)
+		return;
+	gateway_down(s->gw);
+	free(s->gw);
+	s->gw = NULL;
+	c->gw = NULL;
 }
 
 /* run.limits into the cell's leaves, and what the profile makes of the outcome
@@ -253,7 +319,7 @@ static int apply_limits(struct cell *c, struct stub *s, struct err *e)
 
 /* Make the cell's network namespace here, set it up (lo, nft), and keep it in
  * s->netns; the calling thread ends up back in its own. */
-static int make_netns(struct stub *s, struct cell *c, struct err *e)
+static int make_netns(struct stub *s, struct err *e)
 {
 	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (self < 0)
@@ -263,7 +329,7 @@ static int make_netns(struct stub *s, struct cell *c, struct err *e)
 		rc = err_sys(e, errno, "create the cell's network namespace");
 	} else {
 		s->netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-		rc = s->netns < 0 ? err_sys(e, errno, "open the cell's network namespace") : net_setup(c, NULL, e);
+		rc = s->netns < 0 ? err_sys(e, errno, "open the cell's network namespace") : 0;
 	}
 	come_back(self);
 	return rc;
@@ -287,6 +353,23 @@ static int send_netns(struct stub *s, struct err *e)
 	if (sendmsg(s->ctl, &mh, MSG_NOSIGNAL) != 1 && errno != EPIPE && errno != ECONNRESET)
 		return err_sys(e, errno, "hand the network namespace to the cell");
 	return 0;
+}
+
+/* The cell's network: its netns (made here without a user namespace), the
+ * gateway's host side, then inside: lo, the ruleset, the gateway's cell side. */
+static int network(struct stub *s, struct cell *c, struct err *e)
+{
+	int gw = 0;
+	if (s->netns_later && make_netns(s, e) < 0)
+		return -1;
+	if ((gw = gateway_setup(s, c, e)) < 0 || enter_netns_and(s, c, net_setup, NULL, e) < 0)
+		return -1;
+	if (s->gw_drop)
+		gateway_teardown(s, c);
+	c->gw = s->gw;
+	if (gw == 1)
+		c->nft_applied = false; /* the host half of the filter is missing: nftError says why */
+	return s->netns_later ? send_netns(s, e) : 0;
 }
 
 /* Whether clone3() failed because the kernel refuses (this caller) a user
@@ -566,8 +649,7 @@ static int stub_create(struct cell *c, struct err *e)
 	/* Network setup overlaps with the init's mounts. */
 	if (c->ns & NS_NET) {
 		c->netns = true;
-		if (s->netns_later ? make_netns(s, c, e) < 0 || send_netns(s, e) < 0
-				: enter_netns_and(s, c, net_setup, NULL, e) < 0)
+		if (network(s, c, e) < 0)
 			goto fail;
 		log_step(&t, "create.net");
 	}
@@ -755,6 +837,7 @@ static void stub_destroy(struct cell *c)
 	/* A leaf we could not remove stays registered: a later supervisor retries. */
 	if (s->reg.fd >= 0)
 		close(s->reg.fd);
+	gateway_teardown(s, c);
 	free(s->filter.filter);
 	mounts_done(s);
 	int *fds[] = {&s->pidfd, &s->ctl, &s->report, &s->netns, &s->mntns, &s->userns};
