@@ -33,7 +33,7 @@ class TLSHandler(socketserver.StreamRequestHandler):
         seen = {}
         ctx2 = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx2.load_cert_chain(cert, key)
-        ctx2.sni_callback = lambda s, name, c: seen.setdefault("sni", name)
+        ctx2.sni_callback = lambda s, name, c: seen.update(sni=name)  # None: go on
         try:
             with ctx2.wrap_socket(self.request, server_side=True) as t:
                 t.recv(100)
