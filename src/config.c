@@ -383,6 +383,11 @@ static int load_oci(struct config *cfg, struct err *e)
 	}
 	v = env("CELLOS_GVISOR_NETWORK");
 	cfg->gvisor_sandbox_net = v && strcmp(v, "sandbox") == 0;
+	/* SPEC §6.2: sandbox when egress rules exist and the gateway is on. */
+	if (cfg->gvisor_sandbox_net && cfg->network != NETWORK_GATEWAY)
+		return err_set(e, "CELLOS_GVISOR_NETWORK: 'sandbox' needs CELLOS_NETWORK=gateway (the sandbox's network is the gateway's veth)");
+	if (v && strcmp(v, "none") == 0 && cfg->network == NETWORK_GATEWAY)
+		return err_set(e, "CELLOS_GVISOR_NETWORK: 'none' conflicts with CELLOS_NETWORK=gateway (unset it: cells with egress get 'sandbox')");
 	if (v && !cfg->gvisor_sandbox_net && strcmp(v, "none") != 0)
 		return err_set(e, "CELLOS_GVISOR_NETWORK: unknown value '%s' (expected none, sandbox)", v);
 	return 0;

@@ -14,6 +14,9 @@
  * linux.seccomp in runsc's dialect (backend/oci_seccomp.h) and is enforced by
  * gVisor's Sentry on the workload's calls, given --oci-seccomp. */
 #include <errno.h>
+#include <stdbool.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -22,6 +25,8 @@
 #include <unistd.h>
 
 #include "backend/oci_run.h"
+#include "isolate/gateway.h"
+#include "isolate/netdev.h"
 #include "util/log.h"
 
 #define GVISOR_DIR "/run/cellos/gvisor"
@@ -80,6 +85,95 @@ static int detect_platform(const char *runsc, char *out, size_t size, struct err
 		       tried);
 }
 
+/* CELLOS_NETWORK=gateway with declared egress (SPEC §6.4): a netns of ours
+ * holding the cell's end of the veth (address, default route), which runsc's
+ * sandbox joins with --network=sandbox: gVisor's own network stack then sends
+ * the workload's packets out of that veth, and the run's host table (forward
+ * and input chains, on the host side) enforces the same rules as for a stub
+ * cell. runsc's stack bypasses netfilter inside that netns (it writes frames
+ * to the device itself), so no ruleset of ours is put there: the host table
+ * is the filter. */
+static int gateway_netns(struct cell *c, bool *cover, struct err *e)
+{
+	int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (self < 0)
+		return err_sys(e, errno, "open /proc/thread-self/ns/net");
+	int cell = -1;
+	if (unshare(CLONE_NEWNET) < 0 || (cell = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) < 0)
+		err_sys(e, errno, "gvisor: the sandbox's network namespace");
+	if (setns(self, CLONE_NEWNET) < 0)
+		abort(); /* stuck in the cell's netns: nothing sane can follow */
+	if (cell < 0) {
+		close(self);
+		return -1;
+	}
+	struct gateway *gw = calloc(1, sizeof *gw);
+	int rc = gw ? gateway_up(gw, c->name, &c->cfg->cell_subnet, c->egress, c->n_egress, c->cfg->egress_deny,
+				 c->cfg->n_egress_deny, cell, e)
+		    : err_set(e, "out of memory");
+	if (rc == GATEWAY_NFT_FAILED) {
+		/* Never fail open: hardened refuses; portable keeps runsc without a network. */
+		if (c->cfg->hardened) {
+			c->fail_reason = "policy_denied";
+			err_prefix(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: the gateway's nftables table could not be applied");
+		} else {
+			log_warn("%s; the sandbox keeps no network", e->msg);
+			rc = 0;
+		}
+		free(gw);
+		gw = NULL;
+	} else if (rc == 0) {
+		/* Inside the sandbox's netns: lo up, the cell's address and route. */
+		if (setns(cell, CLONE_NEWNET) < 0) {
+			rc = err_sys(e, errno, "gvisor: entering the sandbox's network namespace");
+		} else {
+			rc = netdev_loopback_up(e) < 0 || gateway_cell_up(gw, e) < 0 ? -1 : 0;
+			/* runsc before 2023 takes the presence of this sysctl for the
+			 * root netns and refuses --network=sandbox; recent kernels have
+			 * it in every netns. Where it shows here, runsc gets a mount
+			 * namespace with /proc/sys/net covered (oci_run.h, cover): the
+			 * whole tree, since /proc/sys/net/core is a per-netns dentry a
+			 * mount made before runsc's setns does not cover. */
+			*cover = access("/proc/sys/net/core/rmem_default", F_OK) == 0;
+			if (setns(self, CLONE_NEWNET) < 0)
+				abort();
+		}
+		if (rc < 0) {
+			gateway_down(gw);
+			free(gw);
+			gw = NULL;
+		}
+	} else {
+		free(gw);
+		gw = NULL;
+	}
+	close(self);
+	if (!gw) {
+		close(cell);
+		return rc;
+	}
+	c->gw = gw; /* gw->cell_netns: ours, closed with the gateway */
+	return 0;
+}
+
+static void gateway_release(struct cell *c)
+{
+	if (!c->gw)
+		return;
+	int fd = c->gw->cell_netns;
+	gateway_down(c->gw);
+	free(c->gw);
+	c->gw = NULL;
+	if (fd >= 0)
+		close(fd);
+}
+
+static void gvisor_destroy(struct cell *c)
+{
+	oci_run_destroy(c);
+	gateway_release(c);
+}
+
 static int gvisor_create(struct cell *c, struct err *e)
 {
 	const struct config *cfg = c->cfg;
@@ -118,7 +212,20 @@ static int gvisor_create(struct cell *c, struct err *e)
 		return -1;
 	if (rt.seccomp)
 		rt.global[3] = "--oci-seccomp";
-	return oci_run_create(c, &rt, e);
+	if (cfg->network == NETWORK_GATEWAY && c->spec->n_egress > 0) {
+		bool cover = false;
+		if (gateway_netns(c, &cover, e) < 0)
+			return -1;
+		if (c->gw)
+			rt.global[0] = "--network=sandbox";
+		if (c->gw && cover)
+			rt.cover = "/proc/sys/net";
+	}
+	if (oci_run_create(c, &rt, e) < 0) {
+		gateway_release(c);
+		return -1;
+	}
+	return 0;
 }
 
 const struct backend_ops backend_gvisor = {
@@ -129,5 +236,5 @@ const struct backend_ops backend_gvisor = {
 	.collect = oci_run_collect,
 	.signal = oci_run_signal,
 	.read_counters = oci_run_read_counters,
-	.destroy = oci_run_destroy,
+	.destroy = gvisor_destroy,
 };

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "isolate/hostmount.h"
 #include "util/path.h"
@@ -122,8 +123,15 @@ static json_t *resources(const struct cgroup_limits *l)
 
 static json_t *linux_section(const struct oci_bundle_args *a)
 {
+	/* Under the gateway (SPEC §6.4) the sandbox joins the netns that holds the
+	 * cell's end of the veth (gvisor.c made it); otherwise a fresh empty one. */
+	char netns[64];
+	if (a->cell->gw)
+		snprintf(netns, sizeof netns, "/proc/%d/fd/%d", (int)getpid(), a->cell->gw->cell_netns);
 	json_t *ns = json_pack("[{s:s}, {s:s}, {s:s}, {s:s}, {s:s}]", "type", "pid", "type", "network", "type", "ipc",
 			       "type", "uts", "type", "mount");
+	if (ns && a->cell->gw)
+		json_object_set_new(json_array_get(ns, 1), "path", json_string(netns));
 	if (ns && a->map_user)
 		json_array_append_new(ns, json_pack("{s:s}", "type", "user"));
 	json_t *l = json_pack("{s:o, s:o, s:o}", "namespaces", ns, "maskedPaths",

@@ -696,6 +696,8 @@ static _Noreturn void child_main(const struct child_args *a, pid_t parent)
 		child_fail(sync, errno, "unshare(CLONE_NEWNS)");
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		child_fail(sync, errno, "make / private");
+	if (o->rt.cover && mount("tmpfs", o->rt.cover, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k") < 0)
+		child_fail(sync, errno, "tmpfs on %s", o->rt.cover);
 	/* With a user namespace the runtime mounts the cell's root as the run's uid:
 	 * it needs to traverse (never list) the directories on the way there. */
 	bool traverse = o->rt.map_user;

@@ -58,6 +58,9 @@ struct oci_runtime {
 	 * of the container covers it (runsc: its gofer binds the source into the
 	 * host-side root, the tmpfs lives in the Sentry). */
 	bool bind_points_in_root;
+	/* A directory covered by an empty read-only tmpfs in the runtime's own mount
+	 * namespace (gvisor.c: a check of old runsc that misfires); NULL: none. */
+	const char *cover;
 };
 
 /* The backend operations, parameterised by the runtime create() was given. */

@@ -4,7 +4,7 @@ the product), HTTP on 80 and 8080.
 
 Usage: l7world.py ADDR WORKDIR READY
 TLS: after the handshake, answers "tls <server_name>\\n" to any line.
-HTTP: GET /bulk?n=N answers N bytes; any other request "http <Host>\\n".
+HTTP: GET /bulk?n=N answers N zero bytes; any other request "http <Host>\\n".
 """
 import http.server
 import socket
@@ -51,15 +51,19 @@ class HTTPHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         u = urlparse(self.path)
         if u.path == "/bulk":
+            # N zero bytes from a sparse file, with sendfile(2): the server is
+            # never what limits a throughput measurement.
             n = int(parse_qs(u.query)["n"][0])
+            path = workdir / f"bulk-{n}"
+            if not path.exists():
+                with open(path, "wb") as f:
+                    f.truncate(n)
             self.send_response(200)
             self.send_header("Content-Length", str(n))
             self.end_headers()
-            chunk = b"x" * 65536
-            while n > 0:
-                k = min(n, len(chunk))
-                self.wfile.write(chunk[:k])
-                n -= k
+            self.wfile.flush()
+            with open(path, "rb") as f:
+                self.connection.sendfile(f)
             return
         body = f"http {self.headers.get('Host')}\n".encode()
         self.send_response(200)

@@ -1,156 +1,254 @@
-"""A network world for gateway tests, built from network namespaces of the test's own.
+"""A test world for the network gateway (SPEC §6.4): nothing leaves this machine.
 
-    "host"  netns: plays the machine the supervisor runs on (the supervisor is started
-            inside it with `ip netns exec`); 192.0.2.1/24 towards the world, default
-            route through it, IPv4 forwarding on (a per-netns sysctl: the real host's is
-            never touched).
-    "world" netns: plays the internet: 192.0.2.2/24, and the servers' addresses
-            203.0.113.0/24 on its loopback: a DNS server (dnsworld.py, which logs every
-            question it gets) and TCP/TLS/HTTP servers (l7world.py) the test starts.
+Two network namespaces the test creates and always deletes:
+* "host": plays the machine the supervisor runs on. The supervisor runs inside it
+  (`nsenter --net`, which keeps the cgroup mounts `ip netns exec` would hide), so
+  the cell's veth, the run's nft table, the routes, masquerade and forwarding all
+  happen there. IPv4 forwarding is enabled INSIDE it only (the real host's sysctl
+  is never touched). The supervisor also gets a mount namespace of its own whose
+  /etc/resolv.conf points at the world's DNS server, so even the host resolver
+  never reaches the real one.
+* "world": plays the internet. It holds TCP/HTTP servers and a DNS server
+  (dnsmasq) on addresses of its own, reachable from "host" over a veth.
 
-No packet leaves the machine; everything is removed on close(), whatever happened.
-Names carry the test process's pid and a counter, so parallel runs never collide.
+Names carry the pid and a random part, so parallel runs never collide.
 """
 from __future__ import annotations
 
-import itertools
 import json
 import os
+import random
+import shutil
 import signal
+import socket
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-PY = "/usr/bin/python3"
-HOST_ADDR = "192.0.2.1"
-WORLD_ADDR = "192.0.2.2"
-DNS_ADDR = "203.0.113.53"
-_seq = itertools.count(1)
+from conftest import SUPERVISOR, Result, prepare, supervisor_env
+
+GW_DIR = "/run/cellos/gw"
+
+# A tiny HTTP server: answers every GET with "<name> <port>", one thread per client.
+HTTP_SERVER = r"""
+import http.server, socketserver, sys
+addr, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = f"{name} {port}".encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+S((addr, port), H).serve_forever()
+"""
+
+# A sink for bulk transfers (bench): reads everything, counts it.
+SINK_SERVER = r"""
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(16)
+while True:
+    c, _ = s.accept()
+    while c.recv(1 << 20): pass
+    c.close()
+"""
 
 
-def sh(*argv, check=True, **kw):
-    return subprocess.run([str(a) for a in argv], check=check, capture_output=True, text=True, **kw)
+def sh(*argv, check=True, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(list(argv), check=check, capture_output=True, text=True, **kw)
 
 
-class World:
-    def __init__(self, server_addrs=("203.0.113.10", "203.0.113.11", "203.0.113.12")):
-        tag = f"{os.getpid() % 100000}x{next(_seq)}"
-        self.host = f"cgwh{tag}"
-        self.world = f"cgww{tag}"
+class NetWorld:
+    def __init__(self, forwarding: bool = True):
+        tag = f"{os.getpid() % 100000}{uuid.uuid4().hex[:4]}"
+        self.host = f"cgh{tag}"
+        self.world = f"cgw{tag}"
+        self.hveth = f"gh{tag}"[:15]
+        self.wveth = f"gw{tag}"[:15]
+        o2, o3 = random.randint(16, 250), random.randint(0, 250)
+        self.prefix = f"10.{o2}.{o3}"
+        self.host_addr = f"{self.prefix}.1"       # the test host's own address
+        self.world_addr = f"{self.prefix}.2"      # servers of the world
+        self.world_addr2 = f"{self.prefix}.3"     # another site of the world
+        self.dns_addr = f"{self.prefix}.53"       # the world's DNS server
         self.procs: list[subprocess.Popen] = []
-        self.addrs = list(server_addrs)
+        self.etc_netns = Path("/etc/netns") / self.host  # also what `ip netns exec` uses
+        self._made = False
         try:
-            sh("ip", "netns", "add", self.host)
-            sh("ip", "netns", "add", self.world)
-            hv, wv = f"h{tag}"[:15], f"w{tag}"[:15]
-            sh("ip", "link", "add", hv, "netns", self.host, "type", "veth", "peer", "name", wv, "netns", self.world)
-            self.in_host("ip", "link", "set", "lo", "up")
-            self.in_host("ip", "addr", "add", f"{HOST_ADDR}/24", "dev", hv)
-            self.in_host("ip", "link", "set", hv, "up")
-            self.in_host("ip", "route", "add", "default", "via", WORLD_ADDR)
-            self.in_host("sysctl", "-qw", "net.ipv4.ip_forward=1")
-            self.in_world("ip", "link", "set", "lo", "up")
-            self.in_world("ip", "addr", "add", f"{WORLD_ADDR}/24", "dev", wv)
-            self.in_world("ip", "link", "set", wv, "up")
-            for a in [DNS_ADDR, *self.addrs]:
-                self.in_world("ip", "addr", "add", f"{a}/32", "dev", "lo")
+            self._build(forwarding)
         except BaseException:
             self.close()
             raise
 
-    def in_host(self, *argv, **kw):
-        return sh("ip", "netns", "exec", self.host, *argv, **kw)
+    def _build(self, forwarding: bool):
+        sh("ip", "netns", "add", self.host)
+        self._made = True
+        sh("ip", "netns", "add", self.world)
+        sh("ip", "link", "add", self.hveth, "netns", self.host, "type", "veth", "peer", "name", self.wveth,
+           "netns", self.world)
+        sh("ip", "-n", self.host, "addr", "add", f"{self.host_addr}/24", "dev", self.hveth)
+        for a in (self.world_addr, self.world_addr2, self.dns_addr):
+            sh("ip", "-n", self.world, "addr", "add", f"{a}/24", "dev", self.wveth)
+        for ns, dev in ((self.host, self.hveth), (self.world, self.wveth)):
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+            sh("ip", "-n", ns, "link", "set", dev, "up")
+        self.set_forwarding(forwarding)
+        # The host resolver of the supervisor (ip netns exec binds this over
+        # /etc/resolv.conf): the world's DNS server, never the real one.
+        self.etc_netns.mkdir(parents=True, exist_ok=True)
+        (self.etc_netns / "resolv.conf").write_text(f"nameserver {self.dns_addr}\noptions timeout:1 attempts:1\n")
 
-    def in_world(self, *argv, **kw):
-        return sh("ip", "netns", "exec", self.world, *argv, **kw)
+    def set_forwarding(self, on: bool):
+        sh("ip", "netns", "exec", self.host, "sysctl", "-qw", f"net.ipv4.ip_forward={1 if on else 0}")
 
-    def start(self, ns: str, argv, ready: Path | None = None, timeout=10) -> subprocess.Popen:
-        """A server in `ns`; waits until it has written `ready`."""
-        p = subprocess.Popen(["ip", "netns", "exec", ns, *map(str, argv)], stdin=subprocess.DEVNULL,
+    # ------------------------------------------------------------------ servers
+
+    def _spawn(self, ns: str, argv: list[str]) -> subprocess.Popen:
+        p = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.procs.append(p)
-        deadline = time.monotonic() + timeout
-        while ready is not None and not ready.exists():
-            if p.poll() is not None:
-                raise AssertionError(f"{argv} ended: {p.stderr.read().decode()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{argv} not ready within {timeout}s")
-            time.sleep(0.02)
         return p
 
-    def dns_server(self, workdir: Path, zone: dict) -> Path:
-        """dnsworld.py on DNS_ADDR:53 (UDP and TCP) with `zone`; returns its query log."""
-        zf, log, ready = workdir / "zone.json", workdir / "dns-queries.log", workdir / "dns.ready"
-        zf.write_text(json.dumps(zone))
-        self.start(self.world, [PY, HERE / "dnsworld.py", DNS_ADDR, zf, log, ready], ready)
-        return log
+    def _wait_listening(self, ns: str, addr: str, port: int, udp: bool = False, timeout: float = 10):
+        deadline = time.monotonic() + timeout
+        flag = "-lun" if udp else "-ltn"
+        while time.monotonic() < deadline:
+            out = sh("ip", "netns", "exec", ns, "ss", "-H", flag, check=False).stdout
+            if f"{addr}:{port} " in out:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"no server on {addr}:{port} in {ns}")
 
-    def l7_servers(self, workdir: Path, addr: str) -> None:
-        """l7world.py on addr: TLS 443 (self-signed), HTTP 80 and 8080."""
-        ready = workdir / f"l7-{addr}.ready"
-        self.start(self.world, [PY, HERE / "l7world.py", addr, workdir, ready], ready)
+    def http_server(self, port: int, addr: str | None = None, ns: str | None = None, name: str = "world"):
+        addr = addr or self.world_addr
+        ns = ns or self.world
+        self._spawn(ns, ["/usr/bin/python3", "-c", HTTP_SERVER, addr, str(port), name])
+        self._wait_listening(ns, addr, port)
+
+    def sink_server(self, port: int, addr: str | None = None):
+        addr = addr or self.world_addr
+        self._spawn(self.world, ["/usr/bin/python3", "-c", SINK_SERVER, addr, str(port)])
+        self._wait_listening(self.world, addr, port)
+
+    def dns_server(self, records: dict[str, str]):
+        """dnsmasq in the world answering `name -> IPv4` (A only), nothing else."""
+        argv = ["/usr/sbin/dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-poll",
+                "--conf-file=/dev/null", f"--listen-address={self.dns_addr}", "--bind-interfaces",
+                "--port=53", "--pid-file=", "--user=root", "--log-facility=-"]
+        argv += [f"--address=/{n}/{a}" for n, a in records.items()]
+        self._spawn(self.world, argv)
+        self._wait_listening(self.world, self.dns_addr, 53, udp=True)
+
+    # ------------------------------------------------------------------ probes
+
+    def in_host(self, *argv, check=True) -> subprocess.CompletedProcess:
+        return sh("ip", "netns", "exec", self.host, *argv, check=check)
+
+    def host_can_connect(self, addr: str, port: int) -> bool:
+        code = f"import socket;s=socket.socket();s.settimeout(2);print(s.connect_ex(({addr!r},{port})))"
+        return self.in_host("/usr/bin/python3", "-c", code).stdout.strip() == "0"
+
+    def links(self) -> list[str]:
+        out = self.in_host("ip", "-j", "link", "show").stdout
+        return [l["ifname"] for l in json.loads(out or "[]")]
+
+    def tables(self) -> list[str]:
+        out = self.in_host("nft", "-j", "list", "tables").stdout
+        return [t["table"]["name"] for t in json.loads(out or "{}").get("nftables", []) if "table" in t]
+
+    def routes(self) -> list[str]:
+        return self.in_host("ip", "route", "show").stdout.splitlines()
+
+    # ------------------------------------------------------------------ runs
+
+    def argv(self, spec_path) -> list[str]:
+        # nsenter and unshare (without --fork) exec: the pid is the supervisor's.
+        resolv = self.etc_netns / "resolv.conf"
+        return ["nsenter", f"--net=/run/netns/{self.host}", "--", "unshare", "--mount", "--propagation", "private",
+                "/bin/sh", "-c", f'mount --bind "{resolv}" /etc/resolv.conf && exec "$@"', "sh",
+                str(SUPERVISOR), str(spec_path)]
+
+    def run(self, spec, env: dict | None = None, timeout: float = 60) -> Result:
+        d, spec_path, jpath = prepare(spec)
+        full = {"CELLOS_NETWORK": "gateway", **(env or {})}
+        t0 = time.monotonic()
+        p = subprocess.run(self.argv(spec_path), env=supervisor_env(full, jpath), capture_output=True,
+                           timeout=timeout, stdin=subprocess.DEVNULL, cwd=d)
+        return Result(p.returncode, p.stdout, p.stderr, jpath, spec_path, time.monotonic() - t0)
+
+    def start(self, spec, env: dict | None = None) -> "WorldRunning":
+        return WorldRunning(self, spec, {"CELLOS_NETWORK": "gateway", **(env or {})})
+
+    # ------------------------------------------------------------------ teardown
 
     def close(self):
         for p in self.procs:
             if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
                 p.kill()
-                p.wait()
+            p.wait()
             if p.stderr:
                 p.stderr.close()
-        for ns in (self.host, self.world):
-            sh("ip", "netns", "del", ns, check=False)
+        self.procs = []
+        if self._made:
+            for ns in (self.host, self.world):
+                sh("ip", "netns", "del", ns, check=False)
+        shutil.rmtree(self.etc_netns, ignore_errors=True)
 
 
-class Cell:
-    """A supervisor run inside the world's host netns (`ip netns exec`), in the
-    background: events can be read (and the world inspected) while it runs."""
+class WorldRunning:
+    """A supervisor started in the background inside the world's host netns."""
 
-    def __init__(self, world: World, spec, env: dict):
-        from conftest import SUPERVISOR, prepare, supervisor_env
-        self.world = world
+    def __init__(self, world: NetWorld, spec, env):
         self.dir, self.spec_path, self.jsonl = prepare(spec)
-        full = {"CELLOS_NETWORK": "gateway", "CELLOS_DNS_UPSTREAM": f"{DNS_ADDR}:53", **env}
         self.t0 = time.monotonic()
-        self.proc = subprocess.Popen(["ip", "netns", "exec", world.host, str(SUPERVISOR), str(self.spec_path)],
-                                     env=supervisor_env(full, self.jsonl), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=self.dir)
+        self.proc = subprocess.Popen(world.argv(self.spec_path), env=supervisor_env(env, self.jsonl),
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     cwd=self.dir)
 
     def events(self):
         if not self.jsonl.exists():
             return []
         return [json.loads(l) for l in self.jsonl.read_bytes().split(b"\n") if l.strip()]
 
-    def wait_for(self, pred, timeout=15):
+    def wait_event(self, short: str, timeout: float = 20) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for ev in self.events():
-                if pred(ev):
+                if ev["type"].endswith(short):
                     return ev
             if self.proc.poll() is not None:
                 break
             time.sleep(0.02)
-        raise AssertionError(f"no such event within {timeout}s; got {[e['type'] for e in self.events()]}")
+        raise AssertionError(f"no {short} within {timeout}s; rc={self.proc.poll()} "
+                             f"stderr={self.proc.stderr.read() if self.proc.poll() is not None else ''}")
 
-    def finish(self, timeout=60):
-        from conftest import Result
+    def finish(self, timeout: float = 60) -> Result:
         try:
             out, err = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             out, err = self.proc.communicate()
-            raise AssertionError(f"supervisor did not end within {timeout}s: {err!r}")
+            raise AssertionError(f"supervisor did not end within {timeout}s; stderr: {err!r}")
         return Result(self.proc.returncode, out, err, self.jsonl, self.spec_path, time.monotonic() - self.t0)
 
+    def sigkill(self):
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.communicate()
 
-def run_in(world: World, spec, env: dict | None = None, timeout=60):
-    return Cell(world, spec, env or {}).finish(timeout)
 
-
-def of_type(result, short: str) -> list[dict]:
-    return [e["data"] for e in result.events if e["type"] == "dev.cellos.events.cell." + short]
+def gw_allocations(cell_id: str) -> list[str]:
+    """The /30 allocations (lock files) that record a table of cell `cell_id`."""
+    found = []
+    if os.path.isdir(GW_DIR):
+        for n in os.listdir(GW_DIR):
+            try:
+                text = Path(GW_DIR, n).read_text()
+            except OSError:
+                continue
+            if f"table=cellos-gw-{cell_id}-" in text:
+                found.append(n)
+    return found

@@ -1,7 +1,8 @@
 """The DNS proxy of a gateway cell (SPEC §6.4, dns_query of §8.1), in a world of
-network namespaces (networld.py): the supervisor runs in a "host" netns, the
-upstream resolver (dnsworld.py, which logs every question it gets) in a "world"
-netns. The workload resolves through /etc/resolv.conf (generated) and asks the
+network namespaces (networld.py, shared with test_gateway.py): the supervisor
+runs in a "host" netns, the upstream resolver (dnsworld.py, which logs every
+question it gets) in a "world" netns; the supervisor's own resolver (hence the
+proxy's upstream) is that server. The workload resolves through /etc/resolv.conf (generated) and asks the
 proxy directly with dnspython."""
 import json
 import re
@@ -10,16 +11,18 @@ import subprocess
 import pytest
 
 from conftest import make_spec, new_dir, py_argv
-from networld import World, Cell, of_type, run_in
+from networld import NetWorld
+from proxyworld import dns_server, l7_servers, of_type, wait_for
 
+# A1: world_addr, A2: world_addr2 of the world (filled in by the fixture).
 ZONE = {
-    "a.example": ["203.0.113.10"],
-    "listed.example": ["203.0.113.11"],
-    "x.wild.example": ["203.0.113.11"],
-    "a.b.wild.example": ["203.0.113.11"],
-    "wild.example": ["203.0.113.12"],
-    "evil.example": ["203.0.113.12"],
-    "rebind.example": ["127.0.0.1", "169.254.169.254", "203.0.113.12"],
+    "a.example": ["A1"],
+    "listed.example": ["A2"],
+    "x.wild.example": ["A2"],
+    "a.b.wild.example": ["A2"],
+    "wild.example": ["A1"],
+    "evil.example": ["A1"],
+    "rebind.example": ["127.0.0.1", "169.254.169.254", "A2"],
     "_silent": ["silent.example"],
 }
 EGRESS = [{"host": "a.example", "port": 443}, {"host": "*.wild.example", "port": 443},
@@ -67,10 +70,12 @@ time.sleep(float(__import__("os").environ.get("HOLD", "0")))
 
 @pytest.fixture(scope="module")
 def world():
-    w = World()
+    w = NetWorld()
     try:
         d = new_dir("dnsworld")
-        w.dns_log = w.dns_server(d, ZONE)
+        sub = {"A1": w.world_addr, "A2": w.world_addr2}
+        w.dns_log = dns_server(w, d, {k: [sub.get(a, a) for a in v] if k != "_silent" else v for k, v in ZONE.items()})
+        w.a1, w.a2 = w.world_addr, w.world_addr2
         yield w
     finally:
         w.close()
@@ -92,7 +97,7 @@ def asked_upstream(world) -> list[str]:
 
 
 def probe(world, *names, env=None):
-    r = run_in(world, with_authority(spec_for(*names)), env)
+    r = world.run(with_authority(spec_for(*names)), env)
     assert r.rc == 0, r
     return r, json.loads(r.out.strip().splitlines()[-1])
 
@@ -102,11 +107,11 @@ def test_names_resolve_through_the_proxy(world):
     started = r.event("lifecycle.v1.started")["data"]["isolation"]["network"]
     # /etc/resolv.conf of the cell names the gateway, and libc resolves through it.
     assert re.search(r"^nameserver " + re.escape(started["gatewayAddress"]) + "$", out["resolv"], re.M), out
-    assert out["libc"] == "203.0.113.10"
+    assert out["libc"] == world.a1
     for k in ("a.example", "tcp:a.example", "A.Example"):
-        assert out[k]["rcode"] == "NOERROR" and out[k]["id"] and out[k]["answer"] == ["203.0.113.10"], (k, out)
+        assert out[k]["rcode"] == "NOERROR" and out[k]["id"] and out[k]["answer"] == [world.a1], (k, out)
     # hostnameAllowlist alone (no egress rule) resolves too.
-    assert out["listed.example"]["answer"] == ["203.0.113.11"]
+    assert out["listed.example"]["answer"] == [world.a2]
     ev = [d for d in of_type(r, "observability.v1.dns_query") if d["queryName"].lower() == "a.example"]
     assert len(ev) == 4, ev  # libc, UDP, TCP, upper case: one event per query
     assert all(d["decision"] == "permitted" and d["queryType"] == "A" and d["answerCount"] == 1 and
@@ -128,8 +133,8 @@ def test_refused_names_never_reach_the_upstream(world):
 
 def test_wildcard_matches_below_never_the_apex(world):
     r, out = probe(world, "x.wild.example", "a.b.wild.example", "wild.example", "xwild.example")
-    assert out["x.wild.example"]["answer"] == ["203.0.113.11"]
-    assert out["a.b.wild.example"]["answer"] == ["203.0.113.11"]
+    assert out["x.wild.example"]["answer"] == [world.a2]
+    assert out["a.b.wild.example"]["answer"] == [world.a2]
     assert out["wild.example"]["rcode"] == "REFUSED"
     assert out["xwild.example"]["rcode"] == "REFUSED"
     assert "wild.example A" not in asked_upstream(world)
@@ -156,11 +161,12 @@ def test_declared_resolver_is_used_and_named(world):
     spec = spec_for("a.example")
     spec["spec"]["authority"]["dnsAuthority"] = {
         "resolvers": [{"resolverId": "world-dns", "protocol": "do53-udp", "address": "203.0.113.53:53"}]}
+    spec["spec"]["authority"]["dnsAuthority"]["resolvers"][0]["address"] = f"{world.dns_addr}:53"
     # CELLOS_DNS_UPSTREAM points nowhere: the declared resolver wins.
-    r = run_in(world, spec, {"CELLOS_DNS_UPSTREAM": "192.0.2.99:53"})
+    r = world.run(spec, {"CELLOS_DNS_UPSTREAM": "192.0.2.99:53"})
     assert r.rc == 0, r
     out = json.loads(r.out.strip().splitlines()[-1])
-    assert out["a.example"]["answer"] == ["203.0.113.10"]
+    assert out["a.example"]["answer"] == [world.a1]
     ev = [d for d in of_type(r, "observability.v1.dns_query") if d["queryName"] == "a.example"]
     assert ev and all(d["upstreamResolverId"] == "world-dns" for d in ev), ev
 
@@ -168,28 +174,28 @@ def test_declared_resolver_is_used_and_named(world):
 def test_rebinding_answer_is_not_added(world):
     # The answer for rebind.example holds loopback and cloud metadata next to a
     # public address: only the public one joins the rule's set (in both tables).
-    c = Cell(world, with_authority(spec_for("rebind.example", hold=5)), {})
+    c = world.start(with_authority(spec_for("rebind.example", hold=5)))
     try:
-        ev = c.wait_for(lambda e: e["type"].endswith("dns_query") and e["data"]["queryName"] == "rebind.example")
-        table = c.wait_for(lambda e: e["type"].endswith("lifecycle.v1.started"))["data"]["isolation"]["network"]["hostTable"]
+        ev = wait_for(c, lambda e: e["type"].endswith("dns_query") and e["data"]["queryName"] == "rebind.example")
+        table = c.wait_event("lifecycle.v1.started")["data"]["isolation"]["network"]["hostTable"]
         listing = world.in_host("nft", "list", "set", "inet", table, "egress_2").stdout
     finally:
         r = c.finish()
     assert ev["data"]["decision"] == "permitted" and ev["data"]["reasonCode"] == "rebind_rejected", ev
     assert ev["data"]["answerCount"] == 3
-    assert "203.0.113.12" in listing, listing
+    assert world.a2 in listing, listing
     assert "127.0.0.1" not in listing and "169.254.169.254" not in listing, listing
     out = json.loads(r.out.strip().splitlines()[-1])
     # Relayed as it came: the cell sees the answer; it just cannot reach those addresses.
-    assert out["rebind.example"]["answer"] == ["127.0.0.1", "169.254.169.254", "203.0.113.12"]
+    assert out["rebind.example"]["answer"] == sorted(["127.0.0.1", "169.254.169.254", world.a2])
 
 
 def test_answer_extends_the_set_so_the_address_becomes_reachable(world):
     # *.wild.example cannot be resolved at network_scope: its set starts empty,
     # and only the proxy's answer makes x.wild.example's address reachable.
-    world.l7_servers(new_dir("l7"), "203.0.113.11")
+    l7_servers(world, new_dir("l7"), world.a2)
     code = r'''
-import socket, json, ssl
+import socket, json, ssl, sys
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
 def hello(ip):
@@ -199,11 +205,11 @@ def hello(ip):
             return t.recv(100).decode().strip()
     except OSError as e:
         return type(e).__name__
-before = hello("203.0.113.11")
+before = hello(sys.argv[1])
 ip = socket.gethostbyname("x.wild.example")
 print(json.dumps([before, ip, hello(ip)]))
 '''
-    spec = make_spec(py_argv(code), egress=[{"host": "*.wild.example", "port": 443}])
-    r = run_in(world, spec)
+    spec = make_spec(py_argv(code, world.a2), egress=[{"host": "*.wild.example", "port": 443}])
+    r = world.run(spec)
     assert r.rc == 0, r
-    assert json.loads(r.out) == ["TimeoutError", "203.0.113.11", "tls x.wild.example"], (r.out, of_type(r, "observability.v1.l7_egress_decision"))
+    assert json.loads(r.out) == ["TimeoutError", world.a2, "tls x.wild.example"], (r.out, of_type(r, "observability.v1.l7_egress_decision"))

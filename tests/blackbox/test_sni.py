@@ -1,6 +1,6 @@
 """The SNI/Host check of a gateway cell (SPEC §6.4, l7_egress_decision of §8.1) in a
-world of network namespaces (networld.py): two names share one address
-(203.0.113.10, like a CDN) where a TLS server (self-signed; only the server
+world of network namespaces (networld.py, shared with test_gateway.py): two names
+share one address (the world's first, like a CDN) where a TLS server (self-signed; only the server
 terminates TLS) and an HTTP server listen. The cell may reach a.example on 443
 and 80, and b.example on 80 only."""
 import json
@@ -8,9 +8,9 @@ import json
 import pytest
 
 from conftest import make_spec, new_dir, py_argv
-from networld import World, of_type, run_in
+from networld import NetWorld
+from proxyworld import dns_server, l7_servers, of_type
 
-ZONE = {"a.example": ["203.0.113.10"], "b.example": ["203.0.113.10"], "c.example": ["203.0.113.11"]}
 EGRESS = [{"host": "a.example", "port": 443}, {"host": "a.example", "port": 80}, {"host": "b.example", "port": 80}]
 
 PROBE = r'''
@@ -47,7 +47,7 @@ out = {
     "tls_a": tls("a.example"),
     "tls_b_shared": tls("b.example"),
     "tls_none": tls(None),
-    "tls_other_ip": tls("c.example", "203.0.113.11"),
+    "tls_other_ip": tls("c.example", socket.gethostbyname("c.example")),
     "http_a": http("GET / HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n"),
     "http_b": http("GET / HTTP/1.1\r\nHost: b.example\r\nConnection: close\r\n\r\n"),
     "http_evil": http("GET / HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"),
@@ -60,21 +60,28 @@ print(json.dumps(out))
 '''
 
 
+def spec(code, *args):
+    s = make_spec(py_argv(code, *args), egress=EGRESS)
+    s["spec"]["authority"]["dnsAuthority"] = {"hostnameAllowlist": ["c.example"]}
+    return s
+
+
 @pytest.fixture(scope="module")
 def world():
-    w = World()
+    w = NetWorld()
     try:
         d = new_dir("sniworld")
-        w.dns_server(d, ZONE)
-        w.l7_servers(d, "203.0.113.10")
-        w.l7_servers(d, "203.0.113.11")
+        # c.example: only in the hostnameAllowlist (resolvable, no rule).
+        dns_server(w, d, {"a.example": [w.world_addr], "b.example": [w.world_addr], "c.example": [w.world_addr2]})
+        l7_servers(w, d, w.world_addr)
+        l7_servers(w, d, w.world_addr2)
         yield w
     finally:
         w.close()
 
 
 def test_sni_and_host_decide_per_connection(world):
-    r = run_in(world, make_spec(py_argv(PROBE), egress=EGRESS))
+    r = world.run(spec(PROBE))
     assert r.rc == 0, r
     out = json.loads(r.out)
     assert out["tls_a"] == "tls a.example"                 # TLS passes through, the server terminates it
@@ -97,11 +104,11 @@ def test_sni_and_host_decide_per_connection(world):
         ("http", "", "deny", "l7_http_host_missing"),
         ("http", "", "deny", "l7_http_host_missing"),
     ]), got  # one per connection checked; none for the connection the filter dropped
-    assert {d["destination"] for d in ev} == {"203.0.113.10:443", "203.0.113.10:80"}
+    assert {d["destination"] for d in ev} == {f"{world.world_addr}:443", f"{world.world_addr}:80"}
 
 
 def test_silent_connection_times_out(world):
-    r = run_in(world, make_spec(py_argv(PROBE, "silent"), egress=EGRESS), timeout=90)
+    r = world.run(spec(PROBE, "silent"), timeout=90)
     assert r.rc == 0, r
     out = json.loads(r.out)
     assert out["silent_s"] in (9, 10, 11), out
@@ -122,8 +129,8 @@ while True:
         break
     data += b
 head, _, body = data.partition(b"\r\n\r\n")
-print(len(body), body == b"x" * 20000000)
+print(len(body), body == bytes(20000000))
 '''
-    r = run_in(world, make_spec(py_argv(code), egress=EGRESS))
+    r = world.run(spec(code))
     assert r.rc == 0, r
     assert r.out.split() == ["20000000", "True"], r.out
