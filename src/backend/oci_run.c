@@ -1,6 +1,7 @@
 #include "backend/oci_run.h"
 
 #include <dirent.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -722,6 +723,16 @@ static _Noreturn void child_main(const struct child_args *a, pid_t parent)
 	}
 	if (o->hm.n)
 		attach_mounts(o, traverse, sync);
+	if (o->cell->gw) {
+		char text[96], ip[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &o->cell->gw->host_addr, ip, sizeof ip);
+		int n = snprintf(text, sizeof text, "# cellos: the cell's DNS proxy (CELLOS_NETWORK=gateway)\nnameserver %s\n", ip);
+		snprintf(p, sizeof p, "%s/resolv.conf", o->dir);
+		int rfd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (rfd < 0 || write(rfd, text, (size_t)n) != n)
+			child_fail(sync, errno, "write %s", p);
+		close(rfd);
+	}
 	snprintf(p, sizeof p, "%s/bundle/config.json", o->dir);
 	int cfd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	size_t len = strlen(a->config);
@@ -958,6 +969,12 @@ int oci_run_create(struct cell *c, const struct oci_runtime *rt, struct err *e)
 				     .map_user = rt->map_user,
 				     .seccomp = rt->seccomp, .seccomp_dialect = rt->seccomp_dialect,
 				     .binds = o->binds, .n_binds = o->n_binds};
+	/* Under the gateway: the cell's resolver is the DNS proxy (written by the
+	 * child next to the bundle, see prepare_dir). */
+	char resolv[PATH_MAX + 16];
+	snprintf(resolv, sizeof resolv, "%s/resolv.conf", o->dir);
+	if (c->gw)
+		ba.resolv_conf = resolv;
 
 	config = oci_bundle_text(&ba, e);
 	if (!config)

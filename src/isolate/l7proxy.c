@@ -20,8 +20,9 @@
  * in the listener's backlog until one ends. */
 #define MAX_CONNS 64
 /* Per direction: the pipe the bytes move through (the kernel's default is 64 KiB;
- * larger means fewer wake-ups per megabyte). */
-#define PIPE_BYTES (256 * 1024)
+ * larger means fewer wake-ups per megabyte; 1 MiB is the default pipe-max-size,
+ * and where the kernel gives less the pipe simply holds less). */
+#define PIPE_BYTES (1024 * 1024)
 
 enum { W_LISTEN = 1, W_CLIENT, W_SERVER };
 #define TAG(kind, i) ((uint64_t)(kind) << 32 | (uint32_t)(i))
@@ -31,6 +32,7 @@ enum cstate { C_FREE, C_PEEK, C_CONNECT, C_HEAD, C_SPLICE };
 struct dir {
 	int from, to;                   /* borrowed sockets */
 	int pipe[2];
+	size_t cap;                     /* the pipe's size, as the kernel granted it */
 	size_t held;                    /* bytes in the pipe */
 	bool eof, done;
 };
@@ -38,6 +40,7 @@ struct dir {
 struct conn {
 	enum cstate st;
 	int client, server;
+	uint32_t cev, sev;              /* what each socket is watched for now (~0: unknown) */
 	struct sockaddr_in dst;
 	char dest[32];                  /* "ip:port" */
 	uint8_t *buf;                   /* what was read before the decision */
@@ -90,7 +93,13 @@ static void conn_close(struct l7proxy *p, int i)
 
 static void watch(struct l7proxy *p, int i, int fd, int kind, uint32_t ev)
 {
+	/* Only changes cost a system call: the relay's hot path mostly keeps its
+	 * interest from one wake-up to the next. */
+	uint32_t *cur = kind == W_CLIENT ? &p->c[i].cev : &p->c[i].sev;
+	if (*cur == ev)
+		return;
 	struct err e = {0};
+	*cur = ev;
 	if (evloop_watch(&p->loop, fd, ev, TAG(kind, i), &e) < 0) {
 		log_warn("SNI/Host check: %s", e.msg);
 		conn_close(p, i);
@@ -104,8 +113,8 @@ static int dir_step(struct dir *d)
 {
 	while (!d->done) {
 		bool moved = false;
-		if (!d->eof && d->held < PIPE_BYTES) {
-			ssize_t r = splice(d->from, NULL, d->pipe[1], NULL, PIPE_BYTES - d->held,
+		if (!d->eof && d->held < d->cap) {
+			ssize_t r = splice(d->from, NULL, d->pipe[1], NULL, d->cap - d->held,
 					   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			if (r > 0) {
 				d->held += (size_t)r;
@@ -144,25 +153,27 @@ static void splice_step(struct l7proxy *p, int i)
 	}
 	/* Each socket: readable when its direction has room, writable when the
 	 * other direction holds bytes for it. */
-	uint32_t ce = (!c->up.eof && c->up.held < PIPE_BYTES ? EPOLLIN : 0) | (c->down.held ? EPOLLOUT : 0);
-	uint32_t se = (!c->down.eof && c->down.held < PIPE_BYTES ? EPOLLIN : 0) | (c->up.held ? EPOLLOUT : 0);
+	uint32_t ce = (!c->up.eof && c->up.held < c->up.cap ? EPOLLIN : 0) | (c->down.held ? EPOLLOUT : 0);
+	uint32_t se = (!c->down.eof && c->down.held < c->down.cap ? EPOLLIN : 0) | (c->up.held ? EPOLLOUT : 0);
 	watch(p, i, c->client, W_CLIENT, ce);
 	if (c->st != C_FREE)
 		watch(p, i, c->server, W_SERVER, se);
 }
 
-static int open_pipe(int fds[2])
+static int open_pipe(struct dir *d)
 {
-	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
+	if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0)
 		return -1;
-	fcntl(fds[1], F_SETPIPE_SZ, PIPE_BYTES); /* best effort: the default size works too */
+	fcntl(d->pipe[1], F_SETPIPE_SZ, PIPE_BYTES); /* best effort: the default size works too */
+	int sz = fcntl(d->pipe[1], F_GETPIPE_SZ);
+	d->cap = sz > 0 ? (size_t)sz : 65536;
 	return 0;
 }
 
 static void start_splice(struct l7proxy *p, int i)
 {
 	struct conn *c = &p->c[i];
-	if (open_pipe(c->up.pipe) < 0 || open_pipe(c->down.pipe) < 0) {
+	if (open_pipe(&c->up) < 0 || open_pipe(&c->down) < 0) {
 		log_warn("SNI/Host check: pipe: %s", strerror(errno));
 		conn_close(p, i);
 		return;
@@ -303,7 +314,7 @@ static void accept_conns(struct l7proxy *p)
 		while (p->c[i].st != C_FREE)
 			i++;
 		struct conn *c = &p->c[i];
-		*c = (struct conn){.st = C_PEEK, .client = fd, .server = -1, .dst = dst,
+		*c = (struct conn){.st = C_PEEK, .client = fd, .server = -1, .dst = dst, .cev = ~0u, .sev = ~0u,
 				   .deadline = mono_ms() + p->peek_timeout_ms,
 				   .up = {.pipe = {-1, -1}}, .down = {.pipe = {-1, -1}}};
 		char ip[INET_ADDRSTRLEN] = "?";
