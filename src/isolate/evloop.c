@@ -5,8 +5,11 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "util/ids.h"
+
 int evloop_open(struct evloop *l, struct err *e)
 {
+	l->armed = INT64_MAX;
 	l->ep = epoll_create1(EPOLL_CLOEXEC);
 	if (l->ep < 0)
 		return err_sys(e, errno, "epoll_create1");
@@ -41,6 +44,9 @@ void evloop_unwatch(struct evloop *l, int fd)
 
 void evloop_arm(struct evloop *l, int64_t deadline_ms)
 {
+	if (deadline_ms == l->armed && (deadline_ms == INT64_MAX || deadline_ms > mono_ms()))
+		return;
+	l->armed = deadline_ms;
 	struct itimerspec its = {0};
 	if (deadline_ms != INT64_MAX) {
 		if (deadline_ms <= 0)

@@ -365,14 +365,17 @@ static void conn_event(struct l7proxy *p, int i, bool server, uint32_t events)
 void l7proxy_pump(struct l7proxy *p)
 {
 	struct epoll_event ev[64];
-	int n = evloop_ready(&p->loop, ev, 64);
-	for (int k = 0; k < n; k++) {
-		uint32_t kind = (uint32_t)(ev[k].data.u64 >> 32), i = (uint32_t)ev[k].data.u64;
-		if (kind == W_LISTEN)
-			accept_conns(p);
-		else if (kind == W_CLIENT || kind == W_SERVER)
-			conn_event(p, (int)i, kind == W_SERVER, ev[k].events);
-	}
+	/* A few rounds while there is work: bytes that arrived meanwhile move now,
+	 * not after another trip through the supervisor's poll(). Bounded, so the
+	 * wait loop's other duties (signals, the workload's end) are not starved. */
+	for (int round = 0, n; round < 4 && (n = evloop_ready(&p->loop, ev, 64)) > 0; round++)
+		for (int k = 0; k < n; k++) {
+			uint32_t kind = (uint32_t)(ev[k].data.u64 >> 32), i = (uint32_t)ev[k].data.u64;
+			if (kind == W_LISTEN)
+				accept_conns(p);
+			else if (kind == W_CLIENT || kind == W_SERVER)
+				conn_event(p, (int)i, kind == W_SERVER, ev[k].events);
+		}
 	int64_t now = mono_ms(), next = INT64_MAX;
 	for (int i = 0; i < MAX_CONNS; i++) {
 		struct conn *c = &p->c[i];
