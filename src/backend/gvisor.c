@@ -163,7 +163,7 @@ static void gateway_release(struct cell *c)
 	if (!c->gw)
 		return;
 	int fd = c->gw->cell_netns;
-	gateway_down(c->gw);
+	gateway_down_dying(c->gw);
 	free(c->gw);
 	c->gw = NULL;
 	if (fd >= 0)

@@ -286,11 +286,14 @@ static int gateway_setup(struct stub *s, struct cell *c, struct err *e)
 	return 1;
 }
 
-static void gateway_teardown(struct stub *s, struct cell *c)
+static void gateway_teardown(struct stub *s, struct cell *c, bool cell_dies)
 {
 	if (!s->gw)
 		return;
-	gateway_down(s->gw);
+	if (cell_dies)
+		gateway_down_dying(s->gw);
+	else
+		gateway_down(s->gw);
 	free(s->gw);
 	s->gw = NULL;
 	c->gw = NULL;
@@ -383,7 +386,7 @@ static int network(struct stub *s, struct cell *c, struct err *e)
 	if ((gw = gateway_setup(s, c, e)) < 0 || enter_netns_and(s, c, net_setup, NULL, e) < 0)
 		return -1;
 	if (s->gw_drop)
-		gateway_teardown(s, c);
+		gateway_teardown(s, c, false); /* the cell lives on, isolated */
 	c->gw = s->gw;
 	if (gw == 1)
 		c->nft_applied = false; /* the host half of the filter is missing: nftError says why */
@@ -859,7 +862,7 @@ static void stub_destroy(struct cell *c)
 	/* A leaf we could not remove stays registered: a later supervisor retries. */
 	if (s->reg.fd >= 0)
 		close(s->reg.fd);
-	gateway_teardown(s, c);
+	gateway_teardown(s, c, true);
 	free(s->filter.filter);
 	mounts_done(s);
 	int *fds[] = {&s->pidfd, &s->ctl, &s->report, &s->netns, &s->mntns, &s->userns};

@@ -496,6 +496,12 @@ int gateway_up(struct gateway *gw, const char *name, const struct cidr4 *subnet,
 		return -1;
 	}
 	rc = veth_create(nl, gw->host_if, cell_netns, e);
+	if (rc < 0 && strstr(e->msg, "File exists")) {
+		/* A dead cell's veth whose netns the kernel has not finished tearing
+		 * down: the /30 (and so the name) is ours now, the link a leftover. */
+		if (link_delete(nl, gw->host_if, e) == 0)
+			rc = veth_create(nl, gw->host_if, cell_netns, e);
+	}
 	if (rc == 0) {
 		gw->link_made = true;
 		int index = (int)if_nametoindex(gw->host_if);
@@ -583,7 +589,7 @@ int gateway_allow_name(struct gateway *gw, const char *qname, const struct in_ad
 	return count;
 }
 
-void gateway_down(struct gateway *gw)
+static void down(struct gateway *gw, bool delete_link)
 {
 	struct err e = {0};
 	if (gw->nl_cell) {
@@ -595,7 +601,7 @@ void gateway_down(struct gateway *gw)
 		gw->nl_host = NULL;
 	}
 	bool kept = false;
-	if (gw->link_made) {
+	if (gw->link_made && delete_link) {
 		struct mnl_socket *nl = rtnl_open(&e);
 		if (!nl || link_delete(nl, gw->host_if, &e) < 0)
 			log_error("%s", e.msg);
@@ -616,3 +622,10 @@ void gateway_down(struct gateway *gw)
 	}
 	release_net(gw);
 }
+
+void gateway_down(struct gateway *gw) { down(gw, true); }
+
+/* The veth goes with the cell's netns, which dies with the cell (the kernel
+ * tears it down in the background): deleting it here would make every destroy
+ * wait for the kernel's network synchronisation (tens of ms). */
+void gateway_down_dying(struct gateway *gw) { down(gw, false); }

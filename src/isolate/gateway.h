@@ -143,6 +143,10 @@ int gateway_allow_name(struct gateway *gw, const char *qname, const struct in_ad
 /* Remove the host table and the veth and give the /30 back. Errors are logged
  * (a table that could not be deleted keeps its allocation for the sweep). */
 void gateway_down(struct gateway *gw);
+/* The same when the cell's netns dies with the cell (its processes gone, its fd
+ * closed right after): the veth is left to the kernel's teardown of that netns;
+ * a later gateway_up() of the same /30 removes one still pending. */
+void gateway_down_dying(struct gateway *gw);
 /* Remove what dead supervisors of this netns left (their tables, links and /30s). */
 void gateway_sweep(void);
 /* Use `dir` instead of GATEWAY_DIR: for tests. */

@@ -78,7 +78,12 @@ def counters(r) -> dict[str, int]:
 
 
 def assert_gone(world: NetWorld, cell_id: str):
-    """Nothing of the cell's gateway is left in the test host: veth, table, route, /30."""
+    """Nothing of the cell's gateway is left in the test host: veth, table, route, /30.
+    The veth goes with the cell's netns, which the kernel tears down in the
+    background once the cell is gone: it is given a few seconds."""
+    deadline = time.monotonic() + 5
+    while [l for l in world.links() if l.startswith("cellos-")] and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not [l for l in world.links() if l.startswith("cellos-")], world.links()
     assert not [t for t in world.tables() if "cellos" in t], world.tables()
     assert not [r for r in world.routes() if "cellos-" in r], world.routes()
@@ -284,7 +289,9 @@ def test_nft_failure_never_fails_open(world):
         enf = r.event("observability.v1.network_enforcement")["data"]
         assert enf["nftRulesApplied"] is False and "gateway table" in enf["nftError"], enf
         assert "network" not in r.event("lifecycle.v1.started")["data"]["isolation"]
+        # no veth was ever made (the table the test made is the only one)
         assert not [l for l in world.links() if l.startswith("cellos-")]
+        assert world.tables() == [f"cellos-gw-{cid}-{rid[:8]}"]
         assert gw_allocations(cid) == []
     finally:
         world.in_host("nft", "delete", "table", "inet", f"cellos-gw-{cid}-{rid[:8]}")
@@ -403,3 +410,26 @@ def test_gvisor_sandbox_network_needs_the_gateway(world):
     r = world.run(spec, env={"CELLOS_CELL_BACKEND": "gvisor", "CELLOS_GVISOR_NETWORK": "sandbox",
                              "CELLOS_NETWORK": "isolated"})
     assert r.rc == 125 and "CELLOS_GVISOR_NETWORK" in r.err and "CELLOS_NETWORK=gateway" in r.err, r
+
+
+def test_all_links_in_use_is_125_and_parallel_cells_never_share_one(world):
+    """A /29 holds two /30s: two live cells take both, distinct; a third is 125
+    naming CELLOS_CELL_SUBNET, and leaves nothing behind."""
+    env = {"CELLOS_CELL_SUBNET": "100.96.8.0/29"}
+    ids = [unique_id("gwfull") for _ in range(2)]
+    runs = [world.start(make_spec(["/usr/bin/sleep", "30"], id=i, egress=[{"host": world.world_addr, "port": 80}]),
+                        env) for i in ids]
+    try:
+        nets = [r.wait_event("lifecycle.v1.started")["data"]["isolation"]["network"] for r in runs]
+        assert {n["cellAddress"] for n in nets} == {"100.96.8.2", "100.96.8.6"}, nets
+        third = unique_id("gwfull")
+        r = world.run(make_spec(["/usr/bin/true"], id=third, egress=[{"host": world.world_addr, "port": 80}]), env)
+        assert r.rc == 125, r
+        assert "CELLOS_CELL_SUBNET" in r.err and "in use" in r.err, r.err
+        assert gw_allocations(third) == []
+    finally:
+        for run in runs:
+            run.proc.terminate()
+            run.finish()
+    for i in ids:
+        assert_gone(world, i)

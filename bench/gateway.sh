@@ -1,0 +1,92 @@
+#!/bin/sh
+# Network gateway benchmark (SPEC §6.4), in a world of test namespaces (nothing
+# leaves the machine, the real host's network is untouched):
+#   "host"   the supervisor's netns, IPv4 forwarding on inside it only;
+#   "world"  a sink server (reads and discards) on 10.77.0.2:9000;
+#   "plain"  a namespace routed through "host" to "world" by a plain veth, no
+#            product: the baseline of the transfer.
+# 1. Start cost: hyperfine of the same no-op cell with one egress rule under
+#    CELLOS_NETWORK=isolated and =gateway (the extra is the /30, the host table and
+#    the veth); target under 2 ms.
+# 2. Throughput of an allowed 100 MB TCP transfer, cell -> world through the gateway,
+#    against plain -> world through the same host without the product; target >= 90%.
+# Usage: bench/gateway.sh [RUNS] (default 50; needs root). Prints the figures.
+set -eu
+cd "$(dirname "$0")/.."
+RUNS=${1:-50}
+make -s B=build-bench all >/dev/null
+SUP=$PWD/build-bench/cellos-supervisor
+tag=$$
+H=cgbh$tag W=cgbw$tag P=cgbp$tag
+work=$(mktemp -d /tmp/cellos-gwbench.XXXXXX)
+cleanup() {
+	[ -f "$work/sink.pid" ] && kill "$(cat "$work/sink.pid")" 2>/dev/null || true
+	for ns in $H $W $P; do ip netns del $ns 2>/dev/null || true; done
+	rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+for ns in $H $W $P; do ip netns add $ns; ip -n $ns link set lo up; done
+ip link add bh$tag netns $H type veth peer name bw$tag netns $W
+ip link add bp$tag netns $H type veth peer name pp$tag netns $P
+ip -n $H addr add 10.77.0.1/24 dev bh$tag
+ip -n $W addr add 10.77.0.2/24 dev bw$tag
+ip -n $H addr add 10.78.0.1/24 dev bp$tag
+ip -n $P addr add 10.78.0.2/24 dev pp$tag
+for l in "$H bh$tag" "$W bw$tag" "$H bp$tag" "$P pp$tag"; do set -- $l; ip -n $1 link set $2 up; done
+ip -n $P route add default via 10.78.0.1
+ip -n $W route add 10.78.0.0/24 via 10.77.0.1
+ip netns exec $H sysctl -qw net.ipv4.ip_forward=1
+ip netns exec $W python3 -c '
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.77.0.2", 9000)); s.listen(16)
+while True:
+    c, _ = s.accept()
+    while c.recv(1 << 20): pass
+    c.close()' &
+echo $! > "$work/sink.pid"
+sleep 1
+
+cat > "$work/noop.json" <<'JSON'
+{"apiVersion":"cellos.io/v1","kind":"ExecutionCell","spec":{"id":"bench-gw",
+ "authority":{"secretRefs":[],"egressRules":[{"host":"10.77.0.2","port":9000,"protocol":"tcp"}]},
+ "lifetime":{"ttlSeconds":60},"run":{"argv":["/bin/true"]}}}
+JSON
+SEND='import socket,sys,time
+buf = b"x" * (1 << 20); n = 100
+s = socket.create_connection(("10.77.0.2", 9000)); t = time.monotonic()
+for _ in range(n): s.sendall(buf)
+s.shutdown(socket.SHUT_WR); s.recv(1); s.close()
+print("%.1f" % (n * len(buf) / (time.monotonic() - t) / 1e6))'
+python3 - "$work/xfer.json" "$SEND" <<'PY'
+import json, sys
+json.dump({"apiVersion": "cellos.io/v1", "kind": "ExecutionCell", "spec": {"id": "bench-gw-xfer",
+    "authority": {"secretRefs": [], "egressRules": [{"host": "10.77.0.2", "port": 9000, "protocol": "tcp"}]},
+    "lifetime": {"ttlSeconds": 120}, "run": {"argv": ["/usr/bin/python3", "-c", sys.argv[2]]}}},
+    open(sys.argv[1], "w"))
+PY
+
+in_host() { nsenter --net=/run/netns/$H -- "$@"; }
+echo "== start cost: isolated vs gateway ($RUNS runs each)"
+in_host hyperfine -N -w 5 -r "$RUNS" --export-json "$work/start.json" \
+	-n isolated "env CELL_OS_USE_NOOP_SINK=1 CELLOS_NETWORK=isolated $SUP $work/noop.json" \
+	-n gateway "env CELL_OS_USE_NOOP_SINK=1 CELLOS_NETWORK=gateway $SUP $work/noop.json" >/dev/null
+python3 - "$work/start.json" <<'PY'
+import json, sys
+r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+for k in ("median", "min"):
+    iso, gw = r["isolated"][k] * 1e3, r["gateway"][k] * 1e3
+    print(f"{k}: isolated cell {iso:.2f} ms; gateway cell {gw:.2f} ms; extra {gw - iso:.2f} ms (target < 2 ms)")
+PY
+
+echo "== 100 MB transfer: through the gateway vs plain forwarding (5 rounds, median)"
+gw=""; plain=""
+for i in 1 2 3 4 5; do
+	gw="$gw $(in_host env CELL_OS_USE_NOOP_SINK=1 CELLOS_NETWORK=gateway $SUP $work/xfer.json)"
+	plain="$plain $(ip netns exec $P python3 -c "$SEND")"
+done
+python3 - "$gw" "$plain" <<'PY'
+import statistics, sys
+gw = statistics.median(map(float, sys.argv[1].split())); plain = statistics.median(map(float, sys.argv[2].split()))
+print(f"gateway: {gw:.0f} MB/s; plain netns forwarding: {plain:.0f} MB/s; ratio {gw / plain * 100:.0f}% (target >= 90%)")
+PY
