@@ -5,9 +5,10 @@
 #include <jansson.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "export/export.h"
+#include "hostmount/hostmount.h"
 #include "isolate/gateway.h"
-#include "isolate/hostmount.h"
 #include "isolate/resolve.h"
 #include "secrets/broker.h"
 #include "util/escape.h"
@@ -75,7 +76,10 @@ int admission_check(const struct config *cfg, const struct spec *spec, enum admi
 	}
 	if (mode == ADMIT_VALIDATE && secrets_probe(cfg, spec, probs) < 0)
 		rc = -1;
-	if (export_admit(cfg, spec, probs) < 0)
+	const struct backend_ops *be = backend_for(cfg);
+	const struct export_backend_facts xb = {
+		.name = be->name, .reads_artifacts = be->open_artifact != NULL, .sees_host_fs = backend_sees_host_fs(cfg)};
+	if (export_admit(cfg, spec, &xb, probs) < 0)
 		rc = -1;
 	e = (struct err){0};
 	if (mounts_admit(cfg, spec, &e) < 0) {

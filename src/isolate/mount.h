@@ -24,7 +24,7 @@
  *                             `cellos` for the run's uid/gid (read-only copies)
  *   /etc/resolv.conf          under the network gateway: the cell's DNS proxy (read-only)
  *   run.mounts                host trees the supervisor opened and staged
- *                             (isolate/hostmount.h), at their targets, nosuid, nodev,
+ *                             (hostmount/hostmount.h), at their targets, nosuid, nodev,
  *                             read-only unless asked otherwise; outermost first, and
  *                             after the workspace when inside it. Missing parents and
  *                             mount points are created only on the cell's own
@@ -46,7 +46,10 @@
 
 #include "util/err.h"
 
-/* One run.mounts entry for the init: a tree the supervisor staged (hostmount.h). */
+/* The most run.mounts entries a cell root can take (at least SPEC_MOUNTS_MAX). */
+#define CELLFS_MOUNTS_MAX 64
+
+/* One run.mounts entry for the init: a tree the supervisor staged (hostmount/hostmount.h). */
 struct cellfs_mount {
 	const char *target;       /* clean absolute path in the cell */
 	const char *staged;       /* the staged tree, in the mount namespace the init starts in */
