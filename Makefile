@@ -2,10 +2,10 @@
 # check` runs the unit tests (cmocka) and the black-box tests (pytest). SANITIZE=1
 # adds ASan/UBSan. `make install` / `make uninstall` (PREFIX, DESTDIR): see below.
 CC ?= cc
-PKGS := jansson libsodium libnftnl libmnl libseccomp ldns
-# libcurl's headers only: it is dlopen()ed when an HTTP/S3 export needs it
-# (src/export/curl_dl.h says why).
-CURL_CFLAGS := $(shell pkg-config --cflags libcurl)
+PKGS := jansson libsodium libnftnl libmnl libseccomp
+# libcurl's and ldns's headers only: they are dlopen()ed when an HTTP/S3 export
+# or a DNS lookup needs them (src/export/curl_dl.h, src/isolate/ldns_dl.h say why).
+CURL_CFLAGS := $(shell pkg-config --cflags libcurl ldns)
 CFLAGS ?= -O2 -g
 # The caller's flags (or the default) before anything below is added: the
 # release build of `make install` starts again from these.

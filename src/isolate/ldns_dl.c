@@ -25,6 +25,10 @@ const struct ldns_api *ldns_api_load(struct err *e)
 		SYM(rr_owner),      SYM(rr_get_type),   SYM(rr_get_class),   SYM(rr_rdf),
 		SYM(rdf_size),      SYM(rdf_data),      SYM(rdf2str),        SYM(rr_type2str),
 		SYM(dname_compare),
+		SYM(resolver_new), SYM(rdf_new_frm_str), SYM(dname_new_frm_str), SYM(resolver_push_nameserver),
+		SYM(resolver_set_port), SYM(resolver_set_timeout), SYM(resolver_set_retry), SYM(resolver_set_recursive),
+		SYM(resolver_set_random), SYM(resolver_query_status), SYM(get_errorstr_by_id), SYM(pkt_rr_list_by_type),
+		SYM(rr_a_address), SYM(rr_list_deep_free), SYM(rdf_deep_free), SYM(resolver_deep_free),
 	};
 #undef SYM
 	for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {

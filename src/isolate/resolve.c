@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include <ldns/ldns.h>
+#include "isolate/ldns_dl.h"
 
 static int push(uint32_t **out, size_t *n, uint32_t a)
 {
@@ -61,45 +61,50 @@ int resolve_a(const char *name, const char *server, int port, uint32_t **out, si
 {
 	if (!server)
 		return host_resolver(name, out, n, e);
+	/* ldns is loaded on first use (ldns_dl.h): a supervisor that resolves
+	 * nothing this way never loads it, nor libssl/libcrypto with it. */
+	const struct ldns_api *L = ldns_api_load(e);
+	if (!L)
+		return err_prefix(e, "resolving %s", name);
 	unsigned char a6[16];
 	bool v6 = inet_pton(AF_INET6, server, a6) == 1;
-	ldns_resolver *res = ldns_resolver_new();
-	ldns_rdf *ns = ldns_rdf_new_frm_str(v6 ? LDNS_RDF_TYPE_AAAA : LDNS_RDF_TYPE_A, server);
-	ldns_rdf *dname = ldns_dname_new_frm_str(name);
+	ldns_resolver *res = L->resolver_new();
+	ldns_rdf *ns = L->rdf_new_frm_str(v6 ? LDNS_RDF_TYPE_AAAA : LDNS_RDF_TYPE_A, server);
+	ldns_rdf *dname = L->dname_new_frm_str(name);
 	int rc = 0;
-	if (!res || !ns || !dname || ldns_resolver_push_nameserver(res, ns) != LDNS_STATUS_OK) {
+	if (!res || !ns || !dname || L->resolver_push_nameserver(res, ns) != LDNS_STATUS_OK) {
 		rc = err_set(e, "resolving %s: cannot set up a query to %s", name, server);
 		goto out;
 	}
-	ldns_resolver_set_port(res, (uint16_t)port);
-	ldns_resolver_set_timeout(res, (struct timeval){RESOLVE_TIMEOUT_MS / 1000, (RESOLVE_TIMEOUT_MS % 1000) * 1000});
-	ldns_resolver_set_retry(res, RESOLVE_TRIES);
-	ldns_resolver_set_recursive(res, true);
-	ldns_resolver_set_random(res, false);
+	L->resolver_set_port(res, (uint16_t)port);
+	L->resolver_set_timeout(res, (struct timeval){RESOLVE_TIMEOUT_MS / 1000, (RESOLVE_TIMEOUT_MS % 1000) * 1000});
+	L->resolver_set_retry(res, RESOLVE_TRIES);
+	L->resolver_set_recursive(res, true);
+	L->resolver_set_random(res, false);
 	ldns_pkt *p = NULL;
-	ldns_status st = ldns_resolver_query_status(&p, res, dname, LDNS_RR_TYPE_A, LDNS_RR_CLASS_IN, LDNS_RD);
+	ldns_status st = L->resolver_query_status(&p, res, dname, LDNS_RR_TYPE_A, LDNS_RR_CLASS_IN, LDNS_RD);
 	if (st != LDNS_STATUS_OK || !p) {
-		rc = err_set(e, "resolving %s through %s port %d: %s", name, server, port, ldns_get_errorstr_by_id(st));
+		rc = err_set(e, "resolving %s through %s port %d: %s", name, server, port, L->get_errorstr_by_id(st));
 		goto out;
 	}
-	ldns_rr_list *rrs = ldns_pkt_rr_list_by_type(p, LDNS_RR_TYPE_A, LDNS_SECTION_ANSWER);
-	for (size_t i = 0; rrs && i < ldns_rr_list_rr_count(rrs) && rc == 0; i++) {
-		ldns_rdf *rd = ldns_rr_a_address(ldns_rr_list_rr(rrs, i));
+	ldns_rr_list *rrs = L->pkt_rr_list_by_type(p, LDNS_RR_TYPE_A, LDNS_SECTION_ANSWER);
+	for (size_t i = 0; rrs && i < L->rr_list_rr_count(rrs) && rc == 0; i++) {
+		ldns_rdf *rd = L->rr_a_address(L->rr_list_rr(rrs, i));
 		uint32_t a;
-		if (rd && ldns_rdf_size(rd) == 4) {
-			memcpy(&a, ldns_rdf_data(rd), 4);
+		if (rd && L->rdf_size(rd) == 4) {
+			memcpy(&a, L->rdf_data(rd), 4);
 			if (push(out, n, a) < 0)
 				rc = err_set(e, "out of memory");
 		}
 	}
-	ldns_rr_list_deep_free(rrs);
-	ldns_pkt_free(p);
+	L->rr_list_deep_free(rrs);
+	L->pkt_free(p);
 out:
 	if (dname)
-		ldns_rdf_deep_free(dname);
+		L->rdf_deep_free(dname);
 	if (res)
-		ldns_resolver_deep_free(res); /* frees the pushed nameserver's copy */
+		L->resolver_deep_free(res); /* frees the pushed nameserver's copy */
 	if (ns)
-		ldns_rdf_deep_free(ns);
+		L->rdf_deep_free(ns);
 	return rc;
 }

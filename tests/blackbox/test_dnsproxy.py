@@ -213,3 +213,11 @@ print(json.dumps([before, ip, hello(ip)]))
     r = world.run(spec)
     assert r.rc == 0, r
     assert json.loads(r.out) == ["TimeoutError", world.a2, "tls x.wild.example"], (r.out, of_type(r, "observability.v1.l7_egress_decision"))
+
+
+def test_ldns_is_loaded_only_when_a_cell_resolves():
+    # libldns brings libssl and libcrypto: every supervisor start would pay for
+    # loading them. It is dlopen()ed by the DNS proxy and network_scope instead.
+    from conftest import SUPERVISOR
+    libs = subprocess.run(["ldd", str(SUPERVISOR)], capture_output=True, text=True, check=True).stdout
+    assert "libldns" not in libs and "libssl" not in libs and "libcrypto" not in libs, libs
