@@ -134,3 +134,37 @@ print(len(body), body == bytes(20000000))
     r = world.run(spec(code))
     assert r.rc == 0, r
     assert r.out.split() == ["20000000", "True"], r.out
+
+
+def test_gvisor_cell_gets_the_same_proxy_and_check(world):
+    # runsc's own network stack over the gateway's veth: its /etc/resolv.conf (a
+    # bind of the bundle) names the DNS proxy, and 443 goes through the check.
+    code = r'''
+import json, socket, ssl
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+def tls(ip, sni):
+    try:
+        with ctx.wrap_socket(socket.create_connection((ip, 443), timeout=5), server_hostname=sni) as t:
+            t.sendall(b"hi\n")
+            return t.recv(100).decode().strip()
+    except OSError as e:
+        return "error " + type(e).__name__
+ip = socket.gethostbyname("a.example")
+try:
+    evil = socket.gethostbyname("evil.example")
+except OSError:
+    evil = "not resolved"
+print(json.dumps([open("/etc/resolv.conf").read(), ip, evil, tls(ip, "a.example"), tls(ip, "b.example")]))
+'''
+    r = world.run(spec(code), {"CELLOS_CELL_BACKEND": "gvisor"}, timeout=120)
+    assert r.rc == 0, r
+    resolv, ip, evil, a, b = json.loads(r.out)
+    gw = r.event("lifecycle.v1.started")["data"]["isolation"]["network"]["gatewayAddress"]
+    assert f"nameserver {gw}\n" in resolv
+    assert ip == world.world_addr and evil == "not resolved"
+    assert a == "tls a.example" and b.startswith("error"), (a, b)
+    dns = of_type(r, "observability.v1.dns_query")
+    assert {(d["queryName"], d["decision"]) for d in dns} == {("a.example", "permitted"), ("evil.example", "refused")}
+    l7 = of_type(r, "observability.v1.l7_egress_decision")
+    assert sorted((d["serverName"], d["decision"]) for d in l7) == [("a.example", "allow"), ("b.example", "deny")]
