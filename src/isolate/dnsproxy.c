@@ -310,10 +310,10 @@ static bool handle_answer(struct dnsproxy *p, int i, const uint8_t *m, size_t n)
 		L->pkt_free(a);
 		return false;
 	}
-	answer(p, q->client, &q->from, q->fromlen, m, n);
 	/* Every A record of the answer section: the resolver has followed any
 	 * CNAME chain, and these are the addresses the cell will connect to for
-	 * the name it asked. */
+	 * the name it asked. They join the sets before the cell has the answer,
+	 * so its first connection is not dropped. */
 	ldns_rr_list *an = L->pkt_answer(a);
 	size_t count = L->rr_list_rr_count(an), n4 = 0;
 	struct in_addr v4[64];
@@ -326,6 +326,7 @@ static bool handle_answer(struct dnsproxy *p, int i, const uint8_t *m, size_t n)
 	}
 	L->pkt_free(a);
 	size_t denied = netpolicy_learn(p->cfg.np, q->name, v4, n4);
+	answer(p, q->client, &q->from, q->fromlen, m, n);
 	report(p, q->name, q->type, "permitted", denied ? "rebind_rejected" : "allowlist_match", true, (int)count);
 	query_done(p, i);
 	return true;

@@ -205,14 +205,22 @@ def hello(ip):
             return t.recv(100).decode().strip()
     except OSError as e:
         return type(e).__name__
+import time
 before = hello(sys.argv[1])
 ip = socket.gethostbyname("x.wild.example")
-print(json.dumps([before, ip, hello(ip)]))
+t0 = time.monotonic()
+after = hello(ip)
+print(json.dumps([before, ip, after, time.monotonic() - t0]))
 '''
     spec = make_spec(py_argv(code, world.a2), egress=[{"host": "*.wild.example", "port": 443}])
     r = world.run(spec)
     assert r.rc == 0, r
-    assert json.loads(r.out) == ["TimeoutError", world.a2, "tls x.wild.example"], (r.out, of_type(r, "observability.v1.l7_egress_decision"))
+    before, ip, after, took = json.loads(r.out)
+    assert [before, ip, after] == ["TimeoutError", world.a2, "tls x.wild.example"], r.out
+    # No first SYN was dropped (its retransmission would take a second). The
+    # proxy adds the addresses before it relays the answer; this workload is
+    # too slow to hit the other order's window reliably, so this is a floor.
+    assert took < 0.9, r.out
 
 
 def test_ldns_is_loaded_only_when_a_cell_resolves():
