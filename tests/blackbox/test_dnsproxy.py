@@ -62,6 +62,22 @@ for k, m in (("garbage", b"\x12\x34not dns at all"), ("response", resp)):
         out[k] = "answered"
     except socket.timeout:
         out[k] = "dropped"
+# Over TCP: two queries in one write (both answered, in order), then garbage
+# (the connection is closed).
+t = socket.create_connection((gw, 53), timeout=3)
+qa, qb = dns.message.make_query("a.example", "A"), dns.message.make_query("evil.example", "A")
+wa, wb = qa.to_wire(), qb.to_wire()
+t.sendall(len(wa).to_bytes(2, "big") + wa + len(wb).to_bytes(2, "big") + wb)
+got = []
+for q in (qa, qb):
+    r = dns.query.receive_tcp(t, time.time() + 3)[0]
+    got.append([r.id == q.id, dns.rcode.to_text(r.rcode())])
+t.sendall(b"\x00\x05junk!")
+try:
+    got.append("closed" if t.recv(10) == b"" else "open")
+except OSError as e:
+    got.append("closed")
+out["tcp_stream"] = got
 print(json.dumps(out))
 sys.stdout.flush()
 time.sleep(float(__import__("os").environ.get("HOLD", "0")))
@@ -113,7 +129,7 @@ def test_names_resolve_through_the_proxy(world):
     # hostnameAllowlist alone (no egress rule) resolves too.
     assert out["listed.example"]["answer"] == [world.a2]
     ev = [d for d in of_type(r, "observability.v1.dns_query") if d["queryName"].lower() == "a.example"]
-    assert len(ev) == 4, ev  # libc, UDP, TCP, upper case: one event per query
+    assert len(ev) == 5, ev  # libc, UDP, TCP, upper case, the TCP stream's: one event per query
     assert all(d["decision"] == "permitted" and d["queryType"] == "A" and d["answerCount"] == 1 and
                d["reasonCode"] == "allowlist_match" for d in ev), ev
 
@@ -127,7 +143,7 @@ def test_refused_names_never_reach_the_upstream(world):
     assert not any("evil" in l for l in asked), asked
     ev = [d for d in of_type(r, "observability.v1.dns_query") if d["decision"] == "refused"]
     assert sorted(d["queryName"] for d in ev) == sorted(["evil.example", "evil.example", "a.example.evil.example",
-                                                         "example"])
+                                                         "example", "evil.example"])  # the last: the TCP stream's
     assert all("upstreamResolverId" not in d and "answerCount" not in d for d in ev)
 
 
@@ -153,8 +169,9 @@ def test_silent_upstream_gives_servfail_after_two_seconds(world):
 def test_malformed_queries_are_dropped(world):
     r, out = probe(world)
     assert out["garbage"] == "dropped" and out["response"] == "dropped", out
+    assert out["tcp_stream"] == [[True, "NOERROR"], [True, "REFUSED"], "closed"], out
     ev = [d for d in of_type(r, "observability.v1.dns_query") if d["decision"] == "malformed"]
-    assert len(ev) == 2 and all(d["reasonCode"] == "malformed_query" for d in ev), ev
+    assert len(ev) == 3 and all(d["reasonCode"] == "malformed_query" for d in ev), ev
 
 
 def test_declared_resolver_is_used_and_named(world):
