@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 #include "events/sign_alg.h"
-#include "isolate/gateway.h"
+#include "isolate/gateway.h" /* struct cidr4: CELLOS_CELL_SUBNET, CELLOS_EGRESS_DENY_CIDRS */
 #include "isolate/ns.h" /* NS_*: the namespaces of CELLOS_SUBPROCESS_UNSHARE */
 #include "sink/fsync.h"
 #include "util/err.h"

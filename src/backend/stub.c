@@ -381,9 +381,14 @@ static int send_gateway_address(struct stub *s, struct err *e)
 static int network(struct stub *s, struct cell *c, struct err *e)
 {
 	int gw = 0;
+	int64_t t = mono_us();
 	if (s->netns_later && make_netns(s, e) < 0)
 		return -1;
-	if ((gw = gateway_setup(s, c, e)) < 0 || enter_netns_and(s, c, net_setup, NULL, e) < 0)
+	if ((gw = gateway_setup(s, c, e)) < 0)
+		return -1;
+	if (s->gw)
+		log_step(&t, "create.net.gateway");
+	if (enter_netns_and(s, c, net_setup, NULL, e) < 0)
 		return -1;
 	if (s->gw_drop)
 		gateway_teardown(s, c, false); /* the cell lives on, isolated */

@@ -298,11 +298,16 @@ def test_nft_failure_never_fails_open(world):
 
 
 def test_hardened_nft_failure_is_125(world):
+    world.http_server(8080)
     cid = unique_id("gwhard")
     rid, env = run_id_env()
     key = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
     env.update({"CELLOS_DEPLOYMENT_PROFILE": "hardened", "CELLOS_EVENT_SIGNING": "ed25519",
                 "CELLOS_EVENT_SIGNING_KID": "gw-test", "CELLOS_EVENT_SIGNING_KEY_BASE64": key})
+    # Control: the same hardened cell runs, and reaches its declared flow, when nft works.
+    ok = world.run(make_spec(probe(f"{world.world_addr}:8080"), egress=[{"host": world.world_addr, "port": 8080}]),
+                   env={k: v for k, v in env.items() if k != "CELLOS_RUN_ID"})
+    assert ok.rc == 0 and f"{world.world_addr}:8080 ok" in ok.out, ok
     world.in_host("nft", "add", "table", "inet", f"cellos-gw-{cid}-{rid[:8]}")
     try:
         r = world.run(make_spec(["/usr/bin/true"], id=cid, egress=[{"host": world.world_addr, "port": 80}]), env=env)
@@ -433,3 +438,42 @@ def test_all_links_in_use_is_125_and_parallel_cells_never_share_one(world):
             run.finish()
     for i in ids:
         assert_gone(world, i)
+
+
+def test_failed_runs_leave_nothing(world):
+    """Failure paths after the gateway was made: a workload that cannot be spawned
+    (127), and a cell refused in create (argv[0] outside the allowed prefixes)."""
+    a = unique_id("gwfail")
+    r = world.run(make_spec(["/nonexistent/program"], id=a, egress=[{"host": world.world_addr, "port": 80}]))
+    assert r.rc == 127, r
+    assert_gone(world, a)
+    b = unique_id("gwfail")
+    r = world.run(make_spec(["/usr/bin/true"], id=b, egress=[{"host": world.world_addr, "port": 80}]),
+                  env={"CELLOS_RUN_ARGV0_ALLOW_PREFIXES": "/opt/nothing"})
+    assert r.rc == 125, r
+    assert_gone(world, b)
+
+
+def test_ipv6_rule_warns_and_is_not_routed(world):
+    world.http_server(8080)
+    spec = make_spec(probe(f"{world.world_addr}:8080"), egress=[{"host": world.world_addr, "port": 8080},
+                                                              {"host": "2001:db8::7", "port": 443}])
+    r = world.run(spec)
+    assert r.rc == 0, r
+    assert "2001:db8::7 is IPv6" in r.err and "IPv4 only" in r.err, r.err
+    assert outcome(r, f"{world.world_addr}:8080") == "ok"
+    assert "ip6 daddr 2001:db8::7 tcp dport 443 accept" in counters(r)
+
+
+def test_without_a_user_namespace(world):
+    """Without `user` the supervisor makes the cell's netns itself (and hands it
+    over): the gateway works the same."""
+    world.http_server(8080)
+    cid = unique_id("gwnouser")
+    spec = make_spec(probe(f"{world.world_addr}:8080", f"{world.world_addr}:8081"), id=cid,
+                     egress=[{"host": world.world_addr, "port": 8080}])
+    r = world.run(spec, env={"CELLOS_SUBPROCESS_UNSHARE": "net,mnt,pid,ipc,uts"})
+    assert r.rc == 0, r
+    assert outcome(r, f"{world.world_addr}:8080") == "ok"
+    assert outcome(r, f"{world.world_addr}:8081") == "fail"
+    assert_gone(world, cid)
