@@ -121,8 +121,13 @@ int egress_proxy_prepare(struct egress_proxy *p, const struct config *cfg, const
 			return -1;
 		want_l7 |= !g->udp && (g->port == 443 || g->port == 80);
 	}
-	if (upstream(p, cfg, spec, e) < 0)
-		return -1;
+	/* No resolver to ask is not a reason to refuse the cell (its rules may all
+	 * be addresses): the proxy then answers allowed names with SERVFAIL. */
+	struct err ue = {0};
+	if (upstream(p, cfg, spec, &ue) < 0) {
+		log_warn("%s: allowed names get SERVFAIL", ue.msg);
+		p->dcfg.upstream_len = 0;
+	}
 	if (want_l7) {
 		if (l7proxy_open(&p->l7, &p->np, L7PROXY_PEEK_TIMEOUT_MS, e) < 0)
 			return -1;

@@ -211,6 +211,8 @@ static void describe(struct dnsproxy *p, const ldns_rr *rr, char *name, size_t n
 
 static int upstream_socket(struct dnsproxy *p, bool tcp)
 {
+	if (!p->cfg.upstream_len)
+		return -1; /* none known (egress_proxy.c warned) */
 	int fd = socket(p->cfg.upstream.ss_family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;

@@ -27,7 +27,7 @@ struct dnsproxy_cfg {
 	struct in_addr listen;          /* the gateway address */
 	uint16_t port;                  /* 53 */
 	struct sockaddr_storage upstream;
-	socklen_t upstream_len;
+	socklen_t upstream_len;         /* 0: none known (every allowed name gets SERVFAIL) */
 	const char *upstream_id;        /* dnsAuthority.resolvers[0].resolverId, or NULL */
 	int timeout_ms;
 	struct netpolicy *np;           /* borrowed; outlives the proxy */
