@@ -16,7 +16,6 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -25,8 +24,11 @@
 #include <unistd.h>
 
 #include "backend/oci_run.h"
+#include "backend/oci_tool.h"
 #include "isolate/gateway.h"
 #include "isolate/netdev.h"
+#include "isolate/netns.h"
+#include "util/dirs.h"
 #include "util/log.h"
 
 #define GVISOR_DIR "/run/cellos/gvisor"
@@ -50,9 +52,9 @@ static int probe(const char *runsc, const char *platform, char *msg, size_t size
 	snprintf(tmpdir, sizeof tmpdir, "TMPDIR=%s", dir);
 	snprintf(plat, sizeof plat, "--platform=%s", platform);
 	const char *argv[] = {runsc, root, plat, "--network=none", "do", "/bin/true", NULL};
-	const char *env[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", tmpdir, NULL};
-	int rc = oci_run_tool(runsc, argv, env, PROBE_TIMEOUT_MS, msg, size);
-	oci_run_rmtree(dir);
+	const char *env[] = {OCI_TOOL_PATH, tmpdir, NULL};
+	int rc = oci_tool_run(runsc, argv, env, PROBE_TIMEOUT_MS, msg, size);
+	dirs_rmtree(dir);
 	if (rc == 128 + SIGKILL)
 		snprintf(msg, size, "no answer within %d ms", PROBE_TIMEOUT_MS);
 	else if (rc != 0 && !msg[0])
@@ -65,7 +67,7 @@ static int detect_platform(const char *runsc, char *out, size_t size, struct err
 	struct stat st;
 	if (stat(runsc, &st) < 0)
 		return err_sys(e, errno, "CELLOS_GVISOR_RUNSC: %s", runsc);
-	if (oci_run_cache_get(PLATFORM_CACHE, runsc, out, size))
+	if (oci_tool_cache_get(PLATFORM_CACHE, runsc, out, size))
 		return 0;
 	static const char *const candidates[] = {"systrap", "ptrace"};
 	char tried[ERR_MSG_MAX - 200] = "";
@@ -74,7 +76,7 @@ static int detect_platform(const char *runsc, char *out, size_t size, struct err
 		char msg[256];
 		if (probe(runsc, candidates[i], msg, sizeof msg) == 0) {
 			log_debug("gvisor: platform %s works with %s", candidates[i], runsc);
-			oci_run_cache_put(PLATFORM_CACHE, runsc, candidates[i]);
+			oci_tool_cache_put(PLATFORM_CACHE, runsc, candidates[i]);
 			snprintf(out, size, "%s", candidates[i]);
 			return 0;
 		}
@@ -93,18 +95,32 @@ static int detect_platform(const char *runsc, char *out, size_t size, struct err
  * cell. runsc's stack bypasses netfilter inside that netns (it writes frames
  * to the device itself), so no ruleset of ours is put there: the host table
  * is the filter. */
+struct sandbox_net {
+	struct gateway *gw;
+	bool cover;
+};
+
+/* Inside the sandbox's netns (isolate/netns.h): lo up, the cell's address and
+ * route. */
+static int sandbox_net_setup(void *arg, struct err *e)
+{
+	struct sandbox_net *x = arg;
+	if (netdev_loopback_up(e) < 0 || gateway_cell_up(x->gw, e) < 0)
+		return -1;
+	/* runsc before 2023 takes the presence of this sysctl for the root netns
+	 * and refuses --network=sandbox; recent kernels have it in every netns.
+	 * Where it shows here, runsc gets a mount namespace with /proc/sys/net
+	 * covered (oci_run.h, cover): the whole tree, since /proc/sys/net/core is
+	 * a per-netns dentry a mount made before runsc's setns does not cover. */
+	x->cover = access("/proc/sys/net/core/rmem_default", F_OK) == 0;
+	return 0;
+}
+
 static int gateway_netns(struct cell *c, bool *cover, struct err *e)
 {
-	int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (self < 0)
-		return err_sys(e, errno, "open /proc/thread-self/ns/net");
 	int cell = -1;
-	if (unshare(CLONE_NEWNET) < 0 || (cell = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) < 0)
-		err_sys(e, errno, "gvisor: the sandbox's network namespace");
-	if (setns(self, CLONE_NEWNET) < 0)
-		abort(); /* stuck in the cell's netns: nothing sane can follow */
-	if (cell < 0) {
-		close(self);
+	if (netns_make(&cell, NULL, NULL, e) < 0) {
+		err_prefix(e, "gvisor: the sandbox's network namespace");
 		return -1;
 	}
 	struct gateway *gw = calloc(1, sizeof *gw);
@@ -125,21 +141,9 @@ static int gateway_netns(struct cell *c, bool *cover, struct err *e)
 		free(gw);
 		gw = NULL;
 	} else if (rc == 0) {
-		/* Inside the sandbox's netns: lo up, the cell's address and route. */
-		if (setns(cell, CLONE_NEWNET) < 0) {
-			rc = err_sys(e, errno, "gvisor: entering the sandbox's network namespace");
-		} else {
-			rc = netdev_loopback_up(e) < 0 || gateway_cell_up(gw, e) < 0 ? -1 : 0;
-			/* runsc before 2023 takes the presence of this sysctl for the
-			 * root netns and refuses --network=sandbox; recent kernels have
-			 * it in every netns. Where it shows here, runsc gets a mount
-			 * namespace with /proc/sys/net covered (oci_run.h, cover): the
-			 * whole tree, since /proc/sys/net/core is a per-netns dentry a
-			 * mount made before runsc's setns does not cover. */
-			*cover = access("/proc/sys/net/core/rmem_default", F_OK) == 0;
-			if (setns(self, CLONE_NEWNET) < 0)
-				abort();
-		}
+		struct sandbox_net x = {.gw = gw};
+		rc = netns_run_in(cell, sandbox_net_setup, &x, e);
+		*cover = x.cover;
 		if (rc < 0) {
 			gateway_down(gw);
 			free(gw);
@@ -149,7 +153,6 @@ static int gateway_netns(struct cell *c, bool *cover, struct err *e)
 		free(gw);
 		gw = NULL;
 	}
-	close(self);
 	if (!gw) {
 		close(cell);
 		return rc;
@@ -210,7 +213,7 @@ static int gvisor_create(struct cell *c, struct err *e)
 	/* runsc ignores linux.seccomp unless given --oci-seccomp; a runsc without the
 	 * flag (an old one) refuses it as unknown, which is the probe. */
 	const char *probe[] = {cfg->oci_runtime_path, "--oci-seccomp", "--version", NULL};
-	if (oci_run_seccomp(c, &rt, probe, NULL, e) < 0)
+	if (oci_seccomp_for_runtime(c, &rt, probe, NULL, e) < 0)
 		return -1;
 	if (rt.seccomp)
 		rt.global[3] = "--oci-seccomp";
