@@ -106,7 +106,7 @@ blackbox: all
 check: unit blackbox
 
 # libFuzzer harnesses (tests/fuzz/), built with clang and ASan/UBSan into their
-# own tree; `make fuzz-run` runs each for FUZZ_SECONDS/3 on the repo corpus.
+# own tree; `make fuzz-run` runs each for FUZZ_SECONDS/4 on the repo corpus.
 # No -Werror here: gcc's warnings are the gate, clang's are shown.
 FUZZ_CC ?= clang
 FB := $(B)/fuzz

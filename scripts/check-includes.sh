@@ -23,6 +23,7 @@ supervisor 9
 policy 8
 lifecycle_events 8
 outcome 8
+egress_proxy 8
 backend 7
 export 7
 secrets 6

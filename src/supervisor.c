@@ -15,6 +15,7 @@
 #include "export/export.h"
 #include "hostmount/hostmount.h"
 #include "isolate/artifact.h"
+#include "egress_proxy.h"
 #include "isolate/gateway.h"
 #include "isolate/resolve.h"
 #include "isolate/runreg.h"
@@ -51,6 +52,7 @@ struct run {
 	size_t n_egress_strings;
 	uint32_t **egress_elems;       /* owned: per DNS-name rule under the gateway, its addresses */
 	size_t n_egress_elems;
+	struct egress_proxy px;        /* the gateway's DNS proxy and SNI/Host check (SPEC §6.4) */
 	char **envp;                   /* workload environment (secret entries borrowed) */
 	struct secrets secrets;
 	struct runuid uid;             /* the run's own host uid (SPEC §3), fd -1 when fixed */
@@ -395,14 +397,20 @@ static int wait_workload(struct run *r, int64_t deadline)
 		if (now >= deadline)
 			return 0;
 		int64_t left = deadline - now;
-		struct pollfd p[2 + STDIO_RELAY_POLLFDS] = {{.fd = fd, .events = POLLIN},
-							    {.fd = r->sigfd, .events = POLLIN}};
+		/* The gateway's proxies are served here, in this one thread: each is
+		 * an epoll set (with its own timer) that polls readable when it has
+		 * work, so they need no thread and no locking of their own. */
+		struct pollfd p[2 + STDIO_RELAY_POLLFDS + EGRESS_PROXY_POLLFDS] = {{.fd = fd, .events = POLLIN},
+										   {.fd = r->sigfd, .events = POLLIN}};
 		stdio_relay_pollfds(&r->relay, p + 2);
-		int n = poll(p, 2 + STDIO_RELAY_POLLFDS, left > 60000 ? 60000 : (int)left);
+		egress_proxy_pollfds(&r->px, p + 2 + STDIO_RELAY_POLLFDS);
+		int n = poll(p, 2 + STDIO_RELAY_POLLFDS + EGRESS_PROXY_POLLFDS, left > 60000 ? 60000 : (int)left);
 		if (n < 0 && errno != EINTR)
 			return 0;
-		if (n > 0)
+		if (n > 0) {
 			stdio_relay_pump(&r->relay, p + 2);
+			egress_proxy_pump(&r->px, p + 2 + STDIO_RELAY_POLLFDS);
+		}
 		if (n > 0 && p[0].revents)
 			return 1;
 		if (n > 0 && p[1].revents && read_signal(r))
@@ -775,6 +783,12 @@ static int lifecycle(const struct config *cfg, const struct spec *spec, const st
 		log_warn("%s: a CPU quota under %lld µs is raised to %lld µs (the kernel's minimum)",
 			 r.cell.limits.cpu_from_env ? "CELLOS_CGROUP_CPU_MAX" : "run.limits.cpuMax.quotaMicros",
 			 CG_CPU_QUOTA_MIN, CG_CPU_QUOTA_MIN);
+	if (gateway_wanted(&r) &&
+	    egress_proxy_prepare(&r.px, cfg, spec, r.egress, r.n_egress, es, &r.cell.l7_port, &e) < 0) {
+		stdio_relay_close_cell_ends(&r.relay);
+		status = fail_before_start(&r, "create", "backend_failed", e.msg);
+		goto out;
+	}
 	int created = r.be->create(&r.cell, &e);
 	/* The cell has its copies now (or none, having failed): the relay sees EOF
 	 * once the last of them is gone. */
@@ -792,6 +806,16 @@ static int lifecycle(const struct config *cfg, const struct spec *spec, const st
 		status = fail_before_start(&r, "create", "policy_denied", e.msg);
 		goto out;
 	}
+	/* The DNS proxy and SNI/Host check listen on the gateway's address (SPEC
+	 * §6.4); a cell that got no gateway (nft refused, portable) needs neither. */
+	if (r.cell.facts.gw && egress_proxy_start(&r.px, r.cell.facts.gw, &e) < 0) {
+		r.be->destroy(&r.cell);
+		r.created = false;
+		status = fail_before_start(&r, "create", "backend_failed", e.msg);
+		goto out;
+	}
+	if (!r.cell.facts.gw)
+		egress_proxy_stop(&r.px);
 	log_step(&r.step_us, "create");
 	if ((why = interrupted(&r))) {
 		r.be->destroy(&r.cell);
@@ -806,6 +830,7 @@ static int lifecycle(const struct config *cfg, const struct spec *spec, const st
 	/* run */
 	if (spec->has_run)
 		run_workload(&r);
+	egress_proxy_stop(&r.px); /* the cell's processes are gone */
 	log_step(&r.step_us, "run");
 	if (r.cell.facts.netns)
 		emit_network_enforcement(&r);
@@ -831,6 +856,7 @@ static int lifecycle(const struct config *cfg, const struct spec *spec, const st
 	log_step(&r.step_us, "summary");
 	status = r.status;
 out:
+	egress_proxy_stop(&r.px);
 	if (r.created)
 		r.be->destroy(&r.cell);
 	runuid_release(&r.uid);

@@ -100,6 +100,10 @@ static json_t *mounts(const struct oci_bundle_args *a)
 							    strings(b->read_only ? bind_ro : bind_rw, 0))) < 0)
 			goto fail;
 	}
+	if (m && a->resolv_conf &&
+	    json_array_append_new(m, json_pack("{s:s, s:s, s:s, s:o}", "destination", "/etc/resolv.conf", "type", "bind",
+					       "source", a->resolv_conf, "options", strings(bind_ro, 0))) < 0)
+		goto fail;
 	return m;
 fail:
 	json_decref(m);

@@ -54,6 +54,8 @@ struct oci_bundle_args {
 	enum oci_seccomp_dialect seccomp_dialect;
 	const struct oci_bind *binds;   /* run.mounts, outermost first */
 	size_t n_binds;
+	const char *resolv_conf;        /* bound read-only over /etc/resolv.conf (the gateway's DNS
+	                                 * proxy, SPEC §6.4); NULL: the root's own */
 };
 
 /* The config.json document (new reference), or NULL with e set. */

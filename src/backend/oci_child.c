@@ -2,6 +2,7 @@
  * tmpfs on /run/cellos/<kind> holding <name>/{bundle,state,rootfs,mounts,ev,go}
  * (config.json, with the secrets, and the runtime's state never touch a host
  * filesystem), the cell's root, then exec of `<runtime> ... run`. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -119,6 +120,16 @@ _Noreturn void oci_child_main(void *arg)
 		child_fail(sync, errno, "mkfifo %s", p);
 	if (o->hm.n)
 		attach_mounts(o, traverse, sync);
+	if (o->cell->facts.gw) {
+		char text[96], ip[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &o->cell->facts.gw->host_addr, ip, sizeof ip);
+		int n = snprintf(text, sizeof text, "# cellos: the cell's DNS proxy (CELLOS_NETWORK=gateway)\nnameserver %s\n", ip);
+		snprintf(p, sizeof p, "%s/resolv.conf", o->dir);
+		int rfd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (rfd < 0 || write(rfd, text, (size_t)n) != n)
+			child_fail(sync, errno, "write %s", p);
+		close(rfd);
+	}
 	snprintf(p, sizeof p, "%s/bundle/config.json", o->dir);
 	int cfd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	size_t len = strlen(a->config);

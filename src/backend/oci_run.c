@@ -239,6 +239,12 @@ int oci_run_create(struct cell *c, const struct oci_runtime *rt, struct err *e)
 				     .map_user = rt->map_user,
 				     .seccomp = rt->seccomp, .seccomp_dialect = rt->seccomp_dialect,
 				     .binds = o->binds, .n_binds = o->n_binds};
+	/* Under the gateway: the cell's resolver is the DNS proxy (the child writes
+	 * the file next to the bundle, oci_child.c). */
+	char resolv[PATH_MAX + 16];
+	snprintf(resolv, sizeof resolv, "%s/resolv.conf", o->dir);
+	if (c->facts.gw)
+		ba.resolv_conf = resolv;
 
 	config = oci_bundle_text(&ba, e);
 	if (!config)

@@ -56,6 +56,7 @@ struct stub {
 	bool reaped;
 	struct sock_fprog filter; /* the workload's seccomp filter, sent with 'B' */
 	bool netns_later;    /* we make the cell's netns and hand it over (cellinit.c) */
+	bool gw_resolv;      /* the init waits for the gateway's address (cellinit_args) */
 	struct gateway *gw;  /* CELLOS_NETWORK=gateway (isolate/gateway.h), or NULL */
 	bool gw_drop;        /* the cell's own ruleset failed (portable): no veth either */
 	/* run.mounts, from create until the init is cloned: the opened sources, what
@@ -160,6 +161,7 @@ static int gateway_setup(struct stub *s, struct cell *c, struct err *e)
 		return 0;
 	if (!(s->gw = calloc(1, sizeof *s->gw)))
 		return err_set(e, "out of memory");
+	s->gw->l7_port = c->l7_port;
 	struct err ge = {0};
 	int rc = gateway_up(s->gw, c->name, &c->cfg->cell_subnet, c->egress, c->n_egress, c->cfg->egress_deny,
 			    c->cfg->n_egress_deny, s->netns, &ge);
@@ -207,16 +209,32 @@ static int send_netns(struct stub *s, struct err *e)
 		char space[CMSG_SPACE(sizeof(int))];
 	} cm;
 	memset(&cm, 0, sizeof cm);
-	struct iovec iov = {"N", 1};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &cm, .msg_controllen = sizeof cm};
+	/* With the gateway's address (0.0.0.0: none) for the cell's resolv.conf. */
+	struct in_addr gw = {0};
+	if (s->gw)
+		gw = s->gw->host_addr;
+	struct iovec iov[2] = {{"N", 1}, {&gw, 4}};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2, .msg_control = &cm, .msg_controllen = sizeof cm};
 	struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
 	h->cmsg_level = SOL_SOCKET;
 	h->cmsg_type = SCM_RIGHTS;
 	h->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(h), &s->netns, sizeof(int));
 	/* An init that already failed has said why: wait_setup() reports that. */
-	if (sendmsg(s->ctl, &mh, MSG_NOSIGNAL) != 1 && errno != EPIPE && errno != ECONNRESET)
+	if (sendmsg(s->ctl, &mh, MSG_NOSIGNAL) != 5 && errno != EPIPE && errno != ECONNRESET)
 		return err_sys(e, errno, "hand the network namespace to the cell");
+	return 0;
+}
+
+/* The gateway's address for the cell's resolv.conf, when clone3() made the
+ * netns (the init waits for it before /sys; see cellinit.c). */
+static int send_gateway_address(struct stub *s, struct err *e)
+{
+	unsigned char m[5] = {'G'};
+	if (s->gw)
+		memcpy(m + 1, &s->gw->host_addr, 4);
+	if (send(s->ctl, m, sizeof m, MSG_NOSIGNAL) != 5 && errno != EPIPE && errno != ECONNRESET)
+		return err_sys(e, errno, "hand the gateway's address to the cell");
 	return 0;
 }
 
@@ -240,7 +258,9 @@ static int network(struct stub *s, struct cell *c, struct err *e)
 	c->facts.gw = s->gw;
 	if (gw == 1)
 		c->facts.nft_applied = false; /* the host half of the filter is missing: nftError says why */
-	return s->netns_later ? send_netns(s, e) : 0;
+	if (s->netns_later)
+		return send_netns(s, e);
+	return s->gw_resolv ? send_gateway_address(s, e) : 0;
 }
 
 /* What the clone of the init is done as: with a user namespace, its owner. */
@@ -270,6 +290,7 @@ static int clone_once(struct stub *s, const struct cell *c, struct cellinit_args
 	 * user namespace, so clone3() makes it. */
 	a->ns = c->ns;
 	a->netns_later = (c->ns & NS_NET) && !(c->ns & NS_USER);
+	a->gw_resolv = (c->ns & NS_NET) && (c->ns & NS_MNT) && c->cfg->network == NETWORK_GATEWAY && c->spec->n_egress > 0;
 	struct clone_ctx x = {.c = c, .a = a};
 	struct cellproc_clone req = {
 		.flags = clone_flags(c->ns) & ~(a->netns_later ? CLONE_NEWNET : 0),
@@ -467,6 +488,7 @@ static int stub_create(struct cell *c, struct err *e)
 	if (pid < 0)
 		goto fail;
 	s->netns_later = args.netns_later;
+	s->gw_resolv = args.gw_resolv;
 	log_step(&t, "create.clone3");
 
 	/* Root inside the cell (its only uid/gid) is the run's own host identity

@@ -115,6 +115,35 @@ static void resolve_argv0(const struct cellinit_args *a);
 static void check_argv0(const struct cellinit_args *a);
 
 /* In-cell setup that must happen inside the new namespaces. */
+/* /etc/resolv.conf of a gateway cell, filled from the address the supervisor
+ * sends ('N' or 'G' + 4 bytes) and read by the root builder after before_sys. */
+static char resolv_conf[128];
+
+static void set_resolv(const unsigned char addr[4])
+{
+	if (!addr[0] && !addr[1] && !addr[2] && !addr[3])
+		return;
+	snprintf(resolv_conf, sizeof resolv_conf, "# cellos: the cell's DNS proxy (CELLOS_NETWORK=gateway)\nnameserver %u.%u.%u.%u\n",
+		 addr[0], addr[1], addr[2], addr[3]);
+}
+
+/* 'G' + the gateway's address, when clone3() made the netns (user namespace). */
+static int gateway_address(void *arg, struct err *e)
+{
+	const struct cellinit_args *a = arg;
+	unsigned char m[5];
+	ssize_t n;
+	do
+		n = recv(a->ctl, m, sizeof m, 0);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		_exit(125); /* the supervisor gave up on the cell */
+	if (n != 5 || m[0] != 'G')
+		return err_set(e, "cell setup: expected the gateway's address from the supervisor");
+	set_resolv(m + 1);
+	return 0;
+}
+
 /* Receive the cell's network namespace from the supervisor ('N' + fd) and join
  * it. The supervisor makes it while we build the cell's root: creating a network
  * namespace is the most expensive single step of a cell (docs/DESIGN.md,
@@ -124,17 +153,18 @@ static int join_netns(void *arg, struct err *e)
 {
 	const struct cellinit_args *a = arg;
 	char tag = 0;
+	unsigned char addr[4] = {0};
 	union {
 		struct cmsghdr h;
 		char space[CMSG_SPACE(sizeof(int))];
 	} cm;
-	struct iovec iov = {&tag, 1};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &cm, .msg_controllen = sizeof cm};
+	struct iovec iov[2] = {{&tag, 1}, {addr, sizeof addr}};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2, .msg_control = &cm, .msg_controllen = sizeof cm};
 	ssize_t n;
 	do
 		n = recvmsg(a->ctl, &mh, MSG_CMSG_CLOEXEC);
 	while (n < 0 && errno == EINTR);
-	struct cmsghdr *h = n == 1 && tag == 'N' ? CMSG_FIRSTHDR(&mh) : NULL;
+	struct cmsghdr *h = n == 5 && tag == 'N' ? CMSG_FIRSTHDR(&mh) : NULL;
 	if (!h || h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS || h->cmsg_len != CMSG_LEN(sizeof(int))) {
 		/* EOF: the supervisor gave up on the cell; nothing to report to. */
 		if (n <= 0)
@@ -145,6 +175,8 @@ static int join_netns(void *arg, struct err *e)
 	memcpy(&fd, CMSG_DATA(h), sizeof fd);
 	int rc = setns(fd, CLONE_NEWNET) < 0 ? err_sys(e, errno, "cell setup: join the cell's network namespace") : 0;
 	close(fd);
+	if (a->gw_resolv)
+		set_resolv(addr);
 	return rc;
 }
 
@@ -206,7 +238,8 @@ static void setup(const struct cellinit_args *a)
 				 .mounts = a->mounts, .n_mounts = a->n_mounts,
 				 .owner_uid = own ? a->uid : 0, .owner_gid = own ? a->gid : 0,
 				 .add_user = own, .home = a->home,
-				 .before_sys = a->netns_later ? join_netns : NULL, .arg = (void *)a};
+				 .before_sys = a->netns_later ? join_netns : a->gw_resolv ? gateway_address : NULL,
+				 .arg = (void *)a, .resolv_conf = resolv_conf};
 	if ((a->ns & NS_MNT) && cellfs_build(&fs, &e) < 0)
 		setup_failed_err(a->ctl, &e);
 	if (!(a->ns & NS_MNT) && a->netns_later && join_netns((void *)a, &e) < 0)

@@ -554,6 +554,52 @@ static int add_cell_user(struct builder *b, const struct cellfs_opts *o)
 	return 0;
 }
 
+/* /etc/resolv.conf of the cell: `text` on a small tmpfs of its own, bound
+ * read-only over the host's file. Where the host's is a symlink (systemd-resolved:
+ * /run/systemd/resolve/stub-resolv.conf), its target is made on the scaffold and
+ * covered instead; a link into a host directory must point at a file. */
+static int bind_resolv_conf(struct builder *b, const char *text)
+{
+	char rel[PATH_MAX] = "etc/resolv.conf", link[PATH_MAX], abs[PATH_MAX + 8], clean[PATH_MAX];
+	int etc = openat_in(b->root, "etc", O_PATH | O_DIRECTORY);
+	ssize_t n = etc < 0 ? -1 : readlinkat(etc, "resolv.conf", link, sizeof link - 1);
+	close_keep_errno(etc);
+	if (n > 0) {
+		link[n] = '\0';
+		/* Relative: from /etc, where a leading "../" (any number: ".." of
+		 * "/" is "/") leads to the root. */
+		const char *l = link;
+		bool up = false;
+		while (l[0] != '/' && strncmp(l, "../", 3) == 0) {
+			l += 3;
+			up = true;
+		}
+		snprintf(abs, sizeof abs, "%s%s", l[0] == '/' ? "" : up ? "/" : "/etc/", l);
+		if (path_clean(abs, clean, sizeof clean) < 0 || !clean[0])
+			return err_set(b->e, "cell filesystem: /etc/resolv.conf: the host's symlink %s cannot be followed", link);
+		snprintf(rel, sizeof rel, "%s", clean + 1);
+		if (make_path(b, rel, true, "/etc/resolv.conf", "(the gateway's DNS proxy)") < 0)
+			return -1;
+	}
+	int m = new_fs("tmpfs", "mode=0755,size=16k", HOST_RO & ~MOUNT_ATTR_RDONLY);
+	if (m < 0)
+		return err_sys(b->e, errno, "cell filesystem: tmpfs for /etc/resolv.conf");
+	int f = openat(m, "resolv.conf", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	int rc = f >= 0 && write(f, text, strlen(text)) == (ssize_t)strlen(text) ? 0 : -1;
+	close_keep_errno(f);
+	int t = -1, dst = -1;
+	if (rc == 0)
+		t = open_tree(m, "resolv.conf", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	struct mount_attr ro = {.attr_set = HOST_RO};
+	if (t < 0 || mount_setattr(t, "", AT_EMPTY_PATH, &ro, sizeof ro) < 0 || (dst = openat_in(b->root, rel, O_PATH)) < 0 ||
+	    move_mount(t, "", dst, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		rc = -1;
+	close_keep_errno(t);
+	close_keep_errno(dst);
+	close_keep_errno(m);
+	return rc < 0 ? err_sys(b->e, errno, "cell filesystem: /etc/resolv.conf for the gateway's DNS proxy") : 0;
+}
+
 static int build(struct builder *b, const struct cellfs_opts *o)
 {
 	struct err *e = b->e;
@@ -605,6 +651,8 @@ static int build(struct builder *b, const struct cellfs_opts *o)
 		return -1;
 
 	if ((o->before_sys && o->before_sys(o->arg, e) < 0) || build_sys(b) < 0)
+		return -1;
+	if (o->resolv_conf && o->resolv_conf[0] && bind_resolv_conf(b, o->resolv_conf) < 0)
 		return -1;
 
 	/* Read-only from now on: the scaffold (the cell cannot add entries to "/")

@@ -22,6 +22,7 @@
  *                             owned by the workload
  *   /etc/passwd, /etc/group   without a user namespace: the host's, plus an entry
  *                             `cellos` for the run's uid/gid (read-only copies)
+ *   /etc/resolv.conf          under the network gateway: the cell's DNS proxy (read-only)
  *   run.mounts                host trees the supervisor opened and staged
  *                             (hostmount/hostmount.h), at their targets, nosuid, nodev,
  *                             read-only unless asked otherwise; outermost first, and
@@ -76,6 +77,11 @@ struct cellfs_opts {
 	 * supervisor can make the cell's network namespace meanwhile. */
 	int (*before_sys)(void *arg, struct err *e);
 	void *arg;
+	/* The cell's /etc/resolv.conf (the gateway's DNS proxy, SPEC §6.4): read
+	 * after before_sys returned (which may fill it); NULL or "": the host's
+	 * file stays. Bound read-only over the host's file, or where its symlink
+	 * points when that lies on the cell's own filesystems (/run/...). */
+	const char *resolv_conf;
 };
 
 /* Build the cell's root and pivot into it. Must run in a private mount namespace

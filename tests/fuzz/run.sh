@@ -1,18 +1,18 @@
 #!/bin/sh
 # Runs each libFuzzer harness (built by `make fuzz`) on its corpus for
-# FUZZ_SECONDS/3 seconds (default 60 s in total) and fails on any finding: a
+# FUZZ_SECONDS/4 seconds (default 60 s in total) and fails on any finding: a
 # crash, a leak, a sanitizer report, a slow input (10 s) or running out of memory.
 # New inputs go to a temporary directory; the repo's corpus is only read.
 set -eu
 cd "$(dirname "$0")/../.."
 FB=${FUZZ_BUILD:-build/fuzz}
-per=$(( ${FUZZ_SECONDS:-60} / 3 ))
+per=$(( ${FUZZ_SECONDS:-60} / 4 ))
 [ "$per" -ge 1 ] || per=1
 work=$(mktemp -d /tmp/fuzz-run.XXXXXX)
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 status=0
-for h in spec canon verify; do
+for h in spec canon verify l7peek; do
 	bin=$FB/fuzz_$h
 	if [ ! -x "$bin" ]; then
 		echo "fuzz_$h: $bin is missing (run make fuzz)" >&2

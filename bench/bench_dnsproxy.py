@@ -1,0 +1,107 @@
+"""Driver of bench/bench-dnsproxy.sh: the test world of tests/blackbox/networld.py
+(network namespaces: the supervisor in a "host" netns, DNS/HTTP servers of
+tests/blackbox/proxyworld.py in a "world" netns), and one gateway cell per
+measurement.
+
+1. DNS: from inside a cell, N UDP queries for an allowed name through the DNS proxy,
+   interleaved with N queries sent straight to the same upstream (allowed by an
+   egress rule for its address, so only the gateway's routing is in the path); the
+   difference of the medians is what the proxy adds per query.
+2. Throughput: a 100 MB HTTP download (curl, server with sendfile) from inside the
+   cell through the SNI/Host check (port 80: redirected, checked, spliced), against
+   the same download on port 8080 (the gateway alone: forwarded and masqueraded),
+   and from the "host" netns without the product at all.
+Prints one JSON object."""
+import json
+import shutil
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "blackbox"))
+import conftest  # noqa: E402  (helpers only; CELLOS_SUPERVISOR picks the binary)
+from conftest import make_spec, new_dir, py_argv  # noqa: E402
+from networld import NetWorld  # noqa: E402
+from proxyworld import dns_server, l7_servers  # noqa: E402
+
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+REPS = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+SIZE = 100_000_000
+
+DNS_PROBE = r'''
+import json, socket, sys, time
+import dns.message
+n = int(sys.argv[1])
+gw = [l.split()[1] for l in open("/etc/resolv.conf") if l.startswith("nameserver")][0]
+def timed(server):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.connect((server, 53))
+    wire = dns.message.make_query("a.example", "A").to_wire()
+    t0 = time.perf_counter_ns()
+    s.send(wire)
+    s.recv(4096)
+    t = time.perf_counter_ns() - t0
+    s.close()
+    return t
+for _ in range(50):
+    timed(gw), timed(sys.argv[2])
+proxy, direct = [], []
+for _ in range(n):
+    proxy.append(timed(gw))
+    direct.append(timed(sys.argv[2]))
+print(json.dumps({"proxy": proxy, "direct": direct}))
+'''
+
+CURL = r'''
+import json, subprocess, sys
+reps, size = int(sys.argv[1]), sys.argv[2]
+out = {"80": [], "8080": []}
+for _ in range(reps):
+    for port in ("80", "8080"):
+        r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{speed_download} %{size_download}",
+                            f"http://a.example:{port}/bulk?n={size}"], capture_output=True, text=True, check=True)
+        speed, got = r.stdout.split()
+        assert int(got) == int(size), r.stdout
+        out[port].append(float(speed))
+print(json.dumps(out))
+'''
+
+
+def main():
+    w = NetWorld()
+    try:
+        d = new_dir("bench")
+        dns_server(w, d, {"a.example": [w.world_addr]})
+        l7_servers(w, d, w.world_addr)
+        egress = [{"host": "a.example", "port": 80}, {"host": "a.example", "port": 8080},
+                  {"host": w.dns_addr, "port": 53, "protocol": "udp"}]
+        r = w.run(make_spec(py_argv(DNS_PROBE, str(N), w.dns_addr), egress=egress), {"CELL_OS_USE_NOOP_SINK": "1"},
+                  timeout=600)
+        assert r.rc == 0, r
+        t = json.loads(r.out)
+        p, q = statistics.median(t["proxy"]) / 1e3, statistics.median(t["direct"]) / 1e3
+        r = w.run(make_spec(py_argv(CURL, str(REPS), str(SIZE)), egress=egress), {"CELL_OS_USE_NOOP_SINK": "1"},
+                  timeout=600)
+        assert r.rc == 0, r
+        s = json.loads(r.out)
+        bare = []
+        for _ in range(REPS):
+            o = w.in_host("curl", "-s", "-o", "/dev/null", "-w", "%{speed_download}",
+                          f"http://{w.world_addr}:8080/bulk?n={SIZE}").stdout
+            bare.append(float(o))
+        mb = lambda v: statistics.median(v) / 1e6  # noqa: E731
+        print(json.dumps({
+            "dns_queries": N, "dns_proxy_median_us": round(p, 1), "dns_direct_median_us": round(q, 1),
+            "dns_added_us": round(p - q, 1),
+            "transfer_bytes": SIZE, "reps": REPS,
+            "sni_check_MBps": round(mb(s["80"]), 1), "gateway_alone_MBps": round(mb(s["8080"]), 1),
+            "no_product_MBps": round(mb(bare), 1),
+            "sni_vs_gateway": round(mb(s["80"]) / mb(s["8080"]), 3),
+            "sni_vs_no_product": round(mb(s["80"]) / mb(bare), 3),
+        }))
+    finally:
+        w.close()
+        shutil.rmtree(conftest._BASE, ignore_errors=True)
+
+
+main()

@@ -1,0 +1,170 @@
+"""The SNI/Host check of a gateway cell (SPEC §6.4, l7_egress_decision of §8.1) in a
+world of network namespaces (networld.py, shared with test_gateway.py): two names
+share one address (the world's first, like a CDN) where a TLS server (self-signed; only the server
+terminates TLS) and an HTTP server listen. The cell may reach a.example on 443
+and 80, and b.example on 80 only."""
+import json
+
+import pytest
+
+from conftest import make_spec, new_dir, py_argv
+from networld import NetWorld
+from proxyworld import dns_server, l7_servers, of_type
+
+EGRESS = [{"host": "a.example", "port": 443}, {"host": "a.example", "port": 80}, {"host": "b.example", "port": 80}]
+
+PROBE = r'''
+import json, socket, ssl, sys, time
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+ip = socket.gethostbyname("a.example")
+def tls(sni, addr=ip):
+    try:
+        with ctx.wrap_socket(socket.create_connection((addr, 443), timeout=3), server_hostname=sni) as t:
+            t.sendall(b"hi\n")
+            return t.recv(100).decode().strip()
+    except OSError as e:
+        return "error " + type(e).__name__
+def http(head):
+    try:
+        s = socket.create_connection((ip, 80), timeout=3)
+        s.sendall(head.encode())
+        data = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+        return data.decode(errors="replace")
+    except OSError as e:
+        return "error " + type(e).__name__
+def silent():
+    s = socket.create_connection((ip, 443), timeout=15)
+    t0 = time.monotonic()
+    s.recv(10)
+    return round(time.monotonic() - t0)
+out = {
+    "tls_a": tls("a.example"),
+    "tls_b_shared": tls("b.example"),
+    "tls_none": tls(None),
+    "tls_other_ip": tls("c.example", socket.gethostbyname("c.example")),
+    "http_a": http("GET / HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n"),
+    "http_b": http("GET / HTTP/1.1\r\nHost: b.example\r\nConnection: close\r\n\r\n"),
+    "http_evil": http("GET / HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"),
+    "http_none": http("GET / HTTP/1.0\r\n\r\n"),
+    "http_smuggled": http("GET / HTTP/1.1\r\nHost: a.example\r\nHost: evil.example\r\n\r\n"),
+}
+if len(sys.argv) > 1:
+    out["silent_s"] = silent()
+print(json.dumps(out))
+'''
+
+
+def spec(code, *args):
+    s = make_spec(py_argv(code, *args), egress=EGRESS)
+    s["spec"]["authority"]["dnsAuthority"] = {"hostnameAllowlist": ["c.example"]}
+    return s
+
+
+@pytest.fixture(scope="module")
+def world():
+    w = NetWorld()
+    try:
+        d = new_dir("sniworld")
+        # c.example: only in the hostnameAllowlist (resolvable, no rule).
+        dns_server(w, d, {"a.example": [w.world_addr], "b.example": [w.world_addr], "c.example": [w.world_addr2]})
+        l7_servers(w, d, w.world_addr)
+        l7_servers(w, d, w.world_addr2)
+        yield w
+    finally:
+        w.close()
+
+
+def test_sni_and_host_decide_per_connection(world):
+    r = world.run(spec(PROBE))
+    assert r.rc == 0, r
+    out = json.loads(r.out)
+    assert out["tls_a"] == "tls a.example"                 # TLS passes through, the server terminates it
+    assert out["tls_b_shared"].startswith("error"), out    # same address, a name not allowed on 443
+    assert out["tls_none"].startswith("error"), out
+    assert out["tls_other_ip"] == "error TimeoutError", out  # not declared at all: the cell's filter drops it
+    assert out["http_a"].startswith("HTTP/1.1 200") and out["http_a"].endswith("http a.example\n"), out
+    assert out["http_b"].endswith("http b.example\n"), out
+    for k in ("http_evil", "http_none", "http_smuggled"):
+        assert out[k].startswith("HTTP/1.1 403 Forbidden"), (k, out)
+    ev = of_type(r, "observability.v1.l7_egress_decision")
+    got = sorted((d["protocol"], d.get("serverName", ""), d["decision"], d["reasonCode"]) for d in ev)
+    assert got == sorted([
+        ("tls", "a.example", "allow", "l7_sni_allowlist_match"),
+        ("tls", "b.example", "deny", "l7_sni_allowlist_miss"),
+        ("tls", "", "deny", "l7_sni_missing"),
+        ("http", "a.example", "allow", "l7_http_host_allowlist_match"),
+        ("http", "b.example", "allow", "l7_http_host_allowlist_match"),
+        ("http", "evil.example", "deny", "l7_http_host_allowlist_miss"),
+        ("http", "", "deny", "l7_http_host_missing"),
+        ("http", "", "deny", "l7_http_host_missing"),
+    ]), got  # one per connection checked; none for the connection the filter dropped
+    assert {d["destination"] for d in ev} == {f"{world.world_addr}:443", f"{world.world_addr}:80"}
+
+
+def test_silent_connection_times_out(world):
+    r = world.run(spec(PROBE, "silent"), timeout=90)
+    assert r.rc == 0, r
+    out = json.loads(r.out)
+    assert out["silent_s"] in (9, 10, 11), out
+    ev = [d for d in of_type(r, "observability.v1.l7_egress_decision") if d["reasonCode"] == "l7_peek_timeout"]
+    assert len(ev) == 1 and ev[0]["decision"] == "deny" and "serverName" not in ev[0], ev
+
+
+def test_large_transfer_is_byte_exact(world):
+    # 20 MB through the check (spliced after the decision) arrive whole.
+    code = r'''
+import socket, hashlib
+s = socket.create_connection((socket.gethostbyname("a.example"), 80), timeout=10)
+s.sendall(b"GET /bulk?n=20000000 HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n")
+data = b""
+while True:
+    b = s.recv(1 << 20)
+    if not b:
+        break
+    data += b
+head, _, body = data.partition(b"\r\n\r\n")
+print(len(body), body == bytes(20000000))
+'''
+    r = world.run(spec(code))
+    assert r.rc == 0, r
+    assert r.out.split() == ["20000000", "True"], r.out
+
+
+def test_gvisor_cell_gets_the_same_proxy_and_check(world):
+    # runsc's own network stack over the gateway's veth: its /etc/resolv.conf (a
+    # bind of the bundle) names the DNS proxy, and 443 goes through the check.
+    code = r'''
+import json, socket, ssl
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+def tls(ip, sni):
+    try:
+        with ctx.wrap_socket(socket.create_connection((ip, 443), timeout=5), server_hostname=sni) as t:
+            t.sendall(b"hi\n")
+            return t.recv(100).decode().strip()
+    except OSError as e:
+        return "error " + type(e).__name__
+ip = socket.gethostbyname("a.example")
+try:
+    evil = socket.gethostbyname("evil.example")
+except OSError:
+    evil = "not resolved"
+print(json.dumps([open("/etc/resolv.conf").read(), ip, evil, tls(ip, "a.example"), tls(ip, "b.example")]))
+'''
+    r = world.run(spec(code), {"CELLOS_CELL_BACKEND": "gvisor"}, timeout=120)
+    assert r.rc == 0, r
+    resolv, ip, evil, a, b = json.loads(r.out)
+    gw = r.event("lifecycle.v1.started")["data"]["isolation"]["network"]["gatewayAddress"]
+    assert f"nameserver {gw}\n" in resolv
+    assert ip == world.world_addr and evil == "not resolved"
+    assert a == "tls a.example" and b.startswith("error"), (a, b)
+    dns = of_type(r, "observability.v1.dns_query")
+    assert {(d["queryName"], d["decision"]) for d in dns} == {("a.example", "permitted"), ("evil.example", "refused")}
+    l7 = of_type(r, "observability.v1.l7_egress_decision")
+    assert sorted((d["serverName"], d["decision"]) for d in l7) == [("a.example", "allow"), ("b.example", "deny")]
