@@ -5,7 +5,7 @@
 set -eu
 PKGS="build-essential pkg-config libjansson-dev libsodium-dev nftables
 libnftnl-dev libmnl-dev libseccomp-dev libcurl4-openssl-dev libcmocka-dev python3-pytest hyperfine bubblewrap iproute2 util-linux procps
-python3-nacl python3-jsonschema clang libclang-rt-14-dev
+python3-nacl python3-jsonschema python3-yaml clang libclang-rt-14-dev
 runsc crun runc
 scdoc groff-base man-db bash-completion debhelper dpkg-dev git"
 missing=""

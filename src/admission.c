@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <string.h>
 
+#include "backend/fc_host.h"
 #include "export/export.h"
 #include "isolate/hostmount.h"
 #include "secrets/broker.h"
@@ -26,6 +27,13 @@ int admission_check(const struct config *cfg, const struct spec *spec, enum admi
 	}
 	if (mode == ADMIT_VALIDATE && secrets_probe(cfg, spec, probs) < 0)
 		rc = -1;
+	/* SPEC §6.3: no KVM or no binary is 125 at admission, naming which. */
+	struct fc_host fh;
+	e = (struct err){0};
+	if (mode != ADMIT_DESCRIBE && cfg->backend == BACKEND_FIRECRACKER && fc_host_check(cfg, &fh, &e) < 0) {
+		problems_add(probs, "%s", e.msg);
+		rc = -1;
+	}
 	if (export_admit(cfg, spec, probs) < 0)
 		rc = -1;
 	e = (struct err){0};

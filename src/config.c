@@ -333,6 +333,11 @@ static int find_program(const char *var, const char *v, char *out, size_t size, 
 
 /* The gvisor and oci backends (SPEC §6.2). The cell's namespaces are those of
  * the OCI bundle, whatever CELLOS_SUBPROCESS_UNSHARE says (it is the stub's). */
+int config_find_program(const char *var, const char *v, char *out, size_t size, struct err *e)
+{
+	return find_program(var, v, out, size, e);
+}
+
 static int load_oci(struct config *cfg, struct err *e)
 {
 	const char *v;
@@ -385,6 +390,76 @@ static int load_oci(struct config *cfg, struct err *e)
 		return err_set(e, "CELLOS_GVISOR_NETWORK: 'sandbox' needs the network gateway, not available in this build (use none)");
 	if (v && strcmp(v, "none") != 0)
 		return err_set(e, "CELLOS_GVISOR_NETWORK: unknown value '%s' (expected none, sandbox)", v);
+	return 0;
+}
+
+/* What the microVM backends share (SPEC §6.3). The image directory is only
+ * named here; its manifest is read and checked when a cell is created. */
+static int load_vm(struct config *cfg, struct err *e)
+{
+	const char *v;
+	/* The VMM runs in the cell's netns (its TAP lives there) and nowhere else:
+	 * the workload's own namespaces are the guest kernel's business. */
+	cfg->ns = NS_NET;
+	cfg->vm_image_dir = env("CELLOS_VM_IMAGE_DIR");
+	if (!cfg->vm_image_dir)
+		cfg->vm_image_dir = CONFIG_VM_IMAGE_DIR_DEFAULT;
+	if (cfg->vm_image_dir[0] != '/')
+		return err_set(e, "CELLOS_VM_IMAGE_DIR: '%s' is not an absolute path", cfg->vm_image_dir);
+	cfg->vm_memory_mib = CONFIG_VM_MEMORY_MIB_DEFAULT;
+	if ((v = env("CELLOS_VM_MEMORY_MIB")) && (parse_pos_ll(v, &cfg->vm_memory_mib) < 0 || cfg->vm_memory_mib > 1 << 20))
+		return err_set(e, "CELLOS_VM_MEMORY_MIB: expected a whole number of MiB from 1 to 1048576, got '%s'", v);
+	cfg->vm_vcpus = CONFIG_VM_VCPUS_DEFAULT;
+	if ((v = env("CELLOS_VM_VCPUS")) && (parse_pos_ll(v, &cfg->vm_vcpus) < 0 || cfg->vm_vcpus > 32))
+		return err_set(e, "CELLOS_VM_VCPUS: expected a number of vCPUs from 1 to 32, got '%s'", v);
+	return 0;
+}
+
+/* A binary variable: a path (absolute) or a bare name looked up in PATH when a
+ * cell runs; a relative path would depend on the supervisor's cwd. */
+static int check_binary_var(const char *var, const char *v, struct err *e)
+{
+	if (strchr(v, '/') && v[0] != '/')
+		return err_set(e, "%s: '%s' is neither an absolute path nor a name to look up in PATH", var, v);
+	return 0;
+}
+
+static int load_firecracker(struct config *cfg, struct err *e)
+{
+	const char *v;
+	cfg->fc_binary = env("CELLOS_FIRECRACKER_BINARY");
+	if (!cfg->fc_binary)
+		cfg->fc_binary = "firecracker";
+	if (check_binary_var("CELLOS_FIRECRACKER_BINARY", cfg->fc_binary, e) < 0)
+		return -1;
+	cfg->fc_jailer = env("CELLOS_FIRECRACKER_JAILER_BINARY");
+	if (cfg->fc_jailer && check_binary_var("CELLOS_FIRECRACKER_JAILER_BINARY", cfg->fc_jailer, e) < 0)
+		return -1;
+	cfg->fc_chroot_base = env("CELLOS_FIRECRACKER_CHROOT_BASE");
+	if (cfg->fc_chroot_base && !cfg->fc_jailer)
+		return err_set(e, "CELLOS_FIRECRACKER_CHROOT_BASE: only used with CELLOS_FIRECRACKER_JAILER_BINARY, which is not set");
+	if (!cfg->fc_chroot_base)
+		cfg->fc_chroot_base = CONFIG_FC_CHROOT_BASE_DEFAULT;
+	if (cfg->fc_chroot_base[0] != '/' || strstr(cfg->fc_chroot_base, "/../") ||
+	    (strlen(cfg->fc_chroot_base) >= 3 && strcmp(cfg->fc_chroot_base + strlen(cfg->fc_chroot_base) - 3, "/..") == 0))
+		return err_set(e, "CELLOS_FIRECRACKER_CHROOT_BASE: '%s' is not an absolute path without ..", cfg->fc_chroot_base);
+	cfg->fc_socket_dir = env("CELLOS_FIRECRACKER_SOCKET_DIR");
+	if (!cfg->fc_socket_dir)
+		cfg->fc_socket_dir = CONFIG_FC_SOCKET_DIR_DEFAULT;
+	if (cfg->fc_socket_dir[0] != '/' || strstr(cfg->fc_socket_dir, "/../"))
+		return err_set(e, "CELLOS_FIRECRACKER_SOCKET_DIR: '%s' is not an absolute path without ..", cfg->fc_socket_dir);
+	if (strlen(cfg->fc_socket_dir) > CONFIG_FC_SOCKET_DIR_MAX)
+		return err_set(e, "CELLOS_FIRECRACKER_SOCKET_DIR: '%s' is longer than %d bytes (the VM's sockets under it must fit a Unix socket address)",
+			       cfg->fc_socket_dir, CONFIG_FC_SOCKET_DIR_MAX);
+	/* Test-only (docs/reference.md): the device that stands for /dev/kvm in the
+	 * admission check. It changes nothing else: Firecracker opens /dev/kvm
+	 * itself and fails without it, so no cell ever runs without KVM. */
+	cfg->fc_kvm_device = "/dev/kvm";
+	if ((v = env("CELLOS_FIRECRACKER_KVM_DEVICE"))) {
+		if (v[0] != '/')
+			return err_set(e, "CELLOS_FIRECRACKER_KVM_DEVICE: '%s' is not an absolute path", v);
+		cfg->fc_kvm_device = v;
+	}
 	return 0;
 }
 
@@ -571,11 +646,13 @@ int config_load(struct config *cfg, struct err *e)
 		cfg->backend = BACKEND_GVISOR;
 	else if (strcmp(v, "oci") == 0)
 		cfg->backend = BACKEND_OCI;
+	else if (strcmp(v, "firecracker") == 0)
+		cfg->backend = BACKEND_FIRECRACKER;
 	/* SPEC §3: list what this build can run, never the backends it lacks. */
-	else if (strcmp(v, "firecracker") == 0 || strcmp(v, "qemu") == 0)
-		return err_set(e, "CELLOS_CELL_BACKEND: backend '%s' is not available in this build (it runs stub, host, gvisor, oci)", v);
+	else if (strcmp(v, "qemu") == 0)
+		return err_set(e, "CELLOS_CELL_BACKEND: backend '%s' is not available in this build (it runs stub, host, gvisor, oci, firecracker)", v);
 	else
-		return err_set(e, "CELLOS_CELL_BACKEND: unknown backend '%s' (this build runs stub, host, gvisor, oci)", v);
+		return err_set(e, "CELLOS_CELL_BACKEND: unknown backend '%s' (this build runs stub, host, gvisor, oci, firecracker)", v);
 
 	v = env("CELLOS_DEPLOYMENT_PROFILE");
 	if (!v || strcmp(v, "portable") == 0)
@@ -684,6 +761,8 @@ int config_load(struct config *cfg, struct err *e)
 		return -1;
 
 	if ((cfg->backend == BACKEND_GVISOR || cfg->backend == BACKEND_OCI) && load_oci(cfg, e) < 0)
+		return -1;
+	if (cfg->backend == BACKEND_FIRECRACKER && (load_vm(cfg, e) < 0 || load_firecracker(cfg, e) < 0))
 		return -1;
 	if (load_export(cfg, e) < 0 || load_host_mounts(cfg, e) < 0)
 		return -1;

@@ -1,0 +1,119 @@
+/* cellctl vm-config (SPEC §6.3): the Firecracker --config-file a run of the
+ * document would boot from, under this environment's configuration, printed
+ * without booting anything, so that it can be checked on any machine (one
+ * without KVM or Firecracker too). */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admission.h"
+#include "backend/fc_config.h"
+#include "cellctl.h"
+#include "util/ids.h"
+
+const char cellctl_vmconfig_help[] =
+	"usage: cellctl vm-config SPEC.json|-\n"
+	"\n"
+	"Print the JSON configuration Firecracker would be started with\n"
+	"(firecracker --config-file) for this document under the configuration of\n"
+	"this environment, exactly as the supervisor writes it, without booting\n"
+	"anything: the kernel and initramfs of CELLOS_VM_IMAGE_DIR, the guest's\n"
+	"memory and vCPUs (CELLOS_VM_MEMORY_MIB and CELLOS_VM_VCPUS, or\n"
+	"run.limits), the drives (the image's root disk, one per run.mounts entry),\n"
+	"the vsock and, when the document declares egress, the network interface.\n"
+	"Paths are those of the cell's directory under CELLOS_FIRECRACKER_SOCKET_DIR\n"
+	"(or of the jailer's chroot with CELLOS_FIRECRACKER_JAILER_BINARY), for the\n"
+	"run id CELLOS_RUN_ID, or a fresh one. CELLOS_CELL_BACKEND, when set, must be\n"
+	"firecracker. Neither KVM nor Firecracker is needed.\n"
+	"\n"
+	"  SPEC.json|-   the document; - reads it from standard input\n"
+	"\n"
+	"Exit status: 0 printed; 1 the document or the configuration is invalid (one\n"
+	"line per problem on stderr); 2 usage or I/O error.\n";
+
+/* Whether the image has a root disk (the config then has a drive for it). The
+ * image is not verified here: nothing boots from it. */
+static int image_has_rootfs(const char *dir, bool *rootfs, struct err *e)
+{
+	char path[4200];
+	snprintf(path, sizeof path, "%s/manifest.json", dir);
+	json_error_t je;
+	json_t *m = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+	json_t *files = m ? json_object_get(m, "files") : NULL;
+	if (!json_is_object(files)) {
+		json_decref(m);
+		return err_set(e, "CELLOS_VM_IMAGE_DIR: %s: %s (make the image with `cellctl image build`)", path,
+			       m ? "no \"files\" object" : je.text);
+	}
+	*rootfs = json_object_get(files, "rootfs") != NULL;
+	json_decref(m);
+	return 0;
+}
+
+int cellctl_vmconfig(const struct cellctl_cmd *cmd, int argc, char **argv)
+{
+	const char *pos[1];
+	size_t npos;
+	const struct cellctl_opt opts[] = {{0}};
+	if (cellctl_args(cmd, argc, argv, opts, pos, 1, &npos) != CELLCTL_OK)
+		return CELLCTL_ERROR;
+	if (npos != 1)
+		return cellctl_usage_error(cmd, "no document given (a file, or - for standard input)");
+	const char *backend = getenv("CELLOS_CELL_BACKEND");
+	if (backend && *backend && strcmp(backend, "firecracker") != 0)
+		return cellctl_usage_error(cmd, "CELLOS_CELL_BACKEND is '%s': vm-config describes a firecracker cell",
+					   backend);
+	setenv("CELLOS_CELL_BACKEND", "firecracker", 1);
+
+	struct admission adm;
+	struct err e = {0};
+	char msg[4 * ERR_MSG_MAX];
+	int status = CELLCTL_ERROR;
+	int rc = admission_load(&adm, pos[0], ADMIT_DESCRIBE, &e);
+	if (rc < 0) {
+		fprintf(stderr, "cellctl vm-config: %s\n", cellctl_shown(msg, sizeof msg, e.msg, strlen(e.msg)));
+		goto out;
+	}
+	if (rc > 0) {
+		for (size_t i = 0; i < adm.problems.n; i++) {
+			const char *p = adm.problems.items[i];
+			fprintf(stderr, "cellctl vm-config: %s\n", cellctl_shown(msg, sizeof msg, p, strlen(p)));
+		}
+		status = CELLCTL_PROBLEMS;
+		goto out;
+	}
+	char run_id[37];
+	if (adm.cfg.run_id[0])
+		memcpy(run_id, adm.cfg.run_id, sizeof run_id);
+	else
+		uuid_v4(run_id);
+	/* The jailer's chroot is named after the binary's file name: the
+	 * resolved one where this machine has it, as the supervisor does. */
+	char resolved[4096];
+	struct err pe = {0};
+	const char *exec = config_find_program("CELLOS_FIRECRACKER_BINARY", adm.cfg.fc_binary, resolved,
+					       sizeof resolved, &pe) == 0 ? resolved : adm.cfg.fc_binary;
+	const char *exec_name = strrchr(exec, '/') ? strrchr(exec, '/') + 1 : exec;
+	bool rootfs = false;
+	if (image_has_rootfs(adm.cfg.vm_image_dir, &rootfs, &e) < 0) {
+		fprintf(stderr, "cellctl vm-config: %s\n", cellctl_shown(msg, sizeof msg, e.msg, strlen(e.msg)));
+		status = CELLCTL_PROBLEMS;
+		goto out;
+	}
+	struct fc_plan plan;
+	if (fc_plan_make(&plan, &adm.cfg, &adm.spec, run_id, exec_name, rootfs, &e) < 0) {
+		fprintf(stderr, "cellctl vm-config: %s\n", cellctl_shown(msg, sizeof msg, e.msg, strlen(e.msg)));
+		status = CELLCTL_PROBLEMS;
+		goto out;
+	}
+	if (fputs(plan.text, stdout) < 0 || fflush(stdout) != 0)
+		fprintf(stderr, "cellctl vm-config: cannot write the configuration: %s\n", strerror(errno));
+	else
+		status = CELLCTL_OK;
+	fc_plan_free(&plan);
+out:
+	admission_free(&adm);
+	return status;
+}
