@@ -2,7 +2,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <linux/magic.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -393,25 +395,49 @@ static int load_oci(struct config *cfg, struct err *e)
 	return 0;
 }
 
-/* What the microVM backends share (SPEC §6.3). The image directory is only
- * named here; its manifest is read and checked when a cell is created. */
+/* Whether this process can run KVM guests: /dev/kvm opens read-write. */
+static bool kvm_usable(void)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+/* The microVM backends (SPEC §6.3): the image, the VM's size, the VMM. */
 static int load_vm(struct config *cfg, struct err *e)
 {
-	const char *v;
-	/* The VMM runs in the cell's netns (its TAP lives there) and nowhere else:
-	 * the workload's own namespaces are the guest kernel's business. */
-	cfg->ns = NS_NET;
-	cfg->vm_image_dir = env("CELLOS_VM_IMAGE_DIR");
-	if (!cfg->vm_image_dir)
-		cfg->vm_image_dir = CONFIG_VM_IMAGE_DIR_DEFAULT;
-	if (cfg->vm_image_dir[0] != '/')
-		return err_set(e, "CELLOS_VM_IMAGE_DIR: '%s' is not an absolute path", cfg->vm_image_dir);
-	cfg->vm_memory_mib = CONFIG_VM_MEMORY_MIB_DEFAULT;
-	if ((v = env("CELLOS_VM_MEMORY_MIB")) && (parse_pos_ll(v, &cfg->vm_memory_mib) < 0 || cfg->vm_memory_mib > 1 << 20))
-		return err_set(e, "CELLOS_VM_MEMORY_MIB: expected a whole number of MiB from 1 to 1048576, got '%s'", v);
-	cfg->vm_vcpus = CONFIG_VM_VCPUS_DEFAULT;
-	if ((v = env("CELLOS_VM_VCPUS")) && (parse_pos_ll(v, &cfg->vm_vcpus) < 0 || cfg->vm_vcpus > 32))
-		return err_set(e, "CELLOS_VM_VCPUS: expected a number of vCPUs from 1 to 32, got '%s'", v);
+	const char *v = env("CELLOS_VM_IMAGE_DIR");
+	if (!v)
+		v = CONFIG_VM_IMAGE_DIR_DEFAULT;
+	struct stat st;
+	if (v[0] != '/' || !realpath(v, cfg->vm_image_dir) || stat(cfg->vm_image_dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return err_set(e, "CELLOS_VM_IMAGE_DIR: '%s' is not an absolute path to a directory (make one with `cellctl image build --out DIR`)", v);
+	static const struct { const char *var; long long def; size_t off; } nums[] = {
+		{"CELLOS_VM_MEMORY_MIB", 256, offsetof(struct config, vm_memory_mib)},
+		{"CELLOS_VM_VCPUS", 1, offsetof(struct config, vm_vcpus)},
+		{"CELLOS_VM_OVERHEAD_MIB", 128, offsetof(struct config, vm_overhead_mib)},
+	};
+	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+		long long *out = (long long *)((char *)cfg + nums[i].off);
+		*out = nums[i].def;
+		if ((v = env(nums[i].var)) && (parse_pos_ll(v, out) < 0 || *out > (1LL << 20)))
+			return err_set(e, "%s: expected a positive integer up to 1048576, got '%s'", nums[i].var, v);
+	}
+	if (cfg->backend != BACKEND_QEMU)
+		return 0;
+	v = env("CELLOS_QEMU_BINARY");
+	if (find_program("CELLOS_QEMU_BINARY", v ? v : "qemu-system-x86_64", cfg->qemu_binary, sizeof cfg->qemu_binary,
+			 e) < 0)
+		return -1;
+	v = env("CELLOS_QEMU_ACCEL");
+	if (v && strcmp(v, "kvm") != 0 && strcmp(v, "tcg") != 0)
+		return err_set(e, "CELLOS_QEMU_ACCEL: unknown accelerator '%s' (expected kvm, tcg)", v);
+	bool kvm = kvm_usable();
+	if (v && strcmp(v, "kvm") == 0 && !kvm)
+		return err_set(e, "CELLOS_QEMU_ACCEL: kvm asked for, but /dev/kvm is not usable on this host: %s", strerror(errno));
+	cfg->qemu_kvm = v ? strcmp(v, "kvm") == 0 : kvm;
 	return 0;
 }
 
@@ -427,6 +453,11 @@ static int check_binary_var(const char *var, const char *v, struct err *e)
 static int load_firecracker(struct config *cfg, struct err *e)
 {
 	const char *v;
+	/* The VMM runs in the cell's netns (its TAP lives there) and nowhere else:
+	 * the workload's own namespaces are the guest kernel's business. */
+	cfg->ns = NS_NET;
+	if (cfg->vm_vcpus > 32)
+		return err_set(e, "CELLOS_VM_VCPUS: Firecracker runs at most 32 vCPUs, got %lld", cfg->vm_vcpus);
 	cfg->fc_binary = env("CELLOS_FIRECRACKER_BINARY");
 	if (!cfg->fc_binary)
 		cfg->fc_binary = "firecracker";
@@ -760,9 +791,11 @@ int config_load(struct config *cfg, struct err *e)
 	if (load_signing(cfg, e) < 0)
 		return -1;
 
+	if ((cfg->backend == BACKEND_QEMU || cfg->backend == BACKEND_FIRECRACKER) && load_vm(cfg, e) < 0)
+		return -1;
 	if ((cfg->backend == BACKEND_GVISOR || cfg->backend == BACKEND_OCI) && load_oci(cfg, e) < 0)
 		return -1;
-	if (cfg->backend == BACKEND_FIRECRACKER && (load_vm(cfg, e) < 0 || load_firecracker(cfg, e) < 0))
+	if (cfg->backend == BACKEND_FIRECRACKER && load_firecracker(cfg, e) < 0)
 		return -1;
 	if (load_export(cfg, e) < 0 || load_host_mounts(cfg, e) < 0)
 		return -1;

@@ -75,6 +75,13 @@ struct config {
 	char oci_runtime_path[4096];   /* CELLOS_GVISOR_RUNSC / CELLOS_OCI_RUNTIME, resolved in PATH */
 	const char *gvisor_platform;   /* CELLOS_GVISOR_PLATFORM; NULL: detected */
 	char gvisor_rootfs[4096];      /* CELLOS_GVISOR_ROOTFS (canonical); "": the host root */
+	/* microVM backends (SPEC §6.3), shared by qemu and firecracker. */
+	char vm_image_dir[4096];       /* CELLOS_VM_IMAGE_DIR (canonical) */
+	long long vm_memory_mib;       /* CELLOS_VM_MEMORY_MIB, default 256 */
+	long long vm_vcpus;            /* CELLOS_VM_VCPUS, default 1 */
+	long long vm_overhead_mib;     /* CELLOS_VM_OVERHEAD_MIB, default 128 */
+	char qemu_binary[4096];        /* CELLOS_QEMU_BINARY resolved in PATH */
+	bool qemu_kvm;                 /* KVM (CELLOS_QEMU_ACCEL=kvm, or auto with a usable /dev/kvm), else TCG */
 	/* Export (SPEC §10). URLs and the token are credentials: never logged, never
 	 * in an event or an error message. */
 	char export_dir[4096];         /* CELLOS_EXPORT_DIR (canonical); "": none */
@@ -94,12 +101,8 @@ struct config {
 	 * NULL-terminated; NULL: no host mount allowed) and CELLOS_HOST_MOUNT_ALLOW_RW=1. */
 	char **host_mount_allow;
 	bool host_mount_rw;
-	/* microVM backends (SPEC §6.3). */
-	const char *vm_image_dir;      /* CELLOS_VM_IMAGE_DIR: output of `cellctl image build` */
-	long long vm_memory_mib;       /* CELLOS_VM_MEMORY_MIB, default 256 */
-	long long vm_vcpus;            /* CELLOS_VM_VCPUS, default 1 */
 	/* firecracker (SPEC §6.3). The binaries and /dev/kvm are looked at when a
-	 * cell is to run (backend/firecracker.h: firecracker_host_check), not here:
+	 * cell is to run (backend/fc_host.h), not here:
 	 * `cellctl vm-config` must work on a machine that has neither. */
 	const char *fc_binary;         /* CELLOS_FIRECRACKER_BINARY: a path, or a name in PATH */
 	const char *fc_jailer;         /* CELLOS_FIRECRACKER_JAILER_BINARY or NULL: no jailer */
@@ -110,8 +113,6 @@ struct config {
 
 /* Where `cellctl image build` writes by default. */
 #define CONFIG_VM_IMAGE_DIR_DEFAULT "/var/lib/cellos/vm-image"
-#define CONFIG_VM_MEMORY_MIB_DEFAULT 256
-#define CONFIG_VM_VCPUS_DEFAULT 1
 #define CONFIG_FC_SOCKET_DIR_DEFAULT "/run/cellos/firecracker"
 #define CONFIG_FC_CHROOT_BASE_DEFAULT "/srv/jailer"
 /* Our per-cell directory under CELLOS_FIRECRACKER_SOCKET_DIR is <runId>/, and

@@ -3,13 +3,13 @@
  * without booting anything, so that it can be checked on any machine (one
  * without KVM or Firecracker too). */
 #include <errno.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "admission.h"
 #include "backend/fc_config.h"
+#include "backend/vm_image.h"
 #include "cellctl.h"
 #include "util/ids.h"
 
@@ -32,25 +32,6 @@ const char cellctl_vmconfig_help[] =
 	"\n"
 	"Exit status: 0 printed; 1 the document or the configuration is invalid (one\n"
 	"line per problem on stderr); 2 usage or I/O error.\n";
-
-/* Whether the image has a root disk (the config then has a drive for it). The
- * image is not verified here: nothing boots from it. */
-static int image_has_rootfs(const char *dir, bool *rootfs, struct err *e)
-{
-	char path[4200];
-	snprintf(path, sizeof path, "%s/manifest.json", dir);
-	json_error_t je;
-	json_t *m = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-	json_t *files = m ? json_object_get(m, "files") : NULL;
-	if (!json_is_object(files)) {
-		json_decref(m);
-		return err_set(e, "CELLOS_VM_IMAGE_DIR: %s: %s (make the image with `cellctl image build`)", path,
-			       m ? "no \"files\" object" : je.text);
-	}
-	*rootfs = json_object_get(files, "rootfs") != NULL;
-	json_decref(m);
-	return 0;
-}
 
 int cellctl_vmconfig(const struct cellctl_cmd *cmd, int argc, char **argv)
 {
@@ -96,14 +77,17 @@ int cellctl_vmconfig(const struct cellctl_cmd *cmd, int argc, char **argv)
 	const char *exec = config_find_program("CELLOS_FIRECRACKER_BINARY", adm.cfg.fc_binary, resolved,
 					       sizeof resolved, &pe) == 0 ? resolved : adm.cfg.fc_binary;
 	const char *exec_name = strrchr(exec, '/') ? strrchr(exec, '/') + 1 : exec;
-	bool rootfs = false;
-	if (image_has_rootfs(adm.cfg.vm_image_dir, &rootfs, &e) < 0) {
+	/* The image as a run would find it: its manifest says whether there is a
+	 * root disk (a drive of the config); every file is checked against it. */
+	struct vm_image img;
+	if (vm_image_open(&img, adm.cfg.vm_image_dir, &e) < 0) {
 		fprintf(stderr, "cellctl vm-config: %s\n", cellctl_shown(msg, sizeof msg, e.msg, strlen(e.msg)));
 		status = CELLCTL_PROBLEMS;
 		goto out;
 	}
 	struct fc_plan plan;
-	if (fc_plan_make(&plan, &adm.cfg, &adm.spec, run_id, exec_name, rootfs, &e) < 0) {
+	if (fc_plan_make(&plan, &adm.cfg, &adm.spec, run_id, exec_name, img.f[VM_IMG_ROOTFS].present, &e) < 0) {
+		vm_image_close(&img);
 		fprintf(stderr, "cellctl vm-config: %s\n", cellctl_shown(msg, sizeof msg, e.msg, strlen(e.msg)));
 		status = CELLCTL_PROBLEMS;
 		goto out;
@@ -113,6 +97,7 @@ int cellctl_vmconfig(const struct cellctl_cmd *cmd, int argc, char **argv)
 	else
 		status = CELLCTL_OK;
 	fc_plan_free(&plan);
+	vm_image_close(&img);
 out:
 	admission_free(&adm);
 	return status;

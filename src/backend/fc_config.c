@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "backend/vm_job.h"
 
 /* A path into buf; -1 when it does not fit (the caller names the variable). */
 static int fmt_path(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -69,44 +70,30 @@ int fc_layout_plan(struct fc_layout *l, const struct config *cfg, const struct s
 	return 0;
 }
 
-void fc_vm_size(const struct config *cfg, const struct spec *spec, long long *mem_mib, long long *vcpus)
+void fc_vm_size(const struct config *cfg, const struct spec *spec, struct vm_shape *shape)
 {
-	const long long mib = 1024 * 1024;
-	*mem_mib = spec->memory_max_bytes ? (spec->memory_max_bytes + mib - 1) / mib : cfg->vm_memory_mib;
-	*vcpus = cfg->vm_vcpus;
-	if (spec->cpu_quota_micros) {
-		long long period = spec->cpu_period_micros ? spec->cpu_period_micros : 100000;
-		*vcpus = (spec->cpu_quota_micros + period - 1) / period;
-	}
-	if (*vcpus > 32)
-		*vcpus = 32;
-	if (*vcpus < 1)
-		*vcpus = 1;
+	vm_shape_of(spec->memory_max_bytes, spec->cpu_quota_micros, spec->cpu_period_micros, cfg->vm_memory_mib,
+		    cfg->vm_vcpus, cfg->vm_overhead_mib, shape);
+	if (shape->vcpus > FC_MAX_VCPUS)
+		shape->vcpus = FC_MAX_VCPUS;
 }
 
-char *fc_boot_args(const struct spec *spec)
+char *fc_boot_args(const struct spec *spec, bool *argv_in_job, struct err *e)
 {
-	json_t *argv = json_array();
-	for (size_t i = 0; argv && i < spec->argc; i++)
-		json_array_append_new(argv, json_string(spec->argv[i]));
-	char *text = argv ? json_dumps(argv, JSON_COMPACT) : NULL;
-	json_decref(argv);
-	if (!text)
+	/* reboot=k: the guest's reboot is a reset through the keyboard controller,
+	 * on which Firecracker exits (it has no power-off); panic=1: a guest whose
+	 * init dies resets too, instead of hanging; pci=off: Firecracker has no PCI
+	 * bus, probing for one only costs boot time. */
+	static const char base[] = "console=ttyS0 reboot=k panic=1 pci=off quiet";
+	char *argv = vm_job_cmdline_argv(spec->argv, argv_in_job, e);
+	if (!argv && !*argv_in_job)
 		return NULL;
-	size_t b64len = sodium_base64_ENCODED_LEN(strlen(text), sodium_base64_VARIANT_ORIGINAL);
-	char *b64 = malloc(b64len), *out = NULL;
-	if (b64) {
-		sodium_bin2base64(b64, b64len, (const unsigned char *)text, strlen(text), sodium_base64_VARIANT_ORIGINAL);
-		/* reboot=k: the guest's reboot is a reset through the keyboard
-		 * controller, on which Firecracker exits (it has no power-off);
-		 * panic=1: a guest whose init dies resets too, instead of hanging.
-		 * pci=off: Firecracker has no PCI bus, probing it only costs time. */
-		if (asprintf(&out, "console=ttyS0 reboot=k panic=1 pci=off quiet cellos.vmm=firecracker cellos.argv=%s",
-			     b64) < 0)
-			out = NULL;
+	char *out = NULL;
+	if (asprintf(&out, "%s%s%s", base, argv ? " " : "", argv ? argv : "") < 0) {
+		err_set(e, "firecracker: out of memory");
+		out = NULL;
 	}
-	free(b64);
-	free(text);
+	free(argv);
 	return out;
 }
 
@@ -151,9 +138,11 @@ int fc_plan_make(struct fc_plan *p, const struct config *cfg, const struct spec 
 	memset(p, 0, sizeof *p);
 	if (fc_layout_plan(&p->layout, cfg, spec, run_id, exec_name, rootfs, e) < 0)
 		return -1;
-	fc_vm_size(cfg, spec, &p->vm.mem_mib, &p->vm.vcpus);
-	if (!(p->boot_args = fc_boot_args(spec)))
-		return err_set(e, "firecracker: out of memory");
+	fc_vm_size(cfg, spec, &p->shape);
+	p->vm.mem_mib = p->shape.mem_mib;
+	p->vm.vcpus = p->shape.vcpus;
+	if (!(p->boot_args = fc_boot_args(spec, &p->argv_in_job, e)))
+		return -1;
 	p->vm.boot_args = p->boot_args;
 	if (spec->n_egress) {
 		p->vm.tap = FC_TAP;

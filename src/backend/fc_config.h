@@ -21,6 +21,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "backend/vm_limits.h"
 #include "spec/spec.h"
 #include "util/err.h"
 
@@ -71,15 +72,16 @@ struct fc_vm {
 int fc_layout_plan(struct fc_layout *l, const struct config *cfg, const struct spec *spec, const char *run_id,
 		   const char *exec_name, bool rootfs, struct err *e);
 
-/* The guest's memory and vCPUs (SPEC §6.3): run.limits.memoryMaxBytes rounded up
- * to MiB replaces CELLOS_VM_MEMORY_MIB; ceil(quota/period) of cpuMax replaces
- * CELLOS_VM_VCPUS (at most 32, Firecracker's limit). */
-void fc_vm_size(const struct config *cfg, const struct spec *spec, long long *mem_mib, long long *vcpus);
+/* The guest's memory and vCPUs: the rule of every VMM (backend/vm_limits.h),
+ * with at most FC_MAX_VCPUS (Firecracker's limit). */
+#define FC_MAX_VCPUS 32
+void fc_vm_size(const struct config *cfg, const struct spec *spec, struct vm_shape *shape);
 
 /* The kernel command line: Firecracker's (serial console, reset on reboot and on
- * panic, no PCI probing) and the job's argv in upstream's format,
- * cellos.argv=<base64 of the JSON argv array>. malloc'd; NULL on OOM. */
-char *fc_boot_args(const struct spec *spec);
+ * panic, no PCI probing) and the job's argv in upstream's format
+ * (backend/vm_job.h), unless it is too long for it: then *argv_in_job is set
+ * (the argv travels in the job file). malloc'd; NULL on error. */
+char *fc_boot_args(const struct spec *spec, bool *argv_in_job, struct err *e);
 
 /* A locally administered unicast MAC derived from the run id. */
 void fc_guest_mac(const char *run_id, char out[18]);
@@ -95,6 +97,8 @@ json_t *fc_config_json(const struct fc_layout *l, const struct fc_vm *vm);
 struct fc_plan {
 	struct fc_layout layout;
 	struct fc_vm vm;
+	struct vm_shape shape;   /* vmm_mem_max: the VMM's cgroup memory limit */
+	bool argv_in_job;
 	char *boot_args;
 	char *text;              /* the config file's content, one JSON document and a newline */
 };

@@ -1,0 +1,455 @@
+/* cellos-init: PID 1 of a microVM cell (SPEC §6.3). Static, no allocator
+ * tricks, no sanitizers (it is the guest's init, built on its own rule in the
+ * Makefile).
+ *
+ * What it does, in order: fds 0-2 made valid; /proc, /sys, /dev mounted; the
+ * virtio modules of the image loaded in the order the image lists them; the job
+ * read (argv from the kernel command line, the rest from the job file), the job
+ * file deleted and its text wiped; the root image (read-only), workspace, /tmp,
+ * mounts and files set up; the workload run as a child under an unprivileged
+ * guest uid; orphans reaped; the exit report sent; the VM ended.
+ *
+ * The workload runs as uid/gid WORKLOAD_ID, not as guest root: the per-boot key
+ * stays in this process's locked, non-dumpable memory, and a process of another
+ * uid can neither read it (/proc/1/mem) nor open the report channel (the device
+ * nodes are root's, and a virtio port admits one opener). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "job.h"
+#include "util/vm_frame.h"
+
+#define WORKLOAD_ID 1000
+#define JOB_FILE "/cellos/job.json"
+#define MODULE_LIST "/cellos/modules"
+#define WORKSPACE "/workspace"
+#define SYSROOT "/sysroot"
+
+static const char *const chan_names[] = {"cellos.exit", "cellos.stdout", "cellos.stderr"};
+enum { CH_EXIT, CH_OUT, CH_ERR, CH_N };
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Diagnostics go to the kernel log (the VMM's serial console), never to the
+ * workload's channels. */
+static void say(const char *fmt, ...)
+{
+	char buf[512];
+	int n = snprintf(buf, sizeof buf, "<3>cellos-init: ");
+	va_list ap;
+	va_start(ap, fmt);
+	n += vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
+	va_end(ap);
+	int fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (write(fd, buf, strlen(buf)) < 0) {
+		}
+		close(fd);
+	}
+}
+
+static void end_vm(bool reset)
+{
+	sync();
+	reboot(reset ? RB_AUTOBOOT : RB_POWER_OFF);
+	for (;;)
+		pause();
+}
+
+static void fill_std_fds(void)
+{
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0) {
+			int n = open("/dev/null", O_RDWR);
+			if (n >= 0 && n != fd) {
+				dup2(n, fd);
+				close(n);
+			}
+		}
+}
+
+static void mount_basics(void)
+{
+	mkdir("/proc", 0555);
+	mkdir("/sys", 0555);
+	mkdir("/dev", 0755);
+	mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755");
+}
+
+/* MODULE_LIST: one module per line, "<file> [params]", dependencies first. */
+static void load_modules(void)
+{
+	FILE *f = fopen(MODULE_LIST, "re");
+	if (!f)
+		return;
+	char line[512];
+	while (fgets(line, sizeof line, f)) {
+		line[strcspn(line, "\n")] = 0;
+		char *params = strchr(line, ' ');
+		if (params)
+			*params++ = 0;
+		if (!line[0])
+			continue;
+		int fd = open(line, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || syscall(SYS_finit_module, fd, params ? params : "", 0) < 0) {
+			if (errno != EEXIST)
+				say("module %s: %s", line, strerror(errno));
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	fclose(f);
+}
+
+static char *read_all(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	size_t cap = 4096, n = 0;
+	char *buf = malloc(cap + 1);
+	for (ssize_t r; buf; n += (size_t)r) {
+		if (n == cap) {
+			char *nb = realloc(buf, 2 * cap + 1);
+			if (!nb) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		r = read(fd, buf + n, cap - n);
+		if (r <= 0)
+			break;
+	}
+	close(fd);
+	if (buf)
+		buf[n] = 0;
+	*len = n;
+	return buf;
+}
+
+/* /dev/<vportXpY> of the port named `name`, opened for writing. */
+static int open_port(const char *name)
+{
+	for (int tries = 0; tries < 200; tries++) {
+		DIR *d = opendir("/sys/class/virtio-ports");
+		struct dirent *de;
+		while (d && (de = readdir(d))) {
+			if (de->d_name[0] == '.')
+				continue;
+			char p[300], got[128] = "";
+			snprintf(p, sizeof p, "/sys/class/virtio-ports/%s/name", de->d_name);
+			int fd = open(p, O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				continue;
+			ssize_t n = read(fd, got, sizeof got - 1);
+			close(fd);
+			if (n <= 0)
+				continue;
+			got[n] = 0;
+			got[strcspn(got, "\n")] = 0;
+			if (strcmp(got, name) != 0)
+				continue;
+			snprintf(p, sizeof p, "/dev/%s", de->d_name);
+			closedir(d);
+			int out = open(p, O_WRONLY | O_CLOEXEC);
+			/* The node is not needed any more: nobody else opens it. */
+			if (out >= 0)
+				unlink(p);
+			return out;
+		}
+		if (d)
+			closedir(d);
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return -1;
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char buf[4096];
+	snprintf(buf, sizeof buf, "%s", path);
+	for (char *p = buf + 1; *p; p++)
+		if (*p == '/') {
+			*p = 0;
+			if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+				return -1;
+			*p = '/';
+		}
+	return mkdir(buf, mode) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int write_file(const char *path, const unsigned char *data, size_t len, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -1;
+	for (size_t off = 0; off < len;) {
+		ssize_t n = write(fd, data + off, len - off);
+		if (n <= 0) {
+			close(fd);
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	if (fchown(fd, WORKLOAD_ID, WORKLOAD_ID) < 0 || fchmod(fd, mode) < 0) {
+		close(fd);
+		return -1;
+	}
+	return close(fd);
+}
+
+/* The workload's filesystem: the root (the initramfs, or the read-only root
+ * image at SYSROOT), a tmpfs workspace, /tmp, the mounts and files of the job.
+ * Returns the root the workload is to chroot into ("/" or SYSROOT). */
+static const char *setup_fs(const struct job *j)
+{
+	const char *root = "/";
+	char p[4200];
+	if (j->root_device) {
+		mkdir(SYSROOT, 0755);
+		if (mount(j->root_device, SYSROOT, "ext4", MS_RDONLY | MS_NODEV | MS_NOSUID, NULL) < 0) {
+			say("root %s: %s", j->root_device, strerror(errno));
+			return NULL;
+		}
+		root = SYSROOT;
+		/* /proc, /dev of the guest, seen from the new root. */
+		snprintf(p, sizeof p, SYSROOT "/proc");
+		mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+		snprintf(p, sizeof p, SYSROOT "/dev");
+		mount("/dev", p, NULL, MS_BIND | MS_REC, NULL);
+	}
+	const char *pre = j->root_device ? SYSROOT : "";
+	const char *ws = j->workdir ? j->workdir : WORKSPACE;
+	snprintf(p, sizeof p, "%s%s", pre, ws);
+	if ((!j->root_device && mkdir_p(p, 0755) < 0) ||
+	    mount("workspace", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,uid=1000,gid=1000") < 0) {
+		say("workspace %s: %s", ws, strerror(errno));
+		return NULL;
+	}
+	snprintf(p, sizeof p, "%s/tmp", pre);
+	if (!j->root_device)
+		mkdir(p, 01777);
+	if (mount("tmp", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
+		say("/tmp: %s", strerror(errno));
+	for (size_t i = 0; i < j->n_mounts; i++) {
+		snprintf(p, sizeof p, "%s%s", pre, j->mounts[i].target);
+		if (!j->root_device)
+			mkdir_p(p, 0755);
+		if (mount(j->mounts[i].device, p, "ext4", MS_RDONLY | MS_NODEV | MS_NOSUID, NULL) < 0) {
+			say("mount %s at %s: %s", j->mounts[i].device, j->mounts[i].target, strerror(errno));
+			return NULL;
+		}
+	}
+	if (j->n_files) {
+		/* Secrets live in memory only: a tmpfs at /run/cellos of the root. */
+		snprintf(p, sizeof p, "%s/run", pre);
+		if (!j->root_device)
+			mkdir(p, 0755);
+		snprintf(p, sizeof p, "%s/run/cellos", pre);
+		mkdir(p, 0755);
+		if (mount("cellos", p, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=16m") < 0)
+			say("/run/cellos: %s", strerror(errno));
+	}
+	for (size_t i = 0; i < j->n_files; i++) {
+		const struct job_file *f = &j->files[i];
+		snprintf(p, sizeof p, "%s%s", pre, f->path);
+		char *slash = strrchr(p, '/');
+		*slash = 0;
+		int rc = mkdir_p(p, 0700);
+		if (rc == 0 && chown(p, WORKLOAD_ID, WORKLOAD_ID) < 0)
+			rc = -1;
+		*slash = '/';
+		if (rc < 0 || write_file(p, f->data, f->len, f->mode) < 0) {
+			say("file %s: %s", f->path, strerror(errno));
+			return NULL;
+		}
+	}
+	return root;
+}
+
+static const char *env_get(char *const *env, const char *name)
+{
+	size_t n = strlen(name);
+	for (size_t i = 0; env && env[i]; i++)
+		if (strncmp(env[i], name, n) == 0 && env[i][n] == '=')
+			return env[i] + n + 1;
+	return NULL;
+}
+
+/* execve of argv[0] searched in the workload's PATH, as execvpe but with the
+ * job's environment. Returns the errno that matters (ENOENT only when no
+ * candidate existed). */
+static int exec_workload(char *const *argv, char *const *env)
+{
+	if (strchr(argv[0], '/')) {
+		execve(argv[0], argv, env);
+		return errno;
+	}
+	const char *path = env_get(env, "PATH");
+	if (!path)
+		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	int err = ENOENT;
+	for (const char *p = path; *p;) {
+		size_t n = strcspn(p, ":");
+		char cand[4096];
+		if (n && n + strlen(argv[0]) + 2 < sizeof cand && p[0] == '/') {
+			snprintf(cand, sizeof cand, "%.*s/%s", (int)n, p, argv[0]);
+			execve(cand, argv, env);
+			if (errno != ENOENT && errno != ENOTDIR)
+				err = errno;
+		}
+		p += n;
+		if (*p == ':')
+			p++;
+	}
+	return err;
+}
+
+/* The workload's own process: fds, identity, root, directory, exec. A failure
+ * reaches the parent through `report` (close-on-exec) as an errno. */
+static void child(const struct job *j, const char *root, int out, int errfd, int report)
+{
+	setsid();
+	int null = open("/dev/null", O_RDONLY);
+	if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(errfd, 2) < 0)
+		goto fail;
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (strcmp(root, "/") != 0 && (chroot(root) < 0 || chdir("/") < 0))
+		goto fail;
+	if (chdir(j->workdir ? j->workdir : WORKSPACE) < 0)
+		goto fail;
+	if (setgroups(0, NULL) < 0 || setgid(WORKLOAD_ID) < 0 || setuid(WORKLOAD_ID) < 0 ||
+	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		goto fail;
+	int e = exec_workload(j->argv, j->env);
+	errno = e;
+fail:;
+	int code = errno;
+	if (write(report, &code, sizeof code) < 0) {
+	}
+	_exit(127);
+}
+
+/* 128+N for a signal, the exit status otherwise. */
+static int32_t status_of(int ws)
+{
+	return WIFSIGNALED(ws) ? 128 + WTERMSIG(ws) : WEXITSTATUS(ws);
+}
+
+int main(void)
+{
+	prctl(PR_SET_NAME, "cellos-init");
+	/* The key lives here; nothing of this process may be dumped or read. */
+	prctl(PR_SET_DUMPABLE, 0);
+	mount_basics();
+	fill_std_fds();
+	if (sodium_init() < 0)
+		say("libsodium: cannot initialise");
+	load_modules();
+
+	unsigned char *key = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (key == MAP_FAILED || mlock(key, 4096) < 0)
+		say("locked memory for the key: %s", strerror(errno));
+	if (key != MAP_FAILED)
+		madvise(key, 4096, MADV_DONTDUMP);
+	struct job j = {.key = key == MAP_FAILED ? NULL : key};
+	char why[256] = "";
+	size_t len = 0;
+	char *text = read_all(JOB_FILE, &len);
+	bool ok = text && j.key && job_parse(text, len, &j, why, sizeof why) == 0;
+	if (!text)
+		snprintf(why, sizeof why, "%s: %s", JOB_FILE, strerror(errno));
+	if (text) {
+		sodium_memzero(text, len);
+		free(text);
+	}
+	/* The job file held the key: it goes before anything else runs. */
+	unlink(JOB_FILE);
+	char *cmdline = read_all("/proc/cmdline", &len);
+	if (ok && cmdline && job_argv_from_cmdline(cmdline, &j, why, sizeof why) < 0)
+		ok = false;
+	free(cmdline);
+	if (ok && !j.argv) {
+		snprintf(why, sizeof why, "no argv (neither cellos.argv= nor the job file)");
+		ok = false;
+	}
+	if (!ok) {
+		say("%s", why);
+		end_vm(j.reset);
+	}
+
+	int ch[CH_N];
+	for (int i = 0; i < CH_N; i++)
+		if ((ch[i] = open_port(chan_names[i])) < 0) {
+			say("channel %s: not found", chan_names[i]);
+			end_vm(j.reset);
+		}
+
+	int32_t status = 125;
+	const char *root = setup_fs(&j);
+	int rep[2];
+	if (root && pipe2(rep, O_CLOEXEC) == 0) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			close(rep[0]);
+			child(&j, root, ch[CH_OUT], ch[CH_ERR], rep[1]);
+		}
+		close(rep[1]);
+		int code = 0;
+		bool exec_failed = pid > 0 && read(rep[0], &code, sizeof code) == (ssize_t)sizeof code;
+		close(rep[0]);
+		/* Reap every process until the workload's own ends; orphans are
+		 * re-parented to us and reaped on the way. */
+		int ws = 0;
+		for (pid_t w; pid > 0 && (w = wait(&ws)) != pid;)
+			if (w < 0 && errno != EINTR)
+				break;
+		if (pid < 0)
+			say("fork: %s", strerror(errno));
+		else if (exec_failed) {
+			char msg[300];
+			int n = snprintf(msg, sizeof msg, "cellos-init: %s: %s\n", j.argv[0], strerror(code));
+			if (write(ch[CH_ERR], msg, (size_t)n) < 0) {
+			}
+			status = code == ENOENT ? 127 : 126;
+		} else
+			status = status_of(ws);
+		/* What the workload left behind goes with it. */
+		kill(-1, SIGKILL);
+		while (wait(NULL) > 0 || errno == EINTR)
+			;
+	}
+	close(ch[CH_OUT]);
+	close(ch[CH_ERR]);
+	unsigned char frame[VM_FRAME_BYTES];
+	vm_frame_make(j.key, j.run_id, status, frame);
+	sodium_memzero(j.key, VM_KEY_BYTES);
+	if (write(ch[CH_EXIT], frame, sizeof frame) != (ssize_t)sizeof frame)
+		say("exit report: %s", strerror(errno));
+	close(ch[CH_EXIT]);
+	end_vm(j.reset);
+}

@@ -1,0 +1,72 @@
+/* The job of a microVM cell (SPEC §6.3), VMM-independent: what cellos-init in
+ * the guest runs and how it ends.
+ *
+ * - the argv goes on the kernel command line as `cellos.argv=<base64 of the
+ *   JSON argv array>` (upstream's format) when it fits; otherwise in the job file;
+ * - everything else (run id, the per-boot key, env, workingDirectory, file
+ *   secrets, mounts, artifact paths, how to end) goes in the job file
+ *   `cellos/job.json`, inside a cpio archive appended to the image's initramfs
+ *   (the kernel unpacks concatenated archives in order). cellos-init reads it,
+ *   deletes it and wipes the key before the workload starts.
+ * The exit report is util/vm_frame.h. */
+#ifndef CELLOS_VM_JOB_H
+#define CELLOS_VM_JOB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "util/err.h"
+#include "util/vm_frame.h"
+
+#define VM_JOB_PATH "cellos/job.json"
+/* Kernel command line budget for cellos.argv: the x86 command line is 2048
+ * bytes and the VMM's own options come first. */
+#define VM_JOB_CMDLINE_ARGV_MAX 1200
+
+/* The guest channels (virtio-serial port names under QEMU; vsock ports under
+ * Firecracker: 9000 + index). */
+enum { VM_CHAN_EXIT = 0, VM_CHAN_STDOUT = 1, VM_CHAN_STDERR = 2, VM_CHAN_N };
+extern const char *const vm_chan_names[VM_CHAN_N]; /* "cellos.exit", "cellos.stdout", "cellos.stderr" */
+
+struct vm_job_file {            /* a file the guest creates before the workload starts */
+	const char *path;       /* absolute, in the guest */
+	const void *data;
+	size_t len;
+	mode_t mode;
+};
+
+struct vm_job_mount {           /* a read-only ext4 block device mounted at target */
+	const char *device;     /* "/dev/vdb" */
+	const char *target;
+};
+
+struct vm_job {
+	const char *run_id;
+	const char *const *argv;        /* NULL-terminated */
+	char *const *envp;              /* NULL-terminated */
+	const char *workdir;            /* NULL: the workspace */
+	const struct vm_job_file *files;
+	size_t n_files;
+	const struct vm_job_mount *mounts;
+	size_t n_mounts;
+	const char *root_device;        /* read-only ext4 root, NULL: the initramfs */
+	const char *const *artifacts;   /* paths sent back after the workload (NULL-terminated or NULL) */
+	bool reset;                     /* end with a reset (Firecracker), not power-off */
+	const unsigned char *key;       /* VM_KEY_BYTES */
+};
+
+/* A fresh per-boot key in locked memory (sodium_malloc); vm_job_key_free wipes it. */
+unsigned char *vm_job_key_new(struct err *e);
+void vm_job_key_free(unsigned char *key);
+
+/* "cellos.argv=<base64>" (malloc'd) or NULL with *too_long set when it does not
+ * fit VM_JOB_CMDLINE_ARGV_MAX (the argv then travels in the job file). */
+char *vm_job_cmdline_argv(const char *const *argv, bool *too_long, struct err *e);
+
+/* Write the job archive (cpio newc holding VM_JOB_PATH, mode 0400) to fd. With
+ * argv_in_job the argv is in the file too. The JSON text holding the key is
+ * wiped from our memory once written. */
+int vm_job_write(int fd, const struct vm_job *j, bool argv_in_job, struct err *e);
+
+#endif
