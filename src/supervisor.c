@@ -55,6 +55,7 @@ struct run {
 	int exit_code;                 /* command exit code (SPEC §1 value) */
 	int status;                    /* supervisor exit status */
 	const char *reason;            /* destroyed.reason, NULL on success */
+	const char *terminal_state;    /* destroyed.terminalState (VM backends), NULL: none */
 	struct outcome *out;           /* what the end line says (outcome.h) */
 };
 
@@ -96,6 +97,8 @@ static const char *isolation_mode(const struct run *r)
 {
 	if (r->cfg->backend == BACKEND_GVISOR)
 		return "gvisor";
+	if (r->cfg->backend == BACKEND_FIRECRACKER || r->cfg->backend == BACKEND_QEMU)
+		return "microvm";
 	return (r->cfg->ns & NS_NET) ? "clone_newnet" : "host";
 }
 
@@ -314,6 +317,15 @@ static void emit_started(struct run *r, char started_id[37])
 	json_t *corr = correlation(r->spec);
 	if (corr)
 		json_object_set_new(d, "correlation", corr);
+	/* SPEC §6.3: what the VM booted, each checked before the boot. */
+	const struct { const char *key, *hex; } digests[] = {
+		{"kernelDigestSha256", r->cell.vm_digests.kernel},
+		{"rootfsDigestSha256", r->cell.vm_digests.rootfs},
+		{"firecrackerDigestSha256", r->cell.vm_digests.firecracker},
+	};
+	for (size_t i = 0; i < sizeof digests / sizeof digests[0]; i++)
+		if (digests[i].hex[0])
+			json_object_set_new(d, digests[i].key, json_string(digests[i].hex));
 	events_emit(r->es, "lifecycle.v1.started", d, started_id);
 }
 
@@ -370,6 +382,8 @@ static void emit_summary_and_destroyed(struct run *r)
 			       "durationMs", (json_int_t)(mono_ms() - r->t0));
 	if (r->reason)
 		json_object_set_new(dd, "reason", json_string(r->reason));
+	if (r->terminal_state)
+		json_object_set_new(dd, "terminalState", json_string(r->terminal_state));
 	/* SPEC §2: correlation is copied into started, destroyed and compliance.summary. */
 	if ((corr = correlation(s)))
 		json_object_set_new(dd, "correlation", corr);
@@ -502,7 +516,13 @@ static void run_workload(struct run *r)
 	stdio_relay_drain(&r->relay);
 
 	int term_signal = 0;
-	if (!st.have_status) {
+	r->terminal_state = st.terminal_state;
+	/* SPEC §6.3: a VM whose guest sent no valid exit report failed as a
+	 * backend (125), unless the run timed out or was stopped. */
+	bool no_report = st.vm && !st.have_status;
+	if (no_report) {
+		r->exit_code = 125;
+	} else if (!st.have_status) {
 		term_signal = SIGKILL; /* the cell was killed before its init could report */
 		r->exit_code = 128 + SIGKILL;
 	} else if (WIFEXITED(st.wstatus)) {
@@ -524,6 +544,11 @@ static void run_workload(struct run *r)
 		r->out->elapsed_ms = waited;
 		r->out->timeout_ms = s->timeout_ms ? s->timeout_ms : r->cfg->run_timeout_ms;
 		r->out->timeout_from = s->timeout_ms ? "run.timeoutMs" : "CELLOS_RUN_TIMEOUT_MS";
+	} else if (no_report) {
+		r->status = 125;
+		r->reason = "backend_failed";
+		snprintf(r->out->message, sizeof r->out->message, "%s", st.vm_error);
+		r->out->elapsed_ms = duration;
 	} else {
 		r->status = r->exit_code;
 		/* A cell that failed after the kernel OOM-killed one of its processes
@@ -548,6 +573,8 @@ static void run_workload(struct run *r)
 		char msg[128];
 		snprintf(msg, sizeof msg, "%s after %lld ms", r->reason, (long long)duration);
 		json_object_set_new(d, "spawnError", json_string(msg));
+	} else if (no_report) {
+		json_object_set_new(d, "spawnError", event_text(st.vm_error));
 	}
 	json_object_set_new(d, "resourceUsage", resource_usage(&st));
 	events_emit(r->es, "command.v1.completed", d, NULL);

@@ -42,6 +42,9 @@ struct cell {
 	const struct secrets *secrets;  /* secretDelivery "file": for the cell's secrets dir, else NULL */
 	const char *seccomp;            /* the filter in force as reported, when it is not cfg->seccomp
 	                                 * (a runtime that cannot install the default): NULL */
+	struct {                        /* microVM backends: lifecycle.started digests, "" when none */
+		char kernel[65], rootfs[65], firecracker[65];
+	} vm_digests;
 	void *priv;                     /* backend state */
 };
 
@@ -60,6 +63,11 @@ struct run_status {
 	bool have_cell_cpu, have_cell_mem;
 	long long cell_user_us, cell_sys_us, cell_mem_peak;
 	bool oom_killed;                /* the kernel OOM-killed a process of the cell */
+	/* microVM backends (SPEC §6.3): the status is the guest's exit report; none
+	 * (have_status false) is a backend failure, vm_error says why. */
+	bool vm;
+	const char *terminal_state;     /* "clean" / "forced" (lifecycle.destroyed), NULL: not a VM */
+	char vm_error[512];
 };
 
 struct backend_ops {
@@ -92,6 +100,7 @@ struct backend_ops {
 extern const struct backend_ops backend_stub;
 extern const struct backend_ops backend_gvisor; /* gvisor.c: runsc */
 extern const struct backend_ops backend_oci;    /* oci.c: crun or runc */
+extern const struct backend_ops backend_firecracker; /* firecracker.c */
 
 /* The cell's cgroup leaves (SPEC §6.1), shared by the backends: plan them under
  * CELLOS_CGROUP_PARENT (or our own cgroups), record them in the run registry
