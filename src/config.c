@@ -466,6 +466,11 @@ static int load_firecracker(struct config *cfg, struct err *e)
 	cfg->fc_jailer = env("CELLOS_FIRECRACKER_JAILER_BINARY");
 	if (cfg->fc_jailer && check_binary_var("CELLOS_FIRECRACKER_JAILER_BINARY", cfg->fc_jailer, e) < 0)
 		return -1;
+	/* The jailer mounts and chroots before it becomes Firecracker: no filter of
+	 * ours can be on it. The default leaves the VMM to Firecracker's own
+	 * filters; a filter asked for explicitly cannot be honoured (SPEC §3). */
+	if (cfg->fc_jailer && env("CELLOS_SECCOMP") && cfg->seccomp_policy)
+		return err_set(e, "CELLOS_SECCOMP: with CELLOS_FIRECRACKER_JAILER_BINARY the VMM has Firecracker's own filters only (the jailer needs mount and chroot); use off or leave it unset");
 	cfg->fc_chroot_base = env("CELLOS_FIRECRACKER_CHROOT_BASE");
 	if (cfg->fc_chroot_base && !cfg->fc_jailer)
 		return err_set(e, "CELLOS_FIRECRACKER_CHROOT_BASE: only used with CELLOS_FIRECRACKER_JAILER_BINARY, which is not set");

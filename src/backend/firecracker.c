@@ -27,8 +27,10 @@
  *          (sockets, initramfs with the key, config) and the leaf; the netns
  *          and its TAP go with its last reference.
  *
- * The VMM's system-call filter is Firecracker's own (per thread, on by
- * default); CELLOS_SECCOMP=off passes --no-seccomp (docs/DESIGN.md). */
+ * The VMM's system-call filters: CELLOS_SECCOMP's (the baseline by default),
+ * installed on the VMM before exec, and Firecracker's own stricter ones on top
+ * (per thread, on by default). With the jailer, which needs mount and chroot,
+ * only Firecracker's own. CELLOS_SECCOMP=off: neither (--no-seccomp). */
 #include "backend/backend.h"
 
 #include <dirent.h>
@@ -61,6 +63,7 @@
 #include "backend/vm_image.h"
 #include "backend/vm_job.h"
 #include "isolate/netdev.h"
+#include "isolate/seccomp.h"
 #include "isolate/tap.h"
 #include "util/ids.h"
 #include "util/log.h"
@@ -93,6 +96,7 @@ struct fc {
 	pid_t pid;
 	int pidfd;
 	/* The channel thread and what it found (read after it is joined). */
+	struct sock_fprog filter; /* CELLOS_SECCOMP's filter for the VMM; len 0: none */
 	pthread_t thread;
 	bool thread_started;
 	int donefd;               /* eventfd: the thread is done (wait_fd) */
@@ -355,7 +359,13 @@ static int create_cell(struct cell *c, struct err *e)
 		f->img.f[i].fd = -1;
 	cgroup_cell_init(&f->cg);
 	c->priv = f;
-	c->seccomp = strcmp(cfg->seccomp, "off") == 0 ? "off" : "firecracker";
+	/* The jailer needs the calls the filters deny (mount, chroot): the default
+	 * then leaves the VMM to Firecracker's own filters, and an explicit
+	 * CELLOS_SECCOMP with the jailer was refused at admission. */
+	if (cfg->fc_jailer && cfg->seccomp_policy)
+		c->seccomp = "firecracker";
+	else if (cfg->seccomp_policy && seccomp_policy_compile(cfg->seccomp_policy, &f->filter, e) < 0)
+		return -1;
 	/* The run id is the tail of the cell's name only in part: take it whole
 	 * from the environment the supervisor made. */
 	for (char *const *p = c->envp; *p; p++)
@@ -524,6 +534,9 @@ static _Noreturn void child_main(const struct child_args *a)
 	/* A change of credentials clears the parent-death signal: arm it again. */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
 		child_fail(sync, errno, "prctl");
+	struct err se = {0};
+	if (f->filter.len && seccomp_install(&f->filter, &se) < 0)
+		child_fail(sync, errno, "install the VMM's seccomp filter");
 	if (getppid() != a->parent)
 		_exit(125);
 	static char *const envp[] = {NULL};
@@ -851,6 +864,7 @@ static void fc_destroy(struct cell *c)
 	if (f->have_img)
 		vm_image_close(&f->img);
 	vm_job_key_free(f->key);
+	free(f->filter.filter);
 	free(f);
 	c->priv = NULL;
 }

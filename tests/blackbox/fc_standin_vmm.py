@@ -172,6 +172,7 @@ def facts() -> dict:
     return {
         "uid": os.getuid(), "gid": os.getgid(), "groups": sorted(os.getgroups()),
         "CapEff": status.get("CapEff"), "NoNewPrivs": status.get("NoNewPrivs"), "Seccomp": status.get("Seccomp"),
+        "Seccomp_filters": status.get("Seccomp_filters"),
         "netns": os.stat("/proc/self/ns/net").st_ino,
         "cgroup": open("/proc/self/cgroup").read().strip(),
         "ifaces": sorted(name for _, name in socket.if_nameindex()),  # of its netns

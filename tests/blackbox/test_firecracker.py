@@ -173,8 +173,10 @@ def test_the_vmm_runs_as_the_runs_uid_without_privileges_in_the_cells_leaf_and_n
     assert f["uid"] == iso["hostUid"] != 0 and f["gid"] == iso["hostUid"], (f, iso)
     assert f["groups"] == [], f  # /dev/null is world-writable: no kvm group needed
     assert f["CapEff"] == "0000000000000000" and f["NoNewPrivs"] == "1", f
-    assert f["Seccomp"] == "2", f  # Firecracker's (here: the stand-in's) own filter
-    assert iso["seccomp"] == "firecracker", iso
+    # CELLOS_SECCOMP's baseline, installed before exec, and Firecracker's own
+    # filter (here: the stand-in's) on top.
+    assert f["Seccomp"] == "2" and f["Seccomp_filters"] == "2", f
+    assert iso["seccomp"] == "baseline", iso
     assert f["netns"] != os.stat("/proc/self/ns/net").st_ino, f
     assert f["ifaces"] == ["lo"], f  # no egress declared: no TAP
     leaf = iso["cgroup"]
@@ -197,11 +199,20 @@ def test_declared_egress_gives_the_vmm_a_tap_and_an_nft_ruleset(vmm, image, clea
     assert [c["rule"] for c in ne["ruleCounters"]][-1] == "drop", ne
 
 
-def test_seccomp_off_starts_firecracker_without_its_filter(vmm, image, clean):
+def test_seccomp_off_starts_firecracker_without_any_filter(vmm, image, clean):
     r = run_fc(guest("facts"), vmm, image, CELLOS_SECCOMP="off")
     assert r.rc == 0, r
-    assert facts_of(r)["Seccomp"] == "0", facts_of(r)
+    assert facts_of(r)["Seccomp"] == "0", facts_of(r)  # no filter of ours, and --no-seccomp
     assert r.event("lifecycle.v1.started")["data"]["isolation"]["seccomp"] == "off"
+
+
+def test_a_filter_file_filters_the_vmm(vmm, image, clean):
+    sc = new_dir("fcsc") / "vmm.sc"
+    sc.write_text("# the VMM may not use these\n@baseline\nptrace\n")
+    r = run_fc(guest("facts"), vmm, image, CELLOS_SECCOMP=sc)
+    assert r.rc == 0, r
+    assert facts_of(r)["Seccomp_filters"] == "2", facts_of(r)
+    assert r.event("lifecycle.v1.started")["data"]["isolation"]["seccomp"] == "file"
 
 
 # ------------------------------------------------------------------ events
@@ -281,6 +292,13 @@ def test_no_binary_and_no_kvm_are_named_in_one_line(image):
     assert "CELLOS_FIRECRACKER_BINARY" in lines[0] and "/dev/kvm" in lines[0], lines
 
 
+def test_an_explicit_filter_cannot_be_put_on_the_jailer(vmm, image):
+    r = run_fc(guest("exit=0"), vmm, image, CELLOS_FIRECRACKER_JAILER_BINARY="/usr/bin/jailer",
+               CELLOS_SECCOMP="baseline")
+    assert r.rc == 125 and r.events == [], r
+    assert "CELLOS_SECCOMP" in problem_lines_of(r.err)[0], r.err
+
+
 def test_validate_reports_what_this_host_lacks(image):
     r = run_cell(guest("exit=0"), args=["--validate", "{spec}"],
                  env={"CELLOS_CELL_BACKEND": "firecracker", "CELLOS_VM_IMAGE_DIR": str(image)})
@@ -293,6 +311,7 @@ def test_validate_reports_what_this_host_lacks(image):
     ("CELLOS_FIRECRACKER_SOCKET_DIR", "relative"),
     ("CELLOS_VM_VCPUS", "33"),
     ("CELLOS_VM_MEMORY_MIB", "lots"),
+    ("CELLOS_FIRECRACKER_CHROOT_BASE", "/srv/jail"),  # without the jailer
 ])
 def test_bad_variables_are_refused_in_one_line_naming_them(vmm, image, var, value):
     r = run_fc(guest("exit=0"), vmm, image, **{var: value})
