@@ -42,6 +42,9 @@ $(B)/cellos-init: $(GUEST_SRC:%.c=$(B)/guest-static/%.o)
 $(B)/test_guest_job: $(B)/guest/job.o
 $(B)/guest/job.o: private CFLAGS += -Iguest
 $(B)/tests/unit/test_guest_job.o: private CFLAGS += -Iguest
+$(B)/test_guest_fc: $(B)/guest/fc_guest.o
+$(B)/guest/fc_guest.o: private CFLAGS += -Iguest
+$(B)/tests/unit/test_guest_fc.o: private CFLAGS += -Iguest
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -13,17 +13,23 @@
  * stays in this process's locked, non-dumpable memory, and a process of another
  * uid can neither read it (/proc/1/mem) nor open the report channel (the device
  * nodes are root's, and a virtio port admits one opener). */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/reboot.h>
@@ -32,6 +38,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "fc_guest.h"
 
 #include "job.h"
 #include "util/vm_frame.h"
@@ -94,29 +102,58 @@ static void mount_basics(void)
 	mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755");
 }
 
-/* MODULE_LIST: one module per line, "<file> [params]", dependencies first. */
-static void load_modules(void)
+/* MODULE_LIST: one module per line, dependencies first:
+ * "<name> <file> <dep,dep|-> [params]". Loads the modules named in `want` (all
+ * when NULL) and what they depend on, in the list's order. */
+static void load_modules(char *const *want, const char *cmdline)
 {
 	FILE *f = fopen(MODULE_LIST, "re");
 	if (!f)
 		return;
-	char line[512];
-	while (fgets(line, sizeof line, f)) {
-		line[strcspn(line, "\n")] = 0;
-		char *params = strchr(line, ' ');
-		if (params)
-			*params++ = 0;
-		if (!line[0])
+	char lines[64][512];
+	bool needed[64] = {false};
+	size_t n = 0;
+	while (n < 64 && fgets(lines[n], sizeof lines[n], f)) {
+		lines[n][strcspn(lines[n], "\n")] = 0;
+		n++;
+	}
+	fclose(f);
+	char names[64][64], deps[64][256];
+	for (size_t i = 0; i < n; i++)
+		if (sscanf(lines[i], "%63s %*s %255s", names[i], deps[i]) != 2)
+			names[i][0] = deps[i][0] = 0;
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; !want || want[k]; k++)
+			if (!want || strcmp(want[k], names[i]) == 0) {
+				needed[i] = true;
+				break;
+			}
+	/* Dependencies come first in the list: walk it backwards once. */
+	for (size_t i = n; i-- > 0;) {
+		if (!needed[i] || strcmp(deps[i], "-") == 0)
 			continue;
-		int fd = open(line, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || syscall(SYS_finit_module, fd, params ? params : "", 0) < 0) {
+		for (char *d = strtok(deps[i], ","); d; d = strtok(NULL, ","))
+			for (size_t k = 0; k < i; k++)
+				if (strcmp(names[k], d) == 0)
+					needed[k] = true;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!needed[i])
+			continue;
+		char file[256] = "", params[512] = "";
+		if (sscanf(lines[i], "%*s %255s %*s %255[^\n]", file, params) < 1)
+			continue;
+		/* Firecracker announces its virtio-mmio devices on the command line. */
+		if (cmdline)
+			fc_module_params(cmdline, names[i], params, sizeof params);
+		int fd = open(file, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || syscall(SYS_finit_module, fd, params, 0) < 0) {
 			if (errno != EEXIST)
-				say("module %s: %s", line, strerror(errno));
+				say("module %s: %s", names[i], strerror(errno));
 		}
 		if (fd >= 0)
 			close(fd);
 	}
-	fclose(f);
 }
 
 static char *read_all(const char *path, size_t *len)
@@ -289,6 +326,54 @@ static const char *setup_fs(const struct job *j)
 	return root;
 }
 
+static int if_up(int s, const char *name)
+{
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		return -1;
+	ifr.ifr_flags |= IFF_UP;
+	return ioctl(s, SIOCSIFFLAGS, &ifr);
+}
+
+/* lo up always; with a network in the job, eth0 with its address and the
+ * default route through the host end of the TAP. */
+static void setup_net(const struct job *j)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return;
+	if_up(s, "lo");
+	if (j->net_address) {
+		struct ifreq ifr;
+		memset(&ifr, 0, sizeof ifr);
+		snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "eth0");
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+		sin->sin_family = AF_INET;
+		inet_pton(AF_INET, j->net_address, &sin->sin_addr);
+		int rc = ioctl(s, SIOCSIFADDR, &ifr);
+		sin->sin_addr.s_addr = htonl(~0u << (32 - j->net_prefix));
+		if (rc == 0)
+			rc = ioctl(s, SIOCSIFNETMASK, &ifr);
+		if (rc == 0)
+			rc = if_up(s, "eth0");
+		struct rtentry rt;
+		memset(&rt, 0, sizeof rt);
+		struct sockaddr_in *gw = (struct sockaddr_in *)&rt.rt_gateway;
+		gw->sin_family = AF_INET;
+		inet_pton(AF_INET, j->net_gateway, &gw->sin_addr);
+		((struct sockaddr_in *)&rt.rt_dst)->sin_family = AF_INET;
+		((struct sockaddr_in *)&rt.rt_genmask)->sin_family = AF_INET;
+		rt.rt_flags = RTF_UP | RTF_GATEWAY;
+		if (rc == 0)
+			rc = ioctl(s, SIOCADDRT, &rt);
+		if (rc < 0)
+			say("eth0: %s", strerror(errno));
+	}
+	close(s);
+}
+
 static const char *env_get(char *const *env, const char *name)
 {
 	size_t n = strlen(name);
@@ -369,7 +454,6 @@ int main(void)
 	fill_std_fds();
 	if (sodium_init() < 0)
 		say("libsodium: cannot initialise");
-	load_modules();
 
 	unsigned char *key = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (key == MAP_FAILED || mlock(key, 4096) < 0)
@@ -392,7 +476,6 @@ int main(void)
 	char *cmdline = read_all("/proc/cmdline", &len);
 	if (ok && cmdline && job_argv_from_cmdline(cmdline, &j, why, sizeof why) < 0)
 		ok = false;
-	free(cmdline);
 	if (ok && !j.argv) {
 		snprintf(why, sizeof why, "no argv (neither cellos.argv= nor the job file)");
 		ok = false;
@@ -401,15 +484,20 @@ int main(void)
 		say("%s", why);
 		end_vm(j.reset);
 	}
+	load_modules(j.modules, cmdline);
+	free(cmdline);
 
+	/* A job that ends with a reset is Firecracker's, whose channels are
+	 * hybrid vsock (guest/fc_guest.h); QEMU's are virtio-serial ports. */
 	int ch[CH_N];
 	for (int i = 0; i < CH_N; i++)
-		if ((ch[i] = open_port(chan_names[i])) < 0) {
+		if ((ch[i] = j.reset ? fc_vsock_connect(FC_GUEST_PORT_BASE + (unsigned)i) : open_port(chan_names[i])) < 0) {
 			say("channel %s: not found", chan_names[i]);
 			end_vm(j.reset);
 		}
 
 	int32_t status = 125;
+	setup_net(&j);
 	const char *root = setup_fs(&j);
 	int rep[2];
 	if (root && pipe2(rep, O_CLOEXEC) == 0) {

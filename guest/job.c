@@ -184,6 +184,20 @@ int job_parse(const char *text, size_t len, struct job *j, char *err, size_t err
 			fail(err, errsz, "artifacts[%zu]: expected an absolute path", i);
 			goto out;
 		}
+	if ((v = json_object_get(o, "network"))) {
+		const char *a = json_string_value(json_object_get(v, "address"));
+		const char *g = json_string_value(json_object_get(v, "gateway"));
+		json_t *p = json_object_get(v, "prefix");
+		if (!a || !g || !json_is_integer(p) || json_integer_value(p) < 1 || json_integer_value(p) > 32) {
+			fail(err, errsz, "network: needs \"address\", \"gateway\" and a \"prefix\" of 1-32");
+			goto out;
+		}
+		j->net_address = strdup(a);
+		j->net_gateway = strdup(g);
+		j->net_prefix = (int)json_integer_value(p);
+	}
+	if ((v = json_object_get(o, "modules")) && !(j->modules = strv(v, false, "modules", err, errsz)))
+		goto out;
 	const char *endmode = json_string_value(json_object_get(o, "end"));
 	if (endmode && strcmp(endmode, "reset") != 0 && strcmp(endmode, "poweroff") != 0) {
 		fail(err, errsz, "end: expected \"poweroff\" or \"reset\"");
@@ -255,6 +269,9 @@ void job_free(struct job *j)
 	free(j->mounts);
 	free(j->root_device);
 	strv_free(j->artifacts);
+	strv_free(j->modules);
+	free(j->net_address);
+	free(j->net_gateway);
 	unsigned char *key = j->key;
 	memset(j, 0, sizeof *j);
 	j->key = key;

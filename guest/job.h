@@ -35,6 +35,11 @@ struct job {
 	size_t n_mounts;
 	char *root_device;      /* NULL: the initramfs is the root */
 	char **artifacts;       /* NULL-terminated, never NULL after job_parse */
+	char *net_address;      /* eth0's IPv4 address, NULL: no network */
+	int net_prefix;
+	char *net_gateway;
+	char **modules;         /* the kernel modules the boot needs (with their
+				   dependencies); NULL: every module of the image */
 	bool reset;             /* end with a reset rather than power-off */
 	bool have_key;
 	unsigned char *key;     /* VM_KEY_BYTES, caller-provided (locked) memory */

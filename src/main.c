@@ -76,15 +76,19 @@ static void print_isolation(const struct config *cfg)
 	case BACKEND_OCI: what = strcmp(runtime, "crun") == 0 ? "crun: a container on the host kernel"
 							      : "runc: a container on the host kernel";
 		break;
-	case BACKEND_FIRECRACKER:
-	case BACKEND_QEMU: break; /* refused by config_load in this build */
+	case BACKEND_QEMU: what = cfg->qemu_kvm ? "a QEMU microVM under KVM: the workload runs on a guest kernel"
+						: "a QEMU microVM under TCG emulation: the workload runs on a guest kernel";
+		break;
+	case BACKEND_FIRECRACKER: break; /* refused by config_load in this build */
 	}
 	printf("backend:   %s (%s), %s profile\n", config_backend_name(cfg->backend), what,
 	       cfg->hardened ? "hardened" : "portable");
 
 	/* The oci backend always maps the container's root to the run's uid. */
 	unsigned ns = cfg->ns | (cfg->backend == BACKEND_OCI ? NS_USER : 0);
-	if (cfg->backend == BACKEND_STUB && cfg->host_mode) {
+	if (cfg->backend == BACKEND_QEMU) {
+		printf("namespaces: net (the VMM's own, holding the guest's TAP); the workload is in the guest\n");
+	} else if (cfg->backend == BACKEND_STUB && cfg->host_mode) {
 		printf("namespaces: none: host mode (CELLOS_SUBPROCESS_UNSHARE=0), the workload shares the host's\n");
 	} else {
 		printf("namespaces:");
@@ -100,10 +104,15 @@ static void print_isolation(const struct config *cfg)
 			printf(" (user only where the kernel allows one)");
 		printf("\n");
 	}
+	if (cfg->backend == BACKEND_QEMU)
+		printf("seccomp:   the VMM under QEMU's own filter (-sandbox); the guest kernel filters nothing\n");
+	else
 	printf("seccomp:   %s\n", strcmp(cfg->seccomp, "file") == 0 ? "the filter file of CELLOS_SECCOMP" : cfg->seccomp);
 
 	if (cfg->backend == BACKEND_GVISOR)
 		printf("uid:       the workload is no host process (gVisor's kernel runs it)\n");
+	else if (cfg->backend == BACKEND_QEMU)
+		printf("uid:       the workload is no host process; the VMM runs as a host uid of its own, never 0\n");
 	else if (cfg->fixed_uid)
 		printf("uid:       host uid %lu, gid %lu for every cell (CELLOS_CELL_UID)\n", cfg->fixed_uid, cfg->fixed_gid);
 	else

@@ -55,7 +55,6 @@ struct run {
 	int exit_code;                 /* command exit code (SPEC §1 value) */
 	int status;                    /* supervisor exit status */
 	const char *reason;            /* destroyed.reason, NULL on success */
-	const char *terminal_state;    /* destroyed.terminalState (VM backends), NULL: none */
 	struct outcome *out;           /* what the end line says (outcome.h) */
 };
 
@@ -97,7 +96,7 @@ static const char *isolation_mode(const struct run *r)
 {
 	if (r->cfg->backend == BACKEND_GVISOR)
 		return "gvisor";
-	if (r->cfg->backend == BACKEND_FIRECRACKER || r->cfg->backend == BACKEND_QEMU)
+	if (r->cfg->backend == BACKEND_QEMU || r->cfg->backend == BACKEND_FIRECRACKER)
 		return "microvm";
 	return (r->cfg->ns & NS_NET) ? "clone_newnet" : "host";
 }
@@ -314,18 +313,16 @@ static void emit_started(struct run *r, char started_id[37])
 		json_object_set_new(iso, "mounts", mounts);
 	json_t *d = json_pack("{s:s, s:s, s:o, s:I}", "specId", r->spec->id, "backend", r->be->name, "isolation", iso,
 			      "ttlSeconds", (json_int_t)r->spec->ttl_seconds);
+	/* microVMs (SPEC §6.3): what was booted, as checked against the image's manifest. */
+	if (r->cell.vm_kernel_digest[0])
+		json_object_set_new(d, "kernelDigestSha256", json_string(r->cell.vm_kernel_digest));
+	if (r->cell.vm_rootfs_digest[0])
+		json_object_set_new(d, "rootfsDigestSha256", json_string(r->cell.vm_rootfs_digest));
+	if (r->cell.vm_firecracker_digest[0])
+		json_object_set_new(d, "firecrackerDigestSha256", json_string(r->cell.vm_firecracker_digest));
 	json_t *corr = correlation(r->spec);
 	if (corr)
 		json_object_set_new(d, "correlation", corr);
-	/* SPEC §6.3: what the VM booted, each checked before the boot. */
-	const struct { const char *key, *hex; } digests[] = {
-		{"kernelDigestSha256", r->cell.vm_digests.kernel},
-		{"rootfsDigestSha256", r->cell.vm_digests.rootfs},
-		{"firecrackerDigestSha256", r->cell.vm_digests.firecracker},
-	};
-	for (size_t i = 0; i < sizeof digests / sizeof digests[0]; i++)
-		if (digests[i].hex[0])
-			json_object_set_new(d, digests[i].key, json_string(digests[i].hex));
 	events_emit(r->es, "lifecycle.v1.started", d, started_id);
 }
 
@@ -382,8 +379,8 @@ static void emit_summary_and_destroyed(struct run *r)
 			       "durationMs", (json_int_t)(mono_ms() - r->t0));
 	if (r->reason)
 		json_object_set_new(dd, "reason", json_string(r->reason));
-	if (r->terminal_state)
-		json_object_set_new(dd, "terminalState", json_string(r->terminal_state));
+	if (r->cell.vm_terminal_state)
+		json_object_set_new(dd, "terminalState", json_string(r->cell.vm_terminal_state));
 	/* SPEC §2: correlation is copied into started, destroyed and compliance.summary. */
 	if ((corr = correlation(s)))
 		json_object_set_new(dd, "correlation", corr);
@@ -516,12 +513,12 @@ static void run_workload(struct run *r)
 	stdio_relay_drain(&r->relay);
 
 	int term_signal = 0;
-	r->terminal_state = st.terminal_state;
-	/* SPEC §6.3: a VM whose guest sent no valid exit report failed as a
-	 * backend (125), unless the run timed out or was stopped. */
-	bool no_report = st.vm && !st.have_status;
-	if (no_report) {
+	if (st.no_report) {
+		/* A microVM that ended without a valid exit report (SPEC §6.3): its
+		 * workload's fate is unknown. */
 		r->exit_code = 125;
+		if (w > 0)
+			r->reason = "backend_failed";
 	} else if (!st.have_status) {
 		term_signal = SIGKILL; /* the cell was killed before its init could report */
 		r->exit_code = 128 + SIGKILL;
@@ -544,11 +541,10 @@ static void run_workload(struct run *r)
 		r->out->elapsed_ms = waited;
 		r->out->timeout_ms = s->timeout_ms ? s->timeout_ms : r->cfg->run_timeout_ms;
 		r->out->timeout_from = s->timeout_ms ? "run.timeoutMs" : "CELLOS_RUN_TIMEOUT_MS";
-	} else if (no_report) {
+	} else if (st.no_report) {
 		r->status = 125;
-		r->reason = "backend_failed";
-		snprintf(r->out->message, sizeof r->out->message, "%s", st.vm_error);
-		r->out->elapsed_ms = duration;
+		snprintf(r->out->message, sizeof r->out->message, "%s",
+			 st.vm_error[0] ? st.vm_error : "no exit report arrived from the guest");
 	} else {
 		r->status = r->exit_code;
 		/* A cell that failed after the kernel OOM-killed one of its processes
@@ -569,12 +565,11 @@ static void run_workload(struct run *r)
 		      "durationMs", (json_int_t)duration, "timedOut", timed_out);
 	if (term_signal)
 		json_object_set_new(d, "termSignal", json_integer(term_signal));
-	if (timed_out) {
-		char msg[128];
-		snprintf(msg, sizeof msg, "%s after %lld ms", r->reason, (long long)duration);
+	if (timed_out || st.no_report) {
+		char msg[160];
+		snprintf(msg, sizeof msg, "%s%s%s after %lld ms", st.no_report ? "no exit report arrived from the guest" : "",
+			 st.no_report && timed_out ? ": " : "", timed_out ? r->reason : "", (long long)duration);
 		json_object_set_new(d, "spawnError", json_string(msg));
-	} else if (no_report) {
-		json_object_set_new(d, "spawnError", event_text(st.vm_error));
 	}
 	json_object_set_new(d, "resourceUsage", resource_usage(&st));
 	events_emit(r->es, "command.v1.completed", d, NULL);
@@ -745,6 +740,7 @@ static int lifecycle(const struct config *cfg, const struct spec *spec, struct e
 			       .stdio = {r.relay.cell[0], r.relay.cell[1]},
 			       .secrets = spec->delivery == DELIVERY_FILE ? &r.secrets : NULL};
 	snprintf(r.cell.name, sizeof r.cell.name, "cellos-%s-%.8s", spec->id, r.run_id);
+	r.cell.run_id = r.run_id;
 	cgroup_limits_resolve(&r.cell.limits, spec->memory_max_bytes, spec->cpu_quota_micros, spec->cpu_period_micros,
 			      cfg->cpu_quota, cfg->cpu_period, spec->pids_max);
 	if (r.cell.limits.cpu_raised)

@@ -247,6 +247,7 @@ static const struct cellctl_cmd commands[] = {
 	{"verify", cellctl_verify_help, cellctl_verify},
 	{"keygen", keygen_help, cmd_keygen},
 	{"show", cellctl_show_help, cellctl_show},
+	{"image", cellctl_image_help, cellctl_image},
 	{"vm-config", cellctl_vmconfig_help, cellctl_vmconfig},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -258,6 +259,7 @@ static const char intro[] =
 	"  verify     check an event log: signatures, every run's chain, every run ended\n"
 	"  keygen     make an Ed25519 key for signed events\n"
 	"  show       print an event log for people (and follow it as it grows)\n"
+	"  image      build the guest image of the microVM backends (image build)\n"
 	"  vm-config  print the Firecracker configuration of a document, without booting\n"
 	"\n"
 	"Each command has its own --help (also: cellctl help COMMAND); --version prints\n"

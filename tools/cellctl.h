@@ -45,6 +45,8 @@ int cellctl_verify(const struct cellctl_cmd *cmd, int argc, char **argv);
 extern const char cellctl_verify_help[];
 int cellctl_show(const struct cellctl_cmd *cmd, int argc, char **argv);
 extern const char cellctl_show_help[];
+int cellctl_image(const struct cellctl_cmd *cmd, int argc, char **argv);
+extern const char cellctl_image_help[];
 int cellctl_vmconfig(const struct cellctl_cmd *cmd, int argc, char **argv);
 extern const char cellctl_vmconfig_help[];
 

@@ -13,6 +13,8 @@ const struct backend_ops *backend_for(const struct config *cfg)
 		return &backend_gvisor;
 	case BACKEND_OCI:
 		return &backend_oci;
+	case BACKEND_QEMU:
+		return &backend_qemu;
 	case BACKEND_FIRECRACKER:
 		return &backend_firecracker;
 	default:

@@ -19,6 +19,7 @@ struct cell {
 	const struct config *cfg;
 	const struct spec *spec;
 	char name[200];                 /* cellos-<cellId>-<runId8>: host-side objects */
+	const char *run_id;             /* the run id of the events (CELLOS_RUN_ID or a fresh UUID) */
 	char *const *envp;              /* the workload's complete environment */
 	const char *path;               /* PATH of that environment */
 	const struct nft_egress *egress;
@@ -42,9 +43,10 @@ struct cell {
 	const struct secrets *secrets;  /* secretDelivery "file": for the cell's secrets dir, else NULL */
 	const char *seccomp;            /* the filter in force as reported, when it is not cfg->seccomp
 	                                 * (a runtime that cannot install the default): NULL */
-	struct {                        /* microVM backends: lifecycle.started digests, "" when none */
-		char kernel[65], rootfs[65], firecracker[65];
-	} vm_digests;
+	/* microVM backends (SPEC §6.3), for the events: "" / NULL otherwise. */
+	char vm_kernel_digest[65], vm_rootfs_digest[65];
+	char vm_firecracker_digest[65]; /* firecracker: the VMM binary that ran */
+	const char *vm_terminal_state;  /* "clean" or "forced", once collected */
 	void *priv;                     /* backend state */
 };
 
@@ -63,11 +65,8 @@ struct run_status {
 	bool have_cell_cpu, have_cell_mem;
 	long long cell_user_us, cell_sys_us, cell_mem_peak;
 	bool oom_killed;                /* the kernel OOM-killed a process of the cell */
-	/* microVM backends (SPEC §6.3): the status is the guest's exit report; none
-	 * (have_status false) is a backend failure, vm_error says why. */
-	bool vm;
-	const char *terminal_state;     /* "clean" / "forced" (lifecycle.destroyed), NULL: not a VM */
-	char vm_error[512];
+	bool no_report;                 /* a microVM ended without a valid exit report */
+	char vm_error[512];             /* then, optionally, more about why (the end line says it) */
 };
 
 struct backend_ops {
@@ -100,6 +99,7 @@ struct backend_ops {
 extern const struct backend_ops backend_stub;
 extern const struct backend_ops backend_gvisor; /* gvisor.c: runsc */
 extern const struct backend_ops backend_oci;    /* oci.c: crun or runc */
+extern const struct backend_ops backend_qemu;   /* qemu.c: a QEMU microvm */
 extern const struct backend_ops backend_firecracker; /* firecracker.c */
 
 /* The cell's cgroup leaves (SPEC §6.1), shared by the backends: plan them under

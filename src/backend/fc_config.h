@@ -94,6 +94,11 @@ json_t *fc_config_json(const struct fc_layout *l, const struct fc_vm *vm);
  * a network interface (a TAP, FC_TAP in the cell's netns) when the document
  * declares egress. */
 #define FC_TAP "tap0"
+/* Its link, inside the cell's own netns (the same addresses in every cell
+ * collide with nothing), as for the qemu backend: the netns end, the guest's. */
+#define FC_TAP_HOST "10.0.2.1"
+#define FC_TAP_GUEST "10.0.2.2"
+#define FC_TAP_PREFIX 30
 struct fc_plan {
 	struct fc_layout layout;
 	struct fc_vm vm;

@@ -231,10 +231,18 @@ static int write_initrd(struct fc *f, struct err *e)
 	}
 	/* Secrets delivered by env are in envp; file delivery is refused at
 	 * admission for this backend (secrets/secrets.c). */
+	/* Firecracker's devices are virtio-mmio; the channels are vsock. */
+	const char *mods[6] = {"virtio_mmio", "vsock", "vmw_vsock_virtio_transport", NULL, NULL, NULL};
+	size_t nm = 3;
+	if (f->plan.layout.rootfs_drive != SIZE_MAX)
+		mods[nm++] = "virtio_blk";
+	if (f->plan.vm.tap)
+		mods[nm++] = "virtio_net";
 	struct vm_job job = {.run_id = f->run_id, .argv = c->spec->argv, .envp = c->envp,
 			     .workdir = c->spec->working_directory,
 			     .root_device = f->plan.layout.rootfs_drive != SIZE_MAX ? "/dev/vda" : NULL,
-			     .reset = true, .key = f->key};
+			     .net_address = f->plan.vm.tap ? FC_TAP_GUEST : NULL, .net_prefix = FC_TAP_PREFIX,
+			     .net_gateway = FC_TAP_HOST, .modules = mods, .reset = true, .key = f->key};
 	rc = vm_job_write(fd, &job, f->plan.argv_in_job, e);
 out:
 	close(fd);
@@ -280,10 +288,12 @@ static int net_setup(struct fc *f, struct err *e)
 	struct cell *c = f->cell;
 	if (netdev_loopback_up(e) < 0)
 		return -1;
-	if (f->plan.vm.tap && tap_create(f->plan.vm.tap, c->uid, c->gid, e) < 0)
+	if (f->plan.vm.tap && tap_create(f->plan.vm.tap, c->uid, c->gid, FC_TAP_HOST, FC_TAP_PREFIX, e) < 0)
 		return -1;
+	/* What the guest sends enters the netns through the TAP: the cell's
+	 * ruleset filters it there (prerouting), as for the qemu backend. */
 	struct err ne = {0};
-	if (nft_apply(c->egress, c->n_egress, &ne) < 0) {
+	if (nft_apply_at(c->egress, c->n_egress, NFT_HOOK_PREROUTING, &ne) < 0) {
 		snprintf(c->nft_error, sizeof c->nft_error, "%s", ne.msg);
 		if (c->cfg->hardened) {
 			c->fail_reason = "policy_denied";
@@ -324,7 +334,7 @@ static int hash_binary(struct fc *f, struct err *e)
 	char hex[65];
 	if (vm_sha256_fd(f->fcfd, hex, e) < 0)
 		return err_prefix(e, "CELLOS_FIRECRACKER_BINARY: %s", f->host.binary);
-	snprintf(f->cell->vm_digests.firecracker, sizeof f->cell->vm_digests.firecracker, "%s", hex);
+	snprintf(f->cell->vm_firecracker_digest, sizeof f->cell->vm_firecracker_digest, "%s", hex);
 	return 0;
 }
 
@@ -366,11 +376,7 @@ static int create_cell(struct cell *c, struct err *e)
 		c->seccomp = "firecracker";
 	else if (cfg->seccomp_policy && seccomp_policy_compile(cfg->seccomp_policy, &f->filter, e) < 0)
 		return -1;
-	/* The run id is the tail of the cell's name only in part: take it whole
-	 * from the environment the supervisor made. */
-	for (char *const *p = c->envp; *p; p++)
-		if (strncmp(*p, "CELLOS_RUN_ID=", 14) == 0)
-			snprintf(f->run_id, sizeof f->run_id, "%s", *p + 14);
+	snprintf(f->run_id, sizeof f->run_id, "%s", c->run_id);
 
 	if (c->spec->n_mounts)
 		return err_set(e, "run.mounts: the firecracker backend does not make disk images of host directories yet");
@@ -379,8 +385,8 @@ static int create_cell(struct cell *c, struct err *e)
 	if (vm_image_open(&f->img, cfg->vm_image_dir, e) < 0)
 		return -1;
 	f->have_img = true;
-	snprintf(c->vm_digests.kernel, sizeof c->vm_digests.kernel, "%s", vm_image_kernel_digest(&f->img));
-	snprintf(c->vm_digests.rootfs, sizeof c->vm_digests.rootfs, "%s", vm_image_rootfs_digest(&f->img));
+	snprintf(c->vm_kernel_digest, sizeof c->vm_kernel_digest, "%s", vm_image_kernel_digest(&f->img));
+	snprintf(c->vm_rootfs_digest, sizeof c->vm_rootfs_digest, "%s", vm_image_rootfs_digest(&f->img));
 	if (hash_binary(f, e) < 0)
 		return -1;
 	const char *exec_name = strrchr(f->host.binary, '/') + 1;
@@ -777,7 +783,6 @@ static void fc_collect(struct cell *c, struct run_status *st)
 		if (waitid((idtype_t)P_PIDFD, (id_t)f->pidfd, &si, WEXITED) == 0)
 			f->vmm_ended = true;
 	}
-	st->vm = true;
 	if (f->bad_frame)
 		log_warn("firecracker: an exit report with a tag that does not verify was ignored (cell %s)", c->spec->id);
 	if (f->have_frame && f->status >= 0 && f->status <= 255) {
@@ -786,7 +791,8 @@ static void fc_collect(struct cell *c, struct run_status *st)
 	} else if (f->have_frame) {
 		log_warn("firecracker: the exit report's status %d is out of range (cell %s)", (int)f->status, c->spec->id);
 	}
-	st->terminal_state = st->have_status && f->vmm_ended && !f->killed ? "clean" : "forced";
+	st->no_report = !st->have_status;
+	c->vm_terminal_state = st->have_status && f->vmm_ended && !f->killed ? "clean" : "forced";
 	char tail[LOG_TAIL + 1];
 	log_tail(f, tail, sizeof tail);
 	log_debug("firecracker: VMM %s %d; the end of its output: %s", f->vmm_signaled ? "killed by signal" : "exit status",
@@ -822,7 +828,7 @@ static int read_counters(struct fc *f, struct nft_counter **out, size_t *n, stru
 		close(self);
 		return err_sys(e, errno, "setns into the cell's netns");
 	}
-	int rc = nft_read_counters(out, n, e);
+	int rc = nft_read_counters_at(NFT_HOOK_PREROUTING, out, n, e);
 	come_back(self);
 	return rc;
 }

@@ -122,6 +122,15 @@ static json_t *job_json(const struct vm_job *j, bool argv_in_job)
 	for (size_t i = 0; j->artifacts && j->artifacts[i]; i++)
 		json_array_append_new(arts, json_string(j->artifacts[i]));
 	json_object_set_new(o, "artifacts", arts);
+	if (j->net_address)
+		json_object_set_new(o, "network", json_pack("{s:s, s:i, s:s}", "address", j->net_address, "prefix",
+							    j->net_prefix, "gateway", j->net_gateway));
+	if (j->modules) {
+		json_t *mods = json_array();
+		for (size_t i = 0; j->modules[i]; i++)
+			json_array_append_new(mods, json_string(j->modules[i]));
+		json_object_set_new(o, "modules", mods);
+	}
 	json_object_set_new(o, "end", json_string(j->reset ? "reset" : "poweroff"));
 	return o;
 }

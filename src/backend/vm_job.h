@@ -52,6 +52,10 @@ struct vm_job {
 	size_t n_mounts;
 	const char *root_device;        /* read-only ext4 root, NULL: the initramfs */
 	const char *const *artifacts;   /* paths sent back after the workload (NULL-terminated or NULL) */
+	const char *net_address;        /* the guest's eth0 (IPv4), NULL: no network */
+	int net_prefix;
+	const char *net_gateway;        /* its default route */
+	const char *const *modules;     /* kernel modules to load (NULL-terminated; NULL: all) */
 	bool reset;                     /* end with a reset (Firecracker), not power-off */
 	const unsigned char *key;       /* VM_KEY_BYTES */
 };

@@ -32,6 +32,13 @@ char *nft_render(const struct nft_egress *rules, size_t n);
  * nothing). Fails if table inet cellos already exists. */
 int nft_apply(const struct nft_egress *rules, size_t n, struct err *e);
 
+/* The base chain of the ruleset: the cell's own output (its processes are in
+ * the netns), or what enters the netns from a microVM's TAP (prerouting: the
+ * guest's packets are not local output of the netns). Same rules either way. */
+enum nft_hook { NFT_HOOK_OUTPUT = 0, NFT_HOOK_PREROUTING };
+int nft_apply_at(const struct nft_egress *rules, size_t n, enum nft_hook hook, struct err *e);
+int nft_read_counters_at(enum nft_hook hook, struct nft_counter **out, size_t *n, struct err *e);
+
 /* Read back the counted rules of table inet cellos, chain output, in order:
  * the egress rules, then "drop". Fails if there is no such chain. */
 int nft_read_counters(struct nft_counter **out, size_t *n, struct err *e);

@@ -29,7 +29,11 @@
 #include <linux/netfilter/nfnetlink.h>
 
 #define TABLE "cellos"
-#define CHAIN "output"
+/* The base chain the rules go in (nft.h, enum nft_hook). */
+static const struct { const char *name; uint32_t hooknum; } chains[] = {
+	[NFT_HOOK_OUTPUT] = {"output", NF_INET_LOCAL_OUT},
+	[NFT_HOOK_PREROUTING] = {"prerouting", NF_INET_PRE_ROUTING},
+};
 
 /* Upper bound of one batch message; the largest, an IPv6 prefix rule, takes
  * 572 bytes. */
@@ -212,14 +216,14 @@ static int exprs_drop(struct nftnl_rule *r, const struct dest *unused)
 	return add_counter(r) || add_verdict(r, NF_DROP);
 }
 
-static struct nftnl_rule *rule_new(void)
+static struct nftnl_rule *rule_new(enum nft_hook hook)
 {
 	struct nftnl_rule *r = nftnl_rule_alloc();
 	if (!r)
 		return NULL;
 	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
 	if (nftnl_rule_set_str(r, NFTNL_RULE_TABLE, TABLE) < 0 ||
-	    nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, CHAIN) < 0) {
+	    nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chains[hook].name) < 0) {
 		nftnl_rule_free(r);
 		return NULL;
 	}
@@ -232,6 +236,7 @@ struct batch {
 	size_t len;
 	size_t last;            /* offset of the last message added */
 	uint32_t seq;
+	enum nft_hook hook;
 };
 
 static struct nlmsghdr *batch_msg(struct batch *b, uint16_t type, uint16_t flags)
@@ -268,11 +273,11 @@ static int batch_chain(struct batch *b)
 	if (!c)
 		return -1;
 	nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, NF_INET_LOCAL_OUT);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, chains[b->hook].hooknum);
 	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, 0);
 	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_DROP);
 	int rc = nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, TABLE) ||
-		 nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, CHAIN) ||
+		 nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, chains[b->hook].name) ||
 		 nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter");
 	if (rc == 0) {
 		struct nlmsghdr *nlh = batch_msg(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE);
@@ -286,7 +291,7 @@ static int batch_chain(struct batch *b)
 static int batch_rule(struct batch *b, int (*exprs)(struct nftnl_rule *, const struct dest *),
 		      const struct dest *d)
 {
-	struct nftnl_rule *r = rule_new();
+	struct nftnl_rule *r = rule_new(b->hook);
 	if (!r)
 		return -1;
 	int rc = exprs(r, d);
@@ -300,14 +305,14 @@ static int batch_rule(struct batch *b, int (*exprs)(struct nftnl_rule *, const s
 }
 
 /* What batch message `seq` (see nft_apply) creates, for error messages. */
-static void batch_what(uint32_t seq, char *buf, size_t size)
+static void batch_what(const struct batch *b, uint32_t seq, char *buf, size_t size)
 {
 	if (seq == 2)
 		snprintf(buf, size, "add table inet " TABLE);
 	else if (seq == 3)
-		snprintf(buf, size, "add chain inet " TABLE " " CHAIN);
+		snprintf(buf, size, "add chain inet " TABLE " %s", chains[b->hook].name);
 	else if (seq > 3)
-		snprintf(buf, size, "add rule %u of inet " TABLE " " CHAIN, seq - 3);
+		snprintf(buf, size, "add rule %u of inet " TABLE " %s", seq - 3, chains[b->hook].name);
 	else
 		snprintf(buf, size, "transaction");
 }
@@ -356,7 +361,7 @@ static int batch_send(struct mnl_socket *nl, const struct batch *b, uint32_t las
 			const struct nlmsgerr *ack = mnl_nlmsg_get_payload(nlh);
 			if (ack->error) {
 				char what[64];
-				batch_what(ack->msg.nlmsg_seq, what, sizeof what);
+				batch_what(b, ack->msg.nlmsg_seq, what, sizeof what);
 				return err_sys(e, -ack->error, "nftables: %s", what);
 			}
 			if (nlh->nlmsg_seq == last)
@@ -366,6 +371,11 @@ static int batch_send(struct mnl_socket *nl, const struct batch *b, uint32_t las
 }
 
 int nft_apply(const struct nft_egress *rules, size_t n, struct err *e)
+{
+	return nft_apply_at(rules, n, NFT_HOOK_OUTPUT, e);
+}
+
+int nft_apply_at(const struct nft_egress *rules, size_t n, enum nft_hook hook, struct err *e)
 {
 	cleanup_free struct dest *dests = calloc(n ? n : 1, sizeof *dests);
 	if (!dests)
@@ -378,7 +388,7 @@ int nft_apply(const struct nft_egress *rules, size_t n, struct err *e)
 	cleanup_free char *buf = calloc(n + 7, MSG_MAX);
 	if (!buf)
 		return err_set(e, "nftables: out of memory");
-	struct batch b = { .buf = buf, .seq = 1 };
+	struct batch b = { .buf = buf, .seq = 1, .hook = hook };
 	batch_next(&b, nftnl_batch_begin(b.buf, b.seq++));
 	int oom = batch_table(&b) || batch_chain(&b) || batch_rule(&b, exprs_lo, NULL) ||
 		  batch_rule(&b, exprs_established, NULL);
@@ -550,6 +560,7 @@ struct dump {
 	size_t n, cap;
 	struct err *e;
 	bool failed;            /* e is set */
+	const char *chain;
 };
 
 static int dump_push(struct dump *dump, const struct decoder *d)
@@ -576,9 +587,8 @@ static int dump_rule(struct dump *dump, struct nftnl_rule *r)
 	if (!d.counted) /* only counted rules are reported (SPEC §8.1 ruleCounters) */
 		return 0;
 	if (d.unknown)
-		return err_set(dump->e, "nftables: rule handle %llu of inet " TABLE " " CHAIN
-			       " has an unexpected %s expression",
-			       (unsigned long long)nftnl_rule_get_u64(r, NFTNL_RULE_HANDLE), d.unknown);
+		return err_set(dump->e, "nftables: rule handle %llu of inet " TABLE " %s has an unexpected %s expression",
+			       (unsigned long long)nftnl_rule_get_u64(r, NFTNL_RULE_HANDLE), dump->chain, d.unknown);
 	if (dump_push(dump, &d) < 0)
 		return err_set(dump->e, "nftables: out of memory");
 	return 0;
@@ -592,7 +602,7 @@ static int dump_cb(const struct nlmsghdr *nlh, void *data)
 	if (!r)
 		err_set(dump->e, "nftables: out of memory");
 	else if (nftnl_rule_nlmsg_parse(nlh, r) < 0)
-		err_sys(dump->e, errno, "nftables: parsing a rule of inet " TABLE " " CHAIN);
+		err_sys(dump->e, errno, "nftables: parsing a rule of inet " TABLE " %s", dump->chain);
 	else
 		rc = dump_rule(dump, r);
 	if (r)
@@ -603,10 +613,15 @@ static int dump_cb(const struct nlmsghdr *nlh, void *data)
 
 int nft_read_counters(struct nft_counter **out, size_t *n, struct err *e)
 {
+	return nft_read_counters_at(NFT_HOOK_OUTPUT, out, n, e);
+}
+
+int nft_read_counters_at(enum nft_hook hook, struct nft_counter **out, size_t *n, struct err *e)
+{
 	*out = NULL;
 	*n = 0;
 	cleanup_free char *buf = malloc(DUMP_BUF);
-	struct nftnl_rule *filter = rule_new();
+	struct nftnl_rule *filter = rule_new(hook);
 	if (!buf || !filter) {
 		if (filter)
 			nftnl_rule_free(filter);
@@ -621,7 +636,7 @@ int nft_read_counters(struct nft_counter **out, size_t *n, struct err *e)
 	struct mnl_socket *nl = nl_open(e);
 	if (!nl)
 		return -1;
-	struct dump dump = { .e = e };
+	struct dump dump = { .e = e, .chain = chains[hook].name };
 	int rc = mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0 ? MNL_CB_ERROR : MNL_CB_OK;
 	while (rc == MNL_CB_OK) {
 		ssize_t len = mnl_socket_recvfrom(nl, buf, DUMP_BUF);
@@ -629,12 +644,12 @@ int nft_read_counters(struct nft_counter **out, size_t *n, struct err *e)
 		     mnl_cb_run(buf, (size_t)len, seq, mnl_socket_get_portid(nl), dump_cb, &dump);
 	}
 	if (rc == MNL_CB_ERROR && !dump.failed)
-		err_sys(e, errno, "nftables: listing chain inet " TABLE " " CHAIN);
+		err_sys(e, errno, "nftables: listing chain inet " TABLE " %s", chains[hook].name);
 	mnl_socket_close(nl);
 	/* The chain always ends with the counted drop: no counted rule means there
 	 * is no such chain (a filtered dump does not say ENOENT). */
 	if (rc != MNL_CB_ERROR && dump.n == 0)
-		rc = err_set(e, "nftables: no chain inet " TABLE " " CHAIN);
+		rc = err_set(e, "nftables: no chain inet " TABLE " %s", chains[hook].name);
 	if (rc < 0) {
 		nft_counters_free(dump.c, dump.n);
 		return -1;

@@ -1,44 +1,99 @@
 #include "isolate/tap.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-int tap_create(const char *name, uid_t uid, gid_t gid, struct err *e)
+static int set_addr(const char *name, const char *addr, int prefix, struct err *e)
 {
-	if (strlen(name) >= IFNAMSIZ)
-		return err_set(e, "tap %s: name too long", name);
-	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return err_sys(e, errno, "tap %s: /dev/net/tun", name);
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return err_sys(e, errno, "%s: socket", name);
 	struct ifreq ifr;
 	memset(&ifr, 0, sizeof ifr);
-	strcpy(ifr.ifr_name, name);
-	/* The flags Firecracker attaches with (it sets them again on attach). */
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+	sin->sin_family = AF_INET;
+	int rc = 0;
+	if (inet_pton(AF_INET, addr, &sin->sin_addr) != 1)
+		rc = err_set(e, "%s: bad address %s", name, addr);
+	else if (ioctl(s, SIOCSIFADDR, &ifr) < 0)
+		rc = err_sys(e, errno, "%s: SIOCSIFADDR", name);
+	if (rc == 0) {
+		sin->sin_addr.s_addr = htonl(prefix ? ~0u << (32 - prefix) : 0);
+		if (ioctl(s, SIOCSIFNETMASK, &ifr) < 0)
+			rc = err_sys(e, errno, "%s: SIOCSIFNETMASK", name);
+	}
+	if (rc == 0 && ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		rc = err_sys(e, errno, "%s: SIOCGIFFLAGS", name);
+	if (rc == 0) {
+		ifr.ifr_flags |= IFF_UP;
+		if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+			rc = err_sys(e, errno, "%s: SIOCSIFFLAGS", name);
+	}
+	close(s);
+	return rc;
+}
+
+int tap_open(const char *name, const char *addr, int prefix, struct err *e)
+{
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return err_sys(e, errno, "/dev/net/tun");
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		int errnum = errno;
+		close(fd);
+		return err_sys(e, errnum, "%s: TUNSETIFF", name);
+	}
+	if (set_addr(name, addr, prefix, e) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int tap_create(const char *name, uid_t uid, gid_t gid, const char *addr, int prefix, struct err *e)
+{
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return err_sys(e, errno, "/dev/net/tun");
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+	/* The flags Firecracker attaches with (it sets them again itself). */
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
 	int rc = 0;
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETOWNER, (unsigned long)uid) < 0 ||
 	    ioctl(fd, TUNSETGROUP, (unsigned long)gid) < 0 || ioctl(fd, TUNSETPERSIST, 1UL) < 0)
-		rc = err_sys(e, errno, "tap %s", name);
+		rc = err_sys(e, errno, "%s: TUNSETIFF/OWNER/PERSIST", name);
 	close(fd);
 	if (rc < 0)
 		return rc;
+	if (addr)
+		return set_addr(name, addr, prefix, e);
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (s < 0)
-		return err_sys(e, errno, "tap %s: socket", name);
+		return err_sys(e, errno, "%s: socket", name);
 	memset(&ifr, 0, sizeof ifr);
-	strcpy(ifr.ifr_name, name);
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
 	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) {
-		rc = err_sys(e, errno, "tap %s: SIOCGIFFLAGS", name);
+		rc = err_sys(e, errno, "%s: SIOCGIFFLAGS", name);
 	} else {
 		ifr.ifr_flags |= IFF_UP;
 		if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
-			rc = err_sys(e, errno, "tap %s: up", name);
+			rc = err_sys(e, errno, "%s: SIOCSIFFLAGS", name);
 	}
 	close(s);
 	return rc;

@@ -1,5 +1,6 @@
-/* A TAP device for a microVM's network interface (SPEC §6.3: "egress goes
- * through a TAP device in the cell's netns"). */
+/* A TAP device in the calling thread's network namespace: a microVM's network
+ * interface (SPEC §6.3). Not persistent: it exists while the returned fd (or
+ * the VMM it is handed to) holds it open, so nothing of it can outlive the cell. */
 #ifndef CELLOS_TAP_H
 #define CELLOS_TAP_H
 
@@ -7,9 +8,13 @@
 
 #include "util/err.h"
 
-/* Make the persistent TAP `name` in the calling thread's network namespace,
- * owned by uid/gid (the unprivileged VMM attaches to it by name without any
- * capability), and bring it up. It goes away with the namespace. */
-int tap_create(const char *name, uid_t uid, gid_t gid, struct err *e);
+/* Make TAP `name` with IPv4 address `addr`/`prefix` and bring it up; returns its
+ * fd (close-on-exec) or -1. */
+int tap_open(const char *name, const char *addr, int prefix, struct err *e);
+
+/* Firecracker attaches to its TAP by name, as the run's unprivileged uid: make
+ * TAP `name` persistent and owned by uid/gid, with `addr`/`prefix` (addr NULL:
+ * none), and bring it up. It goes away with its network namespace. */
+int tap_create(const char *name, uid_t uid, gid_t gid, const char *addr, int prefix, struct err *e);
 
 #endif
