@@ -18,6 +18,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/openat2.h>
+#include <stdint.h>
 #include <net/if.h>
 #include <net/route.h>
 #include <netinet/in.h>
@@ -50,8 +52,8 @@
 #define WORKSPACE "/workspace"
 #define SYSROOT "/sysroot"
 
-static const char *const chan_names[] = {"cellos.exit", "cellos.stdout", "cellos.stderr"};
-enum { CH_EXIT, CH_OUT, CH_ERR, CH_N };
+static const char *const chan_names[] = {"cellos.exit", "cellos.stdout", "cellos.stderr", "cellos.artifacts"};
+enum { CH_EXIT, CH_OUT, CH_ERR, CH_ART, CH_N };
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Diagnostics go to the kernel log (the VMM's serial console), never to the
@@ -439,6 +441,69 @@ fail:;
 	_exit(127);
 }
 
+/* One artifact (SPEC §10), read as the workload (its uid, its root), beneath
+ * the workspace without following any symlink, into the artifacts channel as a
+ * record: u32 index, u8 errno (0: ok), u64 size (little-endian), the bytes. */
+static void send_artifact(const struct job *j, const char *root, size_t index, int out)
+{
+	const char *ws = j->workdir ? j->workdir : WORKSPACE;
+	const char *path = j->artifacts[index];
+	size_t wl = strlen(ws);
+	int fd = -1, code = 0;
+	struct stat st;
+	if (strncmp(path, ws, wl) != 0 || path[wl] != '/' || !path[wl + 1]) {
+		code = EXDEV; /* not in the workspace */
+	} else if ((strcmp(root, "/") != 0 && chroot(root) < 0) || setgroups(0, NULL) < 0 || setgid(WORKLOAD_ID) < 0 ||
+		   setuid(WORKLOAD_ID) < 0) {
+		code = errno;
+	} else {
+		int dir = open(ws, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
+				       .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+		fd = dir < 0 ? -1 : (int)syscall(SYS_openat2, dir, path + wl + 1, &how, sizeof how);
+		if (fd < 0)
+			code = errno;
+		else if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+			code = fstat(fd, &st) < 0 ? errno : EINVAL;
+	}
+	unsigned char hdr[13];
+	uint64_t size = code ? 0 : (uint64_t)st.st_size;
+	for (int i = 0; i < 4; i++)
+		hdr[i] = (unsigned char)(index >> (8 * i));
+	hdr[4] = (unsigned char)(code > 255 ? 255 : code);
+	for (int i = 0; i < 8; i++)
+		hdr[5 + i] = (unsigned char)(size >> (8 * i));
+	if (write(out, hdr, sizeof hdr) != (ssize_t)sizeof hdr)
+		_exit(1);
+	char buf[65536];
+	/* Exactly `size` bytes, whatever the file does meanwhile: zeros for what
+	 * shrank, the rest cut off. */
+	for (uint64_t left = size; left;) {
+		size_t want = left < sizeof buf ? (size_t)left : sizeof buf;
+		ssize_t n = read(fd, buf, want);
+		if (n <= 0) {
+			memset(buf, 0, want);
+			n = (ssize_t)want;
+		}
+		if (write(out, buf, (size_t)n) != n)
+			_exit(1);
+		left -= (uint64_t)n;
+	}
+	_exit(0);
+}
+
+static void send_artifacts(const struct job *j, const char *root, int out)
+{
+	for (size_t i = 0; j->artifacts[i]; i++) {
+		pid_t pid = fork();
+		if (pid == 0)
+			send_artifact(j, root, i, out);
+		int ws;
+		while (pid > 0 && waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+			;
+	}
+}
+
 /* 128+N for a signal, the exit status otherwise. */
 static int32_t status_of(int ws)
 {
@@ -530,7 +595,9 @@ int main(void)
 		kill(-1, SIGKILL);
 		while (wait(NULL) > 0 || errno == EINTR)
 			;
+		send_artifacts(&j, root, ch[CH_ART]);
 	}
+	close(ch[CH_ART]);
 	close(ch[CH_OUT]);
 	close(ch[CH_ERR]);
 	unsigned char frame[VM_FRAME_BYTES];

@@ -1,12 +1,17 @@
 #!/bin/sh
 # Installs the Debian packages cellos-c needs to build, test, benchmark and
 # package (scdoc for the man pages; debhelper and dpkg-dev for the .deb).
+# The microVM backend's guest image (cellctl image build) is made of Debian's
+# cloud kernel, installed here only for its files under /boot and /lib/modules
+# (this machine does not boot it), a static busybox, mkfs.ext4 and lz4; the
+# tests boot it with qemu-system-x86.
 # Idempotent: does nothing (and needs no network) when all are present.
 set -eu
 PKGS="build-essential pkg-config libjansson-dev libsodium-dev nftables
 libnftnl-dev libmnl-dev libseccomp-dev libcurl4-openssl-dev libcmocka-dev python3-pytest hyperfine bubblewrap iproute2 util-linux procps
 python3-nacl python3-jsonschema python3-yaml clang libclang-rt-14-dev
 runsc crun runc
+qemu-system-x86 linux-image-cloud-amd64 busybox-static e2fsprogs lz4
 scdoc groff-base man-db bash-completion debhelper dpkg-dev git"
 missing=""
 for p in $PKGS; do

@@ -405,14 +405,6 @@ static bool kvm_usable(void)
 	return true;
 }
 
-static int vm_number(const char *var, const char *v, long long def, long long *out, struct err *e)
-{
-	*out = def;
-	if (v && (parse_pos_ll(v, out) < 0 || *out > (1LL << 20)))
-		return err_set(e, "%s: expected a positive integer up to 1048576, got '%s'", var, v);
-	return 0;
-}
-
 /* The microVM backends (SPEC §6.3): the image, the VM's size, the VMM. */
 static int load_vm(struct config *cfg, struct err *e)
 {
@@ -422,12 +414,17 @@ static int load_vm(struct config *cfg, struct err *e)
 	struct stat st;
 	if (v[0] != '/' || !realpath(v, cfg->vm_image_dir) || stat(cfg->vm_image_dir, &st) < 0 || !S_ISDIR(st.st_mode))
 		return err_set(e, "CELLOS_VM_IMAGE_DIR: '%s' is not an absolute path to a directory (make one with `cellctl image build --out DIR`)", v);
-	/* One env() call per variable: tests/blackbox/test_docs.py finds what the
-	 * code reads by them. */
-	if (vm_number("CELLOS_VM_MEMORY_MIB", env("CELLOS_VM_MEMORY_MIB"), 256, &cfg->vm_memory_mib, e) < 0 ||
-	    vm_number("CELLOS_VM_VCPUS", env("CELLOS_VM_VCPUS"), 1, &cfg->vm_vcpus, e) < 0 ||
-	    vm_number("CELLOS_VM_OVERHEAD_MIB", env("CELLOS_VM_OVERHEAD_MIB"), 128, &cfg->vm_overhead_mib, e) < 0)
-		return -1;
+	const struct { const char *var, *value; long long def; long long *out; } nums[] = {
+		{"CELLOS_VM_MEMORY_MIB", env("CELLOS_VM_MEMORY_MIB"), 256, &cfg->vm_memory_mib},
+		{"CELLOS_VM_VCPUS", env("CELLOS_VM_VCPUS"), 1, &cfg->vm_vcpus},
+		{"CELLOS_VM_OVERHEAD_MIB", env("CELLOS_VM_OVERHEAD_MIB"), 128, &cfg->vm_overhead_mib},
+	};
+	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+		*nums[i].out = nums[i].def;
+		if (nums[i].value && (parse_pos_ll(nums[i].value, nums[i].out) < 0 || *nums[i].out > (1LL << 20)))
+			return err_set(e, "%s: expected a positive integer up to 1048576, got '%s'", nums[i].var,
+				       nums[i].value);
+	}
 	if (cfg->backend != BACKEND_QEMU)
 		return 0;
 	v = env("CELLOS_QEMU_BINARY");

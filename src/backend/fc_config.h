@@ -25,11 +25,12 @@
 #include "spec/spec.h"
 #include "util/err.h"
 
-/* Guest-side vsock ports of the channels (SPEC §6.3); the host listens on
- * <uds_path>_<port>. */
+/* Guest-side vsock ports of the channels (SPEC §6.3): 9000 + the channel's
+ * index of backend/vm_job.h; the host listens on <uds_path>_<port>. */
 #define FC_PORT_EXIT 9000
 #define FC_PORT_STDOUT 9001
 #define FC_PORT_STDERR 9002
+#define FC_PORT_ARTIFACTS 9003
 /* The guest's context id: the vsock device is the VM's own, so one fixed CID
  * (the smallest Firecracker accepts) serves every cell. */
 #define FC_GUEST_CID 3

@@ -62,6 +62,7 @@
 #include "backend/oci_run.h"
 #include "backend/vm_image.h"
 #include "backend/vm_job.h"
+#include "backend/vm_share.h"
 #include "isolate/netdev.h"
 #include "isolate/seccomp.h"
 #include "isolate/tap.h"
@@ -80,7 +81,8 @@
 #define DRAIN_MS 500
 #define LOG_TAIL 300
 
-enum { CH_EXIT = 0, CH_STDOUT, CH_STDERR, CH_N };
+enum { CH_EXIT = VM_CHAN_EXIT, CH_STDOUT = VM_CHAN_STDOUT, CH_STDERR = VM_CHAN_STDERR, CH_ART = VM_CHAN_ARTIFACTS,
+       CH_N = VM_CHAN_N };
 
 struct fc {
 	struct cell *cell;
@@ -91,6 +93,8 @@ struct fc {
 	char run_id[37];
 	int dirfd, lockfd, fcfd, netns, logfd;
 	int listen[CH_N];
+	int artfd;                /* what the artifacts channel carried (an unnamed file) */
+	long long art_cap;        /* at most this many bytes of it */
 	struct cgroup_cell cg;
 	struct runreg reg;
 	pid_t pid;
@@ -229,8 +233,7 @@ static int write_initrd(struct fc *f, struct err *e)
 		rc = err_sys(e, errno, "firecracker: initramfs");
 		goto out;
 	}
-	/* Secrets delivered by env are in envp; file delivery is refused at
-	 * admission for this backend (secrets/secrets.c). */
+	/* Secrets: env delivery in envp, file delivery as files of the job. */
 	/* Firecracker's devices are virtio-mmio; the channels are vsock. */
 	const char *mods[6] = {"virtio_mmio", "vsock", "vmw_vsock_virtio_transport", NULL, NULL, NULL};
 	size_t nm = 3;
@@ -238,12 +241,33 @@ static int write_initrd(struct fc *f, struct err *e)
 		mods[nm++] = "virtio_blk";
 	if (f->plan.vm.tap)
 		mods[nm++] = "virtio_net";
+	const struct spec *sp = c->spec;
+	const char **arts = calloc(sp->n_artifacts + 1, sizeof *arts);
+	if (!arts) {
+		rc = err_set(e, "firecracker: out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < sp->n_artifacts; i++)
+		arts[i] = sp->artifacts[i].path;
+	struct vm_job_file files[SPEC_MOUNTS_MAX];
+	char paths[SPEC_MOUNTS_MAX][VM_SECRET_PATH_MAX];
+	size_t n_files = vm_secret_files(c->secrets, files, paths, SPEC_MOUNTS_MAX);
+	/* run.mounts: disks after the image's root, in the document's order. */
+	struct vm_job_mount jm[SPEC_MOUNTS_MAX];
+	char devs[SPEC_MOUNTS_MAX][16];
+	size_t first = f->plan.layout.rootfs_drive != SIZE_MAX ? 1 : 0;
+	for (size_t i = 0; i < sp->n_mounts; i++) {
+		snprintf(devs[i], sizeof devs[i], "/dev/vd%c", (char)('a' + first + i));
+		jm[i] = (struct vm_job_mount){.device = devs[i], .target = sp->mounts[i].target};
+	}
 	struct vm_job job = {.run_id = f->run_id, .argv = c->spec->argv, .envp = c->envp,
-			     .workdir = c->spec->working_directory,
+			     .workdir = c->spec->working_directory, .artifacts = arts, .files = files,
+			     .n_files = n_files, .mounts = jm, .n_mounts = sp->n_mounts,
 			     .root_device = f->plan.layout.rootfs_drive != SIZE_MAX ? "/dev/vda" : NULL,
 			     .net_address = f->plan.vm.tap ? FC_TAP_GUEST : NULL, .net_prefix = FC_TAP_PREFIX,
 			     .net_gateway = FC_TAP_HOST, .modules = mods, .reset = true, .key = f->key};
 	rc = vm_job_write(fd, &job, f->plan.argv_in_job, e);
+	free(arts);
 out:
 	close(fd);
 	return rc;
@@ -364,7 +388,8 @@ static int create_cell(struct cell *c, struct err *e)
 	if (!f)
 		return err_set(e, "firecracker: out of memory");
 	*f = (struct fc){.cell = c, .dirfd = -1, .lockfd = -1, .fcfd = -1, .netns = -1, .logfd = -1,
-			 .listen = {-1, -1, -1}, .reg = {.fd = -1}, .pid = -1, .pidfd = -1, .donefd = -1};
+			 .listen = {-1, -1, -1, -1}, .artfd = -1, .reg = {.fd = -1}, .pid = -1, .pidfd = -1,
+			 .donefd = -1};
 	for (int i = 0; i < VM_IMG_N; i++)
 		f->img.f[i].fd = -1;
 	cgroup_cell_init(&f->cg);
@@ -378,8 +403,10 @@ static int create_cell(struct cell *c, struct err *e)
 		return -1;
 	snprintf(f->run_id, sizeof f->run_id, "%s", c->run_id);
 
-	if (c->spec->n_mounts)
-		return err_set(e, "run.mounts: the firecracker backend does not make disk images of host directories yet");
+	for (size_t i = 0; i < c->spec->n_mounts; i++)
+		if (!c->spec->mounts[i].read_only)
+			return err_set(e, "run.mounts[%zu]: the firecracker backend shows mounts read-only only (readOnly: false)",
+				       i);
 	if (fc_host_check(cfg, &f->host, e) < 0)
 		return -1;
 	if (vm_image_open(&f->img, cfg->vm_image_dir, e) < 0)
@@ -431,6 +458,17 @@ static int create_cell(struct cell *c, struct err *e)
 	if (l->rootfs_drive != SIZE_MAX &&
 	    link_image(f, l->drives[l->rootfs_drive].host, f->img.f[VM_IMG_ROOTFS].fd, FD_ROOTFS, e) < 0)
 		return -1;
+	/* run.mounts: a read-only ext4 image of each source, made here. */
+	for (size_t i = 0; i < c->spec->n_mounts; i++) {
+		const struct fc_drive *d = &l->drives[l->rootfs_drive != SIZE_MAX ? i + 1 : i];
+		char what[32];
+		snprintf(what, sizeof what, "run.mounts[%zu]", i);
+		if (vm_disk_image(c->spec->mounts[i].source, d->host, what, e) < 0)
+			return -1;
+		if (fchownat(f->dirfd, strrchr(d->host, '/') + 1, c->uid, c->gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    fchmodat(f->dirfd, strrchr(d->host, '/') + 1, 0400, 0) < 0)
+			return err_sys(e, errno, "%s: %s", what, d->host);
+	}
 	if (!(f->key = vm_job_key_new(e)))
 		return -1;
 	if (write_initrd(f, e) < 0)
@@ -442,7 +480,7 @@ static int create_cell(struct cell *c, struct err *e)
 	close(cfd);
 	if (wrc < 0)
 		return err_sys(e, errno, "firecracker: %s", l->config);
-	static const int ports[CH_N] = {FC_PORT_EXIT, FC_PORT_STDOUT, FC_PORT_STDERR};
+	static const int ports[CH_N] = {FC_PORT_EXIT, FC_PORT_STDOUT, FC_PORT_STDERR, FC_PORT_ARTIFACTS};
 	for (int i = 0; i < CH_N; i++)
 		if ((f->listen[i] = listen_port(f, ports[i], e)) < 0)
 			return -1;
@@ -470,6 +508,12 @@ static int create_cell(struct cell *c, struct err *e)
 		}
 		log_warn("the VMM's limits are not enforced: %s", f->cg.error);
 	}
+	/* The artifacts the guest sends: a file of the cell's directory without a
+	 * name, so nothing of it outlives us. */
+	f->artfd = openat(f->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (f->artfd < 0)
+		return err_sys(e, errno, "firecracker: %s: a file for the artifacts", l->dir);
+	f->art_cap = (long long)c->spec->n_artifacts * (cfg->export_max_bytes + VM_ART_HDR);
 	f->logfd = memfd_create("firecracker-log", MFD_CLOEXEC);
 	f->donefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (f->logfd < 0 || f->donefd < 0)
@@ -556,7 +600,8 @@ static int out_fd(const struct cell *c, int ch) { return c->stdio[ch - 1] >= 0 ?
 static void *channels(void *arg)
 {
 	struct fc *f = arg;
-	int conn[CH_N] = {-1, -1, -1};
+	int conn[CH_N] = {-1, -1, -1, -1};
+	long long art_len = 0;
 	unsigned char frame[VM_FRAME_BYTES];
 	size_t flen = 0;
 	bool frame_done = false;
@@ -633,6 +678,14 @@ static void *channels(void *arg)
 				continue;
 			if (r <= 0) {
 				close_fd(&conn[i]);
+				continue;
+			}
+			if (i == CH_ART) {
+				/* Each artifact at most CELLOS_EXPORT_MAX_BYTES: a guest that
+				 * sends more is cut off (export then finds it incomplete). */
+				if (art_len + r > f->art_cap || write_all(f->artfd, buf, (size_t)r) < 0)
+					close_fd(&conn[i]);
+				art_len += r;
 				continue;
 			}
 			if (i != CH_EXIT) {
@@ -838,6 +891,52 @@ static int fc_read_counters(struct cell *c, struct nft_counter **out, size_t *n,
 	return read_counters(priv(c), out, n, e);
 }
 
+/* SPEC §10: the guest sent its artifacts after the workload ended (read there
+ * as the workload, beneath its workspace, no symlink followed); the record of
+ * the one at `path` becomes an unnamed file, opened read-only. */
+static int fc_open_artifact(struct cell *c, const char *path, int *fd, struct err *e)
+{
+	struct fc *f = priv(c);
+	const struct spec *s = c->spec;
+	size_t index = 0;
+	while (index < s->n_artifacts && strcmp(s->artifacts[index].path, path) != 0)
+		index++;
+	struct stat st;
+	if (index == s->n_artifacts || f->artfd < 0 || fstat(f->artfd, &st) < 0)
+		return err_set(e, "%s: not an artifact of this cell", path);
+	size_t len = (size_t)st.st_size;
+	unsigned char *m = len ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, f->artfd, 0) : NULL;
+	if (len && m == MAP_FAILED)
+		return err_sys(e, errno, "%s: the guest's artifacts", path);
+	size_t off = 0, size = 0;
+	int gerr = 0, rc = 0;
+	if (!m || vm_artifact_find(m, len, index, &off, &size, &gerr) < 0)
+		rc = err_set(e, "%s: the guest sent no such artifact (the VM ended before it could, or it was larger than CELLOS_EXPORT_MAX_BYTES)", path);
+	else if (gerr == EXDEV)
+		rc = err_set(e, "%s: not inside the cell's workspace", path);
+	else if (gerr)
+		rc = err_set(e, "%s: %s (in the guest)", path, strerror(gerr));
+	else if ((long long)size > c->cfg->export_max_bytes)
+		rc = err_set(e, "%s: %zu bytes, more than CELLOS_EXPORT_MAX_BYTES (%lld)", path, size,
+			     c->cfg->export_max_bytes);
+	int out = -1;
+	if (rc == 0 && (out = openat(f->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0)
+		rc = err_sys(e, errno, "%s: a file for it", path);
+	if (rc == 0 && write_all(out, m + off, size) < 0)
+		rc = err_sys(e, errno, "%s: a file for it", path);
+	if (m && m != MAP_FAILED)
+		munmap(m, len);
+	if (rc == 0) {
+		char self[64];
+		snprintf(self, sizeof self, "/proc/self/fd/%d", out);
+		if ((*fd = open(self, O_RDONLY | O_CLOEXEC)) < 0)
+			rc = err_sys(e, errno, "%s", path);
+	}
+	if (out >= 0)
+		close(out);
+	return rc;
+}
+
 static void fc_destroy(struct cell *c)
 {
 	struct fc *f = priv(c);
@@ -863,8 +962,8 @@ static void fc_destroy(struct cell *c)
 			log_error("firecracker: cannot remove %s: %s", top, strerror(errno));
 		fc_plan_free(&f->plan);
 	}
-	int *fds[] = {&f->dirfd, &f->lockfd, &f->fcfd, &f->netns, &f->logfd, &f->pidfd, &f->donefd,
-		      &f->listen[0], &f->listen[1], &f->listen[2]};
+	int *fds[] = {&f->dirfd, &f->lockfd, &f->fcfd, &f->netns, &f->logfd, &f->pidfd, &f->donefd, &f->artfd,
+		      &f->listen[0], &f->listen[1], &f->listen[2], &f->listen[3]};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		close_fd(fds[i]);
 	if (f->have_img)
@@ -892,5 +991,6 @@ const struct backend_ops backend_firecracker = {
 	.collect = fc_collect,
 	.signal = fc_signal,
 	.read_counters = fc_read_counters,
+	.open_artifact = fc_open_artifact,
 	.destroy = fc_destroy,
 };

@@ -29,6 +29,7 @@
 #include <sched.h>
 #include <stdarg.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -39,6 +40,7 @@
 #include "backend/backend.h"
 #include "backend/vm_image.h"
 #include "backend/vm_job.h"
+#include "backend/vm_share.h"
 #include "backend/vm_limits.h"
 #include "isolate/cgroup.h"
 #include "isolate/netdev.h"
@@ -55,6 +57,7 @@
 
 struct relay {
 	int from, to;
+	long long cap;          /* bytes written at most (the rest is drained), 0: no cap */
 	pthread_t thread;
 	bool started;
 };
@@ -71,7 +74,7 @@ struct qemu {
 	int lock;               /* flocked VM_RUN_DIR/<name>/lock: a live owner */
 	int initrd;             /* the per-boot initramfs */
 	int exit_rd, chan_wr[VM_CHAN_N];
-	struct relay relay[2];  /* stdout, stderr */
+	struct relay relay[3];  /* stdout, stderr, artifacts (into a file of the run directory) */
 	int mount_fds[SPEC_MOUNTS_MAX];
 	size_t n_mount_fds;
 	pid_t pid;
@@ -206,24 +209,10 @@ static int make_mount_images(struct cell *c, struct qemu *q, struct vm_job_mount
 			return err_set(e, "run.mounts[%zu]: the qemu backend shows mounts read-only only (readOnly: false)", i);
 		char img[PATH_MAX + 32];
 		snprintf(img, sizeof img, "%s/mount%zu.ext4", q->dir, i);
-		char cmd[3 * PATH_MAX];
-		/* Room for the tree plus a quarter, at least 8 MiB. */
-		snprintf(cmd, sizeof cmd,
-			 "kb=$(du -sk -- \"$1\" | cut -f1) && exec mkfs.ext4 -q -F -O ^has_journal -E root_owner=%u:%u -d \"$1\" \"$2\" $((kb + kb / 4 + 8192))k",
-			 (unsigned)1000, (unsigned)1000);
-		pid_t pid = fork();
-		if (pid == 0) {
-			int null = open("/dev/null", O_RDWR);
-			dup2(null, 0);
-			dup2(null, 1);
-			execl("/bin/sh", "sh", "-c", cmd, "sh", s->mounts[i].source, img, (char *)NULL);
-			_exit(127);
-		}
-		int ws = -1;
-		while (pid > 0 && waitpid(pid, &ws, 0) < 0 && errno == EINTR)
-			;
-		if (pid < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
-			return err_set(e, "run.mounts[%zu]: could not make an ext4 image of %s", i, s->mounts[i].source);
+		char what[32];
+		snprintf(what, sizeof what, "run.mounts[%zu]", i);
+		if (vm_disk_image(s->mounts[i].source, img, what, e) < 0)
+			return -1;
 		int fd = open(img, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			return err_sys(e, errno, "%s", img);
@@ -238,7 +227,7 @@ static int make_mount_images(struct cell *c, struct qemu *q, struct vm_job_mount
 /* ---- the command line ---- */
 
 /* Fds QEMU inherits, at these numbers. */
-enum { FD_KERNEL = 3, FD_INITRD, FD_ROOTFS, FD_EXIT, FD_OUT, FD_ERR, FD_TAP, FD_MOUNT0 };
+enum { FD_KERNEL = 3, FD_INITRD, FD_ROOTFS, FD_EXIT, FD_OUT, FD_ERR, FD_ART, FD_TAP, FD_MOUNT0 };
 
 /* The guest's link, inside the cell's own netns (so the same addresses in
  * every cell collide with nothing): the netns end and the guest's. */
@@ -301,7 +290,7 @@ static int build_args(struct cell *c, struct qemu *q, const char *argv_opt)
 	rc |= add_arg(q, "chardev:con");
 	rc |= add_arg(q, "-device");
 	rc |= add_arg(q, "virtio-serial-device,max_ports=%d", VM_CHAN_N + 1);
-	static const int chan_fd[VM_CHAN_N] = {FD_EXIT, FD_OUT, FD_ERR};
+	static const int chan_fd[VM_CHAN_N] = {FD_EXIT, FD_OUT, FD_ERR, FD_ART};
 	for (int i = 0; i < VM_CHAN_N; i++) {
 		/* The pipe is the run's uid's (create), so QEMU may open it again
 		 * through /proc/self/fd. */
@@ -366,23 +355,6 @@ static int make_run_dir(struct cell *c, struct qemu *q, struct err *e)
 	return 0;
 }
 
-/* file secrets (SPEC §5): the same paths as the stub's, inside the guest. */
-static size_t secret_files(struct cell *c, struct vm_job_file *files, char paths[][300])
-{
-	size_t n = 0;
-	if (!c->secrets)
-		return 0;
-	for (size_t i = 0; i < c->secrets->n && n < SPEC_MOUNTS_MAX; i++) {
-		const struct secret *s = &c->secrets->items[i];
-		size_t len;
-		const char *v = secret_value(s, &len);
-		snprintf(paths[n], 300, "/run/cellos/secrets/%s", s->name);
-		files[n] = (struct vm_job_file){.path = paths[n], .data = v, .len = len, .mode = 0400};
-		n++;
-	}
-	return n;
-}
-
 static int qemu_create(struct cell *c, struct err *e)
 {
 	struct qemu *q = calloc(1, sizeof *q);
@@ -392,8 +364,8 @@ static int qemu_create(struct cell *c, struct err *e)
 	q->pid = -1;
 	for (int i = 0; i < VM_CHAN_N; i++)
 		q->chan_wr[i] = -1;
-	for (int i = 0; i < 2; i++)
-		q->relay[i].from = -1;
+	for (int i = 0; i < 3; i++)
+		q->relay[i].from = q->relay[i].to = -1;
 	for (int i = 0; i < VM_IMG_N; i++)
 		q->img.f[i].fd = -1;
 	cgroup_cell_init(&q->cg);
@@ -459,14 +431,14 @@ static int qemu_create(struct cell *c, struct err *e)
 	if (c->n_egress)
 		mods[nm++] = "virtio_net";
 	struct vm_job_file files[SPEC_MOUNTS_MAX];
-	char paths[SPEC_MOUNTS_MAX][300];
+	char paths[SPEC_MOUNTS_MAX][VM_SECRET_PATH_MAX];
 	struct vm_job job = {
 		.run_id = c->run_id,
 		.argv = s->argv,
 		.envp = c->envp,
 		.workdir = s->working_directory,
 		.files = files,
-		.n_files = secret_files(c, files, paths),
+		.n_files = vm_secret_files(c->secrets, files, paths, SPEC_MOUNTS_MAX),
 		.mounts = jm,
 		.n_mounts = s->n_mounts,
 		.root_device = q->img.f[VM_IMG_ROOTFS].present ? "/dev/vda" : NULL,
@@ -508,6 +480,14 @@ static int qemu_create(struct cell *c, struct err *e)
 	}
 	q->relay[0].to = c->stdio[0] >= 0 ? c->stdio[0] : 1;
 	q->relay[1].to = c->stdio[1] >= 0 ? c->stdio[1] : 2;
+	/* Artifacts: each at most CELLOS_EXPORT_MAX_BYTES plus its header. */
+	char ap[PATH_MAX + 16];
+	snprintf(ap, sizeof ap, "%s/artifacts", q->dir);
+	if ((q->relay[2].to = open(ap, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
+		err_sys(e, errno, "%s", ap);
+		goto fail;
+	}
+	q->relay[2].cap = (long long)s->n_artifacts * (cfg->export_max_bytes + VM_ART_HDR);
 
 	/* The VMM's own network namespace: loopback only, plus the TAP when the
 	 * cell declares egress (vm_tap). */
@@ -581,15 +561,20 @@ static void *relay_main(void *arg)
 	struct relay *r = arg;
 	char buf[65536];
 	bool sink_ok = true;
+	long long written = 0;
 	for (;;) {
 		ssize_t n = read(r->from, buf, sizeof buf);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
-		/* A reader that went away: keep draining, or QEMU would block. */
+		if (r->cap && written + n > r->cap)
+			sink_ok = false;
+		/* A reader that went away, or past the cap: keep draining, or QEMU
+		 * would block. */
 		if (sink_ok && write_all(r->to, buf, (size_t)n) < 0)
 			sink_ok = false;
+		written += n;
 	}
 	return NULL;
 }
@@ -624,6 +609,7 @@ static void vmm_child(struct cell *c, struct qemu *q, pid_t parent, int log_fd)
 	src[FD_EXIT] = q->chan_wr[VM_CHAN_EXIT];
 	src[FD_OUT] = q->chan_wr[VM_CHAN_STDOUT];
 	src[FD_ERR] = q->chan_wr[VM_CHAN_STDERR];
+	src[FD_ART] = q->chan_wr[VM_CHAN_ARTIFACTS];
 	src[FD_TAP] = q->tap;
 	for (size_t i = 0; i < q->n_mount_fds; i++)
 		src[FD_MOUNT0 + i] = q->mount_fds[i];
@@ -684,7 +670,7 @@ static int qemu_start(struct cell *c, struct spawn_result *r, struct err *e)
 		close(q->chan_wr[i]);
 		q->chan_wr[i] = -1;
 	}
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		if (pthread_create(&q->relay[i].thread, NULL, relay_main, &q->relay[i]) != 0) {
 			kill(pid, SIGKILL);
 			return err_set(e, "qemu: cannot start the output relay");
@@ -712,7 +698,7 @@ static void reap(struct qemu *q)
 
 static void join_relays(struct qemu *q)
 {
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 3; i++)
 		if (q->relay[i].started) {
 			pthread_join(q->relay[i].thread, NULL);
 			q->relay[i].started = false;
@@ -812,6 +798,51 @@ static int qemu_read_counters(struct cell *c, struct nft_counter **out, size_t *
 	return counters_in_netns(priv(c), out, n, e);
 }
 
+/* SPEC §10: the guest sent its artifacts after the workload ended (read there
+ * as the workload, beneath its workspace, no symlink followed); here the one at
+ * `path` becomes a file of the run directory, opened read-only. */
+static int qemu_open_artifact(struct cell *c, const char *path, int *fd, struct err *e)
+{
+	struct qemu *q = priv(c);
+	const struct spec *s = c->spec;
+	size_t index = 0;
+	while (index < s->n_artifacts && strcmp(s->artifacts[index].path, path) != 0)
+		index++;
+	struct stat st;
+	if (index == s->n_artifacts || q->relay[2].to < 0 || fstat(q->relay[2].to, &st) < 0)
+		return err_set(e, "%s: not an artifact of this cell", path);
+	size_t len = (size_t)st.st_size;
+	unsigned char *m = len ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, q->relay[2].to, 0) : NULL;
+	if (len && m == MAP_FAILED)
+		return err_sys(e, errno, "%s: the guest's artifacts", path);
+	size_t off = 0, size = 0;
+	int gerr = 0, rc = 0;
+	if (!m || vm_artifact_find(m, len, index, &off, &size, &gerr) < 0)
+		rc = err_set(e, "%s: the guest sent no such artifact (the VM ended before it could, or it was larger than CELLOS_EXPORT_MAX_BYTES)", path);
+	else if (gerr == EXDEV)
+		rc = err_set(e, "%s: not inside the cell's workspace", path);
+	else if (gerr)
+		rc = err_set(e, "%s: %s (in the guest)", path, strerror(gerr));
+	else if ((long long)size > c->cfg->export_max_bytes)
+		rc = err_set(e, "%s: %zu bytes, more than CELLOS_EXPORT_MAX_BYTES (%lld)", path, size,
+			     c->cfg->export_max_bytes);
+	char p[PATH_MAX + 32];
+	snprintf(p, sizeof p, "%s/artifact-%zu", q->dir, index);
+	int out = -1;
+	if (rc == 0 && (out = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
+		rc = err_sys(e, errno, "%s", p);
+	if (rc == 0 && write_all(out, (const char *)m + off, size) < 0)
+		rc = err_sys(e, errno, "%s", p);
+	if (out >= 0)
+		close(out);
+	if (m && m != MAP_FAILED)
+		munmap(m, len);
+	if (rc == 0 && (*fd = open(p, O_RDONLY | O_CLOEXEC)) < 0)
+		rc = err_sys(e, errno, "%s", p);
+	unlink(p);
+	return rc;
+}
+
 static void qemu_destroy(struct cell *c)
 {
 	struct qemu *q = priv(c);
@@ -831,7 +862,7 @@ static void qemu_destroy(struct cell *c)
 	if (q->reg.fd >= 0)
 		close(q->reg.fd);
 	int *fds[] = {&q->initrd, &q->exit_rd, &q->pidfd, &q->netns, &q->tap, &q->relay[0].from, &q->relay[1].from,
-		      &q->chan_wr[0], &q->chan_wr[1], &q->chan_wr[2]};
+		      &q->relay[2].from, &q->relay[2].to, &q->chan_wr[0], &q->chan_wr[1], &q->chan_wr[2], &q->chan_wr[3]};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		if (*fds[i] >= 0) {
 			close(*fds[i]);
@@ -859,5 +890,6 @@ const struct backend_ops backend_qemu = {
 	.collect = qemu_collect,
 	.signal = qemu_signal,
 	.read_counters = qemu_read_counters,
+	.open_artifact = qemu_open_artifact,
 	.destroy = qemu_destroy,
 };

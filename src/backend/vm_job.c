@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <sodium.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,30 @@
 
 #include "util/cpio.h"
 
-const char *const vm_chan_names[VM_CHAN_N] = {"cellos.exit", "cellos.stdout", "cellos.stderr"};
+const char *const vm_chan_names[VM_CHAN_N] = {"cellos.exit", "cellos.stdout", "cellos.stderr", "cellos.artifacts"};
+
+int vm_artifact_find(const unsigned char *stream, size_t len, size_t index, size_t *off, size_t *size, int *guest_errno)
+{
+	for (size_t pos = 0; len - pos >= VM_ART_HDR;) {
+		uint32_t idx = 0;
+		uint64_t sz = 0;
+		for (int i = 0; i < 4; i++)
+			idx |= (uint32_t)stream[pos + i] << (8 * i);
+		for (int i = 0; i < 8; i++)
+			sz |= (uint64_t)stream[pos + 5 + i] << (8 * i);
+		size_t data = pos + VM_ART_HDR;
+		if (sz > len - data)
+			return -1; /* cut short */
+		if (idx == index) {
+			*off = data;
+			*size = (size_t)sz;
+			*guest_errno = stream[pos + 4];
+			return 0;
+		}
+		pos = data + (size_t)sz;
+	}
+	return -1;
+}
 
 unsigned char *vm_job_key_new(struct err *e)
 {

@@ -26,8 +26,19 @@
 
 /* The guest channels (virtio-serial port names under QEMU; vsock ports under
  * Firecracker: 9000 + index). */
-enum { VM_CHAN_EXIT = 0, VM_CHAN_STDOUT = 1, VM_CHAN_STDERR = 2, VM_CHAN_N };
-extern const char *const vm_chan_names[VM_CHAN_N]; /* "cellos.exit", "cellos.stdout", "cellos.stderr" */
+enum { VM_CHAN_EXIT = 0, VM_CHAN_STDOUT = 1, VM_CHAN_STDERR = 2, VM_CHAN_ARTIFACTS = 3, VM_CHAN_N };
+/* "cellos.exit", "cellos.stdout", "cellos.stderr", "cellos.artifacts" */
+extern const char *const vm_chan_names[VM_CHAN_N];
+
+/* The artifacts channel carries, once the workload has ended, one record per
+ * job artifact in order: a VM_ART_HDR-byte header (u32 index, u8 errno of the
+ * guest's open, 0 when it worked, u64 size; little-endian), then the bytes. */
+#define VM_ART_HDR 13
+
+/* From a stream of records (what the channel carried, `len` bytes), the
+ * artifact `index`: its offset and size in `stream`, or its guest errno. -1
+ * when the stream holds no record of it. */
+int vm_artifact_find(const unsigned char *stream, size_t len, size_t index, size_t *off, size_t *size, int *guest_errno);
 
 struct vm_job_file {            /* a file the guest creates before the workload starts */
 	const char *path;       /* absolute, in the guest */

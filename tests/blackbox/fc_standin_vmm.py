@@ -32,10 +32,17 @@ Firecracker v1.16.1 does, without a guest kernel:
                      good: tagged with the job's key; forged: a wrong key;
                      none: no frame; short: 3 bytes only; twice: a forged frame,
                      then a good one (only the first counts)
+    job              stdout: a JSON line of the job as the guest sees it (without
+                     the key): files (file secrets), mounts, artifacts, env
+    drives           stdout: a JSON line per drive: id, size, and whether it
+                     is an ext4 file system (its superblock magic)
+    art<i>=<base64>  the content of the job's artifact i, sent on the artifacts
+                     channel (port 9003) after the report; an artifact without
+                     one is sent as "not found" (ENOENT), as the guest would
     sleep=<seconds>  before reporting (timeouts)
     hang             never reset after reporting (the host must kill us)
 
-  It connects to <uds_path>_9000.._9002 as the guest would (a connect that is
+  It connects to <uds_path>_9000.._9003 as the guest would (a connect that is
   refused is what Firecracker turns into a reset of the guest's connection) and
   finally exits 0, as Firecracker does on the guest's reset.
 """
@@ -236,10 +243,21 @@ def main():
             out += open(v, "rb").read()
         elif k == "facts":
             out += json.dumps(facts()).encode() + b"\n"
+        elif k == "job":
+            shown = {k2: v2 for k2, v2 in job.items() if k2 != "key"}
+            out += json.dumps(shown).encode() + b"\n"
+        elif k == "drives":
+            for drv in cfg["drives"]:
+                with open(drv["path_on_host"], "rb") as f:
+                    f.seek(1080)
+                    magic = f.read(2)
+                    size = os.fstat(f.fileno()).st_size
+                out += json.dumps({"id": drv["drive_id"], "size": size, "ext4": magic == b"\x53\xef"}).encode() + b"\n"
         else:
             d[k] = v
     uds = cfg["vsock"]["uds_path"]
-    so, se = connect(uds, 9001), connect(uds, 9002)
+    # The guest opens every channel before the workload starts.
+    so, se, sa = connect(uds, 9001), connect(uds, 9002), connect(uds, 9003)
     so.sendall(out)
     se.sendall(err)
     so.close()
@@ -248,6 +266,12 @@ def main():
     status = struct.pack("<i", int(d["exit"]))
     good = status + hmac.new(key, status + run_id.encode(), hashlib.sha256).digest()
     forged = status + hmac.new(b"\0" * 32, status + run_id.encode(), hashlib.sha256).digest()
+    for i, _path in enumerate(job.get("artifacts") or []):
+        data = d.get(f"art{i}")
+        body = base64.b64decode(data) if data is not None else b""
+        err = 0 if data is not None else 2  # ENOENT
+        sa.sendall(struct.pack("<IBQ", i, err, len(body)) + body)
+    sa.close()
     if d["frame"] != "none":
         sx = connect(uds, 9000)
         payload = {"good": good, "forged": forged, "short": status[:3], "twice": forged + good}[d["frame"]]

@@ -215,6 +215,62 @@ def test_a_filter_file_filters_the_vmm(vmm, image, clean):
     assert r.event("lifecycle.v1.started")["data"]["isolation"]["seccomp"] == "file"
 
 
+# ------------------------------------------------------------------ what the guest is given
+
+
+def job_of(r) -> dict:
+    lines = [l for l in r.out.splitlines() if l.startswith('{"version"')]
+    assert lines, r
+    return json.loads(lines[-1])
+
+
+def test_file_secrets_reach_the_guest_as_files_of_the_job(vmm, image, clean):
+    value = b"s3cr\x00t\nvalue"
+    spec = guest("job", secret_refs=["db-pass"], run_extra={"secretDelivery": "file"})
+    r = run_fc(spec, vmm, image, CELLOS_BROKER="file", CELLOS_SECRET_FILE_DB_PASS=secret_file(value))
+    assert r.rc == 0, r
+    files = job_of(r)["files"]
+    assert [f["path"] for f in files] == ["/run/cellos/secrets/db-pass"], files
+    assert base64.b64decode(files[0]["data"]) == value, files
+    assert b"s3cr" not in r.raw  # never in an event
+
+
+def secret_file(value: bytes) -> Path:
+    d = new_dir("fcsecret")
+    p = d / "value"
+    p.write_bytes(value)
+    return p
+
+
+def test_mounts_become_read_only_ext4_disks_mounted_where_the_document_says(vmm, image, clean):
+    src = new_dir("fcmnt")
+    (src / "hello.txt").write_text("from the host\n")
+    spec = guest("job", "drives", run_extra={"mounts": [{"source": str(src), "target": "/data"}]})
+    r = run_fc(spec, vmm, image, CELLOS_HOST_MOUNT_ALLOW_PREFIXES=src.parent)
+    assert r.rc == 0, r
+    assert job_of(r)["mounts"] == [{"device": "/dev/vda", "target": "/data"}], job_of(r)
+    drives = [json.loads(l) for l in r.out.splitlines() if l.startswith('{"id"')]
+    assert drives == [{"id": "mount0", "size": drives[0]["size"], "ext4": True}], drives
+    # A writable mount cannot be given to a VM.
+    spec = guest("exit=0", run_extra={"mounts": [{"source": str(src), "target": "/data", "readOnly": False}]})
+    r = run_fc(spec, vmm, image, CELLOS_HOST_MOUNT_ALLOW_PREFIXES=src.parent, CELLOS_HOST_MOUNT_ALLOW_RW=1)
+    assert r.rc == 125 and "readOnly" in r.err, r
+
+
+def test_artifacts_come_back_on_their_channel_and_are_exported(vmm, image, clean):
+    root = new_dir("fcexp")
+    data = os.urandom(100000)
+    spec = guest("exit=0", f"art0={b64(data)}", spec_extra={"export": {"artifacts": [
+        {"name": "out.bin", "path": "/workspace/out.bin"}, {"name": "missing", "path": "/workspace/nope"}]}})
+    r = run_fc(spec, vmm, image, CELLOS_EXPORT_DIR=root)
+    assert r.rc == 125, r  # one artifact failed to export
+    done = r.event("export.v2.completed")["data"]
+    assert done["artifactName"] == "out.bin" and done["sha256"] == hashlib.sha256(data).hexdigest(), done
+    assert (root / spec["spec"]["id"] / "out.bin").read_bytes() == data
+    failed = r.event("export.v2.failed")["data"]
+    assert failed["artifactName"] == "missing" and "No such file" in failed["reason"], failed
+
+
 # ------------------------------------------------------------------ events
 
 

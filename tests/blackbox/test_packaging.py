@@ -21,7 +21,7 @@ import pytest
 from conftest import REPO_ROOT, Result, make_spec, new_dir, prepare, supervisor_env
 
 PROGRAMS = ("cellos-supervisor", "cellctl")
-CELLCTL_COMMANDS = {"validate", "verify", "show", "keygen"}
+CELLCTL_COMMANDS = {"validate", "verify", "show", "keygen", "image"}
 MAN_SECTIONS = ("NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXIT STATUS", "ENVIRONMENT", "FILES",
                 "EXAMPLES", "SEE ALSO")
 # Files Debian requires in every package, which `make install` has no business with.

@@ -196,12 +196,18 @@ def test_a_cell_in_a_microvm(image, no_residue):
 def test_egress_through_the_tap_follows_the_declared_rules(image, no_residue):
     # The TAP's netns end (10.0.2.1) answers TCP with a reset: a port the rules
     # allow is "refused" (the SYN got through), one they do not is dropped.
+    # And an artifact of the guest's workspace goes out, the status kept.
     script = ("nc -w 3 10.0.2.1 80 </dev/null 2>&1 | grep -q refused && echo allowed-80;"
               "nc -w 1 10.0.2.1 81 </dev/null 2>&1 | grep -q refused && echo allowed-81;"
-              "exit 3")
-    doc = vm_spec(sh(script), egress=[{"host": "10.0.2.1", "port": 80, "protocol": "tcp"}])
-    r = run_cell(doc, env=qemu_env(image), timeout=BOOT_TIMEOUT)
+              "printf 'made in the guest' > /workspace/result.txt; exit 3")
+    doc = vm_spec(sh(script), egress=[{"host": "10.0.2.1", "port": 80, "protocol": "tcp"}],
+                  spec_extra={"export": {"artifacts": [{"name": "result", "path": "/workspace/result.txt"}]}})
+    exported = new_dir("vmexport")
+    r = run_cell(doc, env=qemu_env(image, CELLOS_EXPORT_DIR=str(exported)), timeout=BOOT_TIMEOUT)
     assert r.rc == 3, r
+    done = r.event("export.v2.completed")["data"]
+    assert done["bytes"] == len(b"made in the guest"), done
+    assert [p.read_bytes() for p in exported.rglob("*") if p.is_file()] == [b"made in the guest"]
     assert "allowed-80" in r.out and "allowed-81" not in r.out, r.out
     ne = r.event("observability.v1.network_enforcement")["data"]
     assert ne["nftRulesApplied"] is True and ne["isolationMode"] == "microvm", ne
@@ -273,8 +279,19 @@ def test_vm_dies_with_a_sigkilled_supervisor_and_the_next_run_sweeps(image, no_r
     finally:
         run.kill()
     # The next run removes the dead one's leaf, registration and run directory; exit 0.
-    r = run_cell(vm_spec(sh("exit 0")), env=qemu_env(image), timeout=BOOT_TIMEOUT)
-    assert r.rc == 0, r
+    # Its artifacts that are not plain files of its workspace do not go out.
+    arts = [{"name": "link", "path": "/workspace/link"}, {"name": "outside", "path": "/etc/passwd"},
+            {"name": "fine", "path": "/workspace/fine"}]
+    exported = new_dir("vmexport")
+    r = run_cell(vm_spec(sh("ln -s /etc/passwd /workspace/link; echo ok > /workspace/fine; exit 0"),
+                         spec_extra={"export": {"artifacts": arts}}),
+                 env=qemu_env(image, CELLOS_EXPORT_DIR=str(exported)), timeout=BOOT_TIMEOUT)
+    assert r.rc == 125, r
+    assert r.event("command.v1.completed")["data"]["exitCode"] == 0
+    failed = {e["data"]["artifactName"]: e["data"]["reason"] for e in r.events if e["type"].endswith("export.v2.failed")}
+    assert set(failed) == {"link", "outside"}, r.types
+    assert "workspace" in failed["outside"], failed
+    assert [p.read_bytes() for p in exported.rglob("*") if p.is_file()] == [b"ok\n"]
     assert r.event("lifecycle.v1.destroyed")["data"]["terminalState"] == "clean"
     assert not {c for c in cellos_cgroups() if ours(c, {cell_id})}, cellos_cgroups()
     assert not [d for d in os.listdir("/run/cellos/vm") if cell_id in d]

@@ -46,7 +46,7 @@ _cellctl()
     cword=$COMP_CWORD
     words=("${COMP_WORDS[@]}")
 
-    local cmds="validate verify show keygen"
+    local cmds="validate verify show keygen image"
     if ((cword == 1)); then
         COMPREPLY=($(compgen -W "$cmds --help --version" -- "$cur"))
         return
@@ -88,6 +88,24 @@ _cellctl()
         esac
         flags="--kid --help"
         ;;
+    image)
+        if ((cword == 2)); then
+            COMPREPLY=($(compgen -W "build" -- "$cur"))
+            return
+        fi
+        case $prev in
+        --out | --rootfs)
+            compopt -o dirnames 2>/dev/null
+            COMPREPLY=($(compgen -d -- "$cur"))
+            return
+            ;;
+        --kernel | --init | --busybox)
+            _cellctl_files "$cur" ""
+            return
+            ;;
+        esac
+        flags="--out --kernel --rootfs --init --busybox --help"
+        ;;
     *)
         return
         ;;
@@ -103,7 +121,7 @@ _cellctl()
         return
     fi
     case $cmd in
-    keygen) COMPREPLY=($(compgen -W "$left" -- "$cur")) ;;
+    keygen | image) COMPREPLY=($(compgen -W "$left" -- "$cur")) ;;
     validate) _cellctl_files "$cur" json ;;
     verify | show) _cellctl_files "$cur" jsonl json log ;;
     esac
