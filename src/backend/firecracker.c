@@ -90,6 +90,8 @@ struct fc {
 	struct vm_image img;
 	struct fc_plan plan;
 	bool have_plan, have_img;
+	const char *made_top;     /* the directory we made (its temporary name until renamed), NULL: none */
+	char made_tmp[PATH_MAX];
 	char run_id[37];
 	int dirfd, lockfd, fcfd, netns, logfd;
 	int listen[CH_N];
@@ -430,23 +432,35 @@ static int create_cell(struct cell *c, struct err *e)
 	if (mkdir_p(base, 0711) < 0)
 		return err_sys(e, errno, "%s: %s", l->jailer ? "CELLOS_FIRECRACKER_CHROOT_BASE" : "CELLOS_FIRECRACKER_SOCKET_DIR",
 			       base);
+	/* Made under a dot name, locked, then renamed: a sweep (which looks at run
+	 * ids only) never sees a directory whose lock is not yet held. */
 	const char *top = l->jailer ? l->jail : l->dir;
-	if (mkdir(top, 0700) < 0)
-		return err_sys(e, errno, "firecracker: %s", top);
-	int topfd = open(top, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	char tmp[PATH_MAX];
+	snprintf(tmp, sizeof tmp, "%s/.%s", base, f->run_id);
+	if (mkdir(tmp, 0700) < 0)
+		return err_sys(e, errno, "firecracker: %s", tmp);
+	snprintf(f->made_tmp, sizeof f->made_tmp, "%s", tmp);
+	f->made_top = f->made_tmp;
+	int topfd = open(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (topfd < 0)
-		return err_sys(e, errno, "firecracker: %s", top);
+		return err_sys(e, errno, "firecracker: %s", tmp);
 	f->lockfd = openat(topfd, ".cellos.lock", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (f->lockfd < 0 || flock(f->lockfd, LOCK_EX | LOCK_NB) < 0) {
 		int err = errno;
 		close(topfd);
-		return err_sys(e, err, "firecracker: lock %s", top);
+		return err_sys(e, err, "firecracker: lock %s", tmp);
 	}
 	if (l->jailer && mkdirat(topfd, "root", 0700) < 0) {
 		int err = errno;
 		close(topfd);
-		return err_sys(e, err, "firecracker: %s/root", top);
+		return err_sys(e, err, "firecracker: %s/root", tmp);
 	}
+	if (rename(tmp, top) < 0) {
+		int err = errno;
+		close(topfd);
+		return err_sys(e, err, "firecracker: %s", top);
+	}
+	f->made_top = top;
 	close(topfd);
 	f->dirfd = open(l->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	/* The VMM binds its API socket and vsock here, as the run's uid. */
@@ -956,12 +970,10 @@ static void fc_destroy(struct cell *c)
 		runreg_release(&f->reg);
 	if (f->reg.fd >= 0)
 		close(f->reg.fd);
-	if (f->have_plan) {
-		const char *top = f->plan.layout.jailer ? f->plan.layout.jail : f->plan.layout.dir;
-		if (f->lockfd >= 0 && oci_run_rmtree(top) < 0)
-			log_error("firecracker: cannot remove %s: %s", top, strerror(errno));
+	if (f->made_top && oci_run_rmtree(f->made_top) < 0)
+		log_error("firecracker: cannot remove %s: %s", f->made_top, strerror(errno));
+	if (f->have_plan)
 		fc_plan_free(&f->plan);
-	}
 	int *fds[] = {&f->dirfd, &f->lockfd, &f->fcfd, &f->netns, &f->logfd, &f->pidfd, &f->donefd, &f->artfd,
 		      &f->listen[0], &f->listen[1], &f->listen[2], &f->listen[3]};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)

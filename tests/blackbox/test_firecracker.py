@@ -355,6 +355,13 @@ def test_an_explicit_filter_cannot_be_put_on_the_jailer(vmm, image):
     assert "CELLOS_SECCOMP" in problem_lines_of(r.err)[0], r.err
 
 
+def test_validate_describes_a_firecracker_cell(vmm, image):
+    r = run_cell(guest("exit=0"), args=["--validate", "{spec}"], env=fc_env(vmm, image), jsonl=False)
+    assert r.rc == 0, r
+    assert "backend:   firecracker (Firecracker: the workload runs on a guest kernel in a microVM)" in r.out, r.out
+    assert "seccomp:   the VMM under the baseline, and Firecracker's own filters" in r.out, r.out
+
+
 def test_validate_reports_what_this_host_lacks(image):
     r = run_cell(guest("exit=0"), args=["--validate", "{spec}"],
                  env={"CELLOS_CELL_BACKEND": "firecracker", "CELLOS_VM_IMAGE_DIR": str(image)})
