@@ -4,9 +4,10 @@
 #include <jansson.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "backend/fc_host.h"
 #include "export/export.h"
-#include "isolate/hostmount.h"
+#include "hostmount/hostmount.h"
 #include "secrets/broker.h"
 #include "util/escape.h"
 #include "util/log.h"
@@ -34,7 +35,10 @@ int admission_check(const struct config *cfg, const struct spec *spec, enum admi
 		problems_add(probs, "%s", e.msg);
 		rc = -1;
 	}
-	if (export_admit(cfg, spec, probs) < 0)
+	const struct backend_ops *be = backend_for(cfg);
+	const struct export_backend_facts xb = {
+		.name = be->name, .reads_artifacts = be->open_artifact != NULL, .sees_host_fs = backend_sees_host_fs(cfg)};
+	if (export_admit(cfg, spec, &xb, probs) < 0)
 		rc = -1;
 	e = (struct err){0};
 	if (mounts_admit(cfg, spec, &e) < 0) {

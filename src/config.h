@@ -6,29 +6,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "events/sign_alg.h"
+#include "isolate/ns.h" /* NS_*: the namespaces of CELLOS_SUBPROCESS_UNSHARE */
+#include "sink/fsync.h"
 #include "util/err.h"
 #include "util/log.h"
 
 struct seccomp_policy;
 
 enum backend_kind { BACKEND_STUB = 0, BACKEND_GVISOR, BACKEND_FIRECRACKER, BACKEND_QEMU, BACKEND_OCI };
-enum fsync_mode { FSYNC_CLOSE = 0, FSYNC_EVENT, FSYNC_NONE };
 enum broker_kind { BROKER_ENV = 0, BROKER_FILE };
-enum sign_alg { SIGN_OFF = 0, SIGN_ED25519, SIGN_HMAC };
 
 /* CELLOS_EVENT_SIGNING_KID: 1 to this many printable ASCII characters, no spaces. */
-#define CONFIG_KID_MAX 128
-
-/* Namespaces of the stub backend (CELLOS_SUBPROCESS_UNSHARE). */
-enum {
-	NS_NET = 1 << 0,
-	NS_MNT = 1 << 1,
-	NS_PID = 1 << 2,
-	NS_IPC = 1 << 3,
-	NS_UTS = 1 << 4,
-	NS_USER = 1 << 5,
-	NS_CGROUP = 1 << 6,
-};
+#define CONFIG_KID_MAX SIGN_KID_MAX
 
 /* A per-target export variable: <prefix>__<suffix>=<url>. */
 struct config_url {
@@ -39,7 +29,7 @@ struct config_url {
 struct config {
 	enum backend_kind backend;
 	bool hardened;
-	unsigned ns;                   /* NS_* bits */
+	unsigned ns;                   /* NS_* bits (isolate/ns.h) */
 	bool user_required;            /* `user` listed by name: no fallback without it */
 	bool host_mode;                /* CELLOS_SUBPROCESS_UNSHARE=0/none: explicitly none */
 	/* The run's own host identity (SPEC §3): allocated per run from

@@ -13,7 +13,7 @@
 
 #include "backend/backend.h"
 #include "export/export.h"
-#include "isolate/hostmount.h"
+#include "hostmount/hostmount.h"
 #include "isolate/artifact.h"
 #include "isolate/runreg.h"
 #include "isolate/runuid.h"

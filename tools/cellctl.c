@@ -17,10 +17,11 @@
 #include "admission.h"
 #include "cellctl.h"
 #include "config.h"
-#include "events/canon.h"
 #include "events/sign.h"
 #include "util/b64url.h"
+#include "util/canon.h"
 #include "util/escape.h"
+#include "util/fileio.h"
 #include "util/log.h"
 
 #define VERSION "0.5.1-c"
@@ -172,20 +173,6 @@ static const char keygen_help[] =
 	"              characters without spaces\n"
 	"\n"
 	"Exit status: 0 success; 2 usage or I/O error.\n";
-
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
 
 static int cmd_keygen(const struct cellctl_cmd *cmd, int argc, char **argv)
 {

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "isolate/hostmount.h"
+#include "hostmount/hostmount.h"
 #include "util/path.h"
 
 #define OCI_VERSION "1.0.2"
@@ -86,10 +86,10 @@ static json_t *mounts(const struct oci_bundle_args *a)
 	const char *wd = a->cell->spec->working_directory;
 	char clean[PATH_MAX];
 	bool wd_done = !wd || strcmp(wd, "/") == 0 || path_clean(wd, clean, sizeof clean) < 0;
-	size_t wd_depth = wd_done ? 0 : hostmount_depth(clean);
+	size_t wd_depth = wd_done ? 0 : path_depth(clean);
 	for (size_t k = 0; m && k <= a->n_binds; k++) {
 		const struct oci_bind *b = k < a->n_binds ? &a->binds[k] : NULL;
-		if (!wd_done && (!b || hostmount_depth(b->destination) > wd_depth)) {
+		if (!wd_done && (!b || path_depth(b->destination) > wd_depth)) {
 			wd_done = true;
 			if (json_array_append_new(m, mount(wd, "tmpfs", work)) < 0)
 				goto fail;

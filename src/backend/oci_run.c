@@ -25,9 +25,9 @@
 #include <unistd.h>
 
 #include "backend/oci_bundle.h"
+#include "hostmount/hostmount.h"
 #include "isolate/argv0.h"
 #include "isolate/cgroup.h"
-#include "isolate/hostmount.h"
 #include "isolate/runreg.h"
 #include "util/ids.h"
 #include "util/log.h"
@@ -922,7 +922,7 @@ int oci_run_create(struct cell *c, const struct oci_runtime *rt, struct err *e)
 		goto fail;
 	}
 
-	/* run.mounts: every source opened now, once (isolate/hostmount.h); the
+	/* run.mounts: every source opened now, once (hostmount/hostmount.h); the
 	 * runtime binds the copies our child attaches in its private namespace,
 	 * never a host path. */
 	if (hostmounts_open(c->cfg, c->spec, &o->hm, e) < 0 || hostmounts_check_nested(c->spec, &o->hm, e) < 0 ||

@@ -31,10 +31,10 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "hostmount/hostmount.h"
 #include "isolate/artifact.h"
 #include "isolate/cellinit.h"
 #include "isolate/cgroup.h"
-#include "isolate/hostmount.h"
 #include "isolate/mount.h"
 #include "isolate/netdev.h"
 #include "isolate/runreg.h"

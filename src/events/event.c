@@ -5,10 +5,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "events/canon.h"
 #include "events/redact.h"
 #include "events/sign.h"
 #include "sink/dlq.h"
+#include "util/canon.h"
 #include "util/ids.h"
 #include "util/log.h"
 #include "util/utf8.h"

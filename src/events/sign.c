@@ -9,8 +9,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "events/canon.h"
 #include "util/b64url.h"
+#include "util/canon.h"
 #include "util/ids.h"
 
 #ifndef MADV_WIPEONFORK
@@ -67,8 +67,8 @@ struct signer *signer_new(enum sign_alg alg, const char *kid, unsigned char *key
 		err_set(e, "CELLOS_EVENT_SIGNING: no signing algorithm");
 		goto fail;
 	}
-	if (!kid || strlen(kid) > CONFIG_KID_MAX) {
-		err_set(e, "CELLOS_EVENT_SIGNING_KID: missing or longer than %d bytes", CONFIG_KID_MAX);
+	if (!kid || strlen(kid) > SIGN_KID_MAX) {
+		err_set(e, "CELLOS_EVENT_SIGNING_KID: missing or longer than %d bytes", SIGN_KID_MAX);
 		goto fail;
 	}
 	if (alg == SIGN_ED25519 ? key_len != SIGN_ED25519_SEED_BYTES : key_len == 0) {

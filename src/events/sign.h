@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config.h"
+#include "events/sign_alg.h"
 #include "util/err.h"
 
 #define SIGNED_ENVELOPE_TYPE "dev.cellos.events.signed_envelope.v1"

@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "events/canon.h"
 #include "events/event.h"
 #include "events/sign.h"
 #include "util/b64url.h"
+#include "util/canon.h"
 
 struct verify_key {
 	char *kid;

@@ -9,7 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "backend/backend.h"
 #include "util/log.h"
 #include "util/path.h"
 
@@ -186,7 +185,8 @@ static void add_once(struct problems *probs, const char *msg)
 	problems_add(probs, "%s", msg);
 }
 
-int export_admit(const struct config *cfg, const struct spec *spec, struct problems *probs)
+int export_admit(const struct config *cfg, const struct spec *spec, const struct export_backend_facts *be,
+		 struct problems *probs)
 {
 	int rc = 0;
 	struct err e = {0};
@@ -208,8 +208,7 @@ int export_admit(const struct config *cfg, const struct spec *spec, struct probl
 		return rc;
 	/* A backend that cannot read its cell's filesystem would run the whole job
 	 * only to fail every export: refuse before anything runs. */
-	const struct backend_ops *be = backend_for(cfg);
-	if (spec->has_run && !be->open_artifact) {
+	if (spec->has_run && !be->reads_artifacts) {
 		err_set(&e, "spec.export.artifacts: reading artifacts from a CELLOS_CELL_BACKEND=%s cell is not available "
 			    "in this build",
 			be->name);
@@ -220,7 +219,7 @@ int export_admit(const struct config *cfg, const struct spec *spec, struct probl
 	for (size_t i = 0; i < spec->n_artifacts; i++)
 		if (plan_artifact(cfg, spec, i, &p, true, &e) < 0)
 			PROBLEM();
-	bool host = !spec->has_run || backend_sees_host_fs(cfg);
+	bool host = !spec->has_run || be->sees_host_fs;
 	for (size_t i = 0; host && i < spec->n_artifacts; i++)
 		if (admit_host_path(cfg, spec, i, &e) < 0)
 			PROBLEM();

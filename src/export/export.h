@@ -95,10 +95,19 @@ int export_http_put(const struct export_item *it, const char *url, const char *b
 
 /* ---- admission and the phase ---- */
 
+/* What admission needs to know of the cell's backend (the caller asks it:
+ * export does not depend on the backends). */
+struct export_backend_facts {
+	const char *name;              /* CELLOS_CELL_BACKEND, for messages */
+	bool reads_artifacts;          /* it can open a file of its cell's filesystem */
+	bool sees_host_fs;             /* its cell's paths are the host's (no mount namespace) */
+};
+
 /* Every artifact has a usable target; CELL_OS_REQUIRE_S3_EXPORT holds; a host
  * path is read only under CELLOS_EXPORT_HOST_PATHS_ALLOW and never in hardened.
  * Every problem found is added to *probs; -1 when there was any. */
-int export_admit(const struct config *cfg, const struct spec *spec, struct problems *probs);
+int export_admit(const struct config *cfg, const struct spec *spec, const struct export_backend_facts *be,
+		 struct problems *probs);
 
 struct export_phase {
 	const struct config *cfg;

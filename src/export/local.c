@@ -8,38 +8,22 @@
  * at <name> rather than writing through it. */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "export/export.h"
+#include "util/fd.h"
+#include "util/fileio.h"
 
 #define EXPORT_DIR_MODE 0755  /* <root>/<cellId>: artifact names are not secret */
 #define EXPORT_FILE_MODE 0640 /* never world-readable */
 
 static int open_beneath(int dirfd, const char *rel, int flags, mode_t mode)
 {
-	struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),
-			       .mode = (flags & O_CREAT) ? mode : 0,
-			       .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
-	return (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof how);
-}
-
-static int write_all(int fd, const char *buf, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, buf, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		buf += w;
-		n -= (size_t)w;
-	}
-	return 0;
+	return fd_openat2(dirfd, rel, (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW), (flags & O_CREAT) ? mode : 0,
+			  RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
 }
 
 static int copy(const struct export_item *it, int out, struct err *e)

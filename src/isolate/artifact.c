@@ -5,7 +5,6 @@
 #include <grp.h>
 #include <limits.h>
 #include <linux/capability.h>
-#include <linux/openat2.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -21,6 +20,7 @@
 #include <unistd.h>
 
 #include "isolate/secretfs.h"
+#include "util/fd.h"
 #include "util/filekind.h"
 #include "util/path.h"
 
@@ -29,8 +29,7 @@
 
 static int openat2_(int dirfd, const char *rel, int flags, unsigned long long resolve)
 {
-	struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW), .resolve = resolve};
-	return (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof how);
+	return fd_openat2(dirfd, rel, (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW), 0, resolve);
 }
 
 static const char *why_open(int errnum)
@@ -139,10 +138,9 @@ static _Noreturn void helper(int sock, const struct artifact_view *v, const char
 		/* The workspace itself was made by the cell's init in the read-only
 		 * scaffold; it is resolved the way the init resolved it. What lies
 		 * inside it is the workload's, and is resolved strictly. */
-		struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
-				       .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
-		base = (int)syscall(SYS_openat2, AT_FDCWD, "/", &how, sizeof how);
-		int wsfd = base < 0 ? -1 : (int)syscall(SYS_openat2, base, ws + 1, &how, sizeof how);
+		const uint64_t flags = O_PATH | O_DIRECTORY | O_CLOEXEC, how = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+		base = fd_openat2(AT_FDCWD, "/", flags, 0, how);
+		int wsfd = base < 0 ? -1 : fd_openat2(base, ws + 1, flags, 0, how);
 		if (wsfd < 0)
 			reply_error(sock, "open the workspace %s: %s", v->workspace, strerror(errno));
 		close(base);

@@ -18,10 +18,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "isolate/argv0.h"
 #include "isolate/caps.h"
 #include "isolate/mount.h"
+#include "isolate/ns.h"
 #include "isolate/seccomp.h"
 #include "util/ids.h"
 #include "util/log.h"

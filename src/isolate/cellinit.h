@@ -32,7 +32,7 @@
 struct cellfs_mount;
 
 struct cellinit_args {
-	unsigned ns;               /* NS_* bits of the cell */
+	unsigned ns;               /* NS_* bits of the cell (isolate/ns.h) */
 	const char *hostname;      /* with NS_UTS */
 	const char *workdir;       /* NULL: inherit the supervisor's cwd */
 	const char *home;          /* HOME of the workload (its passwd entry without a user namespace) */

@@ -25,75 +25,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "isolate/cgroup_limits.h"
 #include "util/err.h"
-
-/* Controllers the cell may need, as bits; CG_IDX_* index arrays. */
-enum { CG_IDX_MEMORY = 0, CG_IDX_PIDS, CG_IDX_CPU, CG_NCTRL };
-enum { CG_MEMORY = 1 << CG_IDX_MEMORY, CG_PIDS = 1 << CG_IDX_PIDS, CG_CPU = 1 << CG_IDX_CPU };
-
-/* The kernel refuses CFS quotas below 1 ms (cpu.max, cpu.cfs_quota_us). */
-#define CG_CPU_QUOTA_MIN 1000LL
-
-/* The cell's effective limits; 0 = none. */
-struct cgroup_limits {
-	long long memory_max;          /* bytes */
-	long long cpu_quota, cpu_period; /* µs */
-	long long pids_max;            /* processes and threads of the workload */
-	bool cpu_from_env;             /* CELLOS_CGROUP_CPU_MAX supplied cpu_quota/period */
-	bool cpu_raised;               /* the quota asked was below CG_CPU_QUOTA_MIN */
-};
-
-/* run.limits, with CELLOS_CGROUP_CPU_MAX (env_quota/env_period, 0 if unset) only
- * when the spec has no cpuMax; a quota under the kernel minimum is raised to it. */
-void cgroup_limits_resolve(struct cgroup_limits *l, long long memory_max, long long spec_quota,
-			   long long spec_period, long long env_quota, long long env_period, long long pids_max);
-/* CG_* bits of the controllers `l` needs. */
-unsigned cgroup_limits_ctrls(const struct cgroup_limits *l);
-/* cpu.max text ("<quota> <period>", or "max <period>" without a quota). */
-void cgroup_format_cpu_max(const struct cgroup_limits *l, char *buf, size_t size);
-/* The pids.max the leaf gets: pids_max plus one for the cell's own init, which is
- * ours, not the workload's. */
-long long cgroup_pids_max_value(const struct cgroup_limits *l);
-
-/* ---- where the hierarchies are (pure parsing; unit-tested) ---- */
-
-#define CG_MAX_MOUNTS 32
-#define CG_MNT_MAX 512
-
-struct cgroup_mount {
-	char mnt[CG_MNT_MAX];          /* mount point */
-	char root[CG_MNT_MAX];         /* what of the hierarchy is mounted there ("/" usually) */
-	bool v2;
-	unsigned ctrls;                /* CG_* bound to this v1 hierarchy */
-};
-
-struct cgroup_host {
-	struct cgroup_mount mounts[CG_MAX_MOUNTS];
-	size_t n_mounts;
-	int v2;                        /* index of the v2 mount, -1: none */
-	int v1[CG_NCTRL];              /* index of each controller's v1 mount, -1: none */
-	char own_v2[PATH_MAX];         /* the supervisor's cgroups (/proc/self/cgroup) */
-	char own_v1[CG_NCTRL][PATH_MAX];
-};
-
-/* Fill h from the text of /proc/self/mountinfo and /proc/self/cgroup. */
-void cgroup_host_parse(struct cgroup_host *h, const char *mountinfo, const char *self_cgroup);
-/* Fill h from this host. `fast`: recognise the usual layouts by statfs() where
- * that is certain (falls back to parsing mountinfo); only mountinfo lists every
- * hierarchy, which locating a CELLOS_CGROUP_PARENT needs. */
-int cgroup_host_load(struct cgroup_host *h, bool fast, struct err *e);
-/* Directory of the cgroup the caller would put its leaf under, in the v2 hierarchy
- * (which = -1) or controller `which`'s v1 hierarchy:
- *   - parent NULL: the supervisor's own cgroup there;
- *   - parent inside that hierarchy: parent itself;
- *   - parent inside another cgroup hierarchy: the same path relative to the
- *     hierarchy's root, in this one (*mapped = true: the caller falls back to the
- *     own cgroup when that directory does not exist).
- * Returns 0, or -1 (with e) when the hierarchy is missing or parent is not in any. */
-int cgroup_leaf_parent(const struct cgroup_host *h, int which, const char *parent, char *out, size_t size,
-		       bool *mapped, struct err *e);
-
-/* ---- one cell's leaves ---- */
 
 struct cgroup_dir {
 	char path[PATH_MAX];           /* "" when there is none */
@@ -153,10 +86,6 @@ void cgroup_cell_usage(struct cgroup_cell *cg, struct cgroup_usage *u);
 int cgroup_cell_destroy(struct cgroup_cell *cg, struct err *e);
 /* True when the cell has any leaf that can enumerate its processes. */
 bool cgroup_cell_any(const struct cgroup_cell *cg);
-
-/* Remove a leaf a dead supervisor left (run registry sweep): only directories
- * named cellos-* on a cgroup filesystem; kills what is left in it first. */
-int cgroup_remove_stale(const char *path, struct err *e);
 
 /* Hardened profile (SPEC §7): can a leaf with memory, pids and cpu limits be made
  * under `parent` (NULL: default placement)? -1 with the reason otherwise. */

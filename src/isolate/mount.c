@@ -16,7 +16,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,9 +26,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "isolate/hostmount.h"
 #include "isolate/secretfs.h"
-#include "spec/spec.h"
+#include "util/fd.h"
 #include "util/path.h"
 
 /* Every host tree the cell sees: read-only, no setuid, no devices. */
@@ -89,7 +87,7 @@ struct builder {
 	 * workspace): the only places a missing directory or mount point is made. */
 	uint64_t own[3];
 	size_t n_own;
-	int trees[SPEC_MOUNTS_MAX]; /* run.mounts, taken from the staging area */
+	int trees[CELLFS_MOUNTS_MAX]; /* run.mounts, taken from the staging area */
 };
 
 static uint64_t mount_id(int fd)
@@ -120,16 +118,7 @@ static int openat_in(int root, const char *rel, int flags)
 {
 	/* RESOLVE_IN_ROOT: ".." and absolute symlinks stop at `root`, as they will for
 	 * the workload once `root` is "/". */
-	struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC), .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
-	return (int)syscall(SYS_openat2, root, rel, &how, sizeof how);
-}
-
-static void close_keep_errno(int fd)
-{
-	int errnum = errno;
-	if (fd >= 0)
-		close(fd);
-	errno = errnum;
+	return fd_openat2(root, rel, (uint64_t)(flags | O_CLOEXEC), 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
 }
 
 /* A new instance of filesystem `type` as a detached mount; `conf` is a comma list
@@ -460,11 +449,11 @@ static int attach_host(struct builder *b, const struct cellfs_mount *m, int tree
 static int build_mounts(struct builder *b, const struct cellfs_opts *o)
 {
 	char clean[PATH_MAX];
-	size_t wd_depth = o->workdir && path_clean(o->workdir, clean, sizeof clean) == 0 ? hostmount_depth(clean) : 0;
+	size_t wd_depth = o->workdir && path_clean(o->workdir, clean, sizeof clean) == 0 ? path_depth(clean) : 0;
 	bool wd_done = !o->workdir;
 	for (size_t k = 0; k <= o->n_mounts; k++) {
 		const struct cellfs_mount *m = k < o->n_mounts ? &o->mounts[k] : NULL;
-		if (!wd_done && (!m || hostmount_depth(m->target) > wd_depth)) {
+		if (!wd_done && (!m || path_depth(m->target) > wd_depth)) {
 			if (build_workdir(b, o->workdir, o->owner_uid, o->owner_gid) < 0)
 				return -1;
 			wd_done = true;
@@ -542,7 +531,7 @@ static int build(struct builder *b, const struct cellfs_opts *o)
 	 * shared parent mount). */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return err_sys(e, errno, "cell filesystem: make / private");
-	/* run.mounts: copies of the trees the supervisor staged (hostmount.h), taken
+	/* run.mounts: copies of the trees the supervisor staged (hostmount/hostmount.h), taken
 	 * before the scaffold covers the staging area. In a user namespace the copy
 	 * keeps the flags the kernel locked (read-only, nosuid, nodev). */
 	for (size_t k = 0; k < o->n_mounts; k++)
@@ -607,10 +596,10 @@ static int build(struct builder *b, const struct cellfs_opts *o)
 int cellfs_build(const struct cellfs_opts *o, struct err *e)
 {
 	struct builder b = {.root = -1, .dev = -1, .e = e};
-	for (size_t k = 0; k < SPEC_MOUNTS_MAX; k++)
+	for (size_t k = 0; k < CELLFS_MOUNTS_MAX; k++)
 		b.trees[k] = -1;
-	if (o->n_mounts > SPEC_MOUNTS_MAX)
-		return err_set(e, "spec.run.mounts: more than %d entries", SPEC_MOUNTS_MAX);
+	if (o->n_mounts > CELLFS_MOUNTS_MAX)
+		return err_set(e, "spec.run.mounts: more than %d entries", CELLFS_MOUNTS_MAX);
 	/* Modes are given exactly (0666 devices, 1777 /tmp). */
 	mode_t old = umask(0);
 	int rc = build(&b, o);

@@ -23,7 +23,7 @@
  *   /etc/passwd, /etc/group   without a user namespace: the host's, plus an entry
  *                             `cellos` for the run's uid/gid (read-only copies)
  *   run.mounts                host trees the supervisor opened and staged
- *                             (isolate/hostmount.h), at their targets, nosuid, nodev,
+ *                             (hostmount/hostmount.h), at their targets, nosuid, nodev,
  *                             read-only unless asked otherwise; outermost first, and
  *                             after the workspace when inside it. Missing parents and
  *                             mount points are created only on the cell's own
@@ -45,7 +45,10 @@
 
 #include "util/err.h"
 
-/* One run.mounts entry for the init: a tree the supervisor staged (hostmount.h). */
+/* The most run.mounts entries a cell root can take (at least SPEC_MOUNTS_MAX). */
+#define CELLFS_MOUNTS_MAX 64
+
+/* One run.mounts entry for the init: a tree the supervisor staged (hostmount/hostmount.h). */
 struct cellfs_mount {
 	const char *target;       /* clean absolute path in the cell */
 	const char *staged;       /* the staged tree, in the mount namespace the init starts in */

@@ -12,7 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "isolate/cgroup.h"
+#include "isolate/cgroup_delegate.h"
+#include "util/fd.h"
 #include "util/lockfile.h"
 #include "util/log.h"
 
@@ -192,7 +193,7 @@ void runreg_release(struct runreg *r)
 
 void runreg_sweep(void)
 {
-	DIR *d = opendir(reg_dir);
+	cleanup_dir DIR *d = opendir(reg_dir);
 	if (!d)
 		return;
 	struct dirent *de;
@@ -202,5 +203,4 @@ void runreg_sweep(void)
 			continue;
 		sweep_one(dirfd(d), de->d_name, 0);
 	}
-	closedir(d);
 }

@@ -10,6 +10,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "util/fd.h"
 #include "util/lockfile.h"
 
 /* (uid_t)-1 means "leave unchanged" to setresuid() and chown(): no run's uid. */
@@ -131,7 +132,7 @@ void runuid_release(struct runuid *u)
 
 void runuid_sweep(void)
 {
-	DIR *d = opendir(uid_dir);
+	cleanup_dir DIR *d = opendir(uid_dir);
 	if (!d)
 		return;
 	struct dirent *de;
@@ -139,14 +140,12 @@ void runuid_sweep(void)
 		size_t len = strlen(de->d_name);
 		if (len < 6 || strcmp(de->d_name + len - 5, ".lock") != 0)
 			continue;
-		int fd = openat(dirfd(d), de->d_name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+		cleanup_close int fd = openat(dirfd(d), de->d_name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			continue;
 		/* A lock we get on a file that still has its name: nobody holds the
 		 * uid, and nobody can take it while we hold the lock and unlink. */
 		if (flock(fd, LOCK_EX | LOCK_NB) == 0 && lockfile_is_named(fd, dirfd(d), de->d_name))
 			unlinkat(dirfd(d), de->d_name, 0);
-		close(fd);
 	}
-	closedir(d);
 }

@@ -7,22 +7,11 @@
 #define CELLOS_BROKER_H
 
 #include <stddef.h>
-#include <string.h>
 
 #include "config.h"
+#include "secrets/secret.h"
 #include "spec/spec.h"
 #include "util/err.h"
-
-struct secret {
-	const char *name;   /* the secretRef (borrowed from the spec) */
-	char *env_entry;    /* "NAME=value", NUL-terminated, in locked memory */
-	size_t len;         /* bytes of env_entry before the final NUL (a file value may hold NULs) */
-};
-
-struct secrets {
-	struct secret *items;
-	size_t n;
-};
 
 /* The port: one broker per CELLOS_BROKER value. */
 struct secret_broker {
@@ -42,13 +31,6 @@ extern const struct secret_broker broker_file; /* file.c: CELLOS_SECRET_FILE_<KE
 /* For brokers: locked memory for "<ref>=" followed by `vlen` value bytes and a
  * NUL; the prefix and the NUL are written, the value is the caller's. */
 char *secret_entry_alloc(const char *ref, size_t vlen);
-
-static inline const char *secret_value(const struct secret *s, size_t *vlen)
-{
-	size_t nl = strlen(s->name) + 1;
-	*vlen = s->len - nl;
-	return s->env_entry + nl;
-}
 
 /* Admission (before any event): what the configuration and the document ask of
  * the secrets can be done (file delivery needs a mount namespace). */

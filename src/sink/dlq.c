@@ -14,7 +14,9 @@
 #include <sys/uio.h>
 #include <time.h>
 
-#include "events/canon.h"
+#include "util/canon.h"
+#include "util/fd.h"
+#include "util/fileio.h"
 #include "util/utf8.h"
 
 struct dlq {
@@ -24,53 +26,23 @@ struct dlq {
 
 struct dlq *dlq_open(const char *dir, struct err *e)
 {
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	cleanup_close int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		err_sys(e, errno, "CELLOS_DLQ_DIR: cannot open directory '%s'", dir);
 		return NULL;
 	}
 	if (faccessat(fd, ".", W_OK | X_OK, AT_EACCESS) < 0) {
 		err_sys(e, errno, "CELLOS_DLQ_DIR: '%s' is not writable", dir);
-		close(fd);
 		return NULL;
 	}
 	struct dlq *q = calloc(1, sizeof *q);
 	if (!q || !(q->path = strdup(dir))) {
 		free(q);
-		close(fd);
 		err_set(e, "CELLOS_DLQ_DIR: out of memory");
 		return NULL;
 	}
-	q->dirfd = fd;
+	q->dirfd = steal_fd(&fd);
 	return q;
-}
-
-/* Whole iovec or -1 (errno set); short writes are resumed. */
-static int write_all(int fd, struct iovec *iov, int n)
-{
-	while (n > 0) {
-		ssize_t w = writev(fd, iov, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (w == 0) {
-			errno = EIO;
-			return -1;
-		}
-		size_t left = (size_t)w;
-		while (n > 0 && left >= iov->iov_len) {
-			left -= iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (char *)iov->iov_base + left;
-			iov->iov_len -= left;
-		}
-	}
-	return 0;
 }
 
 int dlq_put(struct dlq *q, const char *event_id, const char *line, size_t len, const char *error, char *name_out,
@@ -93,19 +65,15 @@ int dlq_put(struct dlq *q, const char *event_id, const char *line, size_t len, c
 
 	/* json_string refuses invalid UTF-8; our messages are ASCII but may quote a
 	 * path: never lose the event over its error text (util/utf8.h). */
-	char *text = utf8_repair(error, strlen(error));
-	json_t *msg = text ? json_string(text) : NULL;
-	free(text);
-	char *err_json = msg ? canon_dump(msg, NULL) : NULL;
-	json_decref(msg);
+	cleanup_free char *text = utf8_repair(error, strlen(error));
+	json_auto_t *msg = text ? json_string(text) : NULL;
+	cleanup_free char *err_json = msg ? canon_dump(msg, NULL) : NULL;
 	if (!err_json)
 		return err_set(e, "CELLOS_DLQ_DIR: out of memory");
 
-	int fd = openat(q->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		free(err_json);
+	cleanup_close int fd = openat(q->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
 		return err_sys(e, errno, "CELLOS_DLQ_DIR: cannot create %s/%s", q->path, name);
-	}
 	struct iovec iov[] = {
 		{.iov_base = "{\"error\":", .iov_len = 9},
 		{.iov_base = err_json, .iov_len = strlen(err_json)},
@@ -113,15 +81,13 @@ int dlq_put(struct dlq *q, const char *event_id, const char *line, size_t len, c
 		{.iov_base = (void *)line, .iov_len = len},
 		{.iov_base = "}\n", .iov_len = 2},
 	};
-	int rc = 0;
-	if (write_all(fd, iov, 5) < 0 || (fdatasync(fd) < 0 && errno != EINVAL)) {
-		rc = err_sys(e, errno, "CELLOS_DLQ_DIR: cannot write %s/%s", q->path, name);
+	if (writev_all(fd, iov, 5) < 0 || (fdatasync(fd) < 0 && errno != EINVAL)) {
+		int rc = err_sys(e, errno, "CELLOS_DLQ_DIR: cannot write %s/%s", q->path, name);
 		/* A truncated dead letter would be mistaken for the event: remove it. */
 		unlinkat(q->dirfd, name, 0);
+		return rc;
 	}
-	close(fd);
-	free(err_json);
-	return rc;
+	return 0;
 }
 
 void dlq_close(struct dlq *q)

@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "config.h"
+#include "sink/fsync.h"
 #include "util/err.h"
 
 struct sink {

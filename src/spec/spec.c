@@ -981,7 +981,7 @@ static void validate_limits(struct vctx *c, json_t *o, struct spec *s)
 /* run.mounts (SPEC §2): the document's own rules, every problem reported.
  * Whether the host allows a source (CELLOS_HOST_MOUNT_ALLOW_PREFIXES, _RW, the
  * profile) and whether the cell can have mounts at all is the configuration's
- * question, answered at admission (isolate/hostmount.h: mounts_admit). */
+ * question, answered at admission (hostmount/hostmount.h: mounts_admit). */
 static char *const mount_target_forbidden[] = {"/proc", "/sys", "/dev", "/run/cellos", NULL};
 
 static void check_mount_target(struct vctx *c, const char *P, const char *target, const char *workdir,

@@ -41,3 +41,11 @@ bool path_within_any(const char *path, char *const *prefixes)
 	}
 	return false;
 }
+
+size_t path_depth(const char *clean)
+{
+	size_t n = 0;
+	for (const char *p = clean; *p; p++)
+		n += *p == '/';
+	return n;
+}

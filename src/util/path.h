@@ -17,4 +17,8 @@ int path_clean(const char *path, char *out, size_t size);
  * cannot occur. */
 bool path_within_any(const char *path, char *const *prefixes);
 
+/* The number of components of a clean path ("/a/b": 2, "": 0): the order in
+ * which nested mount targets are mounted. */
+size_t path_depth(const char *clean);
+
 #endif

@@ -1,4 +1,4 @@
-/* libFuzzer harness: the RFC 8785 canonicaliser (src/events/canon.c). Whatever
+/* libFuzzer harness: the RFC 8785 canonicaliser (src/util/canon.c). Whatever
  * jansson accepts must canonicalise, and the canonical form must be a fixed
  * point: parsing it and canonicalising again gives the same bytes (the property
  * the digest chain and the signatures rely on). */
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "events/canon.h"
+#include "util/canon.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

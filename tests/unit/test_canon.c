@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "events/canon.h"
+#include "util/canon.h"
 
 /* Canonicalise v, compare with the expected bytes (which may contain anything but
  * NUL), and drop v. */

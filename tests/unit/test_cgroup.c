@@ -12,7 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "isolate/cgroup.h"
+#include "isolate/cgroup_host.h"
+#include "isolate/cgroup_limits.h"
 
 /* ---- host layouts ---- */
 

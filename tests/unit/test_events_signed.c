@@ -17,11 +17,11 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "events/canon.h"
 #include "events/event.h"
 #include "events/redact.h"
 #include "events/sign.h"
 #include "util/b64url.h"
+#include "util/canon.h"
 
 static const char *const vars[] = {
 	"CELLOS_EVENT_SIGNING", "CELLOS_EVENT_SIGNING_KID", "CELLOS_EVENT_SIGNING_KEY_BASE64",

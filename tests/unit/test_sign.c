@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "events/canon.h"
 #include "events/sign.h"
 #include "util/b64url.h"
+#include "util/canon.h"
 
 static void unhex(const char *h, unsigned char *out, size_t n)
 {
@@ -154,7 +154,7 @@ static void test_signer_refuses(void **state)
 	assert_null(signer_new(SIGN_OFF, "k", k, 1, &e));
 	assert_true(all_zero(k, 1));
 	sodium_free(k);
-	char long_kid[CONFIG_KID_MAX + 2];
+	char long_kid[SIGN_KID_MAX + 2];
 	memset(long_kid, 'a', sizeof long_kid - 1);
 	long_kid[sizeof long_kid - 1] = '\0';
 	k = key_copy(seed, 1);

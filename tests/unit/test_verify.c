@@ -14,11 +14,11 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "events/canon.h"
 #include "events/event.h"
 #include "events/sign.h"
 #include "events/verify.h"
 #include "util/b64url.h"
+#include "util/canon.h"
 
 #define MAX_LINES 64
 

@@ -1,10 +1,9 @@
 /* run.mounts: see hostmount.h. */
-#include "isolate/hostmount.h"
+#include "hostmount/hostmount.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,11 +11,15 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "isolate/mount.h"
+#include "util/fd.h"
 #include "util/log.h"
 #include "util/path.h"
+
+/* What the document may hold, the cell root can take. */
+_Static_assert(SPEC_MOUNTS_MAX <= CELLFS_MOUNTS_MAX, "run.mounts: the cell root takes fewer than the spec allows");
 
 /* ---- admission ---- */
 
@@ -64,22 +67,6 @@ int mounts_admit(const struct config *cfg, const struct spec *spec, struct err *
 
 /* ---- opening the sources ---- */
 
-size_t hostmount_depth(const char *clean)
-{
-	size_t n = 0;
-	for (const char *p = clean; *p; p++)
-		n += *p == '/';
-	return n;
-}
-
-static void close_keep_errno(int fd)
-{
-	int errnum = errno;
-	if (fd >= 0)
-		close(fd);
-	errno = errnum;
-}
-
 /* The source of mount i as a detached, sealed tree, or -1 with *e set. */
 static int open_source(const struct config *cfg, const struct host_mount *m, size_t i, bool *dir, struct err *e)
 {
@@ -91,8 +78,8 @@ static int open_source(const struct config *cfg, const struct host_mount *m, siz
 			       m->source);
 	/* Once, from "/", no symlink in any component (the last one included) and no
 	 * magic link: the lexical path checked above is the path opened. */
-	struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
-	int fd = (int)syscall(SYS_openat2, AT_FDCWD, clean[0] ? clean : "/", &how, sizeof how);
+	int fd = fd_openat2(AT_FDCWD, clean[0] ? clean : "/", O_PATH | O_CLOEXEC, 0,
+			    RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
 	if (fd < 0)
 		return errno == ELOOP ? err_set(e, "spec.run.mounts[%zu].source: %s: a symbolic link is on the way (symlinks "
 						   "are not followed: name the real path)",
@@ -162,7 +149,7 @@ int hostmounts_open(const struct config *cfg, const struct spec *spec, struct ho
 	size_t depth[SPEC_MOUNTS_MAX];
 	for (size_t i = 0; i < n; i++) {
 		char clean[PATH_MAX];
-		depth[i] = path_clean(spec->mounts[i].target, clean, sizeof clean) < 0 ? 0 : hostmount_depth(clean);
+		depth[i] = path_clean(spec->mounts[i].target, clean, sizeof clean) < 0 ? 0 : path_depth(clean);
 		size_t k = i;
 		while (k > 0 && depth[hm->order[k - 1]] > depth[i]) {
 			hm->order[k] = hm->order[k - 1];
@@ -214,9 +201,8 @@ static int exists_in(const struct spec *spec, const struct hostmounts *hm, size_
 	if (path_clean(spec->mounts[outer].target, t, sizeof t) < 0)
 		return 0;
 	const char *rel = clean + strlen(t) + 1;
-	struct open_how how = {.flags = O_PATH | O_CLOEXEC,
-			       .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
-	int fd = (int)syscall(SYS_openat2, hm->tree[outer], rel, &how, sizeof how);
+	int fd = fd_openat2(hm->tree[outer], rel, O_PATH | O_CLOEXEC, 0,
+			    RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
 	struct stat st;
 	int errnum = fd < 0 || fstat(fd, &st) < 0 ? errno : 0;
 	close_keep_errno(fd);

@@ -1,5 +1,5 @@
 /* RFC 8785 (JCS) serialisation of jansson values. See canon.h. */
-#include "events/canon.h"
+#include "util/canon.h"
 
 #include <math.h>
 #include <stdbool.h>

@@ -63,10 +63,6 @@ int hostmounts_check_nested(const struct spec *spec, const struct hostmounts *hm
  * innermost one instead. */
 long hostmounts_enclosing(const struct spec *spec, const char *clean, bool *in_workspace);
 
-/* The clean form of a target (path_clean: "/a/b", never "" since "/" is refused),
- * and its number of components. */
-size_t hostmount_depth(const char *clean);
-
 /* The stub's staging (see above). `dir` is where the trees are, as "<dir>/<i>",
  * in the staging namespace and so in the cell's mount namespace as cloned. */
 struct hostmount_stage {
