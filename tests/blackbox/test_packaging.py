@@ -21,7 +21,7 @@ import pytest
 from conftest import REPO_ROOT, Result, make_spec, new_dir, prepare, supervisor_env
 
 PROGRAMS = ("cellos-supervisor", "cellctl")
-CELLCTL_COMMANDS = {"validate", "verify", "show", "keygen", "image"}
+CELLCTL_COMMANDS = {"validate", "verify", "show", "keygen", "image", "vm-config"}
 MAN_SECTIONS = ("NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXIT STATUS", "ENVIRONMENT", "FILES",
                 "EXAMPLES", "SEE ALSO")
 # Files Debian requires in every package, which `make install` has no business with.
@@ -324,6 +324,8 @@ def test_cellctl_completion(installed, files_dir, with_bc):
     assert c("validate", "--format", "json", "--") == ["--help"]
     # A document need not be called .json: with nothing else matching, any file.
     assert c("validate", "no") == ["notes.txt"]
+    assert c("vm-config", "") == ["doc.json", "keys.json", "sub"]
+    assert c("vm-config", "--") == ["--help"]
 
 
 @pytest.mark.parametrize("with_bc", [False, True], ids=["plain-bash", "bash-completion"])

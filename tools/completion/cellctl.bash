@@ -46,7 +46,7 @@ _cellctl()
     cword=$COMP_CWORD
     words=("${COMP_WORDS[@]}")
 
-    local cmds="validate verify show keygen image"
+    local cmds="validate verify show keygen image vm-config"
     if ((cword == 1)); then
         COMPREPLY=($(compgen -W "$cmds --help --version" -- "$cur"))
         return
@@ -88,6 +88,9 @@ _cellctl()
         esac
         flags="--kid --help"
         ;;
+    vm-config)
+        flags="--help"
+        ;;
     image)
         if ((cword == 2)); then
             COMPREPLY=($(compgen -W "build" -- "$cur"))
@@ -122,7 +125,7 @@ _cellctl()
     fi
     case $cmd in
     keygen | image) COMPREPLY=($(compgen -W "$left" -- "$cur")) ;;
-    validate) _cellctl_files "$cur" json ;;
+    validate | vm-config) _cellctl_files "$cur" json ;;
     verify | show) _cellctl_files "$cur" jsonl json log ;;
     esac
 }
