@@ -386,6 +386,19 @@ def test_bad_variables_are_refused_in_one_line_naming_them(vmm, image, var, valu
 # ------------------------------------------------------------------ residue
 
 
+def test_a_terminated_supervisor_ends_the_vm_and_reports_it(vmm, image, clean):
+    run = Running(guest("sleep=60"), env=fc_env(vmm, image))
+    try:
+        run.wait_event("observability.v1.process_spawned")
+        run.proc.send_signal(signal.SIGTERM)
+        r = run.finish(timeout=20)
+    finally:
+        run.kill()
+    assert r.rc == 128 + signal.SIGTERM, r
+    d = r.event("lifecycle.v1.destroyed")["data"]
+    assert d["reason"] == "supervisor_terminated" and d["terminalState"] == "forced", d
+
+
 def test_a_sigkilled_supervisor_takes_the_vmm_along_and_the_next_run_sweeps_its_directory(vmm, image):
     before = host_snapshot()
     run = Running(guest("sleep=60"), env=fc_env(vmm, image))
