@@ -320,16 +320,10 @@ static int find_program(const char *var, const char *v, char *out, size_t size, 
 	const char *path = env("PATH");
 	if (!path)
 		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-	for (const char *p = path;;) {
-		size_t len = strcspn(p, ":");
-		char cand[4096];
-		if (len && (size_t)snprintf(cand, sizeof cand, "%.*s/%s", (int)len, p, v) < sizeof cand &&
-		    access(cand, X_OK) == 0 && realpath(cand, out))
+	char cand[4096];
+	for (const char *it = path; path_search_next(&it, v, false, cand, sizeof cand);)
+		if (access(cand, X_OK) == 0 && realpath(cand, out))
 			return 0;
-		if (!p[len])
-			break;
-		p += len + 1;
-	}
 	return err_set(e, "%s: %s not found (tried each directory of PATH=%s)", var, v, path);
 }
 

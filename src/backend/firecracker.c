@@ -59,13 +59,14 @@
 
 #include "backend/fc_config.h"
 #include "backend/fc_host.h"
-#include "backend/oci_run.h"
 #include "backend/vm_image.h"
 #include "backend/vm_job.h"
 #include "backend/vm_share.h"
 #include "isolate/netdev.h"
 #include "isolate/seccomp.h"
 #include "isolate/tap.h"
+#include "util/dirs.h"
+#include "util/fileio.h"
 #include "util/ids.h"
 #include "util/log.h"
 #include "util/vm_frame.h"
@@ -146,25 +147,11 @@ static void sweep(const char *base, const char *lockname)
 			char dir[PATH_MAX];
 			snprintf(dir, sizeof dir, "%s/%s", base, de->d_name);
 			log_debug("firecracker: removing %s, left by a dead supervisor", dir);
-			oci_run_rmtree(dir);
+			dirs_rmtree(dir);
 		}
 		close(fd);
 	}
 	closedir(d);
-}
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-	char buf[PATH_MAX];
-	snprintf(buf, sizeof buf, "%s", path);
-	for (char *p = buf + 1; *p; p++)
-		if (*p == '/') {
-			*p = '\0';
-			if (mkdir(buf, mode) < 0 && errno != EEXIST)
-				return -1;
-			*p = '/';
-		}
-	return mkdir(buf, mode) < 0 && errno != EEXIST ? -1 : 0;
 }
 
 /* A file of the cell, owned by the run's uid (the VMM reads it), mode 0400. */
@@ -179,21 +166,6 @@ static int cell_file(struct fc *f, const char *name, struct err *e)
 		return err_sys(e, err, "firecracker: chown %s", name);
 	}
 	return fd;
-}
-
-static int write_all(int fd, const void *p, size_t n)
-{
-	const char *s = p;
-	while (n) {
-		ssize_t w = write(fd, s, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		s += w;
-		n -= (size_t)w;
-	}
-	return 0;
 }
 
 /* Copy all of `src` (from offset 0) to the end of `dst`. */
@@ -429,7 +401,7 @@ static int create_cell(struct cell *c, struct err *e)
 	snprintf(base, sizeof base, "%s", l->jailer ? l->jail : l->dir);
 	*strrchr(base, '/') = '\0';
 	sweep(base, ".cellos.lock");
-	if (mkdir_p(base, 0711) < 0)
+	if (dirs_mkdir_p(base, 0711) < 0)
 		return err_sys(e, errno, "%s: %s", l->jailer ? "CELLOS_FIRECRACKER_CHROOT_BASE" : "CELLOS_FIRECRACKER_SOCKET_DIR",
 			       base);
 	/* Made under a dot name, locked, then renamed: a sweep (which looks at run
@@ -970,7 +942,7 @@ static void fc_destroy(struct cell *c)
 		runreg_release(&f->reg);
 	if (f->reg.fd >= 0)
 		close(f->reg.fd);
-	if (f->made_top && oci_run_rmtree(f->made_top) < 0)
+	if (f->made_top && dirs_rmtree(f->made_top) < 0)
 		log_error("firecracker: cannot remove %s: %s", f->made_top, strerror(errno));
 	if (f->have_plan)
 		fc_plan_free(&f->plan);

@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 #include "backend/vm_job.h"
-#include "secrets/broker.h"
+#include "secrets/secret.h"
 #include "util/err.h"
 
 #define VM_SECRET_PATH_MAX 300
