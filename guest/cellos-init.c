@@ -55,13 +55,17 @@
 static const char *const chan_names[] = {"cellos.exit", "cellos.stdout", "cellos.stderr", "cellos.artifacts"};
 enum { CH_EXIT, CH_OUT, CH_ERR, CH_ART, CH_N };
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say_at(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define say(...) say_at(3, __VA_ARGS__)
+/* Milestones, at KERN_INFO: in the kernel's buffer only, unless the console's
+ * log level shows them (bench/bench-qemu.sh times the phases by them). */
+#define note(...) say_at(6, __VA_ARGS__)
 /* Diagnostics go to the kernel log (the VMM's serial console), never to the
  * workload's channels. */
-static void say(const char *fmt, ...)
+static void say_at(int level, const char *fmt, ...)
 {
 	char buf[512];
-	int n = snprintf(buf, sizeof buf, "<3>cellos-init: ");
+	int n = snprintf(buf, sizeof buf, "<%d>cellos-init: ", level);
 	va_list ap;
 	va_start(ap, fmt);
 	n += vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
@@ -517,6 +521,7 @@ int main(void)
 	prctl(PR_SET_DUMPABLE, 0);
 	mount_basics();
 	fill_std_fds();
+	note("starts");
 	if (sodium_init() < 0)
 		say("libsodium: cannot initialise");
 
@@ -566,6 +571,7 @@ int main(void)
 	const char *root = setup_fs(&j);
 	int rep[2];
 	if (root && pipe2(rep, O_CLOEXEC) == 0) {
+		note("workload starts");
 		pid_t pid = fork();
 		if (pid == 0) {
 			close(rep[0]);
@@ -595,6 +601,7 @@ int main(void)
 		kill(-1, SIGKILL);
 		while (wait(NULL) > 0 || errno == EINTR)
 			;
+		note("workload ended");
 		send_artifacts(&j, root, ch[CH_ART]);
 	}
 	close(ch[CH_ART]);
@@ -606,5 +613,6 @@ int main(void)
 	if (write(ch[CH_EXIT], frame, sizeof frame) != (ssize_t)sizeof frame)
 		say("exit report: %s", strerror(errno));
 	close(ch[CH_EXIT]);
+	note("reported, powering off");
 	end_vm(j.reset);
 }

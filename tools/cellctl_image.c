@@ -412,19 +412,21 @@ static int build(struct build *b, struct err *e)
 		}
 	}
 	unlink(mpath); /* the image is incomplete until the new manifest is in */
-	char p[PATH_MAX + 32];
-	snprintf(p, sizeof p, "%s/bzImage", b->out);
-	if (copy_file(b->kernel, p, e) < 0)
-		return -1;
-	snprintf(p, sizeof p, "%s/vmlinux", b->out);
-	if (extract_vmlinux(b, p, e) < 0)
-		return -1;
-	snprintf(p, sizeof p, "%s/initramfs.cpio", b->out);
-	if (write_initramfs(b, p, e) < 0)
-		return -1;
-	snprintf(p, sizeof p, "%s/rootfs.ext4", b->out);
-	unlink(p);
-	if (b->rootfs) {
+	/* Each file is written under a temporary name and renamed over the old
+	 * one: a file of the old image (a hard link elsewhere, an fd a VMM has
+	 * open) is replaced, never rewritten in place. */
+	static const char *const names[] = {"bzImage", "vmlinux", "initramfs.cpio", "rootfs.ext4"};
+	char tmp[4][PATH_MAX + 32], p[PATH_MAX + 32];
+	for (int i = 0; i < 4; i++) {
+		snprintf(tmp[i], sizeof tmp[i], "%s/.%s.tmp", b->out, names[i]);
+		unlink(tmp[i]);
+	}
+	int rc = copy_file(b->kernel, tmp[0], e);
+	if (rc == 0)
+		rc = extract_vmlinux(b, tmp[1], e);
+	if (rc == 0)
+		rc = write_initramfs(b, tmp[2], e);
+	if (rc == 0 && b->rootfs) {
 		/* Room for the tree plus a quarter, at least 16 MiB. */
 		char du_out[] = "/tmp/cellctl-du-XXXXXX";
 		int fd = mkstemp(du_out);
@@ -442,9 +444,21 @@ static int build(struct build *b, struct err *e)
 		char size[32];
 		snprintf(size, sizeof size, "%lldk", kb + kb / 4 + 16384);
 		char *mkfs[] = {"mkfs.ext4", "-q", "-F", "-L", "cellos-root", "-O", "^has_journal", "-E", "root_owner=0:0",
-				"-d", (char *)b->rootfs, p, size, NULL};
+				"-d", (char *)b->rootfs, tmp[3], size, NULL};
 		if (run_tool(mkfs, NULL, e) < 0)
-			return err_prefix(e, "--rootfs");
+			rc = err_prefix(e, "--rootfs");
+	}
+	for (int i = 0; i < 4 && rc == 0; i++) {
+		snprintf(p, sizeof p, "%s/%s", b->out, names[i]);
+		if (i == 3 && !b->rootfs)
+			unlink(p);
+		else if (rename(tmp[i], p) < 0)
+			rc = err_sys(e, errno, "%s", p);
+	}
+	if (rc < 0) {
+		for (int i = 0; i < 4; i++)
+			unlink(tmp[i]);
+		return -1;
 	}
 	if (write_manifest(b, hex, e) < 0)
 		return -1;

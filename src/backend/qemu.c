@@ -650,6 +650,13 @@ static int qemu_start(struct cell *c, struct spawn_result *r, struct err *e)
 	int log_fd = open(lp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (log_fd < 0)
 		return err_sys(e, errno, "%s", lp);
+	if (c->cfg->log_level >= LOG_DEBUG) {
+		char line[8192];
+		size_t n = 0;
+		for (size_t i = 0; i < q->n_args && n < sizeof line; i++)
+			n += (size_t)snprintf(line + n, sizeof line - n, "%s%s", i ? " " : "", q->args[i]);
+		log_debug("qemu: %s", line);
+	}
 	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {

@@ -118,7 +118,7 @@ void vm_image_close(struct vm_image *img)
 	}
 }
 
-static int open_part(struct vm_image *img, enum vm_image_part p, json_t *o, struct err *e)
+static int open_part(struct vm_image *img, const char *dir, enum vm_image_part p, json_t *o, struct err *e)
 {
 	struct vm_image_file *f = &img->f[p];
 	const char *name = json_string_value(json_object_get(o, "path"));
@@ -126,9 +126,6 @@ static int open_part(struct vm_image *img, enum vm_image_part p, json_t *o, stru
 	if (!name || !plain_name(name) || !sha || !is_hex64(sha))
 		return err_set(e, "CELLOS_VM_IMAGE_DIR: %s/" VM_MANIFEST ": files.%s needs a plain \"path\" and a hex \"sha256\"",
 			       img->dir, part_names[p]);
-	/* A copy: gcc (with -fsanitize) takes img->dir for a possible overlap of f->path. */
-	char dir[sizeof img->dir];
-	memcpy(dir, img->dir, sizeof dir);
 	snprintf(f->path, sizeof f->path, "%s/%s", dir, name);
 	snprintf(f->sha256, sizeof f->sha256, "%s", sha);
 	f->fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -181,7 +178,7 @@ int vm_image_open(struct vm_image *img, const char *dir, struct err *e)
 				rc = err_set(e, "CELLOS_VM_IMAGE_DIR: %s: files.%s is missing", mpath, part_names[p]);
 			continue;
 		}
-		rc = open_part(img, (enum vm_image_part)p, o, e);
+		rc = open_part(img, dir, (enum vm_image_part)p, o, e);
 	}
 out:
 	json_decref(m);

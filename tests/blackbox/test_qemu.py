@@ -229,6 +229,23 @@ def test_timeout_kills_the_vm_and_leaves_nothing(image, no_residue):
     no_cell_processes(doc["spec"]["id"])
 
 
+def test_sigterm_to_the_supervisor_kills_the_vm(image, no_residue):
+    doc = vm_spec(sh("sleep 600"))
+    run = Running(doc, env=qemu_env(image))
+    try:
+        run.wait_event("observability.v1.process_spawned", timeout=60)
+        assert vmm_pids(doc["spec"]["id"], wait=10)
+        run.proc.send_signal(signal.SIGTERM)
+        r = run.finish(timeout=30)
+    finally:
+        run.kill()
+    assert r.rc == 128 + signal.SIGTERM, r
+    destroyed = r.event("lifecycle.v1.destroyed")["data"]
+    assert destroyed["reason"] == "supervisor_terminated" and destroyed["terminalState"] == "forced", destroyed
+    assert not vmm_pids(doc["spec"]["id"])
+    no_cell_processes(doc["spec"]["id"])
+
+
 def test_a_tampered_image_is_refused_before_boot(image, no_residue):
     bad = new_dir("vmbad")
     for f in ("vmlinux", "bzImage", "manifest.json"):
@@ -295,6 +312,34 @@ def test_vm_dies_with_a_sigkilled_supervisor_and_the_next_run_sweeps(image, no_r
     assert r.event("lifecycle.v1.destroyed")["data"]["terminalState"] == "clean"
     assert not {c for c in cellos_cgroups() if ours(c, {cell_id})}, cellos_cgroups()
     assert not [d for d in os.listdir("/run/cellos/vm") if cell_id in d]
+
+
+def test_a_read_only_root_image(image, no_residue, tmp_path):
+    # --rootfs: the tree becomes a read-only ext4 root; the workload is chrooted in it.
+    tree = tmp_path / "tree"
+    for d in ("bin", "proc", "dev", "tmp", "workspace", "etc"):
+        (tree / d).mkdir(parents=True)
+    shutil.copy("/bin/busybox", tree / "bin" / "busybox")
+    for applet in ("sh", "cat", "touch", "echo"):
+        (tree / "bin" / applet).symlink_to("busybox")
+    (tree / "etc" / "release").write_text("from the root image\n")
+    out = new_dir("vmrootfs")
+    for f in ("vmlinux", "bzImage", "initramfs.cpio"):
+        os.link(Path(image) / f, out / f)  # the build replaces them by rename: the session's stay
+    p = subprocess.run([str(CELLCTL), "image", "build", "--out", str(out), "--rootfs", str(tree)],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    m = manifest(out)["files"]
+    assert "rootfs" in m, m
+    assert manifest(image)["files"]["vmlinux"] == m["vmlinux"]
+    for f in ("vmlinux", "initramfs.cpio"):  # rebuilt beside, not through, the session image's links
+        assert os.stat(Path(image) / f).st_ino != os.stat(out / f).st_ino
+    doc = vm_spec(sh("cat /etc/release; touch /newfile 2>/dev/null && echo ROOT-WRITABLE;"
+                     "echo w > /workspace/f && cat /workspace/f"))
+    r = run_cell(doc, env=qemu_env(out), timeout=BOOT_TIMEOUT)
+    assert r.rc == 0, r
+    assert r.out == "from the root image\nw\n", r.out
+    assert r.event("lifecycle.v1.started")["data"]["rootfsDigestSha256"] == m["rootfs"]["sha256"]
 
 
 def test_configuration_errors_name_the_variable(image):

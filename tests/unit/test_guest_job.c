@@ -1,6 +1,7 @@
 /* Tests of cellos-init's job parsing (guest/job.c), and of the job and exit
  * frame as the host writes and checks them (src/backend/vm_job.c,
- * src/util/vm_frame.c): what the host writes, the guest reads. */
+ * src/util/vm_frame.c): what the host writes, the guest reads. Also the VM size
+ * rule (src/backend/vm_limits.c) and the artifact stream's reader. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "backend/vm_job.h"
+#include "backend/vm_limits.h"
 #include "job.h"
 #include "util/vm_frame.h"
 
@@ -171,6 +173,41 @@ static void test_frame(void **state)
 	assert_int_equal(vm_frame_check(key, "run-1", frame, sizeof frame, &st), -1);
 }
 
+static void test_vm_shape(void **state)
+{
+	struct vm_shape v;
+	vm_shape_of(0, 0, 100000, 256, 1, 128, &v);
+	assert_int_equal(v.mem_mib, 256);
+	assert_int_equal(v.vcpus, 1);
+	assert_int_equal(v.vmm_mem_max, (256 + 128) << 20);
+	vm_shape_of(200000000, 250000, 100000, 256, 4, 64, &v); /* 190.7 MiB, 2.5 CPUs */
+	assert_int_equal(v.mem_mib, 191);
+	assert_int_equal(v.vcpus, 3);
+	assert_int_equal(v.vmm_mem_max, (191LL + 64) << 20);
+	vm_shape_of(1 << 20, 50000, 100000, 256, 4, 128, &v);
+	assert_int_equal(v.mem_mib, 1);
+	assert_int_equal(v.vcpus, 1);
+}
+
+static void test_artifact_stream(void **state)
+{
+	/* record 1: 3 bytes "abc"; record 0: errno 40 (ELOOP), no bytes; record 2 cut short */
+	unsigned char s[] = {1, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 'a', 'b', 'c',
+			     0, 0, 0, 0, 40, 0, 0, 0, 0, 0, 0, 0, 0,
+			     2, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 'x'};
+	size_t off, size;
+	int gerr;
+	assert_int_equal(vm_artifact_find(s, sizeof s, 1, &off, &size, &gerr), 0);
+	assert_int_equal(size, 3);
+	assert_memory_equal(s + off, "abc", 3);
+	assert_int_equal(gerr, 0);
+	assert_int_equal(vm_artifact_find(s, sizeof s, 0, &off, &size, &gerr), 0);
+	assert_int_equal(gerr, 40);
+	assert_int_equal(vm_artifact_find(s, sizeof s, 2, &off, &size, &gerr), -1);
+	assert_int_equal(vm_artifact_find(s, sizeof s, 7, &off, &size, &gerr), -1);
+	assert_int_equal(vm_artifact_find(s, 5, 1, &off, &size, &gerr), -1);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -178,7 +215,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_job),        cmocka_unit_test(test_rejects),
 		cmocka_unit_test(test_cmdline),         cmocka_unit_test(test_host_job_round_trip),
-		cmocka_unit_test(test_frame),
+		cmocka_unit_test(test_frame),           cmocka_unit_test(test_vm_shape),
+		cmocka_unit_test(test_artifact_stream),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
