@@ -168,23 +168,34 @@ static int cell_file(struct fc *f, const char *name, struct err *e)
 	return fd;
 }
 
-/* Copy all of `src` (from offset 0) to the end of `dst`. */
+/* Copy all of `src` (from offset 0) to the end of `dst`: in the kernel where
+ * it can (copy_file_range), else through a buffer. */
 static int copy_fd(int src, int dst)
 {
+	struct stat st;
+	if (fstat(src, &st) < 0)
+		return -1;
+	off_t in = 0;
+	while (in < st.st_size) {
+		ssize_t n = copy_file_range(src, &in, dst, NULL, (size_t)(st.st_size - in), 0);
+		if (n > 0)
+			continue;
+		if (n == 0 || (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP))
+			return n == 0 ? (errno = EIO, -1) : -1;
+		break; /* not between these files: the buffer below */
+	}
 	char buf[65536];
-	off_t off = 0;
-	for (;;) {
-		ssize_t r = pread(src, buf, sizeof buf, off);
+	while (in < st.st_size) {
+		ssize_t r = pread(src, buf, sizeof buf, in);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0)
-			return -1;
-		if (r == 0)
-			return 0;
+		if (r <= 0)
+			return r == 0 ? (errno = EIO, -1) : -1;
 		if (write_all(dst, buf, (size_t)r) < 0)
 			return -1;
-		off += r;
+		in += r;
 	}
+	return 0;
 }
 
 /* The per-boot initramfs: the image's (verified, through its fd), zero-padded to
@@ -358,6 +369,7 @@ static int link_image(struct fc *f, const char *host_path, int fd, int vmfd, str
 static int create_cell(struct cell *c, struct err *e)
 {
 	const struct config *cfg = c->cfg;
+	int64_t t = mono_us();
 	struct fc *f = calloc(1, sizeof *f);
 	if (!f)
 		return err_set(e, "firecracker: out of memory");
@@ -388,8 +400,10 @@ static int create_cell(struct cell *c, struct err *e)
 	f->have_img = true;
 	snprintf(c->vm_kernel_digest, sizeof c->vm_kernel_digest, "%s", vm_image_kernel_digest(&f->img));
 	snprintf(c->vm_rootfs_digest, sizeof c->vm_rootfs_digest, "%s", vm_image_rootfs_digest(&f->img));
+	log_step(&t, "create.image");
 	if (hash_binary(f, e) < 0)
 		return -1;
+	log_step(&t, "create.binary");
 	const char *exec_name = strrchr(f->host.binary, '/') + 1;
 	if (fc_plan_make(&f->plan, cfg, c->spec, f->run_id, exec_name, f->img.f[VM_IMG_ROOTFS].present, e) < 0)
 		return -1;
@@ -471,9 +485,11 @@ static int create_cell(struct cell *c, struct err *e)
 		if ((f->listen[i] = listen_port(f, ports[i], e)) < 0)
 			return -1;
 
+	log_step(&t, "create.files");
 	if (make_netns(f, e) < 0)
 		return -1;
 	c->netns = true;
+	log_step(&t, "create.net");
 
 	/* The leaf holds the VMM: the guest's memory plus the VMM's own overhead,
 	 * and the document's CPU quota (SPEC §6.3). */
@@ -494,6 +510,7 @@ static int create_cell(struct cell *c, struct err *e)
 		}
 		log_warn("the VMM's limits are not enforced: %s", f->cg.error);
 	}
+	log_step(&t, "create.cgroup");
 	/* The artifacts the guest sends: a file of the cell's directory without a
 	 * name, so nothing of it outlives us. */
 	f->artfd = openat(f->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
