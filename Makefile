@@ -40,6 +40,7 @@ $(B)/guest-static/%.o: %.c
 $(B)/cellos-init: $(GUEST_SRC:%.c=$(B)/guest-static/%.o)
 	$(CC) -static -s -o $@ $^ $(LIBDIR)/libjansson.a $(LIBDIR)/libsodium.a
 $(B)/test_guest_job: $(B)/guest/job.o
+$(B)/tools/cellctl_image.o: private CFLAGS += -DCELLOS_GUEST_DIR='"$(GUESTDIR)"'
 $(B)/guest/job.o: private CFLAGS += -Iguest
 $(B)/tests/unit/test_guest_job.o: private CFLAGS += -Iguest
 $(B)/test_guest_fc: $(B)/guest/fc_guest.o
@@ -154,6 +155,9 @@ DOCDIR ?= $(DATADIR)/doc/cellos
 BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 SCHEMADIR ?= $(DATADIR)/cellos/schema
 EXAMPLESDIR ?= $(DOCDIR)/examples
+# cellos-init, the microVM guest's init: not a host program, so not in BINDIR.
+# cellctl image build looks for it next to itself, then here.
+GUESTDIR ?= $(PREFIX)/lib/cellos
 INSTALL ?= install
 RB := $(B)/release
 PROGRAMS := cellos-supervisor cellctl
@@ -164,11 +168,12 @@ EXAMPLE_FILES := $(patsubst examples/%,%,$(shell find examples -type f ! -name '
 SCHEMA_FILES := execution-cell.schema.json
 
 release:
-	CFLAGS='$(RELEASE_CFLAGS)' LDFLAGS='$(RELEASE_LDFLAGS)' $(MAKE) B=$(RB) SANITIZE= $(PROGRAMS:%=$(RB)/%)
+	CFLAGS='$(RELEASE_CFLAGS)' LDFLAGS='$(RELEASE_LDFLAGS)' $(MAKE) B=$(RB) SANITIZE= $(PROGRAMS:%=$(RB)/%) $(RB)/cellos-init
 
 install: release man
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(BASHCOMPDIR)
 	$(INSTALL) -m 0755 $(PROGRAMS:%=$(RB)/%) $(DESTDIR)$(BINDIR)/
+	$(INSTALL) -D -m 0755 $(RB)/cellos-init $(DESTDIR)$(GUESTDIR)/cellos-init
 	for m in $(MAN_OUT); do \
 		$(INSTALL) -D -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/} || exit 1; \
 	done
@@ -185,6 +190,8 @@ install: release man
 # alone once they are empty; the shared ones (bin, man/man1, completions) stay.
 uninstall:
 	rm -f $(PROGRAMS:%=$(DESTDIR)$(BINDIR)/%)
+	rm -f $(DESTDIR)$(GUESTDIR)/cellos-init
+	[ ! -d $(DESTDIR)$(GUESTDIR) ] || rmdir --ignore-fail-on-non-empty $(DESTDIR)$(GUESTDIR)
 	for m in $(notdir $(MAN_OUT)); do rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$$m; done
 	rm -f $(COMPLETIONS:%=$(DESTDIR)$(BASHCOMPDIR)/%)
 	rm -f $(EXAMPLE_FILES:%=$(DESTDIR)$(EXAMPLESDIR)/%)

@@ -9,7 +9,9 @@
  * mounts and files set up; the workload run as a child under an unprivileged
  * guest uid; orphans reaped; the exit report sent; the VM ended.
  *
- * The workload runs as uid/gid WORKLOAD_ID, not as guest root: the per-boot key
+ * The workload runs as the job's uid/gid (the run's own host uid, so that the
+ * owner bits of files in run.mounts images mean in the guest what they mean on
+ * the host: "other" for the run), default WORKLOAD_ID, never as guest root: the per-boot key
  * stays in this process's locked, non-dumpable memory, and a process of another
  * uid can neither read it (/proc/1/mem) nor open the report channel (the device
  * nodes are root's, and a virtio port admits one opener). */
@@ -47,6 +49,8 @@
 #include "util/vm_frame.h"
 
 #define WORKLOAD_ID 1000
+static uid_t wl_uid = WORKLOAD_ID;
+static gid_t wl_gid = WORKLOAD_ID;
 #define JOB_FILE "/cellos/job.json"
 #define MODULE_LIST "/cellos/modules"
 #define WORKSPACE "/workspace"
@@ -256,7 +260,7 @@ static int write_file(const char *path, const unsigned char *data, size_t len, m
 		}
 		off += (size_t)n;
 	}
-	if (fchown(fd, WORKLOAD_ID, WORKLOAD_ID) < 0 || fchmod(fd, mode) < 0) {
+	if (fchown(fd, wl_uid, wl_gid) < 0 || fchmod(fd, mode) < 0) {
 		close(fd);
 		return -1;
 	}
@@ -286,8 +290,9 @@ static const char *setup_fs(const struct job *j)
 	const char *pre = j->root_device ? SYSROOT : "";
 	const char *ws = j->workdir ? j->workdir : WORKSPACE;
 	snprintf(p, sizeof p, "%s%s", pre, ws);
-	if ((!j->root_device && mkdir_p(p, 0755) < 0) ||
-	    mount("workspace", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,uid=1000,gid=1000") < 0) {
+	char opts[64];
+	snprintf(opts, sizeof opts, "mode=0755,uid=%u,gid=%u", (unsigned)wl_uid, (unsigned)wl_gid);
+	if ((!j->root_device && mkdir_p(p, 0755) < 0) || mount("workspace", p, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0) {
 		say("workspace %s: %s", ws, strerror(errno));
 		return NULL;
 	}
@@ -321,7 +326,7 @@ static const char *setup_fs(const struct job *j)
 		char *slash = strrchr(p, '/');
 		*slash = 0;
 		int rc = mkdir_p(p, 0700);
-		if (rc == 0 && chown(p, WORKLOAD_ID, WORKLOAD_ID) < 0)
+		if (rc == 0 && chown(p, wl_uid, wl_gid) < 0)
 			rc = -1;
 		*slash = '/';
 		if (rc < 0 || write_file(p, f->data, f->len, f->mode) < 0) {
@@ -433,7 +438,7 @@ static void child(const struct job *j, const char *root, int out, int errfd, int
 		goto fail;
 	if (chdir(j->workdir ? j->workdir : WORKSPACE) < 0)
 		goto fail;
-	if (setgroups(0, NULL) < 0 || setgid(WORKLOAD_ID) < 0 || setuid(WORKLOAD_ID) < 0 ||
+	if (setgroups(0, NULL) < 0 || setgid(wl_gid) < 0 || setuid(wl_uid) < 0 ||
 	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		goto fail;
 	int e = exec_workload(j->argv, j->env);
@@ -457,8 +462,8 @@ static void send_artifact(const struct job *j, const char *root, size_t index, i
 	struct stat st;
 	if (strncmp(path, ws, wl) != 0 || path[wl] != '/' || !path[wl + 1]) {
 		code = EXDEV; /* not in the workspace */
-	} else if ((strcmp(root, "/") != 0 && chroot(root) < 0) || setgroups(0, NULL) < 0 || setgid(WORKLOAD_ID) < 0 ||
-		   setuid(WORKLOAD_ID) < 0) {
+	} else if ((strcmp(root, "/") != 0 && chroot(root) < 0) || setgroups(0, NULL) < 0 || setgid(wl_gid) < 0 ||
+		   setuid(wl_uid) < 0) {
 		code = errno;
 	} else {
 		int dir = open(ws, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -566,6 +571,23 @@ int main(void)
 			end_vm(j.reset);
 		}
 
+	if (j.uid) {
+		wl_uid = j.uid;
+		wl_gid = j.gid;
+	}
+	/* Tools that look their user up find one (the initramfs root only). */
+	if (!j.root_device) {
+		FILE *pw = fopen("/etc/passwd", "ae");
+		if (pw) {
+			fprintf(pw, "cellos-run:x:%u:%u:cellos:/workspace:/bin/sh\n", (unsigned)wl_uid, (unsigned)wl_gid);
+			fclose(pw);
+		}
+		FILE *gr = fopen("/etc/group", "ae");
+		if (gr) {
+			fprintf(gr, "cellos-run:x:%u:\n", (unsigned)wl_gid);
+			fclose(gr);
+		}
+	}
 	int32_t status = 125;
 	setup_net(&j);
 	const char *root = setup_fs(&j);

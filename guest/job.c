@@ -184,6 +184,16 @@ int job_parse(const char *text, size_t len, struct job *j, char *err, size_t err
 			fail(err, errsz, "artifacts[%zu]: expected an absolute path", i);
 			goto out;
 		}
+	json_t *ju = json_object_get(o, "uid"), *jg = json_object_get(o, "gid");
+	if (ju || jg) {
+		if (!json_is_integer(ju) || !json_is_integer(jg) || json_integer_value(ju) < 1 ||
+		    json_integer_value(jg) < 1 || json_integer_value(ju) > 0xfffffffe || json_integer_value(jg) > 0xfffffffe) {
+			fail(err, errsz, "uid, gid: expected both, positive");
+			goto out;
+		}
+		j->uid = (uid_t)json_integer_value(ju);
+		j->gid = (gid_t)json_integer_value(jg);
+	}
 	if ((v = json_object_get(o, "network"))) {
 		const char *a = json_string_value(json_object_get(v, "address"));
 		const char *g = json_string_value(json_object_get(v, "gateway"));

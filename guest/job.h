@@ -35,6 +35,8 @@ struct job {
 	size_t n_mounts;
 	char *root_device;      /* NULL: the initramfs is the root */
 	char **artifacts;       /* NULL-terminated, never NULL after job_parse */
+	uid_t uid;              /* the workload's uid/gid in the guest, 0: the default */
+	gid_t gid;
 	char *net_address;      /* eth0's IPv4 address, NULL: no network */
 	int net_prefix;
 	char *net_gateway;

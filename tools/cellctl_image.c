@@ -35,6 +35,10 @@
 #include "util/cpio.h"
 #include "util/err.h"
 
+#ifndef CELLOS_GUEST_DIR
+#define CELLOS_GUEST_DIR "/usr/local/lib/cellos" /* the Makefile's GUESTDIR */
+#endif
+
 extern char **environ;
 
 const char cellctl_image_help[] =
@@ -48,7 +52,8 @@ const char cellctl_image_help[] =
 	"  rootfs.ext4      with --rootfs DIR: that tree as a read-only ext4 root (it\n"
 	"                   should have /proc, /dev, /tmp and /workspace)\n"
 	"  manifest.json    the SHA-256 of each file, checked before every boot\n"
-	"--init defaults to the cellos-init next to cellctl, --busybox to /bin/busybox\n"
+	"--init defaults to the cellos-init next to cellctl, else " CELLOS_GUEST_DIR "/cellos-init;\n"
+	"--busybox to /bin/busybox\n"
 	"(Debian's busybox-static). When DIR already holds an image of the same inputs\n"
 	"nothing is rebuilt.\n"
 	"\n"
@@ -492,7 +497,7 @@ int cellctl_image(const struct cellctl_cmd *cmd, int argc, char **argv)
 			*slash = 0;
 		snprintf(init, sizeof init, "%s/cellos-init", self);
 		if (access(init, R_OK) != 0)
-			snprintf(init, sizeof init, "/usr/lib/cellos/cellos-init");
+			snprintf(init, sizeof init, CELLOS_GUEST_DIR "/cellos-init");
 		b.init = init;
 	}
 	struct stat st;

@@ -250,7 +250,8 @@ static int write_initrd(struct fc *f, struct err *e)
 			     .n_files = n_files, .mounts = jm, .n_mounts = sp->n_mounts,
 			     .root_device = f->plan.layout.rootfs_drive != SIZE_MAX ? "/dev/vda" : NULL,
 			     .net_address = f->plan.vm.tap ? FC_TAP_GUEST : NULL, .net_prefix = FC_TAP_PREFIX,
-			     .net_gateway = FC_TAP_HOST, .modules = mods, .reset = true, .key = f->key};
+			     .net_gateway = FC_TAP_HOST, .modules = mods, .uid = c->uid, .gid = c->gid,
+			     .reset = true, .key = f->key};
 	rc = vm_job_write(fd, &job, f->plan.argv_in_job, e);
 	free(arts);
 out:

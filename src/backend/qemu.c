@@ -444,6 +444,8 @@ static int qemu_create(struct cell *c, struct err *e)
 		.root_device = q->img.f[VM_IMG_ROOTFS].present ? "/dev/vda" : NULL,
 		.artifacts = arts,
 		.modules = mods,
+		.uid = c->uid,
+		.gid = c->gid,
 		.net_address = c->n_egress ? TAP_GUEST : NULL,
 		.net_prefix = TAP_PREFIX,
 		.net_gateway = TAP_HOST,

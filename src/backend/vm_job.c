@@ -146,6 +146,10 @@ static json_t *job_json(const struct vm_job *j, bool argv_in_job)
 	for (size_t i = 0; j->artifacts && j->artifacts[i]; i++)
 		json_array_append_new(arts, json_string(j->artifacts[i]));
 	json_object_set_new(o, "artifacts", arts);
+	if (j->uid) {
+		json_object_set_new(o, "uid", json_integer((json_int_t)j->uid));
+		json_object_set_new(o, "gid", json_integer((json_int_t)j->gid));
+	}
 	if (j->net_address)
 		json_object_set_new(o, "network", json_pack("{s:s, s:i, s:s}", "address", j->net_address, "prefix",
 							    j->net_prefix, "gateway", j->net_gateway));

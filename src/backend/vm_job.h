@@ -63,6 +63,8 @@ struct vm_job {
 	size_t n_mounts;
 	const char *root_device;        /* read-only ext4 root, NULL: the initramfs */
 	const char *const *artifacts;   /* paths sent back after the workload (NULL-terminated or NULL) */
+	uid_t uid;                      /* the workload's uid/gid in the guest (the run's host */
+	gid_t gid;                      /* uid: run.mounts' owner bits mean the same); 0: 1000 */
 	const char *net_address;        /* the guest's eth0 (IPv4), NULL: no network */
 	int net_prefix;
 	const char *net_gateway;        /* its default route */

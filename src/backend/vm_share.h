@@ -19,8 +19,8 @@ size_t vm_secret_files(const struct secrets *s, struct vm_job_file *files, char 
 		       size_t max);
 
 /* An ext4 image `image` of the tree `source` (room for it plus a quarter, at
- * least 8 MiB; no journal; the root directory owned by the guest's workload
- * uid), made by mkfs.ext4 -d. -1 naming `what` when it cannot be made. */
+ * least 8 MiB; no journal; owners and modes as on the host, the guest's
+ * workload being the run's own uid), made by mkfs.ext4 -d. -1 naming `what` when it cannot be made. */
 int vm_disk_image(const char *source, const char *image, const char *what, struct err *e);
 
 #endif

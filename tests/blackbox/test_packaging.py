@@ -58,6 +58,7 @@ def expected_files(prefix: str) -> set[str]:
     files |= {f"{p}/share/bash-completion/completions/{b}" for b in PROGRAMS}
     files |= {f"{p}/share/doc/cellos/examples/{e}" for e in example_files()}
     files.add(f"{p}/share/cellos/schema/execution-cell.schema.json")
+    files.add(f"{p}/lib/cellos/cellos-init")  # the microVM guest's init, static
     return files
 
 
@@ -150,7 +151,8 @@ def test_make_install_installs_exactly_the_file_list(installed):
         f"missing: {sorted(expected_files('/usr') - files)}; unexpected: {sorted(files - expected_files('/usr'))}")
     for f in files:
         mode = stat.S_IMODE((installed / f).stat().st_mode)
-        assert mode == (0o755 if f.startswith("usr/bin/") else 0o644), f"{f}: mode {mode:o}"
+        executable = f.startswith("usr/bin/") or f == "usr/lib/cellos/cellos-init"
+        assert mode == (0o755 if executable else 0o644), f"{f}: mode {mode:o}"
     # The examples and the schema are the repository's, byte for byte.
     for e in example_files():
         assert (installed / "usr/share/doc/cellos/examples" / e).read_bytes() == (REPO_ROOT / "examples" / e).read_bytes()

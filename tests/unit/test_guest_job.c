@@ -38,7 +38,7 @@ static void test_full_job(void **state)
 		 "\"env\":[\"PATH=/bin\",\"A=b=c\"],\"workingDirectory\":\"/work\","
 		 "\"files\":[{\"path\":\"/run/cellos/secrets/T\",\"data\":\"czNjcmV0\",\"mode\":256}],"
 		 "\"mounts\":[{\"device\":\"/dev/vdb\",\"target\":\"/data\"}],\"rootDevice\":\"/dev/vda\","
-		 "\"artifacts\":[\"/workspace/out.txt\"],\"end\":\"reset\"}",
+		 "\"artifacts\":[\"/workspace/out.txt\"],\"end\":\"reset\",\"uid\":100042,\"gid\":100042}",
 		 K);
 	struct job j;
 	assert_int_equal(parse(text, &j, why), 0);
@@ -58,6 +58,8 @@ static void test_full_job(void **state)
 	assert_string_equal(j.root_device, "/dev/vda");
 	assert_string_equal(j.artifacts[0], "/workspace/out.txt");
 	assert_true(j.reset);
+	assert_int_equal(j.uid, 100042);
+	assert_int_equal(j.gid, 100042);
 	job_free(&j);
 }
 
@@ -74,6 +76,8 @@ static void test_rejects(void **state)
 		"{\"version\":1,\"runId\":\"r\",\"key\":\"%s\",\"mounts\":[{\"device\":\"/etc/x\",\"target\":\"/d\"}]}",
 		"{\"version\":1,\"runId\":\"r\",\"key\":\"%s\",\"files\":[{\"path\":\"/a\",\"data\":\"!!\",\"mode\":256}]}",
 		"{\"version\":1,\"runId\":\"r\",\"key\":\"%s\",\"end\":\"halt\"}",
+		"{\"version\":1,\"runId\":\"r\",\"key\":\"%s\",\"uid\":0,\"gid\":0}",
+		"{\"version\":1,\"runId\":\"r\",\"key\":\"%s\",\"uid\":5}",
 		"{\"version\":1,\"runId\":\"r\",\"runId\":\"s\",\"key\":\"%s\"}",
 		"not json",
 	};
