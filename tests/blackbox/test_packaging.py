@@ -92,7 +92,7 @@ def assert_not_sanitized(binary: Path):
 
 def cellctl_commands(help_text: str) -> set[str]:
     """The commands the usage lines of `cellctl --help` name."""
-    return set(re.findall(r"^(?:usage:)?\s+cellctl ([\w-]+)", help_text, re.M))
+    return set(re.findall(r"^(?:usage:)?\s+cellctl (\w[\w-]*)", help_text, re.M))
 
 
 def version_of(supervisor: Path) -> str:
