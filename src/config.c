@@ -402,12 +402,33 @@ static bool kvm_usable(void)
 /* The microVM backends (SPEC §6.3): the image, the VM's size, the VMM. */
 static int load_vm(struct config *cfg, struct err *e)
 {
-	const char *v = env("CELLOS_VM_IMAGE_DIR");
+	const char *v;
+	/* The VMM first: without it nothing else matters. */
+	if (cfg->backend == BACKEND_QEMU) {
+		v = env("CELLOS_QEMU_BINARY");
+		if (find_program("CELLOS_QEMU_BINARY", v ? v : "qemu-system-x86_64", cfg->qemu_binary,
+				 sizeof cfg->qemu_binary, e) < 0)
+			return -1;
+		v = env("CELLOS_QEMU_ACCEL");
+		if (v && strcmp(v, "kvm") != 0 && strcmp(v, "tcg") != 0)
+			return err_set(e, "CELLOS_QEMU_ACCEL: unknown accelerator '%s' (expected kvm, tcg)", v);
+		bool kvm = kvm_usable();
+		if (v && strcmp(v, "kvm") == 0 && !kvm)
+			return err_set(e, "CELLOS_QEMU_ACCEL: kvm asked for, but /dev/kvm is not usable on this host: %s",
+				       strerror(errno));
+		cfg->qemu_kvm = v ? strcmp(v, "kvm") == 0 : kvm;
+	}
+	v = env("CELLOS_VM_IMAGE_DIR");
 	if (!v)
 		v = CONFIG_VM_IMAGE_DIR_DEFAULT;
 	struct stat st;
-	if (v[0] != '/' || !realpath(v, cfg->vm_image_dir) || stat(cfg->vm_image_dir, &st) < 0 || !S_ISDIR(st.st_mode))
-		return err_set(e, "CELLOS_VM_IMAGE_DIR: '%s' is not an absolute path to a directory (make one with `cellctl image build --out DIR`)", v);
+	if (v[0] != '/')
+		return err_set(e, "CELLOS_VM_IMAGE_DIR: '%s' is not an absolute path", v);
+	if (!realpath(v, cfg->vm_image_dir) || stat(cfg->vm_image_dir, &st) < 0)
+		return err_sys(e, errno, "CELLOS_VM_IMAGE_DIR: %s (make the guest image with `cellctl image build --out %s`)",
+			       v, v);
+	if (!S_ISDIR(st.st_mode))
+		return err_set(e, "CELLOS_VM_IMAGE_DIR: %s is not a directory", v);
 	const struct { const char *var, *value; long long def; long long *out; } nums[] = {
 		{"CELLOS_VM_MEMORY_MIB", env("CELLOS_VM_MEMORY_MIB"), 256, &cfg->vm_memory_mib},
 		{"CELLOS_VM_VCPUS", env("CELLOS_VM_VCPUS"), 1, &cfg->vm_vcpus},
@@ -419,19 +440,6 @@ static int load_vm(struct config *cfg, struct err *e)
 			return err_set(e, "%s: expected a positive integer up to 1048576, got '%s'", nums[i].var,
 				       nums[i].value);
 	}
-	if (cfg->backend != BACKEND_QEMU)
-		return 0;
-	v = env("CELLOS_QEMU_BINARY");
-	if (find_program("CELLOS_QEMU_BINARY", v ? v : "qemu-system-x86_64", cfg->qemu_binary, sizeof cfg->qemu_binary,
-			 e) < 0)
-		return -1;
-	v = env("CELLOS_QEMU_ACCEL");
-	if (v && strcmp(v, "kvm") != 0 && strcmp(v, "tcg") != 0)
-		return err_set(e, "CELLOS_QEMU_ACCEL: unknown accelerator '%s' (expected kvm, tcg)", v);
-	bool kvm = kvm_usable();
-	if (v && strcmp(v, "kvm") == 0 && !kvm)
-		return err_set(e, "CELLOS_QEMU_ACCEL: kvm asked for, but /dev/kvm is not usable on this host: %s", strerror(errno));
-	cfg->qemu_kvm = v ? strcmp(v, "kvm") == 0 : kvm;
 	return 0;
 }
 
