@@ -1,5 +1,9 @@
-/* Configuration of the supervisor (SPEC §3). Every getenv() of the program lives in
- * config.c: the rest of the code reads struct config. */
+/* Configuration of the supervisor (SPEC §3): the environment read into struct
+ * config, each variable checked on its own (and against the others). No policy:
+ * what a configuration means for a document, the hardened profile and the policy
+ * pack are admission's (admission.h). Every getenv() of the program lives here,
+ * except the variables a document names: the secret brokers' CELLOS_SECRET_<KEY>
+ * (secrets/names.c). */
 #ifndef CELLOS_CONFIG_H
 #define CELLOS_CONFIG_H
 
@@ -40,6 +44,7 @@ struct config {
 	long long cpu_quota, cpu_period; /* CELLOS_CGROUP_CPU_MAX, 0 if unset */
 	const char *seccomp;           /* "off", "baseline" or "file" (CELLOS_SECCOMP, as reported) */
 	struct seccomp_policy *seccomp_policy; /* parsed at admission; NULL when off */
+	const char *seccomp_file;      /* CELLOS_SECCOMP when it names a filter file, else NULL */
 	bool seccomp_explicit;         /* CELLOS_SECCOMP was set (gvisor, oci): a filter the runtime
 	                                * cannot install is then an error, never skipped */
 	long long run_timeout_ms;      /* 0: none */
@@ -48,7 +53,7 @@ struct config {
 	const char *jsonl_path;        /* NULL: no JSONL mirror */
 	enum fsync_mode jsonl_fsync;
 	bool noop_sink;
-	bool strict_config, strict_spec; /* strict_spec: CELLOS_STRICT_SPEC=1, or hardened */
+	bool strict_config, strict_spec; /* CELLOS_STRICT_CONFIG=1, CELLOS_STRICT_SPEC=1 (admission adds hardened) */
 	enum log_level log_level;
 	char run_id[37];               /* CELLOS_RUN_ID or "" (fresh UUIDv4) */
 	/* Events (SPEC §8.3, §8.5, §9). */
@@ -99,6 +104,9 @@ struct config {
 	const char *fc_chroot_base;    /* CELLOS_FIRECRACKER_CHROOT_BASE (jailer only) */
 	const char *fc_socket_dir;     /* CELLOS_FIRECRACKER_SOCKET_DIR */
 	const char *fc_kvm_device;     /* /dev/kvm; CELLOS_FIRECRACKER_KVM_DEVICE (tests only) */
+	/* CELLOS_POLICY_PACK (SPEC §12): the pack's path, read and applied at
+	 * admission (policy.h); NULL: none. */
+	const char *policy_pack;
 };
 
 /* Where `cellctl image build` writes by default. */
@@ -117,25 +125,6 @@ struct config {
  * variable. Lenient variables only warn unless CELLOS_STRICT_CONFIG=1. */
 int config_load(struct config *cfg, struct err *e);
 void config_free(struct config *cfg);
-
-/* Profile checks that depend on the document too (SPEC §7). */
-int config_check_profile(const struct config *cfg, const char *argv0, struct err *e);
-
-/* Broker inputs. `key` is the secretRef; returns the environment entry for
- * CELLOS_SECRET_<KEY> (value part writable so the caller can wipe it) or NULL. */
-char *config_secret_env(const char *ref);
-/* The variable name CELLOS_SECRET_<KEY> for a secretRef, into buf. */
-void config_secret_var(const char *ref, char *buf, size_t size);
-/* File broker: CELLOS_SECRET_FILE_<KEY>, its value (a path) or NULL, and its name. */
-const char *config_secret_file(const char *ref);
-void config_secret_file_var(const char *ref, char *buf, size_t size);
-
-/* Export targets (SPEC §10): the variable suffix of a target name (upper-cased,
- * every character but A-Z 0-9 turned into '_'), and the URL configured for a
- * named target (s3: CELLOS_EXPORT_S3_PRESIGNED_URL__<T>, else
- * CELLOS_EXPORT_HTTP_BASE_URL__<T>), NULL when none. */
-void config_target_suffix(const char *target, char *buf, size_t size);
-const char *config_export_url(const struct config *cfg, bool s3, const char *target);
 
 const char *config_backend_name(enum backend_kind b);
 

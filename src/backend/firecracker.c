@@ -304,15 +304,10 @@ static int net_setup(struct fc *f, struct err *e)
 	 * ruleset filters it there (prerouting), as for the qemu backend. */
 	struct err ne = {0};
 	if (nft_apply_at(c->egress, c->n_egress, NFT_HOOK_PREROUTING, &ne) < 0) {
-		snprintf(c->nft_error, sizeof c->nft_error, "%s", ne.msg);
-		if (c->cfg->hardened) {
-			c->fail_reason = "policy_denied";
-			return err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: nftables could not be applied in the cell: %s",
-				       ne.msg);
-		}
-		log_warn("nftables not applied: %s", ne.msg);
+		/* A fact: the supervisor decides what the profile makes of it. */
+		snprintf(c->facts.nft_error, sizeof c->facts.nft_error, "%s", ne.msg);
 	} else {
-		c->nft_applied = true;
+		c->facts.nft_applied = true;
 	}
 	return 0;
 }
@@ -385,7 +380,7 @@ static int create_cell(struct cell *c, struct err *e)
 	 * then leaves the VMM to Firecracker's own filters, and an explicit
 	 * CELLOS_SECCOMP with the jailer was refused at admission. */
 	if (cfg->fc_jailer && cfg->seccomp_policy)
-		c->seccomp = "firecracker";
+		c->facts.seccomp = "firecracker";
 	else if (cfg->seccomp_policy && seccomp_policy_compile(cfg->seccomp_policy, &f->filter, e) < 0)
 		return -1;
 	snprintf(f->run_id, sizeof f->run_id, "%s", c->run_id);
@@ -489,7 +484,7 @@ static int create_cell(struct cell *c, struct err *e)
 	log_step(&t, "create.files");
 	if (make_netns(f, e) < 0)
 		return -1;
-	c->netns = true;
+	c->facts.netns = true;
 	log_step(&t, "create.net");
 
 	/* The leaf holds the VMM: the guest's memory plus the VMM's own overhead,
@@ -501,16 +496,8 @@ static int create_cell(struct cell *c, struct err *e)
 		return -1;
 	if (cgroup_cell_apply(&f->cg, &lim, e) < 0)
 		return -1;
-	c->limits_applied = (f->cg.applied & f->cg.want) == f->cg.want;
-	snprintf(c->limits_error, sizeof c->limits_error, "%s", c->limits_applied ? "" : f->cg.error);
-	if (!c->limits_applied) {
-		if (cfg->hardened) {
-			c->fail_reason = "policy_denied";
-			return err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: the VMM's limits cannot be enforced: %s",
-				       f->cg.error);
-		}
-		log_warn("the VMM's limits are not enforced: %s", f->cg.error);
-	}
+	c->facts.limits_applied = (f->cg.applied & f->cg.want) == f->cg.want;
+	snprintf(c->facts.limits_error, sizeof c->facts.limits_error, "%s", c->facts.limits_applied ? "" : f->cg.error);
 	log_step(&t, "create.cgroup");
 	/* The artifacts the guest sends: a file of the cell's directory without a
 	 * name, so nothing of it outlives us. */

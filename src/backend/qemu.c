@@ -377,7 +377,7 @@ static int qemu_create(struct cell *c, struct err *e)
 
 	/* What the events report of the isolation: the VMM's netns, QEMU's filter. */
 	c->ns = NS_NET;
-	c->seccomp = "qemu-sandbox";
+	c->facts.seccomp = "qemu-sandbox";
 	/* The image first: a changed byte is a failed create, before anything runs. */
 	if (vm_image_open(&q->img, cfg->vm_image_dir, e) < 0)
 		goto fail;
@@ -397,13 +397,8 @@ static int qemu_create(struct cell *c, struct err *e)
 		goto fail;
 	if (cgroup_cell_apply(&q->cg, &lim, e) < 0)
 		goto fail;
-	c->limits_applied = (q->cg.applied & q->cg.want) == q->cg.want;
-	snprintf(c->limits_error, sizeof c->limits_error, "%s", c->limits_applied ? "" : q->cg.error);
-	if (cfg->hardened && !c->limits_applied) {
-		c->fail_reason = "policy_denied";
-		err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: the VMM's limits cannot be enforced: %s", q->cg.error);
-		goto fail;
-	}
+	c->facts.limits_applied = (q->cg.applied & q->cg.want) == q->cg.want;
+	snprintf(c->facts.limits_error, sizeof c->facts.limits_error, "%s", c->facts.limits_applied ? "" : q->cg.error);
 	log_step(&t, "create.cgroup");
 
 	if (make_run_dir(c, q, e) < 0)
@@ -509,7 +504,7 @@ static int qemu_create(struct cell *c, struct err *e)
 	close(self);
 	if (rc < 0)
 		goto fail;
-	c->netns = true;
+	c->facts.netns = true;
 	log_step(&t, "create.net");
 	return 0;
 fail:
@@ -528,16 +523,10 @@ static int qemu_net_setup(struct cell *c, struct err *e)
 		return -1;
 	struct err ne = {0};
 	if (nft_apply_at(c->egress, c->n_egress, NFT_HOOK_PREROUTING, &ne) < 0) {
-		snprintf(c->nft_error, sizeof c->nft_error, "%s", ne.msg);
-		if (c->cfg->hardened) {
-			c->fail_reason = "policy_denied";
-			return err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: nftables could not be applied in the cell: %s",
-				       ne.msg);
-		}
-		/* portable: the netns leads nowhere; the event says the filter is off. */
-		log_warn("nftables not applied: %s", ne.msg);
+		/* A fact: the supervisor decides what the profile makes of it. */
+		snprintf(c->facts.nft_error, sizeof c->facts.nft_error, "%s", ne.msg);
 	} else {
-		c->nft_applied = true;
+		c->facts.nft_applied = true;
 	}
 	return 0;
 }
