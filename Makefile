@@ -45,6 +45,9 @@ $(B)/test_guest_job: $(B)/guest/job.o
 $(B)/tools/cellctl_image.o: private CFLAGS += -DCELLOS_GUEST_DIR='"$(GUESTDIR)"'
 $(B)/guest/job.o: private CFLAGS += -Iguest
 $(B)/tests/unit/test_guest_job.o: private CFLAGS += -Iguest
+$(B)/test_guest_fc: $(B)/guest/fc_guest.o
+$(B)/guest/fc_guest.o: private CFLAGS += -Iguest
+$(B)/tests/unit/test_guest_fc.o: private CFLAGS += -Iguest
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -43,6 +43,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fc_guest.h"
+
 #include "job.h"
 #include "util/vm_frame.h"
 
@@ -113,7 +115,7 @@ static void mount_basics(void)
 /* MODULE_LIST: one module per line, dependencies first:
  * "<name> <file> <dep,dep|-> [params]". Loads the modules named in `want` (all
  * when NULL) and what they depend on, in the list's order. */
-static void load_modules(char *const *want)
+static void load_modules(char *const *want, const char *cmdline)
 {
 	FILE *f = fopen(MODULE_LIST, "re");
 	if (!f)
@@ -148,9 +150,12 @@ static void load_modules(char *const *want)
 	for (size_t i = 0; i < n; i++) {
 		if (!needed[i])
 			continue;
-		char file[256] = "", params[256] = "";
+		char file[256] = "", params[512] = "";
 		if (sscanf(lines[i], "%*s %255s %*s %255[^\n]", file, params) < 1)
 			continue;
+		/* Firecracker announces its virtio-mmio devices on the command line. */
+		if (cmdline)
+			fc_module_params(cmdline, names[i], params, sizeof params);
 		int fd = open(file, O_RDONLY | O_CLOEXEC);
 		if (fd < 0 || syscall(SYS_finit_module, fd, params, 0) < 0) {
 			if (errno != EEXIST)
@@ -546,7 +551,6 @@ int main(void)
 	char *cmdline = read_all("/proc/cmdline", &len);
 	if (ok && cmdline && job_argv_from_cmdline(cmdline, &j, why, sizeof why) < 0)
 		ok = false;
-	free(cmdline);
 	if (ok && !j.argv) {
 		snprintf(why, sizeof why, "no argv (neither cellos.argv= nor the job file)");
 		ok = false;
@@ -555,11 +559,14 @@ int main(void)
 		say("%s", why);
 		end_vm(j.reset);
 	}
-	load_modules(j.modules);
+	load_modules(j.modules, cmdline);
+	free(cmdline);
 
+	/* A job that ends with a reset is Firecracker's, whose channels are
+	 * hybrid vsock (guest/fc_guest.h); QEMU's are virtio-serial ports. */
 	int ch[CH_N];
 	for (int i = 0; i < CH_N; i++)
-		if ((ch[i] = open_port(chan_names[i])) < 0) {
+		if ((ch[i] = j.reset ? fc_vsock_connect(FC_GUEST_PORT_BASE + (unsigned)i) : open_port(chan_names[i])) < 0) {
 			say("channel %s: not found", chan_names[i]);
 			end_vm(j.reset);
 		}

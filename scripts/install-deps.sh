@@ -9,7 +9,7 @@
 set -eu
 PKGS="build-essential pkg-config libjansson-dev libsodium-dev nftables
 libnftnl-dev libmnl-dev libldns-dev libseccomp-dev libcurl4-openssl-dev libnats-dev nats-server libcmocka-dev python3-pytest hyperfine bubblewrap iproute2 util-linux procps
-python3-nacl python3-jsonschema clang libclang-rt-14-dev python3-dnspython openssl curl
+python3-nacl python3-jsonschema python3-yaml clang libclang-rt-14-dev python3-dnspython openssl curl
 runsc crun runc dnsmasq-base
 qemu-system-x86 linux-image-cloud-amd64 busybox-static e2fsprogs lz4
 scdoc groff-base man-db bash-completion debhelper dpkg-dev git"

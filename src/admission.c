@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "backend/fc_host.h"
 #include "backend/oci_seccomp.h"
 #include "export/export.h"
 #include "hostmount/hostmount.h"
@@ -113,6 +114,13 @@ int admission_check(const struct config *cfg, const struct spec *spec, enum admi
 	}
 	if (mode == ADMIT_VALIDATE && secrets_probe(cfg, spec, probs) < 0)
 		rc = -1;
+	/* SPEC §6.3: no KVM or no binary is 125 at admission, naming which. */
+	struct fc_host fh;
+	e = (struct err){0};
+	if (mode != ADMIT_DESCRIBE && cfg->backend == BACKEND_FIRECRACKER && fc_host_check(cfg, &fh, &e) < 0) {
+		problems_add(probs, "%s", e.msg);
+		rc = -1;
+	}
 	const struct backend_ops *be = backend_for(cfg);
 	const struct export_backend_facts xb = {
 		.name = be->name, .reads_artifacts = be->open_artifact != NULL, .sees_host_fs = backend_sees_host_fs(cfg)};

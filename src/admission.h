@@ -33,6 +33,10 @@ enum admission_mode {
 	 * phase. A secret the broker cannot see is such a check: a run reports it
 	 * in its secrets phase, with a lifecycle.v1.failed event (SPEC §4). */
 	ADMIT_VALIDATE,
+	/* Nothing will run here: the document and the configuration only, not
+	 * whether this host could run the cell (`cellctl vm-config`, which prints
+	 * what a VM would be given, on any machine). */
+	ADMIT_DESCRIBE,
 };
 
 struct admission {

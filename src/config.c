@@ -327,6 +327,11 @@ static int find_program(const char *var, const char *v, char *out, size_t size, 
 	return err_set(e, "%s: %s not found (tried each directory of PATH=%s)", var, v, path);
 }
 
+int config_find_program(const char *var, const char *v, char *out, size_t size, struct err *e)
+{
+	return find_program(var, v, out, size, e);
+}
+
 /* The gvisor and oci backends (SPEC §6.2). The cell's namespaces are those of
  * the OCI bundle, whatever CELLOS_SUBPROCESS_UNSHARE says (it is the stub's). */
 static int load_oci(struct config *cfg, struct err *e)
@@ -412,9 +417,10 @@ static int load_network(struct config *cfg, struct err *e)
 		return err_set(e, "CELLOS_NETWORK: 'gateway' needs a private network namespace (net in CELLOS_SUBPROCESS_UNSHARE)");
 	/* The microVM's TAP leads nowhere yet: its egress through a gateway is not
 	 * built, and a cell must not run believing it has one. */
-	if (cfg->network == NETWORK_GATEWAY && (cfg->backend == BACKEND_OCI || cfg->backend == BACKEND_QEMU))
+	if (cfg->network == NETWORK_GATEWAY &&
+	    (cfg->backend == BACKEND_OCI || cfg->backend == BACKEND_QEMU || cfg->backend == BACKEND_FIRECRACKER))
 		return err_set(e, "CELLOS_NETWORK: 'gateway' is not available with CELLOS_CELL_BACKEND=%s (stub, gvisor)",
-			       cfg->backend == BACKEND_OCI ? "oci" : "qemu");
+			       config_backend_name(cfg->backend));
 	v = env("CELLOS_CELL_SUBNET");
 	if (gateway_parse_subnet(v ? v : GATEWAY_SUBNET_DEFAULT, &cfg->cell_subnet, e) < 0)
 		return -1;
@@ -481,6 +487,64 @@ static int load_vm(struct config *cfg, struct err *e)
 		if (nums[i].value && (parse_pos_ll(nums[i].value, nums[i].out) < 0 || *nums[i].out > (1LL << 20)))
 			return err_set(e, "%s: expected a positive integer up to 1048576, got '%s'", nums[i].var,
 				       nums[i].value);
+	}
+	return 0;
+}
+
+/* A binary variable: a path (absolute) or a bare name looked up in PATH when a
+ * cell runs; a relative path would depend on the supervisor's cwd. */
+static int check_binary_var(const char *var, const char *v, struct err *e)
+{
+	if (strchr(v, '/') && v[0] != '/')
+		return err_set(e, "%s: '%s' is neither an absolute path nor a name to look up in PATH", var, v);
+	return 0;
+}
+
+static int load_firecracker(struct config *cfg, struct err *e)
+{
+	const char *v;
+	/* The VMM runs in the cell's netns (its TAP lives there) and nowhere else:
+	 * the workload's own namespaces are the guest kernel's business. */
+	cfg->ns = NS_NET;
+	if (cfg->vm_vcpus > 32)
+		return err_set(e, "CELLOS_VM_VCPUS: Firecracker runs at most 32 vCPUs, got %lld", cfg->vm_vcpus);
+	cfg->fc_binary = env("CELLOS_FIRECRACKER_BINARY");
+	if (!cfg->fc_binary)
+		cfg->fc_binary = "firecracker";
+	if (check_binary_var("CELLOS_FIRECRACKER_BINARY", cfg->fc_binary, e) < 0)
+		return -1;
+	cfg->fc_jailer = env("CELLOS_FIRECRACKER_JAILER_BINARY");
+	if (cfg->fc_jailer && check_binary_var("CELLOS_FIRECRACKER_JAILER_BINARY", cfg->fc_jailer, e) < 0)
+		return -1;
+	/* The jailer mounts and chroots before it becomes Firecracker: no filter of
+	 * ours can be on it. The default leaves the VMM to Firecracker's own
+	 * filters; a filter asked for explicitly cannot be honoured (SPEC §3). */
+	if (cfg->fc_jailer && env("CELLOS_SECCOMP") && cfg->seccomp_policy)
+		return err_set(e, "CELLOS_SECCOMP: with CELLOS_FIRECRACKER_JAILER_BINARY the VMM has Firecracker's own filters only (the jailer needs mount and chroot); use off or leave it unset");
+	cfg->fc_chroot_base = env("CELLOS_FIRECRACKER_CHROOT_BASE");
+	if (cfg->fc_chroot_base && !cfg->fc_jailer)
+		return err_set(e, "CELLOS_FIRECRACKER_CHROOT_BASE: only used with CELLOS_FIRECRACKER_JAILER_BINARY, which is not set");
+	if (!cfg->fc_chroot_base)
+		cfg->fc_chroot_base = CONFIG_FC_CHROOT_BASE_DEFAULT;
+	if (cfg->fc_chroot_base[0] != '/' || strstr(cfg->fc_chroot_base, "/../") ||
+	    (strlen(cfg->fc_chroot_base) >= 3 && strcmp(cfg->fc_chroot_base + strlen(cfg->fc_chroot_base) - 3, "/..") == 0))
+		return err_set(e, "CELLOS_FIRECRACKER_CHROOT_BASE: '%s' is not an absolute path without ..", cfg->fc_chroot_base);
+	cfg->fc_socket_dir = env("CELLOS_FIRECRACKER_SOCKET_DIR");
+	if (!cfg->fc_socket_dir)
+		cfg->fc_socket_dir = CONFIG_FC_SOCKET_DIR_DEFAULT;
+	if (cfg->fc_socket_dir[0] != '/' || strstr(cfg->fc_socket_dir, "/../"))
+		return err_set(e, "CELLOS_FIRECRACKER_SOCKET_DIR: '%s' is not an absolute path without ..", cfg->fc_socket_dir);
+	if (strlen(cfg->fc_socket_dir) > CONFIG_FC_SOCKET_DIR_MAX)
+		return err_set(e, "CELLOS_FIRECRACKER_SOCKET_DIR: '%s' is longer than %d bytes (the VM's sockets under it must fit a Unix socket address)",
+			       cfg->fc_socket_dir, CONFIG_FC_SOCKET_DIR_MAX);
+	/* Test-only (docs/reference.md): the device that stands for /dev/kvm in the
+	 * admission check. It changes nothing else: Firecracker opens /dev/kvm
+	 * itself and fails without it, so no cell ever runs without KVM. */
+	cfg->fc_kvm_device = "/dev/kvm";
+	if ((v = env("CELLOS_FIRECRACKER_KVM_DEVICE"))) {
+		if (v[0] != '/')
+			return err_set(e, "CELLOS_FIRECRACKER_KVM_DEVICE: '%s' is not an absolute path", v);
+		cfg->fc_kvm_device = v;
 	}
 	return 0;
 }
@@ -775,13 +839,13 @@ int config_load(struct config *cfg, struct err *e)
 		cfg->backend = BACKEND_GVISOR;
 	else if (strcmp(v, "oci") == 0)
 		cfg->backend = BACKEND_OCI;
+	else if (strcmp(v, "firecracker") == 0)
+		cfg->backend = BACKEND_FIRECRACKER;
 	/* SPEC §3: list what this build can run, never the backends it lacks. */
 	else if (strcmp(v, "qemu") == 0)
 		cfg->backend = BACKEND_QEMU;
-	else if (strcmp(v, "firecracker") == 0)
-		return err_set(e, "CELLOS_CELL_BACKEND: backend '%s' is not available in this build (it runs stub, host, gvisor, oci, qemu)", v);
 	else
-		return err_set(e, "CELLOS_CELL_BACKEND: unknown backend '%s' (this build runs stub, host, gvisor, oci, qemu)", v);
+		return err_set(e, "CELLOS_CELL_BACKEND: unknown backend '%s' (this build runs stub, host, gvisor, oci, qemu, firecracker)", v);
 
 	v = env("CELLOS_DEPLOYMENT_PROFILE");
 	if (!v || strcmp(v, "portable") == 0)
@@ -890,6 +954,8 @@ int config_load(struct config *cfg, struct err *e)
 	if ((cfg->backend == BACKEND_QEMU || cfg->backend == BACKEND_FIRECRACKER) && load_vm(cfg, e) < 0)
 		return -1;
 	if ((cfg->backend == BACKEND_GVISOR || cfg->backend == BACKEND_OCI) && load_oci(cfg, e) < 0)
+		return -1;
+	if (cfg->backend == BACKEND_FIRECRACKER && load_firecracker(cfg, e) < 0)
 		return -1;
 	if (load_export(cfg, e) < 0 || load_host_mounts(cfg, e) < 0)
 		return -1;

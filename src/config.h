@@ -117,12 +117,28 @@ struct config {
 	char dns_upstream_ip[46];
 	int dns_upstream_port;
 	bool gvisor_sandbox_net;       /* CELLOS_GVISOR_NETWORK=sandbox */
+	/* firecracker (SPEC §6.3). The binaries and /dev/kvm are looked at when a
+	 * cell is to run (backend/fc_host.h), not here:
+	 * `cellctl vm-config` must work on a machine that has neither. */
+	const char *fc_binary;         /* CELLOS_FIRECRACKER_BINARY: a path, or a name in PATH */
+	const char *fc_jailer;         /* CELLOS_FIRECRACKER_JAILER_BINARY or NULL: no jailer */
+	const char *fc_chroot_base;    /* CELLOS_FIRECRACKER_CHROOT_BASE (jailer only) */
+	const char *fc_socket_dir;     /* CELLOS_FIRECRACKER_SOCKET_DIR */
+	const char *fc_kvm_device;     /* /dev/kvm; CELLOS_FIRECRACKER_KVM_DEVICE (tests only) */
 	/* CELLOS_POLICY_PACK (SPEC §12): the pack's path, read and applied at
 	 * admission (policy.h); NULL: none. */
 	const char *policy_pack;
 };
 
+/* Where `cellctl image build` writes by default. */
 #define CONFIG_VM_IMAGE_DIR_DEFAULT "/var/lib/cellos/vm-image"
+#define CONFIG_FC_SOCKET_DIR_DEFAULT "/run/cellos/firecracker"
+#define CONFIG_FC_CHROOT_BASE_DEFAULT "/srv/jailer"
+/* Our per-cell directory under CELLOS_FIRECRACKER_SOCKET_DIR is <runId>/, and
+ * Firecracker binds <dir>/<runId>/vsock.sock: its uds_path must fit the 108
+ * bytes of a Unix socket address (with "_9000" and the NUL). */
+#define CONFIG_FC_SOCKET_DIR_MAX 50
+
 #define CONFIG_EXPORT_MAX_BYTES_DEFAULT (1LL << 30)
 #define CONFIG_EXPORT_HTTP_TIMEOUT_MS_DEFAULT 300000LL
 
@@ -140,6 +156,10 @@ int config_nats_load(struct nats_conn_opts *o, const char *url, struct err *e);
 void config_nats_free(struct nats_conn_opts *o);
 
 const char *config_backend_name(enum backend_kind b);
+
+/* The executable a variable names: an absolute path, or a name looked up in the
+ * supervisor's PATH; its canonical path into out. -1 naming `var` when none. */
+int config_find_program(const char *var, const char *v, char *out, size_t size, struct err *e);
 
 /* A valid CELLOS_EVENT_SIGNING_KID: 1-CONFIG_KID_MAX printable ASCII, no spaces. */
 bool config_is_kid(const char *s);

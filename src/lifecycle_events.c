@@ -84,11 +84,15 @@ json_t *lifecycle_started_data(const struct spec *s, const struct cell *c, const
 			      "ttlSeconds", (json_int_t)s->ttl_seconds);
 	if (!d)
 		return NULL;
-	/* microVMs (SPEC §6.3): what was booted, as checked against the image's manifest. */
-	if (c->facts.vm_kernel_digest[0])
-		json_object_set_new(d, "kernelDigestSha256", json_string(c->facts.vm_kernel_digest));
-	if (c->facts.vm_rootfs_digest[0])
-		json_object_set_new(d, "rootfsDigestSha256", json_string(c->facts.vm_rootfs_digest));
+	/* microVMs (SPEC §6.3): what was booted, as checked before the boot. */
+	const struct { const char *key, *hex; } digests[] = {
+		{"kernelDigestSha256", c->facts.vm_kernel_digest},
+		{"rootfsDigestSha256", c->facts.vm_rootfs_digest},
+		{"firecrackerDigestSha256", c->facts.vm_firecracker_digest},
+	};
+	for (size_t i = 0; i < sizeof digests / sizeof digests[0]; i++)
+		if (digests[i].hex[0])
+			json_object_set_new(d, digests[i].key, json_string(digests[i].hex));
 	json_t *corr = correlation(s);
 	if (corr)
 		json_object_set_new(d, "correlation", corr);

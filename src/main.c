@@ -79,7 +79,7 @@ static void print_isolation(const struct config *cfg)
 	case BACKEND_QEMU: what = cfg->qemu_kvm ? "a QEMU microVM under KVM: the workload runs on a guest kernel"
 						: "a QEMU microVM under TCG emulation: the workload runs on a guest kernel";
 		break;
-	case BACKEND_FIRECRACKER: break; /* refused by config_load in this build */
+	case BACKEND_FIRECRACKER: what = "Firecracker: the workload runs on a guest kernel in a microVM"; break;
 	}
 	printf("backend:   %s (%s), %s profile\n", config_backend_name(cfg->backend), what,
 	       cfg->hardened ? "hardened" : "portable");
@@ -106,6 +106,13 @@ static void print_isolation(const struct config *cfg)
 	}
 	if (cfg->backend == BACKEND_QEMU)
 		printf("seccomp:   the VMM under QEMU's own filter (-sandbox); the guest kernel filters nothing\n");
+	else if (cfg->backend == BACKEND_FIRECRACKER && cfg->fc_jailer)
+		printf("seccomp:   the VMM under Firecracker's own filters (the jailer allows no other)\n");
+	else if (cfg->backend == BACKEND_FIRECRACKER && !cfg->seccomp_policy)
+		printf("seccomp:   off: no filter on the VMM (Firecracker started with --no-seccomp)\n");
+	else if (cfg->backend == BACKEND_FIRECRACKER)
+		printf("seccomp:   the VMM under %s, and Firecracker's own filters\n",
+		       strcmp(cfg->seccomp, "file") == 0 ? "the filter file of CELLOS_SECCOMP" : "the baseline");
 	else
 	printf("seccomp:   %s\n", strcmp(cfg->seccomp, "file") == 0 ? "the filter file of CELLOS_SECCOMP" : cfg->seccomp);
 

@@ -540,7 +540,8 @@ static void run_workload(struct run *r)
 		r->out->timeout_from = s->timeout_ms ? "run.timeoutMs" : "CELLOS_RUN_TIMEOUT_MS";
 	} else if (st.no_report) {
 		r->status = 125;
-		snprintf(r->out->message, sizeof r->out->message, "%s", "no exit report arrived from the guest");
+		snprintf(r->out->message, sizeof r->out->message, "%s",
+			 st.vm_error[0] ? st.vm_error : "no exit report arrived from the guest");
 	} else {
 		r->status = r->exit_code;
 		/* A cell that failed after the kernel OOM-killed one of its processes

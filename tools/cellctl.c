@@ -238,6 +238,7 @@ static const struct cellctl_cmd commands[] = {
 	{"watch", cellctl_watch_help, cellctl_watch},
 	{"queue", cellctl_queue_help, cellctl_queue},
 	{"image", cellctl_image_help, cellctl_image},
+	{"vm-config", cellctl_vmconfig_help, cellctl_vmconfig},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -252,6 +253,7 @@ static const char intro[] =
 	"  watch      follow the events of the cells on NATS JetStream, live\n"
 	"  queue      pending and in-flight jobs per pool; queue init makes the streams\n"
 	"  image      build the guest image of the microVM backends (image build)\n"
+	"  vm-config  print the Firecracker configuration of a document, without booting\n"
 	"\n"
 	"Each command has its own --help (also: cellctl help COMMAND); --version prints\n"
 	"the version. A file operand of - is standard input.\n"

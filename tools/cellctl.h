@@ -1,7 +1,7 @@
 /* cellctl: what its commands share (the command table, arguments, exit
  * statuses). Each command lives in its own file: cellctl.c (validate, keygen,
  * the dispatcher), cellctl_verify.c, cellctl_show.c, cellctl_queue.c (queue,
- * submit, watch). */
+ * submit, watch), cellctl_vmconfig.c. */
 #ifndef CELLCTL_H
 #define CELLCTL_H
 
@@ -64,5 +64,7 @@ int cellctl_show(const struct cellctl_cmd *cmd, int argc, char **argv);
 extern const char cellctl_show_help[];
 int cellctl_image(const struct cellctl_cmd *cmd, int argc, char **argv);
 extern const char cellctl_image_help[];
+int cellctl_vmconfig(const struct cellctl_cmd *cmd, int argc, char **argv);
+extern const char cellctl_vmconfig_help[];
 
 #endif

@@ -15,6 +15,8 @@ const struct backend_ops *backend_for(const struct config *cfg)
 		return &backend_oci;
 	case BACKEND_QEMU:
 		return &backend_qemu;
+	case BACKEND_FIRECRACKER:
+		return &backend_firecracker;
 	default:
 		return NULL; /* config_load refuses backends this build lacks */
 	}

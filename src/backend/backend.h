@@ -31,7 +31,8 @@ struct cell_facts {
 	const char *seccomp;            /* the filter in force as reported, when it is not cfg->seccomp
 	                                 * (a runtime that cannot install the default: "off"); NULL */
 	bool argv0_refused;             /* the program is outside CELLOS_RUN_ARGV0_ALLOW_PREFIXES: create
-	                                 * failed and its message names the program */	/* CELLOS_NETWORK=gateway (SPEC §6.4): the cell's veth, /30 and host table
+	                                 * failed and its message names the program */
+	/* CELLOS_NETWORK=gateway (SPEC §6.4): the cell's veth, /30 and host table
 	 * (owned by the backend), NULL when it has none (isolated, no egress
 	 * declared, or its host table refused). The DNS proxy and SNI check listen
 	 * on gw->host_addr. */
@@ -40,6 +41,7 @@ struct cell_facts {
 	                                 * why ("" otherwise); the cell then has no route out */
 	/* microVM backends (SPEC §6.3): "" / NULL otherwise. */
 	char vm_kernel_digest[65], vm_rootfs_digest[65]; /* what was booted, checked against the image */
+	char vm_firecracker_digest[65]; /* firecracker: the VMM binary that ran */
 	const char *vm_terminal_state;  /* "clean" or "forced", once collected */
 };
 
@@ -87,6 +89,7 @@ struct run_status {
 	long long cell_user_us, cell_sys_us, cell_mem_peak;
 	bool oom_killed;                /* the kernel OOM-killed a process of the cell */
 	bool no_report;                 /* a microVM ended without a valid exit report */
+	char vm_error[512];             /* then, optionally, more about why (the end line says it) */
 };
 
 struct backend_ops {
@@ -120,6 +123,7 @@ extern const struct backend_ops backend_stub;
 extern const struct backend_ops backend_gvisor; /* gvisor.c: runsc */
 extern const struct backend_ops backend_oci;    /* oci.c: crun or runc */
 extern const struct backend_ops backend_qemu;   /* qemu.c: a QEMU microvm */
+extern const struct backend_ops backend_firecracker; /* firecracker.c */
 
 /* The cell's cgroup leaves (SPEC §6.1), shared by the backends: plan them under
  * CELLOS_CGROUP_PARENT (or our own cgroups), record them in the run registry

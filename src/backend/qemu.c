@@ -40,6 +40,7 @@
 #include "backend/backend.h"
 #include "backend/vm_image.h"
 #include "backend/vm_job.h"
+#include "backend/vm_share.h"
 #include "backend/vm_limits.h"
 #include "isolate/cgroup.h"
 #include "isolate/netdev.h"
@@ -208,23 +209,10 @@ static int make_mount_images(struct cell *c, struct qemu *q, struct vm_job_mount
 			return err_set(e, "run.mounts[%zu]: the qemu backend shows mounts read-only only (readOnly: false)", i);
 		char img[PATH_MAX + 32];
 		snprintf(img, sizeof img, "%s/mount%zu.ext4", q->dir, i);
-		char cmd[3 * PATH_MAX];
-		/* Room for the tree plus a quarter, at least 8 MiB. */
-		snprintf(cmd, sizeof cmd,
-			 "kb=$(du -sk -- \"$1\" | cut -f1) && exec mkfs.ext4 -q -F -O ^has_journal -E root_owner=0:0 -d \"$1\" \"$2\" $((kb + kb / 4 + 8192))k");
-		pid_t pid = fork();
-		if (pid == 0) {
-			int null = open("/dev/null", O_RDWR);
-			dup2(null, 0);
-			dup2(null, 1);
-			execl("/bin/sh", "sh", "-c", cmd, "sh", s->mounts[i].source, img, (char *)NULL);
-			_exit(127);
-		}
-		int ws = -1;
-		while (pid > 0 && waitpid(pid, &ws, 0) < 0 && errno == EINTR)
-			;
-		if (pid < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
-			return err_set(e, "run.mounts[%zu]: could not make an ext4 image of %s", i, s->mounts[i].source);
+		char what[32];
+		snprintf(what, sizeof what, "run.mounts[%zu]", i);
+		if (vm_disk_image(s->mounts[i].source, img, what, e) < 0)
+			return -1;
 		int fd = open(img, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			return err_sys(e, errno, "%s", img);
@@ -367,23 +355,6 @@ static int make_run_dir(struct cell *c, struct qemu *q, struct err *e)
 	return 0;
 }
 
-/* file secrets (SPEC §5): the same paths as the stub's, inside the guest. */
-static size_t secret_files(struct cell *c, struct vm_job_file *files, char paths[][300])
-{
-	size_t n = 0;
-	if (!c->secrets)
-		return 0;
-	for (size_t i = 0; i < c->secrets->n && n < SPEC_MOUNTS_MAX; i++) {
-		const struct secret *s = &c->secrets->items[i];
-		size_t len;
-		const char *v = secret_value(s, &len);
-		snprintf(paths[n], 300, "/run/cellos/secrets/%s", s->name);
-		files[n] = (struct vm_job_file){.path = paths[n], .data = v, .len = len, .mode = 0400};
-		n++;
-	}
-	return n;
-}
-
 static int qemu_create(struct cell *c, struct err *e)
 {
 	struct qemu *q = calloc(1, sizeof *q);
@@ -457,14 +428,14 @@ static int qemu_create(struct cell *c, struct err *e)
 	if (c->n_egress)
 		mods[nm++] = "virtio_net";
 	struct vm_job_file files[SPEC_MOUNTS_MAX];
-	char paths[SPEC_MOUNTS_MAX][300];
+	char paths[SPEC_MOUNTS_MAX][VM_SECRET_PATH_MAX];
 	struct vm_job job = {
 		.run_id = c->run_id,
 		.argv = s->argv,
 		.envp = c->envp,
 		.workdir = s->working_directory,
 		.files = files,
-		.n_files = secret_files(c, files, paths),
+		.n_files = vm_secret_files(c->secrets, files, paths, SPEC_MOUNTS_MAX),
 		.mounts = jm,
 		.n_mounts = s->n_mounts,
 		.root_device = q->img.f[VM_IMG_ROOTFS].present ? "/dev/vda" : NULL,

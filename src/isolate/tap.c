@@ -63,3 +63,38 @@ int tap_open(const char *name, const char *addr, int prefix, struct err *e)
 	}
 	return fd;
 }
+
+int tap_create(const char *name, uid_t uid, gid_t gid, const char *addr, int prefix, struct err *e)
+{
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return err_sys(e, errno, "/dev/net/tun");
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+	/* The flags Firecracker attaches with (it sets them again itself). */
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	int rc = 0;
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETOWNER, (unsigned long)uid) < 0 ||
+	    ioctl(fd, TUNSETGROUP, (unsigned long)gid) < 0 || ioctl(fd, TUNSETPERSIST, 1UL) < 0)
+		rc = err_sys(e, errno, "%s: TUNSETIFF/OWNER/PERSIST", name);
+	close(fd);
+	if (rc < 0)
+		return rc;
+	if (addr)
+		return set_addr(name, addr, prefix, e);
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return err_sys(e, errno, "%s: socket", name);
+	memset(&ifr, 0, sizeof ifr);
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) {
+		rc = err_sys(e, errno, "%s: SIOCGIFFLAGS", name);
+	} else {
+		ifr.ifr_flags |= IFF_UP;
+		if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+			rc = err_sys(e, errno, "%s: SIOCSIFFLAGS", name);
+	}
+	close(s);
+	return rc;
+}

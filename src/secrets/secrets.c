@@ -32,7 +32,7 @@ int secrets_admit(const struct config *cfg, const struct spec *spec, struct err 
 				  "secrets directory (CELLOS_SUBPROCESS_UNSHARE with mnt, e.g. all); secrets are never "
 				  "delivered by env instead");
 	/* microVMs: the files are made inside the guest (cellos-init), in memory. */
-	if (cfg->backend != BACKEND_STUB && cfg->backend != BACKEND_QEMU)
+	if (cfg->backend != BACKEND_STUB && cfg->backend != BACKEND_QEMU && cfg->backend != BACKEND_FIRECRACKER)
 		return err_set(e, "spec.run.secretDelivery: \"file\" is not available with CELLOS_CELL_BACKEND=%s in "
 				  "this build (use stub with a mount namespace, or env delivery)",
 			       config_backend_name(cfg->backend));

@@ -481,8 +481,10 @@ BACKEND_BINARY = {"gvisor": "CELLOS_GVISOR_RUNSC", "firecracker": "CELLOS_FIRECR
 def test_unusable_backend_is_refused_in_one_line(backend):
     var = BACKEND_BINARY[backend]
     marker = new_dir("backend") / "ran"
-    r = run_cell(make_spec(["/usr/bin/touch", str(marker)]),
-                 env={"CELLOS_CELL_BACKEND": backend, var: f"/nonexistent/{backend}-binary"})
+    env = {"CELLOS_CELL_BACKEND": backend, var: f"/nonexistent/{backend}-binary"}
+    if backend in ("firecracker", "qemu"):
+        env["CELLOS_VM_IMAGE_DIR"] = str(new_dir("vmimage"))  # the binary is what is missing
+    r = run_cell(make_spec(["/usr/bin/touch", str(marker)]), env=env)
     assert r.rc == 125, r
     lines = problem_lines(r.err)
     assert len(lines) == 1, r.err

@@ -353,7 +353,7 @@ def ctl(*args, **kw):
     return rc, out, err
 
 
-@pytest.mark.parametrize("cmd", ["validate", "verify", "keygen", "show"])
+@pytest.mark.parametrize("cmd", ["validate", "verify", "keygen", "show", "vm-config"])
 @pytest.mark.parametrize("flag", ["--help", "-h"])
 def test_every_command_has_help(cmd, flag):
     rc, out, err = ctl(cmd, flag)

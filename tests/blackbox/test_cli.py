@@ -144,12 +144,7 @@ def test_unknown_backend_lists_only_what_this_build_runs():
     r = run_cell(make_spec(["/usr/bin/true"]), args=["--validate", "{spec}"],
                  env={"CELLOS_CELL_BACKEND": "firecraker"})
     assert r.rc == 125, r
-    assert "CELLOS_CELL_BACKEND" in r.err and "stub, host, gvisor, oci, qemu" in r.err, r.err
-    assert "firecracker" not in r.err, r.err
-    r = run_cell(make_spec(["/usr/bin/true"]), args=["--validate", "{spec}"],
-                 env={"CELLOS_CELL_BACKEND": "firecracker"})
-    assert r.rc == 125, r
-    assert "not available in this build" in r.err and "stub, host, gvisor, oci, qemu" in r.err, r.err
+    assert "CELLOS_CELL_BACKEND" in r.err and "stub, host, gvisor, oci, qemu, firecracker" in r.err, r.err
 
 
 def test_help_points_at_the_reference_in_the_repository():

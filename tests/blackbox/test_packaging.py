@@ -21,7 +21,7 @@ import pytest
 from conftest import REPO_ROOT, Result, make_spec, new_dir, prepare, supervisor_env
 
 PROGRAMS = ("cellos-supervisor", "cellctl")
-CELLCTL_COMMANDS = {"validate", "verify", "show", "keygen", "submit", "watch", "queue", "image"}
+CELLCTL_COMMANDS = {"validate", "verify", "show", "keygen", "submit", "watch", "queue", "image", "vm-config"}
 MAN_SECTIONS = ("NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXIT STATUS", "ENVIRONMENT", "FILES",
                 "EXAMPLES", "SEE ALSO")
 # Files Debian requires in every package, which `make install` has no business with.
@@ -92,7 +92,7 @@ def assert_not_sanitized(binary: Path):
 
 def cellctl_commands(help_text: str) -> set[str]:
     """The commands the usage lines of `cellctl --help` name."""
-    return set(re.findall(r"^(?:usage:)?\s+cellctl (\w+)", help_text, re.M))
+    return set(re.findall(r"^(?:usage:)?\s+cellctl (\w[\w-]*)", help_text, re.M))
 
 
 def version_of(supervisor: Path) -> str:
@@ -333,6 +333,8 @@ def test_cellctl_completion(installed, files_dir, with_bc):
     assert c("watch", "") == ["--cell", "--help", "--job", "--server"]
     assert c("queue", "") == ["init"]
     assert c("queue", "init", "--") == ["--help", "--replicas", "--server"]
+    assert c("vm-config", "") == ["doc.json", "keys.json", "sub"]
+    assert c("vm-config", "--") == ["--help"]
 
 
 @pytest.mark.parametrize("with_bc", [False, True], ids=["plain-bash", "bash-completion"])

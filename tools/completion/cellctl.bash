@@ -46,7 +46,7 @@ _cellctl()
     cword=$COMP_CWORD
     words=("${COMP_WORDS[@]}")
 
-    local cmds="validate verify show keygen submit watch queue image"
+    local cmds="validate verify show keygen submit watch queue image vm-config"
     if ((cword == 1)); then
         COMPREPLY=($(compgen -W "$cmds --help --version" -- "$cur"))
         return
@@ -110,6 +110,9 @@ _cellctl()
             return
         fi
         ;;
+    vm-config)
+        flags="--help"
+        ;;
     image)
         if ((cword == 2)); then
             COMPREPLY=($(compgen -W "build" -- "$cur"))
@@ -144,8 +147,7 @@ _cellctl()
     fi
     case $cmd in
     keygen | watch | queue | image) COMPREPLY=($(compgen -W "$left" -- "$cur")) ;;
-    submit) _cellctl_files "$cur" json ;;
-    validate) _cellctl_files "$cur" json ;;
+    submit | validate | vm-config) _cellctl_files "$cur" json ;;
     verify | show) _cellctl_files "$cur" jsonl json log ;;
     esac
 }

@@ -1,0 +1,26 @@
+/* What the microVM backends (qemu, firecracker) hand their guest from the host
+ * side, VMM-independent: file secrets as files of the job (SPEC §5), and the
+ * host directories of run.mounts as read-only ext4 disk images (SPEC §6.3). */
+#ifndef CELLOS_VM_SHARE_H
+#define CELLOS_VM_SHARE_H
+
+#include <stddef.h>
+
+#include "backend/vm_job.h"
+#include "secrets/secret.h"
+#include "util/err.h"
+
+#define VM_SECRET_PATH_MAX 300
+
+/* The cell's file secrets at /run/cellos/secrets/<name> in the guest (the same
+ * paths as a stub cell's), mode 0400: at most `max` into files (paths holds
+ * their names). `s` NULL: none. Returns the count. */
+size_t vm_secret_files(const struct secrets *s, struct vm_job_file *files, char (*paths)[VM_SECRET_PATH_MAX],
+		       size_t max);
+
+/* An ext4 image `image` of the tree `source` (room for it plus a quarter, at
+ * least 8 MiB; no journal; owners and modes as on the host, the guest's
+ * workload being the run's own uid), made by mkfs.ext4 -d. -1 naming `what` when it cannot be made. */
+int vm_disk_image(const char *source, const char *image, const char *what, struct err *e);
+
+#endif
