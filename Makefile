@@ -6,13 +6,16 @@ PKGS := jansson libsodium libnftnl libmnl libseccomp
 # libcurl's headers only: it is dlopen()ed when an HTTP/S3 export needs it
 # (src/export/curl_dl.h says why).
 CURL_CFLAGS := $(shell pkg-config --cflags libcurl)
+# libnats's headers only: it is dlopen()ed when NATS is configured
+# (src/sink/nats_dl.h says why).
+NATS_CFLAGS := $(shell pkg-config --cflags libnats)
 CFLAGS ?= -O2 -g
 # The caller's flags (or the default) before anything below is added: the
 # release build of `make install` starts again from these.
 RELEASE_CFLAGS := $(CFLAGS)
 RELEASE_LDFLAGS := $(LDFLAGS)
 CFLAGS += -std=gnu17 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation \
-          -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags $(PKGS)) $(CURL_CFLAGS)
+          -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags $(PKGS)) $(CURL_CFLAGS) $(NATS_CFLAGS)
 LDLIBS += $(shell pkg-config --libs $(PKGS))
 ifeq ($(SANITIZE),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer

@@ -4,8 +4,8 @@
 # Idempotent: does nothing (and needs no network) when all are present.
 set -eu
 PKGS="build-essential pkg-config libjansson-dev libsodium-dev nftables
-libnftnl-dev libmnl-dev libseccomp-dev libcurl4-openssl-dev libcmocka-dev python3-pytest hyperfine bubblewrap iproute2 util-linux procps
-python3-nacl python3-jsonschema clang libclang-rt-14-dev
+libnftnl-dev libmnl-dev libseccomp-dev libcurl4-openssl-dev libnats-dev nats-server libcmocka-dev python3-pytest hyperfine bubblewrap iproute2 util-linux procps
+python3-nacl python3-jsonschema clang libclang-rt-14-dev openssl
 runsc crun runc
 scdoc groff-base man-db bash-completion debhelper dpkg-dev git"
 missing=""

@@ -18,6 +18,7 @@
 #include "isolate/cgroup.h"
 #include "isolate/runuid.h"
 #include "isolate/seccomp.h"
+#include "sink/nats_subject.h"
 #include "util/b64url.h"
 #include "util/path.h"
 
@@ -543,6 +544,111 @@ static int load_export(struct config *cfg, struct err *e)
 	return 0;
 }
 
+/* A path variable that must name a readable regular file (NATS credentials,
+ * TLS material): checked here so a typo is a configuration error (125) naming
+ * the variable, not a connection failure later. */
+static int readable_file(const char *var, const char *path, struct err *e)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return err_sys(e, errno, "%s: '%s'", var, path);
+	if (!S_ISREG(st.st_mode))
+		return err_set(e, "%s: '%s' is not a regular file", var, path);
+	if (access(path, R_OK) < 0)
+		return err_sys(e, errno, "%s: '%s' is not readable", var, path);
+	return 0;
+}
+
+void config_nats_free(struct nats_conn_opts *o)
+{
+	free_list(o->urls);
+	o->urls = NULL;
+}
+
+int config_nats_load(struct nats_conn_opts *o, const char *url, struct err *e)
+{
+	const char *var = url ? "--server" : "CELLOS_NATS_URL";
+	const char *v = url ? url : env("CELLOS_NATS_URL");
+	if (!v)
+		return 1;
+	size_t n = 1;
+	for (const char *p = v; *p; p++)
+		n += *p == ',';
+	char **urls = calloc(n + 1, sizeof *urls);
+	if (!urls)
+		return err_set(e, "%s: out of memory", var);
+	size_t k = 0;
+	for (const char *p = v; *p;) {
+		size_t len = strcspn(p, ",");
+		/* libnats takes host:port too, but a scheme says plainly whether the
+		 * link is meant to be TLS. After it: [user[:pass]@]host[:port]. */
+		size_t skip = strncmp(p, "nats://", 7) == 0 ? 7 : strncmp(p, "tls://", 6) == 0 ? 6 : 0;
+		bool ok = skip && len > skip;
+		for (size_t i = skip; ok && i < len; i++)
+			ok = p[i] != '/' && (unsigned char)p[i] > 0x20 && p[i] != 0x7f;
+		if (!ok) {
+			err_set(e, "%s: '%.*s' is not a nats://host:port or tls://host:port URL", var, (int)len, p);
+			free_list(urls);
+			return -1;
+		}
+		if (!(urls[k++] = strndup(p, len))) {
+			free_list(urls);
+			return err_set(e, "%s: out of memory", var);
+		}
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	if (!k) {
+		free(urls);
+		return err_set(e, "%s: no URL in '%s'", var, v);
+	}
+	struct nats_conn_opts r = {.urls = urls,
+				   .creds = env("CELLOS_NATS_CREDS"),
+				   .tls_ca = env("CELLOS_NATS_TLS_CA"),
+				   .tls_cert = env("CELLOS_NATS_TLS_CERT"),
+				   .tls_key = env("CELLOS_NATS_TLS_KEY")};
+	int rc = 0;
+	if (!r.tls_cert != !r.tls_key)
+		rc = err_set(e, "%s: a client certificate needs both CELLOS_NATS_TLS_CERT and CELLOS_NATS_TLS_KEY",
+			     r.tls_cert ? "CELLOS_NATS_TLS_KEY" : "CELLOS_NATS_TLS_CERT");
+	if (rc == 0 && r.creds)
+		rc = readable_file("CELLOS_NATS_CREDS", r.creds, e);
+	if (rc == 0 && r.tls_ca)
+		rc = readable_file("CELLOS_NATS_TLS_CA", r.tls_ca, e);
+	if (rc == 0 && r.tls_cert)
+		rc = readable_file("CELLOS_NATS_TLS_CERT", r.tls_cert, e);
+	if (rc == 0 && r.tls_key)
+		rc = readable_file("CELLOS_NATS_TLS_KEY", r.tls_key, e);
+	if (rc < 0) {
+		free_list(urls);
+		return -1;
+	}
+	*o = r;
+	return 0;
+}
+
+/* The JetStream sink (SPEC §3, §8.4). CELL_OS_USE_NOOP_SINK=1 wins over
+ * CELLOS_NATS_URL (its purpose is to turn the primary sink off), so JetStream
+ * is then "not configured". */
+static int load_nats(struct config *cfg, struct err *e)
+{
+	cfg->require_jetstream = is_true(env("CELL_OS_REQUIRE_JETSTREAM"));
+	cfg->nats_ensure_stream = is_true(env("CELLOS_NATS_ENSURE_STREAM"));
+	const char *v = env("CELLOS_NATS_SUBJECT");
+	cfg->nats_subject = v ? v : NATS_SUBJECT_DEFAULT;
+	if (nats_subject_check(cfg->nats_subject, e) < 0)
+		return -1;
+	int rc = config_nats_load(&cfg->nats, NULL, e);
+	if (rc < 0)
+		return -1;
+	cfg->nats_on = rc == 0 && !cfg->noop_sink;
+	if (cfg->require_jetstream && !cfg->nats_on)
+		return err_set(e, "CELL_OS_REQUIRE_JETSTREAM: JetStream is required but not configured (%s)",
+			       rc ? "CELLOS_NATS_URL is not set" : "CELL_OS_USE_NOOP_SINK=1 turns it off");
+	return 0;
+}
+
 int config_load(struct config *cfg, struct err *e)
 {
 	memset(cfg, 0, sizeof *cfg);
@@ -671,11 +777,8 @@ int config_load(struct config *cfg, struct err *e)
 		return err_set(e, "CELL_OS_JSONL_FSYNC: invalid value '%s' (expected close, event, none)", v);
 
 	cfg->noop_sink = is_true(env("CELL_OS_USE_NOOP_SINK"));
-	/* Events that were asked to go to NATS must not silently vanish. */
-	if (env("CELLOS_NATS_URL") && !cfg->noop_sink)
-		return err_set(e, "CELLOS_NATS_URL: the NATS JetStream sink is not available in this build");
-	if (is_true(env("CELL_OS_REQUIRE_JETSTREAM")))
-		return err_set(e, "CELL_OS_REQUIRE_JETSTREAM: JetStream is required but not available in this build");
+	if (load_nats(cfg, e) < 0)
+		return -1;
 
 	cfg->dlq_dir = env("CELLOS_DLQ_DIR");
 	if ((v = env("CELLOS_REDACT_EVENT_FIELDS")) && !(cfg->redact_fields = parse_redact(v, e)))
@@ -728,6 +831,7 @@ void config_free(struct config *cfg)
 	cfg->n_export_http_urls = cfg->n_export_s3_urls = 0;
 	sodium_free(cfg->export_bearer);
 	cfg->export_bearer = NULL;
+	config_nats_free(&cfg->nats);
 }
 
 int config_check_profile(const struct config *cfg, const char *argv0, struct err *e)
@@ -745,8 +849,11 @@ int config_check_profile(const struct config *cfg, const char *argv0, struct err
 		MISSING("%sa seccomp filter (CELLOS_SECCOMP)", len ? "; " : "");
 	if (cfg->signing == SIGN_OFF)
 		MISSING("%ssigned events (CELLOS_EVENT_SIGNING, _KID, _KEY_BASE64)", len ? "; " : "");
-	if (!cfg->jsonl_path || cfg->noop_sink)
-		MISSING("%sa durable sink (CELL_OS_JSONL_EVENTS, without CELL_OS_USE_NOOP_SINK)", len ? "; " : "");
+	/* JetStream (file storage) is durable too, when a run cannot start without it. */
+	if ((!cfg->jsonl_path || cfg->noop_sink) && !(cfg->nats_on && cfg->require_jetstream))
+		MISSING("%sa durable sink (CELL_OS_JSONL_EVENTS, without CELL_OS_USE_NOOP_SINK, or CELLOS_NATS_URL with "
+			"CELL_OS_REQUIRE_JETSTREAM=1)",
+			len ? "; " : "");
 	if (argv0 && argv0[0] != '/')
 		MISSING("%san absolute run.argv[0]", len ? "; " : "");
 	struct err ce = {0};

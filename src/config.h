@@ -9,6 +9,7 @@
 #include "events/sign_alg.h"
 #include "isolate/ns.h" /* NS_*: the namespaces of CELLOS_SUBPROCESS_UNSHARE */
 #include "sink/fsync.h"
+#include "sink/nats_conn.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -48,6 +49,12 @@ struct config {
 	const char *jsonl_path;        /* NULL: no JSONL mirror */
 	enum fsync_mode jsonl_fsync;
 	bool noop_sink;
+	/* NATS JetStream (SPEC §3, §8.4): the primary sink when nats_on. */
+	bool nats_on;                  /* CELLOS_NATS_URL set and no CELL_OS_USE_NOOP_SINK */
+	struct nats_conn_opts nats;    /* URLs (owned), credentials, TLS */
+	const char *nats_subject;      /* CELLOS_NATS_SUBJECT or the default template */
+	bool require_jetstream;        /* CELL_OS_REQUIRE_JETSTREAM=1 */
+	bool nats_ensure_stream;       /* CELLOS_NATS_ENSURE_STREAM=1 */
 	bool strict_config, strict_spec; /* strict_spec: CELLOS_STRICT_SPEC=1, or hardened */
 	enum log_level log_level;
 	char run_id[37];               /* CELLOS_RUN_ID or "" (fresh UUIDv4) */
@@ -93,6 +100,14 @@ struct config {
  * variable. Lenient variables only warn unless CELLOS_STRICT_CONFIG=1. */
 int config_load(struct config *cfg, struct err *e);
 void config_free(struct config *cfg);
+
+/* CELLOS_NATS_URL (a comma list of nats:// or tls:// URLs), CELLOS_NATS_CREDS,
+ * CELLOS_NATS_TLS_CA/_CERT/_KEY into *o; `url` (e.g. cellctl --server) replaces
+ * CELLOS_NATS_URL when not NULL. 0 done, 1 no URL anywhere (o untouched), -1 with
+ * *e naming the variable. Release with config_nats_free. Shared by the
+ * supervisor, cellctl and the agent, so one environment serves them all. */
+int config_nats_load(struct nats_conn_opts *o, const char *url, struct err *e);
+void config_nats_free(struct nats_conn_opts *o);
 
 /* Profile checks that depend on the document too (SPEC §7). */
 int config_check_profile(const struct config *cfg, const char *argv0, struct err *e);

@@ -255,7 +255,7 @@ int main(int argc, char **argv)
 	}
 
 	struct event_stream es;
-	if (events_open(&es, &adm.cfg, &e) < 0) {
+	if (events_open_cell(&es, &adm.cfg, adm.spec.id, adm.spec.tenant_id, &e) < 0) {
 		log_error("%s", e.msg);
 		goto out;
 	}

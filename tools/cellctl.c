@@ -234,6 +234,9 @@ static const struct cellctl_cmd commands[] = {
 	{"verify", cellctl_verify_help, cellctl_verify},
 	{"keygen", keygen_help, cmd_keygen},
 	{"show", cellctl_show_help, cellctl_show},
+	{"submit", cellctl_submit_help, cellctl_submit},
+	{"watch", cellctl_watch_help, cellctl_watch},
+	{"queue", cellctl_queue_help, cellctl_queue},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -244,11 +247,19 @@ static const char intro[] =
 	"  verify     check an event log: signatures, every run's chain, every run ended\n"
 	"  keygen     make an Ed25519 key for signed events\n"
 	"  show       print an event log for people (and follow it as it grows)\n"
+	"  submit     queue a cell on NATS JetStream for cellos-agent (and wait for it)\n"
+	"  watch      follow the events of the cells on NATS JetStream, live\n"
+	"  queue      pending and in-flight jobs per pool; queue init makes the streams\n"
 	"\n"
 	"Each command has its own --help (also: cellctl help COMMAND); --version prints\n"
 	"the version. A file operand of - is standard input.\n"
-	"Exit status: 0 success; 1 the check found problems (validate, verify);\n"
-	"2 usage or I/O error.\n";
+	"The distributed commands (submit, watch, queue) reach NATS through\n"
+	"CELLOS_NATS_URL (or --server URL), CELLOS_NATS_CREDS and CELLOS_NATS_TLS_CA,\n"
+	"_CERT, _KEY, like the supervisor.\n"
+	"Exit status: 0 success; 1 the check found problems (validate, verify, an\n"
+	"invalid document for submit) or the waited-for cell failed without an exit\n"
+	"status; 2 usage or I/O error (NATS unreachable too); submit --wait exits with\n"
+	"the cell's status.\n";
 
 static void print_synopsis(FILE *f)
 {

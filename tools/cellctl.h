@@ -1,6 +1,7 @@
 /* cellctl: what its commands share (the command table, arguments, exit
  * statuses). Each command lives in its own file: cellctl.c (validate, keygen,
- * the dispatcher), cellctl_verify.c, cellctl_show.c. */
+ * the dispatcher), cellctl_verify.c, cellctl_show.c, cellctl_queue.c (queue,
+ * submit, watch). */
 #ifndef CELLCTL_H
 #define CELLCTL_H
 
@@ -40,6 +41,22 @@ int cellctl_usage_error(const struct cellctl_cmd *cmd, const char *fmt, ...) __a
 /* `s` with control characters and ill-formed UTF-8 escaped (util/escape.h),
  * into buf: text from a file or an event is never shown raw on a terminal. */
 const char *cellctl_shown(char *buf, size_t size, const char *s, size_t len);
+
+/* The `show` format for events that come from elsewhere than a file (watch,
+ * submit --wait): one line per event and a summary at each run's end, on
+ * stdout. `name` is how notes on stderr name the source. */
+struct show;
+struct show *cellctl_show_new(const char *name);
+void cellctl_show_event(struct show *s, const char *text, size_t len);
+void cellctl_show_free(struct show *s);
+
+/* Distributed mode (SPEC §11): cellctl_queue.c. */
+int cellctl_queue(const struct cellctl_cmd *cmd, int argc, char **argv);
+extern const char cellctl_queue_help[];
+int cellctl_submit(const struct cellctl_cmd *cmd, int argc, char **argv);
+extern const char cellctl_submit_help[];
+int cellctl_watch(const struct cellctl_cmd *cmd, int argc, char **argv);
+extern const char cellctl_watch_help[];
 
 int cellctl_verify(const struct cellctl_cmd *cmd, int argc, char **argv);
 extern const char cellctl_verify_help[];

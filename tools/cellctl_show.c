@@ -494,6 +494,32 @@ static void show_line(struct show *s, const char *text, size_t len)
 	json_decref(ev);
 }
 
+/* ---- for other commands (watch, submit --wait) ---- */
+
+struct show *cellctl_show_new(const char *name)
+{
+	struct show *s = calloc(1, sizeof *s);
+	if (s)
+		s->name = name;
+	return s;
+}
+
+void cellctl_show_event(struct show *s, const char *text, size_t len)
+{
+	s->lineno++;
+	show_line(s, text, len);
+}
+
+void cellctl_show_free(struct show *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n_runs; i++)
+		run_release(&s->runs[i]);
+	free(s->runs);
+	free(s);
+}
+
 /* ---- reading, following ---- */
 
 static volatile sig_atomic_t stop_signal;

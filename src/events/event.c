@@ -8,12 +8,19 @@
 #include "events/redact.h"
 #include "events/sign.h"
 #include "sink/dlq.h"
+#include "sink/nats.h"
 #include "util/canon.h"
 #include "util/ids.h"
 #include "util/log.h"
 #include "util/utf8.h"
 
 int events_open(struct event_stream *es, const struct config *cfg, struct err *e)
+{
+	return events_open_cell(es, cfg, NULL, NULL, e);
+}
+
+int events_open_cell(struct event_stream *es, const struct config *cfg, const char *cell_id, const char *tenant_id,
+		     struct err *e)
 {
 	memset(es, 0, sizeof *es);
 	es->redact = cfg->redact_fields;
@@ -28,8 +35,23 @@ int events_open(struct event_stream *es, const struct config *cfg, struct err *e
 			return -1;
 		}
 	}
-	/* The primary sink is NATS when configured (not in this build), else a no-op. */
-	es->sinks[es->n_sinks++] = sink_noop_open();
+	/* The primary sink is NATS JetStream when configured, else a no-op. */
+	if (cfg->nats_on) {
+		struct nats_sink_params np = {.conn = &cfg->nats,
+					      .subject_template = cfg->nats_subject,
+					      .tenant_id = tenant_id,
+					      .cell_id = cell_id,
+					      .require = cfg->require_jetstream,
+					      .ensure_stream = cfg->nats_ensure_stream};
+		struct sink *n = sink_nats_open(&np, e);
+		if (!n) {
+			events_close(es);
+			return -1;
+		}
+		es->sinks[es->n_sinks++] = n;
+	} else {
+		es->sinks[es->n_sinks++] = sink_noop_open();
+	}
 	if (cfg->jsonl_path) {
 		struct sink *j = sink_jsonl_open(cfg->jsonl_path, cfg->jsonl_fsync, e);
 		if (!j) {
@@ -108,9 +130,10 @@ static void deliver(struct event_stream *es, json_t *ev, const char *id, const c
 	}
 	char why[1024] = "";
 	size_t wl = 0;
+	const struct sink_event sev = {.line = out, .len = out_len, .id = out_id, .type = type};
 	for (size_t i = 0; i < es->n_sinks; i++) {
 		struct err e = {0};
-		if (es->sinks[i]->emit(es->sinks[i], out, out_len, &e) < 0) {
+		if (es->sinks[i]->emit(es->sinks[i], &sev, &e) < 0) {
 			log_error("sink %s: event %s (%s) not delivered: %s", es->sinks[i]->name, out_id, type, e.msg);
 			if (wl < sizeof why)
 				wl += (size_t)snprintf(why + wl, sizeof why - wl, "%ssink %s: %s", wl ? "; " : "",

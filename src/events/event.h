@@ -16,7 +16,7 @@ struct signer;
 struct dlq;
 
 struct event_stream {
-	struct sink *sinks[2];  /* primary (noop for now) and the JSONL mirror */
+	struct sink *sinks[2];  /* primary (NATS or noop) and the JSONL mirror */
 	size_t n_sinks;
 	char source[300];       /* /cellos/supervisor/<hostname> */
 	char subject[300];      /* urn:cellos:cell:<cellId> */
@@ -33,7 +33,11 @@ struct event_stream {
 	int64_t sign_us;        /* time spent deriving the key and signing (debug log, bench) */
 };
 
-/* Admission: open the sinks named by the configuration. */
+/* Admission: open the sinks named by the configuration, for the cell `cell_id`
+ * of tenant `tenant_id` (either NULL when not known: a tool, a benchmark); they
+ * name the NATS subject (CELLOS_NATS_SUBJECT). events_open: both NULL. */
+int events_open_cell(struct event_stream *es, const struct config *cfg, const char *cell_id, const char *tenant_id,
+		     struct err *e);
 int events_open(struct event_stream *es, const struct config *cfg, struct err *e);
 /* Bind the stream to a run. */
 void events_begin_run(struct event_stream *es, const char *cell_id, const char *run_id);

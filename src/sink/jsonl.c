@@ -25,9 +25,11 @@ struct jsonl {
 	size_t cap;
 };
 
-static int jsonl_emit(struct sink *s, const char *line, size_t len, struct err *e)
+static int jsonl_emit(struct sink *s, const struct sink_event *ev, struct err *e)
 {
 	struct jsonl *j = (struct jsonl *)s;
+	const char *line = ev->line;
+	size_t len = ev->len;
 	if (len > JSONL_MAX_EVENT)
 		return err_set(e, "event of %zu bytes is over the 1 MiB limit", len);
 	if (len + 1 > j->cap) {

@@ -2,7 +2,7 @@
 
 #include "sink/sink.h"
 
-static int noop_emit(struct sink *s, const char *line, size_t len, struct err *e) { return 0; }
+static int noop_emit(struct sink *s, const struct sink_event *ev, struct err *e) { return 0; }
 static void noop_close(struct sink *s) {}
 
 struct sink *sink_noop_open(void)

@@ -8,10 +8,18 @@
 #include "sink/fsync.h"
 #include "util/err.h"
 
+/* One event as the sinks get it. */
+struct sink_event {
+	const char *line;  /* the serialised event (the signed wrapper when signing) */
+	size_t len;
+	const char *id;    /* the id of `line`'s event (the wrapper's when signed) */
+	const char *type;  /* the type of the (inner) event, e.g. dev.cellos.events.cell.lifecycle.v1.started */
+};
+
 struct sink {
 	const char *name;
 	/* Deliver one event; -1 with *e set when the sink could not take it. */
-	int (*emit)(struct sink *s, const char *line, size_t len, struct err *e);
+	int (*emit)(struct sink *s, const struct sink_event *ev, struct err *e);
 	/* Flush and release. */
 	void (*close)(struct sink *s);
 };

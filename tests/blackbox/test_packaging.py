@@ -21,7 +21,7 @@ import pytest
 from conftest import REPO_ROOT, Result, make_spec, new_dir, prepare, supervisor_env
 
 PROGRAMS = ("cellos-supervisor", "cellctl")
-CELLCTL_COMMANDS = {"validate", "verify", "show", "keygen"}
+CELLCTL_COMMANDS = {"validate", "verify", "show", "keygen", "submit", "watch", "queue"}
 MAN_SECTIONS = ("NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXIT STATUS", "ENVIRONMENT", "FILES",
                 "EXAMPLES", "SEE ALSO")
 # Files Debian requires in every package, which `make install` has no business with.
@@ -324,6 +324,12 @@ def test_cellctl_completion(installed, files_dir, with_bc):
     assert c("validate", "--format", "json", "--") == ["--help"]
     # A document need not be called .json: with nothing else matching, any file.
     assert c("validate", "no") == ["notes.txt"]
+    assert c("submit", "") == ["doc.json", "keys.json", "sub"]
+    assert c("submit", "doc.json", "--w") == ["--wait"]
+    assert c("submit", "--job-id", "") == []
+    assert c("watch", "") == ["--cell", "--help", "--job", "--server"]
+    assert c("queue", "") == ["init"]
+    assert c("queue", "init", "--") == ["--help", "--replicas", "--server"]
 
 
 @pytest.mark.parametrize("with_bc", [False, True], ids=["plain-bash", "bash-completion"])
@@ -384,6 +390,7 @@ def test_deb_control_fields(deb, installed):
     # The package's version is the programs' (0.5.1-c -> 0.5.1+c: a native version has no '-').
     assert deb_field(path, "Version") == version_of(installed / "usr/bin/cellos-supervisor").replace("-", "+")
     assert "libcurl4" in deb_field(path, "Recommends")
+    assert "libnats3.4" in deb_field(path, "Recommends")  # dlopen()ed for CELLOS_NATS_URL
     suggests = deb_field(path, "Suggests")
     for s in ("runsc", "runc", "crun"):
         assert s in suggests

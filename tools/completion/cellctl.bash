@@ -46,7 +46,7 @@ _cellctl()
     cword=$COMP_CWORD
     words=("${COMP_WORDS[@]}")
 
-    local cmds="validate verify show keygen"
+    local cmds="validate verify show keygen submit watch queue"
     if ((cword == 1)); then
         COMPREPLY=($(compgen -W "$cmds --help --version" -- "$cur"))
         return
@@ -88,6 +88,28 @@ _cellctl()
         esac
         flags="--kid --help"
         ;;
+    submit)
+        case $prev in
+        --server | --pool | --job-id) return ;;   # a URL, a pool, a UUID
+        esac
+        flags="--pool --job-id --wait --no-validate --server --help"
+        ;;
+    watch)
+        case $prev in
+        --server | --job | --cell) return ;;
+        esac
+        flags="--job --cell --server --help"
+        ;;
+    queue)
+        case $prev in
+        --server | --replicas) return ;;
+        esac
+        flags="--server --replicas --help"
+        if ((cword == 2)) && [[ $cur != -* ]]; then
+            COMPREPLY=($(compgen -W "init" -- "$cur"))
+            return
+        fi
+        ;;
     *)
         return
         ;;
@@ -98,12 +120,13 @@ _cellctl()
     for w in "${words[@]:2:cword-2}"; do used+="$w "; done
     local f left=""
     for f in $flags; do [[ $used == *" $f "* ]] || left+="$f "; done
-    if [[ $cur == -* && $cmd != keygen ]]; then
+    if [[ $cur == -* && $cmd != keygen && $cmd != watch && $cmd != queue ]]; then
         COMPREPLY=($(compgen -W "$left -" -- "$cur"))
         return
     fi
     case $cmd in
-    keygen) COMPREPLY=($(compgen -W "$left" -- "$cur")) ;;
+    keygen | watch | queue) COMPREPLY=($(compgen -W "$left" -- "$cur")) ;;
+    submit) _cellctl_files "$cur" json ;;
     validate) _cellctl_files "$cur" json ;;
     verify | show) _cellctl_files "$cur" jsonl json log ;;
     esac
