@@ -29,7 +29,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/%)
 
 .PHONY: all check unit blackbox clean fuzz fuzz-run man release install uninstall
-all: $(B)/cellos-supervisor $(B)/cellctl $(B)/bench-events man
+all: $(B)/cellos-supervisor $(B)/cellctl $(B)/cellos-agent $(B)/bench-events man
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -61,6 +61,10 @@ $(B)/src/isolate/seccomp.o: private CFLAGS += -I$(B)/gen
 
 # cellctl: one file per command (tools/cellctl*.c).
 $(B)/cellctl: $(patsubst %.c,$(B)/%.o,$(wildcard tools/cellctl*.c)) $(B)/libcellos.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# cellos-agent: one file per concern (agent/*.c, agent/agent.h says which).
+$(B)/cellos-agent: $(patsubst %.c,$(B)/%.o,$(wildcard agent/*.c)) $(B)/libcellos.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Events signed and written per second (bench/bench-signing.sh).
