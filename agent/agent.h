@@ -64,7 +64,7 @@ enum agent_outcome {
 	OUT_FAILED,         /* it exited non-zero: a result, acked */
 	OUT_INVALID,        /* the document was refused: +TERM */
 	OUT_MAX_DELIVERIES, /* delivered MaxDeliver times: +TERM */
-	OUT_HANDED_BACK,    /* terminated by a drain, or not started: +NAK */
+	OUT_HANDED_BACK,    /* terminated by a drain, or not started: -NAK */
 	OUT_N
 };
 extern const char *const agent_outcome_names[OUT_N];
@@ -131,7 +131,7 @@ int64_t queue_tick(struct queue *q, unsigned free_slots, bool fetch);
  * handled inside. */
 int queue_next(struct queue *q, struct delivery *d);
 void delivery_free(struct delivery *d);
-/* Send "+ACK", "+NAK", "+TERM" (synchronously: the server confirms) or
+/* Send "+ACK", "-NAK", "+TERM" (synchronously: the server confirms) or
  * "+WPI" (fire and forget) for a delivery's ack subject. */
 int queue_ack(struct queue *q, const char *ack_subject, const char *what, struct err *e);
 
@@ -153,7 +153,7 @@ struct job {
 	int64_t start_ms, last_wpi_ms;
 	/* After the supervisor exited: the ack to confirm, retried until then. */
 	int status;            /* the supervisor's exit status (128+N for a signal) */
-	const char *verdict;   /* "+ACK" or "+NAK" */
+	const char *verdict;   /* "+ACK" or "-NAK" */
 	enum agent_outcome outcome;
 	int64_t ack_next_ms, ack_give_up_ms;
 };

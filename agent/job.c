@@ -51,7 +51,11 @@ int job_prepare(const struct agent_settings *s, const struct config *cfg, const 
 		char **doc_out, size_t *len_out, char cell_id[160], enum agent_outcome *outcome, struct err *why)
 {
 	*doc_out = NULL;
-	snprintf(cell_id, 160, "unknown");
+	/* The document's id as far as it has one: for the log line. */
+	json_t *j = json_loadb(d->doc, d->len, 0, NULL);
+	const char *id = json_string_value(json_object_get(json_object_get(j, "spec"), "id"));
+	snprintf(cell_id, 160, "%s", id && spec_is_portable_id(id) ? id : "unknown");
+	json_decref(j);
 	/* Delivered MaxDeliver times: the runs before this one never finished
 	 * (their agents died). This delivery is the last the server makes; it
 	 * ends the job rather than leave it in the stream. */
@@ -74,12 +78,6 @@ int job_prepare(const struct agent_settings *s, const struct config *cfg, const 
 		snprintf(cell_id, 160, "%s", spec.id);
 		admission_check(cfg, &spec, ADMIT_RUN, &probs);
 		spec_free(&spec);
-	} else {
-		json_t *j = json_loadb(doc, len, 0, NULL);
-		const char *id = json_string_value(json_object_get(json_object_get(j, "spec"), "id"));
-		if (id && spec_is_portable_id(id))
-			snprintf(cell_id, 160, "%s", id);
-		json_decref(j);
 	}
 	if (probs.n) {
 		*outcome = OUT_INVALID;

@@ -118,7 +118,7 @@ static void job_exited(struct agent *A, struct job *j, int wstatus)
 	j->status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
 	if (j->drain_killed) {
 		j->outcome = OUT_HANDED_BACK;
-		j->verdict = "+NAK";
+		j->verdict = "-NAK";
 	} else {
 		/* A failed cell is a result, not a retry (SPEC §11). */
 		j->outcome = j->status == 0 ? OUT_SUCCEEDED : OUT_FAILED;
@@ -153,7 +153,7 @@ static void reap(struct agent *A)
 static void hand_back(struct agent *A, struct delivery *d, const char *why)
 {
 	struct err e = {0};
-	if (queue_ack(&A->q, d->ack, "+NAK", &e) < 0)
+	if (queue_ack(&A->q, d->ack, "-NAK", &e) < 0)
 		log_warn("job %s: %s (it comes back after AckWait)", d->job_id, e.msg);
 	log_info("job %s pool %s delivery %u: handed back (%s)", d->job_id, A->set.pools[d->pool], d->delivered, why);
 	A->m.finished[OUT_HANDED_BACK]++;

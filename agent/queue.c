@@ -11,7 +11,7 @@
  * expired, 409 leadership change or consumer deleted, ...), or, when the server
  * that held it went away, at its deadline: then its slots are asked for again.
  * A job that arrives for a request we gave up on still runs if a slot is free;
- * otherwise it is handed back (+NAK), never dropped. */
+ * otherwise it is handed back (-NAK), never dropped. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>

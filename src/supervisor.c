@@ -261,9 +261,11 @@ static const char *env_path(char **envp)
 
 static void emit_failed(struct run *r, const char *phase, const char *reason, const char *message)
 {
+	/* correlation (ext), as in started: a run that never started is still
+	 * found by its job id (cellos-agent, SPEC §11). */
 	events_emit(r->es, "lifecycle.v1.failed",
-		    json_pack("{s:s, s:s, s:s, s:o}", "specId", r->spec->id, "phase", phase, "reason", reason, "message",
-			      event_text(message)),
+		    json_pack("{s:s, s:s, s:s, s:o, s:o*}", "specId", r->spec->id, "phase", phase, "reason", reason,
+			      "message", event_text(message), "correlation", correlation(r->spec)),
 		    NULL);
 }
 

@@ -313,7 +313,7 @@ def test_a_job_delivered_max_deliver_times_is_terminated_with_an_event(server_an
     srv = server_and_queue
     jsonl = new_dir("agent-events") / "events.jsonl"
     with srv.client() as c:
-        # Two deliveries that never finished (taken, then given up: +NAK), as
+        # Two deliveries that never finished (taken, then given up: -NAK), as
         # two agents that died would leave it; the consumer is the agents' own.
         c.js("CONSUMER.DURABLE.CREATE.CELLOS_CELLS.cellos-agent-default",
              {"stream_name": "CELLOS_CELLS",
@@ -325,7 +325,7 @@ def test_a_job_delivered_max_deliver_times_is_terminated_with_an_event(server_an
         for _ in range(2):
             m = c.fetch("CELLOS_CELLS", "cellos-agent-default", timeout=5)
             assert m is not None
-            c.request(m["reply"], b"+NAK")
+            c.request(m["reply"], b"-NAK")
         a = Agent(srv.url, jsonl)
         try:
             wait_for(lambda: job in runs_by_job(jsonl), 30, "the max_deliveries event")
@@ -486,3 +486,51 @@ def test_kill9_agent_its_cells_die_and_its_jobs_run_elsewhere(server_and_queue):
             wait_for(lambda: c.stream_info("CELLOS_CELLS")["state"]["messages"] == 0, 10, "an empty queue")
         finally:
             assert other.stop() == 0
+
+
+# --------------------------------------------------------------------------- warm cells
+
+def warm_supervisors(agent: Agent) -> dict[int, str]:
+    """pid -> CELLOS_RUN_ID of the agent's warm supervisors (cellos-supervisor --warm)."""
+    out = {}
+    for pid, cmd in marked_processes("--warm").items():
+        try:
+            if int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1]) != agent.proc.pid:
+                continue
+            env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        run = [e.split(b"=", 1)[1].decode() for e in env if e.startswith(b"CELLOS_RUN_ID=")]
+        out[pid] = run[0] if run else ""
+    return out
+
+
+def test_warm_cells_are_ready_before_the_job_serve_one_job_each_and_go_with_the_drain(server_and_queue):
+    srv = server_and_queue
+    jsonl = new_dir("agent-events") / "events.jsonl"
+    a = Agent(srv.url, jsonl, CELLOS_AGENT_WARM="1", CELLOS_AGENT_MAX_CELLS="1")
+    try:
+        wait_for(lambda: len(warm_supervisors(a)) == 1, 20, "a warm cell")
+        ((pid1, run1),) = warm_supervisors(a).items()
+        with srv.client() as c:
+            j1 = submit(c, job_doc(["/bin/true"]))
+            wait_for(lambda: j1 in runs_by_job(jsonl) and all(finished(r) for r in runs_by_job(jsonl)[j1].values()),
+                     30, "the first job")
+            # The job ran in the supervisor that was waiting before it was submitted.
+            assert list(runs_by_job(jsonl)[j1]) == [run1]
+            wait_for(lambda: warm_supervisors(a) and pid1 not in warm_supervisors(a), 20, "a new warm cell")
+            ((pid2, run2),) = warm_supervisors(a).items()
+            assert run2 != run1
+            j2 = submit(c, job_doc(["/bin/sh", "-c", "exit 4"]))
+            wait_for(lambda: j2 in runs_by_job(jsonl) and all(finished(r) for r in runs_by_job(jsonl)[j2].values()),
+                     30, "the second job")
+            assert list(runs_by_job(jsonl)[j2]) == [run2]
+        wait_for(lambda: len(a.job_lines()) == 2, 10, "the second job's log line")
+        assert sum("(warm cell)" in l for l in a.job_lines()) == 2
+        wait_for(lambda: len(warm_supervisors(a)) == 1, 20, "the next warm cell")
+    finally:
+        assert a.stop() == 0
+    # The drain destroyed the warm cell that never got a job; it reported no run.
+    assert not marked_processes("--warm") or not any(
+        "cellos-supervisor --warm" in cmd for cmd in marked_processes("--warm").values())
+    assert len(runs_by_job(jsonl)) == 2
