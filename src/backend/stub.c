@@ -121,13 +121,29 @@ static int map_user(const struct cell *c, pid_t pid, struct err *e)
 struct owner_switch {
 	int securebits;
 	bool active;
+	/* The kernel clears a parent-death signal on any change of credentials:
+	 * one our parent set (cellos-agent: its cells die with it) is re-armed. */
+	int pdeathsig;
+	pid_t ppid;
 };
+
+static void rearm_pdeathsig(const struct owner_switch *o)
+{
+	if (!o->pdeathsig)
+		return;
+	prctl(PR_SET_PDEATHSIG, o->pdeathsig);
+	if (getppid() != o->ppid) /* the parent died while it was off */
+		raise(o->pdeathsig);
+}
 
 static int become_owner(const struct cell *c, struct owner_switch *o, struct err *e)
 {
 	o->active = false;
 	if (geteuid() != 0)
 		return 0; /* an unprivileged supervisor owns what it makes anyway */
+	o->pdeathsig = 0;
+	o->ppid = getppid();
+	prctl(PR_GET_PDEATHSIG, &o->pdeathsig);
 	o->securebits = prctl(PR_GET_SECUREBITS);
 	if (o->securebits < 0 || prctl(PR_SET_SECUREBITS, o->securebits | SECBIT_NO_SETUID_FIXUP) < 0)
 		return err_sys(e, errno, "user namespace: keep capabilities while owning it (securebits)");
@@ -135,6 +151,7 @@ static int become_owner(const struct cell *c, struct owner_switch *o, struct err
 		int errnum = errno;
 		if (setresgid((gid_t)-1, 0, (gid_t)-1) < 0 || prctl(PR_SET_SECUREBITS, o->securebits) < 0)
 			abort(); /* cannot return to our own identity: nothing sane can follow */
+		rearm_pdeathsig(o);
 		return err_sys(e, errnum, "user namespace: take the run's uid %u as owner", (unsigned)c->uid);
 	}
 	o->active = true;
@@ -151,6 +168,7 @@ static void end_owner(struct owner_switch *o)
 		abort();
 	}
 	o->active = false;
+	rearm_pdeathsig(o);
 }
 
 /* Wait for the init's reply to 'A'. */
