@@ -142,11 +142,14 @@ MANDIR ?= $(DATADIR)/man
 DOCDIR ?= $(DATADIR)/doc/cellos
 BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 SCHEMADIR ?= $(DATADIR)/cellos/schema
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 EXAMPLESDIR ?= $(DOCDIR)/examples
 INSTALL ?= install
 RB := $(B)/release
-PROGRAMS := cellos-supervisor cellctl
-COMPLETIONS := cellctl cellos-supervisor
+PROGRAMS := cellos-supervisor cellctl cellos-agent
+COMPLETIONS := cellctl cellos-supervisor cellos-agent
+# The agent's systemd unit (Delegate=yes: it owns its cells' cgroups).
+UNITS := cellos-agent.service
 # Every file under examples/ (subdirectories kept), but no dotfile or backup.
 EXAMPLE_FILES := $(patsubst examples/%,%,$(shell find examples -type f ! -name '.*' ! -name '*~' 2>/dev/null | LC_ALL=C sort))
 # The document's JSON Schema (schema/, docs/reference.md's companion).
@@ -169,6 +172,8 @@ install: release man
 	done
 	$(INSTALL) -d $(DESTDIR)$(SCHEMADIR)
 	$(INSTALL) -m 0644 $(SCHEMA_FILES:%=schema/%) $(DESTDIR)$(SCHEMADIR)/
+	$(INSTALL) -d $(DESTDIR)$(UNITDIR)
+	$(INSTALL) -m 0644 $(UNITS:%=packaging/%) $(DESTDIR)$(UNITDIR)/
 
 # Removes exactly what install put there, then the directories that are ours
 # alone once they are empty; the shared ones (bin, man/man1, completions) stay.
@@ -178,6 +183,7 @@ uninstall:
 	rm -f $(COMPLETIONS:%=$(DESTDIR)$(BASHCOMPDIR)/%)
 	rm -f $(EXAMPLE_FILES:%=$(DESTDIR)$(EXAMPLESDIR)/%)
 	rm -f $(SCHEMA_FILES:%=$(DESTDIR)$(SCHEMADIR)/%)
+	rm -f $(UNITS:%=$(DESTDIR)$(UNITDIR)/%)
 	[ ! -d $(DESTDIR)$(EXAMPLESDIR) ] || find $(DESTDIR)$(EXAMPLESDIR) -depth -type d -empty -delete
 	for d in $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SCHEMADIR) $(DESTDIR)$(DATADIR)/cellos; do \
 		[ ! -d "$$d" ] || rmdir --ignore-fail-on-non-empty "$$d" || exit 1; \

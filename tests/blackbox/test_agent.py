@@ -414,11 +414,18 @@ def cluster():
         c.stop_all()
 
 
-def wait_all_finished(jsonl: Path, jobs, timeout: float):
-    def done():
+def wait_all_finished(jsonl: Path, jobs, timeout: float, agents=()):
+    def missing():
         runs = runs_by_job(jsonl)
-        return all(any(finished(r) for r in runs.get(j, {}).values()) for j in jobs)
-    wait_for(done, timeout, f"{len(jobs)} jobs to finish")
+        return [j for j in jobs if not any(finished(r) for r in runs.get(j, {}).values())]
+    deadline = time.monotonic() + timeout
+    while missing():
+        if time.monotonic() > deadline:
+            left = missing()
+            logs = "\n".join(a.text()[-3000:] for a in agents)
+            raise AssertionError(f"{len(left)} of {len(jobs)} jobs never finished, e.g. {left[:3]}; "
+                                 f"runs of those: {[list(runs_by_job(jsonl).get(j, {})) for j in left[:3]]}\n{logs}")
+        time.sleep(0.2)
 
 
 def test_cluster_three_agents_run_every_job_exactly_once_and_survive_a_node_loss(cluster):
@@ -438,7 +445,7 @@ def test_cluster_three_agents_run_every_job_exactly_once_and_survive_a_node_loss
                 r = c.request("cellos.cells.default", json.dumps(job_doc(["/bin/true"])).encode(),
                               headers={"Nats-Msg-Id": j}, timeout=10)
                 assert json.loads(r["data"]).get("duplicate") is True
-            wait_all_finished(jsonl, codes, 120)
+            wait_all_finished(jsonl, codes, 150, agents)
         runs = runs_by_job(jsonl)
         for j, code in codes.items():
             assert len(runs[j]) == 1, (j, list(runs[j]))
@@ -455,7 +462,7 @@ def test_cluster_three_agents_run_every_job_exactly_once_and_survive_a_node_loss
             wait_for(lambda: sum(j in runs_by_job(jsonl) for j in more) >= 10, 60, "the batch to be under way")
             cluster.stop(0)
             more += [submit(c, job_doc(["/bin/true"])) for _ in range(10)]
-        wait_all_finished(jsonl, more, 120)
+        wait_all_finished(jsonl, more, 120, agents)
         runs = runs_by_job(jsonl)
         for j in more:
             assert any(finished(r) and finished(r)["data"].get("outcome") == "succeeded" for r in runs[j].values())

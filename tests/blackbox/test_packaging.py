@@ -20,7 +20,7 @@ import pytest
 
 from conftest import REPO_ROOT, Result, make_spec, new_dir, prepare, supervisor_env
 
-PROGRAMS = ("cellos-supervisor", "cellctl")
+PROGRAMS = ("cellos-supervisor", "cellctl", "cellos-agent")
 CELLCTL_COMMANDS = {"validate", "verify", "show", "keygen", "submit", "watch", "queue"}
 MAN_SECTIONS = ("NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXIT STATUS", "ENVIRONMENT", "FILES",
                 "EXAMPLES", "SEE ALSO")
@@ -58,6 +58,7 @@ def expected_files(prefix: str) -> set[str]:
     files |= {f"{p}/share/bash-completion/completions/{b}" for b in PROGRAMS}
     files |= {f"{p}/share/doc/cellos/examples/{e}" for e in example_files()}
     files.add(f"{p}/share/cellos/schema/execution-cell.schema.json")
+    files.add(f"{p}/lib/systemd/system/cellos-agent.service")
     return files
 
 
