@@ -81,7 +81,7 @@ $(B)/test_runuid: private LDFLAGS += -Wl,--wrap=flock
 
 # Unit tests that make a libc call fail on demand define __wrap_<call>.
 $(B)/test_seccomp: private LDFLAGS += -Wl,--wrap=fstat
-$(B)/test_oci_run: private LDFLAGS += -Wl,--wrap=waitpid
+$(B)/test_oci_tool: private LDFLAGS += -Wl,--wrap=waitpid
 
 # Every binary runs, whatever an earlier one did; the failures are listed at the end.
 unit: $(UNIT_BIN)

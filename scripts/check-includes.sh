@@ -34,7 +34,7 @@ isolate 1
 util 0
 '
 # Vocabulary headers: includable from any layer; they include nothing of ours.
-VOCAB='events/sign_alg.h sink/fsync.h secrets/secret.h'
+VOCAB='events/sign_alg.h sink/fsync.h sink/nats_opts.h secrets/secret.h'
 
 # Known upward includes being removed by other parts of issue 10 (file, header,
 # why). Keep this empty: an entry here is a debt with an owner.

@@ -18,7 +18,7 @@
 #include "isolate/cgroup.h"
 #include "isolate/runuid.h"
 #include "isolate/seccomp.h"
-#include "sink/nats_subject.h"
+#include "util/nats_subject.h"
 #include "util/b64url.h"
 #include "util/path.h"
 
@@ -319,16 +319,10 @@ static int find_program(const char *var, const char *v, char *out, size_t size, 
 	const char *path = env("PATH");
 	if (!path)
 		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-	for (const char *p = path;;) {
-		size_t len = strcspn(p, ":");
-		char cand[4096];
-		if (len && (size_t)snprintf(cand, sizeof cand, "%.*s/%s", (int)len, p, v) < sizeof cand &&
-		    access(cand, X_OK) == 0 && realpath(cand, out))
+	char cand[4096];
+	for (const char *it = path; path_search_next(&it, v, false, cand, sizeof cand);)
+		if (access(cand, X_OK) == 0 && realpath(cand, out))
 			return 0;
-		if (!p[len])
-			break;
-		p += len + 1;
-	}
 	return err_set(e, "%s: %s not found (tried each directory of PATH=%s)", var, v, path);
 }
 
@@ -596,8 +590,10 @@ int config_nats_load(struct nats_conn_opts *o, const char *url, struct err *e)
 			return err_set(e, "%s: out of memory", var);
 		}
 		p += len;
-		if (*p == ',')
-			p++;
+		if (*p == ',' && !*++p) {
+			free_list(urls);
+			return err_set(e, "%s: '%s' ends with an empty entry", var, v);
+		}
 	}
 	if (!k) {
 		free(urls);

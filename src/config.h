@@ -9,7 +9,7 @@
 #include "events/sign_alg.h"
 #include "isolate/ns.h" /* NS_*: the namespaces of CELLOS_SUBPROCESS_UNSHARE */
 #include "sink/fsync.h"
-#include "sink/nats_conn.h"
+#include "sink/nats_opts.h"
 #include "util/err.h"
 #include "util/log.h"
 

@@ -23,6 +23,7 @@
 #include "util/ids.h"
 #include "util/log.h"
 #include "util/stdio_relay.h"
+#include "util/stopsig.h"
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -61,9 +62,7 @@ struct run {
 void supervisor_block_signals(void)
 {
 	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
+	stopsig_set(&set);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	/* A closed stdout/stderr or socket must not kill the supervisor mid-teardown. */
 	signal(SIGPIPE, SIG_IGN);
@@ -649,11 +648,7 @@ static int lifecycle(const struct config *cfg, const struct spec *spec, struct e
 	 * only way the supervisor sees them. Without it they would stay blocked for
 	 * good and neither the supervisor nor its cell could be stopped short of
 	 * SIGKILL, so nothing is started. */
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	int sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	int sigfd = stopsig_fd();
 	if (sigfd < 0) {
 		out->phase = "admission";
 		out->reason = "backend_failed";

@@ -37,6 +37,10 @@
 #define CONNECT_TIMEOUT_MS 2000
 /* While following events, how often a stop signal is looked at. */
 #define POLL_MS 200
+/* The server's heartbeat on an idle consumer, and how long without one (or an
+ * event) until the consumer counts as lost. */
+#define HEARTBEAT_MS 2000
+#define LOST_MS (3 * HEARTBEAT_MS)
 
 const char cellctl_queue_help[] =
 	"usage: cellctl queue [init] [--server URL] [--replicas N]\n"
@@ -291,19 +295,69 @@ static void catch_stop_signals(void)
 }
 
 /* An ephemeral push consumer on CELLOS_EVENTS delivering to a subscription of
- * ours: no acks (a reader, not a worker), gone when we are. */
+ * ours: no acks (a reader, not a worker), gone when we are. The server sends a
+ * heartbeat when there is nothing to deliver; when neither comes for a while,
+ * the consumer is gone (a restarted server, a cluster that lost it) and is made
+ * again from the stream sequence after the last event seen. */
 struct follower {
 	struct nats_conn *c;
 	natsSubscription *sub;
 	char consumer[128];
 	char *inbox;
+	int64_t start_ns;        /* what the first consumer started from (follow_open) */
+	uint64_t last_seq;       /* stream sequence of the last event delivered; 0: none yet */
+	int64_t last_heard_ms;   /* monotonic time of the last message or heartbeat */
 };
 
-/* start_ns 0: only what is published from now on; -1: everything stored. */
+static int64_t mono_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Make the consumer: after the stream sequence f->last_seq when there is one,
+ * else from f->start_ns (0: what is published from now on; -1: everything). */
+static int consumer_create(struct follower *f, struct err *e)
+{
+	json_t *cfg = json_pack("{s:s, s:s, s:s, s:b, s:I, s:I}", "deliver_subject", f->inbox, "ack_policy", "none",
+				"filter_subject", NATS_STREAM_EVENTS_SUBJECT, "mem_storage", 1, "inactive_threshold",
+				(json_int_t)(60LL * 1000000000LL), "idle_heartbeat",
+				(json_int_t)(HEARTBEAT_MS * 1000000LL));
+	if (!cfg)
+		return err_set(e, "out of memory");
+	if (f->last_seq) {
+		json_object_set_new(cfg, "deliver_policy", json_string("by_start_sequence"));
+		json_object_set_new(cfg, "opt_start_seq", json_integer((json_int_t)(f->last_seq + 1)));
+	} else if (f->start_ns > 0) {
+		char when[64];
+		time_t secs = (time_t)(f->start_ns / 1000000000LL);
+		struct tm tm;
+		gmtime_r(&secs, &tm);
+		size_t k = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(when + k, sizeof when - k, ".%09lldZ", (long long)(f->start_ns % 1000000000LL));
+		json_object_set_new(cfg, "deliver_policy", json_string("by_start_time"));
+		json_object_set_new(cfg, "opt_start_time", json_string(when));
+	} else {
+		json_object_set_new(cfg, "deliver_policy", json_string(f->start_ns < 0 ? "all" : "new"));
+	}
+	json_t *req = json_pack("{s:s, s:o}", "stream_name", NATS_STREAM_EVENTS_NAME, "config", cfg), *resp = NULL;
+	int rc = req ? nats_js_request(f->c, "CONSUMER.CREATE." NATS_STREAM_EVENTS_NAME, req, &resp, API_TIMEOUT_MS,
+				       NULL, e)
+		     : err_set(e, "out of memory");
+	json_decref(req);
+	if (rc < 0)
+		return -1;
+	snprintf(f->consumer, sizeof f->consumer, "%s", json_string_value(json_object_get(resp, "name")) ?: "");
+	json_decref(resp);
+	f->last_heard_ms = mono_now_ms();
+	return 0;
+}
+
 static int follow_open(struct follower *f, struct nats_conn *c, int64_t start_ns, struct err *e)
 {
 	const struct nats_api *a = c->api;
-	*f = (struct follower){.c = c};
+	*f = (struct follower){.c = c, .start_ns = start_ns};
 	natsInbox *inbox = NULL;
 	if (a->natsInbox_Create(&inbox) != NATS_OK || !(f->inbox = strdup(inbox))) {
 		a->natsInbox_Destroy(inbox);
@@ -312,48 +366,43 @@ static int follow_open(struct follower *f, struct nats_conn *c, int64_t start_ns
 	a->natsInbox_Destroy(inbox);
 	if (a->natsConnection_SubscribeSync(&f->sub, c->nc, f->inbox) != NATS_OK)
 		return err_set(e, "cannot subscribe to %s", f->inbox);
-	json_t *cfg = json_pack("{s:s, s:s, s:s, s:b, s:I}", "deliver_subject", f->inbox, "ack_policy", "none",
-				"filter_subject", NATS_STREAM_EVENTS_SUBJECT, "mem_storage", 1, "inactive_threshold",
-				(json_int_t)(60LL * 1000000000LL));
-	if (!cfg)
-		return err_set(e, "out of memory");
-	if (start_ns > 0) {
-		char when[64];
-		time_t secs = (time_t)(start_ns / 1000000000LL);
-		struct tm tm;
-		gmtime_r(&secs, &tm);
-		size_t k = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-		snprintf(when + k, sizeof when - k, ".%09lldZ", (long long)(start_ns % 1000000000LL));
-		json_object_set_new(cfg, "deliver_policy", json_string("by_start_time"));
-		json_object_set_new(cfg, "opt_start_time", json_string(when));
-	} else {
-		json_object_set_new(cfg, "deliver_policy", json_string(start_ns < 0 ? "all" : "new"));
-	}
-	json_t *req = json_pack("{s:s, s:o}", "stream_name", NATS_STREAM_EVENTS_NAME, "config", cfg), *resp = NULL;
-	int rc = req ? nats_js_request(c, "CONSUMER.CREATE." NATS_STREAM_EVENTS_NAME, req, &resp, API_TIMEOUT_MS,
-				       NULL, e)
-		     : err_set(e, "out of memory");
-	json_decref(req);
-	if (rc < 0)
-		return -1;
-	snprintf(f->consumer, sizeof f->consumer, "%s", json_string_value(json_object_get(resp, "name")) ?: "");
+	return consumer_create(f, e);
+}
+
+static void consumer_delete(struct follower *f)
+{
+	if (!f->consumer[0])
+		return;
+	char api[256];
+	json_t *resp = NULL;
+	struct err e = {0};
+	snprintf(api, sizeof api, "CONSUMER.DELETE." NATS_STREAM_EVENTS_NAME ".%s", f->consumer);
+	nats_js_request(f->c, api, NULL, &resp, API_TIMEOUT_MS, NULL, &e);
 	json_decref(resp);
-	return 0;
+	f->consumer[0] = '\0';
 }
 
 static void follow_close(struct follower *f)
 {
-	if (f->consumer[0]) {
-		char api[256];
-		json_t *resp = NULL;
-		struct err e = {0};
-		snprintf(api, sizeof api, "CONSUMER.DELETE." NATS_STREAM_EVENTS_NAME ".%s", f->consumer);
-		nats_js_request(f->c, api, NULL, &resp, API_TIMEOUT_MS, NULL, &e);
-		json_decref(resp);
-	}
+	consumer_delete(f);
 	if (f->sub)
 		f->c->api->natsSubscription_Destroy(f->sub);
 	free(f->inbox);
+}
+
+/* The stream sequence of a delivered message, from its reply subject
+ * $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>
+ * (a domain adds two tokens in front of <stream>); 0 when there is none. */
+static uint64_t stream_seq_of(const char *reply)
+{
+	if (!reply || strncmp(reply, "$JS.ACK.", 8) != 0)
+		return 0;
+	const char *tok[12];
+	int n = 0;
+	for (const char *p = reply; p && n < 12; p = strchr(p, '.'), p = p ? p + 1 : NULL)
+		tok[n++] = p;
+	int at = n == 9 ? 5 : n >= 11 ? 7 : -1;
+	return at < 0 ? 0 : strtoull(tok[at], NULL, 10);
 }
 
 /* What a job's runs have said so far. */
@@ -459,8 +508,21 @@ static int follow(struct follower *f, struct job_watch *w, bool until_end, struc
 	while (!stop_signal && !(until_end && w->ended)) {
 		natsMsg *m = NULL;
 		natsStatus s = a->natsSubscription_NextMsg(&m, f->sub, POLL_MS);
-		if (s == NATS_TIMEOUT)
+		if (s == NATS_TIMEOUT) {
+			if (mono_now_ms() - f->last_heard_ms < LOST_MS)
+				continue;
+			/* Neither events nor heartbeats: make the consumer again
+			 * (libnats reconnects the subscription itself). */
+			struct err ce = {0};
+			consumer_delete(f);
+			if (consumer_create(f, &ce) < 0) {
+				f->last_heard_ms = mono_now_ms(); /* try again later */
+				continue;
+			}
+			fprintf(stderr, "cellctl: the events consumer was lost (a server restarted?): resumed%s\n",
+				f->last_seq ? " after the last event shown" : "");
 			continue;
+		}
 		if (s != NATS_OK) {
 			/* A slow reader: some events were dropped for it. Say so, go on. */
 			if (s == NATS_SLOW_CONSUMER) {
@@ -470,10 +532,15 @@ static int follow(struct follower *f, struct job_watch *w, bool until_end, struc
 			rc = err_set(e, "reading events: %s", a->natsStatus_GetText(s));
 			break;
 		}
+		f->last_heard_ms = mono_now_ms();
 		int len = a->natsMsg_GetDataLength(m);
 		/* Flow-control and heartbeat messages have no body. */
-		if (len > 0)
+		if (len > 0) {
+			uint64_t seq = stream_seq_of(a->natsMsg_GetReply(m));
+			if (seq)
+				f->last_seq = seq;
 			on_event(w, show, a->natsMsg_GetData(m), (size_t)len);
+		}
 		a->natsMsg_Destroy(m);
 		fflush(stdout);
 	}

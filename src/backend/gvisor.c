@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 #include "backend/oci_run.h"
+#include "backend/oci_tool.h"
+#include "util/dirs.h"
 #include "util/log.h"
 
 #define GVISOR_DIR "/run/cellos/gvisor"
@@ -45,9 +47,9 @@ static int probe(const char *runsc, const char *platform, char *msg, size_t size
 	snprintf(tmpdir, sizeof tmpdir, "TMPDIR=%s", dir);
 	snprintf(plat, sizeof plat, "--platform=%s", platform);
 	const char *argv[] = {runsc, root, plat, "--network=none", "do", "/bin/true", NULL};
-	const char *env[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", tmpdir, NULL};
-	int rc = oci_run_tool(runsc, argv, env, PROBE_TIMEOUT_MS, msg, size);
-	oci_run_rmtree(dir);
+	const char *env[] = {OCI_TOOL_PATH, tmpdir, NULL};
+	int rc = oci_tool_run(runsc, argv, env, PROBE_TIMEOUT_MS, msg, size);
+	dirs_rmtree(dir);
 	if (rc == 128 + SIGKILL)
 		snprintf(msg, size, "no answer within %d ms", PROBE_TIMEOUT_MS);
 	else if (rc != 0 && !msg[0])
@@ -60,7 +62,7 @@ static int detect_platform(const char *runsc, char *out, size_t size, struct err
 	struct stat st;
 	if (stat(runsc, &st) < 0)
 		return err_sys(e, errno, "CELLOS_GVISOR_RUNSC: %s", runsc);
-	if (oci_run_cache_get(PLATFORM_CACHE, runsc, out, size))
+	if (oci_tool_cache_get(PLATFORM_CACHE, runsc, out, size))
 		return 0;
 	static const char *const candidates[] = {"systrap", "ptrace"};
 	char tried[ERR_MSG_MAX - 200] = "";
@@ -69,7 +71,7 @@ static int detect_platform(const char *runsc, char *out, size_t size, struct err
 		char msg[256];
 		if (probe(runsc, candidates[i], msg, sizeof msg) == 0) {
 			log_debug("gvisor: platform %s works with %s", candidates[i], runsc);
-			oci_run_cache_put(PLATFORM_CACHE, runsc, candidates[i]);
+			oci_tool_cache_put(PLATFORM_CACHE, runsc, candidates[i]);
 			snprintf(out, size, "%s", candidates[i]);
 			return 0;
 		}
@@ -114,7 +116,7 @@ static int gvisor_create(struct cell *c, struct err *e)
 	/* runsc ignores linux.seccomp unless given --oci-seccomp; a runsc without the
 	 * flag (an old one) refuses it as unknown, which is the probe. */
 	const char *probe[] = {cfg->oci_runtime_path, "--oci-seccomp", "--version", NULL};
-	if (oci_run_seccomp(c, &rt, probe, NULL, e) < 0)
+	if (oci_seccomp_for_runtime(c, &rt, probe, NULL, e) < 0)
 		return -1;
 	if (rt.seccomp)
 		rt.global[3] = "--oci-seccomp";

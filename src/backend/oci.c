@@ -32,7 +32,7 @@ static int oci_create(struct cell *c, struct err *e)
 	/* Both install linux.seccomp through libseccomp, when built with it: their
 	 * --version says so (runc: a "libseccomp: X" line; crun: "+SECCOMP"). */
 	const char *probe[] = {path, "--version", NULL};
-	if (oci_run_seccomp(c, &rt, probe, crun ? "+SECCOMP" : "libseccomp:", e) < 0)
+	if (oci_seccomp_for_runtime(c, &rt, probe, crun ? "+SECCOMP" : "libseccomp:", e) < 0)
 		return -1;
 	return oci_run_create(c, &rt, e);
 }

@@ -20,7 +20,13 @@
  * hold the runtime, its sandbox, gofer and hooks. When the supervisor is SIGKILLed
  * the death signal takes the runtime, whose sandbox and gofer die with it, the
  * private mount namespace goes with its last process, and the next supervisor's
- * run-registry sweep kills whatever is left in the registered leaves. */
+ * run-registry sweep kills whatever is left in the registered leaves.
+ *
+ * The files: oci_run.c (these operations), oci_child.c (the child that becomes
+ * the runtime), oci_root.c (the cell's root: isolate/mount.h builds it),
+ * oci_hook.h (the hooks and FIFOs), oci_log.h (the runtime's error, masked),
+ * oci_tool.h (the runtime's short commands, cached facts about its binary),
+ * oci_bundle.h (config.json), oci_seccomp.h (linux.seccomp). */
 #ifndef CELLOS_OCI_RUN_H
 #define CELLOS_OCI_RUN_H
 
@@ -68,31 +74,5 @@ void oci_run_collect(struct cell *c, struct run_status *st);
 void oci_run_signal(struct cell *c, int sig);
 int oci_run_read_counters(struct cell *c, struct nft_counter **out, size_t *n, struct err *e);
 void oci_run_destroy(struct cell *c);
-
-/* Run `path args...` (no shell) with a bound (then SIGKILL); its stdout+stderr, cut
- * to `msg`, and exit status (128+N for a signal, -1 when it could not run or its
- * status could not be collected).
- * Extra environment `env` (NULL-terminated, may be NULL) replaces ours. */
-int oci_run_tool(const char *path, const char *const *args, const char *const *env, int timeout_ms, char *msg,
-		 size_t size);
-
-/* A fact about a runtime binary that costs a process (or a sandbox boot) to learn,
- * remembered in the file `cache` for as long as the binary is the same file
- * (device, inode, size, mtime): one stat per cell instead. get: false when there
- * is no answer for this binary. */
-bool oci_run_cache_get(const char *cache, const char *binary, char *value, size_t size);
-void oci_run_cache_put(const char *cache, const char *binary, const char *value);
-
-/* The workload's filter for this runtime (rt->seccomp; rt->kind, path and
- * seccomp_dialect set): CELLOS_SECCOMP's policy, if the runtime can install it.
- * Whether it can: `probe` (argv, NULL-terminated) exits 0 and, unless `want` is
- * NULL, prints `want`; cached in /run/cellos/<kind>/.seccomp. When it cannot, an
- * explicit CELLOS_SECCOMP (or the hardened profile) is an error, and the default
- * runs the cell without a filter, with a warning and c->seccomp "off" (the default
- * never refuses). */
-int oci_run_seccomp(struct cell *c, struct oci_runtime *rt, const char *const *probe, const char *want, struct err *e);
-
-/* Remove a directory tree without following symlinks (no-op when absent). */
-int oci_run_rmtree(const char *path);
 
 #endif

@@ -1,5 +1,7 @@
 #include "backend/oci_seccomp.h"
 
+#include <limits.h>
+
 #include <errno.h>
 #include <seccomp.h>
 #include <stdbool.h>
@@ -7,6 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "backend/oci_run.h"
+#include "backend/oci_tool.h"
+#include "util/dirs.h"
+#include "util/log.h"
 
 /* An action as the runtime spells it; errno_ret 0: no errnoRet. */
 struct oci_action {
@@ -153,4 +160,43 @@ json_t *oci_seccomp_json(const struct seccomp_policy *p, enum oci_seccomp_dialec
 oom:
 	json_decref(doc);
 	return err_set(e, "linux.seccomp: out of memory"), NULL;
+}
+
+/* ---- whether the runtime can install it ---- */
+
+int oci_seccomp_for_runtime(struct cell *c, struct oci_runtime *rt, const char *const *probe, const char *want,
+			    struct err *e)
+{
+	rt->seccomp = c->cfg->seccomp_policy;
+	if (!rt->seccomp)
+		return 0;
+	char base[PATH_MAX], cache[PATH_MAX + 16], answer[8];
+	snprintf(base, sizeof base, "/run/cellos/%s", rt->kind);
+	snprintf(cache, sizeof cache, "%s/.seccomp", base);
+	if (dirs_mkdir_p(base, 0700) < 0)
+		return err_sys(e, errno, "%s", base);
+	if (!oci_tool_cache_get(cache, rt->path, answer, sizeof answer)) {
+		char out[1024];
+		int rc = oci_tool_run_in(-1, rt->path, probe, NULL, OCI_TOOL_TIMEOUT_MS, out, sizeof out);
+		/* A probe that could not run or did not end tells nothing: the runtime
+		 * gets the filter and speaks for itself; the next cell asks again. */
+		if (rc < 0 || rc > 128)
+			return 0;
+		snprintf(answer, sizeof answer, "%s", rc == 0 && (!want || strstr(out, want)) ? "yes" : "no");
+		oci_tool_cache_put(cache, rt->path, answer);
+	}
+	if (strcmp(answer, "yes") == 0)
+		return 0;
+	const char *why = rt->seccomp_dialect == OCI_SECCOMP_RUNSC ? "no --oci-seccomp" : "built without libseccomp";
+	/* The hardened profile requires a filter (SPEC §7). */
+	if (c->cfg->seccomp_explicit || c->cfg->hardened)
+		return err_set(e, "CELLOS_SECCOMP: %s cannot install a system-call filter (%s): set CELLOS_SECCOMP=off, "
+				  "or use a runtime that can",
+			       rt->path, why);
+	/* Otherwise the default never refuses a cell (SPEC §3): it runs unfiltered, and says so. */
+	log_warn("%s cannot install a system-call filter (%s): the cell runs without one (CELLOS_SECCOMP unset)",
+		 rt->path, why);
+	rt->seccomp = NULL;
+	c->seccomp = "off";
+	return 0;
 }

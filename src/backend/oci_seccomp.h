@@ -39,4 +39,17 @@ enum oci_seccomp_dialect { OCI_SECCOMP_LIBSECCOMP = 0, OCI_SECCOMP_RUNSC };
  * the default action. */
 json_t *oci_seccomp_json(const struct seccomp_policy *p, enum oci_seccomp_dialect d, struct err *e);
 
+struct cell;
+struct oci_runtime;
+
+/* The workload's filter for this runtime (rt->seccomp; rt->kind, path and
+ * seccomp_dialect set): CELLOS_SECCOMP's policy, if the runtime can install it.
+ * Whether it can: `probe` (argv, NULL-terminated) exits 0 and, unless `want` is
+ * NULL, prints `want`; cached in /run/cellos/<kind>/.seccomp (oci_tool.h). When it
+ * cannot, an explicit CELLOS_SECCOMP (or the hardened profile) is an error, and
+ * the default runs the cell without a filter, with a warning and c->seccomp
+ * "off" (the default never refuses). */
+int oci_seccomp_for_runtime(struct cell *c, struct oci_runtime *rt, const char *const *probe, const char *want,
+			    struct err *e);
+
 #endif

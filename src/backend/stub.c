@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/sched.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -22,11 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/securebits.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,11 +31,14 @@
 #include "hostmount/hostmount.h"
 #include "isolate/artifact.h"
 #include "isolate/cellinit.h"
+#include "isolate/cellproc.h"
 #include "isolate/cgroup.h"
 #include "isolate/mount.h"
 #include "isolate/netdev.h"
+#include "isolate/netns.h"
 #include "isolate/runreg.h"
 #include "isolate/seccomp.h"
+#include "isolate/userns.h"
 #include "util/ids.h"
 #include "util/log.h"
 #include "util/path.h"
@@ -79,98 +79,6 @@ static unsigned long clone_flags(unsigned ns)
 	return f;
 }
 
-static int write_proc(pid_t pid, const char *file, const char *text, struct err *e)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return err_sys(e, errno, "user namespace: open %s", path);
-	ssize_t n = write(fd, text, strlen(text));
-	int errnum = errno;
-	close(fd);
-	if (n < 0)
-		return err_sys(e, errnum, "user namespace: write %s", path);
-	return 0;
-}
-
-/* Map root inside the cell (its only uid/gid) to the run's own host identity
- * (c->uid/c->gid: SPEC §3, never 0, never shared by two live runs). Nothing
- * the host owns belongs to it, so the cell has only the "other" permission bits
- * on host files; the init then becomes that root and drops the supplementary
- * groups it inherited from us (cellinit.c). An unprivileged supervisor may map
- * only itself, and the kernel then requires setgroups to be denied. */
-static int map_user(const struct cell *c, pid_t pid, struct err *e)
-{
-	bool root = geteuid() == 0;
-	char map[64];
-	snprintf(map, sizeof map, "0 %u 1\n", root ? (unsigned)c->uid : (unsigned)geteuid());
-	if (write_proc(pid, "uid_map", map, e) < 0 || (!root && write_proc(pid, "setgroups", "deny", e) < 0))
-		return -1;
-	snprintf(map, sizeof map, "0 %u 1\n", root ? (unsigned)c->gid : (unsigned)getegid());
-	return write_proc(pid, "gid_map", map, e);
-}
-
-/* The effective ids of this thread while it creates the cell's user namespace.
- * The kernel makes the namespace's *owner* the creator's euid, and charges its
- * per-user counters (inotify instances, namespaces, ...) to the owner at every
- * level above it: owned by root, a cell could exhaust host root's budget. So we
- * become the run's uid/gid for the clone, keeping our capabilities
- * (SECBIT_NO_SETUID_FIXUP) for what else the clone does (CLONE_INTO_CGROUP),
- * and return to root right after. The supervisor is single-threaded here. */
-struct owner_switch {
-	int securebits;
-	bool active;
-	/* The kernel clears a parent-death signal on any change of credentials:
-	 * one our parent set (cellos-agent: its cells die with it) is re-armed. */
-	int pdeathsig;
-	pid_t ppid;
-};
-
-static void rearm_pdeathsig(const struct owner_switch *o)
-{
-	if (!o->pdeathsig)
-		return;
-	prctl(PR_SET_PDEATHSIG, o->pdeathsig);
-	if (getppid() != o->ppid) /* the parent died while it was off */
-		raise(o->pdeathsig);
-}
-
-static int become_owner(const struct cell *c, struct owner_switch *o, struct err *e)
-{
-	o->active = false;
-	if (geteuid() != 0)
-		return 0; /* an unprivileged supervisor owns what it makes anyway */
-	o->pdeathsig = 0;
-	o->ppid = getppid();
-	prctl(PR_GET_PDEATHSIG, &o->pdeathsig);
-	o->securebits = prctl(PR_GET_SECUREBITS);
-	if (o->securebits < 0 || prctl(PR_SET_SECUREBITS, o->securebits | SECBIT_NO_SETUID_FIXUP) < 0)
-		return err_sys(e, errno, "user namespace: keep capabilities while owning it (securebits)");
-	if (setresgid((gid_t)-1, c->gid, (gid_t)-1) < 0 || setresuid((uid_t)-1, c->uid, (uid_t)-1) < 0) {
-		int errnum = errno;
-		if (setresgid((gid_t)-1, 0, (gid_t)-1) < 0 || prctl(PR_SET_SECUREBITS, o->securebits) < 0)
-			abort(); /* cannot return to our own identity: nothing sane can follow */
-		rearm_pdeathsig(o);
-		return err_sys(e, errnum, "user namespace: take the run's uid %u as owner", (unsigned)c->uid);
-	}
-	o->active = true;
-	return 0;
-}
-
-static void end_owner(struct owner_switch *o)
-{
-	if (!o->active)
-		return;
-	if (setresuid((uid_t)-1, 0, (uid_t)-1) < 0 || setresgid((gid_t)-1, 0, (gid_t)-1) < 0 ||
-	    prctl(PR_SET_SECUREBITS, o->securebits) < 0) {
-		log_error("return to the supervisor's own identity: %s", strerror(errno));
-		abort();
-	}
-	o->active = false;
-	rearm_pdeathsig(o);
-}
-
 /* Wait for the init's reply to 'A'. */
 static int wait_setup(struct stub *s, struct cell *c, struct err *e)
 {
@@ -199,34 +107,10 @@ static int wait_setup(struct stub *s, struct cell *c, struct err *e)
 	return err_set(e, "cell setup: the cell's init ended unexpectedly");
 }
 
-/* Return the calling thread to the netns `self` (and close it). Failing to come
- * back would leave the supervisor inside the cell: nothing sane can follow. */
-static void come_back(int self)
+/* In the cell's network namespace (isolate/netns.h): lo up, the egress ruleset. */
+static int net_setup(void *arg, struct err *e)
 {
-	if (setns(self, CLONE_NEWNET) < 0) {
-		log_error("setns back to the host netns: %s", strerror(errno));
-		abort();
-	}
-	close(self);
-}
-
-static int enter_netns_and(struct stub *s, struct cell *c, int (*fn)(struct cell *, void *, struct err *),
-			   void *arg, struct err *e)
-{
-	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (self < 0)
-		return err_sys(e, errno, "open /proc/self/ns/net");
-	if (setns(s->netns, CLONE_NEWNET) < 0) {
-		close(self);
-		return err_sys(e, errno, "setns into the cell's netns");
-	}
-	int rc = fn(c, arg, e);
-	come_back(self);
-	return rc;
-}
-
-static int net_setup(struct cell *c, void *arg, struct err *e)
-{
+	struct cell *c = arg;
 	if (netdev_loopback_up(e) < 0)
 		return -1;
 	struct err ne = {0};
@@ -269,24 +153,6 @@ static int apply_limits(struct cell *c, struct stub *s, struct err *e)
 	return 0;
 }
 
-/* Make the cell's network namespace here, set it up (lo, nft), and keep it in
- * s->netns; the calling thread ends up back in its own. */
-static int make_netns(struct stub *s, struct cell *c, struct err *e)
-{
-	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (self < 0)
-		return err_sys(e, errno, "open /proc/self/ns/net");
-	int rc = 0;
-	if (unshare(CLONE_NEWNET) < 0) {
-		rc = err_sys(e, errno, "create the cell's network namespace");
-	} else {
-		s->netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-		rc = s->netns < 0 ? err_sys(e, errno, "open the cell's network namespace") : net_setup(c, NULL, e);
-	}
-	come_back(self);
-	return rc;
-}
-
 static int send_netns(struct stub *s, struct err *e)
 {
 	union {
@@ -307,15 +173,26 @@ static int send_netns(struct stub *s, struct err *e)
 	return 0;
 }
 
-/* Whether clone3() failed because the kernel refuses (this caller) a user
- * namespace: disabled (max_user_namespaces 0: ENOSPC), restricted by an LSM or
- * sysctl (EPERM, EACCES), too deep or too many (EUSERS), not built (EINVAL). */
-static bool userns_refused(int errnum)
+/* What the clone of the init is done as: with a user namespace, its owner. */
+struct clone_ctx {
+	const struct cell *c;
+	struct cellinit_args *a;
+	struct userns_owner own;
+};
+
+static int clone_before(void *arg, struct err *e)
 {
-	return errnum == ENOSPC || errnum == EPERM || errnum == EACCES || errnum == EUSERS || errnum == EINVAL;
+	struct clone_ctx *x = arg;
+	x->own = (struct userns_owner){0};
+	return (x->c->ns & NS_USER) ? userns_become_owner(&x->own, x->c->uid, x->c->gid, e) : 0;
 }
 
-static long clone_once(struct stub *s, const struct cell *c, struct cellinit_args *a, int *pidfd, struct err *e)
+static void clone_after(void *arg) { userns_end_owner(&((struct clone_ctx *)arg)->own); }
+
+static _Noreturn void clone_child(void *arg) { cellinit_main(((struct clone_ctx *)arg)->a); }
+
+static int clone_once(struct stub *s, const struct cell *c, struct cellinit_args *a, pid_t *pid, int *pidfd,
+		      struct err *e)
 {
 	/* Without a user namespace the cell's network namespace is made by us while
 	 * the init builds the cell's root, not by clone3() before it (see
@@ -323,27 +200,16 @@ static long clone_once(struct stub *s, const struct cell *c, struct cellinit_arg
 	 * user namespace, so clone3() makes it. */
 	a->ns = c->ns;
 	a->netns_later = (c->ns & NS_NET) && !(c->ns & NS_USER);
-	struct clone_args ca = {
-		.flags = (clone_flags(c->ns) & ~(a->netns_later ? CLONE_NEWNET : 0)) | CLONE_PIDFD,
-		.pidfd = (uint64_t)(uintptr_t)pidfd,
-		.exit_signal = SIGCHLD,
+	struct clone_ctx x = {.c = c, .a = a};
+	struct cellproc_clone req = {
+		.flags = clone_flags(c->ns) & ~(a->netns_later ? CLONE_NEWNET : 0),
+		.what = "the cell (namespaces from CELLOS_SUBPROCESS_UNSHARE)",
+		.before = clone_before,
+		.after = clone_after,
+		.child = clone_child,
+		.arg = &x,
 	};
-	if (s->cg.v2.fd >= 0) {
-		ca.flags |= CLONE_INTO_CGROUP;
-		ca.cgroup = (uint64_t)s->cg.v2.fd;
-	}
-	struct owner_switch own = {0};
-	if ((c->ns & NS_USER) && become_owner(c, &own, e) < 0)
-		return -1;
-	long pid = syscall(SYS_clone3, &ca, sizeof ca);
-	if (pid == 0)
-		cellinit_main(a);
-	int errnum = errno;
-	end_owner(&own);
-	if (pid < 0)
-		err_sys(e, errnum, "clone3 of the cell (namespaces from CELLOS_SUBPROCESS_UNSHARE)");
-	errno = errnum;
-	return pid;
+	return cellproc_clone(&s->cg, &req, pid, pidfd, e);
 }
 
 /* clone3() of the cell's init into its leaves and namespaces. A user namespace
@@ -352,28 +218,14 @@ static long clone_once(struct stub *s, const struct cell *c, struct cellinit_arg
  * was asked for by name (SPEC §3). */
 static pid_t clone_init(struct stub *s, struct cell *c, struct cellinit_args *a, struct err *e)
 {
-	int pidfd = -1;
-	cgroup_cell_enter(&s->cg);
-	long pid = clone_once(s, c, a, &pidfd, e);
-	if (pid < 0 && (c->ns & NS_USER) && !c->cfg->user_required && userns_refused(errno)) {
+	int rc = clone_once(s, c, a, &s->init, &s->pidfd, e);
+	if (rc < 0 && s->init < 0 && (c->ns & NS_USER) && !c->cfg->user_required && userns_refused(errno)) {
 		log_warn("the kernel refuses a user namespace (%s): the cell runs without one, as host uid %u",
 			 strerror(errno), (unsigned)c->uid);
 		c->ns &= ~(unsigned)NS_USER;
-		pid = clone_once(s, c, a, &pidfd, e);
+		rc = clone_once(s, c, a, &s->init, &s->pidfd, e);
 	}
-	struct err le = {0};
-	int left = cgroup_cell_leave(&s->cg, &le);
-	if (left < 0)
-		log_error("%s", le.msg);
-	if (pid < 0)
-		return -1;
-	s->init = (pid_t)pid;
-	s->pidfd = pidfd;
-	if (left < 0) {
-		*e = le;
-		return -1;
-	}
-	return (pid_t)pid;
+	return rc < 0 ? -1 : s->init;
 }
 
 /* HOME of the workload's environment (always set: supervisor.c). */
@@ -547,7 +399,12 @@ static int stub_create(struct cell *c, struct err *e)
 	s->netns_later = args.netns_later;
 	log_step(&t, "create.clone3");
 
-	if ((c->ns & NS_USER) && map_user(c, s->init, e) < 0)
+	/* Root inside the cell (its only uid/gid) is the run's own host identity
+	 * (c->uid/c->gid: SPEC §3, never 0, never shared by two live runs). Nothing
+	 * the host owns belongs to it, so the cell has only the "other" permission
+	 * bits on host files; the init then becomes that root and drops the
+	 * supplementary groups it inherited from us (cellinit.c). */
+	if ((c->ns & NS_USER) && userns_map(s->init, c->uid, c->gid, e) < 0)
 		goto fail;
 	char nspath[64];
 	if ((c->ns & NS_NET) && !s->netns_later) {
@@ -584,8 +441,10 @@ static int stub_create(struct cell *c, struct err *e)
 	/* Network setup overlaps with the init's mounts. */
 	if (c->ns & NS_NET) {
 		c->netns = true;
-		if (s->netns_later ? make_netns(s, c, e) < 0 || send_netns(s, e) < 0
-				: enter_netns_and(s, c, net_setup, NULL, e) < 0)
+		/* Made here when the init is to join it later; set up (lo, nft) and
+		 * kept in s->netns either way. */
+		if (s->netns_later ? netns_make(&s->netns, net_setup, c, e) < 0 || send_netns(s, e) < 0
+				: netns_run_in(s->netns, net_setup, c, e) < 0)
 			goto fail;
 		log_step(&t, "create.net");
 	}
@@ -726,7 +585,7 @@ static void stub_collect(struct cell *c, struct run_status *st)
 	backend_cgroup_usage(&s->cg, st);
 }
 
-static int read_counters(struct cell *c, void *arg, struct err *e)
+static int read_counters(void *arg, struct err *e)
 {
 	void **out = arg;
 	return nft_read_counters((struct nft_counter **)out[0], (size_t *)out[1], e);
@@ -735,7 +594,7 @@ static int read_counters(struct cell *c, void *arg, struct err *e)
 static int stub_read_counters(struct cell *c, struct nft_counter **out, size_t *n, struct err *e)
 {
 	void *args[2] = {out, n};
-	return enter_netns_and(priv(c), c, read_counters, args, e);
+	return netns_run_in(priv(c)->netns, read_counters, args, e);
 }
 
 /* Export reads in the cell's mount namespace (kept open for this until
@@ -763,16 +622,7 @@ static void stub_destroy(struct cell *c)
 	}
 	if (s->cg.v2.fd < 0)
 		kill_orphans();
-	struct err e = {0};
-	/* A supervisor stuck in the cell's v1 leaves (leave failed) cannot remove
-	 * them; they stay registered for the next supervisor. */
-	if (cgroup_cell_leave(&s->cg, &e) < 0 || cgroup_cell_destroy(&s->cg, &e) < 0)
-		log_error("%s", e.msg);
-	else
-		runreg_release(&s->reg);
-	/* A leaf we could not remove stays registered: a later supervisor retries. */
-	if (s->reg.fd >= 0)
-		close(s->reg.fd);
+	cellproc_release(&s->cg, &s->reg);
 	free(s->filter.filter);
 	mounts_done(s);
 	int *fds[] = {&s->pidfd, &s->ctl, &s->report, &s->netns, &s->mntns, &s->userns};

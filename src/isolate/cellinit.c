@@ -25,6 +25,7 @@
 #include "isolate/seccomp.h"
 #include "util/ids.h"
 #include "util/log.h"
+#include "util/path.h"
 #include "util/stdio_relay.h"
 
 static void send_msg(int fd, char tag, const void *body, size_t len)
@@ -258,21 +259,16 @@ static void resolve_argv0(const struct cellinit_args *a)
 		return;
 	}
 	int err = ENOENT;
-	for (const char *p = a->path; p && *p;) {
-		size_t len = strcspn(p, ":");
-		char cand[PATH_MAX];
+	char cand[PATH_MAX];
+	for (const char *it = a->path; path_search_next(&it, file, true, cand, sizeof cand);) {
 		struct stat st;
-		if (len && p[0] == '/' && (size_t)snprintf(cand, sizeof cand, "%.*s/%s", (int)len, p, file) < sizeof cand &&
-		    stat(cand, &st) == 0 && S_ISREG(st.st_mode)) {
+		if (stat(cand, &st) == 0 && S_ISREG(st.st_mode)) {
 			if (access(cand, X_OK) == 0) {
 				take_prog(cand);
 				return;
 			}
 			err = EACCES;
 		}
-		p += len;
-		if (*p == ':')
-			p++;
 	}
 	exe.errnum = err;
 }

@@ -13,6 +13,7 @@
  * so there is no window in which it is writable or allows setuid. */
 #include "isolate/mount.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -231,29 +232,38 @@ static int mask(struct builder *b, int dirfd, const char *rel, const char *shown
 	return rc < 0 ? err_sys(b->e, errno, "cell filesystem: mask %s", shown) : 0;
 }
 
+/* The top-level entry `name` of the host tree `src` ("/" or another root) into
+ * the scaffold: a directory or regular file bound read-only (recursively), a
+ * symlink recreated (resolved inside the cell, whatever its target); anything
+ * else, or nothing there, is left out. */
+static int add_host_entry(struct builder *b, const char *src, const char *name)
+{
+	char from[PATH_MAX];
+	snprintf(from, sizeof from, "%s/%s", strcmp(src, "/") ? src : "", name);
+	struct stat st;
+	if (lstat(from, &st) < 0)
+		return 0; /* absent on this host */
+	if (S_ISLNK(st.st_mode)) {
+		char target[PATH_MAX];
+		ssize_t n = readlink(from, target, sizeof target - 1);
+		if (n < 0)
+			return err_sys(b->e, errno, "cell filesystem: readlink %s", from);
+		target[n] = '\0';
+		if (symlinkat(target, b->root, name) < 0)
+			return err_sys(b->e, errno, "cell filesystem: symlink %s", from);
+	} else if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)) {
+		int rc = S_ISDIR(st.st_mode) ? mkdirat(b->root, name, 0755) : mknodat(b->root, name, S_IFREG | 0644, 0);
+		if (rc < 0 || bind_host_ro(from, b->root, name, HOST_RO) < 0)
+			return err_sys(b->e, errno, "cell filesystem: bind %s read-only", from);
+	}
+	return 0;
+}
+
 static int build_host_entries(struct builder *b)
 {
-	for (size_t i = 0; i < sizeof host_entries / sizeof host_entries[0]; i++) {
-		const char *name = host_entries[i];
-		char src[32];
-		snprintf(src, sizeof src, "/%s", name);
-		struct stat st;
-		if (lstat(src, &st) < 0)
-			continue; /* absent on this host */
-		if (S_ISLNK(st.st_mode)) {
-			char target[PATH_MAX];
-			ssize_t n = readlink(src, target, sizeof target - 1);
-			if (n < 0)
-				return err_sys(b->e, errno, "cell filesystem: readlink %s", src);
-			target[n] = '\0';
-			/* Resolved inside the cell once we pivot, whatever the target. */
-			if (symlinkat(target, b->root, name) < 0)
-				return err_sys(b->e, errno, "cell filesystem: symlink %s", src);
-		} else if (S_ISDIR(st.st_mode)) {
-			if (mkdirat(b->root, name, 0755) < 0 || bind_host_ro(src, b->root, name, HOST_RO) < 0)
-				return err_sys(b->e, errno, "cell filesystem: bind %s read-only", src);
-		}
-	}
+	for (size_t i = 0; i < sizeof host_entries / sizeof host_entries[0]; i++)
+		if (add_host_entry(b, "/", host_entries[i]) < 0)
+			return -1;
 	return 0;
 }
 
@@ -611,5 +621,80 @@ int cellfs_build(const struct cellfs_opts *o, struct err *e)
 	for (size_t k = 0; k < o->n_mounts; k++)
 		if (b.trees[k] >= 0)
 			close(b.trees[k]);
+	return rc;
+}
+
+static bool listed(const char *const *names, const char *name)
+{
+	for (const char *const *n = names; n && *n; n++)
+		if (strcmp(*n, name) == 0)
+			return true;
+	return false;
+}
+
+/* A mount point of the runtime's: made where it is missing (make_path's rules),
+ * and of the kind the mount needs. */
+static int scaffold_point(struct builder *b, const struct cellfs_point *p)
+{
+	char rel[PATH_MAX];
+	snprintf(rel, sizeof rel, "%s", p->path + 1);
+	if (make_path(b, rel, !p->dir, p->field, p->path) < 0) {
+		size_t len = strlen(b->e->msg);
+		if (p->hint)
+			snprintf(b->e->msg + len, sizeof b->e->msg - len, "%s", p->hint);
+		return -1;
+	}
+	int fd = openat_in(b->root, rel, O_PATH);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		close_keep_errno(fd);
+		return err_sys(b->e, errno, "%s %s: open in the cell's root", p->field, p->path);
+	}
+	close(fd);
+	if (p->dir != S_ISDIR(st.st_mode))
+		return err_set(b->e, "%s %s: the cell's root has it, but not as a %s%s", p->field, p->path,
+			       p->dir ? "directory" : "file", p->hint ? p->hint : "");
+	return 0;
+}
+
+static int scaffold(struct builder *b, const char *at, const struct cellfs_scaffold_opts *o)
+{
+	b->root = new_fs("tmpfs", "mode=0755,size=1m", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+	if (b->root < 0)
+		return err_sys(b->e, errno, "cell root: new tmpfs");
+	if (attach(b->root, AT_FDCWD, at) < 0)
+		return err_sys(b->e, errno, "cell root: attach the scaffold on %s", at);
+	own_mount(b, b->root);
+	DIR *d = opendir(o->source);
+	if (!d)
+		return err_sys(b->e, errno, "cell root: %s", o->source);
+	int rc = 0;
+	struct dirent *de;
+	while (rc == 0 && (de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && !listed(o->fresh, de->d_name))
+			rc = add_host_entry(b, o->source, de->d_name);
+	closedir(d);
+	if (rc < 0)
+		return -1;
+	for (const char *const *f = o->fresh; f && *f; f++)
+		if (mkdirat(b->root, *f, 0755) < 0 && errno != EEXIST)
+			return err_sys(b->e, errno, "cell root: mkdir /%s", *f);
+	for (size_t i = 0; i < o->n_points; i++)
+		if (scaffold_point(b, &o->points[i]) < 0)
+			return -1;
+	struct mount_attr ro = {.attr_set = HOST_RO};
+	if (mount_setattr(b->root, "", AT_EMPTY_PATH | AT_RECURSIVE, &ro, sizeof ro) < 0)
+		return err_sys(b->e, errno, "cell root: make %s read-only", at);
+	return 0;
+}
+
+int cellfs_build_scaffold(const char *at, const struct cellfs_scaffold_opts *o, struct err *e)
+{
+	struct builder b = {.root = -1, .dev = -1, .e = e};
+	mode_t old = umask(0);
+	int rc = scaffold(&b, at, o);
+	umask(old);
+	if (b.root >= 0)
+		close(b.root);
 	return rc;
 }

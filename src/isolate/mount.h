@@ -83,4 +83,29 @@ struct cellfs_opts {
  * mount there. On return the caller's root and cwd are the cell's "/". */
 int cellfs_build(const struct cellfs_opts *o, struct err *e);
 
+/* ---- the root an OCI runtime is given (backend/oci_run.h) ----
+ *
+ * The same scaffold, built the same way (descriptors, the new mount API, nothing
+ * created on the host), but for a runtime that mounts the rest itself (/proc,
+ * /dev, the workspace, the binds of run.mounts): every top-level entry of
+ * `source` bound read-only except those the runtime mounts afresh (`fresh`,
+ * made as empty directories), the mount points the runtime needs, and then the
+ * whole tree read-only, nosuid, nodev. No pivot: the runtime is given `at`. */
+struct cellfs_point {
+	const char *path;         /* clean absolute path in the cell */
+	bool dir;                 /* a directory, else a regular file */
+	const char *field;        /* names the field in messages */
+	const char *hint;         /* appended to a refusal, or NULL */
+};
+
+struct cellfs_scaffold_opts {
+	const char *source;       /* the host tree shown as the cell's root: "/" or a root filesystem */
+	const char *const *fresh; /* NULL-terminated top-level names never taken from `source` */
+	const struct cellfs_point *points;
+	size_t n_points;
+};
+
+/* Build it on the directory `at` (in a private mount namespace of the caller's). */
+int cellfs_build_scaffold(const char *at, const struct cellfs_scaffold_opts *o, struct err *e);
+
 #endif

@@ -1,12 +1,15 @@
 /* JetStream event sink. See nats.h. */
 #include "sink/nats.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "sink/nats_subject.h"
+#include "util/nats_subject.h"
+#include "sink/nats_dl.h"
+#include "util/ids.h"
 #include "util/log.h"
 
 #define TYPE_PREFIX "dev.cellos.events.cell."
@@ -17,20 +20,16 @@ struct nats_sink {
 	const char *tpl;
 	char tenant[256], cell[256];
 	int64_t spent_ms;       /* charged to the run's budget so far */
+	/* Where the time goes (debug log, bench/jetstream.sh): loading libnats,
+	 * connecting, publishing, closing. */
+	int64_t load_us, connect_us, publish_us, close_us;
 	unsigned acked, duplicates;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int64_t ms)
 {
 	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-	while (nanosleep(&ts, &ts) < 0)
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }
 
@@ -39,10 +38,8 @@ static void sleep_ms(int64_t ms)
 static int subject_of(struct nats_sink *n, const char *type, char *out, size_t size, struct err *e)
 {
 	const char *ev = strncmp(type, TYPE_PREFIX, strlen(TYPE_PREFIX)) == 0 ? type + strlen(TYPE_PREFIX) : type;
-	char tok[200];
-	nats_subject_token(ev, tok, sizeof tok);
-	/* The event part may span tokens; only whitespace, wildcards and
-	 * controls are replaced there (our types never have them). */
+	/* The event part spans tokens; only whitespace, wildcards and controls
+	 * are replaced there (the catalogue's types never have them). */
 	char evs[200];
 	size_t k = 0;
 	for (const char *p = ev; *p && k + 1 < sizeof evs; p++)
@@ -53,9 +50,19 @@ static int subject_of(struct nats_sink *n, const char *type, char *out, size_t s
 	return 0;
 }
 
+static int nats_publish(struct nats_sink *n, const struct sink_event *ev, struct err *e);
+
 static int nats_emit(struct sink *s, const struct sink_event *ev, struct err *e)
 {
 	struct nats_sink *n = (struct nats_sink *)s;
+	int64_t t = mono_us();
+	int rc = nats_publish(n, ev, e);
+	n->publish_us += mono_us() - t;
+	return rc;
+}
+
+static int nats_publish(struct nats_sink *n, const struct sink_event *ev, struct err *e)
+{
 	char subject[1024];
 	if (subject_of(n, ev->type, subject, sizeof subject, e) < 0)
 		return -1;
@@ -71,10 +78,10 @@ static int nats_emit(struct sink *s, const struct sink_event *ev, struct err *e)
 		if (wait <= 0)
 			break;
 		struct nats_pub_ack ack;
-		int64_t t = now_ms();
+		int64_t t = mono_ms();
 		memset(&last, 0, sizeof last);
 		int rc = nats_js_publish(&n->conn, subject, ev->id, ev->line, ev->len, wait, &ack, &last);
-		int64_t took = now_ms() - t;
+		int64_t took = mono_ms() - t;
 		if (rc == 0) {
 			if (took > NATS_SINK_FREE_MS)
 				n->spent_ms += took - NATS_SINK_FREE_MS;
@@ -105,9 +112,14 @@ static int nats_emit(struct sink *s, const struct sink_event *ev, struct err *e)
 static void nats_close(struct sink *s)
 {
 	struct nats_sink *n = (struct nats_sink *)s;
-	log_debug("NATS: %u events acked (%u duplicates), %lld ms of the budget spent", n->acked, n->duplicates,
-		  (long long)n->spent_ms);
+	int64_t t = mono_us();
 	nats_conn_close(&n->conn);
+	n->close_us += mono_us() - t;
+	log_debug("NATS: %u events acked (%u duplicates), %lld ms of the budget spent; %.3f ms in the sink (loading "
+		  "libnats %.3f, connecting %.3f, publishing %.3f, closing %.3f)",
+		  n->acked, n->duplicates, (long long)n->spent_ms,
+		  (double)(n->load_us + n->connect_us + n->publish_us + n->close_us) / 1000.0, (double)n->load_us / 1000.0,
+		  (double)n->connect_us / 1000.0, (double)n->publish_us / 1000.0, (double)n->close_us / 1000.0);
 	free(n);
 }
 
@@ -147,9 +159,17 @@ struct sink *sink_nats_open(const struct nats_sink_params *p, struct err *e)
 	char name[300];
 	snprintf(name, sizeof name, "cellos-supervisor %s", p->cell_id ? p->cell_id : "");
 	struct err ce = {0};
-	int64_t t = now_ms();
+	int64_t t0_us = mono_us();
+	if (!nats_api_load(&ce)) {
+		err_set(e, "CELLOS_NATS_URL: %s", ce.msg);
+		free(n);
+		return NULL;
+	}
+	n->load_us = mono_us() - t0_us;
+	t0_us = mono_us();
+	int64_t t = mono_ms();
 	int rc = nats_conn_open(&n->conn, p->conn, name, NATS_SINK_ATTEMPT_MS, p->require ? 0 : NATS_CONN_RETRY, &ce);
-	n->spent_ms += now_ms() - t;
+	n->spent_ms += mono_ms() - t;
 	if (rc < 0) {
 		/* Not even a connection object: libnats is missing or an option is
 		 * unusable (a credentials or certificate file). */
@@ -166,7 +186,7 @@ struct sink *sink_nats_open(const struct nats_sink_params *p, struct err *e)
 		bool created = false;
 		int replicas = 0;
 		struct err se = {0};
-		t = now_ms();
+		t = mono_ms();
 		if (nats_stream_ensure(&n->conn, &d, 0, NATS_SINK_ATTEMPT_MS, &created, &replicas, &se) < 0) {
 			if (p->require) {
 				err_set(e, "CELLOS_NATS_ENSURE_STREAM: %s", se.msg);
@@ -178,11 +198,12 @@ struct sink *sink_nats_open(const struct nats_sink_params *p, struct err *e)
 			log_info("NATS: created stream %s on %s (%d replica%s)", d.name, d.subject, replicas,
 				 replicas == 1 ? "" : "s");
 		}
-		n->spent_ms += now_ms() - t;
+		n->spent_ms += mono_ms() - t;
 	}
 	if (p->require && check_captured(n, e) < 0) {
 		nats_close(&n->base);
 		return NULL;
 	}
+	n->connect_us = mono_us() - t0_us;
 	return &n->base;
 }

@@ -48,6 +48,10 @@ static int set_options(const struct nats_api *a, natsOptions *opts, const struct
 	natsStatus s = a->natsOptions_SetServers(opts, (const char **)o->urls, n);
 	if (s != NATS_OK)
 		return nats_fail(a, s, e, "CELLOS_NATS_URL");
+	/* Every call of ours waits for an answer: write at once rather than
+	 * leave the request to the flusher thread's next round. */
+	if ((s = a->natsOptions_SetSendAsap(opts, true)) != NATS_OK)
+		return nats_fail(a, s, e, "NATS options");
 	if ((s = a->natsOptions_SetTimeout(opts, timeout_ms)) != NATS_OK ||
 	    (s = a->natsOptions_SetName(opts, name)) != NATS_OK)
 		return nats_fail(a, s, e, "NATS options");
@@ -229,10 +233,12 @@ int nats_js_publish(struct nats_conn *c, const char *subject, const char *msg_id
 	return rc;
 }
 
-/* JetStream's err_code for "replicas > 1 not supported in non-clustered mode"
- * and for "insufficient resources" (fewer servers than replicas). */
+/* JetStream's err_code for "replicas > 1 not supported in non-clustered mode",
+ * "insufficient resources" and "no suitable peers for placement" (fewer
+ * servers, or fewer up, than replicas). */
 #define JS_ERR_REPLICAS_NOT_CLUSTERED 10074
 #define JS_ERR_INSUFFICIENT_RESOURCES 10023
+#define JS_ERR_NO_PEERS 10005
 #define JS_ERR_STREAM_NOT_FOUND 10059
 
 int nats_stream_ensure(struct nats_conn *c, const struct nats_stream_def *d, int replicas, int64_t timeout_ms,
@@ -276,7 +282,8 @@ int nats_stream_ensure(struct nats_conn *c, const struct nats_stream_def *d, int
 			return 0;
 		}
 		/* Fewer servers than replicas: try fewer, unless asked for exactly r. */
-		if (replicas > 0 || (code != JS_ERR_REPLICAS_NOT_CLUSTERED && code != JS_ERR_INSUFFICIENT_RESOURCES))
+		if (replicas > 0 || (code != JS_ERR_REPLICAS_NOT_CLUSTERED && code != JS_ERR_INSUFFICIENT_RESOURCES &&
+					  code != JS_ERR_NO_PEERS))
 			return -1;
 	}
 	return -1;

@@ -28,21 +28,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sink/nats_opts.h"
 #include "util/err.h"
 
 struct nats_api;
 struct __natsConnection;
-
-/* How to reach the servers: CELLOS_NATS_URL, CELLOS_NATS_CREDS,
- * CELLOS_NATS_TLS_CA/_CERT/_KEY (config_nats_load() fills it from the
- * environment). Strings are borrowed. */
-struct nats_conn_opts {
-	char **urls;             /* NULL-terminated, at least one: a cluster's seeds */
-	const char *creds;       /* credentials file (JWT + nkey seed), or NULL */
-	const char *tls_ca;      /* CA bundle (PEM) to verify the servers, or NULL */
-	const char *tls_cert;    /* client certificate and key (PEM), both or neither */
-	const char *tls_key;
-};
 
 struct nats_conn {
 	const struct nats_api *api;

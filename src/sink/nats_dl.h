@@ -30,6 +30,7 @@
 	X(natsOptions_SetReconnectWait)                                                                             \
 	X(natsOptions_SetRetryOnFailedConnect)                                                                      \
 	X(natsOptions_SetNoEcho)                                                                                    \
+	X(natsOptions_SetSendAsap)                                                                                  \
 	X(natsConnection_Connect)                                                                                   \
 	X(natsConnection_Destroy)                                                                                   \
 	X(natsConnection_Close)                                                                                     \

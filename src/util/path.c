@@ -1,6 +1,7 @@
 #include "util/path.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 int path_clean(const char *path, char *out, size_t size)
@@ -37,6 +38,20 @@ bool path_within_any(const char *path, char *const *prefixes)
 	for (char *const *p = prefixes; p && *p; p++) {
 		size_t n = strlen(*p);
 		if (strncmp(path, *p, n) == 0 && (path[n] == '\0' || path[n] == '/'))
+			return true;
+	}
+	return false;
+}
+
+bool path_search_next(const char **it, const char *name, bool absolute_only, char *cand, size_t size)
+{
+	while (*it && **it) {
+		const char *p = *it;
+		size_t len = strcspn(p, ":");
+		*it = p[len] ? p + len + 1 : p + len;
+		if (!len || (absolute_only && p[0] != '/'))
+			continue;
+		if ((size_t)snprintf(cand, size, "%.*s/%s", (int)len, p, name) < size)
 			return true;
 	}
 	return false;

@@ -44,7 +44,9 @@ def closed_port() -> int:
 
 
 class NatsServer:
-    def __init__(self, *, tls: dict | None = None, user: tuple[str, str] | None = None, jetstream: bool = True):
+    def __init__(self, *, tls: dict | None = None, user: tuple[str, str] | None = None, jetstream: bool = True,
+                 cluster: tuple[str, int, list[int]] | None = None):
+        self.cluster = cluster  # (server name, cluster port, the other servers' cluster ports)
         self.port = free_port()
         self.store = new_dir("nats-store")
         self.tls = tls
@@ -63,6 +65,10 @@ class NatsServer:
         argv = [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store)]
         if self.jetstream:
             argv.append("-js")
+        if self.cluster:
+            name, cport, others = self.cluster
+            argv += ["--server_name", name, "--cluster_name", "cellos-test", "--cluster",
+                     f"nats://127.0.0.1:{cport}", "--routes", ",".join(f"nats://127.0.0.1:{p}" for p in others)]
         if self.user:
             argv += ["--user", self.user[0], "--pass", self.user[1]]
         if self.tls:
@@ -83,7 +89,7 @@ class NatsServer:
             raise AssertionError("nats-server does not listen after 10 s")
         # JetStream is ready once the server says so in its log.
         while time.monotonic() < deadline:
-            if not self.jetstream or b"Server is ready" in self.log.read_bytes():
+            if not self.jetstream or self.cluster or b"Server is ready" in self.log.read_bytes():
                 return self
             time.sleep(0.02)
         raise AssertionError(f"nats-server not ready: {self.log.read_text()[-2000:]}")
@@ -285,6 +291,43 @@ def parse_headers(raw: bytes) -> tuple[dict, str | None]:
             k, v = l.split(":", 1)
             headers[k.strip()] = v.strip()
     return headers, status
+
+
+class NatsCluster:
+    """Three nats-servers routed into one JetStream cluster on loopback."""
+
+    def __init__(self, n: int = 3):
+        cports = [free_port() for _ in range(n)]
+        self.servers = [NatsServer(cluster=(f"n{i}", cports[i], [p for p in cports if p != cports[i]]))
+                        for i in range(n)]
+
+    @property
+    def url(self) -> str:
+        return ",".join(s.url for s in self.servers)
+
+    def start(self) -> "NatsCluster":
+        for s in self.servers:
+            s.start()
+        # Ready when a stream with a replica on every server can be placed (the
+        # meta group has a leader and knows every peer); the probe is removed.
+        deadline = time.monotonic() + 60
+        probe = {"name": "READY_PROBE", "subjects": ["ready.probe"], "storage": "memory",
+                 "num_replicas": len(self.servers)}
+        with self.servers[0].client() as c:
+            while time.monotonic() < deadline:
+                try:
+                    m = c.request("$JS.API.STREAM.CREATE.READY_PROBE", json.dumps(probe).encode(), timeout=2)
+                    if m["status"] is None and "error" not in json.loads(m["data"]):
+                        c.js("STREAM.DELETE.READY_PROBE")
+                        return self
+                except TimeoutError:
+                    pass
+                time.sleep(0.2)
+        raise AssertionError("JetStream cluster cannot place a stream on every server after 60 s")
+
+    def stop(self):
+        for s in self.servers:
+            s.stop()
 
 
 def ensure_events_stream(client: NatsClient, subjects: str = "cellos.events.>"):

@@ -21,7 +21,7 @@ import uuid
 import pytest
 
 from conftest import SUPERVISOR, make_spec, new_dir, supervisor_env, unique_id, CELL_IDS
-from natshelper import NatsServer, closed_port, nats_server  # noqa: F401
+from natshelper import NatsCluster, NatsServer, closed_port, nats_server  # noqa: F401
 from signed_events import CELLCTL
 from signed_events import cellctl as _cellctl
 
@@ -77,6 +77,32 @@ def test_queue_init_on_one_server_makes_both_streams_with_one_replica(nats_serve
                                               "CELLOS_EVENTS: exists (subjects cellos.events.>, 1 replica)"]
     rc, _, err = cellctl("queue", "init", "--replicas", "3", env={"CELLOS_NATS_URL": nats_server.url})
     assert rc == 0  # the streams exist: left as they are
+
+
+def test_queue_init_on_a_three_node_cluster_makes_r3_streams():
+    cluster = NatsCluster(3)
+    try:
+        cluster.start()
+        rc, out, err = cellctl("queue", "init", "--server", cluster.servers[1].url)
+        assert rc == 0, err
+        assert out.splitlines() == ["CELLOS_CELLS: created (subjects cellos.cells.*, 3 replicas)",
+                                    "CELLOS_EVENTS: created (subjects cellos.events.>, 3 replicas)"]
+        with cluster.servers[2].client() as c:
+            info = c.stream_info("CELLOS_CELLS")
+        assert info["config"]["num_replicas"] == 3 and len(info["cluster"].get("replicas", [])) == 2
+        # A job submitted through one seed list is queued once, replicated.
+        doc = write_doc(make_spec())
+        rc, out, err = cellctl("submit", doc, env={"CELLOS_NATS_URL": cluster.url})
+        assert rc == 0, err
+        assert queue_table_at(cluster.servers[0].url) == {"default": (1, 0, 0)}
+    finally:
+        cluster.stop()
+
+
+def queue_table_at(url: str) -> dict:
+    rc, out, err = cellctl("queue", "--server", url)
+    assert rc == 0, err
+    return {l.split()[0]: tuple(int(x) for x in l.split()[1:]) for l in out.splitlines()[1:]}
 
 
 def test_queue_init_asking_for_more_replicas_than_servers_fails(nats_server):
@@ -201,6 +227,8 @@ class Watch:
         raise AssertionError(f"not seen within {timeout}s; lines: {out}")
 
     def stop(self) -> int:
+        if self.proc.stderr.closed:
+            return self.proc.returncode
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
@@ -213,6 +241,7 @@ class Watch:
             err = self.proc.stderr.read().decode()
             self.proc.stderr.close()
         assert not any(s in err for s in SANITIZER), err
+        self.err = err
         return self.proc.returncode
 
 
@@ -313,3 +342,31 @@ def test_submit_wait_follows_the_job_and_exits_with_the_cells_status(nats_server
     with nats_server.client() as c:
         # The job was acked: the work queue no longer holds it.
         assert c.stream_info("CELLOS_CELLS")["state"]["messages"] == 0
+
+
+def test_watch_goes_on_after_the_server_restarts():
+    """The ephemeral consumer dies with the server; watch notices the missing
+    heartbeats, makes it again after the last event it showed, and goes on."""
+    server = NatsServer().start()
+    w = None
+    try:
+        init(server)
+        w = Watch(server)
+        first = make_spec(["/bin/sh", "-c", "exit 1"])
+        assert run_supervisor(server, first).returncode == 1
+        w.lines_until(lambda l: l.startswith("== run"))
+        server.stop()
+        server.start()
+        second = make_spec(["/bin/sh", "-c", "exit 6"])
+        assert run_supervisor(server, second).returncode == 6
+        lines = w.lines_until(lambda l: l.startswith("== run"), timeout=30)
+        assert all(second["spec"]["id"] in l for l in lines), lines
+        assert "exit=6" in lines[-1]
+        # Nothing of the first run was shown again.
+        assert first["spec"]["id"] not in "\n".join(lines)
+        assert w.stop() == 0
+        assert "resumed after the last event shown" in w.err
+    finally:
+        if w:
+            w.stop()
+        server.stop()

@@ -141,6 +141,21 @@ sys.exit(0 if failed == {len(host_paths)} else 3)
         assert not os.path.exists(p), f"{p} appeared on the host"
 
 
+@pytest.mark.parametrize("backend", ["gvisor", "oci"])
+def test_a_workspace_that_would_need_a_directory_on_the_host_fails_create_as_on_the_stub(backend, no_residue):
+    # The runtimes' root is built by the stub's scaffold builder: the same refusal,
+    # in the same words, and nothing made on the host.
+    name = unique_id("gvwd")
+    env = GV if backend == "gvisor" else OCI
+    r = run_cell(gv_spec(["/usr/bin/true"], run_extra={"workingDirectory": f"/usr/{name}/work"}), env=env)
+    assert r.rc == 125, r
+    assert "run.workingDirectory" in r.err and "read-only host directory" in r.err, r.err
+    failed = r.event("lifecycle.v1.failed")["data"]
+    assert failed["phase"] == "create" and "run.workingDirectory" in failed["message"], failed
+    assert not r.has("lifecycle.v1.started")
+    assert not os.path.lexists(f"/usr/{name}")
+
+
 def test_timeout_kills_the_sandbox_and_leaves_nothing(no_residue):
     doc = gv_spec(sh("sleep 60"), run_extra={"timeoutMs": 400, "limits": {"gracefulShutdownSeconds": 1}})
     t0 = time.monotonic()

@@ -245,3 +245,23 @@ def test_validate_does_not_connect():
     r = run_cell(make_spec(), env={"CELLOS_NATS_URL": f"nats://127.0.0.1:{closed_port()}",
                                    "CELL_OS_REQUIRE_JETSTREAM": "1"}, args=["--validate", "{spec}"])
     assert r.rc == 0, r.err
+
+
+def test_sigterm_still_publishes_the_end_of_the_run(no_residue, nats_server):
+    """libnats's threads must not take the supervisor's SIGTERM (they are made
+    with it blocked): the cell is torn down as usual and its last events reach
+    the stream."""
+    with nats_server.client() as c:
+        ensure_events_stream(c)
+    run = Running(make_spec(["/bin/sleep", "30"]), env=nats_env(nats_server))
+    try:
+        run.wait_event("observability.v1.process_spawned")
+        run.proc.send_signal(15)
+        r = run.finish(timeout=20)
+    finally:
+        run.kill()
+    assert r.rc == 128 + 15, r.err
+    msgs = [json.loads(m["data"]) for m in stream_of(nats_server)]
+    assert [e["id"] for e in msgs] == [e["id"] for e in r.events]
+    assert short_type(msgs[-1]) == "lifecycle.v1.destroyed"
+    assert msgs[-1]["data"]["reason"] == "supervisor_terminated"

@@ -1,4 +1,4 @@
-/* Unit tests for the helper commands of src/backend/oci_run.c (oci_run_tool):
+/* Unit tests for the runtime's helper commands, src/backend/oci_tool.c (oci_tool_run):
  * the exit status they report, and what they report when it cannot be known.
  * This binary is linked with -Wl,--wrap=waitpid (Makefile). */
 #include <stdarg.h>
@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "backend/oci_run.h"
+#include "backend/oci_tool.h"
 
 /* waitpid that loses the status on demand, as when the kernel reaped the child
  * itself (SIGCHLD ignored): the child is gone, the call fails with ECHILD and
@@ -34,7 +34,7 @@ pid_t __wrap_waitpid(pid_t pid, int *status, int options)
 static int tool(const char *script, char *msg, size_t size)
 {
 	const char *const argv[] = {"/bin/sh", "-c", script, NULL};
-	return oci_run_tool("/bin/sh", argv, NULL, 5000, msg, size);
+	return oci_tool_run("/bin/sh", argv, NULL, 5000, msg, size);
 }
 
 static void tool_reports_exit_status_and_output(void **state)

@@ -1,4 +1,4 @@
-#include "sink/nats_subject.h"
+#include "util/nats_subject.h"
 
 #include <stdbool.h>
 #include <stdio.h>

@@ -1,0 +1,19 @@
+/* The supervisor's thread in a cell's network namespace and back: for the work
+ * that must happen there but not in a process of the cell (lo up, the nft
+ * ruleset, reading its counters). Only for a single-threaded caller: the
+ * namespace is the calling thread's. */
+#ifndef CELLOS_NETNS_H
+#define CELLOS_NETNS_H
+
+#include "util/err.h"
+
+typedef int (*netns_fn)(void *arg, struct err *e);
+
+/* fn(arg, e) inside the network namespace `netns`, then back in ours. Its result. */
+int netns_run_in(int netns, netns_fn fn, void *arg, struct err *e);
+
+/* A new network namespace: fn(arg, e) inside it (NULL: nothing), then back in
+ * ours; *out holds it (-1 when it could not be made or opened). */
+int netns_make(int *out, netns_fn fn, void *arg, struct err *e);
+
+#endif
