@@ -526,9 +526,16 @@ def warm_supervisors(agent: Agent) -> dict[int, str]:
 def test_warm_cells_are_ready_before_the_job_serve_one_job_each_and_go_with_the_drain(server_and_queue):
     srv = server_and_queue
     jsonl = new_dir("agent-events") / "events.jsonl"
-    a = Agent(srv.url, jsonl, CELLOS_AGENT_WARM="1", CELLOS_AGENT_MAX_CELLS="1")
+    mport = free_port()
+    a = Agent(srv.url, jsonl, CELLOS_AGENT_WARM="1", CELLOS_AGENT_MAX_CELLS="1",
+              CELLOS_AGENT_METRICS_ADDR=f"127.0.0.1:{mport}")
+
+    def warm_ready() -> float:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5).read().decode()
+        return [float(l.split()[1]) for l in body.splitlines() if l.startswith("cellos_agent_warm_cells_ready ")][0]
+
     try:
-        wait_for(lambda: len(warm_supervisors(a)) == 1, 20, "a warm cell")
+        wait_for(lambda: len(warm_supervisors(a)) == 1 and warm_ready() == 1, 20, "a warm cell")
         ((pid1, run1),) = warm_supervisors(a).items()
         with srv.client() as c:
             j1 = submit(c, job_doc(["/bin/true"]))
@@ -536,7 +543,8 @@ def test_warm_cells_are_ready_before_the_job_serve_one_job_each_and_go_with_the_
                      30, "the first job")
             # The job ran in the supervisor that was waiting before it was submitted.
             assert list(runs_by_job(jsonl)[j1]) == [run1]
-            wait_for(lambda: warm_supervisors(a) and pid1 not in warm_supervisors(a), 20, "a new warm cell")
+            wait_for(lambda: warm_supervisors(a) and pid1 not in warm_supervisors(a) and warm_ready() == 1, 20,
+                     "a new warm cell")
             ((pid2, run2),) = warm_supervisors(a).items()
             assert run2 != run1
             j2 = submit(c, job_doc(["/bin/sh", "-c", "exit 4"]))
