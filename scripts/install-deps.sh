@@ -1,11 +1,13 @@
 #!/bin/sh
 # Installs the Debian packages cellos-c needs to build, test, benchmark and
-# package (scdoc for the man pages; debhelper and dpkg-dev for the .deb).
+# package (scdoc for the man pages; debhelper and dpkg-dev for the .deb;
+# prometheus for promtool, which checks cellos-agent's metrics).
 # Idempotent: does nothing (and needs no network) when all are present.
 set -eu
 PKGS="build-essential pkg-config libjansson-dev libsodium-dev nftables
 libnftnl-dev libmnl-dev libseccomp-dev libcurl4-openssl-dev libnats-dev nats-server libcmocka-dev python3-pytest hyperfine bubblewrap iproute2 util-linux procps
-python3-nacl python3-jsonschema clang libclang-rt-14-dev openssl
+python3-nacl python3-jsonschema clang libclang-rt-14-dev openssl bc
+prometheus
 runsc crun runc
 scdoc groff-base man-db bash-completion debhelper dpkg-dev git"
 missing=""
