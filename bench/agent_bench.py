@@ -80,10 +80,12 @@ def count_destroyed(path: str) -> int:
         return 0
 
 
-def start_agents(url, bin_dir, n, warm, max_cells, jsonl, work):
+def start_agents(url, bin_dir, n, warm, max_cells, jsonl, work, metrics=None):
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CELLOS_NATS_URL": url, "CELL_OS_JSONL_EVENTS": jsonl,
            "CELL_OS_JSONL_FSYNC": "none", "CELLOS_AGENT_MAX_CELLS": str(max_cells), "CELLOS_AGENT_WARM": str(warm),
            "CELLOS_LOG": "warn"}
+    if metrics:
+        env["CELLOS_AGENT_METRICS_ADDR"] = metrics
     procs = []
     for i in range(n):
         log = open(os.path.join(work, f"agent{i}.log"), "ab")
@@ -124,21 +126,32 @@ def ts(s: str) -> float:
     return datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
 
 
+def metric(addr: str, name: str) -> float:
+    import urllib.request
+    body = urllib.request.urlopen(f"http://{addr}/metrics", timeout=5).read().decode()
+    return [float(l.split()[1]) for l in body.splitlines() if l.startswith(name + " ")][0]
+
+
 def latency(url, bin_dir, jobs, warm, work):
     jsonl = os.path.join(work, f"lat-{warm}.jsonl")
-    procs = start_agents(url, bin_dir, 1, warm, 2, jsonl, work)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        addr = f"127.0.0.1:{s.getsockname()[1]}"
+    procs = start_agents(url, bin_dir, 1, warm, 2, jsonl, work, addr)
     lat = []
     try:
         wait_ready(warm, 1)
         c = Nats(url)
         for i in range(jobs):
+            # An idle agent: nothing running, and with warm cells one ready.
+            while metric(addr, "cellos_agent_cells_running") or (
+                    warm and metric(addr, "cellos_agent_warm_cells_ready") < 1):
+                time.sleep(0.01)
             before = count_destroyed(jsonl)
             t = time.time()
             c.publish_many("cellos.cells.default", [(str(uuid.uuid4()), doc())])
             while count_destroyed(jsonl) == before:
                 time.sleep(0.005)
-            # Let a new warm cell get ready before the next job (a warm cell free).
-            time.sleep(0.3 if warm else 0.05)
             with open(jsonl, "rb") as f:
                 spawned = [json.loads(l) for l in f if b"process_spawned" in l]
             lat.append((ts(spawned[-1]["time"]) - t) * 1000)
