@@ -560,3 +560,41 @@ def test_warm_cells_are_ready_before_the_job_serve_one_job_each_and_go_with_the_
     assert not marked_processes("--warm") or not any(
         "cellos-supervisor --warm" in cmd for cmd in marked_processes("--warm").values())
     assert len(runs_by_job(jsonl)) == 2
+
+
+def test_agent_waits_for_a_server_and_survives_its_restart(nats_server):
+    """Started before its server answers, then the server killed and started again
+    on the same store: the agent reconnects, remakes nothing by hand, and runs the
+    job queued before and the one queued after the restart."""
+    srv = nats_server
+    srv.stop()
+    jsonl = new_dir("agent-events") / "events.jsonl"
+    log = new_dir("agent-log") / "agent.log"
+    env = {"PATH": SUPERVISOR_PATH, "CELLOS_NATS_URL": srv.url, "CELL_OS_JSONL_EVENTS": str(jsonl),
+           "CELLOS_AGENT_MAX_CELLS": "1"}
+    with open(log, "wb") as f:
+        p = subprocess.Popen([str(AGENT)], env=env, stdin=subprocess.DEVNULL, stdout=f, stderr=f)
+    try:
+        time.sleep(1.5)
+        assert p.poll() is None, log.read_text()
+        srv.start()
+        queue_init(srv.url)
+        with srv.client() as c:
+            j1 = submit(c, job_doc(["/bin/true"]))
+        wait_all_finished(jsonl, [j1], 30)
+        srv.stop()
+        time.sleep(1)
+        srv.start()
+        with srv.client() as c:
+            j2 = submit(c, job_doc(["/bin/sh", "-c", "exit 2"]))
+        wait_all_finished(jsonl, [j2], 40)
+        runs = runs_by_job(jsonl)
+        assert len(runs[j1]) == 1 and len(runs[j2]) == 1
+        with srv.client() as c:
+            wait_for(lambda: c.stream_info("CELLOS_CELLS")["state"]["messages"] == 0, 20, "an empty queue")
+    finally:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+        rc = p.wait(timeout=60)
+    text = log.read_text()
+    assert rc == 0 and not any(s in text for s in SANITIZER), text
