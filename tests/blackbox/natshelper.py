@@ -77,6 +77,14 @@ class NatsServer:
                 argv += ["--tlsverify", "--tlscacert", str(self.tls["verify_ca"])]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()  # a server that did not come up is not left behind
+            raise
+        return self
+
+    def _wait_ready(self):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, f"nats-server exited: {self.log.read_text()[-2000:]}"
@@ -90,7 +98,7 @@ class NatsServer:
         # JetStream is ready once the server says so in its log.
         while time.monotonic() < deadline:
             if not self.jetstream or self.cluster or b"Server is ready" in self.log.read_bytes():
-                return self
+                return
             time.sleep(0.02)
         raise AssertionError(f"nats-server not ready: {self.log.read_text()[-2000:]}")
 
@@ -107,9 +115,9 @@ class NatsServer:
 
 @pytest.fixture
 def nats_server():
-    s = NatsServer().start()
+    s = NatsServer()
     try:
-        yield s
+        yield s.start()
     finally:
         s.stop()
 
@@ -306,6 +314,8 @@ class NatsCluster:
         return ",".join(s.url for s in self.servers)
 
     def start(self) -> "NatsCluster":
+        # The caller stops the cluster on every path (a server that did not come
+        # up has stopped itself).
         for s in self.servers:
             s.start()
         # Ready when a stream with a replica on every server can be placed (the

@@ -128,10 +128,11 @@ def test_submit_is_acked_and_a_resubmitted_job_id_is_deduplicated(nats_server):
     assert msgs[0]["subject"] == "cellos.cells.gpu"
     assert msgs[0]["headers"]["Nats-Msg-Id"] == job
     assert json.loads(msgs[0]["data"]) == doc
-    # Without --job-id a fresh UUID each time: two more jobs.
-    for _ in range(2):
-        rc, out, err = cellctl("submit", path, env=env_of(nats_server))
-        assert rc == 0 and uuid.UUID(out.strip()).version == 4
+    # Without --job-id a fresh UUID each time: two more jobs (one read from stdin).
+    rc, out, err = cellctl("submit", path, env=env_of(nats_server))
+    assert rc == 0 and uuid.UUID(out.strip()).version == 4
+    rc, out2, err = cellctl("submit", "-", env=env_of(nats_server), input=json.dumps(doc).encode())
+    assert rc == 0 and uuid.UUID(out2.strip()).version == 4 and out2 != out
     assert queue_table(nats_server) == {"gpu": (3, 0, 0)}
 
 
@@ -367,6 +368,8 @@ def test_watch_goes_on_after_the_server_restarts():
         assert w.stop() == 0
         assert "resumed after the last event shown" in w.err
     finally:
-        if w:
-            w.stop()
-        server.stop()
+        try:
+            if w:
+                w.stop()
+        finally:
+            server.stop()
