@@ -39,7 +39,8 @@ $(B)/libcellos.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 # The supervisor links the libraries it can statically: the dynamic loader's work
-# on five shared libraries was ~0.7 ms of every ~8 ms cell (bench/). Where a
+# on five shared libraries was a visible part of every cell (docs/DESIGN.md,
+# "Measured costs behind the code"). Where a
 # static archive is missing (libmnl on Debian), the shared library is used.
 LIBDIR := $(shell pkg-config --variable=libdir libseccomp)
 STATIC_A := $(wildcard $(foreach l,jansson sodium nftnl seccomp,$(LIBDIR)/lib$(l).a))
@@ -153,7 +154,7 @@ UNITS := cellos-agent.service
 # Every file under examples/ (subdirectories kept), but no dotfile or backup.
 EXAMPLE_FILES := $(patsubst examples/%,%,$(shell find examples -type f ! -name '.*' ! -name '*~' 2>/dev/null | LC_ALL=C sort))
 # The document's JSON Schema (schema/, docs/reference.md's companion).
-SCHEMA_FILES := execution-cell.schema.json
+SCHEMA_FILES := execution-cell.schema.json policy-pack.schema.json
 
 release:
 	CFLAGS='$(RELEASE_CFLAGS)' LDFLAGS='$(RELEASE_LDFLAGS)' $(MAKE) B=$(RB) SANITIZE= $(PROGRAMS:%=$(RB)/%)

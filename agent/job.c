@@ -73,7 +73,7 @@ int job_prepare(const struct agent_settings *s, const struct config *cfg, const 
 	}
 	struct spec spec;
 	struct problems probs = {0}, warns = {0};
-	int rc = spec_parse_ex(doc, len, cfg->strict_spec, &spec, &probs, &warns);
+	int rc = spec_parse_ex(doc, len, cfg->strict_spec || cfg->hardened, &spec, &probs, &warns);
 	if (rc == 0) {
 		snprintf(cell_id, 160, "%s", spec.id);
 		admission_check(cfg, &spec, ADMIT_RUN, &probs);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "secrets/broker.h"
 
 extern char **environ;
 
@@ -151,8 +152,8 @@ static bool passes(const struct agent_settings *s, char **allowed, const char *e
 	size_t n = strcspn(entry, "=");
 	for (char **a = allowed; a && *a; a++) {
 		char var[200], fvar[220];
-		config_secret_var(*a, var, sizeof var);
-		config_secret_file_var(*a, fvar, sizeof fvar);
+		secret_env_var(*a, var, sizeof var);
+		secret_file_var(*a, fvar, sizeof fvar);
 		if ((strlen(var) == n && strncmp(entry, var, n) == 0) || (strlen(fvar) == n && strncmp(entry, fvar, n) == 0))
 			return true;
 	}

@@ -5,18 +5,55 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "backend/oci_seccomp.h"
 #include "export/export.h"
 #include "hostmount/hostmount.h"
+#include "isolate/cgroup.h"
 #include "secrets/broker.h"
 #include "util/escape.h"
 #include "util/log.h"
+
+/* SPEC §7: what the hardened profile requires of the configuration and the
+ * document, every missing piece named at once. What only the cell's creation
+ * can tell (nftables in force, a leaf with its limits) is the supervisor's
+ * decision on the backend's facts (supervisor.c). */
+int admission_check_profile(const struct config *cfg, const char *argv0, struct err *e)
+{
+	if (!cfg->hardened)
+		return 0;
+	/* SPEC §7: name every missing piece at once. */
+	char missing[768] = "";
+	size_t len = 0;
+#define MISSING(...) len += (size_t)snprintf(missing + len, len < sizeof missing ? sizeof missing - len : 0, __VA_ARGS__)
+	unsigned need = NS_NET | NS_MNT | NS_PID | NS_IPC | NS_UTS | NS_USER;
+	if (cfg->backend == BACKEND_STUB && (cfg->ns & need) != need)
+		MISSING("%snamespaces net,mnt,pid,ipc,uts,user (CELLOS_SUBPROCESS_UNSHARE)", len ? "; " : "");
+	if (strcmp(cfg->seccomp, "off") == 0)
+		MISSING("%sa seccomp filter (CELLOS_SECCOMP)", len ? "; " : "");
+	if (cfg->signing == SIGN_OFF)
+		MISSING("%ssigned events (CELLOS_EVENT_SIGNING, _KID, _KEY_BASE64)", len ? "; " : "");
+	/* JetStream (file storage) is durable too, when a run cannot start without it. */
+	if ((!cfg->jsonl_path || cfg->noop_sink) && !(cfg->nats_on && cfg->require_jetstream))
+		MISSING("%sa durable sink (CELL_OS_JSONL_EVENTS, without CELL_OS_USE_NOOP_SINK, or CELLOS_NATS_URL with "
+			"CELL_OS_REQUIRE_JETSTREAM=1)",
+			len ? "; " : "");
+	if (argv0 && argv0[0] != '/')
+		MISSING("%san absolute run.argv[0]", len ? "; " : "");
+	struct err ce = {0};
+	if (cfg->backend == BACKEND_STUB && cgroup_probe_limits(cfg->cgroup_parent, &ce) < 0)
+		MISSING("%sa cgroup leaf with limits (%s)", len ? "; " : "", ce.msg);
+#undef MISSING
+	if (len)
+		return err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: refusing to start, missing: %s", missing);
+	return 0;
+}
 
 int admission_check(const struct config *cfg, const struct spec *spec, enum admission_mode mode,
 		    struct problems *probs)
 {
 	int rc = 0;
 	struct err e = {0};
-	if (config_check_profile(cfg, spec->has_run ? spec->argv[0] : NULL, &e) < 0) {
+	if (admission_check_profile(cfg, spec->has_run ? spec->argv[0] : NULL, &e) < 0) {
 		problems_add(probs, "%s", e.msg);
 		rc = -1;
 	}
@@ -30,14 +67,40 @@ int admission_check(const struct config *cfg, const struct spec *spec, enum admi
 	const struct backend_ops *be = backend_for(cfg);
 	const struct export_backend_facts xb = {
 		.name = be->name, .reads_artifacts = be->open_artifact != NULL, .sees_host_fs = backend_sees_host_fs(cfg)};
-	if (export_admit(cfg, spec, &xb, probs) < 0)
+	if (export_admit(cfg, spec, &xb, cfg->hardened, probs) < 0)
 		rc = -1;
 	e = (struct err){0};
-	if (mounts_admit(cfg, spec, &e) < 0) {
+	if (mounts_admit(cfg, spec, cfg->hardened, &e) < 0) {
 		problems_add(probs, "%s", e.msg);
 		rc = -1;
 	}
 	return rc;
+}
+
+/* The checks of a configuration on its own that need another module: the
+ * gvisor and oci backends put the filter into the bundle as linux.seccomp, in
+ * the runtime's dialect, so a rule it cannot enforce as written is refused now,
+ * before anything is created. The baseline always translates, so the default
+ * never refuses. */
+static int admit_config(const struct config *cfg, struct err *e)
+{
+	if ((cfg->backend != BACKEND_GVISOR && cfg->backend != BACKEND_OCI) || !cfg->seccomp_policy)
+		return 0;
+	enum oci_seccomp_dialect d = cfg->backend == BACKEND_GVISOR ? OCI_SECCOMP_RUNSC : OCI_SECCOMP_LIBSECCOMP;
+	json_t *sc = oci_seccomp_json(cfg->seccomp_policy, d, e);
+	if (!sc) {
+		/* "CELLOS_SECCOMP: <file> line N: ...", as for a rule that does not parse. */
+		char why[ERR_MSG_MAX];
+		snprintf(why, sizeof why, "%s", e->msg);
+		return err_set(e, "CELLOS_SECCOMP: %s %s", cfg->seccomp_file ? cfg->seccomp_file : "baseline", why);
+	}
+	json_decref(sc);
+	return 0;
+}
+
+bool admission_denied_by_policy(const struct admission *a)
+{
+	return a->n_policy > 0 && a->n_policy == a->problems.n;
 }
 
 static void collect_warning(void *arg, const char *msg)
@@ -56,10 +119,18 @@ int admission_load(struct admission *a, const char *path, enum admission_mode mo
 	/* A bad configuration does not stop here: the document's own problems
 	 * are worth knowing too, so that one round fixes everything. */
 	struct err ce = {0};
-	a->have_cfg = config_load(&a->cfg, &ce) == 0;
+	a->have_cfg = config_load(&a->cfg, &ce) == 0 && admit_config(&a->cfg, &ce) == 0;
 	if (!a->have_cfg) {
 		problems_add(&a->problems, "%s", ce.msg);
 		a->refused = true;
+	}
+
+	/* The pack is configuration: one that cannot be read or is not a pack
+	 * refuses every cell (never fails open), naming its path and field. */
+	if (a->have_cfg && a->cfg.policy_pack) {
+		a->have_pack = policy_load(&a->pack, a->cfg.policy_pack, &a->problems) == 0;
+		if (!a->have_pack)
+			a->refused = true;
 	}
 
 	char *buf = NULL;
@@ -68,11 +139,15 @@ int admission_load(struct admission *a, const char *path, enum admission_mode mo
 		goto out;
 	/* spec_parse logs the document's warnings (unknown keys): the hook above
 	 * collects them with the others. */
-	a->have_spec = spec_parse(buf, len, a->cfg.strict_spec, &a->spec, &a->problems) == 0;
+	a->have_spec = spec_parse(buf, len, a->cfg.strict_spec || a->cfg.hardened, &a->spec, &a->problems) == 0;
 	free(buf);
 	if (!a->have_spec)
 		a->refused = true;
 	if (a->have_cfg && a->have_spec && admission_check(&a->cfg, &a->spec, mode, &a->problems) < 0)
+		a->refused = true;
+	/* Last, so that the violations are the tail of the list; all of them at once. */
+	if (a->have_cfg && a->have_spec && a->have_pack &&
+	    (a->n_policy = policy_check(&a->pack, &a->cfg, &a->spec, &a->problems)) > 0)
 		a->refused = true;
 	rc = a->refused ? 1 : 0;
 out:
@@ -85,6 +160,8 @@ void admission_free(struct admission *a)
 	if (a->have_spec)
 		spec_free(&a->spec);
 	config_free(&a->cfg);
+	if (a->have_pack)
+		policy_free(&a->pack);
 	problems_free(&a->problems);
 	problems_free(&a->warnings);
 }
@@ -186,6 +263,8 @@ static json_t *summary(const struct admission *a)
 		json_object_set_new(o, "backend", json_string(config_backend_name(a->cfg.backend)));
 		json_object_set_new(o, "profile", json_string(a->cfg.hardened ? "hardened" : "portable"));
 	}
+	if (a->have_pack)
+		json_object_set_new(o, "policyPack", json_pack("{s:s, s:s}", "id", a->pack.id, "version", a->pack.version));
 	return o;
 }
 

@@ -10,6 +10,8 @@
  *   admission_load   the configuration from the environment, the document
  *                    from a file or stdin, then admission_check: every problem
  *                    and every warning collected, nothing printed
+ *   the policy pack  CELLOS_POLICY_PACK (SPEC §12, policy.h): loaded with the
+ *                    configuration, its rules checked after every other check
  *   admission_print_json  the `--format json` object of SPEC §2
  *
  * Problems and warnings are one line each, "field.path: message" (or a line
@@ -21,6 +23,7 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "policy.h"
 #include "spec/spec.h"
 #include "util/err.h"
 
@@ -35,16 +38,29 @@ enum admission_mode {
 struct admission {
 	struct config cfg;        /* loaded even when invalid: always config_free'd */
 	struct spec spec;         /* valid only when have_spec */
-	bool have_cfg, have_spec; /* the configuration / document is valid */
+	struct policy_pack pack;  /* CELLOS_POLICY_PACK, valid only when have_pack */
+	bool have_cfg, have_spec, have_pack; /* the configuration / document / pack is valid */
+	/* How many of `problems` are violations of the pack (they come last). When
+	 * they are all there is, the cell was denied by policy (SPEC §12): a run
+	 * records it in a lifecycle.v1.failed event. */
+	size_t n_policy;
 	bool refused;             /* some check failed (even if its message was lost to OOM) */
 	struct problems problems;
 	struct problems warnings;
 };
 
+/* The hardened profile's requirements (SPEC §7) on the configuration and the
+ * document's argv[0] (NULL: nothing runs): -1 and one line naming every missing
+ * piece, 0 when not hardened or nothing is missing. */
+int admission_check_profile(const struct config *cfg, const char *argv0, struct err *e);
+
 /* The checks on a valid configuration and a valid document. Every problem is
  * added to *probs; -1 when there was any. Warnings are logged (log_warn). */
 int admission_check(const struct config *cfg, const struct spec *spec, enum admission_mode mode,
 		    struct problems *probs);
+
+/* Every problem is a violation of the policy pack (admission_load returned 1). */
+bool admission_denied_by_policy(const struct admission *a);
 
 /* Configuration, document (`path`, "-" = stdin), checks. Returns 0 when the
  * document is admitted, 1 when there are problems (a->problems), -1 when the

@@ -14,8 +14,6 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
-#include "backend/oci_seccomp.h"
-#include "isolate/cgroup.h"
 #include "isolate/runuid.h"
 #include "isolate/seccomp.h"
 #include "util/nats_subject.h"
@@ -332,22 +330,9 @@ static int load_oci(struct config *cfg, struct err *e)
 {
 	const char *v;
 	cfg->ns = NS_NET | NS_MNT | NS_PID | NS_IPC | NS_UTS;
-	/* The filter goes into the bundle as linux.seccomp, in the runtime's dialect:
-	 * a rule it cannot enforce as written is refused here, before anything is
-	 * created. The baseline always translates, so the default never refuses. */
+	/* Whether the runtime's dialect can express the filter is admission's
+	 * question (admission.c), asked before anything is created. */
 	cfg->seccomp_explicit = env("CELLOS_SECCOMP") != NULL;
-	if (cfg->seccomp_policy) {
-		enum oci_seccomp_dialect d = cfg->backend == BACKEND_GVISOR ? OCI_SECCOMP_RUNSC : OCI_SECCOMP_LIBSECCOMP;
-		json_t *sc = oci_seccomp_json(cfg->seccomp_policy, d, e);
-		if (!sc) {
-			/* "CELLOS_SECCOMP: <file> line N: ...", as for a rule that does not parse. */
-			char why[ERR_MSG_MAX];
-			snprintf(why, sizeof why, "%s", e->msg);
-			const char *file = env("CELLOS_SECCOMP");
-			return err_set(e, "CELLOS_SECCOMP: %s %s", file ? file : "baseline", why);
-		}
-		json_decref(sc);
-	}
 	if (cfg->backend == BACKEND_OCI) {
 		/* runc by default: crun (1.8) refuses hybrid cgroup hosts outright. */
 		v = env("CELLOS_OCI_RUNTIME");
@@ -686,8 +671,6 @@ int config_load(struct config *cfg, struct err *e)
 		cfg->hardened = true;
 	else
 		return err_set(e, "CELLOS_DEPLOYMENT_PROFILE: unknown profile '%s' (expected portable, hardened)", v);
-	/* SPEC §7: in hardened, an unknown document key is an error, not a warning. */
-	cfg->strict_spec = cfg->strict_spec || cfg->hardened;
 
 	if (parse_unshare(env("CELLOS_SUBPROCESS_UNSHARE"), &cfg->ns, &cfg->user_required, &cfg->host_mode, e) < 0)
 		return -1;
@@ -733,6 +716,7 @@ int config_load(struct config *cfg, struct err *e)
 			rc = seccomp_policy_baseline(cfg->seccomp_policy, e);
 		} else if (strchr(v, '/')) {
 			cfg->seccomp = "file";
+			cfg->seccomp_file = v;
 			rc = seccomp_policy_load_file(cfg->seccomp_policy, v, e);
 		} else {
 			rc = err_set(e, "'%s' is neither off, baseline nor a path to a filter file", v);
@@ -786,6 +770,7 @@ int config_load(struct config *cfg, struct err *e)
 		return -1;
 	if (load_export(cfg, e) < 0 || load_host_mounts(cfg, e) < 0)
 		return -1;
+	cfg->policy_pack = env("CELLOS_POLICY_PACK");
 
 	if ((v = env("CELLOS_RUN_ID"))) {
 		if (!is_uuid(v))
@@ -828,93 +813,6 @@ void config_free(struct config *cfg)
 	sodium_free(cfg->export_bearer);
 	cfg->export_bearer = NULL;
 	config_nats_free(&cfg->nats);
-}
-
-int config_check_profile(const struct config *cfg, const char *argv0, struct err *e)
-{
-	if (!cfg->hardened)
-		return 0;
-	/* SPEC §7: name every missing piece at once. */
-	char missing[768] = "";
-	size_t len = 0;
-#define MISSING(...) len += (size_t)snprintf(missing + len, len < sizeof missing ? sizeof missing - len : 0, __VA_ARGS__)
-	unsigned need = NS_NET | NS_MNT | NS_PID | NS_IPC | NS_UTS | NS_USER;
-	if (cfg->backend == BACKEND_STUB && (cfg->ns & need) != need)
-		MISSING("%snamespaces net,mnt,pid,ipc,uts,user (CELLOS_SUBPROCESS_UNSHARE)", len ? "; " : "");
-	if (strcmp(cfg->seccomp, "off") == 0)
-		MISSING("%sa seccomp filter (CELLOS_SECCOMP)", len ? "; " : "");
-	if (cfg->signing == SIGN_OFF)
-		MISSING("%ssigned events (CELLOS_EVENT_SIGNING, _KID, _KEY_BASE64)", len ? "; " : "");
-	/* JetStream (file storage) is durable too, when a run cannot start without it. */
-	if ((!cfg->jsonl_path || cfg->noop_sink) && !(cfg->nats_on && cfg->require_jetstream))
-		MISSING("%sa durable sink (CELL_OS_JSONL_EVENTS, without CELL_OS_USE_NOOP_SINK, or CELLOS_NATS_URL with "
-			"CELL_OS_REQUIRE_JETSTREAM=1)",
-			len ? "; " : "");
-	if (argv0 && argv0[0] != '/')
-		MISSING("%san absolute run.argv[0]", len ? "; " : "");
-	struct err ce = {0};
-	if (cfg->backend == BACKEND_STUB && cgroup_probe_limits(cfg->cgroup_parent, &ce) < 0)
-		MISSING("%sa cgroup leaf with limits (%s)", len ? "; " : "", ce.msg);
-#undef MISSING
-	if (len)
-		return err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: refusing to start, missing: %s", missing);
-	return 0;
-}
-
-void config_secret_var(const char *ref, char *buf, size_t size)
-{
-	size_t n = (size_t)snprintf(buf, size, "CELLOS_SECRET_");
-	for (const char *p = ref; *p && n + 1 < size; p++)
-		buf[n++] = (*p == '-' || *p == '.') ? '_' : (char)toupper((unsigned char)*p);
-	buf[n] = '\0';
-}
-
-char *config_secret_env(const char *ref)
-{
-	char name[160];
-	config_secret_var(ref, name, sizeof name);
-	size_t n = strlen(name);
-	/* Return the live environ entry so the broker can wipe the value in place. */
-	for (char **ep = environ; *ep; ep++)
-		if (strncmp(*ep, name, n) == 0 && (*ep)[n] == '=')
-			return *ep + n + 1;
-	return NULL;
-}
-
-void config_secret_file_var(const char *ref, char *buf, size_t size)
-{
-	char var[160];
-	config_secret_var(ref, var, sizeof var);
-	snprintf(buf, size, "CELLOS_SECRET_FILE_%s", var + strlen("CELLOS_SECRET_"));
-}
-
-const char *config_secret_file(const char *ref)
-{
-	char name[176];
-	config_secret_file_var(ref, name, sizeof name);
-	return env(name);
-}
-
-void config_target_suffix(const char *target, char *buf, size_t size)
-{
-	size_t n = 0;
-	for (const char *p = target; *p && n + 1 < size; p++) {
-		char ch = (char)toupper((unsigned char)*p);
-		buf[n++] = ((ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')) ? ch : '_';
-	}
-	buf[n] = '\0';
-}
-
-const char *config_export_url(const struct config *cfg, bool s3, const char *target)
-{
-	char suffix[160];
-	config_target_suffix(target, suffix, sizeof suffix);
-	const struct config_url *u = s3 ? cfg->export_s3_urls : cfg->export_http_urls;
-	size_t n = s3 ? cfg->n_export_s3_urls : cfg->n_export_http_urls;
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(u[i].suffix, suffix) == 0)
-			return u[i].url;
-	return NULL;
 }
 
 const char *config_backend_name(enum backend_kind b)

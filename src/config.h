@@ -1,5 +1,9 @@
-/* Configuration of the supervisor (SPEC §3). Every getenv() of the program lives in
- * config.c: the rest of the code reads struct config. */
+/* Configuration of the supervisor (SPEC §3): the environment read into struct
+ * config, each variable checked on its own (and against the others). No policy:
+ * what a configuration means for a document, the hardened profile and the policy
+ * pack are admission's (admission.h). Every getenv() of the program lives here,
+ * except the variables a document names: the secret brokers' CELLOS_SECRET_<KEY>
+ * (secrets/names.c). */
 #ifndef CELLOS_CONFIG_H
 #define CELLOS_CONFIG_H
 
@@ -41,6 +45,7 @@ struct config {
 	long long cpu_quota, cpu_period; /* CELLOS_CGROUP_CPU_MAX, 0 if unset */
 	const char *seccomp;           /* "off", "baseline" or "file" (CELLOS_SECCOMP, as reported) */
 	struct seccomp_policy *seccomp_policy; /* parsed at admission; NULL when off */
+	const char *seccomp_file;      /* CELLOS_SECCOMP when it names a filter file, else NULL */
 	bool seccomp_explicit;         /* CELLOS_SECCOMP was set (gvisor, oci): a filter the runtime
 	                                * cannot install is then an error, never skipped */
 	long long run_timeout_ms;      /* 0: none */
@@ -55,7 +60,7 @@ struct config {
 	const char *nats_subject;      /* CELLOS_NATS_SUBJECT or the default template */
 	bool require_jetstream;        /* CELL_OS_REQUIRE_JETSTREAM=1 */
 	bool nats_ensure_stream;       /* CELLOS_NATS_ENSURE_STREAM=1 */
-	bool strict_config, strict_spec; /* strict_spec: CELLOS_STRICT_SPEC=1, or hardened */
+	bool strict_config, strict_spec; /* CELLOS_STRICT_CONFIG=1, CELLOS_STRICT_SPEC=1 (admission adds hardened) */
 	enum log_level log_level;
 	char run_id[37];               /* CELLOS_RUN_ID or "" (fresh UUIDv4) */
 	/* Events (SPEC §8.3, §8.5, §9). */
@@ -91,6 +96,9 @@ struct config {
 	 * NULL-terminated; NULL: no host mount allowed) and CELLOS_HOST_MOUNT_ALLOW_RW=1. */
 	char **host_mount_allow;
 	bool host_mount_rw;
+	/* CELLOS_POLICY_PACK (SPEC §12): the pack's path, read and applied at
+	 * admission (policy.h); NULL: none. */
+	const char *policy_pack;
 };
 
 #define CONFIG_EXPORT_MAX_BYTES_DEFAULT (1LL << 30)
@@ -108,25 +116,6 @@ void config_free(struct config *cfg);
  * supervisor, cellctl and the agent, so one environment serves them all. */
 int config_nats_load(struct nats_conn_opts *o, const char *url, struct err *e);
 void config_nats_free(struct nats_conn_opts *o);
-
-/* Profile checks that depend on the document too (SPEC §7). */
-int config_check_profile(const struct config *cfg, const char *argv0, struct err *e);
-
-/* Broker inputs. `key` is the secretRef; returns the environment entry for
- * CELLOS_SECRET_<KEY> (value part writable so the caller can wipe it) or NULL. */
-char *config_secret_env(const char *ref);
-/* The variable name CELLOS_SECRET_<KEY> for a secretRef, into buf. */
-void config_secret_var(const char *ref, char *buf, size_t size);
-/* File broker: CELLOS_SECRET_FILE_<KEY>, its value (a path) or NULL, and its name. */
-const char *config_secret_file(const char *ref);
-void config_secret_file_var(const char *ref, char *buf, size_t size);
-
-/* Export targets (SPEC §10): the variable suffix of a target name (upper-cased,
- * every character but A-Z 0-9 turned into '_'), and the URL configured for a
- * named target (s3: CELLOS_EXPORT_S3_PRESIGNED_URL__<T>, else
- * CELLOS_EXPORT_HTTP_BASE_URL__<T>), NULL when none. */
-void config_target_suffix(const char *target, char *buf, size_t size);
-const char *config_export_url(const struct config *cfg, bool s3, const char *target);
 
 const char *config_backend_name(enum backend_kind b);
 

@@ -212,6 +212,25 @@ static int warm_wait(void)
 	return sig;
 }
 
+/* SPEC §4, §12: a cell the policy pack denied is recorded once the sinks are
+ * open, in one lifecycle.v1.failed event that lists every violation. Any other
+ * admission problem leaves no event: there may be no valid cell to name. */
+static int deny(const struct admission *a)
+{
+	char msg[4096];
+	size_t n = 0;
+	msg[0] = '\0';
+	for (size_t i = 0; i < a->problems.n && n < sizeof msg; i++)
+		n += (size_t)snprintf(msg + n, sizeof msg - n, "%s%s", i ? "; " : "", a->problems.items[i]);
+	struct event_stream es;
+	struct err e = {0};
+	if (events_open(&es, &a->cfg, &e) < 0) {
+		log_error("%s", e.msg);
+		return 125;
+	}
+	return supervisor_deny(&a->cfg, &a->spec, msg, &es);
+}
+
 int main(int argc, char **argv)
 {
 	std_fds_open();
@@ -300,6 +319,8 @@ int main(int argc, char **argv)
 	if (rc > 0) {
 		for (size_t i = 0; i < adm.problems.n; i++)
 			log_error("%s", adm.problems.items[i]);
+		if (!validate && admission_denied_by_policy(&adm))
+			status = deny(&adm);
 		goto out;
 	}
 	if (validate) {
@@ -314,7 +335,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	log_step(&t0, "admission");
-	status = supervisor_run(&adm.cfg, &adm.spec, &es);
+	status = supervisor_run(&adm.cfg, &adm.spec, adm.have_pack ? &adm.pack : NULL, &es);
 	events_close(&es);
 	log_peak_rss();
 out:

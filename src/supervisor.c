@@ -18,7 +18,9 @@
 #include "isolate/runreg.h"
 #include "isolate/runuid.h"
 #include "isolate/secretfs.h"
+#include "lifecycle_events.h"
 #include "outcome.h"
+#include "policy.h"
 #include "secrets/broker.h"
 #include "util/ids.h"
 #include "util/log.h"
@@ -31,6 +33,7 @@
 struct run {
 	const struct config *cfg;
 	const struct spec *spec;
+	const struct policy_pack *pack;  /* the pack that admitted the cell, NULL: none */
 	struct event_stream *es;
 	const struct backend_ops *be;
 	char run_id[37];
@@ -88,8 +91,6 @@ static bool terminated(struct run *r)
 	read_signal(r);
 	return r->term_sig != 0;
 }
-
-static json_t *correlation(const struct spec *s) { return s->correlation ? json_deep_copy(s->correlation) : NULL; }
 
 static const char *isolation_mode(const struct run *r)
 {
@@ -163,16 +164,7 @@ static int resolve_egress(struct run *r)
 
 static void emit_network_policy(struct run *r)
 {
-	json_t *decl = json_array();
-	for (size_t i = 0; i < r->spec->n_egress; i++) {
-		const struct egress_rule *er = &r->spec->egress[i];
-		json_array_append_new(decl, json_pack("{s:s, s:i, s:s}", "host", er->host, "port", er->port, "protocol",
-						      er->proto == PROTO_UDP ? "udp" : "tcp"));
-	}
-	events_emit(r->es, "observability.v1.network_policy",
-		    json_pack("{s:s, s:I, s:o}", "isolationMode", isolation_mode(r), "declaredEgressCount",
-			      (json_int_t)r->spec->n_egress, "declaredEgress", decl),
-		    NULL);
+	events_emit(r->es, "observability.v1.network_policy", network_policy_data(r->spec, isolation_mode(r)), NULL);
 }
 
 /* ---- environment of the workload (SPEC §2) ---- */
@@ -262,119 +254,40 @@ static void emit_failed(struct run *r, const char *phase, const char *reason, co
 {
 	/* correlation (ext), as in started: a run that never started is still
 	 * found by its job id (cellos-agent, SPEC §11). */
-	events_emit(r->es, "lifecycle.v1.failed",
-		    json_pack("{s:s, s:s, s:s, s:o, s:o*}", "specId", r->spec->id, "phase", phase, "reason", reason,
-			      "message", event_text(message), "correlation", correlation(r->spec)),
-		    NULL);
-}
-
-/* started.isolation.limits (ext): the effective limits, present when any is
- * set, and whether all are in force (portable runs on without them). */
-static json_t *limits_json(const struct cell *c)
-{
-	const struct cgroup_limits *l = &c->limits;
-	if (!cgroup_limits_ctrls(l))
-		return NULL;
-	json_t *o = json_object();
-	if (l->memory_max)
-		json_object_set_new(o, "memoryMaxBytes", json_integer(l->memory_max));
-	if (l->cpu_quota)
-		json_object_set_new(o, "cpuMax", json_pack("{s:I, s:I}", "quotaMicros", (json_int_t)l->cpu_quota,
-							   "periodMicros", (json_int_t)l->cpu_period));
-	if (l->pids_max)
-		json_object_set_new(o, "pidsMax", json_integer(l->pids_max));
-	json_object_set_new(o, "applied", json_boolean(c->limits_applied));
-	if (!c->limits_applied && c->limits_error[0])
-		json_object_set_new(o, "error", event_text(c->limits_error));
-	return o;
+	json_t *d = lifecycle_failed_data(r->spec->id, phase, reason, message);
+	if (d && r->spec->correlation)
+		json_object_set_new(d, "correlation", json_deep_copy(r->spec->correlation));
+	events_emit(r->es, "lifecycle.v1.failed", d, NULL);
 }
 
 static void emit_started(struct run *r, char started_id[37])
 {
-	static const struct { unsigned bit; const char *name; } names[] = {
-		{NS_NET, "net"}, {NS_MNT, "mnt"}, {NS_PID, "pid"}, {NS_IPC, "ipc"},
-		{NS_UTS, "uts"}, {NS_USER, "user"}, {NS_CGROUP, "cgroup"},
-	};
-	json_t *ns = json_array();
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-		if (r->cell.ns & names[i].bit)
-			json_array_append_new(ns, json_string(names[i].name));
-	json_t *iso = json_pack("{s:o, s:o, s:o}", "namespaces", ns, "cgroup",
-				r->cell.cgroup[0] ? event_text(r->cell.cgroup) : json_null(), "seccomp",
-				event_text(r->cell.seccomp ? r->cell.seccomp : r->cfg->seccomp));
-	/* (ext) The workload's host identity, for an auditor matching host records. */
-	json_object_set_new(iso, "hostUid", json_integer((json_int_t)r->cell.uid));
-	json_t *limits = limits_json(&r->cell);
-	if (limits)
-		json_object_set_new(iso, "limits", limits);
-	json_t *mounts = hostmounts_json(r->spec); /* run.mounts (ext) */
-	if (mounts)
-		json_object_set_new(iso, "mounts", mounts);
-	json_t *d = json_pack("{s:s, s:s, s:o, s:I}", "specId", r->spec->id, "backend", r->be->name, "isolation", iso,
-			      "ttlSeconds", (json_int_t)r->spec->ttl_seconds);
-	json_t *corr = correlation(r->spec);
-	if (corr)
-		json_object_set_new(d, "correlation", corr);
-	events_emit(r->es, "lifecycle.v1.started", d, started_id);
+	events_emit(r->es, "lifecycle.v1.started",
+		    lifecycle_started_data(r->spec, &r->cell, r->be->name, r->cfg->seccomp), started_id);
 }
 
 static void emit_network_enforcement(struct run *r)
 {
-	json_t *d = json_pack("{s:s, s:I, s:b, s:b}", "isolationMode", isolation_mode(r), "declaredEgressRuleCount",
-			      (json_int_t)r->spec->n_egress, "nftRulesApplied", r->cell.nft_applied,
-			      "supplementaryEgressFilterActive", r->cell.nft_applied);
-	if (r->ran)
-		json_object_set_new(d, "commandExitCode", json_integer(r->exit_code));
-	json_t *counters = json_array();
-	if (r->cell.nft_applied) {
-		struct nft_counter *c = NULL;
-		size_t n = 0;
-		struct err e = {0};
-		if (r->be->read_counters(&r->cell, &c, &n, &e) < 0) {
-			json_object_set_new(d, "nftError", event_text(e.msg));
-		} else {
-			for (size_t i = 0; i < n; i++) {
-				json_t *rule = json_pack("{s:o, s:I, s:I}", "rule", event_text(c[i].rule), "packets",
-							 (json_int_t)c[i].packets, "bytes", (json_int_t)c[i].bytes);
-				json_array_append_new(counters, rule);
-			}
-			nft_counters_free(c, n);
-		}
-	} else if (r->cell.nft_error[0]) {
-		json_object_set_new(d, "nftError", event_text(r->cell.nft_error));
-	}
-	json_object_set_new(d, "ruleCounters", counters);
-	events_emit(r->es, "observability.v1.network_enforcement", d, NULL);
+	struct nft_counter *c = NULL;
+	size_t n = 0;
+	struct err e = {0};
+	bool failed = r->cell.facts.nft_applied && r->be->read_counters(&r->cell, &c, &n, &e) < 0;
+	events_emit(r->es, "observability.v1.network_enforcement",
+		    network_enforcement_data(r->spec, isolation_mode(r), &r->cell.facts, r->ran, r->exit_code,
+					     failed ? NULL : c, failed ? 0 : n, failed ? e.msg : NULL),
+		    NULL);
+	if (!failed)
+		nft_counters_free(c, n);
 }
 
 static void emit_summary_and_destroyed(struct run *r)
 {
-	const struct spec *s = r->spec;
-	json_t *d = json_pack("{s:s, s:I, s:I, s:I, s:s, s:s, s:s}", "specId", s->id, "lifetimeTtlSeconds",
-			      (json_int_t)s->ttl_seconds, "egressRuleCount", (json_int_t)s->n_egress, "secretRefCount",
-			      (json_int_t)s->n_secret_refs, "secretDeliveryMode",
-			      s->delivery == DELIVERY_FILE ? "file" : "env", "backend", r->be->name, "profile",
-			      r->cfg->hardened ? "hardened" : "portable");
-	if (r->ran)
-		json_object_set_new(d, "commandExitCode", json_integer(r->exit_code));
-	json_t *corr = correlation(s);
-	if (corr)
-		json_object_set_new(d, "correlation", corr);
-	json_t *v;
-	if (s->policy && (v = json_object_get(s->policy, "packId")) && json_is_string(v))
-		json_object_set(d, "policyPackId", v);
-	if (s->policy && (v = json_object_get(s->policy, "packVersion")) && json_is_string(v))
-		json_object_set(d, "policyPackVersion", v);
-	events_emit(r->es, "compliance.v1.summary", d, NULL);
-
-	json_t *dd = json_pack("{s:s, s:s, s:I}", "specId", s->id, "outcome", r->reason ? "failed" : "succeeded",
-			       "durationMs", (json_int_t)(mono_ms() - r->t0));
-	if (r->reason)
-		json_object_set_new(dd, "reason", json_string(r->reason));
-	/* SPEC §2: correlation is copied into started, destroyed and compliance.summary. */
-	if ((corr = correlation(s)))
-		json_object_set_new(dd, "correlation", corr);
-	events_emit(r->es, "lifecycle.v1.destroyed", dd, NULL);
+	events_emit(r->es, "compliance.v1.summary",
+		    compliance_summary_data(r->spec, r->be->name, r->cfg->hardened, r->ran, r->exit_code,
+					    r->pack ? r->pack->id : NULL, r->pack ? r->pack->version : NULL),
+		    NULL);
+	events_emit(r->es, "lifecycle.v1.destroyed", lifecycle_destroyed_data(r->spec, r->reason, mono_ms() - r->t0),
+		    NULL);
 }
 
 /* ---- phase: run ---- */
@@ -642,7 +555,40 @@ static void export_artifacts(struct run *r, const char *started_id)
 	r->out->elapsed_ms = why ? mono_ms() - r->t0 : -1;
 }
 
-static int lifecycle(const struct config *cfg, const struct spec *spec, struct event_stream *es, struct outcome *out)
+/* ---- phase: create ---- */
+
+/* SPEC §7, on what create() reports: the portable profile runs the cell and
+ * says what is not in force (a warning here, the facts in the events); the
+ * hardened one refuses it, before anything of the workload runs. The one place
+ * that turns a backend's facts into a refusal, for every backend, with one
+ * reason: policy_denied (docs/DESIGN.md). */
+static int admit_created(struct run *r, struct err *e)
+{
+	const struct cell_facts *f = &r->cell.facts;
+	bool hardened = r->cfg->hardened;
+	if (hardened && !f->leaf)
+		return err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: no cgroup leaf could be made for the cell");
+	if (!f->limits_applied) {
+		if (hardened)
+			return err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: run.limits cannot be enforced: %s",
+				       f->limits_error);
+		log_warn("run.limits not enforced: %s", f->limits_error);
+	}
+	if (f->netns && !f->nft_applied) {
+		if (hardened)
+			return err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: nftables could not be applied in the cell: %s",
+				       f->nft_error);
+		log_warn("nftables not applied: %s", f->nft_error);
+	}
+	if (hardened && f->seccomp && strcmp(f->seccomp, "off") == 0)
+		return err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: the %s backend's runtime cannot install a "
+				  "system-call filter (CELLOS_SECCOMP)",
+			       r->be->name);
+	return 0;
+}
+
+static int lifecycle(const struct config *cfg, const struct spec *spec, const struct policy_pack *pack,
+		     struct event_stream *es, struct outcome *out)
 {
 	/* SIGTERM/SIGINT are blocked since start-up (main): this descriptor is the
 	 * only way the supervisor sees them. Without it they would stay blocked for
@@ -655,7 +601,7 @@ static int lifecycle(const struct config *cfg, const struct spec *spec, struct e
 		snprintf(out->message, sizeof out->message, "signalfd for SIGTERM/SIGINT: %s", strerror(errno));
 		return 125;
 	}
-	struct run r = {.cfg = cfg, .spec = spec, .es = es, .be = backend_for(cfg), .sigfd = sigfd,
+	struct run r = {.cfg = cfg, .spec = spec, .pack = pack, .es = es, .be = backend_for(cfg), .sigfd = sigfd,
 			.uid = {.fd = -1}, .out = out};
 	stdio_relay_init(&r.relay);
 	r.t0 = mono_ms();
@@ -727,10 +673,17 @@ static int lifecycle(const struct config *cfg, const struct spec *spec, struct e
 	stdio_relay_close_cell_ends(&r.relay);
 	if (created < 0) {
 		stdio_relay_drain(&r.relay); /* e.g. what the runtime said, before our line */
-		status = fail_before_start(&r, "create", r.cell.fail_reason ? r.cell.fail_reason : "backend_failed", e.msg);
+		status = fail_before_start(&r, "create", r.cell.facts.argv0_refused ? "policy_denied" : "backend_failed",
+					   e.msg);
 		goto out;
 	}
 	r.created = true;
+	if (admit_created(&r, &e) < 0) {
+		r.be->destroy(&r.cell);
+		r.created = false;
+		status = fail_before_start(&r, "create", "policy_denied", e.msg);
+		goto out;
+	}
 	log_step(&r.step_us, "create");
 	if ((why = interrupted(&r))) {
 		r.be->destroy(&r.cell);
@@ -746,7 +699,7 @@ static int lifecycle(const struct config *cfg, const struct spec *spec, struct e
 	if (spec->has_run)
 		run_workload(&r);
 	log_step(&r.step_us, "run");
-	if (r.cell.netns)
+	if (r.cell.facts.netns)
 		emit_network_enforcement(&r);
 	log_step(&r.step_us, "network_enforcement");
 	/* export: the cell's processes are gone, its mount namespace is not */
@@ -789,10 +742,11 @@ out:
 	return status;
 }
 
-int supervisor_run(const struct config *cfg, const struct spec *spec, struct event_stream *es)
+int supervisor_run(const struct config *cfg, const struct spec *spec, const struct policy_pack *pack,
+		   struct event_stream *es)
 {
 	struct outcome out = {.cell_id = spec->id, .ttl_seconds = spec->ttl_seconds, .elapsed_ms = -1};
-	int status = lifecycle(cfg, spec, es, &out);
+	int status = lifecycle(cfg, spec, pack, es, &out);
 	/* The cell is gone and its last event written: now the verdict, once, as
 	 * the supervisor's last line (SPEC §4). The sinks are closed first so that
 	 * nothing they have to say (a failed fdatasync) comes after it; main's own
@@ -800,4 +754,22 @@ int supervisor_run(const struct config *cfg, const struct spec *spec, struct eve
 	events_close(es);
 	outcome_report(&out);
 	return status;
+}
+
+int supervisor_deny(const struct config *cfg, const struct spec *spec, const char *message,
+		    struct event_stream *es)
+{
+	char run_id[37];
+	if (cfg->run_id[0])
+		memcpy(run_id, cfg->run_id, sizeof run_id);
+	else
+		uuid_v4(run_id);
+	events_begin_run(es, spec->id, run_id);
+	events_emit(es, "lifecycle.v1.failed", lifecycle_failed_data(spec->id, "admission", "policy_denied", message),
+		    NULL);
+	struct outcome out = {.cell_id = spec->id, .reason = "policy_denied", .phase = "admission", .elapsed_ms = -1};
+	snprintf(out.message, sizeof out.message, "%s", message);
+	events_close(es);
+	outcome_report(&out);
+	return 125;
 }

@@ -40,7 +40,8 @@ int backend_cgroup_setup(struct cell *c, struct cgroup_cell *cg, const struct cg
 	if (rc < 0)
 		return -1;
 	cgroup_cell_make(cg);
-	snprintf(c->cgroup, sizeof c->cgroup, "%s", cg->v2.path);
+	snprintf(c->facts.cgroup, sizeof c->facts.cgroup, "%s", cg->v2.path);
+	c->facts.leaf = cgroup_cell_any(cg);
 	return 0;
 }
 

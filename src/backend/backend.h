@@ -15,7 +15,26 @@
 #include "spec/spec.h"
 #include "util/err.h"
 
+/* What create() found out: facts, never a verdict. The backend reports what it
+ * could and could not put in force, and why; what the deployment profile makes
+ * of that (SPEC §7: portable reports, hardened refuses) is decided by the
+ * supervisor alone (supervisor.c: admit_created). Reported in events. */
+struct cell_facts {
+	bool netns;                     /* the cell has a private network namespace */
+	bool nft_applied;               /* its egress filter is in force (only with netns) */
+	char nft_error[256];            /* why not, when not */
+	bool leaf;                      /* the cell has a cgroup leaf of its own (v2 or v1) */
+	char cgroup[4096];              /* the v2 leaf's path, "" when none */
+	bool limits_applied;            /* every limit of cell.limits is in force */
+	char limits_error[512];         /* why not, when not */
+	const char *seccomp;            /* the filter in force as reported, when it is not cfg->seccomp
+	                                 * (a runtime that cannot install the default: "off"); NULL */
+	bool argv0_refused;             /* the program is outside CELLOS_RUN_ARGV0_ALLOW_PREFIXES: create
+	                                 * failed and its message names the program */
+};
+
 struct cell {
+	/* Inputs: set by the supervisor before create(), read-only to the backend. */
 	const struct config *cfg;
 	const struct spec *spec;
 	char name[200];                 /* cellos-<cellId>-<runId8>: host-side objects */
@@ -30,19 +49,13 @@ struct cell {
 	int stdio[2];                   /* what the cell's fds 1 and 2 are to be (the child that becomes
 					   the cell dup2s them): a relay pipe, or -1: ours, passed
 					   through (util/stdio_relay.h) */
-
-	/* Filled in by create(), reported in events. */
-	bool netns;                     /* the cell has a private network namespace */
-	bool nft_applied;
-	char nft_error[256];
-	char cgroup[4096];              /* leaf path, "" when none */
-	bool limits_applied;            /* every limit of `limits` is in force */
-	const char *fail_reason;        /* lifecycle.v1.failed reason when create fails, NULL: backend_failed */
-	char limits_error[512];         /* why not, when not */
 	const struct secrets *secrets;  /* secretDelivery "file": for the cell's secrets dir, else NULL */
-	const char *seccomp;            /* the filter in force as reported, when it is not cfg->seccomp
-	                                 * (a runtime that cannot install the default): NULL */
-	void *priv;                     /* backend state */
+
+	/* Outputs: filled in by create(). */
+	struct cell_facts facts;
+
+	/* The backend's own state: nobody else looks inside. */
+	void *priv;
 };
 
 struct spawn_result {
@@ -76,7 +89,7 @@ struct backend_ops {
 	void (*collect)(struct cell *c, struct run_status *st);
 	/* Signal every process of the cell (SIGTERM: graceful; SIGKILL: all, now). */
 	void (*signal)(struct cell *c, int sig);
-	/* Read the nft rule counters of the cell's netns (only when c->netns). */
+	/* Read the nft rule counters of the cell's netns (only when c->facts.netns). */
 	int (*read_counters)(struct cell *c, struct nft_counter **out, size_t *n, struct err *e);
 	/* After collect, before destroy (SPEC §10): open the artifact at `path` as
 	 * the cell sees it, with the workload's privileges, beneath the workspace
@@ -96,7 +109,7 @@ extern const struct backend_ops backend_oci;    /* oci.c: crun or runc */
 /* The cell's cgroup leaves (SPEC §6.1), shared by the backends: plan them under
  * CELLOS_CGROUP_PARENT (or our own cgroups), record them in the run registry
  * before they exist (a SIGKILL at any point leaves nothing unlisted), make them,
- * and report the v2 leaf in c->cgroup. No usable hierarchy is not an error: the
+ * and report the v2 leaf in c->facts.cgroup. No usable hierarchy is not an error: the
  * cell then has no leaf (logged). */
 int backend_cgroup_setup(struct cell *c, struct cgroup_cell *cg, const struct cgroup_limits *lim, struct runreg *reg,
 			 struct err *e);

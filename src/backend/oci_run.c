@@ -208,7 +208,7 @@ int oci_run_create(struct cell *c, const struct oci_runtime *rt, struct err *e)
 	o->resolve_errno = oci_root_resolve(o, c, cwd);
 	/* CELLOS_RUN_ARGV0_ALLOW_PREFIXES: refused before anything of the cell exists. */
 	if (!o->resolve_errno && !argv0_allowed(o->program, c->cfg->argv0_prefixes)) {
-		c->fail_reason = "policy_denied";
+		c->facts.argv0_refused = true;
 		err_set(e, "run.argv[0]: %s is not under CELLOS_RUN_ARGV0_ALLOW_PREFIXES", o->program);
 		goto fail;
 	}
@@ -305,16 +305,8 @@ int oci_run_create(struct cell *c, const struct oci_runtime *rt, struct err *e)
 		goto fail;
 	}
 	/* A runtime that applies them itself fails the container when it cannot. */
-	c->limits_applied = rt->runtime_limits || (o->cg.applied & o->cg.want) == o->cg.want;
-	snprintf(c->limits_error, sizeof c->limits_error, "%s", c->limits_applied ? "" : o->cg.error);
-	if (!c->limits_applied) {
-		if (c->cfg->hardened) {
-			close(sv[0]);
-			err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: run.limits cannot be enforced: %s", o->cg.error);
-			goto fail;
-		}
-		log_warn("run.limits not enforced: %s", o->cg.error);
-	}
+	c->facts.limits_applied = rt->runtime_limits || (o->cg.applied & o->cg.want) == o->cg.want;
+	snprintf(c->facts.limits_error, sizeof c->facts.limits_error, "%s", c->facts.limits_applied ? "" : o->cg.error);
 
 	/* The child's setup: "R" (ready), or "E<message>". */
 	char msg[ERR_MSG_MAX];

@@ -188,8 +188,10 @@ int oci_seccomp_for_runtime(struct cell *c, struct oci_runtime *rt, const char *
 	if (strcmp(answer, "yes") == 0)
 		return 0;
 	const char *why = rt->seccomp_dialect == OCI_SECCOMP_RUNSC ? "no --oci-seccomp" : "built without libseccomp";
-	/* The hardened profile requires a filter (SPEC §7). */
-	if (c->cfg->seccomp_explicit || c->cfg->hardened)
+	/* A filter the operator asked for is never skipped. Without one the cell
+	 * runs unfiltered and the fact is reported: whether the profile accepts that
+	 * is the supervisor's decision (SPEC §7). */
+	if (c->cfg->seccomp_explicit)
 		return err_set(e, "CELLOS_SECCOMP: %s cannot install a system-call filter (%s): set CELLOS_SECCOMP=off, "
 				  "or use a runtime that can",
 			       rt->path, why);
@@ -197,6 +199,6 @@ int oci_seccomp_for_runtime(struct cell *c, struct oci_runtime *rt, const char *
 	log_warn("%s cannot install a system-call filter (%s): the cell runs without one (CELLOS_SECCOMP unset)",
 		 rt->path, why);
 	rt->seccomp = NULL;
-	c->seccomp = "off";
+	c->facts.seccomp = "off";
 	return 0;
 }

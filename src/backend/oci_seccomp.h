@@ -46,9 +46,9 @@ struct oci_runtime;
  * seccomp_dialect set): CELLOS_SECCOMP's policy, if the runtime can install it.
  * Whether it can: `probe` (argv, NULL-terminated) exits 0 and, unless `want` is
  * NULL, prints `want`; cached in /run/cellos/<kind>/.seccomp (oci_tool.h). When it
- * cannot, an explicit CELLOS_SECCOMP (or the hardened profile) is an error, and
- * the default runs the cell without a filter, with a warning and c->seccomp
- * "off" (the default never refuses). */
+ * cannot, an explicit CELLOS_SECCOMP is an error, and the default runs the cell
+ * without a filter, with a warning and c->facts.seccomp "off" (the backend never
+ * refuses it; the hardened profile does, in the supervisor). */
 int oci_seccomp_for_runtime(struct cell *c, struct oci_runtime *rt, const char *const *probe, const char *want,
 			    struct err *e);
 

@@ -101,7 +101,7 @@ static int wait_setup(struct stub *s, struct cell *c, struct err *e)
 	}
 	if (n > 1 && buf[0] == 'D') {
 		buf[n] = '\0';
-		c->fail_reason = "policy_denied";
+		c->facts.argv0_refused = true;
 		return err_set(e, "%s", buf + 1);
 	}
 	return err_set(e, "cell setup: the cell's init ended unexpectedly");
@@ -115,41 +115,23 @@ static int net_setup(void *arg, struct err *e)
 		return -1;
 	struct err ne = {0};
 	if (nft_apply(c->egress, c->n_egress, &ne) < 0) {
-		/* portable: the netns alone blocks egress; the event says so. */
-		snprintf(c->nft_error, sizeof c->nft_error, "%s", ne.msg);
-		/* SPEC §7: hardened refuses a cell whose egress filter is not in force. */
-		if (c->cfg->hardened) {
-			c->fail_reason = "policy_denied";
-			return err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: nftables could not be applied in the cell: %s",
-				       ne.msg);
-		}
-		log_warn("nftables not applied: %s", ne.msg);
+		/* A fact, not a failure: the netns alone still blocks egress; the
+		 * supervisor decides what the profile makes of it. */
+		snprintf(c->facts.nft_error, sizeof c->facts.nft_error, "%s", ne.msg);
 	} else {
-		c->nft_applied = true;
+		c->facts.nft_applied = true;
 	}
 	return 0;
 }
 
-/* run.limits into the cell's leaves, and what the profile makes of the outcome
- * (SPEC §7: hardened refuses what portable only reports). */
+/* run.limits into the cell's leaves; whether they all apply is reported as a
+ * fact (the supervisor decides what the profile makes of it). */
 static int apply_limits(struct cell *c, struct stub *s, struct err *e)
 {
 	if (cgroup_cell_apply(&s->cg, &c->limits, e) < 0)
 		return -1;
-	c->limits_applied = (s->cg.applied & s->cg.want) == s->cg.want;
-	snprintf(c->limits_error, sizeof c->limits_error, "%s", c->limits_applied ? "" : s->cg.error);
-	if (c->cfg->hardened && !cgroup_cell_any(&s->cg)) {
-		c->fail_reason = "policy_denied";
-		return err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: no cgroup leaf could be made for the cell");
-	}
-	if (!c->limits_applied) {
-		if (c->cfg->hardened) {
-			c->fail_reason = "policy_denied";
-			return err_set(e, "CELLOS_DEPLOYMENT_PROFILE=hardened: run.limits cannot be enforced: %s",
-				       s->cg.error);
-		}
-		log_warn("run.limits not enforced: %s", s->cg.error);
-	}
+	c->facts.limits_applied = (s->cg.applied & s->cg.want) == s->cg.want;
+	snprintf(c->facts.limits_error, sizeof c->facts.limits_error, "%s", c->facts.limits_applied ? "" : s->cg.error);
 	return 0;
 }
 
@@ -440,7 +422,7 @@ static int stub_create(struct cell *c, struct err *e)
 	log_step(&t, "create.limits");
 	/* Network setup overlaps with the init's mounts. */
 	if (c->ns & NS_NET) {
-		c->netns = true;
+		c->facts.netns = true;
 		/* Made here when the init is to join it later; set up (lo, nft) and
 		 * kept in s->netns either way. */
 		if (s->netns_later ? netns_make(&s->netns, net_setup, c, e) < 0 || send_netns(s, e) < 0

@@ -1,8 +1,8 @@
 /* libcurl, loaded when the first HTTP or S3 export needs it.
  *
  * Linking libcurl pulls ~30 shared libraries (TLS, Kerberos, LDAP, ...) into every
- * supervisor start: measured here, a program linked with -lcurl takes 7 ms to start
- * instead of 1 ms, more than the whole rest of a cell. Only cells that export over
+ * supervisor start, which costs more than the whole rest of a cell (figures:
+ * docs/DESIGN.md, "Measured costs behind the code"). Only cells that export over
  * HTTP pay for it this way. */
 #ifndef CELLOS_CURL_DL_H
 #define CELLOS_CURL_DL_H

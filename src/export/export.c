@@ -2,6 +2,7 @@
 #include "export/curl_dl.h"
 #include "export/export.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -11,6 +12,28 @@
 
 #include "util/log.h"
 #include "util/path.h"
+
+void export_target_suffix(const char *target, char *buf, size_t size)
+{
+	size_t n = 0;
+	for (const char *p = target; *p && n + 1 < size; p++) {
+		char ch = (char)toupper((unsigned char)*p);
+		buf[n++] = ((ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')) ? ch : '_';
+	}
+	buf[n] = '\0';
+}
+
+const char *export_target_url(const struct config *cfg, bool s3, const char *target)
+{
+	char suffix[160];
+	export_target_suffix(target, suffix, sizeof suffix);
+	const struct config_url *u = s3 ? cfg->export_s3_urls : cfg->export_http_urls;
+	size_t n = s3 ? cfg->n_export_s3_urls : cfg->n_export_http_urls;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(u[i].suffix, suffix) == 0)
+			return u[i].url;
+	return NULL;
+}
 
 /* ---- the artifact stream ---- */
 
@@ -113,7 +136,7 @@ static int plan_artifact(const struct config *cfg, const struct spec *s, size_t 
 		return err_set(e, "spec.export.artifacts[%zu].target: unknown target %s", i, a->target);
 	p->target = t;
 	char suffix[160];
-	config_target_suffix(t->name, suffix, sizeof suffix);
+	export_target_suffix(t->name, suffix, sizeof suffix);
 	if (strcmp(t->kind, "local") == 0) {
 		if (!cfg->export_dir[0])
 			return err_set(e, "spec.export.targets[%zu] (%s, kind local): CELLOS_EXPORT_DIR is not set", ti,
@@ -123,7 +146,7 @@ static int plan_artifact(const struct config *cfg, const struct spec *s, size_t 
 	}
 	if (strcmp(t->kind, "http") == 0) {
 		p->sink = &export_http;
-		p->url = config_export_url(cfg, false, t->name);
+		p->url = export_target_url(cfg, false, t->name);
 		if (!p->url)
 			p->url = cfg->export_http_url;
 		if (!p->url)
@@ -133,7 +156,7 @@ static int plan_artifact(const struct config *cfg, const struct spec *s, size_t 
 		return 0;
 	}
 	/* s3 */
-	if ((p->url = config_export_url(cfg, true, t->name))) {
+	if ((p->url = export_target_url(cfg, true, t->name))) {
 		p->sink = &export_s3;
 		return 0;
 	}
@@ -156,14 +179,15 @@ static int plan_artifact(const struct config *cfg, const struct spec *s, size_t 
 }
 
 /* A cell that reads its artifacts from the host (export-only, or without a mount
- * namespace) reads only under CELLOS_EXPORT_HOST_PATHS_ALLOW, and never in
- * hardened (SPEC §10, §7): checked here, before anything is read. */
-static int admit_host_path(const struct config *cfg, const struct spec *s, size_t i, struct err *e)
+ * namespace) reads only under CELLOS_EXPORT_HOST_PATHS_ALLOW, and never when the
+ * profile forbids it (hardened, SPEC §10, §7: admission decides): checked here, before anything is read. */
+static int admit_host_path(const struct config *cfg, const struct spec *s, size_t i, bool forbid_host_reads,
+			   struct err *e)
 {
 	const struct artifact *a = &s->artifacts[i];
 	const char *who = s->has_run ? "a cell without a mount namespace (CELLOS_SUBPROCESS_UNSHARE)"
 				     : "an export-only cell";
-	if (cfg->hardened)
+	if (forbid_host_reads)
 		return err_set(e, "spec.export.artifacts[%zu].path (%s): CELLOS_DEPLOYMENT_PROFILE=hardened refuses "
 				  "reading host paths, which %s would do",
 			       i, a->name, who);
@@ -186,7 +210,7 @@ static void add_once(struct problems *probs, const char *msg)
 }
 
 int export_admit(const struct config *cfg, const struct spec *spec, const struct export_backend_facts *be,
-		 struct problems *probs)
+		 bool forbid_host_reads, struct problems *probs)
 {
 	int rc = 0;
 	struct err e = {0};
@@ -196,8 +220,8 @@ int export_admit(const struct config *cfg, const struct spec *spec, const struct
 		for (size_t i = 0; i < spec->n_targets; i++) {
 			const struct export_target *t = &spec->targets[i];
 			char suffix[160];
-			config_target_suffix(t->name, suffix, sizeof suffix);
-			if (t->kind && strcmp(t->kind, "s3") == 0 && !config_export_url(cfg, true, t->name)) {
+			export_target_suffix(t->name, suffix, sizeof suffix);
+			if (t->kind && strcmp(t->kind, "s3") == 0 && !export_target_url(cfg, true, t->name)) {
 				err_set(&e, "CELL_OS_REQUIRE_S3_EXPORT=1: spec.export.targets[%zu] (%s, kind s3) has no "
 					    "CELLOS_EXPORT_S3_PRESIGNED_URL__%s",
 					i, t->name, suffix);
@@ -221,7 +245,7 @@ int export_admit(const struct config *cfg, const struct spec *spec, const struct
 			PROBLEM();
 	bool host = !spec->has_run || be->sees_host_fs;
 	for (size_t i = 0; host && i < spec->n_artifacts; i++)
-		if (admit_host_path(cfg, spec, i, &e) < 0)
+		if (admit_host_path(cfg, spec, i, forbid_host_reads, &e) < 0)
 			PROBLEM();
 #undef PROBLEM
 	return rc;

@@ -95,6 +95,13 @@ int export_http_put(const struct export_item *it, const char *url, const char *b
 
 /* ---- admission and the phase ---- */
 
+/* A target's variable suffix (SPEC §10): the name upper-cased, every character
+ * but A-Z 0-9 turned into '_'. The URL configured for a named target
+ * (s3: CELLOS_EXPORT_S3_PRESIGNED_URL__<T>, else CELLOS_EXPORT_HTTP_BASE_URL__<T>),
+ * NULL when none. */
+void export_target_suffix(const char *target, char *buf, size_t size);
+const char *export_target_url(const struct config *cfg, bool s3, const char *target);
+
 /* What admission needs to know of the cell's backend (the caller asks it:
  * export does not depend on the backends). */
 struct export_backend_facts {
@@ -107,7 +114,7 @@ struct export_backend_facts {
  * path is read only under CELLOS_EXPORT_HOST_PATHS_ALLOW and never in hardened.
  * Every problem found is added to *probs; -1 when there was any. */
 int export_admit(const struct config *cfg, const struct spec *spec, const struct export_backend_facts *be,
-		 struct problems *probs);
+		 bool forbid_host_reads, struct problems *probs);
 
 struct export_phase {
 	const struct config *cfg;

@@ -31,7 +31,7 @@ static void list_prefixes(char *const *prefixes, char *buf, size_t size)
 		n += (size_t)snprintf(buf + n, size - n, "%s%s", p == prefixes ? "" : ",", **p ? *p : "/");
 }
 
-int mounts_admit(const struct config *cfg, const struct spec *spec, struct err *e)
+int mounts_admit(const struct config *cfg, const struct spec *spec, bool forbid_rw, struct err *e)
 {
 	if (!spec->n_mounts)
 		return 0;
@@ -53,7 +53,7 @@ int mounts_admit(const struct config *cfg, const struct spec *spec, struct err *
 			return err_set(e, "spec.run.mounts[%zu].source: %s is not under CELLOS_HOST_MOUNT_ALLOW_PREFIXES (%s)",
 				       i, m->source, list);
 		}
-		if (!m->read_only && cfg->hardened)
+		if (!m->read_only && forbid_rw)
 			return err_set(e, "spec.run.mounts[%zu].readOnly: a writable host mount is refused by "
 					  "CELLOS_DEPLOYMENT_PROFILE=hardened",
 				       i);

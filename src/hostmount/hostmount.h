@@ -3,7 +3,7 @@
  *   admission  mounts_admit: the rules that depend on the configuration (the
  *              document's own rules are spec.c's): every source under a prefix of
  *              CELLOS_HOST_MOUNT_ALLOW_PREFIXES (whole components), a writable one
- *              only with CELLOS_HOST_MOUNT_ALLOW_RW=1 and never in hardened, and
+ *              only with CELLOS_HOST_MOUNT_ALLOW_RW=1 and never when the profile forbids it, and
  *              a cell that has a mount namespace.
  *   create     hostmounts_open: each source opened once, by the supervisor, from
  *              "/" without following any symlink (openat2 RESOLVE_NO_SYMLINKS), and
@@ -37,7 +37,8 @@
 
 /* The configuration-dependent rules of run.mounts (SPEC §2); the admission step
  * calls it with the others (125 naming the field and the variable). */
-int mounts_admit(const struct config *cfg, const struct spec *spec, struct err *e);
+/* forbid_rw: the profile refuses writable host mounts (admission decides it: hardened). */
+int mounts_admit(const struct config *cfg, const struct spec *spec, bool forbid_rw, struct err *e);
 
 /* The opened sources of spec.run.mounts, by index. */
 struct hostmounts {

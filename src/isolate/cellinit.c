@@ -101,8 +101,9 @@ static void check_argv0(const struct cellinit_args *a);
 /* In-cell setup that must happen inside the new namespaces. */
 /* Receive the cell's network namespace from the supervisor ('N' + fd) and join
  * it. The supervisor makes it while we build the cell's root: creating a network
- * namespace is the most expensive single step of a cell (~1 ms), and doing it in
- * clone3() would put it before everything else. */
+ * namespace is the most expensive single step of a cell (docs/DESIGN.md,
+ * "Measured costs behind the code"), and doing it in clone3() would put it
+ * before everything else. */
 static int join_netns(void *arg, struct err *e)
 {
 	const struct cellinit_args *a = arg;

@@ -2,9 +2,9 @@
  * as one nf_tables netlink transaction built with libnftnl, nft_read_counters()
  * reads the chain back with a rule dump.
  *
- * Why not libnftables: its context, cache fetch, parser and listing cost ~1.6 ms
- * and ~3 MiB of RSS per cell; this costs ~0.3 ms and ~0.6 MiB (measured for one
- * egress rule when the choice was made). The expressions are the ones `nft` generates for
+ * Why not libnftables: its context, cache fetch, parser and listing cost several
+ * times the time and memory of this per cell (the figures: docs/DESIGN.md,
+ * "Measured costs behind the code"). The expressions are the ones `nft` generates for
  * nft_render()'s text, so `nft list ruleset` in the cell shows exactly those
  * rules, and the read-back prints them the way nft does. */
 #include "isolate/nft.h"

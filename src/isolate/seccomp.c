@@ -358,8 +358,9 @@ static uint32_t scmp_action(enum seccomp_act a, int errnum)
 }
 
 /* The baseline, compiled at build time by src/isolate/gen/seccomp_baseline_gen.c
- * (running seccomp_policy_compile_libseccomp below): libseccomp takes ~0.25 ms
- * of every run to produce these same instructions. Builds without it (the
+ * (running seccomp_policy_compile_libseccomp below): libseccomp would spend a
+ * measurable part of every run producing these same instructions
+ * (docs/DESIGN.md, "Measured costs behind the code"). Builds without it (the
  * generator itself, the fuzzers) compile at run time. */
 #if !defined(CELLOS_SECCOMP_NO_PRECOMPILED) && defined(__has_include)
 #if __has_include("seccomp_baseline.inc")

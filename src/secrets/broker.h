@@ -28,6 +28,15 @@ struct secret_broker {
 extern const struct secret_broker broker_env;  /* env.c: CELLOS_SECRET_<KEY> */
 extern const struct secret_broker broker_file; /* file.c: CELLOS_SECRET_FILE_<KEY> */
 
+/* Variable naming (names.c). The env broker's variable for `ref`
+ * (CELLOS_SECRET_<KEY>) and its live value in our environment (writable, so that
+ * it can be wiped), NULL when unset; the file broker's variable
+ * (CELLOS_SECRET_FILE_<KEY>) and the path it holds, NULL when unset or empty. */
+void secret_env_var(const char *ref, char *buf, size_t size);
+char *secret_env_value(const char *ref);
+void secret_file_var(const char *ref, char *buf, size_t size);
+const char *secret_file_path(const char *ref);
+
 /* For brokers: locked memory for "<ref>=" followed by `vlen` value bytes and a
  * NUL; the prefix and the NUL are written, the value is the caller's. */
 char *secret_entry_alloc(const char *ref, size_t vlen);

@@ -6,19 +6,19 @@
 
 static int not_found(const char *ref, struct err *e)
 {
-	char var[160];
-	config_secret_var(ref, var, sizeof var);
+	char var[176];
+	secret_env_var(ref, var, sizeof var);
 	return err_set(e, "secret %s: not found (env broker: %s is not set)", ref, var);
 }
 
 static int env_probe(const char *ref, struct err *e)
 {
-	return config_secret_env(ref) ? 0 : not_found(ref, e);
+	return secret_env_value(ref) ? 0 : not_found(ref, e);
 }
 
 static int env_fetch(const char *ref, struct secret *out, struct err *e)
 {
-	char *value = config_secret_env(ref);
+	char *value = secret_env_value(ref);
 	if (!value)
 		return not_found(ref, e);
 	size_t vl = strlen(value);

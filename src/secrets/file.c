@@ -21,8 +21,8 @@
  * most 1 MiB. Returns the O_PATH descriptor (its stat in *st), or -1. */
 static int file_open_checked(const char *ref, char var[176], const char **pathp, struct stat *st, struct err *e)
 {
-	config_secret_file_var(ref, var, 176);
-	const char *path = *pathp = config_secret_file(ref);
+	secret_file_var(ref, var, 176);
+	const char *path = *pathp = secret_file_path(ref);
 	if (!path)
 		return err_set(e, "secret %s: not found (file broker: %s is not set)", ref, var);
 

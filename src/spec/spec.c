@@ -10,6 +10,7 @@
 #include "spec/spec.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -19,7 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "util/log.h"
 #include "util/path.h"
 
 #define API_VERSION "cellos.io/v1"
@@ -102,6 +103,15 @@ bool spec_is_portable_id(const char *s)
 		if (!is_alnum(s[n]) && s[n] != '.' && s[n] != '_' && s[n] != '-')
 			return false;
 	return n <= 128 && !strstr(s, "..");
+}
+
+void spec_secret_key(const char *ref, char *buf, size_t size)
+{
+	size_t n = 0;
+	for (const char *p = ref; *p && n + 1 < size; p++)
+		buf[n++] = (*p == '-' || *p == '.') ? '_' : (char)toupper((unsigned char)*p);
+	if (size)
+		buf[n] = '\0';
 }
 
 bool spec_is_secret_name(const char *s)
@@ -748,7 +758,7 @@ static void validate_secret_refs(struct vctx *c, json_t *arr, struct spec *s)
 	size_t i;
 	json_t *v;
 	json_array_foreach(arr, i, v) {
-		char p[PATH_LEN], var[160];
+		char p[PATH_LEN], key[160], var[176];
 		const char *name = want_string(c, v, at_index(p, "spec.authority.secretRefs", i));
 		if (!name)
 			continue;
@@ -761,7 +771,8 @@ static void validate_secret_refs(struct vctx *c, json_t *arr, struct spec *s)
 			fail(c, p, "duplicate name \"%s\"", name);
 			continue;
 		}
-		config_secret_var(name, var, sizeof var);
+		spec_secret_key(name, key, sizeof key);
+		snprintf(var, sizeof var, "CELLOS_SECRET_%s", key);
 		json_t *first = json_object_get(vars, var);
 		if (first)
 			fail(c, p, "\"%s\" maps to the same broker variable %s as \"%s\"", name, var,

@@ -133,6 +133,9 @@ void spec_free(struct spec *s);
 /* Helpers shared with other parts (export, secrets). */
 bool spec_is_portable_id(const char *s);      /* [A-Za-z0-9][A-Za-z0-9._-]{0,127}, no ".." */
 bool spec_is_secret_name(const char *s);      /* [A-Za-z_][A-Za-z0-9_.-]{0,127} */
+/* The <KEY> of a secretRef in the brokers' variable names (SPEC §5): upper-cased,
+ * '-' and '.' turned into '_'. Two refs with one key would read one variable. */
+void spec_secret_key(const char *ref, char *buf, size_t size);
 /* A DNS name: labels of 1-63 [A-Za-z0-9-] not starting or ending with '-', at most
  * 253 bytes, one optional leading "*.", last label not all digits, no trailing dot. */
 bool spec_is_dns_name(const char *s);

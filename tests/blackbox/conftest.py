@@ -237,6 +237,22 @@ class Running:
         self.proc = subprocess.Popen([str(SUPERVISOR), str(self.spec_path)], env=supervisor_env(env, self.jsonl),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      cwd=self.dir)
+        self._out = b""  # stdout read by wait_stdout, given back by finish
+
+    def wait_stdout(self, token: bytes, timeout: float = 10):
+        """Wait until the workload has written `token` on stdout (e.g. after it
+        installed its signal handlers): an event says only that it was exec'd."""
+        import select
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while token not in self._out:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise AssertionError(f"no {token!r} on stdout within {timeout}s: {self._out!r}")
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise AssertionError(f"stdout closed before {token!r}: {self._out!r}")
+            self._out += chunk
 
     def events(self):
         if not self.jsonl.exists():
@@ -262,7 +278,8 @@ class Running:
             self.proc.kill()
             out, err = self.proc.communicate()
             raise AssertionError(f"supervisor did not end within {timeout}s; stderr: {err!r}")
-        return Result(self.proc.returncode, out, err, self.jsonl, self.spec_path, time.monotonic() - self.t0)
+        return Result(self.proc.returncode, self._out + out, err, self.jsonl, self.spec_path,
+                      time.monotonic() - self.t0)
 
     def kill(self):
         if self.proc.poll() is None:

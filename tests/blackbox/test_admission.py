@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import SUPERVISOR, make_spec, new_dir, prepare, run_cell, supervisor_env
+from conftest import REPO_ROOT, SUPERVISOR, make_spec, new_dir, prepare, run_cell, supervisor_env
 from signed_events import cellctl as _cellctl
 
 SANITIZER = ("runtime error:", "AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer")
@@ -233,3 +233,80 @@ def test_supervisor_format_usage():
         assert p.returncode == 125 and "usage" in p.stderr and p.stdout == "", (args, p)
     p = subprocess.run([str(SUPERVISOR), "--help"], capture_output=True, text=True)
     assert "--format" in p.stdout
+
+
+# --------------------------------------------------------------------------- every stored document (issue 10)
+# cellctl validate and --validate call one function (admission_load): every
+# document of examples/ and of the spec corpus, under environments that exercise
+# the profile, the brokers, export and the policy pack, gets the same answer
+# from both, in json and in text.
+
+STORED = sorted([*(REPO_ROOT / "examples").glob("*.json"), *(REPO_ROOT / "tests/fuzz/corpus/spec").iterdir()])
+
+
+def stored_environments():
+    d = new_dir("stored")
+    (d / "exports").mkdir()
+    (d / "token").write_text("t\n")
+    pack = d / "pack.json"
+    pack.write_text(json.dumps({"apiVersion": "cellos.io/v1", "kind": "PolicyPack", "spec": {
+        "id": "strict", "version": "1", "rules": {
+            "maxLifetimeTtlSeconds": 600, "requireResourceLimits": True, "allowedEgressHosts": ["*.example.com"],
+            "secretRefAllowlist": ["REGISTRY_TOKEN"], "requireSignedEvents": True}}}))
+    seed = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"
+    signed = {"CELLOS_EVENT_SIGNING": "ed25519", "CELLOS_EVENT_SIGNING_KID": "k1",
+              "CELLOS_EVENT_SIGNING_KEY_BASE64": seed, "CELL_OS_JSONL_EVENTS": d / "events.jsonl"}
+    return {
+        "bare": {},
+        "hardened": {"CELLOS_DEPLOYMENT_PROFILE": "hardened", **signed},
+        "hardened-unsigned": {"CELLOS_DEPLOYMENT_PROFILE": "hardened"},
+        "secrets-env": {"CELLOS_SECRET_REGISTRY_TOKEN": "t", "CELLOS_SECRET_TOKEN": "t"},
+        "secrets-file": {"CELLOS_BROKER": "file", "CELLOS_SECRET_FILE_REGISTRY_TOKEN": d / "token"},
+        "export": {"CELLOS_EXPORT_DIR": d / "exports", "CELLOS_EXPORT_HOST_PATHS_ALLOW": "/tmp",
+                   "CELLOS_HOST_MOUNT_ALLOW_PREFIXES": "/tmp"},
+        "policy-pack": {"CELLOS_POLICY_PACK": pack, **signed},
+    }
+
+
+STORED_ENVS = stored_environments()
+
+
+@pytest.mark.parametrize("env_name", list(STORED_ENVS))
+@pytest.mark.parametrize("path", STORED, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_stored_document_gets_one_answer(path, env_name):
+    env = STORED_ENVS[env_name]
+    senv = {k: str(v) for k, v in env.items()}
+    rc_c, out_c, err_c = cellctl("validate", "--format", "json", path, env=senv)
+    rc_s, out_s, err_s = supervisor_validate(path, env, "--format", "json")
+    if rc_c == 2:  # not readable as a document at all: the same for both
+        assert rc_s == 125 and out_c == out_s == "", (err_c, err_s)
+        return
+    mine, theirs = json.loads(out_c), json.loads(out_s)
+    check_shape(mine)
+    assert mine == theirs, f"cellctl:\n{out_c}\nsupervisor:\n{out_s}"
+    assert (rc_c, rc_s) == ((0, 0) if mine["valid"] else (1, 125)), (rc_c, rc_s, mine)
+    rc_c, out_c, _ = cellctl("validate", path, env=senv)
+    rc_s, _, err_s = supervisor_validate(path, env)
+    assert (rc_c, rc_s) == ((0, 0) if mine["valid"] else (1, 125))
+    if not mine["valid"]:
+        text_c = sorted(l.removeprefix(f"{path}: ") for l in out_c.splitlines())
+        text_s = sorted(l.split(": error: ", 1)[1] for l in err_s.splitlines() if ": error: " in l)
+        assert text_c == text_s, (out_c, err_s)
+
+
+def test_the_stored_set_covers_the_cases():
+    # The matrix above is only worth something if it holds valid documents and
+    # refused ones, for the profile, the secrets, export and the pack alike.
+    outcomes = {}
+    for env_name, env in STORED_ENVS.items():
+        for path in STORED:
+            rc, out, _ = cellctl("validate", "--format", "json", path, env={k: str(v) for k, v in env.items()})
+            if rc != 2:
+                obj = json.loads(out)
+                outcomes.setdefault(env_name, set()).update(
+                    {"valid"} if obj["valid"] else {p["path"].split("[")[0] for p in obj["problems"]})
+    assert "valid" in outcomes["bare"] and "valid" in outcomes["hardened"], outcomes
+    assert "CELLOS_DEPLOYMENT_PROFILE" in outcomes["hardened-unsigned"], outcomes
+    assert "spec.authority.secretRefs" in outcomes["bare"], outcomes
+    assert "valid" in outcomes["secrets-file"] and "valid" in outcomes["export"], outcomes
+    assert any(p.startswith("policy.") for p in outcomes["policy-pack"]), outcomes

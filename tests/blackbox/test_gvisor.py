@@ -5,6 +5,7 @@ cell's host-side name (cellos-<cellId>-<runId8>: the container id and the bundle
 are on their command lines), so "no runsc process survived" means no live process whose
 command line holds the cell id.
 """
+import base64
 import hashlib
 import json
 import os
@@ -378,6 +379,21 @@ exec /usr/bin/runsc "$@"
     r = run_cell(gv_spec(["/bin/true"]), env={**env, "CELLOS_SECCOMP": None})
     assert r.rc == 0, r
     assert r.event("lifecycle.v1.started")["data"]["isolation"]["seccomp"] == "off"
+    # The backend reports that fact; the hardened profile refuses it, in the
+    # supervisor, with the reason of every profile refusal (issue 10 item 2).
+    key = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+    hardened = {**env, "CELLOS_SECCOMP": None, "CELLOS_DEPLOYMENT_PROFILE": "hardened",
+                "CELLOS_EVENT_SIGNING": "ed25519", "CELLOS_EVENT_SIGNING_KID": "gv", "CELLOS_EVENT_SIGNING_KEY_BASE64": key}
+    cid = unique_id("gv-hardened")
+    r = run_cell(gv_spec(["/bin/true"], id=cid), env=hardened)
+    assert r.rc == 125, r
+    inner = [e["data"]["event"] for e in r.events]
+    assert [e["type"].rsplit(".", 3)[-3:] for e in inner] == [["observability", "v1", "network_policy"],
+                                                             ["lifecycle", "v1", "failed"]], inner
+    failed = inner[-1]["data"]
+    assert (failed["phase"], failed["reason"]) == ("create", "policy_denied"), failed
+    assert "cannot install a system-call filter" in failed["message"], failed
+    assert f"cell {cid} failed at create: refused by policy: " in r.err, r.err
 
 
 # --------------------------------------------------------------------------- oci (runc)

@@ -57,7 +57,7 @@ def expected_files(prefix: str) -> set[str]:
     files |= {f"{p}/share/man/man1/{b}.1" for b in PROGRAMS}
     files |= {f"{p}/share/bash-completion/completions/{b}" for b in PROGRAMS}
     files |= {f"{p}/share/doc/cellos/examples/{e}" for e in example_files()}
-    files.add(f"{p}/share/cellos/schema/execution-cell.schema.json")
+    files |= {f"{p}/share/cellos/schema/{s}" for s in ("execution-cell.schema.json", "policy-pack.schema.json")}
     files.add(f"{p}/lib/systemd/system/cellos-agent.service")
     return files
 
@@ -155,8 +155,9 @@ def test_make_install_installs_exactly_the_file_list(installed):
     # The examples and the schema are the repository's, byte for byte.
     for e in example_files():
         assert (installed / "usr/share/doc/cellos/examples" / e).read_bytes() == (REPO_ROOT / "examples" / e).read_bytes()
-    schema = "execution-cell.schema.json"
-    assert (installed / "usr/share/cellos/schema" / schema).read_bytes() == (REPO_ROOT / "schema" / schema).read_bytes()
+    for schema in ("execution-cell.schema.json", "policy-pack.schema.json"):
+        assert (installed / "usr/share/cellos/schema" / schema).read_bytes() == \
+            (REPO_ROOT / "schema" / schema).read_bytes()
 
 
 def test_installed_programs_are_the_optimised_build(installed):

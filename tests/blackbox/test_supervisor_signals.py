@@ -73,7 +73,7 @@ def test_term_ignoring_cell_is_killed_after_grace_when_supervisor_is_signalled(s
     run = Running(doc, env={"CELLOS_SUBPROCESS_UNSHARE": unshare})
     try:
         run.wait_event("observability.v1.process_spawned")
-        time.sleep(0.2)  # the interpreter has installed its handlers
+        run.wait_stdout(b"up")  # the interpreter has installed its handlers
         t0 = time.monotonic()
         run.proc.send_signal(sig)
         r = run.finish(timeout=15)

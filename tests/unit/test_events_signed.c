@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "admission.h"
 #include "config.h"
 #include "events/event.h"
 #include "events/redact.h"
@@ -69,7 +70,7 @@ static void test_config_signing_valid(void **state)
 	assert_memory_equal(cfg.signing_key, "hello", 5);
 	/* With signing on, hardened no longer lists signed events as missing. */
 	cfg.hardened = true;
-	assert_int_equal(config_check_profile(&cfg, "/bin/true", &e), -1);
+	assert_int_equal(admission_check_profile(&cfg, "/bin/true", &e), -1);
 	assert_null(strstr(e.msg, "CELLOS_EVENT_SIGNING"));
 	config_free(&cfg);
 }
@@ -125,7 +126,7 @@ static void test_config_signing_invalid(void **state)
 	assert_int_equal(config_load(&cfg, &e), 0);
 	assert_int_equal(cfg.signing, SIGN_OFF);
 	cfg.hardened = true;
-	assert_int_equal(config_check_profile(&cfg, "/bin/true", &e), -1);
+	assert_int_equal(admission_check_profile(&cfg, "/bin/true", &e), -1);
 	assert_non_null(strstr(e.msg, "signed events (CELLOS_EVENT_SIGNING"));
 	config_free(&cfg);
 }

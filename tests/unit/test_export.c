@@ -80,20 +80,20 @@ static void test_s3_destination(void **state)
 static void test_target_suffix(void **state)
 {
 	char out[64];
-	config_target_suffix("artifact-bucket", out, sizeof out);
+	export_target_suffix("artifact-bucket", out, sizeof out);
 	assert_string_equal(out, "ARTIFACT_BUCKET");
-	config_target_suffix("Mixed.Case_9", out, sizeof out);
+	export_target_suffix("Mixed.Case_9", out, sizeof out);
 	assert_string_equal(out, "MIXED_CASE_9");
-	config_target_suffix("a..b", out, sizeof out);
+	export_target_suffix("a..b", out, sizeof out);
 	assert_string_equal(out, "A__B");
 
 	struct config_url http[] = {{.suffix = "ARTIFACT_BUCKET", .url = "http://h1"}};
 	struct config_url s3[] = {{.suffix = "ARTIFACT_BUCKET", .url = "http://s3"}};
 	struct config cfg = {.export_http_urls = http, .n_export_http_urls = 1, .export_s3_urls = s3,
 			     .n_export_s3_urls = 1};
-	assert_string_equal(config_export_url(&cfg, false, "artifact-bucket"), "http://h1");
-	assert_string_equal(config_export_url(&cfg, true, "Artifact.Bucket"), "http://s3");
-	assert_null(config_export_url(&cfg, false, "other"));
+	assert_string_equal(export_target_url(&cfg, false, "artifact-bucket"), "http://h1");
+	assert_string_equal(export_target_url(&cfg, true, "Artifact.Bucket"), "http://s3");
+	assert_null(export_target_url(&cfg, false, "other"));
 }
 
 static int memfile(const char *data, size_t n)
