@@ -28,7 +28,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/%)
 
 .PHONY: all check unit blackbox clean fuzz fuzz-run man release install uninstall
-all: $(B)/cellos-supervisor $(B)/cellctl $(B)/cellos-init $(B)/bench-events man
+all: $(B)/cellos-supervisor $(B)/cellctl $(B)/cellos-agent $(B)/cellos-init $(B)/bench-events man
 
 # cellos-init, the microVM guest's PID 1 (guest/): static, and never built with
 # the sanitizers (their runtime needs a full system under it), whatever SANITIZE
@@ -80,6 +80,10 @@ $(B)/src/isolate/seccomp.o: private CFLAGS += -I$(B)/gen
 
 # cellctl: one file per command (tools/cellctl*.c).
 $(B)/cellctl: $(patsubst %.c,$(B)/%.o,$(wildcard tools/cellctl*.c)) $(B)/libcellos.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# cellos-agent: one file per concern (agent/*.c, agent/agent.h says which).
+$(B)/cellos-agent: $(patsubst %.c,$(B)/%.o,$(wildcard agent/*.c)) $(B)/libcellos.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Events signed and written per second (bench/bench-signing.sh).
@@ -157,14 +161,17 @@ MANDIR ?= $(DATADIR)/man
 DOCDIR ?= $(DATADIR)/doc/cellos
 BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 SCHEMADIR ?= $(DATADIR)/cellos/schema
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 EXAMPLESDIR ?= $(DOCDIR)/examples
 # cellos-init, the microVM guest's init: not a host program, so not in BINDIR.
 # cellctl image build looks for it next to itself, then here.
 GUESTDIR ?= $(PREFIX)/lib/cellos
 INSTALL ?= install
 RB := $(B)/release
-PROGRAMS := cellos-supervisor cellctl
-COMPLETIONS := cellctl cellos-supervisor
+PROGRAMS := cellos-supervisor cellctl cellos-agent
+COMPLETIONS := cellctl cellos-supervisor cellos-agent
+# The agent's systemd unit (Delegate=yes: it owns its cells' cgroups).
+UNITS := cellos-agent.service
 # Every file under examples/ (subdirectories kept), but no dotfile or backup.
 EXAMPLE_FILES := $(patsubst examples/%,%,$(shell find examples -type f ! -name '.*' ! -name '*~' 2>/dev/null | LC_ALL=C sort))
 # The document's JSON Schema (schema/, docs/reference.md's companion).
@@ -188,6 +195,8 @@ install: release man
 	done
 	$(INSTALL) -d $(DESTDIR)$(SCHEMADIR)
 	$(INSTALL) -m 0644 $(SCHEMA_FILES:%=schema/%) $(DESTDIR)$(SCHEMADIR)/
+	$(INSTALL) -d $(DESTDIR)$(UNITDIR)
+	$(INSTALL) -m 0644 $(UNITS:%=packaging/%) $(DESTDIR)$(UNITDIR)/
 
 # Removes exactly what install put there, then the directories that are ours
 # alone once they are empty; the shared ones (bin, man/man1, completions) stay.
@@ -199,6 +208,7 @@ uninstall:
 	rm -f $(COMPLETIONS:%=$(DESTDIR)$(BASHCOMPDIR)/%)
 	rm -f $(EXAMPLE_FILES:%=$(DESTDIR)$(EXAMPLESDIR)/%)
 	rm -f $(SCHEMA_FILES:%=$(DESTDIR)$(SCHEMADIR)/%)
+	rm -f $(UNITS:%=$(DESTDIR)$(UNITDIR)/%)
 	[ ! -d $(DESTDIR)$(EXAMPLESDIR) ] || find $(DESTDIR)$(EXAMPLESDIR) -depth -type d -empty -delete
 	for d in $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SCHEMADIR) $(DESTDIR)$(DATADIR)/cellos; do \
 		[ ! -d "$$d" ] || rmdir --ignore-fail-on-non-empty "$$d" || exit 1; \

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Includes point down the layers only (docs/DESIGN.md, "Module map").
 #
-# Every `#include "..."` of src/, tools/ and bench/ is checked: a file may
+# Every `#include "..."` of src/, tools/, bench/ and agent/ is checked: a file may
 # include a header of its own module, of a module on a lower layer, or a
 # vocabulary header (enums, constants, plain data; it includes nothing of ours).
 # Modules on the same layer are ordered too, so two of them never include each
@@ -17,6 +17,7 @@ cd "$root"
 LAYERS='
 main 10
 tools 10
+agent 10
 bench 10
 admission 9
 supervisor 9
@@ -51,7 +52,7 @@ for v in $VOCAB; do
 done
 
 # "file<TAB>line<TAB>header" for every quoted include.
-find src tools bench -name '*.[ch]' 2>/dev/null | LC_ALL=C sort |
+find src tools bench agent -name '*.[ch]' 2>/dev/null | LC_ALL=C sort |
 	xargs grep -Hn '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' 2>/dev/null |
 	sed 's/^\([^:]*\):\([0-9]*\):[^"]*"\([^"]*\)".*/\1	\2	\3/' |
 	awk -F '\t' -v layers="$LAYERS" -v vocab="$VOCAB" -v except="$EXCEPT" -v bad="${bad:-0}" '

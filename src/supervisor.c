@@ -344,7 +344,12 @@ static const char *env_path(char **envp)
 
 static void emit_failed(struct run *r, const char *phase, const char *reason, const char *message)
 {
-	events_emit(r->es, "lifecycle.v1.failed", lifecycle_failed_data(r->spec->id, phase, reason, message), NULL);
+	/* correlation (ext), as in started: a run that never started is still
+	 * found by its job id (cellos-agent, SPEC §11). */
+	json_t *d = lifecycle_failed_data(r->spec->id, phase, reason, message);
+	if (d && r->spec->correlation)
+		json_object_set_new(d, "correlation", json_deep_copy(r->spec->correlation));
+	events_emit(r->es, "lifecycle.v1.failed", d, NULL);
 }
 
 static void emit_started(struct run *r, char started_id[37])

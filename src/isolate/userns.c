@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <linux/securebits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,11 +38,23 @@ int userns_map(pid_t pid, uid_t uid, gid_t gid, struct err *e)
 	return write_proc(pid, "gid_map", map, e);
 }
 
+static void rearm_pdeathsig(const struct userns_owner *o)
+{
+	if (!o->pdeathsig)
+		return;
+	prctl(PR_SET_PDEATHSIG, o->pdeathsig);
+	if (getppid() != o->ppid) /* the parent died while it was off */
+		raise(o->pdeathsig);
+}
+
 int userns_become_owner(struct userns_owner *o, uid_t uid, gid_t gid, struct err *e)
 {
 	o->active = false;
 	if (geteuid() != 0)
 		return 0; /* an unprivileged supervisor owns what it makes anyway */
+	o->pdeathsig = 0;
+	o->ppid = getppid();
+	prctl(PR_GET_PDEATHSIG, &o->pdeathsig);
 	o->securebits = prctl(PR_GET_SECUREBITS);
 	if (o->securebits < 0 || prctl(PR_SET_SECUREBITS, o->securebits | SECBIT_NO_SETUID_FIXUP) < 0)
 		return err_sys(e, errno, "user namespace: keep capabilities while owning it (securebits)");
@@ -49,6 +62,7 @@ int userns_become_owner(struct userns_owner *o, uid_t uid, gid_t gid, struct err
 		int errnum = errno;
 		if (setresgid((gid_t)-1, 0, (gid_t)-1) < 0 || prctl(PR_SET_SECUREBITS, o->securebits) < 0)
 			abort(); /* cannot return to our own identity: nothing sane can follow */
+		rearm_pdeathsig(o);
 		return err_sys(e, errnum, "user namespace: take the run's uid %u as owner", (unsigned)uid);
 	}
 	o->active = true;
@@ -65,6 +79,7 @@ void userns_end_owner(struct userns_owner *o)
 		abort();
 	}
 	o->active = false;
+	rearm_pdeathsig(o);
 }
 
 bool userns_refused(int errnum)

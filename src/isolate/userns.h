@@ -24,6 +24,11 @@ int userns_map(pid_t pid, uid_t uid, gid_t gid, struct err *e);
 struct userns_owner {
 	int securebits;
 	bool active;
+	/* The kernel clears a parent-death signal on any change of credentials:
+	 * one our parent set (cellos-agent: its cells die with it) is re-armed
+	 * when we return to root. */
+	int pdeathsig;
+	pid_t ppid;
 };
 int userns_become_owner(struct userns_owner *o, uid_t uid, gid_t gid, struct err *e);
 /* Back to root (no-op when become_owner changed nothing); aborts when it cannot. */

@@ -76,10 +76,30 @@ static int set_options(const struct nats_api *a, natsOptions *opts, const struct
 	return 0;
 }
 
+/* A connection made ahead by nats_conn_prepare, for the next nats_conn_open. */
+static struct nats_conn prepared;
+
+int nats_conn_prepare(const struct nats_conn_opts *o, const char *name, int64_t timeout_ms, struct err *e)
+{
+	if (prepared.api)
+		return 0;
+	return nats_conn_open(&prepared, o, name, timeout_ms, NATS_CONN_RETRY, e) < 0 ? -1 : 0;
+}
+
 int nats_conn_open(struct nats_conn *c, const struct nats_conn_opts *o, const char *name, int64_t timeout_ms,
 		   unsigned flags, struct err *e)
 {
 	memset(c, 0, sizeof *c);
+	if (prepared.api) {
+		/* Made from the same environment: taken as it is, connected or still
+		 * trying; unless the caller must have a server now and it has none. */
+		*c = prepared;
+		memset(&prepared, 0, sizeof prepared);
+		if (nats_conn_connected(c) || (flags & NATS_CONN_RETRY))
+			return nats_conn_connected(c) ? 0 : 1;
+		nats_conn_close(c);
+		memset(c, 0, sizeof *c);
+	}
 	if (!(c->api = nats_api_load(e)))
 		return -1;
 	const struct nats_api *a = c->api;

@@ -53,6 +53,11 @@ enum {
 int nats_conn_open(struct nats_conn *c, const struct nats_conn_opts *o, const char *name, int64_t timeout_ms,
 		   unsigned flags, struct err *e);
 bool nats_conn_connected(const struct nats_conn *c);
+/* Connect now (retrying in the background when no server answers) and keep
+ * the connection for the next nats_conn_open of this process, which then takes
+ * it instead of connecting: `cellos-supervisor --warm` connects before the
+ * document that names its sink exists. 0, or -1 with *e. */
+int nats_conn_prepare(const struct nats_conn_opts *o, const char *name, int64_t timeout_ms, struct err *e);
 /* Close the connection; the library's own threads are stopped when the last
  * connection of the process closes. */
 void nats_conn_close(struct nats_conn *c);

@@ -51,7 +51,9 @@
 	X(natsMsgHeader_Get)                                                                                        \
 	X(natsConnection_PublishMsg)                                                                                \
 	X(natsInbox_Create)                                                                                         \
-	X(natsInbox_Destroy)
+	X(natsInbox_Destroy)                                                                                         \
+	X(natsConnection_Subscribe)                                                                                 \
+	X(natsSubscription_SetPendingLimits)
 
 #define NATS_DL_MEMBER(name) __typeof__(name) *name;
 struct nats_api {

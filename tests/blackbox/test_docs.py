@@ -3,7 +3,7 @@ the code reads and every field the document validator knows, and names no variab
 the code never reads except in its "Not in this build" list; the README links to it,
 and nothing a user reads points at a contract file that is not in the repository.
 
-Which variables the code reads is found by scanning src/ and tools/ (comments left
+Which variables the code reads is found by scanning src/, tools/ and agent/ (comments left
 out) for
 * getenv("X"), secure_getenv("X") and config.c's env("X") / config_named_env("X");
 * load_target_urls("X", …): the family X__<TARGET>;
@@ -30,7 +30,7 @@ C_TOKENS = re.compile(r'"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'|/\*.*?\*/|//[
 
 
 def c_sources() -> list[Path]:
-    return sorted(p for d in ("src", "tools") for p in (REPO_ROOT / d).rglob("*.[ch]"))
+    return sorted(p for d in ("src", "tools", "agent") for p in (REPO_ROOT / d).rglob("*.[ch]"))
 
 
 def without_comments(text: str) -> str:

@@ -20,7 +20,7 @@ import pytest
 
 from conftest import REPO_ROOT, Result, make_spec, new_dir, prepare, supervisor_env
 
-PROGRAMS = ("cellos-supervisor", "cellctl")
+PROGRAMS = ("cellos-supervisor", "cellctl", "cellos-agent")
 CELLCTL_COMMANDS = {"validate", "verify", "show", "keygen", "submit", "watch", "queue", "image", "vm-config"}
 MAN_SECTIONS = ("NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXIT STATUS", "ENVIRONMENT", "FILES",
                 "EXAMPLES", "SEE ALSO")
@@ -59,6 +59,7 @@ def expected_files(prefix: str) -> set[str]:
     files |= {f"{p}/share/doc/cellos/examples/{e}" for e in example_files()}
     files |= {f"{p}/share/cellos/schema/{s}" for s in ("execution-cell.schema.json", "policy-pack.schema.json")}
     files.add(f"{p}/lib/cellos/cellos-init")  # the microVM guest's init, static
+    files.add(f"{p}/lib/systemd/system/cellos-agent.service")
     return files
 
 

@@ -1,0 +1,187 @@
+/* One job (SPEC §11): the document as its supervisor gets it, the refusal of a
+ * document that cannot run, the supervisor process. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "admission.h"
+#include "agent.h"
+#include "events/event.h"
+#include "spec/spec.h"
+#include "util/fd.h"
+#include "util/fileio.h"
+#include "util/ids.h"
+#include "util/log.h"
+
+/* correlation.externalJobId = the job id; correlation.tenantId = the pinned
+ * tenant. A document that is not an object with a "spec" object is left as it
+ * is: validation says what is wrong with it. */
+static char *rewrite(const struct agent_settings *s, const struct delivery *d, size_t *len)
+{
+	json_t *doc = json_loadb(d->doc, d->len, 0, NULL);
+	json_t *spec = json_object_get(doc, "spec");
+	if (!json_is_object(spec)) {
+		json_decref(doc);
+		*len = d->len;
+		return strndup(d->doc, d->len);
+	}
+	json_t *corr = json_object_get(spec, "correlation");
+	if (!corr) {
+		corr = json_object();
+		json_object_set_new(spec, "correlation", corr);
+	}
+	if (json_is_object(corr)) {
+		json_object_set_new(corr, "externalJobId", json_string(d->job_id));
+		if (s->tenant)
+			json_object_set_new(corr, "tenantId", json_string(s->tenant));
+	}
+	char *out = json_dumps(doc, JSON_COMPACT);
+	json_decref(doc);
+	*len = out ? strlen(out) : 0;
+	return out;
+}
+
+int job_prepare(const struct agent_settings *s, const struct config *cfg, const struct delivery *d,
+		char **doc_out, size_t *len_out, char cell_id[160], enum agent_outcome *outcome, struct err *why)
+{
+	*doc_out = NULL;
+	/* The document's id as far as it has one: for the log line. */
+	json_t *j = json_loadb(d->doc, d->len, 0, NULL);
+	const char *id = json_string_value(json_object_get(json_object_get(j, "spec"), "id"));
+	snprintf(cell_id, 160, "%s", id && spec_is_portable_id(id) ? id : "unknown");
+	json_decref(j);
+	/* Delivered MaxDeliver times: the runs before this one never finished
+	 * (their agents died). This delivery is the last the server makes; it
+	 * ends the job rather than leave it in the stream. */
+	if (d->delivered >= AGENT_MAX_DELIVER) {
+		*outcome = OUT_MAX_DELIVERIES;
+		err_set(why, "delivered %u times without finishing (MaxDeliver %d)", d->delivered, AGENT_MAX_DELIVER);
+		return 1;
+	}
+	size_t len = 0;
+	char *doc = rewrite(s, d, &len);
+	if (!doc) {
+		*outcome = OUT_INVALID;
+		err_set(why, "out of memory");
+		return 1;
+	}
+	struct spec spec;
+	struct problems probs = {0}, warns = {0};
+	int rc = spec_parse_ex(doc, len, cfg->strict_spec || cfg->hardened, &spec, &probs, &warns);
+	if (rc == 0) {
+		snprintf(cell_id, 160, "%s", spec.id);
+		admission_check(cfg, &spec, ADMIT_RUN, &probs);
+		spec_free(&spec);
+	}
+	if (probs.n) {
+		*outcome = OUT_INVALID;
+		err_set(why, "%s%s", probs.items[0], probs.n > 1 ? " (and more)" : "");
+		problems_free(&probs);
+		problems_free(&warns);
+		free(doc);
+		return 1;
+	}
+	problems_free(&probs);
+	problems_free(&warns);
+	*doc_out = doc;
+	*len_out = len;
+	return 0;
+}
+
+void job_publish_refusal(const struct config *cfg, const struct agent_settings *s, const struct delivery *d,
+			 const char *reason, const char *message)
+{
+	/* The cell id and tenant as far as the document says them. */
+	json_t *doc = json_loadb(d->doc, d->len, 0, NULL);
+	json_t *spec = json_object_get(doc, "spec");
+	const char *id = json_string_value(json_object_get(spec, "id"));
+	const char *tenant = s->tenant ? s->tenant
+				       : json_string_value(json_object_get(json_object_get(spec, "correlation"), "tenantId"));
+	char cell[160];
+	snprintf(cell, sizeof cell, "%s", id && spec_is_portable_id(id) ? id : "unknown");
+	struct event_stream es;
+	struct err e = {0};
+	if (events_open_cell(&es, cfg, cell, tenant, &e) < 0) {
+		log_error("job %s: the lifecycle.v1.failed event cannot be published: %s", d->job_id, e.msg);
+		json_decref(doc);
+		return;
+	}
+	char run[37];
+	uuid_v4(run);
+	events_begin_run(&es, cell, run);
+	json_t *corr = json_pack("{s:s}", "externalJobId", d->job_id);
+	if (corr && tenant)
+		json_object_set_new(corr, "tenantId", json_string(tenant));
+	json_t *data = json_pack("{s:s, s:s, s:s, s:o*, s:o*}", "specId", cell, "phase", "admission", "reason", reason,
+				 "message", event_text(message), "correlation", corr);
+	if (data)
+		events_emit(&es, "lifecycle.v1.failed", data, NULL);
+	events_close(&es);
+	json_decref(doc);
+}
+
+/* The document on a memfd: the supervisor reads it as its stdin, however
+ * long it is, without the agent writing to a pipe. */
+static int doc_fd(const char *doc, size_t len, struct err *e)
+{
+	int fd = memfd_create("cellos-job", MFD_CLOEXEC);
+	if (fd < 0)
+		return err_sys(e, errno, "memfd_create");
+	if (write_all(fd, doc, len) < 0 || lseek(fd, 0, SEEK_SET) < 0) {
+		close_keep_errno(fd);
+		return err_sys(e, errno, "document");
+	}
+	return fd;
+}
+
+/* In the child: the death signal, stdio, our signal mask undone. Never
+ * returns. A supervisor gets SIGTERM when the agent dies: it kills its cell and
+ * still reports the run (supervisor_terminated). */
+_Noreturn void job_exec_child(const struct agent_settings *s, const char *run_id, int in_fd, int extra_fd, const char *const *argv)
+{
+	pid_t parent = getppid();
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != parent)
+		_exit(125);
+	setpgid(0, 0);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (dup2(in_fd, STDIN_FILENO) < 0 || (null >= 0 && dup2(null, STDOUT_FILENO) < 0))
+		_exit(125);
+	if (extra_fd == 3)
+		fcntl(3, F_SETFD, 0);
+	else if (extra_fd >= 0 && dup2(extra_fd, 3) < 0)
+		_exit(125);
+	char run_env[64];
+	snprintf(run_env, sizeof run_env, "CELLOS_RUN_ID=%s", run_id);
+	s->child_env[s->n_child_env] = run_env;
+	execve(s->supervisor, (char *const *)argv, s->child_env);
+	_exit(errno == ENOENT ? 127 : 126);
+}
+
+int job_spawn(const struct agent_settings *s, const char *run_id, const char *doc, size_t len, pid_t *pid,
+	      struct err *e)
+{
+	int fd = doc_fd(doc, len, e);
+	if (fd < 0)
+		return -1;
+	const char *argv[] = {s->supervisor, "-", NULL};
+	pid_t p = fork();
+	if (p < 0) {
+		close_keep_errno(fd);
+		return err_sys(e, errno, "fork");
+	}
+	if (p == 0)
+		job_exec_child(s, run_id, fd, -1, argv);
+	close(fd);
+	*pid = p;
+	return 0;
+}

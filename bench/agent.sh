@@ -1,0 +1,96 @@
+#!/bin/sh
+# cellos-agent benchmark (SPEC §11):
+#  1. cells per second end to end through the JetStream queue (publish -> every
+#     run's lifecycle.v1.destroyed in the events) with 1, 2 and 4 agents on this
+#     host, each with CELLOS_AGENT_MAX_CELLS=2, without and with warm cells
+#     (CELLOS_AGENT_WARM=2), side by side with the same no-op cells run by
+#     cellos-supervisor in a shell loop (same configuration: events to
+#     JetStream and to a JSONL file);
+#  2. job latency, submit -> observability.v1.process_spawned, p50 and p90, one
+#     job at a time with an idle agent, cold and with a warm cell free.
+# The cell is the default isolated no-op cell (/bin/true, every namespace).
+# A nats-server -js on a free loopback port with a temporary store, killed at exit.
+# Writes the figures into bench/README.md between the AGENT markers.
+# Usage: bench/agent.sh [JOBS] [LATENCY_JOBS]   (defaults 300 and 40; needs root)
+set -eu
+cd "$(dirname "$0")/.."
+JOBS=${1:-300}
+LJOBS=${2:-40}
+make -s B=build-bench all >/dev/null
+BIN=$PWD/build-bench
+work=$(mktemp -d /tmp/bench-agent.XXXXXX)
+port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+nats-server -js -a 127.0.0.1 -p "$port" -sd "$work/store" >"$work/nats.log" 2>&1 &
+nats_pid=$!
+trap 'kill -9 $nats_pid 2>/dev/null; wait $nats_pid 2>/dev/null || true; rm -rf "$work"' EXIT
+URL=nats://127.0.0.1:$port
+i=0
+until CELLOS_NATS_URL=$URL "$BIN/cellctl" queue init >/dev/null 2>&1; do
+	i=$((i + 1)); [ $i -lt 50 ] || { echo "nats-server did not start" >&2; exit 1; }
+	sleep 0.1
+done
+
+res=$work/results
+: >"$res"
+for warm in 0 2; do
+	for n in 1 2 4; do
+		/usr/bin/python3 bench/agent_bench.py throughput "$URL" "$BIN" "$JOBS" "$n" "$warm" 2 "$work" | tee -a "$res"
+	done
+done
+
+# The same cells, one supervisor after another, in a shell loop.
+cat >"$work/cell.json" <<'DOC'
+{"apiVersion": "cellos.io/v1", "kind": "ExecutionCell",
+ "spec": {"id": "bench-loop", "authority": {"secretRefs": []}, "lifetime": {"ttlSeconds": 60},
+          "run": {"argv": ["/bin/true"]}}}
+DOC
+t0=$(date +%s.%N)
+n=0
+while [ $n -lt "$JOBS" ]; do
+	env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin CELLOS_NATS_URL="$URL" CELL_OS_JSONL_EVENTS="$work/loop.jsonl" \
+		CELL_OS_JSONL_FSYNC=none CELLOS_LOG=warn "$BIN/cellos-supervisor" "$work/cell.json"
+	n=$((n + 1))
+done
+t1=$(date +%s.%N)
+loop=$(echo "$JOBS / ($t1 - $t0)" | bc -l)
+printf '{"loop": true, "jobs": %s, "cells_per_s": %.1f}\n' "$JOBS" "$loop" | tee -a "$res"
+
+for warm in 0 1; do
+	/usr/bin/python3 bench/agent_bench.py latency "$URL" "$BIN" "$LJOBS" "$warm" "$work" | tee -a "$res"
+done
+
+# The README section.
+sec=$work/section
+/usr/bin/python3 - "$res" "$JOBS" "$LJOBS" >"$sec" <<'PY'
+import json, sys, platform, datetime
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+tp = {(r["agents"], r["warm"]): r["cells_per_s"] for r in rows if "agents" in r}
+loop = [r for r in rows if r.get("loop")][0]["cells_per_s"]
+lat = {r["warm"]: r for r in rows if "p50_ms" in r}
+print(f"Run {datetime.date.today()} on {platform.node()} ({open('/proc/cpuinfo').read().count('processor')} CPUs), "
+      f"`bench/agent.sh {sys.argv[2]} {sys.argv[3]}`, optimised build, one nats-server -js on loopback, each agent "
+      "CELLOS_AGENT_MAX_CELLS=2, events to JetStream and a JSONL file.\n")
+print("| cells/s (no-op isolated cell) | 1 agent | 2 agents | 4 agents |")
+print("|---|---|---|---|")
+print(f"| through the queue, cold | {tp[(1,0)]} | {tp[(2,0)]} | {tp[(4,0)]} |")
+print(f"| through the queue, CELLOS_AGENT_WARM=2 | {tp[(1,2)]} | {tp[(2,2)]} | {tp[(4,2)]} |")
+print(f"| shell loop of cellos-supervisor | {loop} | | |")
+print()
+print("| job latency, submit -> process_spawned | p50 | p90 |")
+print("|---|---|---|")
+print(f"| cold (fresh supervisor) | {lat[0]['p50_ms']} ms | {lat[0]['p90_ms']} ms |")
+print(f"| a warm cell free | {lat[1]['p50_ms']} ms | {lat[1]['p90_ms']} ms |")
+PY
+/usr/bin/python3 - bench/README.md "$sec" <<'PY'
+import sys
+path, sec = sys.argv[1], open(sys.argv[2]).read()
+text = open(path).read()
+start, end = "<!-- AGENT:START -->", "<!-- AGENT:END -->"
+block = f"{start}\n{sec}{end}"
+if start in text:
+    text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
+else:
+    text += "\n" + block + "\n"
+open(path, "w").write(text)
+PY
+cat "$sec"

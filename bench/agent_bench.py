@@ -1,0 +1,178 @@
+"""Helper of bench/agent.sh (run it through that script): cells per second through
+the JetStream queue with N cellos-agent processes, and job latency (submit ->
+process_spawned) with an idle agent.
+
+    agent_bench.py throughput URL BIN JOBS AGENTS WARM MAXCELLS WORKDIR
+    agent_bench.py latency URL BIN JOBS WARM WORKDIR
+
+Prints one line of JSON. Jobs are no-op isolated cells (/bin/true, the default
+namespaces) published with Nats-Msg-Id; the supervisors append their events to
+one JSONL file, which is how finished runs are counted. A minimal NATS client of
+its own (the text protocol: HPUB, SUB, MSG), as Debian has none for Python."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime
+
+
+class Nats:
+    def __init__(self, url: str):
+        host, port = url.split("//", 1)[1].split(",")[0].rsplit(":", 1)
+        self.s = socket.create_connection((host, int(port)))
+        self.buf = b""
+        self.line()  # INFO
+        self.s.sendall(b'CONNECT {"verbose":false,"headers":true,"no_responders":true}\r\nPING\r\n')
+        while self.line() != b"PONG":
+            pass
+        self.inbox = "_INBOX." + uuid.uuid4().hex
+        self.s.sendall(f"SUB {self.inbox}.* 1\r\n".encode())
+
+    def line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            self.buf += self.s.recv(65536)
+        l, self.buf = self.buf.split(b"\r\n", 1)
+        return l
+
+    def read(self, n: int) -> bytes:
+        while len(self.buf) < n + 2:
+            self.buf += self.s.recv(65536)
+        d, self.buf = self.buf[:n], self.buf[n + 2:]
+        return d
+
+    def publish_many(self, subject: str, bodies: list[tuple[str, bytes]]):
+        """Publish every (msg id, body) with a reply subject; wait for all acks."""
+        out = []
+        for i, (mid, body) in enumerate(bodies):
+            h = f"NATS/1.0\r\nNats-Msg-Id: {mid}\r\n\r\n".encode()
+            out.append(f"HPUB {subject} {self.inbox}.{i} {len(h)} {len(h) + len(body)}\r\n".encode() + h + body
+                       + b"\r\n")
+        self.s.sendall(b"".join(out))
+        acks = 0
+        while acks < len(bodies):
+            l = self.line()
+            if l == b"PING":
+                self.s.sendall(b"PONG\r\n")
+            elif l.startswith(b"MSG") or l.startswith(b"HMSG"):
+                parts = l.split()
+                self.read(int(parts[-1]))
+                acks += 1
+
+
+def doc() -> bytes:
+    return json.dumps({"apiVersion": "cellos.io/v1", "kind": "ExecutionCell",
+                       "spec": {"id": "bench-" + uuid.uuid4().hex[:8], "authority": {"secretRefs": []},
+                                "lifetime": {"ttlSeconds": 60}, "run": {"argv": ["/bin/true"]}}}).encode()
+
+
+def count_destroyed(path: str) -> int:
+    try:
+        with open(path, "rb") as f:
+            return f.read().count(b"lifecycle.v1.destroyed")
+    except FileNotFoundError:
+        return 0
+
+
+def start_agents(url, bin_dir, n, warm, max_cells, jsonl, work, metrics=None):
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CELLOS_NATS_URL": url, "CELL_OS_JSONL_EVENTS": jsonl,
+           "CELL_OS_JSONL_FSYNC": "none", "CELLOS_AGENT_MAX_CELLS": str(max_cells), "CELLOS_AGENT_WARM": str(warm),
+           "CELLOS_LOG": "warn"}
+    if metrics:
+        env["CELLOS_AGENT_METRICS_ADDR"] = metrics
+    procs = []
+    for i in range(n):
+        log = open(os.path.join(work, f"agent{i}.log"), "ab")
+        procs.append(subprocess.Popen([os.path.join(bin_dir, "cellos-agent")], env=env, stdout=log, stderr=log))
+    return procs
+
+
+def stop_agents(procs):
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        p.wait(timeout=120)
+
+
+def wait_ready(warm: int, n: int):
+    # Consumers made, warm cells built: long enough on this host for both.
+    time.sleep(2.0 + 0.3 * warm * n)
+
+
+def throughput(url, bin_dir, jobs, n, warm, max_cells, work):
+    jsonl = os.path.join(work, f"tp-{n}-{warm}.jsonl")
+    procs = start_agents(url, bin_dir, n, warm, max_cells, jsonl, work)
+    try:
+        wait_ready(warm, n)
+        c = Nats(url)
+        bodies = [(str(uuid.uuid4()), doc()) for _ in range(jobs)]
+        t0 = time.monotonic()
+        c.publish_many("cellos.cells.default", bodies)
+        while count_destroyed(jsonl) < jobs:
+            time.sleep(0.02)
+        took = time.monotonic() - t0
+    finally:
+        stop_agents(procs)
+    return {"agents": n, "warm": warm, "jobs": jobs, "seconds": round(took, 3), "cells_per_s": round(jobs / took, 1)}
+
+
+def ts(s: str) -> float:
+    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+
+
+def metric(addr: str, name: str) -> float:
+    import urllib.request
+    body = urllib.request.urlopen(f"http://{addr}/metrics", timeout=5).read().decode()
+    return [float(l.split()[1]) for l in body.splitlines() if l.startswith(name + " ")][0]
+
+
+def latency(url, bin_dir, jobs, warm, work):
+    jsonl = os.path.join(work, f"lat-{warm}.jsonl")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        addr = f"127.0.0.1:{s.getsockname()[1]}"
+    procs = start_agents(url, bin_dir, 1, warm, 2, jsonl, work, addr)
+    lat = []
+    try:
+        wait_ready(warm, 1)
+        c = Nats(url)
+        for i in range(jobs):
+            # An idle agent: nothing running, and with warm cells one ready.
+            while metric(addr, "cellos_agent_cells_running") or (
+                    warm and metric(addr, "cellos_agent_warm_cells_ready") < 1):
+                time.sleep(0.01)
+            before = count_destroyed(jsonl)
+            t = time.time()
+            c.publish_many("cellos.cells.default", [(str(uuid.uuid4()), doc())])
+            while count_destroyed(jsonl) == before:
+                time.sleep(0.005)
+            with open(jsonl, "rb") as f:
+                spawned = [json.loads(l) for l in f if b"process_spawned" in l]
+            lat.append((ts(spawned[-1]["time"]) - t) * 1000)
+    finally:
+        stop_agents(procs)
+    lat.sort()
+    return {"warm": warm, "jobs": jobs, "p50_ms": round(statistics.median(lat), 2),
+            "p90_ms": round(lat[int(len(lat) * 0.9) - 1], 2)}
+
+
+def main():
+    mode = sys.argv[1]
+    if mode == "throughput":
+        url, bin_dir, jobs, n, warm, mc, work = sys.argv[2:9]
+        print(json.dumps(throughput(url, bin_dir, int(jobs), int(n), int(warm), int(mc), work)))
+    elif mode == "latency":
+        url, bin_dir, jobs, warm, work = sys.argv[2:7]
+        print(json.dumps(latency(url, bin_dir, int(jobs), int(warm), work)))
+    else:
+        sys.exit(f"unknown mode {mode}")
+
+
+if __name__ == "__main__":
+    main()
