@@ -3,7 +3,10 @@
 # user, seccomp baseline; one egress rule, no-op sink) side by side with bwrap,
 # unshare (with and without a user namespace) and bare exec, timed with
 # hyperfine; then the supervisor's own per-step timings (CELLOS_LOG=debug) and peak
-# RSS. Writes the figures into bench/README.md between the RESULTS markers.
+# RSS; then the sustained throughput with 2 supervisors in parallel
+# (bench/throughput.sh, TPUT_CELLS cells, default 1000; 0 skips it). Prints issue
+# 15's three ratios and the throughput, and writes the figures into
+# bench/README.md between the RESULTS markers.
 # Usage: bench/bench.sh [RUNS]   (default 50; needs root)
 set -eu
 cd "$(dirname "$0")/.."
@@ -54,6 +57,13 @@ while [ $i -lt "$RUNS" ]; do
 	i=$((i + 1))
 done
 
+# Sustained throughput, 2 supervisors in parallel (bench/throughput.sh).
+TPUT_CELLS=${TPUT_CELLS:-1000}
+if [ "$TPUT_CELLS" -gt 0 ]; then
+	./bench/throughput.sh --peers "$TPUT_CELLS" > "$work/tput.txt" || true
+fi
+export TPUT_OUT="$work/tput.txt"
+
 /usr/bin/python3 - "$work/hf.json" "$work/steps.log" bench/README.md "$RUNS" <<'PY'
 import json, re, statistics, sys, datetime, platform, subprocess
 hf, steps_log, readme, runs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
@@ -67,9 +77,12 @@ for r in res:
     lines.append("| %s | %.2f | %.2f | %.2f |" % (r["command"], r["median"] * 1e3, r["mean"] * 1e3, r["stddev"] * 1e3))
 med = {r["command"]: r["median"] for r in res}
 cell = med["cellos-supervisor, default cell (no variables; 1 egress rule)"]
+nouser = med["cellos-supervisor, UNSHARE=net,mnt,pid,ipc,uts,cgroup, CELLOS_SECCOMP=off"]
 ratios = [("default cell / bwrap --unshare-all", cell / med["bwrap --unshare-all"], "<= 0.8"),
           ("default cell / unshare --user (the kernel's floor)",
-           cell / med["unshare --user --map-root-user (net,mnt,pid,ipc,uts,cgroup)"], "<= 1.3")]
+           cell / med["unshare --user --map-root-user (net,mnt,pid,ipc,uts,cgroup)"], "<= 1.3"),
+          ("cell without user namespace or seccomp / unshare without --user",
+           nouser / med["unshare (net,mnt,pid,ipc,uts,cgroup)"], "(the same floor without a user namespace)")]
 lines += ["", "| ratio of medians | value | target (issue 15) |", "|---|---:|---|"]
 lines += ["| %s | %.2f | %s |" % r for r in ratios]
 steps, rss = {}, []
@@ -85,7 +98,11 @@ lines += ["", "Supervisor steps of the default cell (median ms over %s runs, fro
 for k, v in steps.items():
     lines.append("| %s | %.3f |" % (k, statistics.median(v)))
 if rss:
-    lines += ["", "Supervisor peak RSS (VmHWM): median %d kB, max %d kB." % (statistics.median(rss), max(rss))]
+    lines += ["", "Supervisor peak RSS (VmHWM): median %d kB, max %d kB (target <= 3072 kB)." % (statistics.median(rss), max(rss))]
+import os
+tput = os.environ.get("TPUT_OUT")
+if tput and os.path.exists(tput):
+    lines += ["", "Throughput (`bench/throughput.sh`):", "", "```"] + open(tput).read().rstrip().split("\n") + ["```"]
 text = open(readme).read()
 start, end = "<!-- RESULTS -->", "<!-- /RESULTS -->"
 new = text[:text.index(start) + len(start)] + "\n" + "\n".join(lines) + "\n" + text[text.index(end):]

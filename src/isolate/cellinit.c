@@ -95,6 +95,22 @@ static struct {
 	bool script;              /* a #! script */
 } exe = {.fd = -1};
 
+/* The signals ignored in the init (SIGPIPE, and whatever the supervisor
+ * inherited as ignored): the workload's process resets these to default. */
+static sigset_t ignored_signals;
+
+/* Which signals are ignored, for exec_workload; real-time signals never are
+ * here. Done while the supervisor writes our uid map, off the workload's path. */
+static void find_ignored_signals(void)
+{
+	sigemptyset(&ignored_signals);
+	for (int s = 1; s < SIGRTMIN; s++) {
+		struct sigaction sa;
+		if (sigaction(s, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
+			sigaddset(&ignored_signals, s);
+	}
+}
+
 static void resolve_argv0(const struct cellinit_args *a);
 static void check_argv0(const struct cellinit_args *a);
 
@@ -305,10 +321,12 @@ static _Noreturn void exec_workload(const struct cellinit_args *a, const struct 
 {
 	sigset_t none;
 	sigemptyset(&none);
-	/* execve resets caught signals but keeps ignored ones (SIGPIPE for us);
-	 * real-time signals are never ignored here. */
+	/* execve resets caught signals but keeps ignored ones: only those (found
+	 * by the init while it waited for 'A') are reset here, where every system
+	 * call delays the workload's start. */
 	for (int s = 1; s < SIGRTMIN; s++)
-		signal(s, SIG_DFL);
+		if (sigismember(&ignored_signals, s) == 1)
+			signal(s, SIG_DFL);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 
@@ -397,6 +415,7 @@ _Noreturn void cellinit_main(const struct cellinit_args *a)
 	 * to build the cell (caps.h); the rest comes at the end of the setup. */
 	struct err early = {0};
 	int early_rc = caps_drop_bounding(&early);
+	find_ignored_signals();
 
 	/* 'B' carries the seccomp filter, if any: one whole SEQPACKET record, read
 	 * into an aligned buffer behind the tag byte. */

@@ -89,6 +89,11 @@ struct builder {
 	uint64_t own[3];
 	size_t n_own;
 	int trees[CELLFS_MOUNTS_MAX]; /* run.mounts, taken from the staging area */
+	/* The first mask of each kind once attached (see cover()), or -1: every
+	 * later mask is a copy of it, so that the cell has one mask filesystem
+	 * rather than one per masked directory. */
+	int mask_dir, mask_file;
+	bool no_mknod;    /* mknod refused once (a user namespace): bind the rest */
 };
 
 static uint64_t mount_id(int fd)
@@ -197,14 +202,24 @@ static int seal_in_place(int dirfd, const char *rel)
 
 /* Cover what `fd` refers to: a directory with an empty mode-000 tmpfs, anything
  * else with the cell's /dev/null on a nodev mount; opening either fails (EACCES)
- * for a workload without capabilities. */
+ * for a workload without capabilities. The first cover of each kind is made and
+ * sealed here and kept; the others are copies of it (open_tree of a mount that
+ * is attached in our namespace), which keep its flags: one empty tmpfs for all
+ * directories instead of a new filesystem per mask (a superblock to make now and
+ * to tear down with the cell), and no mount_setattr per file. Sharing is safe:
+ * both are read-only, empty or a device, and the cell holds no capability that
+ * could remount one of them. */
 static int cover(struct builder *b, int fd)
 {
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		return -1;
+	bool dir = S_ISDIR(st.st_mode);
+	int *first = dir ? &b->mask_dir : &b->mask_file;
 	int m;
-	if (S_ISDIR(st.st_mode)) {
+	if (*first >= 0) {
+		m = open_tree(*first, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+	} else if (dir) {
 		m = new_fs("tmpfs", "mode=000,size=4k", SEALED);
 	} else {
 		m = open_tree(b->dev, "null", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
@@ -217,7 +232,10 @@ static int cover(struct builder *b, int fd)
 	if (m < 0)
 		return -1;
 	int rc = move_mount(m, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
-	close_keep_errno(m);
+	if (rc == 0 && *first < 0)
+		*first = m; /* now attached: the source of the next copies */
+	else
+		close_keep_errno(m);
 	return rc;
 }
 
@@ -274,18 +292,20 @@ static int build_dev(struct builder *b)
 		return err_sys(b->e, errno, "cell filesystem: mount /dev");
 	for (size_t i = 0; i < sizeof dev_nodes / sizeof dev_nodes[0]; i++) {
 		const char *name = dev_nodes[i].name;
-		if (mknodat(b->dev, name, S_IFCHR | 0666, makedev(dev_nodes[i].major, dev_nodes[i].minor)) == 0)
-			continue;
-		if (errno != EPERM)
-			return err_sys(b->e, errno, "cell filesystem: mknod /dev/%s", name);
+		if (!b->no_mknod) {
+			if (mknodat(b->dev, name, S_IFCHR | 0666, makedev(dev_nodes[i].major, dev_nodes[i].minor)) == 0)
+				continue;
+			if (errno != EPERM)
+				return err_sys(b->e, errno, "cell filesystem: mknod /dev/%s", name);
+		}
 		/* A user namespace may not create device nodes: bind the host's, as
-		 * bubblewrap's --dev does. */
+		 * bubblewrap's --dev does (and stop asking after the first refusal). */
+		b->no_mknod = true;
 		char src[32];
 		snprintf(src, sizeof src, "/dev/%s", name);
-		int fd = openat(b->dev, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0666);
-		if (fd < 0)
+		/* The mount point: an empty regular file (one call, no fd). */
+		if (mknodat(b->dev, name, S_IFREG | 0666, 0) < 0)
 			return err_sys(b->e, errno, "cell filesystem: create /dev/%s", name);
-		close(fd);
 		if (bind_host_ro(src, b->dev, name, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC) < 0)
 			return err_sys(b->e, errno, "cell filesystem: bind %s", src);
 	}
@@ -605,7 +625,7 @@ static int build(struct builder *b, const struct cellfs_opts *o)
 
 int cellfs_build(const struct cellfs_opts *o, struct err *e)
 {
-	struct builder b = {.root = -1, .dev = -1, .e = e};
+	struct builder b = {.root = -1, .dev = -1, .e = e, .mask_dir = -1, .mask_file = -1};
 	for (size_t k = 0; k < CELLFS_MOUNTS_MAX; k++)
 		b.trees[k] = -1;
 	if (o->n_mounts > CELLFS_MOUNTS_MAX)
@@ -614,6 +634,10 @@ int cellfs_build(const struct cellfs_opts *o, struct err *e)
 	mode_t old = umask(0);
 	int rc = build(&b, o);
 	umask(old);
+	if (b.mask_dir >= 0)
+		close(b.mask_dir);
+	if (b.mask_file >= 0)
+		close(b.mask_file);
 	if (b.dev >= 0)
 		close(b.dev);
 	if (b.root >= 0)
@@ -690,7 +714,7 @@ static int scaffold(struct builder *b, const char *at, const struct cellfs_scaff
 
 int cellfs_build_scaffold(const char *at, const struct cellfs_scaffold_opts *o, struct err *e)
 {
-	struct builder b = {.root = -1, .dev = -1, .e = e};
+	struct builder b = {.root = -1, .dev = -1, .e = e, .mask_dir = -1, .mask_file = -1};
 	mode_t old = umask(0);
 	int rc = scaffold(&b, at, o);
 	umask(old);
