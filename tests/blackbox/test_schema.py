@@ -1,5 +1,5 @@
 """schema/execution-cell.schema.json (JSON Schema draft 2020-12) says what the
-supervisor's own validator (src/spec/spec.c) says:
+supervisor's own validator (src/spec/) says:
 * every object has the same known keys in both (the schema allows other keys, as
   the supervisor does: they are warned about, not refused);
 * every document the supervisor accepts here (`--validate` exit 0) is valid under
@@ -85,7 +85,7 @@ def _resolve(node: dict) -> dict:
 
 def _schema_objects(node, path="") -> dict[str, set[str]]:
     """Every object of the schema that lists its keys: place -> keys, places named
-    as in src/spec/spec.c ("spec.run", "spec.authority.egressRules[]")."""
+    as in src/spec/spec_keys.c ("spec.run", "spec.authority.egressRules[]")."""
     node = _resolve(node)
     found = {}
     if "properties" in node:
@@ -104,11 +104,11 @@ def test_schema_and_validator_know_the_same_keys_in_every_object():
     # not in the validator's table: neither side lists them.
     assert set(s_places) == set(c_places), (
         f"objects only in the schema: {sorted(set(s_places) - set(c_places))}; "
-        f"only in src/spec/spec.c: {sorted(set(c_places) - set(s_places))}")
+        f"only in src/spec/spec_keys.c: {sorted(set(c_places) - set(s_places))}")
     for place, keys in c_places.items():
         assert s_places[place] == keys, (
             f"{place or 'the top level'}: only in the schema {sorted(s_places[place] - keys)}, "
-            f"only in src/spec/spec.c {sorted(keys - s_places[place])}")
+            f"only in src/spec/spec_keys.c {sorted(keys - s_places[place])}")
 
 
 def test_schema_allows_unknown_keys_like_the_supervisor():

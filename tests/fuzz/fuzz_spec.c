@@ -1,4 +1,4 @@
-/* libFuzzer harness: the document parser and validator (src/spec/spec.c), in both
+/* libFuzzer harness: the document parser and validator (src/spec/), in both
  * modes (CELLOS_STRICT_SPEC off and on). Any crash, leak or UB is a finding. */
 #include <stddef.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-/* Unit tests for src/spec/spec.c: the ExecutionCell document (SPEC §2).
+/* Unit tests for src/spec/: the ExecutionCell document (SPEC §2).
  *
  * Documents are written with single quotes for readability and turned into JSON
  * by q(); field tests start from the SPEC's full example and change one member
