@@ -63,6 +63,7 @@
 #include "backend/vm_job.h"
 #include "backend/vm_share.h"
 #include "isolate/netdev.h"
+#include "isolate/netns.h"
 #include "isolate/seccomp.h"
 #include "isolate/tap.h"
 #include "util/dirs.h"
@@ -284,15 +285,6 @@ static int listen_port(struct fc *f, int port, struct err *e)
 
 /* ---- the cell's network namespace ---- */
 
-static void come_back(int self)
-{
-	if (setns(self, CLONE_NEWNET) < 0) {
-		log_error("setns back to the host netns: %s", strerror(errno));
-		abort();
-	}
-	close(self);
-}
-
 static int net_setup(struct fc *f, struct err *e)
 {
 	struct cell *c = f->cell;
@@ -312,21 +304,12 @@ static int net_setup(struct fc *f, struct err *e)
 	return 0;
 }
 
+static int net_setup_cb(void *f, struct err *e) { return net_setup(f, e); }
+
 /* The VMM's netns: made here, set up, kept in f->netns. */
 static int make_netns(struct fc *f, struct err *e)
 {
-	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (self < 0)
-		return err_sys(e, errno, "open /proc/self/ns/net");
-	int rc;
-	if (unshare(CLONE_NEWNET) < 0) {
-		rc = err_sys(e, errno, "create the cell's network namespace");
-	} else {
-		f->netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-		rc = f->netns < 0 ? err_sys(e, errno, "open the cell's network namespace") : net_setup(f, e);
-	}
-	come_back(self);
-	return rc;
+	return netns_make(&f->netns, net_setup_cb, f, e);
 }
 
 /* ---- create ---- */
@@ -863,23 +846,21 @@ static void fc_signal(struct cell *c, int sig)
 	cgroup_cell_signal(&f->cg, SIGKILL, 0);
 }
 
-static int read_counters(struct fc *f, struct nft_counter **out, size_t *n, struct err *e)
+struct counters_args {
+	struct nft_counter **out;
+	size_t *n;
+};
+
+static int counters_cb(void *arg, struct err *e)
 {
-	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (self < 0)
-		return err_sys(e, errno, "open /proc/self/ns/net");
-	if (setns(f->netns, CLONE_NEWNET) < 0) {
-		close(self);
-		return err_sys(e, errno, "setns into the cell's netns");
-	}
-	int rc = nft_read_counters_at(NFT_HOOK_PREROUTING, out, n, e);
-	come_back(self);
-	return rc;
+	struct counters_args *a = arg;
+	return nft_read_counters_at(NFT_HOOK_PREROUTING, a->out, a->n, e);
 }
 
 static int fc_read_counters(struct cell *c, struct nft_counter **out, size_t *n, struct err *e)
 {
-	return read_counters(priv(c), out, n, e);
+	struct counters_args a = {out, n};
+	return netns_run_in(priv(c)->netns, counters_cb, &a, e);
 }
 
 /* SPEC §10: the guest sent its artifacts after the workload ended (read there

@@ -44,6 +44,7 @@
 #include "backend/vm_limits.h"
 #include "isolate/cgroup.h"
 #include "isolate/netdev.h"
+#include "isolate/netns.h"
 #include "isolate/nft.h"
 #include "isolate/tap.h"
 #include "secrets/broker.h"
@@ -324,6 +325,7 @@ static int build_args(struct cell *c, struct qemu *q, const char *argv_opt)
 
 static void qemu_destroy(struct cell *c);
 static int qemu_net_setup(struct cell *c, struct err *e);
+static int net_setup_cb(void *c, struct err *e) { return qemu_net_setup(c, e); }
 
 static int make_run_dir(struct cell *c, struct qemu *q, struct err *e)
 {
@@ -490,21 +492,7 @@ static int qemu_create(struct cell *c, struct err *e)
 
 	/* The VMM's own network namespace: loopback only, plus the TAP when the
 	 * cell declares egress (vm_tap). */
-	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (self < 0 || unshare(CLONE_NEWNET) < 0) {
-		err_sys(e, errno, "create the cell's network namespace");
-		if (self >= 0)
-			close(self);
-		goto fail;
-	}
-	q->netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	rc = q->netns < 0 ? err_sys(e, errno, "open the cell's network namespace") : qemu_net_setup(c, e);
-	if (setns(self, CLONE_NEWNET) < 0) {
-		log_error("setns back to the host netns: %s", strerror(errno));
-		abort();
-	}
-	close(self);
-	if (rc < 0)
+	if (netns_make(&q->netns, net_setup_cb, c, e) < 0)
 		goto fail;
 	c->facts.netns = true;
 	log_step(&t, "create.net");
@@ -776,27 +764,21 @@ static void qemu_signal(struct cell *c, int sig)
 		cgroup_cell_signal(&q->cg, SIGKILL, 0);
 }
 
-static int counters_in_netns(struct qemu *q, struct nft_counter **out, size_t *n, struct err *e)
+struct counters_args {
+	struct nft_counter **out;
+	size_t *n;
+};
+
+static int counters_cb(void *arg, struct err *e)
 {
-	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (self < 0)
-		return err_sys(e, errno, "open /proc/self/ns/net");
-	if (setns(q->netns, CLONE_NEWNET) < 0) {
-		close(self);
-		return err_sys(e, errno, "setns into the cell's netns");
-	}
-	int rc = nft_read_counters_at(NFT_HOOK_PREROUTING, out, n, e);
-	if (setns(self, CLONE_NEWNET) < 0) {
-		log_error("setns back to the host netns: %s", strerror(errno));
-		abort();
-	}
-	close(self);
-	return rc;
+	struct counters_args *a = arg;
+	return nft_read_counters_at(NFT_HOOK_PREROUTING, a->out, a->n, e);
 }
 
 static int qemu_read_counters(struct cell *c, struct nft_counter **out, size_t *n, struct err *e)
 {
-	return counters_in_netns(priv(c), out, n, e);
+	struct counters_args a = {out, n};
+	return netns_run_in(priv(c)->netns, counters_cb, &a, e);
 }
 
 /* SPEC §10: the guest sent its artifacts after the workload ended (read there
