@@ -368,16 +368,11 @@ static int try_net(struct gateway *gw, int dir, uint32_t net, struct err *e)
 	struct in_addr a = {htonl(net)};
 	char txt[INET_ADDRSTRLEN];
 	snprintf(name, sizeof name, "%s.lock", inet_ntop(AF_INET, &a, txt, sizeof txt));
-	int fd = openat(dir, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return err_sys(e, errno, "gateway allocator %s/%s", gw_dir, name);
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		int errnum = errno;
-		close(fd);
-		return errnum == EWOULDBLOCK ? 0 : err_sys(e, errnum, "gateway allocator %s/%s", gw_dir, name);
-	}
-	/* util/lockfile.h: a lock on a file no longer so named proves nothing. */
-	if (!lockfile_is_named(fd, dir, name) || !reclaim(fd)) {
+	int fd;
+	int got = lockfile_take(dir, name, &fd);
+	if (got <= 0)
+		return got < 0 ? err_sys(e, errno, "gateway allocator %s/%s", gw_dir, name) : 0;
+	if (!reclaim(fd)) {
 		close(fd);
 		return 0;
 	}
@@ -437,11 +432,7 @@ static int alloc_net(struct gateway *gw, const char *name, const struct cidr4 *s
 
 static void release_net(struct gateway *gw)
 {
-	if (gw->lock_fd < 0)
-		return;
-	unlink(gw->lock_path);
-	close(gw->lock_fd);
-	gw->lock_fd = -1;
+	lockfile_release(gw->lock_path, &gw->lock_fd);
 }
 
 void gateway_sweep(void)

@@ -74,22 +74,10 @@ static int try_uid(int dir, unsigned long uid, struct runuid *out, struct err *e
 {
 	char name[32];
 	snprintf(name, sizeof name, "%lu.lock", uid);
-	int fd = openat(dir, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return err_sys(e, errno, "uid allocator %s/%s", uid_dir, name);
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		int errnum = errno;
-		close(fd);
-		return errnum == EWOULDBLOCK ? 0 : err_sys(e, errnum, "uid allocator %s/%s", uid_dir, name);
-	}
-	/* Its holder may have released the uid (unlink, close) between our open
-	 * and our flock, and another run may have made a new file under the name
-	 * and be holding that: the lock on a file no longer so named proves
-	 * nothing (util/lockfile.h). */
-	if (!lockfile_is_named(fd, dir, name)) {
-		close(fd);
-		return 0;
-	}
+	int fd;
+	int got = lockfile_take(dir, name, &fd);
+	if (got <= 0)
+		return got < 0 ? err_sys(e, errno, "uid allocator %s/%s", uid_dir, name) : 0;
 	out->uid = (uid_t)uid;
 	out->fd = fd;
 	snprintf(out->path, sizeof out->path, "%s/%s", uid_dir, name);
@@ -121,13 +109,7 @@ int runuid_alloc(unsigned long first, unsigned long last, const char *run_id, st
 
 void runuid_release(struct runuid *u)
 {
-	if (u->fd < 0)
-		return;
-	/* Unlink first: whoever takes the lock after our close sees a file that
-	 * no name leads to, and does not take the uid on its strength. */
-	unlink(u->path);
-	close(u->fd);
-	u->fd = -1;
+	lockfile_release(u->path, &u->fd);
 }
 
 void runuid_sweep(void)

@@ -5,7 +5,9 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 bool lockfile_is_named(int fd, int dirfd, const char *name)
 {
@@ -31,4 +33,36 @@ int lockfile_mkdirs(const char *dir)
 			return -1;
 	}
 	return mkdir(dir, 0700) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+int lockfile_take(int dirfd, const char *name, int *fd)
+{
+	*fd = -1;
+	int f = openat(dirfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (f < 0)
+		return -1;
+	if (flock(f, LOCK_EX | LOCK_NB) < 0) {
+		int errnum = errno;
+		close(f);
+		errno = errnum;
+		return errnum == EWOULDBLOCK ? 0 : -1;
+	}
+	/* Its holder may have released it (unlink, close) between our open and our
+	 * flock, and another may have made a new file under the name and hold
+	 * that: the lock on a file no longer so named proves nothing. */
+	if (!lockfile_is_named(f, dirfd, name)) {
+		close(f);
+		return 0;
+	}
+	*fd = f;
+	return 1;
+}
+
+void lockfile_release(const char *path, int *fd)
+{
+	if (*fd < 0)
+		return;
+	unlink(path);
+	close(*fd);
+	*fd = -1;
 }
