@@ -55,6 +55,8 @@ struct stub {
 	struct runreg reg;   /* lets the next supervisor clean up if we are SIGKILLed */
 	bool reaped;
 	struct sock_fprog filter; /* the workload's seccomp filter, sent with 'B' */
+	bool launched;       /* 'B' sent (stub_launch) */
+	int launch_errno;    /* and why it could not be */
 	struct gateway *gw;  /* CELLOS_NETWORK=gateway (isolate/gateway.h), or NULL */
 	bool gw_drop;        /* the cell's own ruleset failed (portable): no veth either */
 	/* run.mounts, from create until the init is cloned: the opened sources, what
@@ -541,15 +543,24 @@ fail:
 	return -1;
 }
 
+static void stub_launch(struct cell *c)
+{
+	struct stub *s = priv(c);
+	char tag = 'B';
+	struct iovec biov[2] = {{&tag, 1}, {s->filter.filter, s->filter.len * sizeof *s->filter.filter}};
+	struct msghdr bm = {.msg_iov = biov, .msg_iovlen = s->filter.len ? 2 : 1};
+	s->launched = true;
+	s->launch_errno = sendmsg(s->ctl, &bm, MSG_NOSIGNAL) < 1 ? errno : 0;
+}
+
 static int stub_start(struct cell *c, struct spawn_result *r, struct err *e)
 {
 	struct stub *s = priv(c);
 	memset(r, 0, sizeof *r);
-	char tag = 'B';
-	struct iovec biov[2] = {{&tag, 1}, {s->filter.filter, s->filter.len * sizeof *s->filter.filter}};
-	struct msghdr bm = {.msg_iov = biov, .msg_iovlen = s->filter.len ? 2 : 1};
-	if (sendmsg(s->ctl, &bm, MSG_NOSIGNAL) < 1)
-		return err_sys(e, errno, "start the workload");
+	if (!s->launched)
+		stub_launch(c);
+	if (s->launch_errno)
+		return err_sys(e, s->launch_errno, "start the workload");
 	for (;;) {
 		char buf[4200];
 		union {
@@ -716,6 +727,7 @@ static void stub_destroy(struct cell *c)
 const struct backend_ops backend_stub = {
 	.name = "stub",
 	.create = stub_create,
+	.launch = stub_launch,
 	.start = stub_start,
 	.wait_fd = stub_wait_fd,
 	.collect = stub_collect,
