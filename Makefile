@@ -191,7 +191,8 @@ install: release man
 		$(INSTALL) -D -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/} || exit 1; \
 	done
 	for c in $(COMPLETIONS); do \
-		$(INSTALL) -m 0644 tools/completion/$$c.bash $(DESTDIR)$(BASHCOMPDIR)/$$c || exit 1; \
+		cat tools/completion/common.bash tools/completion/$$c.bash > $(DESTDIR)$(BASHCOMPDIR)/$$c && \
+		chmod 0644 $(DESTDIR)$(BASHCOMPDIR)/$$c || exit 1; \
 	done
 	for f in $(EXAMPLE_FILES); do \
 		$(INSTALL) -D -m 0644 examples/$$f $(DESTDIR)$(EXAMPLESDIR)/$$f || exit 1; \
