@@ -206,3 +206,33 @@ def test_without_a_mount_namespace_the_host_filesystem_is_visible_as_documented(
                    {"CELLOS_SUBPROCESS_UNSHARE": "net", "CELLOS_SECCOMP": "baseline"})
     assert res["root"] is True
     assert int(res["cap"], 16) == 0
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_a_host_secret_made_readable_by_mistake_is_still_masked(mode):
+    # Masks are skipped for files the cell's identity cannot open anyway (closed
+    # to others); one a host opened to others by mistake must still be covered.
+    # /etc/cellos is on the mask list; made here only when this host has none.
+    d = Path("/etc/cellos")
+    if d.exists():
+        pytest.fail("/etc/cellos exists on this host: this test makes and removes its own")
+    token = uuid.uuid4().hex
+    try:
+        d.mkdir(mode=0o755)
+        (d / "open.conf").write_text(token)
+        os.chmod(d / "open.conf", 0o644)
+        res, r = probe('out["read"] = attempt(lambda: open("/etc/cellos/open.conf").read())\n'
+                       'out["list"] = attempt(os.listdir, "/etc/cellos")', MODES[mode])
+        assert res["read"] in ("EACCES", "ENOENT"), res
+        assert res["list"] in ("EACCES", "ENOENT"), res
+        assert token not in r.out
+        # Closed to others: not masked, and still unreadable by the cell.
+        os.chmod(d, 0o700)
+        res, r = probe('out["read"] = attempt(lambda: open("/etc/cellos/open.conf").read())', MODES[mode])
+        assert res["read"] == "EACCES", res
+        assert token not in r.out
+    finally:
+        if (d / "open.conf").exists():
+            (d / "open.conf").unlink()
+        if d.exists():
+            d.rmdir()
