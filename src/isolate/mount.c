@@ -42,9 +42,9 @@
  * daemons and of the supervisor). */
 static const char *const host_entries[] = {"usr", "etc", "opt", "bin", "sbin", "lib", "lib32", "lib64", "libx32"};
 
-/* Host secrets inside the bound trees. Masked where present and open to the
- * cell (mask_if): a host whose /etc/shadow is readable by others still does not
- * show it to the cell. */
+/* Host secrets inside the bound trees. Masked wherever present, even where the
+ * cell's identity could not open them: their size and times are the host's
+ * business too (who changed a password when). */
 static const char *const etc_masks[] = {
 	"etc/shadow", "etc/shadow-", "etc/gshadow", "etc/gshadow-", "etc/security/opasswd",
 	"etc/ssh/ssh_host_rsa_key", "etc/ssh/ssh_host_ecdsa_key", "etc/ssh/ssh_host_ed25519_key",
@@ -246,8 +246,8 @@ static int cover(struct builder *b, int fd)
  * it is the cell's own (uid or gid). The cell's processes are the run's own
  * uid/gid (never shared, no supplementary groups, SPEC §3) without any
  * capability, so a host file closed to others is closed to them, and covering
- * it would be a mount for nothing. A file some host made readable by mistake is
- * covered all the same. */
+ * it would be a mount for nothing. For procfs entries, whose metadata says
+ * nothing; an entry some kernel made readable is covered all the same. */
 static int mask_if(struct builder *b, int dirfd, const char *rel, const char *shown, bool if_open)
 {
 	int fd = openat_in(dirfd, rel, O_PATH);
@@ -655,7 +655,7 @@ static int build(struct builder *b, const struct cellfs_opts *o)
 		return err_sys(e, errno, "cell filesystem: scaffold");
 
 	for (size_t i = 0; i < sizeof etc_masks / sizeof etc_masks[0]; i++)
-		if (mask_if(b, b->root, etc_masks[i], etc_masks[i], true) < 0)
+		if (mask(b, b->root, etc_masks[i], etc_masks[i]) < 0)
 			return -1;
 	if (build_mounts(b, o) < 0)
 		return -1;

@@ -152,14 +152,11 @@ def test_hardlink_to_a_file_the_workload_cannot_read_is_not_exported(canary_file
 
 
 def test_masked_path_in_the_cell_is_not_exported():
-    """/etc/shadow is closed to the cell: masked (a /dev/null bind) where the host
-    lets others read it, and unreadable by the cell's identity where it does not
-    (Debian: 0640 root:shadow). Export sees what the workload sees, never the
-    host's file."""
+    """/etc/shadow is masked in the cell (a /dev/null bind): export sees what the
+    workload sees, a device, not the host's file."""
     root = new_dir("exp")
     doc = make_spec(["/usr/bin/true"], spec_extra={"export": {"artifacts": [{"name": "s", "path": "/etc/shadow"}]}})
     r = run_cell(doc, env={"CELLOS_SUBPROCESS_UNSHARE": "all", "CELLOS_EXPORT_DIR": str(root)})
     assert r.rc == 125, r
-    reason = r.event("export.v2.failed")["data"]["reason"]
-    assert "device" in reason or "permission denied" in reason, reason
+    assert "device" in r.event("export.v2.failed")["data"]["reason"]
     assert tree(root) == {}
