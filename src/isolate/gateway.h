@@ -19,7 +19,8 @@
  *                 other packet from the cell to any of the host's addresses is
  *                 dropped (counted);
  *   chain forward (filter, hook forward): replies to the cell; from the cell:
- *                 a source other than its own address dropped, the denied
+ *                 a source other than its own address dropped, its flows already
+ *                 accepted (established) passed, the denied
  *                 CIDRs (CELLOS_EGRESS_DENY_CIDRS) dropped, the declared flows
  *                 accepted (a DNS-name rule through set `egress_<i>`), the rest
  *                 dropped (counted); nothing else enters the cell;
