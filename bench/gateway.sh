@@ -75,14 +75,26 @@ echo "== start cost: isolated vs gateway ($RUNS interleaved pairs), load $(cut -
 in_host /usr/bin/python3 - "$RUNS" "$work/noop.json" "$SUP" ${BASE_SUP:-} <<'PY'
 import os, statistics, subprocess, sys, time
 runs, spec, sups = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
-env = dict(os.environ, CELL_OS_USE_NOOP_SINK="1")
+env = dict(os.environ, CELL_OS_USE_NOOP_SINK="1", CELLOS_LOG="debug")
+steps = {s: {"isolated": [], "gateway": []} for s in sups}
 def once(sup, mode):
     t = time.perf_counter()
-    subprocess.run([sup, spec], env=dict(env, CELLOS_NETWORK=mode), check=True, stdout=subprocess.DEVNULL)
-    return (time.perf_counter() - t) * 1e3
+    r = subprocess.run([sup, spec], env=dict(env, CELLOS_NETWORK=mode), check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
+    ms = (time.perf_counter() - t) * 1e3
+    # The supervisor's own step timings (CELLOS_LOG=debug): top-level steps only.
+    got = {}
+    for line in r.stderr.splitlines():
+        if "debug: step " in line:
+            k, v = line.split("debug: step ", 1)[1].rsplit(":", 1)
+            got[k] = float(v.split()[0])
+    if sup in steps:
+        steps[sup][mode].append(got)
+    return ms
 for sup in sups:
     for _ in range(5):
         once(sup, "isolated"), once(sup, "gateway")
+steps = {s: {"isolated": [], "gateway": []} for s in sups}
 res = {s: {"isolated": [], "gateway": []} for s in sups}
 for i in range(runs):
     for sup in sups:
@@ -94,6 +106,16 @@ for sup in sups:
     print(f"{sup}: isolated median {statistics.median(iso):.2f} ms (min {min(iso):.2f}); gateway median "
           f"{statistics.median(gw):.2f} ms (min {min(gw):.2f}); extra: median of pairs {diff:.2f} ms, "
           f"of minima {min(gw) - min(iso):.2f} ms (target < 2 ms)")
+    # Inside the supervisor: the sum of its top-level steps (no exec, loading or
+    # exit), and the steps where the gateway works.
+    top = ("admission", "network_scope", "secrets", "create", "spawn", "run", "network_enforcement", "export",
+           "destroy", "summary")
+    med = lambda mode, k: statistics.median(x.get(k, 0.0) for x in steps[sup][mode])  # noqa: E731
+    tot = {m: statistics.median(sum(x.get(k, 0.0) for k in top) for x in steps[sup][m]) for m in steps[sup]}
+    print(f"   steps (medians, ms): all {tot['isolated']:.2f} -> {tot['gateway']:.2f} "
+          f"(extra {tot['gateway'] - tot['isolated']:.2f}); " +
+          "; ".join(f"{k} {med('isolated', k):.2f} -> {med('gateway', k):.2f}"
+                    for k in ("create", "create.net", "create.net.gateway", "create.init_setup", "destroy")))
 PY
 echo "   load $(cut -d' ' -f1-3 /proc/loadavg)"
 
