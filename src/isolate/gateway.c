@@ -447,7 +447,12 @@ static int record(struct gateway *gw, struct err *e)
 		return err_sys(e, errno, "gateway: stat /proc/thread-self/ns/net");
 	char buf[512];
 	int len = snprintf(buf, sizeof buf, "netns=%llu:%llu\ntable=%s\nif=%s\n", me.dev, me.ino, gw->table, gw->host_if);
-	if (ftruncate(gw->lock_fd, 0) < 0 || pwrite(gw->lock_fd, buf, (size_t)len, 0) != len)
+	/* Written over what a dead run left, then cut to length: never truncated
+	 * to zero first, which on ext4 (where /run is not a tmpfs) makes the last
+	 * close of the file force its data out to disk (auto_da_alloc). */
+	struct stat st;
+	if (pwrite(gw->lock_fd, buf, (size_t)len, 0) != len || fstat(gw->lock_fd, &st) < 0 ||
+	    (st.st_size > len && ftruncate(gw->lock_fd, len) < 0))
 		return err_sys(e, errno, "gateway allocator %s", gw->lock_path);
 	return 0;
 }
