@@ -192,9 +192,10 @@ static struct mnl_socket *rtnl_open(struct err *e)
 }
 
 /* Send the requests in `buf` (messages one after the other, `len` bytes in all)
- * in one write and wait for each one's ack: the kernel handles them in order,
- * and the first refusal ends the wait with its error. `what[i]` names request i
- * for that message. */
+ * in one write and wait for each one's ack: the kernel handles them in order
+ * (a refused one does not stop the next), and the first refusal read ends the
+ * wait with its error; the caller then undoes the whole step. `what[i]` names
+ * request i for that message. */
 static int rtnl_batch(struct mnl_socket *nl, char *buf, size_t len, const char *const *what, struct err *e)
 {
 	static uint32_t seq;
@@ -202,7 +203,7 @@ static int rtnl_batch(struct mnl_socket *nl, char *buf, size_t len, const char *
 	for (struct nlmsghdr *h = (struct nlmsghdr *)buf; mnl_nlmsg_ok(h, (int)(len - ((char *)h - buf)));
 	     h = (struct nlmsghdr *)((char *)h + NLMSG_ALIGN(h->nlmsg_len)), n++) {
 		h->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
-		h->nlmsg_seq = ++seq ? seq : ++seq;
+		h->nlmsg_seq = ++seq; /* consecutive (mod 2^32): an ack's index is its distance from the first */
 		if (n == 0)
 			first = h->nlmsg_seq;
 	}
