@@ -9,10 +9,14 @@ measurement.
    difference of the medians is what the proxy adds per query.
 2. Throughput: a 100 MB HTTP download (curl, server with sendfile) from inside the
    cell through the SNI/Host check (port 80: redirected, checked, spliced), against
-   the same download on port 8080 (the gateway alone: forwarded and masqueraded),
-   and from the "host" netns without the product at all.
+   the same download on port 8080 (the gateway alone: forwarded and masqueraded);
+   without the product: the same download from a "plain" netns routed through the
+   "host" netns by a plain veth (the same two namespaces' path, forwarding and no
+   table), and from the "host" netns itself (one hop less). REPS rounds, the four
+   interleaved in each, medians.
 Prints one JSON object."""
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -21,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "blackbox"))
 import conftest  # noqa: E402  (helpers only; CELLOS_SUPERVISOR picks the binary)
 from conftest import make_spec, new_dir, py_argv  # noqa: E402
-from networld import NetWorld  # noqa: E402
+from networld import NetWorld, sh  # noqa: E402
 from proxyworld import dns_server, l7_servers  # noqa: E402
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
@@ -52,19 +56,42 @@ for _ in range(n):
 print(json.dumps({"proxy": proxy, "direct": direct}))
 '''
 
+# In the cell: one round of both ports (a cell per round: the driver interleaves
+# the rounds with the transfers without the product).
 CURL = r'''
 import json, subprocess, sys
-reps, size = int(sys.argv[1]), sys.argv[2]
-out = {"80": [], "8080": []}
-for _ in range(reps):
-    for port in ("80", "8080"):
-        r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{speed_download} %{size_download}",
-                            f"http://a.example:{port}/bulk?n={size}"], capture_output=True, text=True, check=True)
-        speed, got = r.stdout.split()
-        assert int(got) == int(size), r.stdout
-        out[port].append(float(speed))
+size = sys.argv[1]
+out = {}
+for port in ("80", "8080"):
+    r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{speed_download} %{size_download}",
+                        f"http://a.example:{port}/bulk?n={size}"], capture_output=True, text=True, check=True)
+    speed, got = r.stdout.split()
+    assert int(got) == int(size), r.stdout
+    out[port] = float(speed)
 print(json.dumps(out))
 '''
+
+
+def curl(ns, url):
+    r = sh("ip", "netns", "exec", ns, "curl", "-s", "-o", "/dev/null", "-w", "%{speed_download} %{size_download}", url)
+    speed, got = r.stdout.split()
+    assert int(got) == SIZE, r.stdout
+    return float(speed)
+
+
+def plain_netns(w, ns):
+    """A netns routed through the test host by a plain veth: no product on the path."""
+    a, b = w.hveth.replace("gh", "ph"), w.hveth.replace("gh", "pp")
+    net = w.prefix.split(".")
+    pre = f"10.{(int(net[1]) + 1) % 250 + 5}.{net[2]}"
+    sh("ip", "netns", "add", ns)
+    sh("ip", "link", "add", a, "netns", w.host, "type", "veth", "peer", "name", b, "netns", ns)
+    sh("ip", "-n", w.host, "addr", "add", f"{pre}.1/24", "dev", a)
+    sh("ip", "-n", ns, "addr", "add", f"{pre}.2/24", "dev", b)
+    for n, dev in ((w.host, a), (ns, b), (ns, "lo")):
+        sh("ip", "-n", n, "link", "set", dev, "up")
+    sh("ip", "-n", ns, "route", "add", "default", "via", f"{pre}.1")
+    sh("ip", "-n", w.world, "route", "add", f"{pre}.0/24", "via", w.host_addr)
 
 
 def main():
@@ -80,24 +107,38 @@ def main():
         assert r.rc == 0, r
         t = json.loads(r.out)
         p, q = statistics.median(t["proxy"]) / 1e3, statistics.median(t["direct"]) / 1e3
-        r = w.run(make_spec(py_argv(CURL, str(REPS), str(SIZE)), egress=egress), {"CELL_OS_USE_NOOP_SINK": "1"},
-                  timeout=600)
-        assert r.rc == 0, r
-        s = json.loads(r.out)
-        bare = []
-        for _ in range(REPS):
-            o = w.in_host("curl", "-s", "-o", "/dev/null", "-w", "%{speed_download}",
-                          f"http://{w.world_addr}:8080/bulk?n={SIZE}").stdout
-            bare.append(float(o))
+        plain = w.host.replace("cgh", "cgp")
+        load = [os.getloadavg()[0]]
+        s = {"80": [], "8080": []}
+        bare, routed = [], []
+        try:
+            plain_netns(w, plain)
+            for _ in range(REPS):
+                r = w.run(make_spec(py_argv(CURL, str(SIZE)), egress=egress), {"CELL_OS_USE_NOOP_SINK": "1"},
+                          timeout=600)
+                assert r.rc == 0, r
+                got = json.loads(r.out)
+                for k in s:
+                    s[k].append(got[k])
+                routed.append(curl(plain, f"http://{w.world_addr}:8080/bulk?n={SIZE}"))
+                bare.append(curl(w.host, f"http://{w.world_addr}:8080/bulk?n={SIZE}"))
+                load.append(os.getloadavg()[0])
+        finally:
+            sh("ip", "netns", "del", plain, check=False)
         mb = lambda v: statistics.median(v) / 1e6  # noqa: E731
         print(json.dumps({
             "dns_queries": N, "dns_proxy_median_us": round(p, 1), "dns_direct_median_us": round(q, 1),
             "dns_added_us": round(p - q, 1),
             "transfer_bytes": SIZE, "reps": REPS,
             "sni_check_MBps": round(mb(s["80"]), 1), "gateway_alone_MBps": round(mb(s["8080"]), 1),
-            "no_product_MBps": round(mb(bare), 1),
+            "plain_netns_MBps": round(mb(routed), 1), "no_product_MBps": round(mb(bare), 1),
             "sni_vs_gateway": round(mb(s["80"]) / mb(s["8080"]), 3),
+            "sni_vs_plain_netns": round(mb(s["80"]) / mb(routed), 3),
+            "gateway_vs_plain_netns": round(mb(s["8080"]) / mb(routed), 3),
             "sni_vs_no_product": round(mb(s["80"]) / mb(bare), 3),
+            "load_min": round(min(load), 1), "load_max": round(max(load), 1),
+            "rounds": {"sni": [round(x / 1e6) for x in s["80"]], "gateway": [round(x / 1e6) for x in s["8080"]],
+                       "plain": [round(x / 1e6) for x in routed], "host": [round(x / 1e6) for x in bare]},
         }))
     finally:
         w.close()

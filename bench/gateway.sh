@@ -5,12 +5,12 @@
 #   "world"  a sink server (reads and discards) on 10.77.0.2:9000;
 #   "plain"  a namespace routed through "host" to "world" by a plain veth, no
 #            product: the baseline of the transfer.
-# 1. Start cost: hyperfine of the same no-op cell with one egress rule under
-#    CELLOS_NETWORK=isolated and =gateway (the extra is the /30, the host table and
-#    the veth); target under 2 ms.
+# 1. Start cost: the same no-op cell with one egress rule under
+#    CELLOS_NETWORK=isolated and =gateway, run in interleaved pairs (the extra is
+#    the /30, the host table and the veth); target under 2 ms.
 # 2. Throughput of an allowed 100 MB TCP transfer, cell -> world through the gateway,
 #    against plain -> world through the same host without the product; target >= 90%.
-# Usage: bench/gateway.sh [RUNS] (default 50; needs root). Prints the figures.
+# Usage: [BASE_SUP=binary] bench/gateway.sh [RUNS] (default 50; needs root). Prints the figures.
 set -eu
 cd "$(dirname "$0")/.."
 RUNS=${1:-50}
@@ -67,17 +67,57 @@ json.dump({"apiVersion": "cellos.io/v1", "kind": "ExecutionCell", "spec": {"id":
 PY
 
 in_host() { nsenter --net=/run/netns/$H -- "$@"; }
-echo "== start cost: isolated vs gateway ($RUNS runs each)"
-in_host hyperfine -N -w 5 -r "$RUNS" --export-json "$work/start.json" \
-	-n isolated "env CELL_OS_USE_NOOP_SINK=1 CELLOS_NETWORK=isolated $SUP $work/noop.json" \
-	-n gateway "env CELL_OS_USE_NOOP_SINK=1 CELLOS_NETWORK=gateway $SUP $work/noop.json" >/dev/null
-python3 - "$work/start.json" <<'PY'
-import json, sys
-r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-for k in ("median", "min"):
-    iso, gw = r["isolated"][k] * 1e3, r["gateway"][k] * 1e3
-    print(f"{k}: isolated cell {iso:.2f} ms; gateway cell {gw:.2f} ms; extra {gw - iso:.2f} ms (target < 2 ms)")
+# Interleaved (isolated, gateway, gateway, isolated, ...) rather than one batch
+# each: the host is shared, and its load moves between batches. The extra is
+# the median of the per-pair differences. BASE_SUP=<another supervisor binary>
+# runs the same pairs with it too (a before/after in the same conditions).
+echo "== start cost: isolated vs gateway ($RUNS interleaved pairs), load $(cut -d' ' -f1-3 /proc/loadavg)"
+in_host /usr/bin/python3 - "$RUNS" "$work/noop.json" "$SUP" ${BASE_SUP:-} <<'PY'
+import os, statistics, subprocess, sys, time
+runs, spec, sups = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+env = dict(os.environ, CELL_OS_USE_NOOP_SINK="1", CELLOS_LOG="debug")
+steps = {s: {"isolated": [], "gateway": []} for s in sups}
+def once(sup, mode):
+    t = time.perf_counter()
+    r = subprocess.run([sup, spec], env=dict(env, CELLOS_NETWORK=mode), check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
+    ms = (time.perf_counter() - t) * 1e3
+    # The supervisor's own step timings (CELLOS_LOG=debug): top-level steps only.
+    got = {}
+    for line in r.stderr.splitlines():
+        if "debug: step " in line:
+            k, v = line.split("debug: step ", 1)[1].rsplit(":", 1)
+            got[k] = float(v.split()[0])
+    if sup in steps:
+        steps[sup][mode].append(got)
+    return ms
+for sup in sups:
+    for _ in range(5):
+        once(sup, "isolated"), once(sup, "gateway")
+steps = {s: {"isolated": [], "gateway": []} for s in sups}
+res = {s: {"isolated": [], "gateway": []} for s in sups}
+for i in range(runs):
+    for sup in sups:
+        for mode in (("isolated", "gateway") if i % 2 == 0 else ("gateway", "isolated")):
+            res[sup][mode].append(once(sup, mode))
+for sup in sups:
+    iso, gw = res[sup]["isolated"], res[sup]["gateway"]
+    diff = statistics.median(g - i for i, g in zip(iso, gw))
+    print(f"{sup}: isolated median {statistics.median(iso):.2f} ms (min {min(iso):.2f}); gateway median "
+          f"{statistics.median(gw):.2f} ms (min {min(gw):.2f}); extra: median of pairs {diff:.2f} ms, "
+          f"of minima {min(gw) - min(iso):.2f} ms (target < 2 ms)")
+    # Inside the supervisor: the sum of its top-level steps (no exec, loading or
+    # exit), and the steps where the gateway works.
+    top = ("admission", "network_scope", "secrets", "create", "spawn", "run", "network_enforcement", "export",
+           "destroy", "summary")
+    med = lambda mode, k: statistics.median(x.get(k, 0.0) for x in steps[sup][mode])  # noqa: E731
+    tot = {m: statistics.median(sum(x.get(k, 0.0) for k in top) for x in steps[sup][m]) for m in steps[sup]}
+    print(f"   steps (medians, ms): all {tot['isolated']:.2f} -> {tot['gateway']:.2f} "
+          f"(extra {tot['gateway'] - tot['isolated']:.2f}); " +
+          "; ".join(f"{k} {med('isolated', k):.2f} -> {med('gateway', k):.2f}"
+                    for k in ("create", "create.net", "create.net.gateway", "create.init_setup", "destroy")))
 PY
+echo "   load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo "== 100 MB transfer: through the gateway vs plain forwarding (5 rounds, median)"
 gw=""; plain=""

@@ -402,9 +402,10 @@ static int wait_workload(struct run *r, int64_t deadline)
 		if (now >= deadline)
 			return 0;
 		int64_t left = deadline - now;
-		/* The gateway's proxies are served here, in this one thread: each is
-		 * an epoll set (with its own timer) that polls readable when it has
-		 * work, so they need no thread and no locking of their own. */
+		/* The gateway's proxies decide here, in this one thread: each is an
+		 * epoll set (with its own timer) that polls readable when it has
+		 * work, so they need no locking of their own (only an allowed
+		 * connection's bytes move in threads: l7proxy.h). */
 		struct pollfd p[2 + STDIO_RELAY_POLLFDS + EGRESS_PROXY_POLLFDS] = {{.fd = fd, .events = POLLIN},
 										   {.fd = r->sigfd, .events = POLLIN}};
 		stdio_relay_pollfds(&r->relay, p + 2);

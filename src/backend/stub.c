@@ -150,21 +150,34 @@ static int net_setup(void *arg, struct err *e)
 	return 0;
 }
 
-/* CELLOS_NETWORK=gateway (SPEC §6.4), in the supervisor's netns: the /30, the
- * run's host table and the veth into the cell's netns. A host table nftables
- * refuses is never "fail open": the cell keeps an isolated network (no veth),
- * and the facts say why (gw_error, nftRulesApplied false); what the profile
- * makes of that is the supervisor's decision (admit_created). */
-static int gateway_setup(struct stub *s, struct cell *c, struct err *e)
+/* CELLOS_NETWORK=gateway (SPEC §6.4), in the supervisor's netns: the /30 first
+ * (its address goes to the init at once, see network()), then the run's host
+ * table and the veth into the cell's netns. */
+static int gateway_reserve_net(struct stub *s, struct cell *c, struct err *e)
 {
 	if (c->cfg->network != NETWORK_GATEWAY || c->spec->n_egress == 0)
 		return 0;
 	if (!(s->gw = calloc(1, sizeof *s->gw)))
 		return err_set(e, "out of memory");
 	s->gw->l7_port = c->l7_port;
+	if (gateway_reserve(s->gw, c->name, &c->cfg->cell_subnet, c->egress, c->n_egress, c->cfg->egress_deny,
+			    c->cfg->n_egress_deny, s->netns, e) == 0)
+		return 0;
+	free(s->gw);
+	s->gw = NULL;
+	return -1;
+}
+
+/* A host table nftables refuses is never "fail open": the cell keeps an
+ * isolated network (no veth), and the facts say why (gw_error, nftRulesApplied
+ * false); what the profile makes of that is the supervisor's decision
+ * (admit_created). */
+static int gateway_setup(struct stub *s, struct cell *c, struct err *e)
+{
+	if (!s->gw)
+		return 0;
 	struct err ge = {0};
-	int rc = gateway_up(s->gw, c->name, &c->cfg->cell_subnet, c->egress, c->n_egress, c->cfg->egress_deny,
-			    c->cfg->n_egress_deny, s->netns, &ge);
+	int rc = gateway_build(s->gw, &ge);
 	if (rc == 0)
 		return 0;
 	free(s->gw);
@@ -238,16 +251,22 @@ static int make_netns(struct stub *s, const struct cell *c, struct err *e)
 	return netns_make_in(s->userns, root ? c->uid : geteuid(), root ? c->gid : getegid(), &s->netns, e);
 }
 
-/* The cell's network: its netns (handed to the init at once, unless the
- * gateway's address must come with it), the gateway's host side, then inside
+/* The cell's network: its netns (handed to the init at once, with the
+ * gateway's address when there is one), the gateway's host side, then inside
  * (isolate/netns.h): lo, the ruleset, the gateway's cell side. The workload
  * starts only after all of it ('B'). */
 static int network(struct stub *s, struct cell *c, struct err *e)
 {
 	int gw = 0;
 	int64_t t = mono_us();
-	bool early = c->cfg->network != NETWORK_GATEWAY;
-	if (make_netns(s, c, e) < 0 || (early && send_netns(s, e) < 0))
+	if (make_netns(s, c, e) < 0)
+		return -1;
+	/* The init needs only the netns and the gateway's address (resolv.conf):
+	 * both go now, and the rest is made while it builds the cell's root (the
+	 * workload starts only after wait_setup()). Should the host table then be
+	 * refused, that resolv.conf names an address the isolated cell cannot
+	 * reach: its lookups fail, as they would with none. */
+	if (gateway_reserve_net(s, c, e) < 0 || send_netns(s, e) < 0)
 		return -1;
 	if ((gw = gateway_setup(s, c, e)) < 0)
 		return -1;
@@ -260,7 +279,7 @@ static int network(struct stub *s, struct cell *c, struct err *e)
 	c->facts.gw = s->gw;
 	if (gw == 1)
 		c->facts.nft_applied = false; /* the host half of the filter is missing: nftError says why */
-	return early ? 0 : send_netns(s, e);
+	return 0;
 }
 
 /* What the clone of the init is done as: with a user namespace, its owner. */

@@ -191,25 +191,48 @@ static struct mnl_socket *rtnl_open(struct err *e)
 	return nl;
 }
 
+/* Send the requests in `buf` (messages one after the other, `len` bytes in all)
+ * in one write and wait for each one's ack: the kernel handles them in order
+ * (a refused one does not stop the next), and the first refusal read ends the
+ * wait with its error; the caller then undoes the whole step. `what[i]` names
+ * request i for that message. */
+static int rtnl_batch(struct mnl_socket *nl, char *buf, size_t len, const char *const *what, struct err *e)
+{
+	static uint32_t seq;
+	uint32_t first = 0, n = 0;
+	for (struct nlmsghdr *h = (struct nlmsghdr *)buf; mnl_nlmsg_ok(h, (int)(len - ((char *)h - buf)));
+	     h = (struct nlmsghdr *)((char *)h + NLMSG_ALIGN(h->nlmsg_len)), n++) {
+		h->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+		h->nlmsg_seq = ++seq; /* consecutive (mod 2^32): an ack's index is its distance from the first */
+		if (n == 0)
+			first = h->nlmsg_seq;
+	}
+	if (mnl_socket_sendto(nl, buf, len) < 0)
+		return err_sys(e, errno, "gateway: %s", what[0]);
+	char rbuf[8192];
+	for (uint32_t acked = 0; acked < n;) {
+		ssize_t r = mnl_socket_recvfrom(nl, rbuf, sizeof rbuf);
+		if (r < 0)
+			return err_sys(e, errno, "gateway: %s", what[acked]);
+		int got = (int)r;
+		for (struct nlmsghdr *h = (struct nlmsghdr *)rbuf; mnl_nlmsg_ok(h, got); h = mnl_nlmsg_next(h, &got)) {
+			if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_seq - first >= n)
+				continue;
+			const struct nlmsgerr *err = mnl_nlmsg_get_payload(h);
+			uint32_t i = h->nlmsg_seq - first;
+			if (err->error)
+				return err_sys(e, -err->error, "gateway: %s", what[i]);
+			acked++;
+		}
+	}
+	return 0;
+}
+
 /* Send one request and wait for its ack. */
 static int rtnl_call(struct mnl_socket *nl, struct nlmsghdr *nlh, const char *what, struct err *e)
 {
-	static uint32_t seq;
-	nlh->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
-	nlh->nlmsg_seq = ++seq ? seq : ++seq;
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
-		return err_sys(e, errno, "gateway: %s", what);
-	char buf[8192];
-	for (;;) {
-		ssize_t got = mnl_socket_recvfrom(nl, buf, sizeof buf);
-		if (got < 0)
-			return err_sys(e, errno, "gateway: %s", what);
-		int rc = mnl_cb_run(buf, (size_t)got, nlh->nlmsg_seq, mnl_socket_get_portid(nl), NULL, NULL);
-		if (rc < 0)
-			return err_sys(e, errno, "gateway: %s", what);
-		if (rc == MNL_CB_STOP)
-			return 0;
-	}
+	const char *w[] = {what};
+	return rtnl_batch(nl, (char *)nlh, nlh->nlmsg_len, w, e);
 }
 
 static struct nlmsghdr *link_msg(char *buf, uint16_t type, uint16_t flags, int index)
@@ -229,6 +252,11 @@ static int veth_create(struct mnl_socket *nl, const char *host_if, int netns, st
 	char buf[1024] = {0};
 	struct nlmsghdr *nlh = link_msg(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
 	mnl_attr_put_strz(nlh, IFLA_IFNAME, host_if);
+	/* One queue each way, asked for up front: without it the kernel makes one
+	 * per CPU and then cuts the registered device down to one, and each cut
+	 * waits for an RCU grace period under the rtnl lock. */
+	mnl_attr_put_u32(nlh, IFLA_NUM_TX_QUEUES, 1);
+	mnl_attr_put_u32(nlh, IFLA_NUM_RX_QUEUES, 1);
 	struct nlattr *info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
 	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "veth");
 	struct nlattr *data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
@@ -237,6 +265,8 @@ static int veth_create(struct mnl_socket *nl, const char *host_if, int netns, st
 	memset(mnl_nlmsg_get_payload_tail(nlh), 0, sizeof(struct ifinfomsg));
 	nlh->nlmsg_len += MNL_ALIGN(sizeof(struct ifinfomsg));
 	mnl_attr_put_strz(nlh, IFLA_IFNAME, GATEWAY_CELL_IF);
+	mnl_attr_put_u32(nlh, IFLA_NUM_TX_QUEUES, 1);
+	mnl_attr_put_u32(nlh, IFLA_NUM_RX_QUEUES, 1);
 	mnl_attr_put_u32(nlh, IFLA_NET_NS_FD, (uint32_t)netns);
 	mnl_attr_nest_end(nlh, peer);
 	mnl_attr_nest_end(nlh, data);
@@ -256,22 +286,19 @@ static int link_delete(struct mnl_socket *nl, const char *ifname, struct err *e)
 	return rtnl_call(nl, nlh, what, e);
 }
 
-static int link_up(struct mnl_socket *nl, int index, const char *ifname, struct err *e)
+/* Requests appended to a buffer, sent by rtnl_batch(). */
+static struct nlmsghdr *put_link_up(char *at, int index)
 {
-	char buf[512] = {0};
-	struct nlmsghdr *nlh = link_msg(buf, RTM_NEWLINK, 0, index);
+	struct nlmsghdr *nlh = link_msg(at, RTM_NEWLINK, 0, index);
 	struct ifinfomsg *ifm = mnl_nlmsg_get_payload(nlh);
 	ifm->ifi_flags = IFF_UP;
 	ifm->ifi_change = IFF_UP;
-	char what[64];
-	snprintf(what, sizeof what, "bringing %s up", ifname);
-	return rtnl_call(nl, nlh, what, e);
+	return nlh;
 }
 
-static int addr_add(struct mnl_socket *nl, int index, struct in_addr a, const char *ifname, struct err *e)
+static struct nlmsghdr *put_addr(char *at, int index, struct in_addr a)
 {
-	char buf[512] = {0};
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(at);
 	nlh->nlmsg_type = RTM_NEWADDR;
 	nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
 	struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(nlh, sizeof *ifa);
@@ -281,15 +308,12 @@ static int addr_add(struct mnl_socket *nl, int index, struct in_addr a, const ch
 	ifa->ifa_index = (unsigned)index;
 	mnl_attr_put(nlh, IFA_LOCAL, 4, &a);
 	mnl_attr_put(nlh, IFA_ADDRESS, 4, &a);
-	char what[96], txt[INET_ADDRSTRLEN];
-	snprintf(what, sizeof what, "adding %s/30 to %s", inet_ntop(AF_INET, &a, txt, sizeof txt), ifname);
-	return rtnl_call(nl, nlh, what, e);
+	return nlh;
 }
 
-static int default_route(struct mnl_socket *nl, int index, struct in_addr via, struct err *e)
+static struct nlmsghdr *put_default_route(char *at, int index, struct in_addr via)
 {
-	char buf[512] = {0};
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(at);
 	nlh->nlmsg_type = RTM_NEWROUTE;
 	nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
 	struct rtmsg *rt = mnl_nlmsg_put_extra_header(nlh, sizeof *rt);
@@ -300,7 +324,28 @@ static int default_route(struct mnl_socket *nl, int index, struct in_addr via, s
 	rt->rtm_type = RTN_UNICAST;
 	mnl_attr_put(nlh, RTA_GATEWAY, 4, &via);
 	mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)index);
-	return rtnl_call(nl, nlh, "adding the cell's default route", e);
+	return nlh;
+}
+
+/* Address `ifname` with `a`/30 and bring it up, then (when `via` is not NULL)
+ * the default route through `via`: one write, the kernel applies them in order. */
+static int link_configure(struct mnl_socket *nl, const char *ifname, struct in_addr a, const struct in_addr *via,
+			  struct err *e)
+{
+	int index = (int)if_nametoindex(ifname);
+	if (index <= 0)
+		return err_sys(e, errno, "gateway: index of %s", ifname);
+	char buf[1536] = {0};
+	size_t len = 0;
+	len += NLMSG_ALIGN(put_addr(buf + len, index, a)->nlmsg_len);
+	len += NLMSG_ALIGN(put_link_up(buf + len, index)->nlmsg_len);
+	if (via)
+		len += NLMSG_ALIGN(put_default_route(buf + len, index, *via)->nlmsg_len);
+	char w_addr[96], w_up[64], txt[INET_ADDRSTRLEN];
+	snprintf(w_addr, sizeof w_addr, "adding %s/30 to %s", inet_ntop(AF_INET, &a, txt, sizeof txt), ifname);
+	snprintf(w_up, sizeof w_up, "bringing %s up", ifname);
+	const char *what[] = {w_addr, w_up, "adding the cell's default route"};
+	return rtnl_batch(nl, buf, len, what, e);
 }
 
 /* ---- the /30 allocator ---- */
@@ -403,7 +448,12 @@ static int record(struct gateway *gw, struct err *e)
 		return err_sys(e, errno, "gateway: stat /proc/thread-self/ns/net");
 	char buf[512];
 	int len = snprintf(buf, sizeof buf, "netns=%llu:%llu\ntable=%s\nif=%s\n", me.dev, me.ino, gw->table, gw->host_if);
-	if (ftruncate(gw->lock_fd, 0) < 0 || pwrite(gw->lock_fd, buf, (size_t)len, 0) != len)
+	/* Written over what a dead run left, then cut to length: never truncated
+	 * to zero first, which on ext4 (where /run is not a tmpfs) makes the last
+	 * close of the file force its data out to disk (auto_da_alloc). */
+	struct stat st;
+	if (pwrite(gw->lock_fd, buf, (size_t)len, 0) != len || fstat(gw->lock_fd, &st) < 0 ||
+	    (st.st_size > len && ftruncate(gw->lock_fd, len) < 0))
 		return err_sys(e, errno, "gateway allocator %s", gw->lock_path);
 	return 0;
 }
@@ -464,16 +514,27 @@ void gateway_sweep(void)
 
 /* ---- the gateway ---- */
 
-int gateway_up(struct gateway *gw, const char *name, const struct cidr4 *subnet, const struct nft_egress *rules,
-	       size_t n_rules, const struct cidr4 *deny, size_t n_deny, int cell_netns, struct err *e)
+int gateway_reserve(struct gateway *gw, const char *name, const struct cidr4 *subnet, const struct nft_egress *rules,
+		    size_t n_rules, const struct cidr4 *deny, size_t n_deny, int cell_netns, struct err *e)
 {
 	uint16_t l7 = gw->l7_port;
 	*gw = (struct gateway){.l7_port = l7, .rules = rules, .n_rules = n_rules, .deny = deny, .n_deny = n_deny,
 			       .lock_fd = -1, .cell_netns = cell_netns};
 	/* cellos-<cellId>-<runId8> -> cellos-gw-<cellId>-<runId8> */
 	snprintf(gw->table, sizeof gw->table, "cellos-gw-%s", strncmp(name, "cellos-", 7) == 0 ? name + 7 : name);
-	if (alloc_net(gw, name, subnet, e) < 0)
+	return alloc_net(gw, name, subnet, e);
+}
+
+int gateway_up(struct gateway *gw, const char *name, const struct cidr4 *subnet, const struct nft_egress *rules,
+	       size_t n_rules, const struct cidr4 *deny, size_t n_deny, int cell_netns, struct err *e)
+{
+	if (gateway_reserve(gw, name, subnet, rules, n_rules, deny, n_deny, cell_netns, e) < 0)
 		return -1;
+	return gateway_build(gw, e);
+}
+
+int gateway_build(struct gateway *gw, struct err *e)
+{
 	/* The table first: the link never exists without its filter. */
 	int rc = gateway_nft_apply(gw, e);
 	if (rc < 0) {
@@ -486,21 +547,16 @@ int gateway_up(struct gateway *gw, const char *name, const struct cidr4 *subnet,
 		gateway_down(gw);
 		return -1;
 	}
-	rc = veth_create(nl, gw->host_if, cell_netns, e);
+	rc = veth_create(nl, gw->host_if, gw->cell_netns, e);
 	if (rc < 0 && strstr(e->msg, "File exists")) {
 		/* A dead cell's veth whose netns the kernel has not finished tearing
 		 * down: the /30 (and so the name) is ours now, the link a leftover. */
 		if (link_delete(nl, gw->host_if, e) == 0)
-			rc = veth_create(nl, gw->host_if, cell_netns, e);
+			rc = veth_create(nl, gw->host_if, gw->cell_netns, e);
 	}
 	if (rc == 0) {
 		gw->link_made = true;
-		int index = (int)if_nametoindex(gw->host_if);
-		if (index <= 0)
-			rc = err_sys(e, errno, "gateway: index of %s", gw->host_if);
-		else
-			rc = addr_add(nl, index, gw->host_addr, gw->host_if, e) < 0 || link_up(nl, index, gw->host_if, e) < 0
-				     ? -1 : 0;
+		rc = link_configure(nl, gw->host_if, gw->host_addr, NULL, e);
 	}
 	mnl_socket_close(nl);
 	if (rc < 0)
@@ -513,12 +569,7 @@ int gateway_cell_up(struct gateway *gw, struct err *e)
 	struct mnl_socket *nl = rtnl_open(e);
 	if (!nl)
 		return -1;
-	int index = (int)if_nametoindex(GATEWAY_CELL_IF);
-	int rc = index <= 0 ? err_sys(e, errno, "gateway: index of the cell's " GATEWAY_CELL_IF) : 0;
-	if (rc == 0)
-		rc = addr_add(nl, index, gw->cell_addr, GATEWAY_CELL_IF, e) < 0 ||
-		     link_up(nl, index, GATEWAY_CELL_IF, e) < 0 || default_route(nl, index, gw->host_addr, e) < 0
-			     ? -1 : 0;
+	int rc = link_configure(nl, GATEWAY_CELL_IF, gw->cell_addr, &gw->host_addr, e);
 	mnl_socket_close(nl);
 	/* The cell's sets are extended through a socket of its netns, kept. */
 	if (rc == 0 && !(gw->nl_cell = gateway_nft_socket(e)))

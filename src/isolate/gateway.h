@@ -19,7 +19,8 @@
  *                 other packet from the cell to any of the host's addresses is
  *                 dropped (counted);
  *   chain forward (filter, hook forward): replies to the cell; from the cell:
- *                 a source other than its own address dropped, the denied
+ *                 a source other than its own address dropped, its flows already
+ *                 accepted (established) passed, the denied
  *                 CIDRs (CELLOS_EGRESS_DENY_CIDRS) dropped, the declared flows
  *                 accepted (a DNS-name rule through set `egress_<i>`), the rest
  *                 dropped (counted); nothing else enters the cell;
@@ -124,6 +125,14 @@ int gateway_check_forwarding(struct err *e);
  * everything made is undone; GATEWAY_NFT_FAILED when nftables refused. */
 int gateway_up(struct gateway *gw, const char *name, const struct cidr4 *subnet, const struct nft_egress *rules,
 	       size_t n_rules, const struct cidr4 *deny, size_t n_deny, int cell_netns, struct err *e);
+/* gateway_up() in two steps, for a caller that hands the gateway's address on
+ * (the cell's resolv.conf) while the rest is made: gateway_reserve() only
+ * takes the /30 (gw->host_addr, cell_addr, host_if and table are set; on
+ * failure nothing is held); gateway_build() then does the rest, and on failure
+ * undoes everything, the /30 included (GATEWAY_NFT_FAILED as above). */
+int gateway_reserve(struct gateway *gw, const char *name, const struct cidr4 *subnet, const struct nft_egress *rules,
+		    size_t n_rules, const struct cidr4 *deny, size_t n_deny, int cell_netns, struct err *e);
+int gateway_build(struct gateway *gw, struct err *e);
 /* Inside the cell's netns (calling thread setns()ed there), after nft_apply():
  * address eth0, bring it up, default route via the gateway, and keep an
  * nf_tables socket of that netns for the cell's sets. */

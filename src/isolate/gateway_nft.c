@@ -40,6 +40,12 @@ static void forward_chain(struct nftb *b, struct gateway *gw, const uint32_t *se
 	RULE(b, gw, c, "add rule: spoofed source",
 	     nftx_ifname(r_, true, true, x) || nftx_ip4(r_, false, NFT_CMP_NEQ, cell, 32) || nftx_counter(r_) ||
 		     nftx_verdict(r_, NF_DROP));
+	/* The rest of a flow whose first packet the rules below accepted (a
+	 * dropped packet never makes a conntrack entry established): the bulk of
+	 * a transfer's packets from the cell (its ACKs) then skip the denied CIDRs
+	 * and the sets. */
+	RULE(b, gw, c, "add rule: the cell's established flows",
+	     nftx_ifname(r_, true, true, x) || nftx_established(r_) || nftx_verdict(r_, NF_ACCEPT));
 	/* CELLOS_EGRESS_DENY_CIDRS before any accept: whatever a set holds. */
 	for (size_t i = 0; i < gw->n_deny; i++)
 		RULE(b, gw, c, "add rule: denied CIDR",

@@ -4,10 +4,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/netfilter_ipv4.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -24,17 +27,22 @@
  * and where the kernel gives less the pipe simply holds less). */
 #define PIPE_BYTES (1024 * 1024)
 
-enum { W_LISTEN = 1, W_CLIENT, W_SERVER };
+/* A relay thread's stack: it only loops over two splice(2) calls. */
+#define RELAY_STACK (256 * 1024)
+
+enum { W_LISTEN = 1, W_CLIENT, W_SERVER, W_RELAY_DONE };
 #define TAG(kind, i) ((uint64_t)(kind) << 32 | (uint32_t)(i))
 
-enum cstate { C_FREE, C_PEEK, C_CONNECT, C_HEAD, C_SPLICE };
+enum cstate { C_FREE, C_PEEK, C_CONNECT, C_HEAD, C_RELAY };
 
+/* One direction of an allowed connection, moved by a thread of its own. */
 struct dir {
 	int from, to;                   /* borrowed sockets */
 	int pipe[2];
 	size_t cap;                     /* the pipe's size, as the kernel granted it */
-	size_t held;                    /* bytes in the pipe */
-	bool eof, done;
+	pthread_t thread;
+	bool started;
+	struct conn *c;
 };
 
 struct conn {
@@ -47,6 +55,8 @@ struct conn {
 	size_t n, sent;
 	int64_t deadline;
 	struct dir up, down;            /* client → server, server → client */
+	atomic_int running;             /* relay threads not yet finished */
+	int done_fd;                    /* the proxy's eventfd: the last thread to finish says so */
 };
 
 struct l7proxy {
@@ -57,6 +67,7 @@ struct l7proxy {
 	uint16_t port;
 	struct in_addr cell;
 	bool listening;
+	int done_fd;                    /* eventfd: a connection's relay threads have finished */
 	struct conn c[MAX_CONNS];
 	size_t n_conns;
 };
@@ -70,15 +81,33 @@ static void report(struct l7proxy *p, struct conn *c, const char *name, bool tls
 		h->l7_event(h->ctx, &ev);
 }
 
+static void relay_join(struct conn *c)
+{
+	/* Wakes a thread blocked on either socket: its splice sees the end of
+	 * the stream or EPIPE, and it returns. */
+	if (atomic_load(&c->running) > 0) {
+		shutdown(c->client, SHUT_RDWR);
+		shutdown(c->server, SHUT_RDWR);
+	}
+	struct dir *d[] = {&c->up, &c->down};
+	for (size_t k = 0; k < 2; k++)
+		if (d[k]->started) {
+			pthread_join(d[k]->thread, NULL);
+			d[k]->started = false;
+		}
+}
+
 static void conn_close(struct l7proxy *p, int i)
 {
 	struct conn *c = &p->c[i];
 	if (c->st == C_FREE)
 		return;
+	if (c->st == C_RELAY)
+		relay_join(c);
 	int fds[] = {c->client, c->server, c->up.pipe[0], c->up.pipe[1], c->down.pipe[0], c->down.pipe[1]};
 	for (size_t k = 0; k < sizeof fds / sizeof fds[0]; k++)
 		if (fds[k] >= 0) {
-			if (k < 2)
+			if (k < 2 && c->st != C_RELAY)
 				evloop_unwatch(&p->loop, fds[k]);
 			close(fds[k]);
 		}
@@ -106,84 +135,117 @@ static void watch(struct l7proxy *p, int i, int fd, int kind, uint32_t ev)
 	}
 }
 
-/* ---- after the decision: splice ---- */
+/* ---- after the decision: splice, a thread per direction ---- */
 
-/* Move what can move in one direction. Returns -1 when the connection is broken. */
-static int dir_step(struct dir *d)
+/* The relay threads share nothing with the supervisor's thread but the
+ * connection's descriptors, which that thread closes only after joining them:
+ * no locks. A thread per direction rather than this loop's epoll set, because
+ * each chunk then costs two splice(2) calls in a thread that the socket wakes
+ * directly, instead of a trip through the supervisor's poll(), epoll_wait() and
+ * both directions' splices; and the two directions run at once. */
+static void *relay_main(void *arg)
 {
-	while (!d->done) {
-		bool moved = false;
-		if (!d->eof && d->held < d->cap) {
-			ssize_t r = splice(d->from, NULL, d->pipe[1], NULL, d->cap - d->held,
-					   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-			if (r > 0) {
-				d->held += (size_t)r;
-				moved = true;
-			} else if (r == 0) {
-				d->eof = true;
-			} else if (errno != EAGAIN && errno != EINTR) {
-				return -1;
+	struct dir *d = arg;
+	bool broken = false;
+	for (;;) {
+		ssize_t r = splice(d->from, NULL, d->pipe[1], NULL, d->cap, SPLICE_F_MOVE);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			broken = r < 0;
+			break;
+		}
+		while (r > 0) {
+			ssize_t w = splice(d->pipe[0], NULL, d->to, NULL, (size_t)r, SPLICE_F_MOVE);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				broken = true;
+				break;
 			}
+			r -= w;
 		}
-		if (d->held) {
-			ssize_t w = splice(d->pipe[0], NULL, d->to, NULL, d->held, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-			if (w > 0) {
-				d->held -= (size_t)w;
-				moved = true;
-			} else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-				return -1;
-			}
-		}
-		if (d->eof && !d->held) {
-			shutdown(d->to, SHUT_WR); /* pass the half-close on */
-			d->done = true;
-		}
-		if (!moved)
+		if (broken)
 			break;
 	}
-	return 0;
-}
-
-static void splice_step(struct l7proxy *p, int i)
-{
-	struct conn *c = &p->c[i];
-	if (dir_step(&c->up) < 0 || dir_step(&c->down) < 0 || (c->up.done && c->down.done)) {
-		conn_close(p, i);
-		return;
+	if (broken) {
+		/* One side is gone: end the other direction too. */
+		shutdown(d->from, SHUT_RDWR);
+		shutdown(d->to, SHUT_RDWR);
+	} else {
+		shutdown(d->to, SHUT_WR); /* pass the half-close on */
 	}
-	/* Each socket: readable when its direction has room, writable when the
-	 * other direction holds bytes for it. */
-	uint32_t ce = (!c->up.eof && c->up.held < c->up.cap ? EPOLLIN : 0) | (c->down.held ? EPOLLOUT : 0);
-	uint32_t se = (!c->down.eof && c->down.held < c->down.cap ? EPOLLIN : 0) | (c->up.held ? EPOLLOUT : 0);
-	watch(p, i, c->client, W_CLIENT, ce);
-	if (c->st != C_FREE)
-		watch(p, i, c->server, W_SERVER, se);
+	if (atomic_fetch_sub(&d->c->running, 1) == 1) {
+		uint64_t one = 1;
+		(void)!write(d->c->done_fd, &one, sizeof one);
+	}
+	return NULL;
 }
 
 static int open_pipe(struct dir *d)
 {
-	if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0)
+	if (pipe2(d->pipe, O_CLOEXEC) < 0)
 		return -1;
-	fcntl(d->pipe[1], F_SETPIPE_SZ, PIPE_BYTES); /* best effort: the default size works too */
+	/* Larger than the default 64 KiB: fewer, larger steps per megabyte (1 MiB
+	 * is the default pipe-max-size; where the kernel gives less, the pipe
+	 * simply holds less). Best effort: the default size works too. */
+	fcntl(d->pipe[1], F_SETPIPE_SZ, PIPE_BYTES);
 	int sz = fcntl(d->pipe[1], F_GETPIPE_SZ);
 	d->cap = sz > 0 ? (size_t)sz : 65536;
 	return 0;
 }
 
-static void start_splice(struct l7proxy *p, int i)
+static int blocking(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+}
+
+static void start_relay(struct l7proxy *p, int i)
 {
 	struct conn *c = &p->c[i];
-	if (open_pipe(&c->up) < 0 || open_pipe(&c->down) < 0) {
-		log_warn("SNI/Host check: pipe: %s", strerror(errno));
+	free(c->buf);
+	c->buf = NULL;
+	/* The loop no longer watches these sockets: the threads block on them. */
+	evloop_unwatch(&p->loop, c->client);
+	evloop_unwatch(&p->loop, c->server);
+	c->st = C_RELAY;
+	c->done_fd = p->done_fd;
+	c->up.from = c->down.to = c->client;
+	c->up.to = c->down.from = c->server;
+	c->up.c = c->down.c = c;
+	if (open_pipe(&c->up) < 0 || open_pipe(&c->down) < 0 || blocking(c->client) < 0 || blocking(c->server) < 0) {
+		log_warn("SNI/Host check: %s: %s", c->dest, strerror(errno));
 		conn_close(p, i);
 		return;
 	}
-	c->up.from = c->down.to = c->client;
-	c->up.to = c->down.from = c->server;
-	c->st = C_SPLICE;
-	free(c->buf);
-	c->buf = NULL;
-	splice_step(p, i);
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setstacksize(&at, RELAY_STACK);
+	struct dir *d[] = {&c->up, &c->down};
+	for (size_t k = 0; k < 2; k++) {
+		atomic_fetch_add(&c->running, 1);
+		int rc = pthread_create(&d[k]->thread, &at, relay_main, d[k]);
+		if (rc != 0) {
+			atomic_fetch_sub(&c->running, 1);
+			log_warn("SNI/Host check: %s: relay thread: %s", c->dest, strerror(rc));
+			pthread_attr_destroy(&at);
+			conn_close(p, i); /* joins a thread already started */
+			return;
+		}
+		d[k]->started = true;
+	}
+	pthread_attr_destroy(&at);
+}
+
+/* Relay threads have finished: end their connections. */
+static void reap_relays(struct l7proxy *p)
+{
+	uint64_t n;
+	(void)!read(p->done_fd, &n, sizeof n);
+	for (int i = 0; i < MAX_CONNS; i++)
+		if (p->c[i].st == C_RELAY && atomic_load(&p->c[i].running) == 0)
+			conn_close(p, i);
 }
 
 /* Send what was read before the decision, as it was. */
@@ -207,7 +269,7 @@ static void send_head(struct l7proxy *p, int i)
 		}
 		c->sent += (size_t)w;
 	}
-	start_splice(p, i);
+	start_relay(p, i);
 }
 
 static void connected(struct l7proxy *p, int i)
@@ -316,7 +378,7 @@ static void accept_conns(struct l7proxy *p)
 		struct conn *c = &p->c[i];
 		*c = (struct conn){.st = C_PEEK, .client = fd, .server = -1, .dst = dst, .cev = ~0u, .sev = ~0u,
 				   .deadline = mono_ms() + p->peek_timeout_ms,
-				   .up = {.pipe = {-1, -1}}, .down = {.pipe = {-1, -1}}};
+				   .up = {.pipe = {-1, -1}}, .down = {.pipe = {-1, -1}}, .done_fd = -1};
 		char ip[INET_ADDRSTRLEN] = "?";
 		inet_ntop(AF_INET, &dst.sin_addr, ip, sizeof ip);
 		snprintf(c->dest, sizeof c->dest, "%s:%u", ip, ntohs(dst.sin_port));
@@ -333,11 +395,9 @@ static void accept_conns(struct l7proxy *p)
 static void conn_event(struct l7proxy *p, int i, bool server, uint32_t events)
 {
 	struct conn *c = &p->c[i];
-	if (events & (EPOLLHUP | EPOLLERR) && c->st != C_PEEK) {
-		/* A side is gone for good: move what still can, then end (a
-		 * waiting socket would otherwise be reported again and again). */
-		if (c->st == C_SPLICE)
-			splice_step(p, i);
+	if (events & (EPOLLHUP | EPOLLERR) && c->st != C_PEEK && c->st != C_RELAY) {
+		/* A side is gone for good (a waiting socket would otherwise be
+		 * reported again and again). */
 		conn_close(p, i);
 		return;
 	}
@@ -354,9 +414,7 @@ static void conn_event(struct l7proxy *p, int i, bool server, uint32_t events)
 		if (server)
 			send_head(p, i);
 		break;
-	case C_SPLICE:
-		splice_step(p, i);
-		break;
+	case C_RELAY:
 	case C_FREE:
 		break;
 	}
@@ -373,6 +431,8 @@ void l7proxy_pump(struct l7proxy *p)
 			uint32_t kind = (uint32_t)(ev[k].data.u64 >> 32), i = (uint32_t)ev[k].data.u64;
 			if (kind == W_LISTEN)
 				accept_conns(p);
+			else if (kind == W_RELAY_DONE)
+				reap_relays(p);
 			else if (kind == W_CLIENT || kind == W_SERVER)
 				conn_event(p, (int)i, kind == W_SERVER, ev[k].events);
 		}
@@ -383,7 +443,7 @@ void l7proxy_pump(struct l7proxy *p)
 			decide(p, i, false, true);
 		if ((c->st == C_PEEK || c->st == C_CONNECT || c->st == C_HEAD) && c->deadline <= now)
 			conn_close(p, i); /* a server that never answers the connect */
-		if (c->st != C_FREE && c->st != C_SPLICE && c->deadline < next)
+		if (c->st != C_FREE && c->st != C_RELAY && c->deadline < next)
 			next = c->deadline;
 	}
 	evloop_arm(&p->loop, next);
@@ -397,6 +457,7 @@ int l7proxy_open(struct l7proxy **out, struct netpolicy *np, int peek_timeout_ms
 	p->np = np;
 	p->peek_timeout_ms = peek_timeout_ms;
 	p->loop.ep = p->loop.timer = -1;
+	p->done_fd = -1;
 	for (int i = 0; i < MAX_CONNS; i++)
 		p->c[i] = (struct conn){.st = C_FREE, .client = -1, .server = -1};
 	p->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -410,6 +471,13 @@ int l7proxy_open(struct l7proxy **out, struct netpolicy *np, int peek_timeout_ms
 	}
 	p->port = ntohs(a.sin_port);
 	if (evloop_open(&p->loop, e) < 0) {
+		l7proxy_close(p);
+		return -1;
+	}
+	p->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (p->done_fd < 0 || evloop_watch(&p->loop, p->done_fd, EPOLLIN, TAG(W_RELAY_DONE, 0), e) < 0) {
+		if (p->done_fd < 0)
+			err_sys(e, errno, "SNI/Host check: eventfd");
 		l7proxy_close(p);
 		return -1;
 	}
@@ -446,6 +514,8 @@ void l7proxy_close(struct l7proxy *p)
 		conn_close(p, i);
 	if (p->lfd >= 0)
 		close(p->lfd);
+	if (p->done_fd >= 0)
+		close(p->done_fd);
 	evloop_close(&p->loop);
 	free(p);
 }

@@ -5,12 +5,14 @@
  * original destination (SO_ORIGINAL_DST) only when a rule allows that name for
  * that address and port (netpolicy_l7_allowed). TLS is never terminated: the
  * bytes read are sent on unchanged, then the two sockets are joined with
- * splice(2) through a pipe per direction, no copy through userspace. A miss is
- * closed; HTTP gets a 403 first. One l7_egress_decision event per connection,
- * through the policy's hooks.
+ * splice(2) through a pipe per direction, no copy through userspace, each
+ * direction in a thread of its own. A miss is closed; HTTP gets a 403 first. One
+ * l7_egress_decision event per connection, through the policy's hooks.
  *
- * Single-threaded like the DNS proxy: l7proxy_fd() is readable whenever
- * l7proxy_pump() has work. */
+ * The decisions are made in the caller's thread, like the DNS proxy's:
+ * l7proxy_fd() is readable whenever l7proxy_pump() has work (a connection, a
+ * deadline, a relay whose threads have finished). l7proxy_close() ends and joins
+ * every relay. */
 #ifndef CELLOS_L7PROXY_H
 #define CELLOS_L7PROXY_H
 

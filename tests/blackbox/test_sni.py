@@ -4,14 +4,32 @@ share one address (the world's first, like a CDN) where a TLS server (self-signe
 terminates TLS) and an HTTP server listen. The cell may reach a.example on 443
 and 80, and b.example on 80 only."""
 import json
+import time
 
 import pytest
 
-from conftest import make_spec, new_dir, py_argv
-from networld import NetWorld
+from conftest import make_spec, new_dir, py_argv, unique_id
+from networld import NetWorld, gw_allocations, sh
 from proxyworld import dns_server, l7_servers, of_type
 
-EGRESS = [{"host": "a.example", "port": 443}, {"host": "a.example", "port": 80}, {"host": "b.example", "port": 80}]
+EGRESS = [{"host": "a.example", "port": 443}, {"host": "a.example", "port": 80}, {"host": "b.example", "port": 80},
+          {"host": "s.example", "port": 80}]
+
+# A server that reads what it gets and never answers nor closes, even after the
+# client's end of file: a relayed connection to it stays open on its side.
+SILENT_SERVER = r'''
+import socket, sys, threading, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 80)); s.listen(16)
+held = []
+def hold(c):
+    while c.recv(65536):
+        pass
+    time.sleep(3600)
+while True:
+    c, _ = s.accept(); held.append(c)
+    threading.Thread(target=hold, args=(c,), daemon=True).start()
+'''
 
 PROBE = r'''
 import json, socket, ssl, sys, time
@@ -71,10 +89,15 @@ def world():
     w = NetWorld()
     try:
         d = new_dir("sniworld")
+        silent = f"{w.prefix}.4"
+        sh("ip", "-n", w.world, "addr", "add", f"{silent}/24", "dev", w.wveth)
         # c.example: only in the hostnameAllowlist (resolvable, no rule).
-        dns_server(w, d, {"a.example": [w.world_addr], "b.example": [w.world_addr], "c.example": [w.world_addr2]})
+        dns_server(w, d, {"a.example": [w.world_addr], "b.example": [w.world_addr], "c.example": [w.world_addr2],
+                          "s.example": [silent]})
         l7_servers(w, d, w.world_addr)
         l7_servers(w, d, w.world_addr2)
+        w._spawn(w.world, ["/usr/bin/python3", "-c", SILENT_SERVER, silent])
+        w._wait_listening(w.world, silent, 80)
         yield w
     finally:
         w.close()
@@ -134,6 +157,60 @@ print(len(body), body == bytes(20000000))
     r = world.run(spec(code))
     assert r.rc == 0, r
     assert r.out.split() == ["20000000", "True"], r.out
+
+
+def test_more_connections_than_slots_one_after_another(world):
+    # The check holds 64 connections at once; 80 in turn all pass, so each
+    # allowed connection's slot comes back when its relay (a splice thread per
+    # direction) ends, and each answer arrives whole through it.
+    code = r'''
+import socket
+ip = socket.gethostbyname("a.example")
+ok = 0
+for i in range(80):
+    s = socket.create_connection((ip, 80), timeout=5)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    s.close()
+    ok += data.startswith(b"HTTP/1.1 200") and data.endswith(b"http a.example\n")
+print(ok)
+'''
+    r = world.run(spec(code), timeout=120)
+    assert r.rc == 0, r
+    assert r.out.strip() == "80", r.out
+    allowed = [d for d in of_type(r, "observability.v1.l7_egress_decision") if d["decision"] == "allow"]
+    assert len(allowed) == 80
+
+
+def test_open_relay_at_the_workloads_end_is_closed(world):
+    # The workload sends a request to a server that never answers nor closes,
+    # and ends: the relay's server-to-cell direction is still waiting on that
+    # server. The supervisor ends it (no hang), and nothing of the run remains.
+    code = r'''
+import socket
+s = socket.create_connection((socket.gethostbyname("s.example"), 80), timeout=5)
+s.sendall(b"GET / HTTP/1.1\r\nHost: s.example\r\n\r\n")
+print("sent")
+'''
+    cid = unique_id()
+    s = spec(code)
+    s["spec"]["id"] = cid
+    r = world.run(s, timeout=30)
+    assert r.rc == 0 and r.out.strip() == "sent", r
+    assert r.elapsed < 15, r.elapsed
+    ev = of_type(r, "observability.v1.l7_egress_decision")
+    assert [(d["serverName"], d["decision"]) for d in ev] == [("s.example", "allow")], ev
+    assert not gw_allocations(cid)
+    assert not [t for t in world.tables() if cid in t], world.tables()
+    deadline = time.monotonic() + 5  # the veth goes with the cell's netns, in the background
+    while [l for l in world.links() if l.startswith("cellos-")] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [l for l in world.links() if l.startswith("cellos-")], world.links()
 
 
 def test_gvisor_cell_gets_the_same_proxy_and_check(world):

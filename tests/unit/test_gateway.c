@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <libmnl/libmnl.h>
@@ -182,6 +183,41 @@ static void dead_allocation_is_reclaimed(void **state)
 		mnl_socket_close(a.nl_host);
 }
 
+/* A dead run's longer record is replaced whole by the next run's (written over,
+ * then cut to length: the allocation file is never truncated to zero). */
+static void longer_dead_record_is_replaced(void **state)
+{
+	struct ctx *c = *state;
+	struct cidr4 sub = {ip("10.9.0.0"), 30};
+	struct gateway a = {0}, b = {0};
+	struct err e = {0};
+	assert_int_equal(gateway_up(&a, "cellos-a-much-longer-cell-name-of-a-dead-run-66666666", &sub, NULL, 0, NULL, 0,
+				    c->cell, &e), 0);
+	close(a.lock_fd); /* "SIGKILL" */
+	if (a.nl_host)
+		mnl_socket_close(a.nl_host);
+	assert_int_equal(gateway_up(&b, "cellos-b-77777777", &sub, NULL, 0, NULL, 0, c->cell, &e), 0);
+	char path[128], want[256];
+	snprintf(path, sizeof path, "%s/10.9.0.0.lock", c->dir);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	char got[512] = {0};
+	size_t n = fread(got, 1, sizeof got - 1, f);
+	fclose(f);
+	struct stat st;
+	assert_int_equal(stat("/proc/self/ns/net", &st), 0);
+	snprintf(want, sizeof want, "netns=%llu:%llu\ntable=cellos-gw-b-77777777\nif=%s\n", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino, b.host_if);
+	assert_int_equal(n, strlen(want));
+	assert_string_equal(got, want);
+	/* The dead run's table went with the takeover. */
+	assert_null(strstr(sh_out("nft list tables"), "much-longer"));
+	gateway_down(&b);
+	char ls[128];
+	snprintf(ls, sizeof ls, "ls %s", c->dir);
+	assert_string_equal(sh_out(ls), "");
+}
+
 static void names_extend_sets(void **state)
 {
 	struct ctx *c = *state;
@@ -223,6 +259,7 @@ int main(void)
 		cmocka_unit_test(deny_list),
 		cmocka_unit_test_setup_teardown(allocates_distinct_links_and_cleans_up, world_up, world_down),
 		cmocka_unit_test_setup_teardown(dead_allocation_is_reclaimed, world_up, world_down),
+		cmocka_unit_test_setup_teardown(longer_dead_record_is_replaced, world_up, world_down),
 		cmocka_unit_test_setup_teardown(names_extend_sets, world_up, world_down),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
