@@ -3,7 +3,8 @@
  * prepare (before there is a document, `cellos-supervisor --warm`): the cgroup
  *         leaves (named `cellos-warm-<runId8>`, made for every controller so
  *         that any run.limits fits), clone3() of the cell's init into them and
- *         its namespaces, the uid map, the network namespace with lo up, and
+ *         its namespaces, the uid map, the network namespace with lo up and
+ *         the ruleset of a cell without egress rules, and
  *         the init's 'W': the base of the cell's root (/sys of that netns).
  * claim   (stub_create, once the document is admitted): run.limits, the
  *         nft ruleset, the seccomp filter, and 'A' with the document's part
@@ -40,12 +41,21 @@ static struct {
 	char hide[2][PATH_MAX];
 	char *hide_list[3];
 	unsigned ctrls;         /* CG_* the leaves can take limits of */
+	bool base_rules;        /* the ruleset without egress rules is in force */
 } warm;
 
-static int lo_up(void *arg, struct err *e)
+/* In the warm cell's netns: lo up, and the ruleset of a cell without egress
+ * rules (the claim replaces it when the document declares some). */
+static int net_base(void *arg, struct err *e)
 {
 	(void)arg;
-	return netdev_loopback_up(e);
+	if (netdev_loopback_up(e) < 0)
+		return -1;
+	struct err ne = {0};
+	warm.base_rules = nft_apply(NULL, 0, &ne) == 0;
+	if (!warm.base_rules)
+		log_debug("warm cell: the base ruleset: %s (applied at claim)", ne.msg);
+	return 0;
 }
 
 /* Supervisor files that may lie inside a directory the cell sees (as stub_create
@@ -168,8 +178,8 @@ int stub_warm_prepare(const struct config *cfg, const char *run_id, uid_t uid, g
 		goto fail;
 	}
 	if (c->ns & NS_NET) {
-		if (s->netns_later ? netns_make(&s->netns, lo_up, NULL, e) < 0 || send_netns(s, e) < 0
-				   : netns_run_in(s->netns, lo_up, NULL, e) < 0)
+		if (s->netns_later ? netns_make(&s->netns, net_base, NULL, e) < 0 || send_netns(s, e) < 0
+				   : netns_run_in(s->netns, net_base, NULL, e) < 0)
 			goto fail;
 		log_step(&t, "warm.net");
 	}
@@ -213,7 +223,9 @@ static int rules(void *arg, struct err *e)
 	struct err ne = {0};
 	(void)e;
 	/* As stub.c's net_setup: a ruleset nftables refuses is a fact, not a failure. */
-	if (nft_apply(c->egress, c->n_egress, &ne) < 0)
+	if (warm.base_rules && !c->n_egress)
+		c->facts.nft_applied = true;
+	else if ((warm.base_rules ? nft_replace : nft_apply)(c->egress, c->n_egress, &ne) < 0)
 		snprintf(c->facts.nft_error, sizeof c->facts.nft_error, "%s", ne.msg);
 	else
 		c->facts.nft_applied = true;
@@ -281,8 +293,10 @@ int stub_warm_claim(struct cell *c, struct err *e)
 		goto fail;
 	if (c->ns & NS_NET) {
 		c->facts.netns = true;
-		if (netns_run_in(s->netns, rules, c, e) < 0)
+		if ((!warm.base_rules || c->n_egress) && netns_run_in(s->netns, rules, c, e) < 0)
 			goto fail;
+		if (warm.base_rules && !c->n_egress)
+			c->facts.nft_applied = true;
 	}
 	if (c->cfg->seccomp_policy && seccomp_policy_compile(c->cfg->seccomp_policy, &s->filter, e) < 0)
 		goto fail;
