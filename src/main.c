@@ -194,9 +194,11 @@ static void std_fds_open(void)
 
 /* --warm (cellos-agent, SPEC §11): what does not depend on the document is done
  * before it exists (docs/DESIGN.md, "Warm cells"): the process, its libraries,
- * libnats when events go to NATS. Closing fd 3 tells the agent; then the
- * document is awaited on stdin. A SIGTERM/SIGINT meanwhile ends the warm cell
- * without a run: 128+N, no event (there is no cell id to report under). */
+ * the cell itself where the backend can (supervisor_warm_prepare: the stub's
+ * leaves, namespaces, netns and base root), libnats when events go to NATS.
+ * Closing fd 3 tells the agent; then the document is awaited on stdin. A
+ * SIGTERM/SIGINT meanwhile ends the warm cell without a run: what it built is
+ * destroyed, 128+N, no event (there is no cell id to report under). */
 static struct config warm_cfg;
 static bool warm_cfg_loaded;
 /* fd 3 is the agent's "ready" pipe only if we were started with it (main

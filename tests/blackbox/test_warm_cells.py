@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 import urllib.request
 
@@ -201,3 +202,35 @@ def test_a_killed_agent_takes_its_warm_cells_with_it(no_residue, server_and_queu
     assert not os.path.exists(f"/proc/{w['init']}")
     assert not leaf_paths(w["run"])
     assert not os.path.exists(f"{RUNREG_DIR}/cellos-warm-{w['run'][:8]}.lock")
+
+
+def test_a_warm_cell_gets_the_documents_egress_rules_in_place_of_its_base_ruleset(server_and_queue):
+    srv = server_and_queue
+    jsonl = new_dir("warm-events") / "events.jsonl"
+    mport = free_port()
+    a = Agent(srv.url, jsonl, CELLOS_AGENT_WARM="1", CELLOS_AGENT_MAX_CELLS="1",
+              CELLOS_AGENT_METRICS_ADDR=f"127.0.0.1:{mport}")
+    try:
+        ((pid, w),) = ready_cells(a, mport, 1).items()
+        # The warm cell's netns already holds the ruleset of a cell without rules.
+        base = subprocess.run(["nsenter", f"--net=/proc/{w['init']}/ns/net", "/usr/sbin/nft", "list", "ruleset"],
+                              capture_output=True, text=True, check=True).stdout
+        assert "table inet cellos" in base and "policy drop" in base and "192.0.2.7" not in base, base
+        with srv.client() as c:
+            j = submit(c, make_spec(["/bin/sleep", "2"], egress=[{"host": "192.0.2.7", "port": 8443}]))
+
+            def spawned():
+                r = runs_by_job(jsonl).get(j, {})
+                return [e for evs in r.values() for e in evs if short_type(e) == "observability.v1.process_spawned"]
+            wait_for(spawned, 30, "process_spawned")
+            wpid = spawned()[0]["data"]["pid"]
+            rules = subprocess.run(["nsenter", f"--net=/proc/{wpid}/ns/net", "/usr/sbin/nft", "list", "ruleset"],
+                                   capture_output=True, text=True, check=True).stdout
+            assert rules.count("table inet cellos") == 1 and "192.0.2.7" in rules and "8443" in rules, rules
+            wait_for(lambda: finished(one_run(jsonl, j)[1]), 30, "the job")
+        run, evs = one_run(jsonl, j)
+        assert run == w["run"]
+        enf = [e for e in evs if short_type(e) == "observability.v1.network_enforcement"][0]["data"]
+        assert enf["nftRulesApplied"] is True and len(enf["ruleCounters"]) == 2, enf
+    finally:
+        assert a.stop() == 0
