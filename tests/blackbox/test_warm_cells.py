@@ -234,3 +234,30 @@ def test_a_warm_cell_gets_the_documents_egress_rules_in_place_of_its_base_rulese
         assert enf["nftRulesApplied"] is True and len(enf["ruleCounters"]) == 2, enf
     finally:
         assert a.stop() == 0
+
+
+def test_a_sigkilled_warm_cell_is_cleaned_up_by_the_next_one(no_residue, server_and_queue):
+    """kill -9 of a warm supervisor: its init dies with it (PID 1 of its namespace,
+    death signal); its registered leaf is removed by the sweep of the next warm
+    cell the agent starts in its place; that one still serves a job."""
+    srv = server_and_queue
+    jsonl = new_dir("warm-events") / "events.jsonl"
+    mport = free_port()
+    a = Agent(srv.url, jsonl, CELLOS_AGENT_WARM="1", CELLOS_AGENT_MAX_CELLS="1",
+              CELLOS_AGENT_METRICS_ADDR=f"127.0.0.1:{mport}")
+    try:
+        ((pid, w),) = ready_cells(a, mport, 1).items()
+        assert leaf_paths(w["run"])
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not os.path.exists(f"/proc/{w['init']}"), 10, "the killed warm cell's init to die")
+        wait_for(lambda: not leaf_paths(w["run"]), 20, "the next warm cell's sweep")
+        assert not os.path.exists(f"{RUNREG_DIR}/cellos-warm-{w['run'][:8]}.lock")
+        ((pid2, w2),) = ready_cells(a, mport, 1).items()
+        assert pid2 != pid
+        with srv.client() as c:
+            j = submit(c, make_spec(["/bin/true"]))
+            wait_for(lambda: j in runs_by_job(jsonl) and finished(one_run(jsonl, j)[1]), 30, "the job")
+        run, evs = one_run(jsonl, j)
+        assert run == w2["run"] and finished(evs)["data"]["outcome"] == "succeeded"
+    finally:
+        assert a.stop() == 0
