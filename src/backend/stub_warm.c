@@ -246,16 +246,14 @@ static int rules(void *arg, struct err *e)
 	struct err ne = {0};
 	(void)e;
 	/* As stub.c's net_setup: a ruleset nftables refuses is a fact, not a failure. */
-	if (warm.base_rules && !c->n_egress)
-		c->facts.nft_applied = true;
-	else if ((warm.base_rules ? nft_replace : nft_apply)(c->egress, c->n_egress, &ne) < 0)
+	if ((warm.base_rules ? nft_replace : nft_apply)(c->egress, c->n_egress, &ne) < 0)
 		snprintf(c->facts.nft_error, sizeof c->facts.nft_error, "%s", ne.msg);
 	else
 		c->facts.nft_applied = true;
 	return 0;
 }
 
-static int send_claim(struct stub *s, const struct cell *c, const char *rec, size_t len, struct err *e)
+static int send_claim(struct stub *s, const char *rec, size_t len, struct err *e)
 {
 	char tag = 'A';
 	struct iovec iov[2] = {{&tag, 1}, {(void *)rec, len}};
@@ -263,7 +261,6 @@ static int send_claim(struct stub *s, const struct cell *c, const char *rec, siz
 	/* An init that already failed has said why: wait_setup() reports that. */
 	if (sendmsg(s->ctl, &mh, MSG_NOSIGNAL) < 0 && errno != EPIPE && errno != ECONNRESET)
 		return err_sys(e, errno, "hand the document's part to the warm cell");
-	(void)c;
 	return 0;
 }
 
@@ -302,7 +299,7 @@ int stub_warm_claim(struct cell *c, struct err *e)
 	snprintf(c->name, sizeof c->name, "%s", warm.c.name);
 	snprintf(c->facts.cgroup, sizeof c->facts.cgroup, "%s", s->cg.v2.path);
 	c->facts.leaf = cgroup_cell_any(&s->cg);
-	int rc = send_claim(s, c, rec, len, e);
+	int rc = send_claim(s, rec, len, e);
 	explicit_bzero(rec, len); /* the environment's secrets */
 	free(rec);
 	if (rc < 0)
@@ -316,10 +313,11 @@ int stub_warm_claim(struct cell *c, struct err *e)
 		goto fail;
 	if (c->ns & NS_NET) {
 		c->facts.netns = true;
-		if ((!warm.base_rules || c->n_egress) && netns_run_in(s->netns, rules, c, e) < 0)
-			goto fail;
+		/* The base ruleset is already the whole ruleset of a cell without rules. */
 		if (warm.base_rules && !c->n_egress)
 			c->facts.nft_applied = true;
+		else if (netns_run_in(s->netns, rules, c, e) < 0)
+			goto fail;
 	}
 	if (c->cfg->seccomp_policy && seccomp_policy_compile(c->cfg->seccomp_policy, &s->filter, e) < 0)
 		goto fail;
