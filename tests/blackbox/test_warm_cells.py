@@ -261,3 +261,36 @@ def test_a_sigkilled_warm_cell_is_cleaned_up_by_the_next_one(no_residue, server_
         assert run == w2["run"] and finished(evs)["data"]["outcome"] == "succeeded"
     finally:
         assert a.stop() == 0
+
+
+def test_env_secrets_reach_a_warm_cells_workload_and_file_delivery_starts_cold(server_and_queue):
+    """Env delivery goes through the claim record to the warm cell's init; the
+    secrets directory of file delivery is built cold (docs/DESIGN.md)."""
+    srv = server_and_queue
+    jsonl = new_dir("warm-events") / "events.jsonl"
+    mport = free_port()
+    a = Agent(srv.url, jsonl, CELLOS_AGENT_WARM="1", CELLOS_AGENT_MAX_CELLS="1", CELLOS_AGENT_SECRETS="TOKEN",
+              CELLOS_SECRET_TOKEN="s3cr3t-warm", CELLOS_AGENT_METRICS_ADDR=f"127.0.0.1:{mport}")
+    try:
+        ((_, w1),) = ready_cells(a, mport, 1).items()
+        env_doc = make_spec(["/bin/sh", "-c", 'test "${TOKEN#s3cr3t-}" = warm'], secret_refs=["TOKEN"],
+                            run_extra={"secretDelivery": "env"})
+        with srv.client() as c:
+            j1 = submit(c, env_doc)
+            wait_for(lambda: j1 in runs_by_job(jsonl) and finished(one_run(jsonl, j1)[1]), 30, "the env job")
+            run1, evs1 = one_run(jsonl, j1)
+            assert run1 == w1["run"] and finished(evs1)["data"]["outcome"] == "succeeded", finished(evs1)
+            started = [e for e in evs1 if short_type(e) == "lifecycle.v1.started"][0]["data"]
+            assert started["isolation"]["cgroup"].endswith(f"/cellos-warm-{run1[:8]}")
+
+            ((_, w2),) = ready_cells(a, mport, 1).items()
+            file_doc = make_spec(["/bin/sh", "-c", 'v=$(cat /run/cellos/secrets/TOKEN); test "${v#s3cr3t-}" = warm'],
+                                 secret_refs=["TOKEN"], run_extra={"secretDelivery": "file"})
+            j2 = submit(c, file_doc)
+            wait_for(lambda: j2 in runs_by_job(jsonl) and finished(one_run(jsonl, j2)[1]), 30, "the file job")
+        run2, evs2 = one_run(jsonl, j2)
+        assert run2 == w2["run"] and finished(evs2)["data"]["outcome"] == "succeeded", finished(evs2)
+        a.wait_log("warm cell not used (secretDelivery file)", 10)
+        assert "s3cr3t-warm" not in jsonl.read_text()
+    finally:
+        assert a.stop() == 0
