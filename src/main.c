@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sodium.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <stdio.h>
 #include <string.h>
@@ -224,6 +225,13 @@ static int warm_wait(void)
 			nats_conn_prepare(&o, "cellos-supervisor (warm)", NATS_SINK_ATTEMPT_MS, &e);
 		config_nats_free(&o);
 	}
+	/* The agent starts warm cells at a lower priority than its jobs (spare
+	 * capacity, built while a job may be starting): the job this one will
+	 * serve runs at the agent's. */
+	errno = 0;
+	int prio = getpriority(PRIO_PROCESS, getppid());
+	if (errno == 0)
+		supervisor_warm_priority(prio);
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -913,6 +914,12 @@ int supervisor_warm_prepare(const struct config *cfg, struct err *e)
 		return -1;
 	}
 	return 0;
+}
+
+void supervisor_warm_priority(int prio)
+{
+	setpriority(PRIO_PROCESS, 0, prio);
+	stub_warm_priority(prio);
 }
 
 void supervisor_warm_discard(void)

@@ -19,6 +19,9 @@ void supervisor_block_signals(void);
  * the gateway). The run of supervisor_run takes both. -1 with the reason:
  * nothing is left built (the run is then built cold). */
 int supervisor_warm_prepare(const struct config *cfg, struct err *e);
+/* Once built: ourselves and the warm cell's init to nice value `prio` (a warm
+ * cell is built at a lower priority than the job it will serve). */
+void supervisor_warm_priority(int prio);
 /* Destroy what supervisor_warm_prepare built that no run took (idempotent). */
 void supervisor_warm_discard(void);
 

@@ -144,6 +144,8 @@ void backend_cgroup_usage(struct cgroup_cell *cg, struct run_status *st);
 bool stub_warm_wanted(const struct config *cfg);
 int stub_warm_prepare(const struct config *cfg, const char *run_id, uid_t uid, gid_t gid, struct err *e);
 void stub_warm_discard(void);
+/* The warm cell's init to nice value `prio` (it was cloned at ours). */
+void stub_warm_priority(int prio);
 
 /* The backend selected by CELLOS_CELL_BACKEND. */
 const struct backend_ops *backend_for(const struct config *cfg);

@@ -92,29 +92,13 @@ bool stub_warm_wanted(const struct config *cfg)
 	return cfg->backend == BACKEND_STUB && !cfg->host_mode && (cfg->ns & NS_MNT) && cfg->network != NETWORK_GATEWAY;
 }
 
-/* How much nicer the building of a warm cell is than the jobs: it is spare
- * capacity, and it runs while a job that just took a warm cell is starting. */
-#define WARM_NICE 10
-
-static int build(const struct config *cfg, const char *run_id, uid_t uid, gid_t gid, struct err *e);
-
-int stub_warm_prepare(const struct config *cfg, const char *run_id, uid_t uid, gid_t gid, struct err *e)
+void stub_warm_priority(int prio)
 {
-	errno = 0;
-	int prio = getpriority(PRIO_PROCESS, 0);
-	bool niced = errno == 0 && setpriority(PRIO_PROCESS, 0, prio + WARM_NICE > 19 ? 19 : prio + WARM_NICE) == 0;
-	int rc = build(cfg, run_id, uid, gid, e);
-	if (niced) {
-		/* The init was cloned at our nice value: both serve the job at the
-		 * priority we were started with. */
-		setpriority(PRIO_PROCESS, 0, prio);
-		if (rc == 0)
-			setpriority(PRIO_PROCESS, (id_t)warm.s->init, prio);
-	}
-	return rc;
+	if (warm.s && warm.s->init > 0)
+		setpriority(PRIO_PROCESS, (id_t)warm.s->init, prio);
 }
 
-static int build(const struct config *cfg, const char *run_id, uid_t uid, gid_t gid, struct err *e)
+int stub_warm_prepare(const struct config *cfg, const char *run_id, uid_t uid, gid_t gid, struct err *e)
 {
 	struct cell *c = &warm.c;
 	warm.spec = (struct spec){.id = "warm"};
