@@ -4,12 +4,13 @@
  *         leaves (named `cellos-warm-<runId8>`, made for every controller so
  *         that any run.limits fits), clone3() of the cell's init into them and
  *         its namespaces, the uid map, the network namespace with lo up and
- *         the ruleset of a cell without egress rules, and
- *         the init's 'W': the base of the cell's root (/sys of that netns).
+ *         the ruleset of a cell without egress rules, and the init's 'W':
+ *         the base of the cell's root (/sys of that netns), pivoted into.
  * claim   (stub_create, once the document is admitted): run.limits, the
  *         nft ruleset, the seccomp filter, and 'A' with the document's part
- *         (isolate/cellinit.h: hostname, workspace, passwd entry, pivot, uid,
- *         privileges, argv[0]). From there it is the cell stub.c made.
+ *         (isolate/cellinit.h: hostname, workspace, passwd entry, read-only
+ *         root, uid, privileges, argv[0]). From there it is the cell stub.c
+ *         made.
  * A document the warm cell does not fit (run.mounts, secretDelivery file, the
  * gateway, a terminal to relay, a limit whose controller the leaves lack, an
  * argv/environment over CELLINIT_PACK_MAX) is built cold by stub_create, after

@@ -441,7 +441,7 @@ static pid_t spawn_workload(const struct cellinit_args *a, const struct sock_fpr
 /* ---- a warm cell (SPEC §11, docs/DESIGN.md "Warm cells") ----
  * 'W': what does not depend on the document (our identity, the base of the
  * root with /sys in the cell's netns); 'A' + cellinit_pack()'s record: the
- * document's part (the rest of the root, the pivot, hostname, uid, privileges,
+ * document's part (the rest of the root, read-only, hostname, uid, privileges,
  * argv[0]). Each answered with 'R' (or 'S'/'D' and exit, as in setup()). */
 static void recv_or_exit(int ctl, void *buf, size_t size, char want, size_t *len)
 {

@@ -660,8 +660,11 @@ static int build_sys_now(struct builder *b, const struct cellfs_opts *o)
 	return 0;
 }
 
+static int pivot(struct builder *b);
+
 /* The rest of the root; `early`: the masks of `hide` and /sys were done with
- * the base (a warm cell: it has no run.mounts that could hold those files). */
+ * the base, /dev made read-only and the pivot done (a warm cell: it has no
+ * run.mounts that could hold those files). */
 static int build_rest(struct builder *b, const struct cellfs_opts *o, bool early)
 {
 	struct err *e = b->e;
@@ -683,16 +686,21 @@ static int build_rest(struct builder *b, const struct cellfs_opts *o, bool early
 	/* Read-only from now on: the scaffold (the cell cannot add entries to "/")
 	 * and /dev (the cell cannot create files there; devices stay usable). */
 	struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
-	if (mount_setattr(b->dev, "", AT_EMPTY_PATH, &ro, sizeof ro) < 0 ||
+	if ((!early && mount_setattr(b->dev, "", AT_EMPTY_PATH, &ro, sizeof ro) < 0) ||
 	    mount_setattr(b->root, "", AT_EMPTY_PATH, &ro, sizeof ro) < 0)
 		return err_sys(e, errno, "cell filesystem: make the scaffold read-only");
+	return early ? 0 : pivot(b);
+}
 
-	/* pivot_root(".", "."): the old root ends up stacked on the new one and is
-	 * detached at once, so no path of the cell leads to the host's root. */
+/* pivot_root(".", "."): the old root ends up stacked on the new one and is
+ * detached at once, so no path of the cell leads to the host's root. The
+ * builder works on descriptors, so it can go on in the new root (a warm cell). */
+static int pivot(struct builder *b)
+{
 	if (fchdir(b->root) < 0 || syscall(SYS_pivot_root, ".", ".") < 0)
-		return err_sys(e, errno, "cell filesystem: pivot_root");
+		return err_sys(b->e, errno, "cell filesystem: pivot_root");
 	if (umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
-		return err_sys(e, errno, "cell filesystem: detach the host's root");
+		return err_sys(b->e, errno, "cell filesystem: detach the host's root");
 	return 0;
 }
 
@@ -743,6 +751,14 @@ int cellfs_build_begin(const struct cellfs_opts *o, struct err *e)
 	mode_t old = umask(0);
 	int rc = build_base(&warm_b, o) < 0 || build_hide(&warm_b, o) < 0 || build_sys_now(&warm_b, o) < 0 ? -1 : 0;
 	umask(old);
+	/* /dev is complete, and the pivot (whose detach of the host's root waits
+	 * for the kernel's RCU) is off the job's path: the scaffold stays writable
+	 * until end. */
+	struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
+	if (rc == 0 && mount_setattr(warm_b.dev, "", AT_EMPTY_PATH, &ro, sizeof ro) < 0)
+		rc = err_sys(e, errno, "cell filesystem: make /dev read-only");
+	if (rc == 0)
+		rc = pivot(&warm_b);
 	if (rc < 0)
 		builder_free(&warm_b);
 	return rc;

@@ -78,15 +78,17 @@ def test_a_warm_cells_namespaces_exist_before_its_job_and_it_serves_exactly_one(
         assert w1["ns"]["net"] != host_ns["net"] and w1["ns"]["mnt"] != host_ns["mnt"]
         leaves = leaf_paths(w1["run"])
         assert leaves and all(os.path.isdir(p) for p in leaves)
-        # Its base root is built: the init's root is not the host's yet (no pivot
-        # before the document), but its mount namespace holds the scaffold.
-        mounts = open(f"/proc/{w1['init']}/mountinfo").read()
-        assert " /tmp/proc " in mounts or "/tmp/proc" in mounts, mounts[:2000]
+        # Its base root is built and it lives in it already: /proc, /dev, /sys of
+        # its own, the host's root detached.
+        mounts = [l.split()[4] for l in open(f"/proc/{w1['init']}/mountinfo").read().splitlines()]
+        assert {"/", "/proc", "/dev", "/sys", "/usr", "/tmp"} <= set(mounts), mounts
+        assert not os.path.exists(f"/proc/{w1['init']}/root/home"), "the host's root is still reachable"
 
         cell_id = unique_id("warm")
         doc = make_spec(["/bin/sh", "-c",
                          f'test "$(cat /proc/sys/kernel/hostname)" = {cell_id} && test "$(pwd)" = /work/job '
-                         '&& test "$GREETING" = hi && sleep 3'],
+                         '&& test "$GREETING" = hi && ! touch /x 2>/dev/null && ! touch /dev/x 2>/dev/null '
+                         '&& touch /work/job/x /tmp/x && test ! -e /home && sleep 3'],
                         id=cell_id, run_extra={"workingDirectory": "/work/job", "env": {"GREETING": "hi"},
                                                "limits": {"memoryMaxBytes": 64 * 1024 * 1024}})
         with srv.client() as c:
