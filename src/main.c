@@ -216,6 +216,14 @@ static int warm_wait(void)
 		if (supervisor_warm_prepare(&warm_cfg, &ce) < 0)
 			log_warn("warm cell: %s (the job's cell will be built cold)", ce.msg);
 	}
+	/* The agent starts warm cells at a lower priority than its jobs (spare
+	 * capacity, built while a job may be starting): the job this one will
+	 * serve runs at the agent's. Before libnats starts its threads (a nice
+	 * value is a thread's). */
+	errno = 0;
+	int prio = getpriority(PRIO_PROCESS, getppid());
+	if (errno == 0)
+		supervisor_warm_priority(prio);
 	if (getenv("CELLOS_NATS_URL") && !getenv("CELL_OS_USE_NOOP_SINK")) {
 		/* libnats loaded and connected: most of what the sink costs a short
 		 * run (bench/README.md). A failure here is the run's to report. */
@@ -225,13 +233,6 @@ static int warm_wait(void)
 			nats_conn_prepare(&o, "cellos-supervisor (warm)", NATS_SINK_ATTEMPT_MS, &e);
 		config_nats_free(&o);
 	}
-	/* The agent starts warm cells at a lower priority than its jobs (spare
-	 * capacity, built while a job may be starting): the job this one will
-	 * serve runs at the agent's. */
-	errno = 0;
-	int prio = getpriority(PRIO_PROCESS, getppid());
-	if (errno == 0)
-		supervisor_warm_priority(prio);
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
