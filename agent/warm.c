@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -21,6 +22,8 @@
 /* A warm cell that died before it was ready is started again after this (a
  * broken configuration must not make the agent fork in a loop). */
 #define WARM_RESTART_MS 1000
+/* How much nicer a warm cell is while it is being built. */
+#define WARM_NICE 10
 
 static int64_t next_start_ms;
 
@@ -60,6 +63,13 @@ static int start_one(struct warm_cell *c, const struct agent_settings *s)
 	if (p == 0) {
 		close(doc[1]);
 		close(ready[0]);
+		/* Built at a lower priority than the jobs (it is spare capacity, and
+		 * built right when a job that took a warm cell is starting); the
+		 * supervisor puts itself and its cell back to ours once ready. */
+		errno = 0;
+		int prio = getpriority(PRIO_PROCESS, 0);
+		if (errno == 0)
+			setpriority(PRIO_PROCESS, 0, prio + WARM_NICE > 19 ? 19 : prio + WARM_NICE);
 		job_exec_child(s, c->run_id, doc[0], ready[1], argv);
 	}
 	close(doc[0]);

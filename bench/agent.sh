@@ -11,6 +11,8 @@
 # The cell is the default isolated no-op cell (/bin/true, every namespace).
 # A nats-server -js on a free loopback port with a temporary store, killed at exit.
 # Writes the figures into bench/README.md between the AGENT markers.
+#  3. the CPU time per cell: agents, supervisors and cells (their rusage), and
+#     nats-server's, so that figures of a loaded host can be read against it.
 # Usage: bench/agent.sh [JOBS] [LATENCY_JOBS]   (defaults 300 and 40; needs root)
 set -eu
 cd "$(dirname "$0")/.."
@@ -22,6 +24,7 @@ work=$(mktemp -d /tmp/bench-agent.XXXXXX)
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 nats-server -js -a 127.0.0.1 -p "$port" -sd "$work/store" >"$work/nats.log" 2>&1 &
 nats_pid=$!
+export NATS_PID=$nats_pid
 trap 'kill -9 $nats_pid 2>/dev/null; wait $nats_pid 2>/dev/null || true; rm -rf "$work"' EXIT
 URL=nats://127.0.0.1:$port
 i=0
@@ -38,22 +41,9 @@ for warm in 0 2; do
 	done
 done
 
-# The same cells, one supervisor after another, in a shell loop.
-cat >"$work/cell.json" <<'DOC'
-{"apiVersion": "cellos.io/v1", "kind": "ExecutionCell",
- "spec": {"id": "bench-loop", "authority": {"secretRefs": []}, "lifetime": {"ttlSeconds": 60},
-          "run": {"argv": ["/bin/true"]}}}
-DOC
-t0=$(date +%s.%N)
-n=0
-while [ $n -lt "$JOBS" ]; do
-	env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin CELLOS_NATS_URL="$URL" CELL_OS_JSONL_EVENTS="$work/loop.jsonl" \
-		CELL_OS_JSONL_FSYNC=none CELLOS_LOG=warn "$BIN/cellos-supervisor" "$work/cell.json"
-	n=$((n + 1))
-done
-t1=$(date +%s.%N)
-loop=$(echo "$JOBS / ($t1 - $t0)" | bc -l)
-printf '{"loop": true, "jobs": %s, "cells_per_s": %.1f}\n' "$JOBS" "$loop" | tee -a "$res"
+# The same cells, one supervisor after another (agent_bench.py loop: a loop of
+# cellos-supervisor processes, as a shell loop runs them, timing CPU too).
+/usr/bin/python3 bench/agent_bench.py loop "$URL" "$BIN" "$JOBS" "$work" | tee -a "$res"
 
 for warm in 0 1; do
 	/usr/bin/python3 bench/agent_bench.py latency "$URL" "$BIN" "$LJOBS" "$warm" "$work" | tee -a "$res"
@@ -64,17 +54,22 @@ sec=$work/section
 /usr/bin/python3 - "$res" "$JOBS" "$LJOBS" >"$sec" <<'PY'
 import json, sys, platform, datetime
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-tp = {(r["agents"], r["warm"]): r["cells_per_s"] for r in rows if "agents" in r}
-loop = [r for r in rows if r.get("loop")][0]["cells_per_s"]
+tp = {(r["agents"], r["warm"]): r for r in rows if "agents" in r}
+loop = [r for r in rows if r.get("loop")][0]
 lat = {r["warm"]: r for r in rows if "p50_ms" in r}
-print(f"Run {datetime.date.today()} on {platform.node()} ({open('/proc/cpuinfo').read().count('processor')} CPUs), "
+load = open("/proc/loadavg").read().split()[:3]
+print(f"Run {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC on {platform.node()} "
+      f"({open('/proc/cpuinfo').read().count('processor')} CPUs, load average {' '.join(load)} at the end), "
       f"`bench/agent.sh {sys.argv[2]} {sys.argv[3]}`, optimised build, one nats-server -js on loopback, each agent "
-      "CELLOS_AGENT_MAX_CELLS=2, events to JetStream and a JSONL file.\n")
+      "CELLOS_AGENT_MAX_CELLS=2, events to JetStream and a JSONL file. CPU: ms per cell of agents, supervisors "
+      "and cells / of nats-server.\n")
+def cell(r):
+    return f"{r['cells_per_s']} ({r['cpu_ms_per_cell']} / {r['nats_cpu_ms_per_cell']} ms CPU)"
 print("| cells/s (no-op isolated cell) | 1 agent | 2 agents | 4 agents |")
 print("|---|---|---|---|")
-print(f"| through the queue, cold | {tp[(1,0)]} | {tp[(2,0)]} | {tp[(4,0)]} |")
-print(f"| through the queue, CELLOS_AGENT_WARM=2 | {tp[(1,2)]} | {tp[(2,2)]} | {tp[(4,2)]} |")
-print(f"| shell loop of cellos-supervisor | {loop} | | |")
+print(f"| through the queue, cold | {cell(tp[(1,0)])} | {cell(tp[(2,0)])} | {cell(tp[(4,0)])} |")
+print(f"| through the queue, CELLOS_AGENT_WARM=2 | {cell(tp[(1,2)])} | {cell(tp[(2,2)])} | {cell(tp[(4,2)])} |")
+print(f"| loop of cellos-supervisor | {cell(loop)} | | |")
 print()
 print("| job latency, submit -> process_spawned | p50 | p90 |")
 print("|---|---|---|")

@@ -3,8 +3,14 @@ the JetStream queue with N cellos-agent processes, and job latency (submit ->
 process_spawned) with an idle agent.
 
     agent_bench.py throughput URL BIN JOBS AGENTS WARM MAXCELLS WORKDIR
+    agent_bench.py loop URL BIN JOBS WORKDIR
     agent_bench.py latency URL BIN JOBS WARM WORKDIR
 
+Throughput also reports the CPU time per cell of everything we run (agents,
+supervisors, cells: the children's rusage) and of nats-server (its /proc stat;
+NATS_PID in the environment), so that a loaded host's figures can be read
+against the CPU a cell costs; the kernel's own deferred work (a network
+namespace is freed by a kworker) is in neither.
 Prints one line of JSON. Jobs are no-op isolated cells (/bin/true, the default
 namespaces) published with Nats-Msg-Id; the supervisors append their events to
 one JSONL file, which is how finished runs are counted. A minimal NATS client of
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import statistics
@@ -105,21 +112,58 @@ def wait_ready(warm: int, n: int):
     time.sleep(2.0 + 0.3 * warm * n)
 
 
+def children_cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def nats_cpu_s() -> float:
+    pid = os.environ.get("NATS_PID")
+    if not pid:
+        return 0.0
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def throughput(url, bin_dir, jobs, n, warm, max_cells, work):
     jsonl = os.path.join(work, f"tp-{n}-{warm}.jsonl")
+    cpu0 = children_cpu_s()
     procs = start_agents(url, bin_dir, n, warm, max_cells, jsonl, work)
     try:
         wait_ready(warm, n)
         c = Nats(url)
         bodies = [(str(uuid.uuid4()), doc()) for _ in range(jobs)]
+        nats0 = nats_cpu_s()
         t0 = time.monotonic()
         c.publish_many("cellos.cells.default", bodies)
         while count_destroyed(jsonl) < jobs:
             time.sleep(0.02)
         took = time.monotonic() - t0
+        nats1 = nats_cpu_s()
     finally:
         stop_agents(procs)
-    return {"agents": n, "warm": warm, "jobs": jobs, "seconds": round(took, 3), "cells_per_s": round(jobs / took, 1)}
+    # The agents' and supervisors' CPU includes building the warm cells that
+    # were still unused at the end (at most WARM per agent).
+    cpu = children_cpu_s() - cpu0
+    return {"agents": n, "warm": warm, "jobs": jobs, "seconds": round(took, 3), "cells_per_s": round(jobs / took, 1),
+            "cpu_ms_per_cell": round(cpu * 1000 / jobs, 2), "nats_cpu_ms_per_cell": round((nats1 - nats0) * 1000 / jobs, 2)}
+
+
+def loop(url, bin_dir, jobs, work):
+    """The same cells, one cellos-supervisor after another (events to JetStream and JSONL)."""
+    path = os.path.join(work, "cell.json")
+    with open(path, "wb") as f:
+        f.write(doc())
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CELLOS_NATS_URL": url,
+           "CELL_OS_JSONL_EVENTS": os.path.join(work, "loop.jsonl"), "CELL_OS_JSONL_FSYNC": "none", "CELLOS_LOG": "warn"}
+    cpu0, nats0 = children_cpu_s(), nats_cpu_s()
+    t0 = time.monotonic()
+    for _ in range(jobs):
+        subprocess.run([os.path.join(bin_dir, "cellos-supervisor"), path], env=env, check=False)
+    took = time.monotonic() - t0
+    cpu, nats = children_cpu_s() - cpu0, nats_cpu_s() - nats0
+    return {"loop": True, "jobs": jobs, "seconds": round(took, 3), "cells_per_s": round(jobs / took, 1),
+            "cpu_ms_per_cell": round(cpu * 1000 / jobs, 2), "nats_cpu_ms_per_cell": round(nats * 1000 / jobs, 2)}
 
 
 def ts(s: str) -> float:
@@ -167,6 +211,9 @@ def main():
     if mode == "throughput":
         url, bin_dir, jobs, n, warm, mc, work = sys.argv[2:9]
         print(json.dumps(throughput(url, bin_dir, int(jobs), int(n), int(warm), int(mc), work)))
+    elif mode == "loop":
+        url, bin_dir, jobs, work = sys.argv[2:6]
+        print(json.dumps(loop(url, bin_dir, int(jobs), work)))
     elif mode == "latency":
         url, bin_dir, jobs, warm, work = sys.argv[2:7]
         print(json.dumps(latency(url, bin_dir, int(jobs), int(warm), work)))

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sodium.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <stdio.h>
 #include <string.h>
@@ -196,11 +197,35 @@ static void std_fds_open(void)
 
 /* --warm (cellos-agent, SPEC §11): what does not depend on the document is done
  * before it exists (docs/DESIGN.md, "Warm cells"): the process, its libraries,
- * libnats when events go to NATS. Closing fd 3 tells the agent; then the
- * document is awaited on stdin. A SIGTERM/SIGINT meanwhile ends the warm cell
- * without a run: 128+N, no event (there is no cell id to report under). */
+ * the cell itself where the backend can (supervisor_warm_prepare: the stub's
+ * leaves, namespaces, netns and base root), libnats when events go to NATS.
+ * Closing fd 3 tells the agent; then the document is awaited on stdin. A
+ * SIGTERM/SIGINT meanwhile ends the warm cell without a run: what it built is
+ * destroyed, 128+N, no event (there is no cell id to report under). */
+static struct config warm_cfg;
+static bool warm_cfg_loaded;
+/* fd 3 is the agent's "ready" pipe only if we were started with it (main
+ * looks first): no descriptor of ours may be taken for it. */
+static int ready_fd = -1;
+
 static int warm_wait(void)
 {
+	/* The cell's document-independent parts (supervisor_warm_prepare): with
+	 * the configuration alone, which the document cannot change. */
+	struct err ce = {0};
+	if (config_load(&warm_cfg, &ce) == 0) {
+		warm_cfg_loaded = true;
+		if (supervisor_warm_prepare(&warm_cfg, &ce) < 0)
+			log_warn("warm cell: %s (the job's cell will be built cold)", ce.msg);
+	}
+	/* The agent starts warm cells at a lower priority than its jobs (spare
+	 * capacity, built while a job may be starting): the job this one will
+	 * serve runs at the agent's. Before libnats starts its threads (a nice
+	 * value is a thread's). */
+	errno = 0;
+	int prio = getpriority(PRIO_PROCESS, getppid());
+	if (errno == 0)
+		supervisor_warm_priority(prio);
 	if (getenv("CELLOS_NATS_URL") && !getenv("CELL_OS_USE_NOOP_SINK")) {
 		/* libnats loaded and connected: most of what the sink costs a short
 		 * run (bench/README.md). A failure here is the run's to report. */
@@ -215,8 +240,8 @@ static int warm_wait(void)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
-	if (fcntl(3, F_GETFD) >= 0)
-		close(3);
+	if (ready_fd >= 0)
+		close(ready_fd);
 	struct pollfd p[2] = {{.fd = STDIN_FILENO, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
 	while (poll(p, sfd >= 0 ? 2 : 1, -1) < 0)
 		if (errno != EINTR)
@@ -251,6 +276,8 @@ static int deny(const struct admission *a)
 
 int main(int argc, char **argv)
 {
+	if (fcntl(3, F_GETFD) >= 0)
+		ready_fd = 3;
 	std_fds_open();
 	bool validate = false, json = false, warm = false;
 	const char *path = NULL, *format = NULL;
@@ -313,8 +340,13 @@ int main(int argc, char **argv)
 	}
 	if (warm) {
 		int sig = warm_wait();
-		if (sig)
+		if (sig) {
+			/* No run: nothing of the warm cell may stay (no event either). */
+			supervisor_warm_discard();
+			if (warm_cfg_loaded)
+				config_free(&warm_cfg);
 			return 128 + sig;
+		}
 		t0 = mono_us();
 	}
 
@@ -357,6 +389,11 @@ int main(int argc, char **argv)
 	events_close(&es);
 	log_peak_rss();
 out:
+	/* A document that never reached its run (invalid, denied) leaves the warm
+	 * cell unused. */
+	supervisor_warm_discard();
+	if (warm_cfg_loaded)
+		config_free(&warm_cfg);
 	admission_free(&adm);
 	return status;
 }

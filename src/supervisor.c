@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -582,8 +583,18 @@ static void run_workload(struct run *r)
 
 /* The run's own host uid (SPEC §3): CELLOS_CELL_UID, or one allocated from
  * CELLOS_CELL_UID_RANGE that no other live run holds, until destroy. */
+/* A warm cell's identity (supervisor_warm_prepare), until its run takes it. */
+static struct runuid warm_uid = {.fd = -1};
+static bool warm_has_uid;
+
 static int take_identity(struct run *r, struct err *e)
 {
+	if (warm_has_uid) {
+		/* Taken for this run id when the warm cell was built (the sweeps too). */
+		r->uid = warm_uid;
+		warm_has_uid = false;
+		return 0;
+	}
 	/* What dead runs left first: their processes (cgroup leaves) must be gone
 	 * before their uid can be handed to this run. */
 	runreg_sweep();
@@ -888,6 +899,40 @@ out:
 		close(r.sigfd);
 	out->sup_signal = r.term_sig;
 	return status;
+}
+
+int supervisor_warm_prepare(const struct config *cfg, struct err *e)
+{
+	if (!stub_warm_wanted(cfg) || !cfg->run_id[0])
+		return 0;
+	runreg_sweep();
+	runuid_sweep();
+	gateway_sweep();
+	if (cfg->fixed_uid)
+		warm_uid.uid = cfg->fixed_uid;
+	else if (runuid_alloc(cfg->uid_first, cfg->uid_last, cfg->run_id, &warm_uid, e) < 0)
+		return -1;
+	warm_has_uid = true;
+	if (stub_warm_prepare(cfg, cfg->run_id, (uid_t)warm_uid.uid,
+			      (gid_t)(cfg->fixed_uid ? cfg->fixed_gid : warm_uid.uid), e) < 0) {
+		supervisor_warm_discard();
+		return -1;
+	}
+	return 0;
+}
+
+void supervisor_warm_priority(int prio)
+{
+	setpriority(PRIO_PROCESS, 0, prio);
+	stub_warm_priority(prio);
+}
+
+void supervisor_warm_discard(void)
+{
+	stub_warm_discard();
+	if (warm_has_uid)
+		runuid_release(&warm_uid);
+	warm_has_uid = false;
 }
 
 int supervisor_run(const struct config *cfg, const struct spec *spec, const struct policy_pack *pack,

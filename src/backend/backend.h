@@ -142,6 +142,16 @@ int backend_cgroup_setup(struct cell *c, struct cgroup_cell *cg, const struct cg
  * *st, once the cell's last process is gone (waits up to 2 s for that). */
 void backend_cgroup_usage(struct cgroup_cell *cg, struct run_status *st);
 
+/* Warm cells of the stub backend (SPEC §11, stub_warm.c): whether this
+ * configuration has one; build it before the document (the run's id and
+ * identity already fixed); destroy it unused. stub_create takes it when the
+ * document fits it. */
+bool stub_warm_wanted(const struct config *cfg);
+int stub_warm_prepare(const struct config *cfg, const char *run_id, uid_t uid, gid_t gid, struct err *e);
+void stub_warm_discard(void);
+/* The warm cell's init to nice value `prio` (it was cloned at ours). */
+void stub_warm_priority(int prio);
+
 /* The backend selected by CELLOS_CELL_BACKEND. */
 const struct backend_ops *backend_for(const struct config *cfg);
 

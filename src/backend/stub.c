@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "backend/stub_priv.h"
 #include "hostmount/hostmount.h"
 #include "isolate/artifact.h"
 #include "isolate/cellinit.h"
@@ -44,29 +45,6 @@
 #include "util/log.h"
 #include "util/path.h"
 
-struct stub {
-	pid_t init;          /* the cell's init, as we see it */
-	int pidfd;
-	int ctl;             /* our end of the control socket */
-	int report;          /* read end of the report pipe */
-	int netns, mntns;    /* held from create to destroy */
-	int userns;          /* with NS_USER: the identity export reads artifacts with */
-	struct cgroup_cell cg;
-	struct runreg reg;   /* lets the next supervisor clean up if we are SIGKILLed */
-	bool reaped;
-	struct sock_fprog filter; /* the workload's seccomp filter, sent with 'B' */
-	bool launched;       /* 'B' sent (stub_launch) */
-	int launch_errno;    /* and why it could not be */
-	struct gateway *gw;  /* CELLOS_NETWORK=gateway (isolate/gateway.h), or NULL */
-	bool gw_drop;        /* the cell's own ruleset failed (portable): no veth either */
-	/* run.mounts, from create until the init is cloned: the opened sources, what
-	 * the init is told (in the order applied), and the paths to mask. */
-	struct hostmounts hm;
-	size_t n_mounts;
-	struct cellfs_mount *cm;
-	char **targets, **staged;
-	char **hide;         /* NULL-terminated */
-};
 
 static struct stub *priv(struct cell *c) { return c->priv; }
 
@@ -84,7 +62,7 @@ static unsigned long clone_flags(unsigned ns)
 }
 
 /* Wait for the init's reply to 'A'. */
-static int wait_setup(struct stub *s, struct cell *c, struct err *e)
+int wait_setup(struct stub *s, struct cell *c, struct err *e)
 {
 	char buf[ERR_MSG_MAX + 16];
 	ssize_t n;
@@ -206,7 +184,7 @@ static void gateway_teardown(struct stub *s, struct cell *c, bool cell_dies)
 
 /* run.limits into the cell's leaves; whether they all apply is reported as a
  * fact (the supervisor decides what the profile makes of it). */
-static int apply_limits(struct cell *c, struct stub *s, struct err *e)
+int apply_limits(struct cell *c, struct stub *s, struct err *e)
 {
 	if (cgroup_cell_apply(&s->cg, &c->limits, e) < 0)
 		return -1;
@@ -215,7 +193,7 @@ static int apply_limits(struct cell *c, struct stub *s, struct err *e)
 	return 0;
 }
 
-static int send_netns(struct stub *s, struct err *e)
+int send_netns(struct stub *s, struct err *e)
 {
 	union {
 		struct cmsghdr h;
@@ -243,12 +221,12 @@ static int send_netns(struct stub *s, struct err *e)
  * (it joins it before mounting /sys: cellinit.c). With a user namespace it
  * belongs to that namespace and is charged to the run's uid, as if clone3()
  * had made it (isolate/netns.h). */
-static int make_netns(struct stub *s, const struct cell *c, struct err *e)
+int stub_make_netns(struct stub *s, unsigned ns, uid_t uid, gid_t gid, struct err *e)
 {
-	if (!(c->ns & NS_USER))
+	if (!(ns & NS_USER))
 		return netns_make(&s->netns, NULL, NULL, e);
 	bool root = geteuid() == 0;
-	return netns_make_in(s->userns, root ? c->uid : geteuid(), root ? c->gid : getegid(), &s->netns, e);
+	return netns_make_in(s->userns, root ? uid : geteuid(), root ? gid : getegid(), &s->netns, e);
 }
 
 /* The cell's network: its netns (handed to the init at once, with the
@@ -259,7 +237,7 @@ static int network(struct stub *s, struct cell *c, struct err *e)
 {
 	int gw = 0;
 	int64_t t = mono_us();
-	if (make_netns(s, c, e) < 0)
+	if (stub_make_netns(s, c->ns, c->uid, c->gid, e) < 0)
 		return -1;
 	/* The init needs only the netns and the gateway's address (resolv.conf):
 	 * both go now, and the rest is made while it builds the cell's root (the
@@ -325,7 +303,7 @@ static int clone_once(struct stub *s, const struct cell *c, struct cellinit_args
  * the kernel refuses is dropped with a warning when it came from `all` (the
  * workload then runs as the run's uid itself: cellinit.c), and fatal when it
  * was asked for by name (SPEC §3). */
-static pid_t clone_init(struct stub *s, struct cell *c, struct cellinit_args *a, struct err *e)
+pid_t clone_init(struct stub *s, struct cell *c, struct cellinit_args *a, struct err *e)
 {
 	int rc = clone_once(s, c, a, &s->init, &s->pidfd, e);
 	if (rc < 0 && s->init < 0 && (c->ns & NS_USER) && !c->cfg->user_required && userns_refused(errno)) {
@@ -399,10 +377,12 @@ static void mounts_done(struct stub *s)
 	s->n_mounts = 0;
 }
 
-static void stub_destroy(struct cell *c);
-
 static int stub_create(struct cell *c, struct err *e)
 {
+	/* A warm cell (stub_warm.c) when this process has one that fits. */
+	int warm = stub_warm_claim(c, e);
+	if (warm <= 0)
+		return warm;
 	struct stub *s = calloc(1, sizeof *s);
 	if (!s)
 		return err_set(e, "out of memory");
@@ -717,7 +697,7 @@ static int stub_open_artifact(struct cell *c, const char *path, int *fd, struct 
 	return artifact_open(&v, path, fd, e);
 }
 
-static void stub_destroy(struct cell *c)
+void stub_destroy(struct cell *c)
 {
 	struct stub *s = priv(c);
 	if (!s)

@@ -216,10 +216,9 @@ static void become_run_uid(const struct cellinit_args *a)
 	rearm_death_signal(a);
 }
 
-static void setup(const struct cellinit_args *a)
+/* Before the cell's root: our identity in the cell's user namespace. */
+static void setup_identity(const struct cellinit_args *a)
 {
-	struct err e = {0};
-	int64_t t = mono_us();
 	/* Our memory is a copy of the supervisor's (secrets included): no process of
 	 * the cell, though it has our uid, may read it through /proc/1/mem or ptrace. */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -233,20 +232,43 @@ static void setup(const struct cellinit_args *a)
 			setup_failed(a->ctl, "become root of the cell's user namespace");
 		forbid_nested_userns(a);
 	}
-	/* Files we make for the workload belong to it: the user namespace's root,
-	 * or the run's uid without one. */
+}
+
+/* Files we make for the workload belong to it: the user namespace's root, or
+ * the run's uid without one. */
+static struct cellfs_opts fs_opts(const struct cellinit_args *a)
+{
 	bool own = !(a->ns & NS_USER);
-	struct cellfs_opts fs = {.workdir = a->workdir, .hide = a->hide, .secrets = a->secrets,
-				 .mounts = a->mounts, .n_mounts = a->n_mounts,
-				 .owner_uid = own ? a->uid : 0, .owner_gid = own ? a->gid : 0,
-				 .add_user = own, .home = a->home,
-				 .before_sys = a->netns_later ? join_netns : NULL,
-				 .arg = (void *)a, .resolv_conf = resolv_conf};
+	return (struct cellfs_opts){.workdir = a->workdir, .hide = a->hide, .secrets = a->secrets,
+				    .mounts = a->mounts, .n_mounts = a->n_mounts,
+				    .owner_uid = own ? a->uid : 0, .owner_gid = own ? a->gid : 0,
+				    .add_user = own, .home = a->home,
+				    .before_sys = a->netns_later ? join_netns : NULL,
+				    .arg = (void *)a, .resolv_conf = resolv_conf};
+}
+
+static void setup_rest(const struct cellinit_args *a);
+
+static void setup(const struct cellinit_args *a)
+{
+	struct err e = {0};
+	int64_t t = mono_us();
+	setup_identity(a);
+	struct cellfs_opts fs = fs_opts(a);
 	if ((a->ns & NS_MNT) && cellfs_build(&fs, &e) < 0)
 		setup_failed_err(a->ctl, &e);
 	if (!(a->ns & NS_MNT) && a->netns_later && join_netns((void *)a, &e) < 0)
 		setup_failed_err(a->ctl, &e);
 	log_step(&t, "cell.fs");
+	setup_rest(a);
+}
+
+/* After the cell's root: the rest of the in-cell setup. */
+static void setup_rest(const struct cellinit_args *a)
+{
+	struct err e = {0};
+	int64_t t = mono_us();
+	bool own = !(a->ns & NS_USER);
 	if (a->ns & NS_UTS) {
 		size_t len = strlen(a->hostname);
 		if (sethostname(a->hostname, len > 64 ? 64 : len) < 0)
@@ -418,6 +440,63 @@ static pid_t spawn_workload(const struct cellinit_args *a, const struct sock_fpr
 	return pid;
 }
 
+/* ---- a warm cell (SPEC §11, docs/DESIGN.md "Warm cells") ----
+ * 'W': what does not depend on the document (our identity, the base of the
+ * root with /sys in the cell's netns); 'A' + cellinit_pack()'s record: the
+ * document's part (the rest of the root, read-only, hostname, uid, privileges,
+ * argv[0]). Each answered with 'R' (or 'S'/'D' and exit, as in setup()). */
+static void recv_or_exit(int ctl, void *buf, size_t size, char want, size_t *len)
+{
+	ssize_t n;
+	do
+		n = recv(ctl, buf, size, MSG_TRUNC);
+	while (n < 0 && errno == EINTR);
+	if (n < 1)
+		_exit(125); /* the supervisor is gone or gave up on the warm cell */
+	if ((size_t)n > size || ((char *)buf)[0] != want) {
+		errno = EPROTO;
+		setup_failed(ctl, want == 'W' ? "warm cell: expected 'W'" : "warm cell: bad claim record");
+	}
+	*len = (size_t)n;
+}
+
+static const struct cellinit_args *warm_cell(const struct cellinit_args *a, int early_rc, const struct err *early,
+					     struct cellinit_args *claimed)
+{
+	char w;
+	size_t len;
+	recv_or_exit(a->ctl, &w, 1, 'W', &len);
+	if (early_rc < 0)
+		setup_failed_err(a->ctl, early);
+	struct err e = {0};
+	int64_t t = mono_us();
+	setup_identity(a);
+	struct cellfs_opts fs = fs_opts(a);
+	if (cellfs_build_begin(&fs, &e) < 0)
+		setup_failed_err(a->ctl, &e);
+	log_step(&t, "cell.fs.warm");
+	send_msg(a->ctl, 'R', "", 0);
+
+	/* Ready: from here on we wait for a job (or the supervisor's end: EOF). */
+	char *rec = malloc(CELLINIT_PACK_MAX);
+	if (!rec)
+		_exit(125);
+	recv_or_exit(a->ctl, rec, CELLINIT_PACK_MAX, 'A', &len);
+	*claimed = *a;
+	if (cellinit_unpack(rec + 1, len - 1, claimed) < 0) {
+		errno = EPROTO;
+		setup_failed(a->ctl, "warm cell: bad claim record");
+	}
+	t = mono_us();
+	fs = fs_opts(claimed);
+	if (cellfs_build_end(&fs, &e) < 0)
+		setup_failed_err(a->ctl, &e);
+	log_step(&t, "cell.fs.claim");
+	setup_rest(claimed);
+	send_msg(a->ctl, 'R', "", 0);
+	return claimed; /* rec stays: claimed points into it */
+}
+
 _Noreturn void cellinit_main(const struct cellinit_args *a)
 {
 	bool pid1 = getpid() == 1;
@@ -451,6 +530,9 @@ _Noreturn void cellinit_main(const struct cellinit_args *a)
 	struct err early = {0};
 	int early_rc = caps_drop_bounding(&early);
 	find_ignored_signals();
+	struct cellinit_args claimed;
+	if (a->warm)
+		a = warm_cell(a, early_rc, &early, &claimed);
 
 	/* 'B' carries the seccomp filter, if any: one whole SEQPACKET record, read
 	 * into an aligned buffer behind the tag byte. */
@@ -465,7 +547,7 @@ _Noreturn void cellinit_main(const struct cellinit_args *a)
 		/* EOF: the supervisor is gone or gave up on the cell. */
 		if ((got = recvmsg(a->ctl, &mh, 0)) < 1)
 			_exit(125);
-		if (tag == 'A') {
+		if (tag == 'A' && !a->warm) {
 			if (early_rc < 0)
 				setup_failed_err(a->ctl, &early);
 			setup(a);

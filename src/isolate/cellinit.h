@@ -12,6 +12,9 @@
  * Protocol over `ctl` (SOCK_SEQPACKET, one message per record):
  *   supervisor -> init : 'A' do the in-cell setup     'B' start the workload
  *                        ('B' + struct sock_filter[]: under this seccomp filter)
+ *   warm cell (args.warm): 'W' build the document-independent part, then
+ *                        'A' + cellinit_pack() record: the rest; each answered
+ *                        like 'A' ('R', 'S', 'D')
  *   supervisor -> init : 'N' + the cell's network namespace (SCM_RIGHTS), during
  *                        setup, when netns_later: join it before mounting /sys
  *   init -> supervisor : 'R' setup done, or 'S' + int errno + text: setup failed
@@ -57,7 +60,24 @@ struct cellinit_args {
 	const struct secrets *secrets;        /* secretDelivery "file" (isolate/secretfs.h), or NULL */
 	const struct cellfs_mount *mounts;    /* run.mounts, staged by the supervisor (isolate/mount.h) */
 	size_t n_mounts;
+	/* A warm cell (SPEC §11): the init is cloned before there is a document,
+	 * builds the document-independent part on 'W' and waits; 'A' then carries
+	 * hostname, workdir, home, path, argv, envp and argv0_prefixes
+	 * (cellinit_pack). No secrets dir, no run.mounts, no gateway: those cells
+	 * start cold (docs/DESIGN.md, "Warm cells"). */
+	bool warm;
 };
+
+/* The largest claim record (the workload's argv and environment): a larger one
+ * makes the supervisor start the cell cold. */
+#define CELLINIT_PACK_MAX (192 * 1024)
+
+/* The document-dependent fields of `a` as one record (malloc'd, *len bytes);
+ * -1 when they do not fit CELLINIT_PACK_MAX - 1. */
+int cellinit_pack(const struct cellinit_args *a, char **out, size_t *len);
+/* Those fields of `a` from a record: pointers into `buf`, which must outlive
+ * them (the lists are malloc'd). -1 on a malformed record. */
+int cellinit_unpack(char *buf, size_t len, struct cellinit_args *a);
 
 struct cellinit_report {
 	int wstatus;

@@ -618,7 +618,10 @@ static int bind_resolv_conf(struct builder *b, const char *text)
 	return rc < 0 ? err_sys(b->e, errno, "cell filesystem: /etc/resolv.conf for the gateway's DNS proxy") : 0;
 }
 
-static int build(struct builder *b, const struct cellfs_opts *o)
+/* The document-independent part of the root (cellfs_build_begin stops here in
+ * a warm cell): everything but the workspace, run.mounts, secrets, the passwd
+ * entry, resolv.conf, and the pivot. */
+static int build_base(struct builder *b, const struct cellfs_opts *o)
 {
 	struct err *e = b->e;
 	/* Nothing we mount may propagate back to the host (and pivot_root refuses a
@@ -657,18 +660,43 @@ static int build(struct builder *b, const struct cellfs_opts *o)
 	for (size_t i = 0; i < sizeof etc_masks / sizeof etc_masks[0]; i++)
 		if (mask(b, b->root, etc_masks[i], etc_masks[i]) < 0)
 			return -1;
-	if (build_mounts(b, o) < 0)
-		return -1;
-	/* After the mounts: the supervisor's files may lie inside a host mount too. */
+	return 0;
+}
+
+static int build_hide(struct builder *b, const struct cellfs_opts *o)
+{
 	for (char *const *h = o->hide; h && *h; h++)
 		if (**h == '/' && mask(b, b->root, *h + 1, *h) < 0)
 			return -1;
+	return 0;
+}
+
+static int build_sys_now(struct builder *b, const struct cellfs_opts *o)
+{
+	if ((o->before_sys && o->before_sys(o->arg, b->e) < 0) || build_sys(b) < 0)
+		return -1;
+	return 0;
+}
+
+static int pivot(struct builder *b);
+
+/* The rest of the root; `early`: the masks of `hide` and /sys were done with
+ * the base, /dev made read-only and the pivot done (a warm cell: it has no
+ * run.mounts that could hold those files). */
+static int build_rest(struct builder *b, const struct cellfs_opts *o, bool early)
+{
+	struct err *e = b->e;
+	if (build_mounts(b, o) < 0)
+		return -1;
+	/* After the mounts: the supervisor's files may lie inside a host mount too. */
+	if (!early && build_hide(b, o) < 0)
+		return -1;
 	if (o->secrets && secretfs_build(b->root, o->secrets, o->owner_uid, o->owner_gid, e) < 0)
 		return -1;
 	if (o->add_user && add_cell_user(b, o) < 0)
 		return -1;
 
-	if ((o->before_sys && o->before_sys(o->arg, e) < 0) || build_sys(b) < 0)
+	if (!early && build_sys_now(b, o) < 0)
 		return -1;
 	if (o->resolv_conf && o->resolv_conf[0] && bind_resolv_conf(b, o->resolv_conf) < 0)
 		return -1;
@@ -676,42 +704,94 @@ static int build(struct builder *b, const struct cellfs_opts *o)
 	/* Read-only from now on: the scaffold (the cell cannot add entries to "/")
 	 * and /dev (the cell cannot create files there; devices stay usable). */
 	struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
-	if (mount_setattr(b->dev, "", AT_EMPTY_PATH, &ro, sizeof ro) < 0 ||
+	if ((!early && mount_setattr(b->dev, "", AT_EMPTY_PATH, &ro, sizeof ro) < 0) ||
 	    mount_setattr(b->root, "", AT_EMPTY_PATH, &ro, sizeof ro) < 0)
 		return err_sys(e, errno, "cell filesystem: make the scaffold read-only");
+	return early ? 0 : pivot(b);
+}
 
-	/* pivot_root(".", "."): the old root ends up stacked on the new one and is
-	 * detached at once, so no path of the cell leads to the host's root. */
+/* pivot_root(".", "."): the old root ends up stacked on the new one and is
+ * detached at once, so no path of the cell leads to the host's root. The
+ * builder works on descriptors, so it can go on in the new root (a warm cell). */
+static int pivot(struct builder *b)
+{
 	if (fchdir(b->root) < 0 || syscall(SYS_pivot_root, ".", ".") < 0)
-		return err_sys(e, errno, "cell filesystem: pivot_root");
+		return err_sys(b->e, errno, "cell filesystem: pivot_root");
 	if (umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
-		return err_sys(e, errno, "cell filesystem: detach the host's root");
+		return err_sys(b->e, errno, "cell filesystem: detach the host's root");
 	return 0;
+}
+
+static void builder_init(struct builder *b, const struct cellfs_opts *o, struct err *e)
+{
+	*b = (struct builder){.root = -1, .dev = -1, .e = e, .mask_dir = -1, .mask_file = -1,
+			      .uid = o->owner_uid, .gid = o->owner_gid};
+	for (size_t k = 0; k < CELLFS_MOUNTS_MAX; k++)
+		b->trees[k] = -1;
+}
+
+static void builder_free(struct builder *b)
+{
+	int *fds[] = {&b->mask_dir, &b->mask_file, &b->dev, &b->root};
+	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+		if (*fds[i] >= 0) {
+			close(*fds[i]);
+			*fds[i] = -1;
+		}
+	for (size_t k = 0; k < CELLFS_MOUNTS_MAX; k++)
+		if (b->trees[k] >= 0) {
+			close(b->trees[k]);
+			b->trees[k] = -1;
+		}
 }
 
 int cellfs_build(const struct cellfs_opts *o, struct err *e)
 {
-	struct builder b = {.root = -1, .dev = -1, .e = e, .mask_dir = -1, .mask_file = -1,
-			    .uid = o->owner_uid, .gid = o->owner_gid};
-	for (size_t k = 0; k < CELLFS_MOUNTS_MAX; k++)
-		b.trees[k] = -1;
+	struct builder b;
+	builder_init(&b, o, e);
 	if (o->n_mounts > CELLFS_MOUNTS_MAX)
 		return err_set(e, "spec.run.mounts: more than %d entries", CELLFS_MOUNTS_MAX);
 	/* Modes are given exactly (0666 devices, 1777 /tmp). */
 	mode_t old = umask(0);
-	int rc = build(&b, o);
+	int rc = build_base(&b, o) < 0 || build_rest(&b, o, false) < 0 ? -1 : 0;
 	umask(old);
-	if (b.mask_dir >= 0)
-		close(b.mask_dir);
-	if (b.mask_file >= 0)
-		close(b.mask_file);
-	if (b.dev >= 0)
-		close(b.dev);
-	if (b.root >= 0)
-		close(b.root);
-	for (size_t k = 0; k < o->n_mounts; k++)
-		if (b.trees[k] >= 0)
-			close(b.trees[k]);
+	builder_free(&b);
+	return rc;
+}
+
+/* A warm cell's builder, between begin and end (one per init process). */
+static struct builder warm_b;
+
+int cellfs_build_begin(const struct cellfs_opts *o, struct err *e)
+{
+	builder_init(&warm_b, o, e);
+	if (o->n_mounts)
+		return err_set(e, "cell filesystem: a warm cell takes no run.mounts");
+	mode_t old = umask(0);
+	int rc = build_base(&warm_b, o) < 0 || build_hide(&warm_b, o) < 0 || build_sys_now(&warm_b, o) < 0 ? -1 : 0;
+	umask(old);
+	/* /dev is complete, and the pivot (whose detach of the host's root waits
+	 * for the kernel's RCU) is off the job's path: the scaffold stays writable
+	 * until end. */
+	struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
+	if (rc == 0 && mount_setattr(warm_b.dev, "", AT_EMPTY_PATH, &ro, sizeof ro) < 0)
+		rc = err_sys(e, errno, "cell filesystem: make /dev read-only");
+	if (rc == 0)
+		rc = pivot(&warm_b);
+	if (rc < 0)
+		builder_free(&warm_b);
+	return rc;
+}
+
+int cellfs_build_end(const struct cellfs_opts *o, struct err *e)
+{
+	warm_b.e = e;
+	if (o->n_mounts || warm_b.root < 0)
+		return err_set(e, "cell filesystem: no warm root to finish");
+	mode_t old = umask(0);
+	int rc = build_rest(&warm_b, o, true);
+	umask(old);
+	builder_free(&warm_b);
 	return rc;
 }
 

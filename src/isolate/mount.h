@@ -89,6 +89,17 @@ struct cellfs_opts {
  * mount there. On return the caller's root and cwd are the cell's "/". */
 int cellfs_build(const struct cellfs_opts *o, struct err *e);
 
+/* The same root in two steps, for a warm cell (SPEC §11, docs/DESIGN.md "Warm
+ * cells"): begin builds what does not depend on the document (the scaffold,
+ * host binds, /dev, /proc, /tmp, the masks incl. `hide`, /sys after
+ * before_sys) and pivots into it, the scaffold still writable; end adds the
+ * workspace, the secrets dir, the passwd entry and resolv.conf, and makes it
+ * read-only. Neither takes run.mounts. Only
+ * workdir, secrets, owner, add_user, home and resolv_conf of end's options are
+ * read. One begin at a time per process. */
+int cellfs_build_begin(const struct cellfs_opts *o, struct err *e);
+int cellfs_build_end(const struct cellfs_opts *o, struct err *e);
+
 /* ---- the root an OCI runtime is given (backend/oci_run.h) ----
  *
  * The same scaffold, built the same way (descriptors, the new mount API, nothing

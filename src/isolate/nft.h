@@ -40,6 +40,9 @@ char *nft_render(const struct nft_egress *rules, size_t n);
 /* Install the ruleset in the current netns, as one transaction (all or
  * nothing). Fails if table inet cellos already exists. */
 int nft_apply(const struct nft_egress *rules, size_t n, struct err *e);
+/* The same, replacing the table inet cellos that is there (a warm cell's base
+ * ruleset, SPEC §11), in the same transaction. */
+int nft_replace(const struct nft_egress *rules, size_t n, struct err *e);
 
 /* The base chain of the ruleset: the cell's own output (its processes are in
  * the netns), or what enters the netns from a microVM's TAP (prerouting: the

@@ -162,7 +162,19 @@ int nft_apply(const struct nft_egress *rules, size_t n, struct err *e)
 	return nft_apply_at(rules, n, NFT_HOOK_OUTPUT, e);
 }
 
+static int apply(const struct nft_egress *rules, size_t n, enum nft_hook hook, bool replace, struct err *e);
+
 int nft_apply_at(const struct nft_egress *rules, size_t n, enum nft_hook hook, struct err *e)
+{
+	return apply(rules, n, hook, false, e);
+}
+
+int nft_replace(const struct nft_egress *rules, size_t n, struct err *e)
+{
+	return apply(rules, n, NFT_HOOK_OUTPUT, true, e);
+}
+
+static int apply(const struct nft_egress *rules, size_t n, enum nft_hook hook, bool replace, struct err *e)
 {
 	cleanup_free struct dest *dests = calloc(n ? n : 1, sizeof *dests);
 	if (!dests)
@@ -173,6 +185,9 @@ int nft_apply_at(const struct nft_egress *rules, size_t n, enum nft_hook hook, s
 
 	struct nftb b;
 	nftb_init(&b);
+	/* One transaction: the old ruleset is never gone without the new one. */
+	if (replace)
+		nftb_del_table(&b, TABLE);
 	/* EXCL: applying twice is a bug, not a reason to double the rules. */
 	nftb_table(&b, TABLE, true);
 	nftb_chain(&b, TABLE, chains[hook].name, "filter", chains[hook].hooknum, 0, NF_DROP);

@@ -83,7 +83,17 @@ int nats_conn_prepare(const struct nats_conn_opts *o, const char *name, int64_t 
 {
 	if (prepared.api)
 		return 0;
-	return nats_conn_open(&prepared, o, name, timeout_ms, NATS_CONN_RETRY, e) < 0 ? -1 : 0;
+	int rc = nats_conn_open(&prepared, o, name, timeout_ms, NATS_CONN_RETRY, e);
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;
+	/* One request now: the first one sets up the connection's reply
+	 * subscription, which would otherwise delay the run's first event.
+	 * Its answer does not matter. */
+	json_t *resp = NULL;
+	struct err ie = {0};
+	nats_js_request(&prepared, "INFO", NULL, &resp, timeout_ms, NULL, &ie);
+	json_decref(resp);
+	return 0;
 }
 
 int nats_conn_open(struct nats_conn *c, const struct nats_conn_opts *o, const char *name, int64_t timeout_ms,
