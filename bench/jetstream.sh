@@ -1,23 +1,28 @@
 #!/bin/sh
 # JetStream sink benchmark (SPEC §8.4):
 #  1. events per second through the supervisor's own event path into JetStream
-#     (build-bench/bench-events with CELLOS_NATS_URL: every event published and
-#     its ack awaited before the next), unsigned and Ed25519;
-#  2. what the sink adds to the no-op cell of bench/bench.sh: hyperfine wall time
-#     with the no-op sink and with the JetStream sink, and the supervisor's own
-#     account of the time spent in the sink (CELLOS_LOG=debug), part by part:
-#     loading libnats, connecting, publishing, closing;
+#     (build-bench/bench-events with CELLOS_NATS_URL: publishes pipelined, the
+#     time includes closing the sink, i.e. waiting for the last acks), unsigned
+#     and Ed25519;
+#  2. what the sink adds to the no-op cell of bench/bench.sh: hyperfine -N wall
+#     time with the no-op sink and with the JetStream sink, in ROUNDS rounds (the
+#     host is shared: each round runs both cells, and the figure is the median of
+#     the rounds' differences of medians), and the supervisor's own account of
+#     the time spent in the sink (CELLOS_LOG=debug), part by part: connecting
+#     (starting the connection; the handshake goes on while the cell is made),
+#     publishing (emit: queueing and sending), closing (the last acks);
 #  3. what linking libnats would cost every supervisor start when NATS is not
 #     configured: the no-op cell as built (libnats dlopen()ed only for
 #     CELLOS_NATS_URL) against the same binary with libnats and its libraries
 #     loaded at start-up (LD_PRELOAD: the dynamic loader's work of linking it).
 # A nats-server -js on a free loopback port with a temporary store, killed at exit.
 # Writes the figures into bench/README.md between the JETSTREAM markers.
-# Usage: bench/jetstream.sh [RUNS] [EVENTS]   (defaults 50 and 5000; needs root)
+# Usage: bench/jetstream.sh [RUNS] [EVENTS] [ROUNDS]   (defaults 50, 5000, 5; needs root)
 set -eu
 cd "$(dirname "$0")/.."
 RUNS=${1:-50}
 EVENTS=${2:-5000}
+ROUNDS=${3:-5}
 REPS=3
 ./scripts/install-deps.sh
 make -s B=build-bench all >/dev/null
@@ -33,6 +38,7 @@ until grep -q "Server is ready" "$work/nats.log"; do
 	[ $i -lt 200 ] || { cat "$work/nats.log"; exit 1; }
 	sleep 0.05
 done
+cut -d' ' -f1 /proc/loadavg > "$work/load-start"
 export CELLOS_NATS_URL=nats://127.0.0.1:$port
 "$BIN/cellctl" queue init >/dev/null
 
@@ -65,47 +71,59 @@ SUP=$BIN/cellos-supervisor
 LIBNATS=$(/sbin/ldconfig -p | awk '/libnats\.so\.3\.4 .*x86-64/ {print $NF; exit}')
 [ -n "$LIBNATS" ] || LIBNATS=/usr/lib/x86_64-linux-gnu/libnats.so.3.4
 unset CELLOS_NATS_URL
-hyperfine -N --warmup 5 --runs "$RUNS" --export-json "$work/hf.json" \
-	-n "no-op sink" "env CELL_OS_USE_NOOP_SINK=1 $SUP $work/noop.json" \
-	-n "JetStream sink" "env CELLOS_NATS_URL=nats://127.0.0.1:$port $SUP $work/noop.json" \
-	-n "no-op sink, libnats loaded at start-up" "env CELL_OS_USE_NOOP_SINK=1 LD_PRELOAD=$LIBNATS $SUP $work/noop.json" \
-	>/dev/null
+r=0
+while [ $r -lt "$ROUNDS" ]; do
+	hyperfine -N --warmup 5 --runs "$RUNS" --export-json "$work/hf-$r.json" \
+		-n "no-op sink" "env CELL_OS_USE_NOOP_SINK=1 $SUP $work/noop.json" \
+		-n "JetStream sink" "env CELLOS_NATS_URL=nats://127.0.0.1:$port $SUP $work/noop.json" \
+		-n "no-op sink, libnats loaded at start-up" "env CELL_OS_USE_NOOP_SINK=1 LD_PRELOAD=$LIBNATS $SUP $work/noop.json" \
+		>/dev/null
+	r=$((r + 1))
+done
+load_end=$(cut -d' ' -f1 /proc/loadavg)
 i=0
 while [ $i -lt "$RUNS" ]; do
 	CELLOS_NATS_URL=nats://127.0.0.1:$port CELLOS_LOG=debug "$SUP" "$work/noop.json" 2>>"$work/debug.log"
 	i=$((i + 1))
 done
 
-/usr/bin/python3 - "$work" bench/README.md "$RUNS" "$EVENTS" "$REPS" <<'PY'
-import datetime, json, os, platform, re, statistics, sys
-work, readme, runs, events, reps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+load_start=$(cat "$work/load-start")
+/usr/bin/python3 - "$work" bench/README.md "$RUNS" "$EVENTS" "$REPS" "$ROUNDS" "$load_start" "$load_end" <<'PY'
+import datetime, glob, json, os, platform, re, statistics, sys
+work, readme, runs, events, reps, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], int(sys.argv[6])
+load_start, load_end = float(sys.argv[7]), float(sys.argv[8])
 names = {"off": "unsigned", "ed25519": "Ed25519"}
 rate = {alg: statistics.median(float(re.search(r"([0-9.]+) events/s", l)[1]) for l in open(f"{work}/events-{alg}.txt"))
         for alg in names}
-lines = ["Measured %s on %s (%s, %d cores; load average %.1f at the end), nats-server 2.9 on loopback, file "
-    "storage, R1." % (datetime.date.today().isoformat(), platform.node(), platform.release(), os.cpu_count(),
-                      os.getloadavg()[0]), "",
-    "Events through the JetStream sink (%d events of about 700 bytes in one run, each acked before the next, "
-    "median of %s runs):" % (events, reps), "",
+lines = ["Measured %s on %s (%s, %d cores; load average %.1f at the start, %.1f at the end), nats-server 2.9 on "
+    "loopback, file storage, R1." % (datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), platform.node(),
+                                     platform.release(), os.cpu_count(), load_start, load_end), "",
+    "Events through the JetStream sink (%d events of about 700 bytes in one run, publishes pipelined, the time "
+    "includes the last acks; median of %s runs):" % (events, reps), "",
     "| events | events/s | µs per event |", "|---|---:|---:|"]
 for alg, name in names.items():
     lines.append("| %s | %.0f | %.1f |" % (name, rate[alg], 1e6 / rate[alg]))
-res = {r["command"]: r for r in json.load(open(f"{work}/hf.json"))["results"]}
-base = res["no-op sink"]
-lines += ["", "The no-op cell of `bench/bench.sh` (%s runs each, hyperfine -N):" % runs, "",
-          "| cell | wall median ms | mean ms | vs no-op sink, ms (median) |", "|---|---:|---:|---:|"]
-for label in ("no-op sink", "JetStream sink", "no-op sink, libnats loaded at start-up"):
-    r = res[label]
-    lines.append("| %s | %.2f | %.2f | %s |" % (label, r["median"] * 1e3, r["mean"] * 1e3,
-                                              "" if r is base else "%+.2f" % ((r["median"] - base["median"]) * 1e3)))
-parts = {k: [] for k in ("total", "loading libnats", "connecting", "publishing", "closing")}
-for m in re.finditer(r"NATS: \d+ events acked.*?; ([0-9.]+) ms in the sink \(loading libnats ([0-9.]+), "
+labels = ("no-op sink", "JetStream sink", "no-op sink, libnats loaded at start-up")
+per_round = []
+for f in sorted(glob.glob(f"{work}/hf-*.json")):
+    per_round.append({r["command"]: r["median"] * 1e3 for r in json.load(open(f))["results"]})
+lines += ["", "The no-op cell of `bench/bench.sh`, hyperfine -N, %d rounds of %s runs of each cell (wall median ms "
+          "per round; the last column is the median over the rounds of the difference to the no-op sink of the "
+          "same round):" % (rounds, runs), "",
+          "| cell | " + " | ".join("round %d" % (i + 1) for i in range(len(per_round))) + " | vs no-op sink, ms |",
+          "|---|" + "---:|" * (len(per_round) + 1)]
+for label in labels:
+    meds = [r[label] for r in per_round]
+    delta = "" if label == labels[0] else "%+.2f" % statistics.median(r[label] - r[labels[0]] for r in per_round)
+    lines.append("| %s | %s | %s |" % (label, " | ".join("%.2f" % m for m in meds), delta))
+parts = {k: [] for k in ("total", "connecting", "publishing", "closing")}
+for m in re.finditer(r"NATS: \d+ events acked.*?; ([0-9.]+) ms in the sink \(loading libnats [0-9.]+, "
                      r"connecting ([0-9.]+), publishing ([0-9.]+), closing ([0-9.]+)\)", open(f"{work}/debug.log").read()):
     for k, v in zip(parts, m.groups()):
         parts[k].append(float(v))
 lines += ["", "Where the supervisor spends that time, by its own account (`CELLOS_LOG=debug`, median over %d runs of "
-          "the no-op cell's 7 events; connecting includes starting libnats's threads):" % len(parts["total"]), "",
-          "| part | median ms |", "|---|---:|"]
+          "the no-op cell's 7 events; wall time in the sink's calls, so a busy host inflates it):" % len(parts["total"]),
+          "", "| part | median ms |", "|---|---:|"]
 for k, v in parts.items():
     lines.append("| %s | %.3f |" % (k, statistics.median(v)))
 text = open(readme).read()

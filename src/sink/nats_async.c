@@ -267,10 +267,11 @@ static int async_emit(struct sink *s, const struct sink_event *ev, struct err *e
 	}
 	memcpy(p->line, ev->line, ev->len);
 	n->n++;
-	/* Read what came (acks), send this one (and any queued), write it out. */
+	/* Read what came (acks; the server's INFO), send this one (and any
+	 * queued), write it out. */
 	nats_wire_pump(n->w, 0);
 	step(n);
-	nats_wire_pump(n->w, 0);
+	nats_wire_flush(n->w);
 	n->publish_us += mono_us() - t;
 	return 0;
 }

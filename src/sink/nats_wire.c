@@ -310,9 +310,12 @@ static void do_read(struct nats_wire *w)
 			w->in.p = q;
 			w->in.cap = cap;
 		}
-		ssize_t n = recv(w->fd, w->in.p + w->in.len, w->in.cap - w->in.len, MSG_DONTWAIT);
+		size_t room = w->in.cap - w->in.len;
+		ssize_t n = recv(w->fd, w->in.p + w->in.len, room, MSG_DONTWAIT);
 		if (n > 0) {
 			w->in.len += (size_t)n;
+			if ((size_t)n < room)
+				break; /* drained: no need to hear EAGAIN */
 			continue;
 		}
 		if (n == 0) {
@@ -323,7 +326,7 @@ static void do_read(struct nats_wire *w)
 		}
 		if (errno == EINTR)
 			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOTCONN)
 			fail(w, "%s", strerror(errno));
 		break;
 	}
@@ -350,6 +353,12 @@ static void do_write(struct nats_wire *w)
 	buf_drop(&w->out, done);
 }
 
+void nats_wire_flush(struct nats_wire *w)
+{
+	if (w->fd >= 0 && w->out.len && w->state == NATS_WIRE_READY)
+		do_write(w);
+}
+
 void nats_wire_pump(struct nats_wire *w, int timeout_ms)
 {
 	int64_t now = mono_ms();
@@ -369,6 +378,13 @@ void nats_wire_pump(struct nats_wire *w, int timeout_ms)
 	}
 	if (w->state == NATS_WIRE_CONNECTING && now - w->since_ms >= WIRE_CONNECT_MS) {
 		fail(w, "no answer within %d ms", WIRE_CONNECT_MS);
+		return;
+	}
+	if (timeout_ms == 0) {
+		/* Without waiting: what came, then what is queued (no poll). */
+		do_read(w);
+		if (w->fd >= 0 && w->out.len && w->state == NATS_WIRE_READY)
+			do_write(w);
 		return;
 	}
 	if (w->out.len && w->state == NATS_WIRE_READY)

@@ -54,6 +54,8 @@ void nats_wire_set_reply(struct nats_wire *w, nats_wire_reply_fn on_reply, void 
  * for something to happen. Never fails: problems end the connection (its
  * reason is nats_wire_error()) and a new one is tried later. */
 void nats_wire_pump(struct nats_wire *w, int timeout_ms);
+/* Write what is queued, without waiting (no read). */
+void nats_wire_flush(struct nats_wire *w);
 enum nats_wire_state nats_wire_state(const struct nats_wire *w);
 /* Counts connections that reached READY: a change means the previous one is gone. */
 uint64_t nats_wire_generation(const struct nats_wire *w);
