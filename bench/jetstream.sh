@@ -7,22 +7,24 @@
 #  2. what the sink adds to the no-op cell of bench/bench.sh: hyperfine -N wall
 #     time with the no-op sink and with the JetStream sink, in ROUNDS rounds (the
 #     host is shared: each round runs both cells, and the figure is the median of
-#     the rounds' differences of medians), and the supervisor's own account of
+#     the rounds' differences of medians), the same two cells interleaved run by
+#     run (the median of the paired differences), and the supervisor's own account of
 #     the time spent in the sink (CELLOS_LOG=debug), part by part: connecting
-#     (starting the connection; the handshake goes on while the cell is made),
-#     publishing (emit: queueing and sending), closing (the last acks);
+#     (the sink's set-up at admission: no network), publishing (emit: queueing;
+#     the flushes before waiting: connecting and sending), closing (the rest,
+#     and the last acks);
 #  3. what linking libnats would cost every supervisor start when NATS is not
 #     configured: the no-op cell as built (libnats dlopen()ed only for
-#     CELLOS_NATS_URL) against the same binary with libnats and its libraries
+#     CELLOS_NATS_URL with TLS or credentials) against the same binary with libnats and its libraries
 #     loaded at start-up (LD_PRELOAD: the dynamic loader's work of linking it).
 # A nats-server -js on a free loopback port with a temporary store, killed at exit.
 # Writes the figures into bench/README.md between the JETSTREAM markers.
-# Usage: bench/jetstream.sh [RUNS] [EVENTS] [ROUNDS]   (defaults 50, 5000, 5; needs root)
+# Usage: bench/jetstream.sh [RUNS] [EVENTS] [ROUNDS]   (defaults 20, 5000, 10; needs root)
 set -eu
 cd "$(dirname "$0")/.."
-RUNS=${1:-50}
+RUNS=${1:-20}
 EVENTS=${2:-5000}
-ROUNDS=${3:-5}
+ROUNDS=${3:-10}
 REPS=3
 ./scripts/install-deps.sh
 make -s B=build-bench all >/dev/null
@@ -80,6 +82,21 @@ while [ $r -lt "$ROUNDS" ]; do
 		>/dev/null
 	r=$((r + 1))
 done
+# The same two cells interleaved run by run (random order in each pair), for
+# paired differences that a shared host's drift between rounds cannot fake.
+/usr/bin/python3 - "$SUP" "$work/noop.json" "nats://127.0.0.1:$port" "$((RUNS * ROUNDS))" > "$work/paired.json" <<'PY'
+import json, os, random, subprocess, sys, time
+sup, doc, url, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+base = {"PATH": os.environ["PATH"]}
+cells = {"no-op sink": dict(base, CELL_OS_USE_NOOP_SINK="1"), "JetStream sink": dict(base, CELLOS_NATS_URL=url)}
+out = {k: [] for k in cells}
+for _ in range(n):
+    for k in random.sample(list(cells), 2):
+        t = time.perf_counter()
+        subprocess.run([sup, doc], env=cells[k], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        out[k].append((time.perf_counter() - t) * 1e3)
+json.dump(out, sys.stdout)
+PY
 load_end=$(cut -d' ' -f1 /proc/loadavg)
 i=0
 while [ $i -lt "$RUNS" ]; do
@@ -116,6 +133,15 @@ for label in labels:
     meds = [r[label] for r in per_round]
     delta = "" if label == labels[0] else "%+.2f" % statistics.median(r[label] - r[labels[0]] for r in per_round)
     lines.append("| %s | %s | %s |" % (label, " | ".join("%.2f" % m for m in meds), delta))
+paired = json.load(open(f"{work}/paired.json"))
+a, b = paired["no-op sink"], paired["JetStream sink"]
+lines += ["", "The same two cells interleaved, %d pairs (each pair in random order; wall time of the run from Python, "
+          "so about 1 ms of its own is in both):" % len(a), "",
+          "| cell | median ms | mean ms |", "|---|---:|---:|",
+          "| no-op sink | %.2f | %.2f |" % (statistics.median(a), statistics.mean(a)),
+          "| JetStream sink | %.2f | %.2f |" % (statistics.median(b), statistics.mean(b)),
+          "", "Median of the paired differences (JetStream sink minus no-op sink): **%+.2f ms**; the difference of the "
+          "medians: %+.2f ms." % (statistics.median(y - x for x, y in zip(a, b)), statistics.median(b) - statistics.median(a))]
 parts = {k: [] for k in ("total", "connecting", "publishing", "closing")}
 for m in re.finditer(r"NATS: \d+ events acked.*?; ([0-9.]+) ms in the sink \(loading libnats [0-9.]+, "
                      r"connecting ([0-9.]+), publishing ([0-9.]+), closing ([0-9.]+)\)", open(f"{work}/debug.log").read()):

@@ -409,6 +409,8 @@ static int wait_workload(struct run *r, int64_t deadline)
 										   {.fd = r->sigfd, .events = POLLIN}};
 		stdio_relay_pollfds(&r->relay, p + 2);
 		egress_proxy_pollfds(&r->px, p + 2 + STDIO_RELAY_POLLFDS);
+		/* The events so far go out now, while we wait (events_flush). */
+		events_flush(r->es);
 		int n = poll(p, 2 + STDIO_RELAY_POLLFDS + EGRESS_PROXY_POLLFDS, left > 60000 ? 60000 : (int)left);
 		if (n < 0 && errno != EINTR)
 			return 0;
@@ -845,6 +847,8 @@ static int lifecycle(const struct config *cfg, const struct spec *spec, const st
 	if (spec->n_artifacts)
 		export_artifacts(&r, started_id);
 	log_step(&r.step_us, "export");
+	/* The events of the run so far go out while the cell is torn down. */
+	events_flush(es);
 
 	/* destroy, revoke */
 	r.be->destroy(&r.cell);

@@ -220,6 +220,13 @@ void events_emit(struct event_stream *es, const char *type, json_t *data, char i
 	free(line);
 }
 
+void events_flush(struct event_stream *es)
+{
+	for (size_t i = 0; i < es->n_sinks; i++)
+		if (es->sinks[i]->flush)
+			es->sinks[i]->flush(es->sinks[i]);
+}
+
 void events_close(struct event_stream *es)
 {
 	/* Closed already (the supervisor closes the stream before its end line;

@@ -51,6 +51,10 @@ void events_emit(struct event_stream *es, const char *type, json_t *data, char i
  * lost the event; here each ill-formed sequence becomes U+FFFD (util/utf8.h),
  * so the event can always be serialised. NULL only when out of memory. */
 json_t *event_text(const char *s);
+/* Send what the sinks hold without waiting (the JetStream sink queues events
+ * until then): called when the supervisor is about to wait. */
+void events_flush(struct event_stream *es);
+/* Deliver (or dead-letter) everything and close the sinks. */
 void events_close(struct event_stream *es);
 
 #endif

@@ -1,7 +1,7 @@
 /* The JetStream sink with pipelined publishes, on the project's own client
- * (sink/nats_wire.h): emit queues the event and sends it at once when the
- * connection is up, without waiting for its ack; acks are taken as they come
- * (at every emit) and the rest are awaited in close, within the run's budget.
+ * (sink/nats_wire.h): emit queues the event; flush (the supervisor is about to
+ * wait for its workload) sends what is queued without waiting for acks; close
+ * sends the rest and awaits every ack not yet in, within the run's budget.
  * docs/DESIGN.md ("JetStream sink") says why and what is kept of the order.
  *
  * Each event has a state: queued (not sent on the current connection), sent
@@ -267,13 +267,22 @@ static int async_emit(struct sink *s, const struct sink_event *ev, struct err *e
 	}
 	memcpy(p->line, ev->line, ev->len);
 	n->n++;
-	/* Read what came (acks; the server's INFO), send this one (and any
-	 * queued), write it out. */
-	nats_wire_pump(n->w, 0);
+	/* Sent by the next flush (or close): each write wakes the server, which
+	 * on a busy host takes the CPU from the supervisor there and then. */
+	n->publish_us += mono_us() - t;
+	return 0;
+}
+
+static void async_flush(struct sink *s)
+{
+	struct nats_async *n = (struct nats_async *)s;
+	if (n->head == n->n)
+		return; /* nothing pending: not even a read */
+	int64_t t = mono_us();
+	nats_wire_pump(n->w, 0); /* acks, the server's INFO */
 	step(n);
 	nats_wire_flush(n->w);
 	n->publish_us += mono_us() - t;
-	return 0;
 }
 
 /* Wait for the acks of everything sent, retrying within the budget; what is
@@ -409,7 +418,7 @@ struct sink *nats_async_open(const struct nats_sink_params *p, struct err *e)
 		return NULL;
 	}
 	int64_t t0 = mono_us();
-	n->base = (struct sink){.name = "nats", .emit = async_emit, .close = async_close};
+	n->base = (struct sink){.name = "nats", .emit = async_emit, .flush = async_flush, .close = async_close};
 	n->tpl = p->subject_template;
 	n->backoff = 50;
 	nats_subject_token(p->tenant_id, n->tenant, sizeof n->tenant);
@@ -460,9 +469,9 @@ struct sink *nats_async_open(const struct nats_sink_params *p, struct err *e)
 			async_close(&n->base);
 			return NULL;
 		}
-	} else {
-		nats_wire_pump(n->w, 0);
 	}
+	/* Otherwise the first flush connects (docs/DESIGN.md: the supervisor is
+	 * about to wait for its workload then). */
 	n->connect_us = mono_us() - t0;
 	return &n->base;
 }

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
@@ -16,8 +17,10 @@
 
 /* After a failed or lost connection, the next URL is tried this much later. */
 #define WIRE_RECONNECT_MS 250
-/* A TCP connect or a server's INFO that takes longer fails that attempt. */
+/* A connection whose server has not answered our PING by then fails. */
 #define WIRE_CONNECT_MS 1000
+/* The server's max_payload until its INFO says (NATS's default, 1 MiB). */
+#define WIRE_DEFAULT_MAX_PAYLOAD (1024 * 1024)
 
 struct buf {
 	char *p;
@@ -138,41 +141,89 @@ static void fail(struct nats_wire *w, const char *fmt, ...)
 	w->fd = -1;
 	if (!w->confirmed)
 		w->failures++; /* refused, or never answered our CONNECT */
+	/* A working connection that ended is replaced at once (e.g. a server
+	 * that dropped a connection idle for minutes); a failed attempt later. */
+	w->since_ms = mono_ms() + (w->confirmed ? 0 : WIRE_RECONNECT_MS);
 	w->state = NATS_WIRE_DOWN;
 	w->confirmed = false;
 	w->out.len = w->in.len = 0;
-	w->since_ms = mono_ms() + WIRE_RECONNECT_MS;
 }
 
 static void start_connect(struct nats_wire *w)
 {
 	struct url *u = &w->urls[w->next_url];
 	w->next_url = (w->next_url + 1) % w->n_urls;
-	w->state = NATS_WIRE_CONNECTING;
 	w->since_ms = mono_ms();
 	w->out.len = w->in.len = 0;
-	/* Numeric addresses need no resolver; a name is looked up here, once per
+	/* A numeric address needs no resolver (getaddrinfo() costs a cell
+	 * tenths of a millisecond even then); a name is looked up here, once per
 	 * attempt (the resolver's own timeouts bound it). */
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *ai = NULL;
-	int g = getaddrinfo(u->host, u->port, &hints, &ai);
-	if (g != 0) {
-		fail(w, "%s: %s", u->host, gai_strerror(g));
+	struct sockaddr_storage ss = {0};
+	socklen_t sl = 0;
+	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+	char *end;
+	unsigned long port = strtoul(u->port, &end, 10);
+	if (*end || port == 0 || port > 65535) {
+		fail(w, "%s: invalid port", u->port);
 		return;
 	}
-	w->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (w->fd < 0) {
+	if (inet_pton(AF_INET, u->host, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons((uint16_t)port);
+		sl = sizeof *in4;
+	} else if (inet_pton(AF_INET6, u->host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		sl = sizeof *in6;
+	} else {
+		struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *ai = NULL;
+		int g = getaddrinfo(u->host, u->port, &hints, &ai);
+		if (g != 0) {
+			fail(w, "%s: %s", u->host, gai_strerror(g));
+			return;
+		}
+		memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+		sl = ai->ai_addrlen;
 		freeaddrinfo(ai);
+	}
+	w->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (w->fd < 0) {
 		fail(w, "socket: %s", strerror(errno));
 		return;
 	}
-	int rc = connect(w->fd, ai->ai_addr, ai->ai_addrlen);
-	freeaddrinfo(ai);
-	if (rc < 0 && errno != EINPROGRESS)
+	if (connect(w->fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS) {
 		fail(w, "%s", strerror(errno));
+		return;
+	}
+	/* CONNECT, a PING (its PONG confirms the CONNECT) and the inbox
+	 * subscription go out with the first messages, without waiting for the
+	 * server's INFO: the server reads them after sending it. What the INFO
+	 * says is checked when it comes (on_info); a server that requires TLS
+	 * or lacks headers is then refused with a message. */
+	json_t *c = json_pack("{s:b, s:b, s:b, s:s, s:s, s:s, s:i, s:b, s:b}", "verbose", 0, "pedantic", 0,
+			      "tls_required", 0, "name", w->name, "lang", "C", "version", "cellos", "protocol", 1,
+			      "headers", 1, "no_responders", 1);
+	if (c && u->user)
+		json_object_set_new(c, "user", json_string(u->user)), json_object_set_new(c, "pass", json_string(u->pass));
+	if (c && u->token)
+		json_object_set_new(c, "auth_token", json_string(u->token));
+	char *s = c ? json_dumps(c, JSON_COMPACT) : NULL;
+	json_decref(c);
+	int rc = s ? buf_add(&w->out, "CONNECT ", 8) | buf_add(&w->out, s, strlen(s)) |
+			     buf_printf(&w->out, "\r\nPING\r\nSUB %s.* 1\r\n", w->inbox)
+		   : -1;
+	free(s);
+	if (rc < 0) {
+		fail(w, "out of memory");
+		return;
+	}
+	w->max_payload = WIRE_DEFAULT_MAX_PAYLOAD;
+	w->state = NATS_WIRE_READY;
+	w->generation++;
 }
 
-/* The server's INFO: what it requires of us, then our CONNECT, a PING (its
- * PONG confirms the CONNECT) and the inbox subscription. */
+/* The server's INFO: what it requires of us (our CONNECT is on its way). */
 static void on_info(struct nats_wire *w, const char *json, size_t len)
 {
 	json_error_t je;
@@ -183,41 +234,14 @@ static void on_info(struct nats_wire *w, const char *json, size_t len)
 	}
 	bool tls = json_is_true(json_object_get(j, "tls_required"));
 	bool headers = json_is_true(json_object_get(j, "headers"));
-	w->max_payload = json_integer_value(json_object_get(j, "max_payload"));
+	long long max = json_integer_value(json_object_get(j, "max_payload"));
 	json_decref(j);
-	if (w->state == NATS_WIRE_READY)
-		return; /* an update (cluster membership): nothing for us */
-	if (tls) {
+	if (max > 0)
+		w->max_payload = max;
+	if (tls)
 		fail(w, "the server requires TLS (use a tls:// URL or CELLOS_NATS_TLS_CA)");
-		return;
-	}
-	if (!headers) {
+	else if (!headers)
 		fail(w, "the server does not support message headers (NATS 2.2 or later needed)");
-		return;
-	}
-	struct url *u = &w->urls[(w->next_url + w->n_urls - 1) % w->n_urls];
-	json_t *c = json_pack("{s:b, s:b, s:b, s:s, s:s, s:s, s:i, s:b, s:b}", "verbose", 0, "pedantic", 0,
-			      "tls_required", 0, "name", w->name, "lang", "C", "version", "cellos", "protocol", 1,
-			      "headers", 1, "no_responders", 1);
-	if (c && u->user)
-		json_object_set_new(c, "user", json_string(u->user)), json_object_set_new(c, "pass", json_string(u->pass));
-	if (c && u->token)
-		json_object_set_new(c, "auth_token", json_string(u->token));
-	char *s = c ? json_dumps(c, JSON_COMPACT) : NULL;
-	json_decref(c);
-	if (!s) {
-		fail(w, "out of memory");
-		return;
-	}
-	int rc = buf_add(&w->out, "CONNECT ", 8) | buf_add(&w->out, s, strlen(s)) |
-		 buf_printf(&w->out, "\r\nPING\r\nSUB %s.* 1\r\n", w->inbox);
-	free(s);
-	if (rc < 0) {
-		fail(w, "out of memory");
-		return;
-	}
-	w->state = NATS_WIRE_READY;
-	w->generation++;
 }
 
 /* One MSG/HMSG: "<subject> <sid> [reply] [<hdr bytes>] <total bytes>". */
@@ -355,7 +379,7 @@ static void do_write(struct nats_wire *w)
 
 void nats_wire_flush(struct nats_wire *w)
 {
-	if (w->fd >= 0 && w->out.len && w->state == NATS_WIRE_READY)
+	if (w->fd >= 0 && w->out.len)
 		do_write(w);
 }
 
@@ -374,44 +398,33 @@ void nats_wire_pump(struct nats_wire *w, int timeout_ms)
 		start_connect(w);
 		if (w->state == NATS_WIRE_DOWN)
 			return;
-		now = mono_ms();
 	}
-	if (w->state == NATS_WIRE_CONNECTING && now - w->since_ms >= WIRE_CONNECT_MS) {
+	/* What came first (the PONG that confirms us may be waiting there),
+	 * then what is queued, then wait if asked to. */
+	do_read(w);
+	if (w->fd >= 0 && w->out.len)
+		do_write(w);
+	if (w->fd < 0)
+		return;
+	now = mono_ms();
+	if (!w->confirmed && now - w->since_ms >= WIRE_CONNECT_MS) {
 		fail(w, "no answer within %d ms", WIRE_CONNECT_MS);
 		return;
 	}
-	if (timeout_ms == 0) {
-		/* Without waiting: what came, then what is queued (no poll). */
-		do_read(w);
-		if (w->fd >= 0 && w->out.len && w->state == NATS_WIRE_READY)
-			do_write(w);
+	if (timeout_ms <= 0)
 		return;
-	}
-	if (w->out.len && w->state == NATS_WIRE_READY)
-		do_write(w); /* most often all of it, without waiting */
-	if (w->fd < 0)
-		return;
-	/* Connecting: a refused connect shows as POLLERR/POLLHUP, success as the
-	 * server's INFO (POLLIN). */
-	struct pollfd p = {.fd = w->fd, .events = POLLIN | (w->out.len ? POLLOUT : 0)};
 	int t = timeout_ms;
-	if (w->state == NATS_WIRE_CONNECTING) {
+	if (!w->confirmed) {
 		int64_t left = w->since_ms + WIRE_CONNECT_MS - now;
 		t = left < t ? (int)left : t;
 	}
-	int n = poll(&p, 1, t < 0 ? 0 : t);
-	if (n <= 0)
+	/* A refused connect shows as POLLERR/POLLHUP. */
+	struct pollfd p = {.fd = w->fd, .events = POLLIN | (w->out.len ? POLLOUT : 0)};
+	if (poll(&p, 1, t < 0 ? 0 : t) <= 0)
 		return;
-	if (p.revents & (POLLERR | POLLHUP) && w->state == NATS_WIRE_CONNECTING) {
-		int err = 0;
-		socklen_t l = sizeof err;
-		getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &err, &l);
-		fail(w, "%s", strerror(err ? err : ECONNREFUSED));
-		return;
-	}
 	if (p.revents & (POLLIN | POLLHUP | POLLERR))
 		do_read(w);
-	if (w->fd >= 0 && w->out.len && w->state == NATS_WIRE_READY)
+	if (w->fd >= 0 && w->out.len)
 		do_write(w);
 }
 
@@ -452,7 +465,7 @@ struct nats_wire *nats_wire_new(char *const *urls, const char *name, nats_wire_r
 		k += snprintf(w->inbox + k, sizeof w->inbox - (size_t)k, "%02x", r[i]);
 	w->on_reply = on_reply;
 	w->arg = arg;
-	start_connect(w);
+	w->since_ms = mono_ms(); /* the first pump connects */
 	return w;
 }
 

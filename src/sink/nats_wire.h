@@ -9,7 +9,7 @@
  * credentials file still go through libnats (sink/nats_conn.h).
  *
  * The caller queues what to send; nats_wire_pump() connects (each URL in turn,
- * again 250 ms after a failure), writes, reads and hands every message on the
+ * again 250 ms after a failed attempt), reads, writes and hands every message on the
  * client's inbox (`<inbox>.<token>`, subscribed on every connection) to the
  * callback with its token. Nothing is resent by this layer: after a lost
  * connection the caller republishes what it still needs (nats_wire_generation()
@@ -39,13 +39,13 @@ struct nats_wire;
 typedef void (*nats_wire_reply_fn)(void *arg, const char *token, int status, const char *data, size_t len);
 
 enum nats_wire_state {
-	NATS_WIRE_DOWN,       /* no connection (waiting to try the next URL) */
-	NATS_WIRE_CONNECTING, /* TCP connect or the server's INFO pending */
-	NATS_WIRE_READY,      /* CONNECT sent: publishes may be queued */
+	NATS_WIRE_DOWN,  /* no connection (waiting to try the next URL) */
+	NATS_WIRE_READY, /* connecting or connected, CONNECT queued: publishes may be queued */
 };
 
 /* `urls`: nats://[user[:pass]@|token@]host[:port] (checked by the
- * configuration). Starts connecting to the first at once. NULL with *e. */
+ * configuration). Nothing is done on the network until the first pump. NULL
+ * with *e. */
 struct nats_wire *nats_wire_new(char *const *urls, const char *name, nats_wire_reply_fn on_reply, void *arg,
 				struct err *e);
 /* Hand the callback to a new owner (a prepared connection taken by the sink). */

@@ -26,6 +26,9 @@ struct sink {
 	 * returns 0 and reports what it could not deliver to `dead`, at the
 	 * latest in close. */
 	int (*emit)(struct sink *s, const struct sink_event *ev, struct err *e);
+	/* Optional: send what was accepted, without waiting; the caller is about
+	 * to block (the supervisor waiting for its workload). */
+	void (*flush)(struct sink *s);
 	/* Flush (deliver or report everything accepted) and release. */
 	void (*close)(struct sink *s);
 	/* Set by the owner before the first emit (NULL: such events are only logged). */
