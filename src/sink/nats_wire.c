@@ -400,9 +400,10 @@ void nats_wire_pump(struct nats_wire *w, int timeout_ms)
 			return;
 	}
 	/* What came first (the PONG that confirms us may be waiting there),
-	 * then what is queued, then wait if asked to. */
+	 * then what is queued (not without a wait: the caller queues more and
+	 * flushes it all in one write), then wait if asked to. */
 	do_read(w);
-	if (w->fd >= 0 && w->out.len)
+	if (w->fd >= 0 && w->out.len && timeout_ms > 0)
 		do_write(w);
 	if (w->fd < 0)
 		return;

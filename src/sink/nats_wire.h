@@ -50,9 +50,10 @@ struct nats_wire *nats_wire_new(char *const *urls, const char *name, nats_wire_r
 				struct err *e);
 /* Hand the callback to a new owner (a prepared connection taken by the sink). */
 void nats_wire_set_reply(struct nats_wire *w, nats_wire_reply_fn on_reply, void *arg);
-/* Connect, write, read and dispatch; waits up to timeout_ms (0: not at all)
- * for something to happen. Never fails: problems end the connection (its
- * reason is nats_wire_error()) and a new one is tried later. */
+/* Connect, read and dispatch, write; waits up to timeout_ms for something to
+ * happen. With 0, it neither waits nor writes (nats_wire_flush() does). Never
+ * fails: problems end the connection (its reason is nats_wire_error()) and a
+ * new one is tried later. */
 void nats_wire_pump(struct nats_wire *w, int timeout_ms);
 /* Write what is queued, without waiting (no read). */
 void nats_wire_flush(struct nats_wire *w);
