@@ -356,3 +356,23 @@ def test_server_restarted_mid_run_gets_every_event_in_order(no_residue):
         assert [e["id"] for e in msgs] == [e["id"] for e in r.events], r.err
     finally:
         server.stop()
+
+
+def test_plain_connection_runs_no_thread_and_loads_no_libnats(no_residue, nats_server):
+    """With a plain nats:// URL the supervisor stays one thread (nothing runs
+    beside it when it clone3()s the cell's init) and never loads libnats; its
+    events still reach the stream."""
+    with nats_server.client() as c:
+        ensure_events_stream(c)
+    run = Running(make_spec(["/bin/sleep", "1"]), env=nats_env(nats_server))
+    try:
+        run.wait_event("observability.v1.process_spawned")
+        status = open(f"/proc/{run.proc.pid}/status").read()
+        maps = open(f"/proc/{run.proc.pid}/maps").read()
+        r = run.finish(timeout=20)
+    finally:
+        run.kill()
+    assert r.rc == 0, r.err
+    assert re.search(r"^Threads:\s+1$", status, re.M), status
+    assert "libnats" not in maps and "libssl" not in maps
+    assert [json.loads(m["data"])["id"] for m in stream_of(nats_server)] == [e["id"] for e in r.events]
