@@ -394,9 +394,16 @@ static int64_t run_deadline(struct run *r, int64_t start)
 /* Wait until the workload's main process ends, or `deadline`, or a signal,
  * relaying its output meanwhile where our stdout/stderr are a terminal.
  * Returns 1 when it ended, 0 on deadline, -1 on SIGTERM/SIGINT. */
+/* The events so far are sent (events_flush) once the workload has run this
+ * long, and then at every turn: a short workload's events go out with the
+ * last ones, in one write at the end, instead of waking the broker while the
+ * workload runs (docs/DESIGN.md, JetStream sink). */
+#define EVENTS_FLUSH_AFTER_MS 5
+
 static int wait_workload(struct run *r, int64_t deadline)
 {
 	int fd = r->be->wait_fd(&r->cell);
+	int64_t flush_at = mono_ms() + EVENTS_FLUSH_AFTER_MS;
 	for (;;) {
 		int64_t now = mono_ms();
 		if (now >= deadline)
@@ -409,9 +416,12 @@ static int wait_workload(struct run *r, int64_t deadline)
 										   {.fd = r->sigfd, .events = POLLIN}};
 		stdio_relay_pollfds(&r->relay, p + 2);
 		egress_proxy_pollfds(&r->px, p + 2 + STDIO_RELAY_POLLFDS);
-		/* The events so far go out now, while we wait (events_flush). */
-		events_flush(r->es);
-		int n = poll(p, 2 + STDIO_RELAY_POLLFDS + EGRESS_PROXY_POLLFDS, left > 60000 ? 60000 : (int)left);
+		int64_t wait = left > 60000 ? 60000 : left;
+		if (now >= flush_at)
+			events_flush(r->es);
+		else if (flush_at - now < wait)
+			wait = flush_at - now;
+		int n = poll(p, 2 + STDIO_RELAY_POLLFDS + EGRESS_PROXY_POLLFDS, (int)wait);
 		if (n < 0 && errno != EINTR)
 			return 0;
 		if (n > 0) {
@@ -847,8 +857,6 @@ static int lifecycle(const struct config *cfg, const struct spec *spec, const st
 	if (spec->n_artifacts)
 		export_artifacts(&r, started_id);
 	log_step(&r.step_us, "export");
-	/* The events of the run so far go out while the cell is torn down. */
-	events_flush(es);
 
 	/* destroy, revoke */
 	r.be->destroy(&r.cell);
