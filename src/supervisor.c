@@ -417,10 +417,15 @@ static int wait_workload(struct run *r, int64_t deadline)
 		stdio_relay_pollfds(&r->relay, p + 2);
 		egress_proxy_pollfds(&r->px, p + 2 + STDIO_RELAY_POLLFDS);
 		int64_t wait = left > 60000 ? 60000 : left;
-		if (now >= flush_at)
+		if (now >= flush_at) {
 			events_flush(r->es);
-		else if (flush_at - now < wait)
-			wait = flush_at - now;
+		} else {
+			/* The broker's connection is made while the workload runs:
+			 * what is left at the end is sending and the acks. */
+			events_prepare(r->es);
+			if (flush_at - now < wait)
+				wait = flush_at - now;
+		}
 		int n = poll(p, 2 + STDIO_RELAY_POLLFDS + EGRESS_PROXY_POLLFDS, (int)wait);
 		if (n < 0 && errno != EINTR)
 			return 0;

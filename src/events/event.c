@@ -227,6 +227,13 @@ void events_flush(struct event_stream *es)
 			es->sinks[i]->flush(es->sinks[i]);
 }
 
+void events_prepare(struct event_stream *es)
+{
+	for (size_t i = 0; i < es->n_sinks; i++)
+		if (es->sinks[i]->prepare)
+			es->sinks[i]->prepare(es->sinks[i]);
+}
+
 void events_close(struct event_stream *es)
 {
 	/* Closed already (the supervisor closes the stream before its end line;

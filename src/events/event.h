@@ -54,6 +54,9 @@ json_t *event_text(const char *s);
 /* Send what the sinks hold without waiting (the JetStream sink queues events
  * until then): called when the supervisor is about to wait. */
 void events_flush(struct event_stream *es);
+/* Start what the sinks need time for (the JetStream sink's connection),
+ * sending nothing: called when the supervisor is about to wait. */
+void events_prepare(struct event_stream *es);
 /* Deliver (or dead-letter) everything and close the sinks. */
 void events_close(struct event_stream *es);
 

@@ -1,7 +1,8 @@
 /* The JetStream sink with pipelined publishes, on the project's own client
- * (sink/nats_wire.h): emit queues the event; flush (the supervisor is about to
- * wait for its workload) sends what is queued without waiting for acks; close
- * sends the rest and awaits every ack not yet in, within the run's budget.
+ * (sink/nats_wire.h): emit queues the event; prepare connects and flush sends
+ * what is queued, without waiting for acks (the supervisor calls them when it
+ * is about to wait for its workload); close sends the rest and awaits every
+ * ack not yet in, within the run's budget.
  * docs/DESIGN.md ("JetStream sink") says why and what is kept of the order.
  *
  * Each event has a state: queued (not sent on the current connection), sent
@@ -273,6 +274,17 @@ static int async_emit(struct sink *s, const struct sink_event *ev, struct err *e
 	return 0;
 }
 
+static void async_prepare(struct sink *s)
+{
+	struct nats_async *n = (struct nats_async *)s;
+	if (nats_wire_state(n->w) == NATS_WIRE_READY)
+		return;
+	int64_t t = mono_us();
+	nats_wire_pump(n->w, 0); /* connects */
+	nats_wire_flush(n->w);   /* CONNECT, PING, SUB */
+	n->connect_us += mono_us() - t;
+}
+
 static void async_flush(struct sink *s)
 {
 	struct nats_async *n = (struct nats_async *)s;
@@ -418,7 +430,7 @@ struct sink *nats_async_open(const struct nats_sink_params *p, struct err *e)
 		return NULL;
 	}
 	int64_t t0 = mono_us();
-	n->base = (struct sink){.name = "nats", .emit = async_emit, .flush = async_flush, .close = async_close};
+	n->base = (struct sink){.name = "nats", .emit = async_emit, .flush = async_flush, .prepare = async_prepare, .close = async_close};
 	n->tpl = p->subject_template;
 	n->backoff = 50;
 	nats_subject_token(p->tenant_id, n->tenant, sizeof n->tenant);
@@ -470,8 +482,8 @@ struct sink *nats_async_open(const struct nats_sink_params *p, struct err *e)
 			return NULL;
 		}
 	}
-	/* Otherwise the first flush connects (docs/DESIGN.md: the supervisor is
-	 * about to wait for its workload then). */
+	/* Otherwise prepare, or the first flush, connects (docs/DESIGN.md: the
+	 * supervisor is about to wait for its workload then). */
 	n->connect_us = mono_us() - t0;
 	return &n->base;
 }

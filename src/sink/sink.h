@@ -29,6 +29,9 @@ struct sink {
 	/* Optional: send what was accepted, without waiting; the caller is about
 	 * to block (the supervisor waiting for its workload). */
 	void (*flush)(struct sink *s);
+	/* Optional: start what takes time (a connection) without sending; the
+	 * caller is about to block. */
+	void (*prepare)(struct sink *s);
 	/* Flush (deliver or report everything accepted) and release. */
 	void (*close)(struct sink *s);
 	/* Set by the owner before the first emit (NULL: such events are only logged). */
