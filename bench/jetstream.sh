@@ -36,7 +36,7 @@ work=$(mktemp -d /tmp/bench-jetstream.XXXXXX)
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 nats-server -js -a 127.0.0.1 -p "$port" -sd "$work/store" >"$work/nats.log" 2>&1 &
 nats_pid=$!
-trap 'kill -9 $nats_pid 2>/dev/null; wait $nats_pid 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill -9 $nats_pid 2>/dev/null; wait $nats_pid 2>/dev/null || true; rm -rf "$work"' EXIT
 i=0
 until grep -q "Server is ready" "$work/nats.log"; do
 	i=$((i + 1))
