@@ -14,6 +14,7 @@
 #include "config.h"
 #include "events/event.h"
 #include "sink/nats.h"
+#include "sink/nats_wire.h"
 #include "spec/spec.h"
 #include "supervisor.h"
 #include "util/ids.h"
@@ -231,8 +232,12 @@ static int warm_wait(void)
 		 * run (bench/README.md). A failure here is the run's to report. */
 		struct nats_conn_opts o = {0};
 		struct err e = {0};
-		if (config_nats_load(&o, NULL, &e) == 0)
-			nats_conn_prepare(&o, "cellos-supervisor (warm)", NATS_SINK_ATTEMPT_MS, &e);
+		if (config_nats_load(&o, NULL, &e) == 0) {
+			if (nats_sink_needs_libnats(&o))
+				nats_conn_prepare(&o, "cellos-supervisor (warm)", NATS_SINK_ATTEMPT_MS, &e);
+			else
+				nats_wire_prepare(o.urls, "cellos-supervisor (warm)", NATS_SINK_ATTEMPT_MS);
+		}
 		config_nats_free(&o);
 	}
 	sigset_t set;

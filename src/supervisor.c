@@ -395,9 +395,16 @@ static int64_t run_deadline(struct run *r, int64_t start)
 /* Wait until the workload's main process ends, or `deadline`, or a signal,
  * relaying its output meanwhile where our stdout/stderr are a terminal.
  * Returns 1 when it ended, 0 on deadline, -1 on SIGTERM/SIGINT. */
+/* The events so far are sent (events_flush) once the workload has run this
+ * long, and then at every turn: a short workload's events go out with the
+ * last ones, in one write at the end, instead of waking the broker while the
+ * workload runs (docs/DESIGN.md, JetStream sink). */
+#define EVENTS_FLUSH_AFTER_MS 5
+
 static int wait_workload(struct run *r, int64_t deadline)
 {
 	int fd = r->be->wait_fd(&r->cell);
+	int64_t flush_at = mono_ms() + EVENTS_FLUSH_AFTER_MS;
 	for (;;) {
 		int64_t now = mono_ms();
 		if (now >= deadline)
@@ -411,7 +418,17 @@ static int wait_workload(struct run *r, int64_t deadline)
 										   {.fd = r->sigfd, .events = POLLIN}};
 		stdio_relay_pollfds(&r->relay, p + 2);
 		egress_proxy_pollfds(&r->px, p + 2 + STDIO_RELAY_POLLFDS);
-		int n = poll(p, 2 + STDIO_RELAY_POLLFDS + EGRESS_PROXY_POLLFDS, left > 60000 ? 60000 : (int)left);
+		int64_t wait = left > 60000 ? 60000 : left;
+		if (now >= flush_at) {
+			events_flush(r->es);
+		} else {
+			/* The broker's connection is made while the workload runs:
+			 * what is left at the end is sending and the acks. */
+			events_prepare(r->es);
+			if (flush_at - now < wait)
+				wait = flush_at - now;
+		}
+		int n = poll(p, 2 + STDIO_RELAY_POLLFDS + EGRESS_PROXY_POLLFDS, (int)wait);
 		if (n < 0 && errno != EINTR)
 			return 0;
 		if (n > 0) {

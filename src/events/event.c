@@ -19,6 +19,8 @@ int events_open(struct event_stream *es, const struct config *cfg, struct err *e
 	return events_open_cell(es, cfg, NULL, NULL, e);
 }
 
+static void sink_gave_up(void *arg, const struct sink_event *ev, const char *why);
+
 int events_open_cell(struct event_stream *es, const struct config *cfg, const char *cell_id, const char *tenant_id,
 		     struct err *e)
 {
@@ -48,6 +50,8 @@ int events_open_cell(struct event_stream *es, const struct config *cfg, const ch
 			events_close(es);
 			return -1;
 		}
+		n->dead = sink_gave_up;
+		n->dead_arg = es;
 		es->sinks[es->n_sinks++] = n;
 	} else {
 		es->sinks[es->n_sinks++] = sink_noop_open();
@@ -104,6 +108,17 @@ static void dead_letter(struct event_stream *es, const char *id, const char *typ
 	}
 	es->dead_lettered++;
 	log_warn("event %s (%s) written to CELLOS_DLQ_DIR as %s: %s", id, type, name, why);
+}
+
+/* A sink that took an event but could not deliver it after all (the
+ * JetStream sink's pipelined publishes, at the latest when it is closed). */
+static void sink_gave_up(void *arg, const struct sink_event *ev, const char *why)
+{
+	struct event_stream *es = arg;
+	char msg[1100];
+	snprintf(msg, sizeof msg, "sink nats: %s", why);
+	log_error("sink nats: event %s (%s) not delivered: %s", ev->id, ev->type, why);
+	dead_letter(es, ev->id, ev->type, ev->line, ev->len, msg);
 }
 
 /* Sign (when configured) and hand the event to every sink. Errors of all the
@@ -203,6 +218,20 @@ void events_emit(struct event_stream *es, const char *type, json_t *data, char i
 	deliver(es, ev, id, full_type, line, len);
 	json_decref(ev);
 	free(line);
+}
+
+void events_flush(struct event_stream *es)
+{
+	for (size_t i = 0; i < es->n_sinks; i++)
+		if (es->sinks[i]->flush)
+			es->sinks[i]->flush(es->sinks[i]);
+}
+
+void events_prepare(struct event_stream *es)
+{
+	for (size_t i = 0; i < es->n_sinks; i++)
+		if (es->sinks[i]->prepare)
+			es->sinks[i]->prepare(es->sinks[i]);
 }
 
 void events_close(struct event_stream *es)

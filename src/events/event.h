@@ -51,6 +51,13 @@ void events_emit(struct event_stream *es, const char *type, json_t *data, char i
  * lost the event; here each ill-formed sequence becomes U+FFFD (util/utf8.h),
  * so the event can always be serialised. NULL only when out of memory. */
 json_t *event_text(const char *s);
+/* Send what the sinks hold without waiting (the JetStream sink queues events
+ * until then): called when the supervisor is about to wait. */
+void events_flush(struct event_stream *es);
+/* Start what the sinks need time for (the JetStream sink's connection),
+ * sending nothing: called when the supervisor is about to wait. */
+void events_prepare(struct event_stream *es);
+/* Deliver (or dead-letter) everything and close the sinks. */
 void events_close(struct event_stream *es);
 
 #endif

@@ -38,4 +38,8 @@ struct nats_sink_params {
  * is an error naming CELL_OS_REQUIRE_JETSTREAM. */
 struct sink *sink_nats_open(const struct nats_sink_params *p, struct err *e);
 
+/* Whether these options need libnats (TLS, a credentials file): the sink is
+ * then synchronous; else it pipelines its publishes on its own client. */
+bool nats_sink_needs_libnats(const struct nats_conn_opts *o);
+
 #endif

@@ -210,16 +210,33 @@ int nats_js_request(struct nats_conn *c, const char *api, json_t *req, json_t **
 		return err_set(e, "%s: JetStream is not enabled on the server (no responders)", what);
 	if (s != NATS_OK)
 		return nats_fail(a, s, e, what);
-	json_t *j = reply_json(a, reply, what, e);
+	int len = a->natsMsg_GetDataLength(reply);
+	int rc = nats_js_answer(a->natsMsg_GetData(reply), len > 0 ? (size_t)len : 0, what, resp, err_code, e);
 	a->natsMsg_Destroy(reply);
-	if (!j)
-		return -1;
+	return rc;
+}
+
+int nats_js_answer(const char *data, size_t len, const char *what, json_t **resp, int *err_code, struct err *e)
+{
+	json_error_t je;
+	*resp = NULL;
+	json_t *j = json_loadb(data ? data : "", len, 0, &je);
+	if (!j || !json_is_object(j)) {
+		json_decref(j);
+		return err_set(e, "%s: the answer is not a JSON object", what);
+	}
 	if (api_error(j, what, err_code, e) < 0) {
 		json_decref(j);
 		return -1;
 	}
 	*resp = j;
 	return 0;
+}
+
+static int conn_request(void *arg, const char *api, json_t *req, json_t **resp, int64_t timeout_ms, int *err_code,
+			struct err *e)
+{
+	return nats_js_request(arg, api, req, resp, timeout_ms, err_code, e);
 }
 
 int nats_js_publish(struct nats_conn *c, const char *subject, const char *msg_id, const void *data, size_t len,
@@ -274,6 +291,12 @@ int nats_js_publish(struct nats_conn *c, const char *subject, const char *msg_id
 int nats_stream_ensure(struct nats_conn *c, const struct nats_stream_def *d, int replicas, int64_t timeout_ms,
 		       bool *created, int *replicas_out, struct err *e)
 {
+	return nats_stream_ensure_via(conn_request, c, d, replicas, timeout_ms, created, replicas_out, e);
+}
+
+int nats_stream_ensure_via(nats_js_request_fn request, void *c, const struct nats_stream_def *d, int replicas,
+			   int64_t timeout_ms, bool *created, int *replicas_out, struct err *e)
+{
 	char api[256];
 	json_t *resp = NULL;
 	int code = 0;
@@ -281,7 +304,7 @@ int nats_stream_ensure(struct nats_conn *c, const struct nats_stream_def *d, int
 		*created = false;
 	snprintf(api, sizeof api, "STREAM.INFO.%s", d->name);
 	struct err ie = {0};
-	if (nats_js_request(c, api, NULL, &resp, timeout_ms, &code, &ie) == 0) {
+	if (request(c, api, NULL, &resp, timeout_ms, &code, &ie) == 0) {
 		if (replicas_out)
 			*replicas_out = (int)json_integer_value(
 				json_object_get(json_object_get(resp, "config"), "num_replicas"));
@@ -301,7 +324,7 @@ int nats_stream_ensure(struct nats_conn *c, const struct nats_stream_def *d, int
 			return err_set(e, "stream %s: out of memory", d->name);
 		if (d->duplicate_window_ns)
 			json_object_set_new(req, "duplicate_window", json_integer(d->duplicate_window_ns));
-		int rc = nats_js_request(c, api, req, &resp, timeout_ms, &code, e);
+		int rc = request(c, api, req, &resp, timeout_ms, &code, e);
 		json_decref(req);
 		if (rc == 0) {
 			json_decref(resp);
@@ -322,10 +345,16 @@ int nats_stream_ensure(struct nats_conn *c, const struct nats_stream_def *d, int
 int nats_stream_for_subject(struct nats_conn *c, const char *subject, char *name, size_t size, int64_t timeout_ms,
 			    struct err *e)
 {
+	return nats_stream_for_subject_via(conn_request, c, subject, name, size, timeout_ms, e);
+}
+
+int nats_stream_for_subject_via(nats_js_request_fn request, void *c, const char *subject, char *name, size_t size,
+				int64_t timeout_ms, struct err *e)
+{
 	json_t *req = json_pack("{s:s}", "subject", subject), *resp = NULL;
 	if (!req)
 		return err_set(e, "out of memory");
-	int rc = nats_js_request(c, "STREAM.NAMES", req, &resp, timeout_ms, NULL, e);
+	int rc = request(c, "STREAM.NAMES", req, &resp, timeout_ms, NULL, e);
 	json_decref(req);
 	if (rc < 0)
 		return -1;

@@ -70,6 +70,15 @@ void nats_conn_close(struct nats_conn *c);
 int nats_js_request(struct nats_conn *c, const char *api, json_t *req, json_t **resp, int64_t timeout_ms,
 		    int *err_code, struct err *e);
 
+/* A JetStream API answer (data, len) as nats_js_request returns it: *resp the
+ * JSON object, or -1 with *e ("<what>: ...") and *err_code (when not NULL). */
+int nats_js_answer(const char *data, size_t len, const char *what, json_t **resp, int *err_code, struct err *e);
+
+/* nats_js_request's shape, for the calls below over another connection
+ * (the sink's own client, sink/nats_wire.h). */
+typedef int (*nats_js_request_fn)(void *conn, const char *api, json_t *req, json_t **resp, int64_t timeout_ms,
+				  int *err_code, struct err *e);
+
 /* What JetStream answered to a publish. */
 struct nats_pub_ack {
 	char stream[128];
@@ -105,10 +114,14 @@ struct nats_stream_def {
  * its replica count (either may be NULL). */
 int nats_stream_ensure(struct nats_conn *c, const struct nats_stream_def *d, int replicas, int64_t timeout_ms,
 		       bool *created, int *replicas_out, struct err *e);
+int nats_stream_ensure_via(nats_js_request_fn request, void *conn, const struct nats_stream_def *d, int replicas,
+			   int64_t timeout_ms, bool *created, int *replicas_out, struct err *e);
 
 /* The name of the stream that captures `subject` into name (size bytes): 0
  * found, 1 none does, -1 with *e. */
 int nats_stream_for_subject(struct nats_conn *c, const char *subject, char *name, size_t size, int64_t timeout_ms,
 			    struct err *e);
+int nats_stream_for_subject_via(nats_js_request_fn request, void *conn, const char *subject, char *name, size_t size,
+				int64_t timeout_ms, struct err *e);
 
 #endif

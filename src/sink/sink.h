@@ -16,12 +16,27 @@ struct sink_event {
 	const char *type;  /* the type of the (inner) event, e.g. dev.cellos.events.cell.lifecycle.v1.started */
 };
 
+/* Where an event goes that a sink accepted but could not deliver after all. */
+typedef void (*sink_dead_fn)(void *arg, const struct sink_event *ev, const char *why);
+
 struct sink {
 	const char *name;
-	/* Deliver one event; -1 with *e set when the sink could not take it. */
+	/* Deliver one event; -1 with *e set when the sink could not take it. A
+	 * sink that delivers later (the JetStream sink's pipelined publishes)
+	 * returns 0 and reports what it could not deliver to `dead`, at the
+	 * latest in close. */
 	int (*emit)(struct sink *s, const struct sink_event *ev, struct err *e);
-	/* Flush and release. */
+	/* Optional: send what was accepted, without waiting; the caller is about
+	 * to block (the supervisor waiting for its workload). */
+	void (*flush)(struct sink *s);
+	/* Optional: start what takes time (a connection) without sending; the
+	 * caller is about to block. */
+	void (*prepare)(struct sink *s);
+	/* Flush (deliver or report everything accepted) and release. */
 	void (*close)(struct sink *s);
+	/* Set by the owner before the first emit (NULL: such events are only logged). */
+	sink_dead_fn dead;
+	void *dead_arg;
 };
 
 /* Constructors; they fail only at admission (SPEC §4). */

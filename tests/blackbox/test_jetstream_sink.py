@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 
@@ -265,3 +266,113 @@ def test_sigterm_still_publishes_the_end_of_the_run(no_residue, nats_server):
     assert [e["id"] for e in msgs] == [e["id"] for e in r.events]
     assert short_type(msgs[-1]) == "lifecycle.v1.destroyed"
     assert msgs[-1]["data"]["reason"] == "supervisor_terminated"
+
+
+def test_pipelined_publishes_keep_the_run_order_with_their_ids(nats_server):
+    """Publishes are pipelined (sent without waiting for the previous ack): a
+    thousand events emitted back to back by the supervisor's event path are all
+    in the stream, once each, in the order of the run, with their ids."""
+    from conftest import REPO_ROOT
+    with nats_server.client() as c:
+        ensure_events_stream(c)
+    d = new_dir("bench-events")
+    jsonl = d / "events.jsonl"
+    p = subprocess.run([str(REPO_ROOT / "build" / "bench-events"), "1000"], capture_output=True, timeout=60,
+                       env={"PATH": os.environ["PATH"], "CELLOS_NATS_URL": nats_server.url,
+                            "CELL_OS_JSONL_EVENTS": str(jsonl), "CELLOS_LOG": "debug"})
+    assert p.returncode == 0, p.stderr
+    assert b"1001 events acked (0 duplicates), 0 dead-lettered" in p.stderr, p.stderr
+    lines = [l for l in jsonl.read_bytes().split(b"\n") if l]
+    msgs = stream_of(nats_server)
+    assert len(lines) == 1001
+    assert [m["data"] for m in msgs] == lines
+    assert [m["headers"]["Nats-Msg-Id"] for m in msgs] == [json.loads(l)["id"] for l in lines]
+
+
+def test_server_that_stops_acking_mid_run(no_residue):
+    """The broker stops answering (SIGSTOP: the connection stays up, nothing is
+    acked) after the workload started: the cell ends with its own status, the
+    supervisor exits within the broker's budget (3 s), and every event not acked
+    is in the DLQ; what the stream has is the run's first events, in order."""
+    server = NatsServer().start()
+    try:
+        with server.client() as c:
+            ensure_events_stream(c)
+        dlq = new_dir("dlq")
+        run = Running(make_spec(["/bin/sh", "-c", "sleep 0.5; exit 4"]),
+                      env={"CELLOS_NATS_URL": server.url, "CELLOS_DLQ_DIR": str(dlq)})
+        try:
+            run.wait_event("observability.v1.process_spawned")
+            time.sleep(0.1)  # its ack is in (a loopback round trip)
+            server.proc.send_signal(signal.SIGSTOP)
+            t_stop = time.monotonic()
+            r = run.finish(timeout=30)
+            elapsed = time.monotonic() - t_stop
+        finally:
+            server.proc.send_signal(signal.SIGCONT)
+            run.kill()
+        assert r.rc == 4, r.err
+        assert elapsed < 0.5 + 3 + 1.5, (elapsed, r.err)
+        letters = dead_letters(dlq)
+        lost = [e["event"] for _, _, e, _ in letters]
+        assert [short_type(e) for e in lost] == NORMAL_RUN[3:], r.err
+        assert all(e["error"].startswith("sink nats: not acked within the run's 3000 ms budget")
+                   for _, _, e, _ in letters), letters[0][2]["error"]
+        # Resumed, the server stores what it had received; those events are
+        # then both stored and dead-lettered (consumers de-duplicate by id).
+        # In the stream, the run's events are in order, each once.
+        time.sleep(0.5)
+        ids = [json.loads(m["data"])["id"] for m in stream_of(server)]
+        run_ids = [e["id"] for e in r.events]
+        assert ids[:3] == run_ids[:3]
+        assert ids == [i for i in run_ids if i in ids] and len(set(ids)) == len(ids)
+    finally:
+        server.stop()
+
+
+def test_server_restarted_mid_run_gets_every_event_in_order(no_residue):
+    """The broker restarts (same port and store) while the cell runs: the sink
+    reconnects and republishes what was not acked, in order, with the same ids;
+    nothing is dead-lettered and the stream has the run's events once each, in
+    order."""
+    server = NatsServer().start()
+    try:
+        with server.client() as c:
+            ensure_events_stream(c)
+        dlq = new_dir("dlq")
+        run = Running(make_spec(["/bin/sh", "-c", "sleep 1; exit 0"]),
+                      env={"CELLOS_NATS_URL": server.url, "CELLOS_DLQ_DIR": str(dlq)})
+        try:
+            run.wait_event("observability.v1.process_spawned")
+            time.sleep(0.1)
+            server.stop()
+            server.start()
+            r = run.finish(timeout=30)
+        finally:
+            run.kill()
+        assert r.rc == 0, r.err
+        assert dead_letters(dlq) == [], r.err
+        msgs = [json.loads(m["data"]) for m in stream_of(server)]
+        assert [e["id"] for e in msgs] == [e["id"] for e in r.events], r.err
+    finally:
+        server.stop()
+
+
+def test_plain_connection_runs_no_thread_and_loads_no_libnats(no_residue, nats_server):
+    """With a plain nats:// URL the supervisor stays one thread (nothing runs
+    beside it when it clone3()s the cell's init) and never loads libnats; its
+    events still reach the stream."""
+    with nats_server.client() as c:
+        ensure_events_stream(c)
+    run = Running(make_spec(["/bin/sleep", "1"]), env=nats_env(nats_server))
+    try:
+        run.wait_event("observability.v1.process_spawned")
+        status = open(f"/proc/{run.proc.pid}/status").read()
+        maps = open(f"/proc/{run.proc.pid}/maps").read()
+        r = run.finish(timeout=20)
+    finally:
+        run.kill()
+    assert r.rc == 0, r.err
+    assert re.search(r"^Threads:\s+1$", status, re.M), status
+    assert "libnats" not in maps and "libssl" not in maps
+    assert [json.loads(m["data"])["id"] for m in stream_of(nats_server)] == [e["id"] for e in r.events]
