@@ -36,7 +36,9 @@
 #include <sys/socket.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <poll.h>
 #include <sys/reboot.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -195,8 +197,8 @@ static char *read_all(const char *path, size_t *len)
 	return buf;
 }
 
-/* /dev/<vportXpY> of the port named `name`, opened for writing. */
-static int open_port(const char *name)
+/* /dev/<vportXpY> of the port named `name`, opened with `flags`. */
+static int open_port(const char *name, int flags)
 {
 	for (int tries = 0; tries < 200; tries++) {
 		DIR *d = opendir("/sys/class/virtio-ports");
@@ -219,7 +221,7 @@ static int open_port(const char *name)
 				continue;
 			snprintf(p, sizeof p, "/dev/%s", de->d_name);
 			closedir(d);
-			int out = open(p, O_WRONLY | O_CLOEXEC);
+			int out = open(p, flags | O_CLOEXEC);
 			/* The node is not needed any more: nobody else opens it. */
 			if (out >= 0)
 				unlink(p);
@@ -513,6 +515,62 @@ static void send_artifacts(const struct job *j, const char *root, int out)
 	}
 }
 
+/* Reap every process until the workload's own (`pid`) ends: orphans are
+ * re-parented to us and reaped on the way. The host's stop request (a byte on
+ * the exit channel, `ctl`: the supervisor stops the cell on SIGTERM, timeout or
+ * TTL and allows gracefulShutdownSeconds before it kills the VM) becomes
+ * SIGTERM to every process but this one, as the host kernel's would be for a
+ * stub cell; the workload's end is then reported as any other. SIGCHLD is
+ * blocked (before the fork) and read from a signalfd, so no child's end is
+ * missed between a reap and the poll. Returns the workload's wait status. */
+static int wait_workload(pid_t pid, int ctl)
+{
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	int sfd = signalfd(-1, &chld, SFD_CLOEXEC);
+	bool listening = ctl >= 0;
+	for (;;) {
+		int ws;
+		pid_t w;
+		while ((w = waitpid(-1, &ws, WNOHANG)) > 0)
+			if (w == pid) {
+				if (sfd >= 0)
+					close(sfd);
+				return ws;
+			}
+		if (w < 0 && errno != EINTR)
+			return 0; /* no child left: cannot happen while `pid` is unreaped */
+		struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = ctl, .events = POLLIN}};
+		if (sfd < 0) {
+			/* No signalfd: reap by blocking (a stop request is then not seen). */
+			if ((w = waitpid(-1, &ws, 0)) == pid)
+				return ws;
+			continue;
+		}
+		if (poll(p, listening ? 2 : 1, -1) < 0)
+			continue;
+		if (p[0].revents) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof si) < 0) {
+			}
+		}
+		if (listening && p[1].revents) {
+			char b[16];
+			ssize_t n = read(ctl, b, sizeof b);
+			if (n < 0 && errno == EINTR)
+				continue;
+			/* One request is all there is; the end of the channel (or an
+			 * error) means no request will come. */
+			listening = false;
+			if (n > 0) {
+				note("stop requested: SIGTERM to the workload");
+				kill(-1, SIGTERM);
+			}
+		}
+	}
+}
+
 /* 128+N for a signal, the exit status otherwise. */
 static int32_t status_of(int ws)
 {
@@ -564,9 +622,12 @@ int main(void)
 
 	/* A job that ends with a reset is Firecracker's, whose channels are
 	 * hybrid vsock (guest/fc_guest.h); QEMU's are virtio-serial ports. */
+	/* The exit channel goes both ways: the report out, the host's stop
+	 * request in. */
 	int ch[CH_N];
 	for (int i = 0; i < CH_N; i++)
-		if ((ch[i] = j.reset ? fc_vsock_connect(FC_GUEST_PORT_BASE + (unsigned)i) : open_port(chan_names[i])) < 0) {
+		if ((ch[i] = j.reset ? fc_vsock_connect(FC_GUEST_PORT_BASE + (unsigned)i)
+				     : open_port(chan_names[i], i == CH_EXIT ? O_RDWR : O_WRONLY)) < 0) {
 			say("channel %s: not found", chan_names[i]);
 			end_vm(j.reset);
 		}
@@ -593,6 +654,12 @@ int main(void)
 	const char *root = setup_fs(&j);
 	int rep[2];
 	if (root && pipe2(rep, O_CLOEXEC) == 0) {
+		/* Blocked before the fork (wait_workload reads it from a signalfd);
+		 * the child unblocks everything. */
+		sigset_t chld;
+		sigemptyset(&chld);
+		sigaddset(&chld, SIGCHLD);
+		sigprocmask(SIG_BLOCK, &chld, NULL);
 		note("workload starts");
 		pid_t pid = fork();
 		if (pid == 0) {
@@ -603,12 +670,7 @@ int main(void)
 		int code = 0;
 		bool exec_failed = pid > 0 && read(rep[0], &code, sizeof code) == (ssize_t)sizeof code;
 		close(rep[0]);
-		/* Reap every process until the workload's own ends; orphans are
-		 * re-parented to us and reaped on the way. */
-		int ws = 0;
-		for (pid_t w; pid > 0 && (w = wait(&ws)) != pid;)
-			if (w < 0 && errno != EINTR)
-				break;
+		int ws = pid > 0 ? wait_workload(pid, ch[CH_EXIT]) : 0;
 		if (pid < 0)
 			say("fork: %s", strerror(errno));
 		else if (exec_failed) {

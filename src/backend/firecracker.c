@@ -108,6 +108,7 @@ struct fc {
 	pthread_t thread;
 	bool thread_started;
 	int donefd;               /* eventfd: the thread is done (wait_fd) */
+	int stopfd;               /* eventfd: ask the guest to stop (fc_signal's SIGTERM) */
 	bool have_frame, bad_frame;
 	_Atomic bool vmm_ended;   /* read by fc_signal while the thread runs */
 	_Atomic bool killed;      /* we ended the VMM (it did not end by itself) */
@@ -354,7 +355,7 @@ static int create_cell(struct cell *c, struct err *e)
 		return err_set(e, "firecracker: out of memory");
 	*f = (struct fc){.cell = c, .dirfd = -1, .lockfd = -1, .fcfd = -1, .netns = -1, .logfd = -1,
 			 .listen = {-1, -1, -1, -1}, .artfd = -1, .reg = {.fd = -1}, .pid = -1, .pidfd = -1,
-			 .donefd = -1};
+			 .donefd = -1, .stopfd = -1};
 	for (int i = 0; i < VM_IMG_N; i++)
 		f->img.f[i].fd = -1;
 	cgroup_cell_init(&f->cg);
@@ -490,7 +491,8 @@ static int create_cell(struct cell *c, struct err *e)
 	f->art_cap = (long long)c->spec->n_artifacts * (cfg->export_max_bytes + VM_ART_HDR);
 	f->logfd = memfd_create("firecracker-log", MFD_CLOEXEC);
 	f->donefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (f->logfd < 0 || f->donefd < 0)
+	f->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (f->logfd < 0 || f->donefd < 0 || f->stopfd < 0)
 		return err_sys(e, errno, "firecracker: memfd/eventfd");
 	return 0;
 }
@@ -579,9 +581,17 @@ static void *channels(void *arg)
 	unsigned char frame[VM_FRAME_BYTES];
 	size_t flen = 0;
 	bool frame_done = false;
+	/* The stop request (fc_signal) is a byte on the exit connection, the one
+	 * channel the guest also reads: sent once, when both are there. */
+	bool stop_wanted = false, stop_sent = false;
 	int64_t deadline = INT64_MAX; /* set once the VMM is gone (drain) or the guest reported (reset) */
 	for (;;) {
-		struct pollfd p[2 * CH_N + 1];
+		if (stop_wanted && !stop_sent && conn[CH_EXIT] >= 0 && !frame_done) {
+			stop_sent = true;
+			if (send(conn[CH_EXIT], "T", 1, MSG_DONTWAIT | MSG_NOSIGNAL) != 1)
+				log_debug("firecracker: the stop request did not reach the guest: %s", strerror(errno));
+		}
+		struct pollfd p[2 * CH_N + 2];
 		int n = 0, idx[2 * CH_N];
 		for (int i = 0; i < CH_N; i++) {
 			if (f->listen[i] >= 0) {
@@ -593,10 +603,14 @@ static void *channels(void *arg)
 				p[n++] = (struct pollfd){.fd = conn[i], .events = POLLIN};
 			}
 		}
-		int pidx = -1;
+		int pidx = -1, sidx = -1;
 		if (!f->vmm_ended) {
 			pidx = n;
 			p[n++] = (struct pollfd){.fd = f->pidfd, .events = POLLIN};
+		}
+		if (!stop_wanted) {
+			sidx = n;
+			p[n++] = (struct pollfd){.fd = f->stopfd, .events = POLLIN};
 		}
 		bool open_conn = conn[0] >= 0 || conn[1] >= 0 || conn[2] >= 0;
 		if (f->vmm_ended && !open_conn)
@@ -617,6 +631,8 @@ static void *channels(void *arg)
 				continue;
 			break;
 		}
+		if (sidx >= 0 && p[sidx].revents)
+			stop_wanted = true;
 		if (pidx >= 0 && p[pidx].revents) {
 			siginfo_t si = {0};
 			if (waitid((idtype_t)P_PIDFD, (id_t)f->pidfd, &si, WEXITED) == 0) {
@@ -634,7 +650,7 @@ static void *channels(void *arg)
 			}
 		}
 		for (int k = 0; k < n; k++) {
-			if (k == pidx || !p[k].revents)
+			if (k == pidx || k == sidx || !p[k].revents)
 				continue;
 			int i = idx[k] % CH_N;
 			if (idx[k] < CH_N) {
@@ -833,14 +849,21 @@ static void fc_collect(struct cell *c, struct run_status *st)
 	backend_cgroup_usage(&f->cg, st);
 }
 
+/* SIGTERM: a stop request to the guest (the channel thread sends it on the exit
+ * connection: cellos-init forwards SIGTERM to the workload, reports its end and
+ * resets, a clean end). SIGKILL: the VMM is killed. */
 static void fc_signal(struct cell *c, int sig)
 {
 	struct fc *f = priv(c);
 	if (!f || f->pidfd < 0 || f->vmm_ended)
 		return;
-	/* The VMM is the cell from the host's side: there is no graceful stop of
-	 * the guest's workload through it, so every signal ends the VM. */
-	(void)sig;
+	if (sig == SIGTERM) {
+		uint64_t one = 1;
+		if (write(f->stopfd, &one, sizeof one) < 0) {
+			/* an eventfd write of 1 cannot fail here */
+		}
+		return;
+	}
 	f->killed = true;
 	syscall(SYS_pidfd_send_signal, f->pidfd, SIGKILL, NULL, 0);
 	cgroup_cell_signal(&f->cg, SIGKILL, 0);
@@ -932,7 +955,7 @@ static void fc_destroy(struct cell *c)
 		log_error("firecracker: cannot remove %s: %s", f->made_top, strerror(errno));
 	if (f->have_plan)
 		fc_plan_free(&f->plan);
-	int *fds[] = {&f->dirfd, &f->lockfd, &f->fcfd, &f->netns, &f->logfd, &f->pidfd, &f->donefd, &f->artfd,
+	int *fds[] = {&f->dirfd, &f->lockfd, &f->fcfd, &f->netns, &f->logfd, &f->pidfd, &f->donefd, &f->stopfd, &f->artfd,
 		      &f->listen[0], &f->listen[1], &f->listen[2], &f->listen[3]};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		close_fd(fds[i]);

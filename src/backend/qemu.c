@@ -31,6 +31,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -81,6 +82,7 @@ struct qemu {
 	pid_t pid;
 	int pidfd;
 	bool reaped, killed;
+	bool stop_sent;         /* the guest was asked to stop (qemu_signal) */
 	int wstatus;
 	char *args[NARGS];
 	size_t n_args;
@@ -293,10 +295,14 @@ static int build_args(struct cell *c, struct qemu *q, const char *argv_opt)
 	rc |= add_arg(q, "virtio-serial-device,max_ports=%d", VM_CHAN_N + 1);
 	static const int chan_fd[VM_CHAN_N] = {FD_EXIT, FD_OUT, FD_ERR, FD_ART};
 	for (int i = 0; i < VM_CHAN_N; i++) {
-		/* The pipe is the run's uid's (create), so QEMU may open it again
-		 * through /proc/self/fd. */
+		/* The exit channel is a socket, both ways (the report out, our stop
+		 * request in); the others are pipes, the run's uid's (create), so
+		 * QEMU may open them again through /proc/self/fd. */
 		rc |= add_arg(q, "-chardev");
-		rc |= add_arg(q, "file,id=ch%d,path=/proc/self/fd/%d", i, chan_fd[i]);
+		if (i == VM_CHAN_EXIT)
+			rc |= add_arg(q, "socket,id=ch%d,fd=%d", i, chan_fd[i]);
+		else
+			rc |= add_arg(q, "file,id=ch%d,path=/proc/self/fd/%d", i, chan_fd[i]);
 		rc |= add_arg(q, "-device");
 		rc |= add_arg(q, "virtserialport,chardev=ch%d,name=%s", i, vm_chan_names[i]);
 	}
@@ -461,15 +467,16 @@ static int qemu_create(struct cell *c, struct err *e)
 		goto fail;
 	log_step(&t, "create.job");
 
-	/* The channels: QEMU writes, we read. */
+	/* The channels: QEMU writes, we read (and, on the exit channel, may ask
+	 * the guest to stop). */
 	for (int i = 0; i < VM_CHAN_N; i++) {
 		int p[2];
-		if (pipe2(p, O_CLOEXEC) < 0) {
+		if ((i == VM_CHAN_EXIT ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) : pipe2(p, O_CLOEXEC)) < 0) {
 			err_sys(e, errno, "pipe");
 			goto fail;
 		}
 		q->chan_wr[i] = p[1];
-		if (fchown(p[1], c->uid, c->gid) < 0) {
+		if (i != VM_CHAN_EXIT && fchown(p[1], c->uid, c->gid) < 0) {
 			close(p[0]);
 			err_sys(e, errno, "pipe");
 			goto fail;
@@ -751,17 +758,32 @@ static void qemu_collect(struct cell *c, struct run_status *st)
 	backend_cgroup_usage(&q->cg, st);
 }
 
+/* Whether QEMU has ended (by itself or not), without reaping it. */
+static bool vmm_ended(struct qemu *q)
+{
+	if (q->reaped)
+		return true;
+	siginfo_t si = {0};
+	return waitid(P_PID, (id_t)q->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == q->pid;
+}
+
+/* SIGTERM: a stop request to the guest (a byte on the exit channel: cellos-init
+ * sends SIGTERM to the workload, reports its end and powers off, a clean end);
+ * QEMU itself would end the VM at once on SIGTERM, so it gets none. SIGKILL:
+ * QEMU is killed, unless it already ended by itself. */
 static void qemu_signal(struct cell *c, int sig)
 {
 	struct qemu *q = priv(c);
-	if (q->reaped || q->pid <= 0)
+	if (q->pid <= 0 || vmm_ended(q))
 		return;
-	/* QEMU ends the VM at once on SIGTERM as on SIGKILL: either way the guest
-	 * did not shut itself down. */
+	if (sig == SIGTERM) {
+		if (!q->stop_sent && send(q->exit_rd, "T", 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1)
+			q->stop_sent = true;
+		return;
+	}
 	q->killed = true;
-	kill(q->pid, sig);
-	if (sig == SIGKILL)
-		cgroup_cell_signal(&q->cg, SIGKILL, 0);
+	kill(q->pid, SIGKILL);
+	cgroup_cell_signal(&q->cg, SIGKILL, 0);
 }
 
 struct counters_args {

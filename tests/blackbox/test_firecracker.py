@@ -149,6 +149,30 @@ def test_a_timeout_kills_the_vmm_and_exits_124(vmm, image, clean):
     assert d["reason"] == "timeout" and d["terminalState"] == "forced", d
 
 
+def test_a_timeout_asks_the_guest_to_stop_and_a_guest_that_does_ends_clean(vmm, image, clean):
+    # SPEC §4: SIGTERM, then the grace. The stop request reaches the guest on the
+    # exit connection; this guest reports (as cellos-init reports a workload
+    # that SIGTERM ended) and resets within the grace.
+    r = run_fc(guest("stop=143", run_extra={"timeoutMs": 1500, "limits": {"gracefulShutdownSeconds": 30}}),
+               vmm, image)
+    assert r.rc == 124, r
+    assert r.elapsed < 20, r.elapsed
+    cc = r.event("command.v1.completed")["data"]
+    assert cc["exitCode"] == 124 and cc["timedOut"] is True and "no exit report" not in cc["spawnError"], cc
+    d = r.event("lifecycle.v1.destroyed")["data"]
+    assert d["reason"] == "timeout" and d["terminalState"] == "clean", d
+
+
+def test_a_guest_that_ignores_the_stop_request_is_killed_after_the_grace(vmm, image, clean):
+    t0 = time.monotonic()
+    r = run_fc(guest("stop=ignore", run_extra={"timeoutMs": 1000, "limits": {"gracefulShutdownSeconds": 2}}),
+               vmm, image)
+    assert r.rc == 124, r
+    assert 3 <= time.monotonic() - t0 < 20
+    d = r.event("lifecycle.v1.destroyed")["data"]
+    assert d["reason"] == "timeout" and d["terminalState"] == "forced", d
+
+
 def test_a_vmm_that_does_not_end_after_the_report_is_killed_but_the_report_stands(vmm, image, clean):
     r = run_fc(guest("exit=7", "hang"), vmm, image)
     assert r.rc == 7, r
@@ -399,6 +423,20 @@ def test_a_terminated_supervisor_ends_the_vm_and_reports_it(vmm, image, clean):
     assert r.rc == 128 + signal.SIGTERM, r
     d = r.event("lifecycle.v1.destroyed")["data"]
     assert d["reason"] == "supervisor_terminated" and d["terminalState"] == "forced", d
+
+
+def test_a_terminated_supervisor_lets_a_guest_that_stops_end_clean(vmm, image, clean):
+    run = Running(guest("stop=143", run_extra={"limits": {"gracefulShutdownSeconds": 30}}), env=fc_env(vmm, image))
+    try:
+        run.wait_event("observability.v1.process_spawned")
+        run.proc.send_signal(signal.SIGTERM)
+        r = run.finish(timeout=20)
+    finally:
+        run.kill()
+    assert r.rc == 128 + signal.SIGTERM, r
+    assert r.event("command.v1.completed")["data"]["exitCode"] == 143
+    d = r.event("lifecycle.v1.destroyed")["data"]
+    assert d["reason"] == "supervisor_terminated" and d["terminalState"] == "clean", d
 
 
 def test_a_sigkilled_supervisor_takes_the_vmm_along_and_the_next_run_sweeps_its_directory(vmm, image):
