@@ -63,9 +63,10 @@ enum { CH_EXIT, CH_OUT, CH_ERR, CH_ART, CH_N };
 
 static void say_at(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define say(...) say_at(3, __VA_ARGS__)
-/* Milestones, at KERN_INFO: in the kernel's buffer only, unless the console's
- * log level shows them (bench/bench-qemu.sh times the phases by them). */
-#define note(...) say_at(6, __VA_ARGS__)
+/* Milestones, at KERN_NOTICE: in the kernel's buffer only, unless the console's
+ * log level shows them (bench/bench-qemu.sh times the phases by them, with the
+ * kernel's own notices, at loglevel=6). */
+#define note(...) say_at(5, __VA_ARGS__)
 /* Diagnostics go to the kernel log (the VMM's serial console), never to the
  * workload's channels. */
 static void say_at(int level, const char *fmt, ...)
@@ -74,8 +75,13 @@ static void say_at(int level, const char *fmt, ...)
 	int n = snprintf(buf, sizeof buf, "<%d>cellos-init: ", level);
 	va_list ap;
 	va_start(ap, fmt);
-	n += vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
+	n += vsnprintf(buf + n, sizeof buf - (size_t)n - 1, fmt, ap);
 	va_end(ap);
+	/* A record ends with its newline (until then readers do not see it). */
+	if (n > (int)sizeof buf - 2)
+		n = (int)sizeof buf - 2;
+	buf[n++] = '\n';
+	buf[n] = '\0';
 	int fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		if (write(fd, buf, strlen(buf)) < 0) {
@@ -200,7 +206,7 @@ static char *read_all(const char *path, size_t *len)
 /* /dev/<vportXpY> of the port named `name`, opened with `flags`. */
 static int open_port(const char *name, int flags)
 {
-	for (int tries = 0; tries < 200; tries++) {
+	for (int tries = 0; tries < 1000; tries++) {
 		DIR *d = opendir("/sys/class/virtio-ports");
 		struct dirent *de;
 		while (d && (de = readdir(d))) {
@@ -229,7 +235,9 @@ static int open_port(const char *name, int flags)
 		}
 		if (d)
 			closedir(d);
-		struct timespec ts = {0, 10 * 1000 * 1000};
+		/* The ports come up one by one after virtio_console's probe (a
+		 * few control messages each): look again soon. */
+		struct timespec ts = {0, 2 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
 	return -1;
@@ -620,18 +628,6 @@ int main(void)
 	load_modules(j.modules, cmdline);
 	free(cmdline);
 
-	/* A job that ends with a reset is Firecracker's, whose channels are
-	 * hybrid vsock (guest/fc_guest.h); QEMU's are virtio-serial ports. */
-	/* The exit channel goes both ways: the report out, the host's stop
-	 * request in. */
-	int ch[CH_N];
-	for (int i = 0; i < CH_N; i++)
-		if ((ch[i] = j.reset ? fc_vsock_connect(FC_GUEST_PORT_BASE + (unsigned)i)
-				     : open_port(chan_names[i], i == CH_EXIT ? O_RDWR : O_WRONLY)) < 0) {
-			say("channel %s: not found", chan_names[i]);
-			end_vm(j.reset);
-		}
-
 	if (j.uid) {
 		wl_uid = j.uid;
 		wl_gid = j.gid;
@@ -652,6 +648,19 @@ int main(void)
 	int32_t status = 125;
 	setup_net(&j);
 	const char *root = setup_fs(&j);
+
+	/* The channels, once everything else is ready: the ports come up while
+	 * the file systems are set up. A job that ends with a reset is
+	 * Firecracker's, whose channels are hybrid vsock (guest/fc_guest.h);
+	 * QEMU's are virtio-serial ports. The exit channel goes both ways: the
+	 * report out, the host's stop request in. */
+	int ch[CH_N];
+	for (int i = 0; i < CH_N; i++)
+		if ((ch[i] = j.reset ? fc_vsock_connect(FC_GUEST_PORT_BASE + (unsigned)i)
+				     : open_port(chan_names[i], i == CH_EXIT ? O_RDWR : O_WRONLY)) < 0) {
+			say("channel %s: not found", chan_names[i]);
+			end_vm(j.reset);
+		}
 	int rep[2];
 	if (root && pipe2(rep, O_CLOEXEC) == 0) {
 		/* Blocked before the fork (wait_workload reads it from a signalfd);

@@ -257,9 +257,11 @@ static int build_args(struct cell *c, struct qemu *q, const char *argv_opt)
 		rc |= add_arg(q, "kvm");
 	} else {
 		/* The translation cache is guest-independent memory of the VMM: bound
-		 * it within the VMM's overhead allowance (TCG's default is 1 GiB). */
+		 * it within the VMM's overhead allowance (TCG's default is 1 GiB).
+		 * One vCPU gains nothing from a thread per vCPU (MTTCG), whose
+		 * cross-thread TB and TLB maintenance it still pays: one thread. */
 		long long tb = cfg->vm_overhead_mib / 2;
-		rc |= add_arg(q, "tcg,tb-size=%lld", tb < 16 ? 16 : tb);
+		rc |= add_arg(q, "tcg,tb-size=%lld%s", tb < 16 ? 16 : tb, q->shape.vcpus == 1 ? ",thread=single" : "");
 	}
 	rc |= add_arg(q, "-m");
 	rc |= add_arg(q, "%lldM", q->shape.mem_mib);
@@ -282,10 +284,10 @@ static int build_args(struct cell *c, struct qemu *q, const char *argv_opt)
 	rc |= add_arg(q, "-append");
 	/* Boot work the guest does not need: tsc=reliable stops the clocksource
 	 * watchdog (under TCG the TSC looks skewed and the kernel spends boot time
-	 * switching clocks), cryptomgr.notests skips the crypto self-tests, one
-	 * 8250 port is all there is. */
-	rc |= add_arg(q, "console=ttyS0 quiet loglevel=4 panic=-1 reboot=t tsc=reliable no_timer_check cryptomgr.notests "
-			 "8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd%s%s%s",
+	 * switching clocks), one 8250 port is all there is, no PS/2 probing; and
+	 * what every microVM guest gets (VM_GUEST_KERNEL_ARGS). */
+	rc |= add_arg(q, "console=ttyS0 quiet loglevel=4 panic=-1 reboot=t tsc=reliable no_timer_check "
+			 "8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd " VM_GUEST_KERNEL_ARGS "%s%s%s",
 		      tsc, argv_opt ? " " : "", argv_opt ? argv_opt : "");
 	rc |= add_arg(q, "-chardev");
 	rc |= add_arg(q, "file,id=con,path=%s/console.log", q->dir);
