@@ -296,6 +296,8 @@ static const char *setup_fs(const struct job *j)
 		mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 		snprintf(p, sizeof p, SYSROOT "/dev");
 		mount("/dev", p, NULL, MS_BIND | MS_REC, NULL);
+		if (j->net_dns && mount("/etc/resolv.conf", SYSROOT "/etc/resolv.conf", NULL, MS_BIND, NULL) < 0)
+			say("resolv.conf in the root image: %s", strerror(errno));
 	}
 	const char *pre = j->root_device ? SYSROOT : "";
 	const char *ws = j->workdir ? j->workdir : WORKSPACE;
@@ -393,6 +395,17 @@ static void setup_net(const struct job *j)
 			say("eth0: %s", strerror(errno));
 	}
 	close(s);
+	/* The gateway's DNS proxy (CELLOS_NETWORK=gateway): the initramfs's
+	 * resolv.conf, also bound over a root image's (setup_fs). */
+	if (j->net_dns) {
+		FILE *f = fopen("/etc/resolv.conf", "we");
+		if (f) {
+			fprintf(f, "nameserver %s\n", j->net_dns);
+			fclose(f);
+		} else {
+			say("/etc/resolv.conf: %s", strerror(errno));
+		}
+	}
 }
 
 static const char *env_get(char *const *env, const char *name)

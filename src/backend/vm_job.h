@@ -79,6 +79,7 @@ struct vm_job {
 	const char *net_address;        /* the guest's eth0 (IPv4), NULL: no network */
 	int net_prefix;
 	const char *net_gateway;        /* its default route */
+	const char *net_dns;            /* its resolver (the gateway's DNS proxy), NULL: none */
 	const char *const *modules;     /* kernel modules to load (NULL-terminated; NULL: all) */
 	bool reset;                     /* end with a reset (Firecracker), not power-off */
 	const unsigned char *key;       /* VM_KEY_BYTES */
