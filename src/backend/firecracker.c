@@ -892,44 +892,7 @@ static int fc_read_counters(struct cell *c, struct nft_counter **out, size_t *n,
 static int fc_open_artifact(struct cell *c, const char *path, int *fd, struct err *e)
 {
 	struct fc *f = priv(c);
-	const struct spec *s = c->spec;
-	size_t index = 0;
-	while (index < s->n_artifacts && strcmp(s->artifacts[index].path, path) != 0)
-		index++;
-	struct stat st;
-	if (index == s->n_artifacts || f->artfd < 0 || fstat(f->artfd, &st) < 0)
-		return err_set(e, "%s: not an artifact of this cell", path);
-	size_t len = (size_t)st.st_size;
-	unsigned char *m = len ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, f->artfd, 0) : NULL;
-	if (len && m == MAP_FAILED)
-		return err_sys(e, errno, "%s: the guest's artifacts", path);
-	size_t off = 0, size = 0;
-	int gerr = 0, rc = 0;
-	if (!m || vm_artifact_find(m, len, index, &off, &size, &gerr) < 0)
-		rc = err_set(e, "%s: the guest sent no such artifact (the VM ended before it could, or it was larger than CELLOS_EXPORT_MAX_BYTES)", path);
-	else if (gerr == EXDEV)
-		rc = err_set(e, "%s: not inside the cell's workspace", path);
-	else if (gerr)
-		rc = err_set(e, "%s: %s (in the guest)", path, strerror(gerr));
-	else if ((long long)size > c->cfg->export_max_bytes)
-		rc = err_set(e, "%s: %zu bytes, more than CELLOS_EXPORT_MAX_BYTES (%lld)", path, size,
-			     c->cfg->export_max_bytes);
-	int out = -1;
-	if (rc == 0 && (out = openat(f->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0)
-		rc = err_sys(e, errno, "%s: a file for it", path);
-	if (rc == 0 && write_all(out, m + off, size) < 0)
-		rc = err_sys(e, errno, "%s: a file for it", path);
-	if (m && m != MAP_FAILED)
-		munmap(m, len);
-	if (rc == 0) {
-		char self[64];
-		snprintf(self, sizeof self, "/proc/self/fd/%d", out);
-		if ((*fd = open(self, O_RDONLY | O_CLOEXEC)) < 0)
-			rc = err_sys(e, errno, "%s", path);
-	}
-	if (out >= 0)
-		close(out);
-	return rc;
+	return vm_open_artifact(c, f->artfd, f->dirfd, path, fd, e);
 }
 
 static void fc_destroy(struct cell *c)

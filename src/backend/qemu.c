@@ -51,6 +51,7 @@
 #include "isolate/nft.h"
 #include "isolate/tap.h"
 #include "secrets/broker.h"
+#include "util/dirs.h"
 #include "util/ids.h"
 #include "isolate/runreg.h"
 #include "util/log.h"
@@ -111,23 +112,6 @@ static int add_arg(struct qemu *q, const char *fmt, ...)
 	return 0;
 }
 
-static void rm_tree(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	while (d && (de = readdir(d))) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		char p[PATH_MAX + 300];
-		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-		if (unlink(p) < 0 && errno == EISDIR)
-			rm_tree(p);
-	}
-	if (d)
-		closedir(d);
-	rmdir(dir);
-}
-
 /* Run directories whose owner died (its lock can be taken) are removed. A
  * directory is made under a dot name and renamed into place once its lock is
  * held, so a dot name younger than a few seconds may be one being set up. */
@@ -154,7 +138,7 @@ static void sweep_run_dirs(void)
 		if (fd >= 0)
 			close(fd);
 		log_debug("qemu: removing %s, left by a run that is gone", p);
-		rm_tree(p);
+		dirs_rmtree(p);
 	}
 	if (d)
 		closedir(d);
@@ -366,13 +350,13 @@ static int make_run_dir(struct cell *c, struct qemu *q, struct err *e)
 	q->lock = open(lp, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
 	if (q->lock < 0 || flock(q->lock, LOCK_EX) < 0) {
 		int errnum = errno;
-		rm_tree(tmp);
+		dirs_rmtree(tmp);
 		return err_sys(e, errnum, "%s", lp);
 	}
 	snprintf(q->dir, sizeof q->dir, VM_RUN_DIR "/%s", c->name);
 	if (rename(tmp, q->dir) < 0) {
 		int errnum = errno;
-		rm_tree(tmp);
+		dirs_rmtree(tmp);
 		q->dir[0] = '\0';
 		return err_sys(e, errnum, VM_RUN_DIR "/%s", c->name);
 	}
@@ -889,48 +873,16 @@ static int qemu_read_counters(struct cell *c, struct nft_counter **out, size_t *
 	return netns_run_in(priv(c)->netns, counters_cb, &a, e);
 }
 
-/* SPEC §10: the guest sent its artifacts after the workload ended (read there
- * as the workload, beneath its workspace, no symlink followed); here the one at
- * `path` becomes a file of the run directory, opened read-only. */
+/* SPEC §10: the guest sent its artifacts after the workload ended; the one at
+ * `path` becomes an unnamed file of the run directory (backend/vm_share.h). */
 static int qemu_open_artifact(struct cell *c, const char *path, int *fd, struct err *e)
 {
 	struct qemu *q = priv(c);
-	const struct spec *s = c->spec;
-	size_t index = 0;
-	while (index < s->n_artifacts && strcmp(s->artifacts[index].path, path) != 0)
-		index++;
-	struct stat st;
-	if (index == s->n_artifacts || q->relay[2].to < 0 || fstat(q->relay[2].to, &st) < 0)
-		return err_set(e, "%s: not an artifact of this cell", path);
-	size_t len = (size_t)st.st_size;
-	unsigned char *m = len ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, q->relay[2].to, 0) : NULL;
-	if (len && m == MAP_FAILED)
-		return err_sys(e, errno, "%s: the guest's artifacts", path);
-	size_t off = 0, size = 0;
-	int gerr = 0, rc = 0;
-	if (!m || vm_artifact_find(m, len, index, &off, &size, &gerr) < 0)
-		rc = err_set(e, "%s: the guest sent no such artifact (the VM ended before it could, or it was larger than CELLOS_EXPORT_MAX_BYTES)", path);
-	else if (gerr == EXDEV)
-		rc = err_set(e, "%s: not inside the cell's workspace", path);
-	else if (gerr)
-		rc = err_set(e, "%s: %s (in the guest)", path, strerror(gerr));
-	else if ((long long)size > c->cfg->export_max_bytes)
-		rc = err_set(e, "%s: %zu bytes, more than CELLOS_EXPORT_MAX_BYTES (%lld)", path, size,
-			     c->cfg->export_max_bytes);
-	char p[PATH_MAX + 32];
-	snprintf(p, sizeof p, "%s/artifact-%zu", q->dir, index);
-	int out = -1;
-	if (rc == 0 && (out = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
-		rc = err_sys(e, errno, "%s", p);
-	if (rc == 0 && write_all(out, (const char *)m + off, size) < 0)
-		rc = err_sys(e, errno, "%s", p);
-	if (out >= 0)
-		close(out);
-	if (m && m != MAP_FAILED)
-		munmap(m, len);
-	if (rc == 0 && (*fd = open(p, O_RDONLY | O_CLOEXEC)) < 0)
-		rc = err_sys(e, errno, "%s", p);
-	unlink(p);
+	int dir = open(q->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return err_sys(e, errno, "%s", q->dir);
+	int rc = vm_open_artifact(c, q->relay[2].to, dir, path, fd, e);
+	close(dir);
 	return rc;
 }
 
@@ -967,7 +919,7 @@ static void qemu_destroy(struct cell *c)
 	vm_image_close(&q->img);
 	vm_job_key_free(q->key);
 	if (q->dir[0])
-		rm_tree(q->dir);
+		dirs_rmtree(q->dir);
 	if (q->lock >= 0)
 		close(q->lock);
 	for (size_t i = 0; i < q->n_args; i++)

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 
+#include "backend/backend.h"
 #include "backend/vm_job.h"
 #include "secrets/secret.h"
 #include "util/err.h"
@@ -22,5 +23,13 @@ size_t vm_secret_files(const struct secrets *s, struct vm_job_file *files, char 
  * least 8 MiB; no journal; owners and modes as on the host, the guest's
  * workload being the run's own uid), made by mkfs.ext4 -d. -1 naming `what` when it cannot be made. */
 int vm_disk_image(const char *source, const char *image, const char *what, struct err *e);
+
+/* The artifact at `path` (SPEC §10) out of what the guest sent on its artifacts
+ * channel (`stream`, records of backend/vm_job.h; the guest read it as the
+ * workload, beneath its workspace, no symlink followed): copied into a file
+ * without a name in the directory `dirfd` (the cell's own) and reopened
+ * read-only in *fd. One line naming the path when the guest sent no such
+ * artifact, refused it, or it is larger than CELLOS_EXPORT_MAX_BYTES. */
+int vm_open_artifact(const struct cell *c, int stream, int dirfd, const char *path, int *fd, struct err *e);
 
 #endif
