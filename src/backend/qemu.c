@@ -7,13 +7,16 @@
  *         (guest memory plus CELLOS_VM_OVERHEAD_MIB); a run directory
  *         /run/cellos/vm/<name> (owned by the run's uid) gets the per-boot
  *         initramfs: the image's, with the job archive appended
- *         (backend/vm_job.h); a network namespace of the cell holds the TAP.
+ *         (backend/vm_job.h); a network namespace of the cell holds the TAP
+ *         (and, under CELLOS_NETWORK=gateway, the gateway's veth the TAP's
+ *         traffic is routed out through).
  * start:  QEMU is forked into the leaf and the netns, as the run's uid with no
  *         capabilities, no new privileges and its own seccomp filter
  *         (-sandbox), dying with us (PR_SET_PDEATHSIG).
  * The guest's stdout and stderr come back on two virtio-serial ports, each into
  *         a pipe that a thread of ours copies to the cell's stdout/stderr,
- *         byte for byte; the exit report (util/vm_frame.h) on a third, read
+ *         byte for byte; the exit report (util/vm_frame.h) on a third, a
+ *         socket both ways (our stop request goes in on it: qemu_signal), read
  *         once QEMU has exited; the kernel log (ttyS0) into console.log of the
  *         run directory, logged at debug level. */
 #include <arpa/inet.h>
