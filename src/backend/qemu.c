@@ -19,7 +19,6 @@
  *         socket both ways (our stop request goes in on it: qemu_signal), read
  *         once QEMU has exited; the kernel log (ttyS0) into console.log of the
  *         run directory, logged at debug level. */
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -48,7 +47,6 @@
 #include "backend/vm_share.h"
 #include "backend/vm_limits.h"
 #include "isolate/cgroup.h"
-#include "isolate/gateway.h"
 #include "isolate/netdev.h"
 #include "isolate/netns.h"
 #include "isolate/nft.h"
@@ -75,9 +73,7 @@ struct qemu {
 	struct runreg reg;
 	struct vm_image img;
 	struct vm_shape shape;
-	int netns;              /* the cell's network namespace, where QEMU runs */
-	struct gateway *gw;     /* CELLOS_NETWORK=gateway (isolate/gateway.h), or NULL */
-	bool gw_drop;           /* the cell's own ruleset failed: no gateway either */
+	struct vm_net net;      /* the cell's network namespace, where QEMU runs (vm_share.h) */
 	int tap;                /* the guest's interface in it, -1 without egress */
 	unsigned char *key;
 	char dir[PATH_MAX];
@@ -164,20 +160,6 @@ static long host_tsc_khz(void)
 		}
 	fclose(f);
 	return (long)(mhz * 1000);
-}
-
-/* The gateway's host side: gone with the cell's netns when the cell dies (its
- * veth goes with it), removed now when the cell lives on without it. */
-static void gateway_release(struct qemu *q, bool cell_dies)
-{
-	if (!q->gw)
-		return;
-	if (cell_dies)
-		gateway_down_dying(q->gw);
-	else
-		gateway_down(q->gw);
-	free(q->gw);
-	q->gw = NULL;
 }
 
 /* ---- the per-boot initramfs ---- */
@@ -337,7 +319,7 @@ static int build_args(struct cell *c, struct qemu *q, const char *argv_opt)
 /* ---- create ---- */
 
 static void qemu_destroy(struct cell *c);
-static int qemu_network(struct cell *c, struct qemu *q, struct err *e);
+static int make_tap(void *arg, struct err *e);
 
 static int make_run_dir(struct cell *c, struct qemu *q, struct err *e)
 {
@@ -374,7 +356,7 @@ static int qemu_create(struct cell *c, struct err *e)
 	struct qemu *q = calloc(1, sizeof *q);
 	if (!q)
 		return err_set(e, "out of memory");
-	q->lock = q->initrd = q->exit_rd = q->pidfd = q->netns = q->tap = -1;
+	q->lock = q->initrd = q->exit_rd = q->pidfd = q->net.netns = q->tap = -1;
 	q->pid = -1;
 	for (int i = 0; i < VM_CHAN_N; i++)
 		q->chan_wr[i] = -1;
@@ -429,12 +411,9 @@ static int qemu_create(struct cell *c, struct err *e)
 	/* The VMM's own network namespace: loopback only, plus the TAP when the
 	 * cell declares egress, and the gateway's veth under CELLOS_NETWORK=gateway
 	 * (its DNS proxy's address goes in the job). */
-	if (qemu_network(c, q, e) < 0)
+	if (vm_net_make(c, &q->net, c->n_egress ? make_tap : NULL, q, e) < 0)
 		goto fail;
 	log_step(&t, "create.net");
-	char dns[INET_ADDRSTRLEN] = "";
-	if (q->gw)
-		inet_ntop(AF_INET, &q->gw->host_addr, dns, sizeof dns);
 
 	if (!(q->key = vm_job_key_new(e)))
 		goto fail;
@@ -470,7 +449,7 @@ static int qemu_create(struct cell *c, struct err *e)
 		.net_address = c->n_egress ? TAP_GUEST : NULL,
 		.net_prefix = TAP_PREFIX,
 		.net_gateway = TAP_HOST,
-		.net_dns = dns[0] ? dns : NULL,
+		.net_dns = q->net.dns[0] ? q->net.dns : NULL,
 		.key = q->key,
 	};
 	for (size_t i = 0; arts && i < s->n_artifacts; i++)
@@ -520,86 +499,11 @@ fail:
 	return -1;
 }
 
-/* In the cell's netns (the calling thread is there): lo; with declared egress
- * the guest's TAP, and the cell's nft ruleset on what enters from it; under
- * the gateway, the DNS proxy among the allowed flows, the veth's cell side,
- * and the TAP's traffic routed out through it (isolate/tap.h). */
-static int qemu_net_setup(void *arg, struct err *e)
+/* In the cell's netns: the guest's TAP (vm_net_make does the rest). */
+static int make_tap(void *arg, struct err *e)
 {
-	struct cell *c = arg;
-	struct qemu *q = priv(c);
-	if (netdev_loopback_up(e) < 0)
-		return -1;
-	if (c->n_egress && (q->tap = tap_open(TAP_NAME, TAP_HOST, TAP_PREFIX, e)) < 0)
-		return -1;
-	/* The DNS proxy on the gateway address: infrastructure, not a declared
-	 * rule (not counted), as for a stub cell. */
-	const struct nft_egress *rules = c->egress;
-	size_t n = c->n_egress;
-	cleanup_free struct nft_egress *with_dns = NULL;
-	char gw_addr[INET_ADDRSTRLEN];
-	if (q->gw) {
-		inet_ntop(AF_INET, &q->gw->host_addr, gw_addr, sizeof gw_addr);
-		if (!(with_dns = calloc(n + 2, sizeof *with_dns)))
-			return err_set(e, "out of memory");
-		for (int udp = 1; udp >= 0; udp--)
-			with_dns[1 - udp] = (struct nft_egress){.family = 4, .addr = gw_addr, .port = GATEWAY_DNS_PORT,
-								 .udp = udp, .quiet = 1};
-		memcpy(with_dns + 2, c->egress, n * sizeof *with_dns);
-		rules = with_dns;
-		n += 2;
-	}
-	struct err ne = {0};
-	if (nft_apply_at(rules, n, NFT_HOOK_PREROUTING, &ne) < 0) {
-		/* A fact, not a failure: the netns leads nowhere; the supervisor
-		 * decides what the profile makes of it. Never fail open: without
-		 * its filter the cell keeps no route out (SPEC §6.4). */
-		snprintf(c->facts.nft_error, sizeof c->facts.nft_error, "%s", ne.msg);
-		q->gw_drop = q->gw != NULL;
-		return 0;
-	}
-	c->facts.nft_applied = true;
-	if (q->gw && (gateway_cell_up(q->gw, e) < 0 || tap_route_out(GATEWAY_CELL_IF, e) < 0))
-		return -1;
-	return 0;
-}
-
-/* The cell's network namespace, then (CELLOS_NETWORK=gateway with declared
- * egress) the gateway's host side in ours, then the inside (qemu_net_setup). A
- * host table nftables refuses is never "fail open": the cell keeps its
- * isolated netns and the facts say why. */
-static int qemu_network(struct cell *c, struct qemu *q, struct err *e)
-{
-	if (netns_make(&q->netns, NULL, NULL, e) < 0)
-		return -1;
-	c->facts.netns = true;
-	if (c->cfg->network == NETWORK_GATEWAY && c->n_egress) {
-		if (!(q->gw = calloc(1, sizeof *q->gw)))
-			return err_set(e, "out of memory");
-		q->gw->l7_port = c->l7_port;
-		struct err ge = {0};
-		int rc = gateway_up(q->gw, c->name, &c->cfg->cell_subnet, c->egress, c->n_egress, c->cfg->egress_deny,
-				    c->cfg->n_egress_deny, q->netns, &ge);
-		if (rc < 0) {
-			free(q->gw);
-			q->gw = NULL;
-			if (rc != GATEWAY_NFT_FAILED) {
-				*e = ge;
-				return -1;
-			}
-			snprintf(c->facts.gw_error, sizeof c->facts.gw_error, "%s", ge.msg);
-			snprintf(c->facts.nft_error, sizeof c->facts.nft_error, "%s", ge.msg);
-		}
-	}
-	bool host_half_missing = c->facts.gw_error[0] != '\0';
-	if (netns_run_in(q->netns, qemu_net_setup, c, e) < 0)
-		return -1;
-	if (q->gw_drop)
-		gateway_release(q, false); /* the cell lives on, isolated */
-	c->facts.gw = q->gw;
-	if (host_half_missing)
-		c->facts.nft_applied = false; /* nftError says why */
-	return 0;
+	struct qemu *q = arg;
+	return (q->tap = tap_open(TAP_NAME, TAP_HOST, TAP_PREFIX, e)) < 0 ? -1 : 0;
 }
 
 /* ---- start ---- */
@@ -655,7 +559,7 @@ static void vmm_child(struct cell *c, struct qemu *q, pid_t parent, int log_fd)
 		close(fd);
 	}
 	cgroup_cell_enter(&q->cg);
-	if (setns(q->netns, CLONE_NEWNET) < 0)
+	if (setns(q->net.netns, CLONE_NEWNET) < 0)
 		_exit(125);
 	/* Every fd QEMU gets, moved above the range first, then into place. */
 	int src[FD_MOUNT0 + SPEC_MOUNTS_MAX];
@@ -873,7 +777,7 @@ static int counters_cb(void *arg, struct err *e)
 static int qemu_read_counters(struct cell *c, struct nft_counter **out, size_t *n, struct err *e)
 {
 	struct counters_args a = {out, n};
-	return netns_run_in(priv(c)->netns, counters_cb, &a, e);
+	return netns_run_in(priv(c)->net.netns, counters_cb, &a, e);
 }
 
 /* SPEC §10: the guest sent its artifacts after the workload ended; the one at
@@ -908,9 +812,8 @@ static void qemu_destroy(struct cell *c)
 	if (q->reg.fd >= 0)
 		close(q->reg.fd);
 	/* The gateway's host side before the netns it leads into is let go. */
-	gateway_release(q, true);
-	c->facts.gw = NULL;
-	int *fds[] = {&q->initrd, &q->exit_rd, &q->pidfd, &q->netns, &q->tap, &q->relay[0].from, &q->relay[1].from,
+	vm_net_release(c, &q->net);
+	int *fds[] = {&q->initrd, &q->exit_rd, &q->pidfd, &q->tap, &q->relay[0].from, &q->relay[1].from,
 		      &q->relay[2].from, &q->relay[2].to, &q->chan_wr[0], &q->chan_wr[1], &q->chan_wr[2], &q->chan_wr[3]};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		if (*fds[i] >= 0) {

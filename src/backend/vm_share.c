@@ -9,6 +9,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <stdlib.h>
+
+#include "isolate/gateway.h"
+#include "isolate/netdev.h"
+#include "isolate/netns.h"
+#include "isolate/nft.h"
+#include "isolate/tap.h"
 #include "util/fileio.h"
 
 size_t vm_secret_files(const struct secrets *s, struct vm_job_file *files, char (*paths)[VM_SECRET_PATH_MAX],
@@ -87,4 +95,101 @@ int vm_open_artifact(const struct cell *c, int stream, int dirfd, const char *pa
 	if (out >= 0)
 		close(out);
 	return rc;
+}
+
+/* Inside the cell's netns (the calling thread is there). */
+static int net_setup(void *arg, struct err *e)
+{
+	struct vm_net *n = arg;
+	struct cell *c = n->cell;
+	if (netdev_loopback_up(e) < 0)
+		return -1;
+	if (n->tap && n->tap(n->arg, e) < 0)
+		return -1;
+	/* The DNS proxy on the gateway address: infrastructure, not a declared
+	 * rule (not counted), as for a stub cell. */
+	const struct nft_egress *rules = c->egress;
+	size_t k = c->n_egress;
+	cleanup_free struct nft_egress *with_dns = NULL;
+	if (n->gw) {
+		if (!(with_dns = calloc(k + 2, sizeof *with_dns)))
+			return err_set(e, "out of memory");
+		for (int udp = 1; udp >= 0; udp--)
+			with_dns[1 - udp] = (struct nft_egress){.family = 4, .addr = n->dns, .port = GATEWAY_DNS_PORT,
+								 .udp = udp, .quiet = 1};
+		memcpy(with_dns + 2, c->egress, k * sizeof *with_dns);
+		rules = with_dns;
+		k += 2;
+	}
+	struct err ne = {0};
+	if (nft_apply_at(rules, k, NFT_HOOK_PREROUTING, &ne) < 0) {
+		/* A fact, not a failure: the netns leads nowhere; the supervisor
+		 * decides what the profile makes of it. */
+		snprintf(c->facts.nft_error, sizeof c->facts.nft_error, "%s", ne.msg);
+		n->gw_drop = n->gw != NULL;
+		return 0;
+	}
+	c->facts.nft_applied = true;
+	if (n->gw && (gateway_cell_up(n->gw, e) < 0 || tap_route_out(GATEWAY_CELL_IF, e) < 0))
+		return -1;
+	return 0;
+}
+
+static void gateway_release(struct vm_net *n, bool cell_dies)
+{
+	if (!n->gw)
+		return;
+	if (cell_dies)
+		gateway_down_dying(n->gw);
+	else
+		gateway_down(n->gw);
+	free(n->gw);
+	n->gw = NULL;
+	n->dns[0] = '\0';
+}
+
+int vm_net_make(struct cell *c, struct vm_net *n, int (*tap)(void *arg, struct err *e), void *arg, struct err *e)
+{
+	*n = (struct vm_net){.netns = -1, .cell = c, .tap = tap, .arg = arg};
+	if (netns_make(&n->netns, NULL, NULL, e) < 0)
+		return -1;
+	c->facts.netns = true;
+	if (c->cfg->network == NETWORK_GATEWAY && c->n_egress) {
+		if (!(n->gw = calloc(1, sizeof *n->gw)))
+			return err_set(e, "out of memory");
+		n->gw->l7_port = c->l7_port;
+		struct err ge = {0};
+		int rc = gateway_up(n->gw, c->name, &c->cfg->cell_subnet, c->egress, c->n_egress, c->cfg->egress_deny,
+				    c->cfg->n_egress_deny, n->netns, &ge);
+		if (rc < 0) {
+			free(n->gw);
+			n->gw = NULL;
+			if (rc != GATEWAY_NFT_FAILED) {
+				*e = ge;
+				return -1;
+			}
+			snprintf(c->facts.gw_error, sizeof c->facts.gw_error, "%s", ge.msg);
+			snprintf(c->facts.nft_error, sizeof c->facts.nft_error, "%s", ge.msg);
+		} else {
+			inet_ntop(AF_INET, &n->gw->host_addr, n->dns, sizeof n->dns);
+		}
+	}
+	bool host_half_missing = c->facts.gw_error[0] != '\0';
+	if (netns_run_in(n->netns, net_setup, n, e) < 0)
+		return -1;
+	if (n->gw_drop)
+		gateway_release(n, false); /* the cell lives on, isolated */
+	c->facts.gw = n->gw;
+	if (host_half_missing)
+		c->facts.nft_applied = false; /* nftError says why */
+	return 0;
+}
+
+void vm_net_release(struct cell *c, struct vm_net *n)
+{
+	gateway_release(n, true);
+	c->facts.gw = NULL;
+	if (n->netns >= 0)
+		close(n->netns);
+	n->netns = -1;
 }
