@@ -95,7 +95,8 @@ struct fc {
 	const char *made_top;     /* the directory we made (its temporary name until renamed), NULL: none */
 	char made_tmp[PATH_MAX];
 	char run_id[37];
-	int dirfd, lockfd, fcfd, netns, logfd;
+	int dirfd, lockfd, fcfd, logfd;
+	struct vm_net net;        /* the cell's netns (vm_share.h): TAP, ruleset, gateway */
 	int listen[CH_N];
 	int artfd;                /* what the artifacts channel carried (an unnamed file) */
 	long long art_cap;        /* at most this many bytes of it */
@@ -252,7 +253,7 @@ static int write_initrd(struct fc *f, struct err *e)
 			     .n_files = n_files, .mounts = jm, .n_mounts = sp->n_mounts,
 			     .root_device = f->plan.layout.rootfs_drive != SIZE_MAX ? "/dev/vda" : NULL,
 			     .net_address = f->plan.vm.tap ? FC_TAP_GUEST : NULL, .net_prefix = FC_TAP_PREFIX,
-			     .net_gateway = FC_TAP_HOST, .modules = mods, .uid = c->uid, .gid = c->gid,
+			     .net_gateway = FC_TAP_HOST, .net_dns = f->net.dns[0] ? f->net.dns : NULL, .modules = mods, .uid = c->uid, .gid = c->gid,
 			     .reset = true, .key = f->key};
 	rc = vm_job_write(fd, &job, f->plan.argv_in_job, e);
 	free(arts);
@@ -286,31 +287,12 @@ static int listen_port(struct fc *f, int port, struct err *e)
 
 /* ---- the cell's network namespace ---- */
 
-static int net_setup(struct fc *f, struct err *e)
+/* In the cell's netns: the TAP Firecracker attaches to by name, as the run's
+ * uid (vm_net_make does the rest). */
+static int make_tap(void *arg, struct err *e)
 {
-	struct cell *c = f->cell;
-	if (netdev_loopback_up(e) < 0)
-		return -1;
-	if (f->plan.vm.tap && tap_create(f->plan.vm.tap, c->uid, c->gid, FC_TAP_HOST, FC_TAP_PREFIX, e) < 0)
-		return -1;
-	/* What the guest sends enters the netns through the TAP: the cell's
-	 * ruleset filters it there (prerouting), as for the qemu backend. */
-	struct err ne = {0};
-	if (nft_apply_at(c->egress, c->n_egress, NFT_HOOK_PREROUTING, &ne) < 0) {
-		/* A fact: the supervisor decides what the profile makes of it. */
-		snprintf(c->facts.nft_error, sizeof c->facts.nft_error, "%s", ne.msg);
-	} else {
-		c->facts.nft_applied = true;
-	}
-	return 0;
-}
-
-static int net_setup_cb(void *f, struct err *e) { return net_setup(f, e); }
-
-/* The VMM's netns: made here, set up, kept in f->netns. */
-static int make_netns(struct fc *f, struct err *e)
-{
-	return netns_make(&f->netns, net_setup_cb, f, e);
+	struct fc *f = arg;
+	return tap_create(f->plan.vm.tap, f->cell->uid, f->cell->gid, FC_TAP_HOST, FC_TAP_PREFIX, e);
 }
 
 /* ---- create ---- */
@@ -353,7 +335,7 @@ static int create_cell(struct cell *c, struct err *e)
 	struct fc *f = calloc(1, sizeof *f);
 	if (!f)
 		return err_set(e, "firecracker: out of memory");
-	*f = (struct fc){.cell = c, .dirfd = -1, .lockfd = -1, .fcfd = -1, .netns = -1, .logfd = -1,
+	*f = (struct fc){.cell = c, .dirfd = -1, .lockfd = -1, .fcfd = -1, .net = {.netns = -1}, .logfd = -1,
 			 .listen = {-1, -1, -1, -1}, .artfd = -1, .reg = {.fd = -1}, .pid = -1, .pidfd = -1,
 			 .donefd = -1, .stopfd = -1};
 	for (int i = 0; i < VM_IMG_N; i++)
@@ -449,6 +431,10 @@ static int create_cell(struct cell *c, struct err *e)
 		    fchmodat(f->dirfd, strrchr(d->host, '/') + 1, 0400, 0) < 0)
 			return err_sys(e, errno, "%s: %s", what, d->host);
 	}
+	/* The network first: under the gateway the job carries its DNS proxy. */
+	if (vm_net_make(c, &f->net, f->plan.vm.tap ? make_tap : NULL, f, e) < 0)
+		return -1;
+	log_step(&t, "create.net");
 	if (!(f->key = vm_job_key_new(e)))
 		return -1;
 	if (write_initrd(f, e) < 0)
@@ -466,10 +452,6 @@ static int create_cell(struct cell *c, struct err *e)
 			return -1;
 
 	log_step(&t, "create.files");
-	if (make_netns(f, e) < 0)
-		return -1;
-	c->facts.netns = true;
-	log_step(&t, "create.net");
 
 	/* The leaf holds the VMM: the guest's memory plus the VMM's own overhead,
 	 * and the document's CPU quota (SPEC §6.3). */
@@ -551,7 +533,7 @@ static _Noreturn void child_main(const struct child_args *a)
 		execv(f->host.jailer, (char *const *)a->argv);
 		child_fail(sync, errno, "exec the jailer");
 	}
-	if (setns(f->netns, CLONE_NEWNET) < 0)
+	if (setns(f->net.netns, CLONE_NEWNET) < 0)
 		child_fail(sync, errno, "join the cell's netns");
 	gid_t groups[1] = {f->host.kvm_gid};
 	if (setgroups(f->host.kvm_gid != (gid_t)-1 ? 1 : 0, groups) < 0 || setresgid(c->gid, c->gid, c->gid) < 0 ||
@@ -717,7 +699,7 @@ static int fc_start(struct cell *c, struct spawn_result *r, struct err *e)
 	char uid[16], gid[16], netns[64];
 	snprintf(uid, sizeof uid, "%u", (unsigned)c->uid);
 	snprintf(gid, sizeof gid, "%u", (unsigned)c->gid);
-	snprintf(netns, sizeof netns, "/proc/%d/fd/%d", (int)getpid(), f->netns);
+	snprintf(netns, sizeof netns, "/proc/%d/fd/%d", (int)getpid(), f->net.netns);
 	const char *argv[32];
 	size_t n = 0;
 	if (l->jailer) {
@@ -883,7 +865,7 @@ static int counters_cb(void *arg, struct err *e)
 static int fc_read_counters(struct cell *c, struct nft_counter **out, size_t *n, struct err *e)
 {
 	struct counters_args a = {out, n};
-	return netns_run_in(priv(c)->netns, counters_cb, &a, e);
+	return netns_run_in(priv(c)->net.netns, counters_cb, &a, e);
 }
 
 /* SPEC §10: the guest sent its artifacts after the workload ended (read there
@@ -918,7 +900,9 @@ static void fc_destroy(struct cell *c)
 		log_error("firecracker: cannot remove %s: %s", f->made_top, strerror(errno));
 	if (f->have_plan)
 		fc_plan_free(&f->plan);
-	int *fds[] = {&f->dirfd, &f->lockfd, &f->fcfd, &f->netns, &f->logfd, &f->pidfd, &f->donefd, &f->stopfd, &f->artfd,
+	/* The gateway's host side before the netns it leads into is let go. */
+	vm_net_release(c, &f->net);
+	int *fds[] = {&f->dirfd, &f->lockfd, &f->fcfd, &f->logfd, &f->pidfd, &f->donefd, &f->stopfd, &f->artfd,
 		      &f->listen[0], &f->listen[1], &f->listen[2], &f->listen[3]};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		close_fd(fds[i]);
