@@ -561,7 +561,7 @@ static int wait_workload(pid_t pid, int ctl)
 				return ws;
 			}
 		if (w < 0 && errno != EINTR)
-			return 0; /* no child left: cannot happen while `pid` is unreaped */
+			return 125 << 8; /* no child left: cannot happen while `pid` is unreaped */
 		struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = ctl, .events = POLLIN}};
 		if (sfd < 0) {
 			/* No signalfd: reap by blocking (a stop request is then not seen). */
