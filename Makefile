@@ -64,8 +64,11 @@ LIBDIR := $(shell pkg-config --variable=libdir libseccomp)
 STATIC_A := $(wildcard $(foreach l,jansson sodium nftnl seccomp,$(LIBDIR)/lib$(l).a))
 SUPERVISOR_LDLIBS := $(STATIC_A) $(filter-out $(patsubst $(LIBDIR)/lib%.a,-l%,$(STATIC_A)),$(LDLIBS))
 
+# Bound at start-up (-z now): the init and the workload's launcher are forks of
+# the supervisor, and every symbol the lazy binder resolved in them wrote to a
+# page they then had to copy.
 $(B)/cellos-supervisor: $(B)/src/main.o $(B)/libcellos.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(SUPERVISOR_LDLIBS)
+	$(CC) $(LDFLAGS) -Wl,-z,now -Wl,-z,relro -o $@ $^ $(SUPERVISOR_LDLIBS)
 
 # The seccomp baseline is a constant: compiled once here, by the same code, rather
 # than by libseccomp at every run (src/isolate/seccomp.c).
@@ -188,7 +191,8 @@ install: release man
 		$(INSTALL) -D -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/} || exit 1; \
 	done
 	for c in $(COMPLETIONS); do \
-		$(INSTALL) -m 0644 tools/completion/$$c.bash $(DESTDIR)$(BASHCOMPDIR)/$$c || exit 1; \
+		cat tools/completion/common.bash tools/completion/$$c.bash > $(DESTDIR)$(BASHCOMPDIR)/$$c && \
+		chmod 0644 $(DESTDIR)$(BASHCOMPDIR)/$$c || exit 1; \
 	done
 	for f in $(EXAMPLE_FILES); do \
 		$(INSTALL) -D -m 0644 examples/$$f $(DESTDIR)$(EXAMPLESDIR)/$$f || exit 1; \

@@ -170,6 +170,8 @@ static void print_summary(const struct config *cfg, const struct spec *s)
 /* Debug: the supervisor's peak RSS (the bench reports it). */
 static void log_peak_rss(void)
 {
+	if (!log_enabled(LOG_DEBUG))
+		return; /* generating /proc/self/status is not free */
 	FILE *f = fopen("/proc/self/status", "re");
 	if (!f)
 		return;

@@ -830,6 +830,10 @@ static int lifecycle(const struct config *cfg, const struct spec *spec, const st
 		goto out;
 	}
 
+	/* The workload may start while lifecycle.started is written (it still
+	 * comes before process_spawned, SPEC §8.1). */
+	if (spec->has_run && r.be->launch)
+		r.be->launch(&r.cell);
 	char started_id[37];
 	emit_started(&r, started_id);
 

@@ -97,6 +97,11 @@ struct backend_ops {
 	/* Build the cell; nothing of the workload runs yet. On failure everything
 	 * already made is undone before returning. */
 	int (*create)(struct cell *c, struct err *e);
+	/* Optional: let the workload start now, without waiting; start() then only
+	 * waits for its exec (and reports a failure of this). The supervisor writes
+	 * lifecycle.started meanwhile, off the workload's start. NULL: start() does
+	 * everything. */
+	void (*launch)(struct cell *c);
 	/* Start the workload; returns once exec succeeded or failed. */
 	int (*start)(struct cell *c, struct spawn_result *r, struct err *e);
 	/* An fd that becomes readable when the workload's main process ended. */

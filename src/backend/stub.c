@@ -55,8 +55,8 @@ struct stub {
 	struct runreg reg;   /* lets the next supervisor clean up if we are SIGKILLed */
 	bool reaped;
 	struct sock_fprog filter; /* the workload's seccomp filter, sent with 'B' */
-	bool netns_later;    /* we make the cell's netns and hand it over (cellinit.c) */
-	bool gw_resolv;      /* the init waits for the gateway's address (cellinit_args) */
+	bool launched;       /* 'B' sent (stub_launch) */
+	int launch_errno;    /* and why it could not be */
 	struct gateway *gw;  /* CELLOS_NETWORK=gateway (isolate/gateway.h), or NULL */
 	bool gw_drop;        /* the cell's own ruleset failed (portable): no veth either */
 	/* run.mounts, from create until the init is cloned: the opened sources, what
@@ -226,26 +226,28 @@ static int send_netns(struct stub *s, struct err *e)
 	return 0;
 }
 
-/* The gateway's address for the cell's resolv.conf, when clone3() made the
- * netns (the init waits for it before /sys; see cellinit.c). */
-static int send_gateway_address(struct stub *s, struct err *e)
+/* The cell's network namespace, made while the init builds the cell's root
+ * (it joins it before mounting /sys: cellinit.c). With a user namespace it
+ * belongs to that namespace and is charged to the run's uid, as if clone3()
+ * had made it (isolate/netns.h). */
+static int make_netns(struct stub *s, const struct cell *c, struct err *e)
 {
-	unsigned char m[5] = {'G'};
-	if (s->gw)
-		memcpy(m + 1, &s->gw->host_addr, 4);
-	if (send(s->ctl, m, sizeof m, MSG_NOSIGNAL) != 5 && errno != EPIPE && errno != ECONNRESET)
-		return err_sys(e, errno, "hand the gateway's address to the cell");
-	return 0;
+	if (!(c->ns & NS_USER))
+		return netns_make(&s->netns, NULL, NULL, e);
+	bool root = geteuid() == 0;
+	return netns_make_in(s->userns, root ? c->uid : geteuid(), root ? c->gid : getegid(), &s->netns, e);
 }
 
-/* The cell's network: its netns (made here without a user namespace), the
- * gateway's host side, then inside (isolate/netns.h): lo, the ruleset, the
- * gateway's cell side. s->netns holds it either way. */
+/* The cell's network: its netns (handed to the init at once, unless the
+ * gateway's address must come with it), the gateway's host side, then inside
+ * (isolate/netns.h): lo, the ruleset, the gateway's cell side. The workload
+ * starts only after all of it ('B'). */
 static int network(struct stub *s, struct cell *c, struct err *e)
 {
 	int gw = 0;
 	int64_t t = mono_us();
-	if (s->netns_later && netns_make(&s->netns, NULL, NULL, e) < 0)
+	bool early = c->cfg->network != NETWORK_GATEWAY;
+	if (make_netns(s, c, e) < 0 || (early && send_netns(s, e) < 0))
 		return -1;
 	if ((gw = gateway_setup(s, c, e)) < 0)
 		return -1;
@@ -258,9 +260,7 @@ static int network(struct stub *s, struct cell *c, struct err *e)
 	c->facts.gw = s->gw;
 	if (gw == 1)
 		c->facts.nft_applied = false; /* the host half of the filter is missing: nftError says why */
-	if (s->netns_later)
-		return send_netns(s, e);
-	return s->gw_resolv ? send_gateway_address(s, e) : 0;
+	return early ? 0 : send_netns(s, e);
 }
 
 /* What the clone of the init is done as: with a user namespace, its owner. */
@@ -284,12 +284,11 @@ static _Noreturn void clone_child(void *arg) { cellinit_main(((struct clone_ctx 
 static int clone_once(struct stub *s, const struct cell *c, struct cellinit_args *a, pid_t *pid, int *pidfd,
 		      struct err *e)
 {
-	/* Without a user namespace the cell's network namespace is made by us while
-	 * the init builds the cell's root, not by clone3() before it (see
-	 * cellinit.c, join_netns). In a user namespace it must belong to the cell's
-	 * user namespace, so clone3() makes it. */
+	/* The cell's network namespace is made by us while the init builds the
+	 * cell's root, not by clone3() before it (network(), cellinit.c's
+	 * join_netns). */
 	a->ns = c->ns;
-	a->netns_later = (c->ns & NS_NET) && !(c->ns & NS_USER);
+	a->netns_later = (c->ns & NS_NET) != 0;
 	a->gw_resolv = (c->ns & NS_NET) && (c->ns & NS_MNT) && c->cfg->network == NETWORK_GATEWAY && c->spec->n_egress > 0;
 	struct clone_ctx x = {.c = c, .a = a};
 	struct cellproc_clone req = {
@@ -487,8 +486,6 @@ static int stub_create(struct cell *c, struct err *e)
 		close(kill_fd);
 	if (pid < 0)
 		goto fail;
-	s->netns_later = args.netns_later;
-	s->gw_resolv = args.gw_resolv;
 	log_step(&t, "create.clone3");
 
 	/* Root inside the cell (its only uid/gid) is the run's own host identity
@@ -499,13 +496,6 @@ static int stub_create(struct cell *c, struct err *e)
 	if ((c->ns & NS_USER) && userns_map(s->init, c->uid, c->gid, e) < 0)
 		goto fail;
 	char nspath[64];
-	if ((c->ns & NS_NET) && !s->netns_later) {
-		snprintf(nspath, sizeof nspath, "/proc/%d/ns/net", (int)s->init);
-		if ((s->netns = open(nspath, O_RDONLY | O_CLOEXEC)) < 0) {
-			err_sys(e, errno, "open %s", nspath);
-			goto fail;
-		}
-	}
 	if (c->ns & NS_MNT) {
 		snprintf(nspath, sizeof nspath, "/proc/%d/ns/mnt", (int)s->init);
 		if ((s->mntns = open(nspath, O_RDONLY | O_CLOEXEC)) < 0) {
@@ -553,15 +543,24 @@ fail:
 	return -1;
 }
 
+static void stub_launch(struct cell *c)
+{
+	struct stub *s = priv(c);
+	char tag = 'B';
+	struct iovec biov[2] = {{&tag, 1}, {s->filter.filter, s->filter.len * sizeof *s->filter.filter}};
+	struct msghdr bm = {.msg_iov = biov, .msg_iovlen = s->filter.len ? 2 : 1};
+	s->launched = true;
+	s->launch_errno = sendmsg(s->ctl, &bm, MSG_NOSIGNAL) < 1 ? errno : 0;
+}
+
 static int stub_start(struct cell *c, struct spawn_result *r, struct err *e)
 {
 	struct stub *s = priv(c);
 	memset(r, 0, sizeof *r);
-	char tag = 'B';
-	struct iovec biov[2] = {{&tag, 1}, {s->filter.filter, s->filter.len * sizeof *s->filter.filter}};
-	struct msghdr bm = {.msg_iov = biov, .msg_iovlen = s->filter.len ? 2 : 1};
-	if (sendmsg(s->ctl, &bm, MSG_NOSIGNAL) < 1)
-		return err_sys(e, errno, "start the workload");
+	if (!s->launched)
+		stub_launch(c);
+	if (s->launch_errno)
+		return err_sys(e, s->launch_errno, "start the workload");
 	for (;;) {
 		char buf[4200];
 		union {
@@ -728,6 +727,7 @@ static void stub_destroy(struct cell *c)
 const struct backend_ops backend_stub = {
 	.name = "stub",
 	.create = stub_create,
+	.launch = stub_launch,
 	.start = stub_start,
 	.wait_fd = stub_wait_fd,
 	.collect = stub_collect,

@@ -100,10 +100,29 @@ static struct {
 static sigset_t ignored_signals;
 
 /* Which signals are ignored, for exec_workload; real-time signals never are
- * here. Done while the supervisor writes our uid map, off the workload's path. */
+ * here. Done while the supervisor writes our uid map, off the workload's path:
+ * one read of the kernel's SigIgn mask rather than a sigaction() per signal. */
 static void find_ignored_signals(void)
 {
 	sigemptyset(&ignored_signals);
+	char buf[4096];
+	int fd = open("/proc/thread-self/status", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+	if (fd >= 0)
+		close(fd);
+	const char *p = NULL;
+	if (n > 0) {
+		buf[n] = '\0';
+		p = strstr(buf, "\nSigIgn:\t");
+	}
+	unsigned long long mask = 0;
+	if (p && sscanf(p, "\nSigIgn:\t%llx", &mask) == 1) {
+		for (int s = 1; s < SIGRTMIN && s <= 64; s++)
+			if (mask & (1ULL << (s - 1)))
+				sigaddset(&ignored_signals, s);
+		return;
+	}
+	/* No /proc (or an unexpected one): ask per signal. */
 	for (int s = 1; s < SIGRTMIN; s++) {
 		struct sigaction sa;
 		if (sigaction(s, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
@@ -116,7 +135,7 @@ static void check_argv0(const struct cellinit_args *a);
 
 /* In-cell setup that must happen inside the new namespaces. */
 /* /etc/resolv.conf of a gateway cell, filled from the address the supervisor
- * sends ('N' or 'G' + 4 bytes) and read by the root builder after before_sys. */
+ * sends ('N' + 4 bytes) and read by the root builder after before_sys. */
 static char resolv_conf[128];
 
 static void set_resolv(const unsigned char addr[4])
@@ -125,23 +144,6 @@ static void set_resolv(const unsigned char addr[4])
 		return;
 	snprintf(resolv_conf, sizeof resolv_conf, "# cellos: the cell's DNS proxy (CELLOS_NETWORK=gateway)\nnameserver %u.%u.%u.%u\n",
 		 addr[0], addr[1], addr[2], addr[3]);
-}
-
-/* 'G' + the gateway's address, when clone3() made the netns (user namespace). */
-static int gateway_address(void *arg, struct err *e)
-{
-	const struct cellinit_args *a = arg;
-	unsigned char m[5];
-	ssize_t n;
-	do
-		n = recv(a->ctl, m, sizeof m, 0);
-	while (n < 0 && errno == EINTR);
-	if (n <= 0)
-		_exit(125); /* the supervisor gave up on the cell */
-	if (n != 5 || m[0] != 'G')
-		return err_set(e, "cell setup: expected the gateway's address from the supervisor");
-	set_resolv(m + 1);
-	return 0;
 }
 
 /* Receive the cell's network namespace from the supervisor ('N' + fd) and join
@@ -238,7 +240,7 @@ static void setup(const struct cellinit_args *a)
 				 .mounts = a->mounts, .n_mounts = a->n_mounts,
 				 .owner_uid = own ? a->uid : 0, .owner_gid = own ? a->gid : 0,
 				 .add_user = own, .home = a->home,
-				 .before_sys = a->netns_later ? join_netns : a->gw_resolv ? gateway_address : NULL,
+				 .before_sys = a->netns_later ? join_netns : NULL,
 				 .arg = (void *)a, .resolv_conf = resolv_conf};
 	if ((a->ns & NS_MNT) && cellfs_build(&fs, &e) < 0)
 		setup_failed_err(a->ctl, &e);

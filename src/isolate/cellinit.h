@@ -45,11 +45,10 @@ struct cellinit_args {
 	pid_t supervisor;          /* to detect a supervisor that died before we armed PDEATHSIG */
 	uid_t uid;                 /* the run's own host identity: without a user namespace */
 	gid_t gid;                 /* the init and the workload become it (never host root) */
-	bool netns_later;          /* the supervisor sends the cell's netns ('N' + fd) during setup */
+	bool netns_later;          /* a private netns: the supervisor sends it ('N' + fd) during setup */
 	/* The cell may get the network gateway (SPEC §6.4) and has a mount namespace:
-	 * the gateway's address comes with 'N' (or, when clone3() made the netns,
-	 * as 'G' + address once the gateway is up) and becomes the nameserver of
-	 * the cell's /etc/resolv.conf; 0.0.0.0 means no gateway after all. */
+	 * the gateway's address comes with 'N' and becomes the nameserver of the
+	 * cell's /etc/resolv.conf; 0.0.0.0 means no gateway after all. */
 	bool gw_resolv;
 	int stdio[2];              /* the cell's fds 1 and 2: a relay pipe, or -1: ours (struct cell) */
 	/* Containment (isolate/mount.h, caps.h, seccomp.h, argv0.h). */

@@ -42,9 +42,9 @@
  * daemons and of the supervisor). */
 static const char *const host_entries[] = {"usr", "etc", "opt", "bin", "sbin", "lib", "lib32", "lib64", "libx32"};
 
-/* Host secrets inside the bound trees. Even without a user namespace the
- * workload is uid 0 without capabilities, which still reads files owned by root
- * with mode 0600/0640. Masked where present. */
+/* Host secrets inside the bound trees. Masked wherever present, even where the
+ * cell's identity could not open them: their size and times are the host's
+ * business too (who changed a password when). */
 static const char *const etc_masks[] = {
 	"etc/shadow", "etc/shadow-", "etc/gshadow", "etc/gshadow-", "etc/security/opasswd",
 	"etc/ssh/ssh_host_rsa_key", "etc/ssh/ssh_host_ecdsa_key", "etc/ssh/ssh_host_ed25519_key",
@@ -94,6 +94,8 @@ struct builder {
 	 * rather than one per masked directory. */
 	int mask_dir, mask_file;
 	bool no_mknod;    /* mknod refused once (a user namespace): bind the rest */
+	uid_t uid;        /* the cell's identity as we see it (cellfs_opts.owner_*) */
+	gid_t gid;
 };
 
 static uint64_t mount_id(int fd)
@@ -239,15 +241,31 @@ static int cover(struct builder *b, int fd)
 	return rc;
 }
 
-/* Mask `rel` (resolved inside `dirfd` as the cell will resolve it) if it exists. */
-static int mask(struct builder *b, int dirfd, const char *rel, const char *shown)
+/* Mask `rel` (resolved inside `dirfd` as the cell will resolve it) if it exists.
+ * With `if_open`, only if the cell could open it: its mode lets "others" in, or
+ * it is the cell's own (uid or gid). The cell's processes are the run's own
+ * uid/gid (never shared, no supplementary groups, SPEC §3) without any
+ * capability, so a host file closed to others is closed to them, and covering
+ * it would be a mount for nothing. For procfs entries, whose metadata says
+ * nothing; an entry some kernel made readable is covered all the same. */
+static int mask_if(struct builder *b, int dirfd, const char *rel, const char *shown, bool if_open)
 {
 	int fd = openat_in(dirfd, rel, O_PATH);
 	if (fd < 0)
 		return (errno == ENOENT || errno == ENOTDIR) ? 0 : err_sys(b->e, errno, "cell filesystem: mask %s", shown);
+	struct stat st;
+	if (if_open && fstat(fd, &st) == 0 && !(st.st_mode & S_IRWXO) && st.st_uid != b->uid && st.st_gid != b->gid) {
+		close(fd);
+		return 0;
+	}
 	int rc = cover(b, fd);
 	close_keep_errno(fd);
 	return rc < 0 ? err_sys(b->e, errno, "cell filesystem: mask %s", shown) : 0;
+}
+
+static int mask(struct builder *b, int dirfd, const char *rel, const char *shown)
+{
+	return mask_if(b, dirfd, rel, shown, false);
 }
 
 /* The top-level entry `name` of the host tree `src` ("/" or another root) into
@@ -341,7 +359,7 @@ static int build_proc(struct builder *b)
 		if (seal_in_place(proc, proc_readonly[i]) < 0)
 			rc = err_sys(b->e, errno, "cell filesystem: /proc/%s read-only", proc_readonly[i]);
 	for (size_t i = 0; rc == 0 && i < sizeof proc_masks / sizeof proc_masks[0]; i++)
-		rc = mask(b, proc, proc_masks[i], proc_masks[i]);
+		rc = mask_if(b, proc, proc_masks[i], proc_masks[i], true);
 	close(proc);
 	return rc;
 }
@@ -673,7 +691,8 @@ static int build(struct builder *b, const struct cellfs_opts *o)
 
 int cellfs_build(const struct cellfs_opts *o, struct err *e)
 {
-	struct builder b = {.root = -1, .dev = -1, .e = e, .mask_dir = -1, .mask_file = -1};
+	struct builder b = {.root = -1, .dev = -1, .e = e, .mask_dir = -1, .mask_file = -1,
+			    .uid = o->owner_uid, .gid = o->owner_gid};
 	for (size_t k = 0; k < CELLFS_MOUNTS_MAX; k++)
 		b.trees[k] = -1;
 	if (o->n_mounts > CELLFS_MOUNTS_MAX)

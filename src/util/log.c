@@ -79,6 +79,8 @@ void log_end(const char *fmt, ...)
 	va_end(ap);
 }
 
+int log_enabled(enum log_level lvl) { return lvl <= current; }
+
 void log_step(int64_t *last_us, const char *what)
 {
 	if (current < LOG_DEBUG)

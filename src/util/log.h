@@ -12,6 +12,8 @@
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 void log_set_level(enum log_level lvl);
+/* Whether lines of `lvl` are written: for work done only to log it. */
+int log_enabled(enum log_level lvl);
 /* The name that starts every line (default "cellos-supervisor"). */
 void log_set_program(const char *name);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

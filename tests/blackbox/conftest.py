@@ -30,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -229,12 +230,18 @@ def run_cell(spec, env: dict | None = None, timeout: float = 30, *, jsonl=True, 
 
 
 class Running:
-    """A supervisor started in the background (for signal tests)."""
+    """A supervisor started in the background (for signal tests). `argv`, if
+    given, makes the command line from the document's path (e.g. the supervisor
+    inside a test network namespace: networld.WorldRunning)."""
 
-    def __init__(self, spec, env=None, jsonl=True):
+    EVENT_TIMEOUT = 10
+    FINISH_TIMEOUT = 20
+
+    def __init__(self, spec, env=None, jsonl=True, argv=None):
         self.dir, self.spec_path, self.jsonl = prepare(spec, jsonl=jsonl)
         self.t0 = time.monotonic()
-        self.proc = subprocess.Popen([str(SUPERVISOR), str(self.spec_path)], env=supervisor_env(env, self.jsonl),
+        cmd = argv(self.spec_path) if argv else [str(SUPERVISOR), str(self.spec_path)]
+        self.proc = subprocess.Popen(cmd, env=supervisor_env(env, self.jsonl),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      cwd=self.dir)
         self._out = b""  # stdout read by wait_stdout, given back by finish
@@ -259,7 +266,8 @@ class Running:
             return []
         return [json.loads(l) for l in self.jsonl.read_bytes().split(b"\n") if l.strip()]
 
-    def wait_event(self, short: str, timeout: float = 10) -> dict:
+    def wait_event(self, short: str, timeout: float | None = None) -> dict:
+        timeout = timeout or self.EVENT_TIMEOUT
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for ev in self.events():
@@ -269,9 +277,11 @@ class Running:
                 break
             time.sleep(0.01)
         raise AssertionError(f"no {short} event within {timeout}s; events: "
-                             f"{[short_type(e) for e in self.events()]}; rc={self.proc.poll()}")
+                             f"{[short_type(e) for e in self.events()]}; rc={self.proc.poll()} "
+                             f"stderr={self.proc.stderr.read() if self.proc.poll() is not None else ''}")
 
-    def finish(self, timeout: float = 20) -> Result:
+    def finish(self, timeout: float | None = None) -> Result:
+        timeout = timeout or self.FINISH_TIMEOUT
         try:
             out, err = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -284,6 +294,11 @@ class Running:
     def kill(self):
         if self.proc.poll() is None:
             self.proc.kill()
+        self.proc.communicate()
+
+    def sigkill(self):
+        """SIGKILL the supervisor whatever state it is in, and reap it."""
+        os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.communicate()
 
 

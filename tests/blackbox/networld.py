@@ -19,14 +19,13 @@ import json
 import os
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import time
 import uuid
 from pathlib import Path
 
-from conftest import SUPERVISOR, Result, prepare, supervisor_env
+from conftest import SUPERVISOR, Result, Running, prepare, supervisor_env
 
 GW_DIR = "/run/cellos/gw"
 
@@ -199,45 +198,14 @@ class NetWorld:
         shutil.rmtree(self.etc_netns, ignore_errors=True)
 
 
-class WorldRunning:
+class WorldRunning(Running):
     """A supervisor started in the background inside the world's host netns."""
 
+    EVENT_TIMEOUT = 20
+    FINISH_TIMEOUT = 60
+
     def __init__(self, world: NetWorld, spec, env):
-        self.dir, self.spec_path, self.jsonl = prepare(spec)
-        self.t0 = time.monotonic()
-        self.proc = subprocess.Popen(world.argv(self.spec_path), env=supervisor_env(env, self.jsonl),
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     cwd=self.dir)
-
-    def events(self):
-        if not self.jsonl.exists():
-            return []
-        return [json.loads(l) for l in self.jsonl.read_bytes().split(b"\n") if l.strip()]
-
-    def wait_event(self, short: str, timeout: float = 20) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for ev in self.events():
-                if ev["type"].endswith(short):
-                    return ev
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        raise AssertionError(f"no {short} within {timeout}s; rc={self.proc.poll()} "
-                             f"stderr={self.proc.stderr.read() if self.proc.poll() is not None else ''}")
-
-    def finish(self, timeout: float = 60) -> Result:
-        try:
-            out, err = self.proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, err = self.proc.communicate()
-            raise AssertionError(f"supervisor did not end within {timeout}s; stderr: {err!r}")
-        return Result(self.proc.returncode, out, err, self.jsonl, self.spec_path, time.monotonic() - self.t0)
-
-    def sigkill(self):
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.communicate()
+        super().__init__(spec, env, argv=world.argv)
 
 
 def gw_allocations(cell_id: str) -> list[str]:

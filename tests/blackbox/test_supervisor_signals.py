@@ -145,3 +145,25 @@ def test_a_supervisor_started_with_sigchld_ignored_still_sees_exit_statuses(env)
     r = Result(p.returncode, p.stdout, p.stderr, jsonl, spec_path, time.monotonic() - t0)
     assert r.rc == 5, r
     assert r.event("command.v1.completed")["data"]["exitCode"] == 5
+
+
+@pytest.mark.usefixtures("no_residue")
+@pytest.mark.parametrize("unshare", ["0", "all"], ids=["no-namespaces", "unshare-all"])
+def test_signals_the_supervisor_was_started_with_ignored_are_default_in_the_workload(unshare):
+    # An ignored disposition survives execve: a supervisor started under nohup
+    # (SIGHUP ignored) or by a launcher that ignores SIGINT/SIGQUIT/SIGUSR1 must
+    # not hand that on, or the workload could never be stopped by those signals.
+    # The supervisor ignores SIGPIPE itself; the workload must not inherit that
+    # either (SIGPIPE ignored turns a closed pipe into EPIPE errors).
+    d, spec_path, jsonl = prepare(make_spec(["/bin/grep", "SigIgn:", "/proc/self/status"]))
+
+    def ignore():
+        for s in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGPIPE):
+            signal.signal(s, signal.SIG_IGN)
+
+    p = subprocess.run([str(SUPERVISOR), str(spec_path)],
+                       env=supervisor_env({"CELLOS_SUBPROCESS_UNSHARE": unshare}, jsonl), capture_output=True,
+                       stdin=subprocess.DEVNULL, cwd=d, timeout=20, preexec_fn=ignore)
+    assert p.returncode == 0, p.stderr
+    line = [ln for ln in p.stdout.decode().splitlines() if ln.startswith("SigIgn:")]
+    assert line and int(line[0].split()[1], 16) == 0, p.stdout

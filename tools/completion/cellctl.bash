@@ -2,40 +2,8 @@
 # Installed as share/bash-completion/completions/cellctl (make install).
 # Commands and their flags are listed in _cellctl below: a new command is a new
 # entry in `cmds` and a new case arm (and a subsection in docs/man/cellctl.1.scd).
-# Self-contained: works with or without the bash-completion package loaded.
-
-# _cellctl_files CUR SUFFIX...: files ending in one of SUFFIX (any case) and
-# directories; every file when none matches (a document need not be named .json).
-_cellctl_files()
-{
-    local cur=$1 f
-    shift
-    compopt -o filenames 2>/dev/null
-    if declare -F _filedir >/dev/null 2>&1; then
-        local IFS='|'
-        _filedir "@($*)"
-        ((${#COMPREPLY[@]})) || _filedir
-        return
-    fi
-    local IFS=$'\n' s
-    local -a all=() hit=()
-    all=($(compgen -f -- "$cur"))
-    for f in "${all[@]}"; do
-        if [[ -d $f ]]; then
-            hit+=("$f")
-            continue
-        fi
-        for s in "$@"; do
-            if [[ ${f,,} == *."${s,,}" ]]; then
-                hit+=("$f")
-                break
-            fi
-        done
-    done
-    local d=0
-    for f in "${hit[@]}"; do [[ -d $f ]] || d=1; done
-    if ((d)); then COMPREPLY+=("${hit[@]}"); else COMPREPLY+=("${all[@]}"); fi
-}
+# With common.bash in front (make install): self-contained, with or without the
+# bash-completion package loaded.
 
 _cellctl()
 {
@@ -66,7 +34,7 @@ _cellctl()
     verify)
         case $prev in
         --keys)
-            _cellctl_files "$cur" json
+            _cellos_files "$cur" json
             return
             ;;
         --hmac-key-env)
@@ -125,7 +93,7 @@ _cellctl()
             return
             ;;
         --kernel | --init | --busybox)
-            _cellctl_files "$cur" ""
+            _cellos_files "$cur" ""
             return
             ;;
         esac
@@ -147,8 +115,8 @@ _cellctl()
     fi
     case $cmd in
     keygen | watch | queue | image) COMPREPLY=($(compgen -W "$left" -- "$cur")) ;;
-    submit | validate | vm-config) _cellctl_files "$cur" json ;;
-    verify | show) _cellctl_files "$cur" jsonl json log ;;
+    submit | validate | vm-config) _cellos_files "$cur" json ;;
+    verify | show) _cellos_files "$cur" jsonl json log ;;
     esac
 }
 complete -F _cellctl cellctl
