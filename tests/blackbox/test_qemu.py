@@ -223,17 +223,35 @@ def test_egress_through_the_tap_follows_the_declared_rules(image, no_residue):
     assert r.event("lifecycle.v1.destroyed")["data"]["terminalState"] == "clean"
 
 
-def test_timeout_kills_a_vm_whose_workload_ignores_the_stop_and_leaves_nothing(image, no_residue):
-    # The guest is asked to stop (SIGTERM to its processes); this workload ignores
-    # it, so once the grace is over the VM is killed: forced, 124, nothing left.
-    doc = vm_spec(sh("trap '' TERM; sleep 600"),
-                  run_extra={"timeoutMs": 2500, "limits": {"gracefulShutdownSeconds": 1}})
+def test_timeout_stops_the_vm_and_leaves_nothing(image, no_residue):
+    # The timeout's stop request reaches cellos-init whenever it comes (before
+    # the workload starts, it waits on the channel): SIGTERM ends the workload,
+    # the guest reports and powers off within the grace. 124, nothing left.
+    doc = vm_spec(sh("sleep 600"), run_extra={"timeoutMs": 2500, "limits": {"gracefulShutdownSeconds": 60}})
     r = run_cell(doc, env=qemu_env(image), timeout=BOOT_TIMEOUT)
     assert r.rc == 124, r
     done = r.event("command.v1.completed")["data"]
     assert done["timedOut"] is True and done["exitCode"] == 124, done
     destroyed = r.event("lifecycle.v1.destroyed")["data"]
-    assert destroyed["reason"] == "timeout" and destroyed["terminalState"] == "forced", destroyed
+    assert destroyed["reason"] == "timeout" and destroyed["terminalState"] == "clean", destroyed
+    assert not vmm_pids(doc["spec"]["id"])
+    no_cell_processes(doc["spec"]["id"])
+
+
+def test_a_workload_that_ignores_the_stop_is_killed_with_its_vm_after_the_grace(image, no_residue):
+    doc = vm_spec(sh("trap '' TERM; echo ready; sleep 600"), run_extra={"limits": {"gracefulShutdownSeconds": 1}})
+    run = Running(doc, env=qemu_env(image))
+    try:
+        run.wait_stdout(b"ready\n", timeout=BOOT_TIMEOUT)
+        t0 = time.monotonic()
+        run.proc.send_signal(signal.SIGTERM)
+        r = run.finish(timeout=60)
+    finally:
+        run.kill()
+    assert r.rc == 128 + signal.SIGTERM, r
+    assert time.monotonic() - t0 >= 1
+    destroyed = r.event("lifecycle.v1.destroyed")["data"]
+    assert destroyed["reason"] == "supervisor_terminated" and destroyed["terminalState"] == "forced", destroyed
     assert not vmm_pids(doc["spec"]["id"])
     no_cell_processes(doc["spec"]["id"])
 
