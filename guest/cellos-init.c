@@ -36,7 +36,9 @@
 #include <sys/socket.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <poll.h>
 #include <sys/reboot.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -61,9 +63,10 @@ enum { CH_EXIT, CH_OUT, CH_ERR, CH_ART, CH_N };
 
 static void say_at(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define say(...) say_at(3, __VA_ARGS__)
-/* Milestones, at KERN_INFO: in the kernel's buffer only, unless the console's
- * log level shows them (bench/bench-qemu.sh times the phases by them). */
-#define note(...) say_at(6, __VA_ARGS__)
+/* Milestones, at KERN_NOTICE: in the kernel's buffer only, unless the console's
+ * log level shows them (bench/bench-qemu.sh times the phases by them, with the
+ * kernel's own notices, at loglevel=6). */
+#define note(...) say_at(5, __VA_ARGS__)
 /* Diagnostics go to the kernel log (the VMM's serial console), never to the
  * workload's channels. */
 static void say_at(int level, const char *fmt, ...)
@@ -72,8 +75,13 @@ static void say_at(int level, const char *fmt, ...)
 	int n = snprintf(buf, sizeof buf, "<%d>cellos-init: ", level);
 	va_list ap;
 	va_start(ap, fmt);
-	n += vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
+	n += vsnprintf(buf + n, sizeof buf - (size_t)n - 1, fmt, ap);
 	va_end(ap);
+	/* A record ends with its newline (until then readers do not see it). */
+	if (n > (int)sizeof buf - 2)
+		n = (int)sizeof buf - 2;
+	buf[n++] = '\n';
+	buf[n] = '\0';
 	int fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		if (write(fd, buf, strlen(buf)) < 0) {
@@ -195,10 +203,10 @@ static char *read_all(const char *path, size_t *len)
 	return buf;
 }
 
-/* /dev/<vportXpY> of the port named `name`, opened for writing. */
-static int open_port(const char *name)
+/* /dev/<vportXpY> of the port named `name`, opened with `flags`. */
+static int open_port(const char *name, int flags)
 {
-	for (int tries = 0; tries < 200; tries++) {
+	for (int tries = 0; tries < 1000; tries++) {
 		DIR *d = opendir("/sys/class/virtio-ports");
 		struct dirent *de;
 		while (d && (de = readdir(d))) {
@@ -219,7 +227,7 @@ static int open_port(const char *name)
 				continue;
 			snprintf(p, sizeof p, "/dev/%s", de->d_name);
 			closedir(d);
-			int out = open(p, O_WRONLY | O_CLOEXEC);
+			int out = open(p, flags | O_CLOEXEC);
 			/* The node is not needed any more: nobody else opens it. */
 			if (out >= 0)
 				unlink(p);
@@ -227,7 +235,9 @@ static int open_port(const char *name)
 		}
 		if (d)
 			closedir(d);
-		struct timespec ts = {0, 10 * 1000 * 1000};
+		/* The ports come up one by one after virtio_console's probe (a
+		 * few control messages each): look again soon. */
+		struct timespec ts = {0, 2 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
 	return -1;
@@ -286,6 +296,8 @@ static const char *setup_fs(const struct job *j)
 		mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 		snprintf(p, sizeof p, SYSROOT "/dev");
 		mount("/dev", p, NULL, MS_BIND | MS_REC, NULL);
+		if (j->net_dns && mount("/etc/resolv.conf", SYSROOT "/etc/resolv.conf", NULL, MS_BIND, NULL) < 0)
+			say("resolv.conf in the root image: %s", strerror(errno));
 	}
 	const char *pre = j->root_device ? SYSROOT : "";
 	const char *ws = j->workdir ? j->workdir : WORKSPACE;
@@ -383,6 +395,17 @@ static void setup_net(const struct job *j)
 			say("eth0: %s", strerror(errno));
 	}
 	close(s);
+	/* The gateway's DNS proxy (CELLOS_NETWORK=gateway): the initramfs's
+	 * resolv.conf, also bound over a root image's (setup_fs). */
+	if (j->net_dns) {
+		FILE *f = fopen("/etc/resolv.conf", "we");
+		if (f) {
+			fprintf(f, "nameserver %s\n", j->net_dns);
+			fclose(f);
+		} else {
+			say("/etc/resolv.conf: %s", strerror(errno));
+		}
+	}
 }
 
 static const char *env_get(char *const *env, const char *name)
@@ -513,6 +536,62 @@ static void send_artifacts(const struct job *j, const char *root, int out)
 	}
 }
 
+/* Reap every process until the workload's own (`pid`) ends: orphans are
+ * re-parented to us and reaped on the way. The host's stop request (a byte on
+ * the exit channel, `ctl`: the supervisor stops the cell on SIGTERM, timeout or
+ * TTL and allows gracefulShutdownSeconds before it kills the VM) becomes
+ * SIGTERM to every process but this one, as the host kernel's would be for a
+ * stub cell; the workload's end is then reported as any other. SIGCHLD is
+ * blocked (before the fork) and read from a signalfd, so no child's end is
+ * missed between a reap and the poll. Returns the workload's wait status. */
+static int wait_workload(pid_t pid, int ctl)
+{
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	int sfd = signalfd(-1, &chld, SFD_CLOEXEC);
+	bool listening = ctl >= 0;
+	for (;;) {
+		int ws;
+		pid_t w;
+		while ((w = waitpid(-1, &ws, WNOHANG)) > 0)
+			if (w == pid) {
+				if (sfd >= 0)
+					close(sfd);
+				return ws;
+			}
+		if (w < 0 && errno != EINTR)
+			return 125 << 8; /* no child left: cannot happen while `pid` is unreaped */
+		struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = ctl, .events = POLLIN}};
+		if (sfd < 0) {
+			/* No signalfd: reap by blocking (a stop request is then not seen). */
+			if ((w = waitpid(-1, &ws, 0)) == pid)
+				return ws;
+			continue;
+		}
+		if (poll(p, listening ? 2 : 1, -1) < 0)
+			continue;
+		if (p[0].revents) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof si) < 0) {
+			}
+		}
+		if (listening && p[1].revents) {
+			char b[16];
+			ssize_t n = read(ctl, b, sizeof b);
+			if (n < 0 && errno == EINTR)
+				continue;
+			/* One request is all there is; the end of the channel (or an
+			 * error) means no request will come. */
+			listening = false;
+			if (n > 0) {
+				note("stop requested: SIGTERM to the workload");
+				kill(-1, SIGTERM);
+			}
+		}
+	}
+}
+
 /* 128+N for a signal, the exit status otherwise. */
 static int32_t status_of(int ws)
 {
@@ -562,15 +641,6 @@ int main(void)
 	load_modules(j.modules, cmdline);
 	free(cmdline);
 
-	/* A job that ends with a reset is Firecracker's, whose channels are
-	 * hybrid vsock (guest/fc_guest.h); QEMU's are virtio-serial ports. */
-	int ch[CH_N];
-	for (int i = 0; i < CH_N; i++)
-		if ((ch[i] = j.reset ? fc_vsock_connect(FC_GUEST_PORT_BASE + (unsigned)i) : open_port(chan_names[i])) < 0) {
-			say("channel %s: not found", chan_names[i]);
-			end_vm(j.reset);
-		}
-
 	if (j.uid) {
 		wl_uid = j.uid;
 		wl_gid = j.gid;
@@ -591,8 +661,27 @@ int main(void)
 	int32_t status = 125;
 	setup_net(&j);
 	const char *root = setup_fs(&j);
+
+	/* The channels, once everything else is ready: the ports come up while
+	 * the file systems are set up. A job that ends with a reset is
+	 * Firecracker's, whose channels are hybrid vsock (guest/fc_guest.h);
+	 * QEMU's are virtio-serial ports. The exit channel goes both ways: the
+	 * report out, the host's stop request in. */
+	int ch[CH_N];
+	for (int i = 0; i < CH_N; i++)
+		if ((ch[i] = j.reset ? fc_vsock_connect(FC_GUEST_PORT_BASE + (unsigned)i)
+				     : open_port(chan_names[i], i == CH_EXIT ? O_RDWR : O_WRONLY)) < 0) {
+			say("channel %s: not found", chan_names[i]);
+			end_vm(j.reset);
+		}
 	int rep[2];
 	if (root && pipe2(rep, O_CLOEXEC) == 0) {
+		/* Blocked before the fork (wait_workload reads it from a signalfd);
+		 * the child unblocks everything. */
+		sigset_t chld;
+		sigemptyset(&chld);
+		sigaddset(&chld, SIGCHLD);
+		sigprocmask(SIG_BLOCK, &chld, NULL);
 		note("workload starts");
 		pid_t pid = fork();
 		if (pid == 0) {
@@ -603,12 +692,7 @@ int main(void)
 		int code = 0;
 		bool exec_failed = pid > 0 && read(rep[0], &code, sizeof code) == (ssize_t)sizeof code;
 		close(rep[0]);
-		/* Reap every process until the workload's own ends; orphans are
-		 * re-parented to us and reaped on the way. */
-		int ws = 0;
-		for (pid_t w; pid > 0 && (w = wait(&ws)) != pid;)
-			if (w < 0 && errno != EINTR)
-				break;
+		int ws = pid > 0 ? wait_workload(pid, ch[CH_EXIT]) : 0;
 		if (pid < 0)
 			say("fork: %s", strerror(errno));
 		else if (exec_failed) {

@@ -202,9 +202,16 @@ int job_parse(const char *text, size_t len, struct job *j, char *err, size_t err
 			fail(err, errsz, "network: needs \"address\", \"gateway\" and a \"prefix\" of 1-32");
 			goto out;
 		}
+		json_t *dns = json_object_get(v, "dns");
+		if (dns && !json_is_string(dns)) {
+			fail(err, errsz, "network.dns: expected a string");
+			goto out;
+		}
 		j->net_address = strdup(a);
 		j->net_gateway = strdup(g);
 		j->net_prefix = (int)json_integer_value(p);
+		if (dns)
+			j->net_dns = strdup(json_string_value(dns));
 	}
 	if ((v = json_object_get(o, "modules")) && !(j->modules = strv(v, false, "modules", err, errsz)))
 		goto out;
@@ -282,6 +289,7 @@ void job_free(struct job *j)
 	strv_free(j->modules);
 	free(j->net_address);
 	free(j->net_gateway);
+	free(j->net_dns);
 	unsigned char *key = j->key;
 	memset(j, 0, sizeof *j);
 	j->key = key;

@@ -40,6 +40,7 @@ struct job {
 	char *net_address;      /* eth0's IPv4 address, NULL: no network */
 	int net_prefix;
 	char *net_gateway;
+	char *net_dns;          /* the resolver for /etc/resolv.conf, NULL: none */
 	char **modules;         /* the kernel modules the boot needs (with their
 				   dependencies); NULL: every module of the image */
 	bool reset;             /* end with a reset rather than power-off */

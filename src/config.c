@@ -415,11 +415,12 @@ static int load_network(struct config *cfg, struct err *e)
 		return err_set(e, "CELLOS_NETWORK: unknown value '%s' (expected isolated, gateway)", v);
 	if (cfg->network == NETWORK_GATEWAY && cfg->backend == BACKEND_STUB && !(cfg->ns & NS_NET))
 		return err_set(e, "CELLOS_NETWORK: 'gateway' needs a private network namespace (net in CELLOS_SUBPROCESS_UNSHARE)");
-	/* The microVM's TAP leads nowhere yet: its egress through a gateway is not
-	 * built, and a cell must not run believing it has one. */
-	if (cfg->network == NETWORK_GATEWAY &&
-	    (cfg->backend == BACKEND_OCI || cfg->backend == BACKEND_QEMU || cfg->backend == BACKEND_FIRECRACKER))
-		return err_set(e, "CELLOS_NETWORK: 'gateway' is not available with CELLOS_CELL_BACKEND=%s (stub, gvisor)",
+	/* The oci backend's network is not wired to the gateway: a cell must not
+	 * run believing it has one. */
+	if (cfg->network == NETWORK_GATEWAY && cfg->backend == BACKEND_OCI)
+		return err_set(e,
+			       "CELLOS_NETWORK: 'gateway' is not available with CELLOS_CELL_BACKEND=%s (stub, gvisor, qemu, "
+			       "firecracker)",
 			       config_backend_name(cfg->backend));
 	v = env("CELLOS_CELL_SUBNET");
 	if (gateway_parse_subnet(v ? v : GATEWAY_SUBNET_DEFAULT, &cfg->cell_subnet, e) < 0)

@@ -84,7 +84,7 @@ char *fc_boot_args(const struct spec *spec, bool *argv_in_job, struct err *e)
 	 * on which Firecracker exits (it has no power-off); panic=1: a guest whose
 	 * init dies resets too, instead of hanging; pci=off: Firecracker has no PCI
 	 * bus, probing for one only costs boot time. */
-	static const char base[] = "console=ttyS0 reboot=k panic=1 pci=off quiet";
+	static const char base[] = "console=ttyS0 reboot=k panic=1 pci=off quiet " VM_GUEST_KERNEL_ARGS;
 	char *argv = vm_job_cmdline_argv(spec->argv, argv_in_job, e);
 	if (!argv && !*argv_in_job)
 		return NULL;

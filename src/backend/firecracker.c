@@ -95,7 +95,8 @@ struct fc {
 	const char *made_top;     /* the directory we made (its temporary name until renamed), NULL: none */
 	char made_tmp[PATH_MAX];
 	char run_id[37];
-	int dirfd, lockfd, fcfd, netns, logfd;
+	int dirfd, lockfd, fcfd, logfd;
+	struct vm_net net;        /* the cell's netns (vm_share.h): TAP, ruleset, gateway */
 	int listen[CH_N];
 	int artfd;                /* what the artifacts channel carried (an unnamed file) */
 	long long art_cap;        /* at most this many bytes of it */
@@ -108,6 +109,7 @@ struct fc {
 	pthread_t thread;
 	bool thread_started;
 	int donefd;               /* eventfd: the thread is done (wait_fd) */
+	int stopfd;               /* eventfd: ask the guest to stop (fc_signal's SIGTERM) */
 	bool have_frame, bad_frame;
 	_Atomic bool vmm_ended;   /* read by fc_signal while the thread runs */
 	_Atomic bool killed;      /* we ended the VMM (it did not end by itself) */
@@ -251,7 +253,7 @@ static int write_initrd(struct fc *f, struct err *e)
 			     .n_files = n_files, .mounts = jm, .n_mounts = sp->n_mounts,
 			     .root_device = f->plan.layout.rootfs_drive != SIZE_MAX ? "/dev/vda" : NULL,
 			     .net_address = f->plan.vm.tap ? FC_TAP_GUEST : NULL, .net_prefix = FC_TAP_PREFIX,
-			     .net_gateway = FC_TAP_HOST, .modules = mods, .uid = c->uid, .gid = c->gid,
+			     .net_gateway = FC_TAP_HOST, .net_dns = f->net.dns[0] ? f->net.dns : NULL, .modules = mods, .uid = c->uid, .gid = c->gid,
 			     .reset = true, .key = f->key};
 	rc = vm_job_write(fd, &job, f->plan.argv_in_job, e);
 	free(arts);
@@ -285,31 +287,12 @@ static int listen_port(struct fc *f, int port, struct err *e)
 
 /* ---- the cell's network namespace ---- */
 
-static int net_setup(struct fc *f, struct err *e)
+/* In the cell's netns: the TAP Firecracker attaches to by name, as the run's
+ * uid (vm_net_make does the rest). */
+static int make_tap(void *arg, struct err *e)
 {
-	struct cell *c = f->cell;
-	if (netdev_loopback_up(e) < 0)
-		return -1;
-	if (f->plan.vm.tap && tap_create(f->plan.vm.tap, c->uid, c->gid, FC_TAP_HOST, FC_TAP_PREFIX, e) < 0)
-		return -1;
-	/* What the guest sends enters the netns through the TAP: the cell's
-	 * ruleset filters it there (prerouting), as for the qemu backend. */
-	struct err ne = {0};
-	if (nft_apply_at(c->egress, c->n_egress, NFT_HOOK_PREROUTING, &ne) < 0) {
-		/* A fact: the supervisor decides what the profile makes of it. */
-		snprintf(c->facts.nft_error, sizeof c->facts.nft_error, "%s", ne.msg);
-	} else {
-		c->facts.nft_applied = true;
-	}
-	return 0;
-}
-
-static int net_setup_cb(void *f, struct err *e) { return net_setup(f, e); }
-
-/* The VMM's netns: made here, set up, kept in f->netns. */
-static int make_netns(struct fc *f, struct err *e)
-{
-	return netns_make(&f->netns, net_setup_cb, f, e);
+	struct fc *f = arg;
+	return tap_create(f->plan.vm.tap, f->cell->uid, f->cell->gid, FC_TAP_HOST, FC_TAP_PREFIX, e);
 }
 
 /* ---- create ---- */
@@ -352,9 +335,9 @@ static int create_cell(struct cell *c, struct err *e)
 	struct fc *f = calloc(1, sizeof *f);
 	if (!f)
 		return err_set(e, "firecracker: out of memory");
-	*f = (struct fc){.cell = c, .dirfd = -1, .lockfd = -1, .fcfd = -1, .netns = -1, .logfd = -1,
+	*f = (struct fc){.cell = c, .dirfd = -1, .lockfd = -1, .fcfd = -1, .net = {.netns = -1}, .logfd = -1,
 			 .listen = {-1, -1, -1, -1}, .artfd = -1, .reg = {.fd = -1}, .pid = -1, .pidfd = -1,
-			 .donefd = -1};
+			 .donefd = -1, .stopfd = -1};
 	for (int i = 0; i < VM_IMG_N; i++)
 		f->img.f[i].fd = -1;
 	cgroup_cell_init(&f->cg);
@@ -448,6 +431,10 @@ static int create_cell(struct cell *c, struct err *e)
 		    fchmodat(f->dirfd, strrchr(d->host, '/') + 1, 0400, 0) < 0)
 			return err_sys(e, errno, "%s: %s", what, d->host);
 	}
+	/* The network first: under the gateway the job carries its DNS proxy. */
+	if (vm_net_make(c, &f->net, f->plan.vm.tap ? make_tap : NULL, f, e) < 0)
+		return -1;
+	log_step(&t, "create.net");
 	if (!(f->key = vm_job_key_new(e)))
 		return -1;
 	if (write_initrd(f, e) < 0)
@@ -465,10 +452,6 @@ static int create_cell(struct cell *c, struct err *e)
 			return -1;
 
 	log_step(&t, "create.files");
-	if (make_netns(f, e) < 0)
-		return -1;
-	c->facts.netns = true;
-	log_step(&t, "create.net");
 
 	/* The leaf holds the VMM: the guest's memory plus the VMM's own overhead,
 	 * and the document's CPU quota (SPEC §6.3). */
@@ -490,7 +473,8 @@ static int create_cell(struct cell *c, struct err *e)
 	f->art_cap = (long long)c->spec->n_artifacts * (cfg->export_max_bytes + VM_ART_HDR);
 	f->logfd = memfd_create("firecracker-log", MFD_CLOEXEC);
 	f->donefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (f->logfd < 0 || f->donefd < 0)
+	f->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (f->logfd < 0 || f->donefd < 0 || f->stopfd < 0)
 		return err_sys(e, errno, "firecracker: memfd/eventfd");
 	return 0;
 }
@@ -549,7 +533,7 @@ static _Noreturn void child_main(const struct child_args *a)
 		execv(f->host.jailer, (char *const *)a->argv);
 		child_fail(sync, errno, "exec the jailer");
 	}
-	if (setns(f->netns, CLONE_NEWNET) < 0)
+	if (setns(f->net.netns, CLONE_NEWNET) < 0)
 		child_fail(sync, errno, "join the cell's netns");
 	gid_t groups[1] = {f->host.kvm_gid};
 	if (setgroups(f->host.kvm_gid != (gid_t)-1 ? 1 : 0, groups) < 0 || setresgid(c->gid, c->gid, c->gid) < 0 ||
@@ -579,9 +563,17 @@ static void *channels(void *arg)
 	unsigned char frame[VM_FRAME_BYTES];
 	size_t flen = 0;
 	bool frame_done = false;
+	/* The stop request (fc_signal) is a byte on the exit connection, the one
+	 * channel the guest also reads: sent once, when both are there. */
+	bool stop_wanted = false, stop_sent = false;
 	int64_t deadline = INT64_MAX; /* set once the VMM is gone (drain) or the guest reported (reset) */
 	for (;;) {
-		struct pollfd p[2 * CH_N + 1];
+		if (stop_wanted && !stop_sent && conn[CH_EXIT] >= 0 && !frame_done) {
+			stop_sent = true;
+			if (send(conn[CH_EXIT], "T", 1, MSG_DONTWAIT | MSG_NOSIGNAL) != 1)
+				log_debug("firecracker: the stop request did not reach the guest: %s", strerror(errno));
+		}
+		struct pollfd p[2 * CH_N + 2];
 		int n = 0, idx[2 * CH_N];
 		for (int i = 0; i < CH_N; i++) {
 			if (f->listen[i] >= 0) {
@@ -593,10 +585,14 @@ static void *channels(void *arg)
 				p[n++] = (struct pollfd){.fd = conn[i], .events = POLLIN};
 			}
 		}
-		int pidx = -1;
+		int pidx = -1, sidx = -1;
 		if (!f->vmm_ended) {
 			pidx = n;
 			p[n++] = (struct pollfd){.fd = f->pidfd, .events = POLLIN};
+		}
+		if (!stop_wanted) {
+			sidx = n;
+			p[n++] = (struct pollfd){.fd = f->stopfd, .events = POLLIN};
 		}
 		bool open_conn = conn[0] >= 0 || conn[1] >= 0 || conn[2] >= 0;
 		if (f->vmm_ended && !open_conn)
@@ -617,6 +613,8 @@ static void *channels(void *arg)
 				continue;
 			break;
 		}
+		if (sidx >= 0 && p[sidx].revents)
+			stop_wanted = true;
 		if (pidx >= 0 && p[pidx].revents) {
 			siginfo_t si = {0};
 			if (waitid((idtype_t)P_PIDFD, (id_t)f->pidfd, &si, WEXITED) == 0) {
@@ -634,7 +632,7 @@ static void *channels(void *arg)
 			}
 		}
 		for (int k = 0; k < n; k++) {
-			if (k == pidx || !p[k].revents)
+			if (k == pidx || k == sidx || !p[k].revents)
 				continue;
 			int i = idx[k] % CH_N;
 			if (idx[k] < CH_N) {
@@ -701,7 +699,7 @@ static int fc_start(struct cell *c, struct spawn_result *r, struct err *e)
 	char uid[16], gid[16], netns[64];
 	snprintf(uid, sizeof uid, "%u", (unsigned)c->uid);
 	snprintf(gid, sizeof gid, "%u", (unsigned)c->gid);
-	snprintf(netns, sizeof netns, "/proc/%d/fd/%d", (int)getpid(), f->netns);
+	snprintf(netns, sizeof netns, "/proc/%d/fd/%d", (int)getpid(), f->net.netns);
 	const char *argv[32];
 	size_t n = 0;
 	if (l->jailer) {
@@ -833,14 +831,21 @@ static void fc_collect(struct cell *c, struct run_status *st)
 	backend_cgroup_usage(&f->cg, st);
 }
 
+/* SIGTERM: a stop request to the guest (the channel thread sends it on the exit
+ * connection: cellos-init forwards SIGTERM to the workload, reports its end and
+ * resets, a clean end). SIGKILL: the VMM is killed. */
 static void fc_signal(struct cell *c, int sig)
 {
 	struct fc *f = priv(c);
 	if (!f || f->pidfd < 0 || f->vmm_ended)
 		return;
-	/* The VMM is the cell from the host's side: there is no graceful stop of
-	 * the guest's workload through it, so every signal ends the VM. */
-	(void)sig;
+	if (sig == SIGTERM) {
+		uint64_t one = 1;
+		if (write(f->stopfd, &one, sizeof one) < 0) {
+			/* an eventfd write of 1 cannot fail here */
+		}
+		return;
+	}
 	f->killed = true;
 	syscall(SYS_pidfd_send_signal, f->pidfd, SIGKILL, NULL, 0);
 	cgroup_cell_signal(&f->cg, SIGKILL, 0);
@@ -860,7 +865,7 @@ static int counters_cb(void *arg, struct err *e)
 static int fc_read_counters(struct cell *c, struct nft_counter **out, size_t *n, struct err *e)
 {
 	struct counters_args a = {out, n};
-	return netns_run_in(priv(c)->netns, counters_cb, &a, e);
+	return netns_run_in(priv(c)->net.netns, counters_cb, &a, e);
 }
 
 /* SPEC §10: the guest sent its artifacts after the workload ended (read there
@@ -869,44 +874,7 @@ static int fc_read_counters(struct cell *c, struct nft_counter **out, size_t *n,
 static int fc_open_artifact(struct cell *c, const char *path, int *fd, struct err *e)
 {
 	struct fc *f = priv(c);
-	const struct spec *s = c->spec;
-	size_t index = 0;
-	while (index < s->n_artifacts && strcmp(s->artifacts[index].path, path) != 0)
-		index++;
-	struct stat st;
-	if (index == s->n_artifacts || f->artfd < 0 || fstat(f->artfd, &st) < 0)
-		return err_set(e, "%s: not an artifact of this cell", path);
-	size_t len = (size_t)st.st_size;
-	unsigned char *m = len ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, f->artfd, 0) : NULL;
-	if (len && m == MAP_FAILED)
-		return err_sys(e, errno, "%s: the guest's artifacts", path);
-	size_t off = 0, size = 0;
-	int gerr = 0, rc = 0;
-	if (!m || vm_artifact_find(m, len, index, &off, &size, &gerr) < 0)
-		rc = err_set(e, "%s: the guest sent no such artifact (the VM ended before it could, or it was larger than CELLOS_EXPORT_MAX_BYTES)", path);
-	else if (gerr == EXDEV)
-		rc = err_set(e, "%s: not inside the cell's workspace", path);
-	else if (gerr)
-		rc = err_set(e, "%s: %s (in the guest)", path, strerror(gerr));
-	else if ((long long)size > c->cfg->export_max_bytes)
-		rc = err_set(e, "%s: %zu bytes, more than CELLOS_EXPORT_MAX_BYTES (%lld)", path, size,
-			     c->cfg->export_max_bytes);
-	int out = -1;
-	if (rc == 0 && (out = openat(f->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0)
-		rc = err_sys(e, errno, "%s: a file for it", path);
-	if (rc == 0 && write_all(out, m + off, size) < 0)
-		rc = err_sys(e, errno, "%s: a file for it", path);
-	if (m && m != MAP_FAILED)
-		munmap(m, len);
-	if (rc == 0) {
-		char self[64];
-		snprintf(self, sizeof self, "/proc/self/fd/%d", out);
-		if ((*fd = open(self, O_RDONLY | O_CLOEXEC)) < 0)
-			rc = err_sys(e, errno, "%s", path);
-	}
-	if (out >= 0)
-		close(out);
-	return rc;
+	return vm_open_artifact(c, f->artfd, f->dirfd, path, fd, e);
 }
 
 static void fc_destroy(struct cell *c)
@@ -932,7 +900,9 @@ static void fc_destroy(struct cell *c)
 		log_error("firecracker: cannot remove %s: %s", f->made_top, strerror(errno));
 	if (f->have_plan)
 		fc_plan_free(&f->plan);
-	int *fds[] = {&f->dirfd, &f->lockfd, &f->fcfd, &f->netns, &f->logfd, &f->pidfd, &f->donefd, &f->artfd,
+	/* The gateway's host side before the netns it leads into is let go. */
+	vm_net_release(c, &f->net);
+	int *fds[] = {&f->dirfd, &f->lockfd, &f->fcfd, &f->logfd, &f->pidfd, &f->donefd, &f->stopfd, &f->artfd,
 		      &f->listen[0], &f->listen[1], &f->listen[2], &f->listen[3]};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		close_fd(fds[i]);

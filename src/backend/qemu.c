@@ -7,13 +7,16 @@
  *         (guest memory plus CELLOS_VM_OVERHEAD_MIB); a run directory
  *         /run/cellos/vm/<name> (owned by the run's uid) gets the per-boot
  *         initramfs: the image's, with the job archive appended
- *         (backend/vm_job.h); a network namespace of the cell holds the TAP.
+ *         (backend/vm_job.h); a network namespace of the cell holds the TAP
+ *         (and, under CELLOS_NETWORK=gateway, the gateway's veth the TAP's
+ *         traffic is routed out through).
  * start:  QEMU is forked into the leaf and the netns, as the run's uid with no
  *         capabilities, no new privileges and its own seccomp filter
  *         (-sandbox), dying with us (PR_SET_PDEATHSIG).
  * The guest's stdout and stderr come back on two virtio-serial ports, each into
  *         a pipe that a thread of ours copies to the cell's stdout/stderr,
- *         byte for byte; the exit report (util/vm_frame.h) on a third, read
+ *         byte for byte; the exit report (util/vm_frame.h) on a third, a
+ *         socket both ways (our stop request goes in on it: qemu_signal), read
  *         once QEMU has exited; the kernel log (ttyS0) into console.log of the
  *         run directory, logged at debug level. */
 #include <dirent.h>
@@ -31,6 +34,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -48,6 +52,7 @@
 #include "isolate/nft.h"
 #include "isolate/tap.h"
 #include "secrets/broker.h"
+#include "util/dirs.h"
 #include "util/ids.h"
 #include "isolate/runreg.h"
 #include "util/log.h"
@@ -68,7 +73,7 @@ struct qemu {
 	struct runreg reg;
 	struct vm_image img;
 	struct vm_shape shape;
-	int netns;              /* the cell's network namespace, where QEMU runs */
+	struct vm_net net;      /* the cell's network namespace, where QEMU runs (vm_share.h) */
 	int tap;                /* the guest's interface in it, -1 without egress */
 	unsigned char *key;
 	char dir[PATH_MAX];
@@ -81,6 +86,7 @@ struct qemu {
 	pid_t pid;
 	int pidfd;
 	bool reaped, killed;
+	bool stop_sent;         /* the guest was asked to stop (qemu_signal) */
 	int wstatus;
 	char *args[NARGS];
 	size_t n_args;
@@ -103,23 +109,6 @@ static int add_arg(struct qemu *q, const char *fmt, ...)
 		return -1;
 	q->n_args++;
 	return 0;
-}
-
-static void rm_tree(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	while (d && (de = readdir(d))) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		char p[PATH_MAX + 300];
-		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-		if (unlink(p) < 0 && errno == EISDIR)
-			rm_tree(p);
-	}
-	if (d)
-		closedir(d);
-	rmdir(dir);
 }
 
 /* Run directories whose owner died (its lock can be taken) are removed. A
@@ -148,7 +137,7 @@ static void sweep_run_dirs(void)
 		if (fd >= 0)
 			close(fd);
 		log_debug("qemu: removing %s, left by a run that is gone", p);
-		rm_tree(p);
+		dirs_rmtree(p);
 	}
 	if (d)
 		closedir(d);
@@ -255,9 +244,11 @@ static int build_args(struct cell *c, struct qemu *q, const char *argv_opt)
 		rc |= add_arg(q, "kvm");
 	} else {
 		/* The translation cache is guest-independent memory of the VMM: bound
-		 * it within the VMM's overhead allowance (TCG's default is 1 GiB). */
+		 * it within the VMM's overhead allowance (TCG's default is 1 GiB).
+		 * One vCPU gains nothing from a thread per vCPU (MTTCG), whose
+		 * cross-thread TB and TLB maintenance it still pays: one thread. */
 		long long tb = cfg->vm_overhead_mib / 2;
-		rc |= add_arg(q, "tcg,tb-size=%lld", tb < 16 ? 16 : tb);
+		rc |= add_arg(q, "tcg,tb-size=%lld%s", tb < 16 ? 16 : tb, q->shape.vcpus == 1 ? ",thread=single" : "");
 	}
 	rc |= add_arg(q, "-m");
 	rc |= add_arg(q, "%lldM", q->shape.mem_mib);
@@ -280,10 +271,10 @@ static int build_args(struct cell *c, struct qemu *q, const char *argv_opt)
 	rc |= add_arg(q, "-append");
 	/* Boot work the guest does not need: tsc=reliable stops the clocksource
 	 * watchdog (under TCG the TSC looks skewed and the kernel spends boot time
-	 * switching clocks), cryptomgr.notests skips the crypto self-tests, one
-	 * 8250 port is all there is. */
-	rc |= add_arg(q, "console=ttyS0 quiet loglevel=4 panic=-1 reboot=t tsc=reliable no_timer_check cryptomgr.notests "
-			 "8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd%s%s%s",
+	 * switching clocks), one 8250 port is all there is, no PS/2 probing; and
+	 * what every microVM guest gets (VM_GUEST_KERNEL_ARGS). */
+	rc |= add_arg(q, "console=ttyS0 quiet loglevel=4 panic=-1 reboot=t tsc=reliable no_timer_check "
+			 "8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd " VM_GUEST_KERNEL_ARGS "%s%s%s",
 		      tsc, argv_opt ? " " : "", argv_opt ? argv_opt : "");
 	rc |= add_arg(q, "-chardev");
 	rc |= add_arg(q, "file,id=con,path=%s/console.log", q->dir);
@@ -293,10 +284,14 @@ static int build_args(struct cell *c, struct qemu *q, const char *argv_opt)
 	rc |= add_arg(q, "virtio-serial-device,max_ports=%d", VM_CHAN_N + 1);
 	static const int chan_fd[VM_CHAN_N] = {FD_EXIT, FD_OUT, FD_ERR, FD_ART};
 	for (int i = 0; i < VM_CHAN_N; i++) {
-		/* The pipe is the run's uid's (create), so QEMU may open it again
-		 * through /proc/self/fd. */
+		/* The exit channel is a socket, both ways (the report out, our stop
+		 * request in); the others are pipes, the run's uid's (create), so
+		 * QEMU may open them again through /proc/self/fd. */
 		rc |= add_arg(q, "-chardev");
-		rc |= add_arg(q, "file,id=ch%d,path=/proc/self/fd/%d", i, chan_fd[i]);
+		if (i == VM_CHAN_EXIT)
+			rc |= add_arg(q, "socket,id=ch%d,fd=%d", i, chan_fd[i]);
+		else
+			rc |= add_arg(q, "file,id=ch%d,path=/proc/self/fd/%d", i, chan_fd[i]);
 		rc |= add_arg(q, "-device");
 		rc |= add_arg(q, "virtserialport,chardev=ch%d,name=%s", i, vm_chan_names[i]);
 	}
@@ -324,8 +319,7 @@ static int build_args(struct cell *c, struct qemu *q, const char *argv_opt)
 /* ---- create ---- */
 
 static void qemu_destroy(struct cell *c);
-static int qemu_net_setup(struct cell *c, struct err *e);
-static int net_setup_cb(void *c, struct err *e) { return qemu_net_setup(c, e); }
+static int make_tap(void *arg, struct err *e);
 
 static int make_run_dir(struct cell *c, struct qemu *q, struct err *e)
 {
@@ -341,13 +335,13 @@ static int make_run_dir(struct cell *c, struct qemu *q, struct err *e)
 	q->lock = open(lp, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
 	if (q->lock < 0 || flock(q->lock, LOCK_EX) < 0) {
 		int errnum = errno;
-		rm_tree(tmp);
+		dirs_rmtree(tmp);
 		return err_sys(e, errnum, "%s", lp);
 	}
 	snprintf(q->dir, sizeof q->dir, VM_RUN_DIR "/%s", c->name);
 	if (rename(tmp, q->dir) < 0) {
 		int errnum = errno;
-		rm_tree(tmp);
+		dirs_rmtree(tmp);
 		q->dir[0] = '\0';
 		return err_sys(e, errnum, VM_RUN_DIR "/%s", c->name);
 	}
@@ -362,7 +356,7 @@ static int qemu_create(struct cell *c, struct err *e)
 	struct qemu *q = calloc(1, sizeof *q);
 	if (!q)
 		return err_set(e, "out of memory");
-	q->lock = q->initrd = q->exit_rd = q->pidfd = q->netns = q->tap = -1;
+	q->lock = q->initrd = q->exit_rd = q->pidfd = q->net.netns = q->tap = -1;
 	q->pid = -1;
 	for (int i = 0; i < VM_CHAN_N; i++)
 		q->chan_wr[i] = -1;
@@ -414,6 +408,13 @@ static int qemu_create(struct cell *c, struct err *e)
 		goto fail;
 	log_step(&t, "create.mounts");
 
+	/* The VMM's own network namespace: loopback only, plus the TAP when the
+	 * cell declares egress, and the gateway's veth under CELLOS_NETWORK=gateway
+	 * (its DNS proxy's address goes in the job). */
+	if (vm_net_make(c, &q->net, c->n_egress ? make_tap : NULL, q, e) < 0)
+		goto fail;
+	log_step(&t, "create.net");
+
 	if (!(q->key = vm_job_key_new(e)))
 		goto fail;
 	bool too_long = false;
@@ -448,6 +449,7 @@ static int qemu_create(struct cell *c, struct err *e)
 		.net_address = c->n_egress ? TAP_GUEST : NULL,
 		.net_prefix = TAP_PREFIX,
 		.net_gateway = TAP_HOST,
+		.net_dns = q->net.dns[0] ? q->net.dns : NULL,
 		.key = q->key,
 	};
 	for (size_t i = 0; arts && i < s->n_artifacts; i++)
@@ -461,15 +463,16 @@ static int qemu_create(struct cell *c, struct err *e)
 		goto fail;
 	log_step(&t, "create.job");
 
-	/* The channels: QEMU writes, we read. */
+	/* The channels: QEMU writes, we read (and, on the exit channel, may ask
+	 * the guest to stop). */
 	for (int i = 0; i < VM_CHAN_N; i++) {
 		int p[2];
-		if (pipe2(p, O_CLOEXEC) < 0) {
+		if ((i == VM_CHAN_EXIT ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) : pipe2(p, O_CLOEXEC)) < 0) {
 			err_sys(e, errno, "pipe");
 			goto fail;
 		}
 		q->chan_wr[i] = p[1];
-		if (fchown(p[1], c->uid, c->gid) < 0) {
+		if (i != VM_CHAN_EXIT && fchown(p[1], c->uid, c->gid) < 0) {
 			close(p[0]);
 			err_sys(e, errno, "pipe");
 			goto fail;
@@ -490,36 +493,17 @@ static int qemu_create(struct cell *c, struct err *e)
 	}
 	q->relay[2].cap = (long long)s->n_artifacts * (cfg->export_max_bytes + VM_ART_HDR);
 
-	/* The VMM's own network namespace: loopback only, plus the TAP when the
-	 * cell declares egress (vm_tap). */
-	if (netns_make(&q->netns, net_setup_cb, c, e) < 0)
-		goto fail;
-	c->facts.netns = true;
-	log_step(&t, "create.net");
 	return 0;
 fail:
 	qemu_destroy(c);
 	return -1;
 }
 
-/* In the cell's netns (the calling thread is there): lo; with declared egress
- * the guest's TAP, and the cell's nft ruleset on what enters from it. */
-static int qemu_net_setup(struct cell *c, struct err *e)
+/* In the cell's netns: the guest's TAP (vm_net_make does the rest). */
+static int make_tap(void *arg, struct err *e)
 {
-	struct qemu *q = priv(c);
-	if (netdev_loopback_up(e) < 0)
-		return -1;
-	if (c->n_egress && (q->tap = tap_open(TAP_NAME, TAP_HOST, TAP_PREFIX, e)) < 0)
-		return -1;
-	struct err ne = {0};
-	if (nft_apply_at(c->egress, c->n_egress, NFT_HOOK_PREROUTING, &ne) < 0) {
-		/* A fact, not a failure: the netns leads nowhere; the supervisor
-		 * decides what the profile makes of it. */
-		snprintf(c->facts.nft_error, sizeof c->facts.nft_error, "%s", ne.msg);
-	} else {
-		c->facts.nft_applied = true;
-	}
-	return 0;
+	struct qemu *q = arg;
+	return (q->tap = tap_open(TAP_NAME, TAP_HOST, TAP_PREFIX, e)) < 0 ? -1 : 0;
 }
 
 /* ---- start ---- */
@@ -575,7 +559,7 @@ static void vmm_child(struct cell *c, struct qemu *q, pid_t parent, int log_fd)
 		close(fd);
 	}
 	cgroup_cell_enter(&q->cg);
-	if (setns(q->netns, CLONE_NEWNET) < 0)
+	if (setns(q->net.netns, CLONE_NEWNET) < 0)
 		_exit(125);
 	/* Every fd QEMU gets, moved above the range first, then into place. */
 	int src[FD_MOUNT0 + SPEC_MOUNTS_MAX];
@@ -751,17 +735,32 @@ static void qemu_collect(struct cell *c, struct run_status *st)
 	backend_cgroup_usage(&q->cg, st);
 }
 
+/* Whether QEMU has ended (by itself or not), without reaping it. */
+static bool vmm_ended(struct qemu *q)
+{
+	if (q->reaped)
+		return true;
+	siginfo_t si = {0};
+	return waitid(P_PID, (id_t)q->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == q->pid;
+}
+
+/* SIGTERM: a stop request to the guest (a byte on the exit channel: cellos-init
+ * sends SIGTERM to the workload, reports its end and powers off, a clean end);
+ * QEMU itself would end the VM at once on SIGTERM, so it gets none. SIGKILL:
+ * QEMU is killed, unless it already ended by itself. */
 static void qemu_signal(struct cell *c, int sig)
 {
 	struct qemu *q = priv(c);
-	if (q->reaped || q->pid <= 0)
+	if (q->pid <= 0 || vmm_ended(q))
 		return;
-	/* QEMU ends the VM at once on SIGTERM as on SIGKILL: either way the guest
-	 * did not shut itself down. */
+	if (sig == SIGTERM) {
+		if (!q->stop_sent && send(q->exit_rd, "T", 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1)
+			q->stop_sent = true;
+		return;
+	}
 	q->killed = true;
-	kill(q->pid, sig);
-	if (sig == SIGKILL)
-		cgroup_cell_signal(&q->cg, SIGKILL, 0);
+	kill(q->pid, SIGKILL);
+	cgroup_cell_signal(&q->cg, SIGKILL, 0);
 }
 
 struct counters_args {
@@ -778,51 +777,19 @@ static int counters_cb(void *arg, struct err *e)
 static int qemu_read_counters(struct cell *c, struct nft_counter **out, size_t *n, struct err *e)
 {
 	struct counters_args a = {out, n};
-	return netns_run_in(priv(c)->netns, counters_cb, &a, e);
+	return netns_run_in(priv(c)->net.netns, counters_cb, &a, e);
 }
 
-/* SPEC §10: the guest sent its artifacts after the workload ended (read there
- * as the workload, beneath its workspace, no symlink followed); here the one at
- * `path` becomes a file of the run directory, opened read-only. */
+/* SPEC §10: the guest sent its artifacts after the workload ended; the one at
+ * `path` becomes an unnamed file of the run directory (backend/vm_share.h). */
 static int qemu_open_artifact(struct cell *c, const char *path, int *fd, struct err *e)
 {
 	struct qemu *q = priv(c);
-	const struct spec *s = c->spec;
-	size_t index = 0;
-	while (index < s->n_artifacts && strcmp(s->artifacts[index].path, path) != 0)
-		index++;
-	struct stat st;
-	if (index == s->n_artifacts || q->relay[2].to < 0 || fstat(q->relay[2].to, &st) < 0)
-		return err_set(e, "%s: not an artifact of this cell", path);
-	size_t len = (size_t)st.st_size;
-	unsigned char *m = len ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, q->relay[2].to, 0) : NULL;
-	if (len && m == MAP_FAILED)
-		return err_sys(e, errno, "%s: the guest's artifacts", path);
-	size_t off = 0, size = 0;
-	int gerr = 0, rc = 0;
-	if (!m || vm_artifact_find(m, len, index, &off, &size, &gerr) < 0)
-		rc = err_set(e, "%s: the guest sent no such artifact (the VM ended before it could, or it was larger than CELLOS_EXPORT_MAX_BYTES)", path);
-	else if (gerr == EXDEV)
-		rc = err_set(e, "%s: not inside the cell's workspace", path);
-	else if (gerr)
-		rc = err_set(e, "%s: %s (in the guest)", path, strerror(gerr));
-	else if ((long long)size > c->cfg->export_max_bytes)
-		rc = err_set(e, "%s: %zu bytes, more than CELLOS_EXPORT_MAX_BYTES (%lld)", path, size,
-			     c->cfg->export_max_bytes);
-	char p[PATH_MAX + 32];
-	snprintf(p, sizeof p, "%s/artifact-%zu", q->dir, index);
-	int out = -1;
-	if (rc == 0 && (out = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
-		rc = err_sys(e, errno, "%s", p);
-	if (rc == 0 && write_all(out, (const char *)m + off, size) < 0)
-		rc = err_sys(e, errno, "%s", p);
-	if (out >= 0)
-		close(out);
-	if (m && m != MAP_FAILED)
-		munmap(m, len);
-	if (rc == 0 && (*fd = open(p, O_RDONLY | O_CLOEXEC)) < 0)
-		rc = err_sys(e, errno, "%s", p);
-	unlink(p);
+	int dir = open(q->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return err_sys(e, errno, "%s", q->dir);
+	int rc = vm_open_artifact(c, q->relay[2].to, dir, path, fd, e);
+	close(dir);
 	return rc;
 }
 
@@ -844,7 +811,9 @@ static void qemu_destroy(struct cell *c)
 		runreg_release(&q->reg);
 	if (q->reg.fd >= 0)
 		close(q->reg.fd);
-	int *fds[] = {&q->initrd, &q->exit_rd, &q->pidfd, &q->netns, &q->tap, &q->relay[0].from, &q->relay[1].from,
+	/* The gateway's host side before the netns it leads into is let go. */
+	vm_net_release(c, &q->net);
+	int *fds[] = {&q->initrd, &q->exit_rd, &q->pidfd, &q->tap, &q->relay[0].from, &q->relay[1].from,
 		      &q->relay[2].from, &q->relay[2].to, &q->chan_wr[0], &q->chan_wr[1], &q->chan_wr[2], &q->chan_wr[3]};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		if (*fds[i] >= 0) {
@@ -856,7 +825,7 @@ static void qemu_destroy(struct cell *c)
 	vm_image_close(&q->img);
 	vm_job_key_free(q->key);
 	if (q->dir[0])
-		rm_tree(q->dir);
+		dirs_rmtree(q->dir);
 	if (q->lock >= 0)
 		close(q->lock);
 	for (size_t i = 0; i < q->n_args; i++)

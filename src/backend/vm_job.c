@@ -150,9 +150,13 @@ static json_t *job_json(const struct vm_job *j, bool argv_in_job)
 		json_object_set_new(o, "uid", json_integer((json_int_t)j->uid));
 		json_object_set_new(o, "gid", json_integer((json_int_t)j->gid));
 	}
-	if (j->net_address)
-		json_object_set_new(o, "network", json_pack("{s:s, s:i, s:s}", "address", j->net_address, "prefix",
-							    j->net_prefix, "gateway", j->net_gateway));
+	if (j->net_address) {
+		json_t *net = json_pack("{s:s, s:i, s:s}", "address", j->net_address, "prefix", j->net_prefix, "gateway",
+					j->net_gateway);
+		if (net && j->net_dns)
+			json_object_set_new(net, "dns", json_string(j->net_dns));
+		json_object_set_new(o, "network", net);
+	}
 	if (j->modules) {
 		json_t *mods = json_array();
 		for (size_t i = 0; j->modules[i]; i++)

@@ -24,6 +24,17 @@
  * bytes and the VMM's own options come first. */
 #define VM_JOB_CMDLINE_ARGV_MAX 1200
 
+/* Kernel options of the guest whatever the VMM (the same Debian cloud kernel):
+ * only the LSMs that mean something in a one-workload guest (no AppArmor/TOMOYO
+ * policy is ever loaded there, IMA/EVM have none), lockdown at its
+ * confidentiality level (the workload is never guest root; cellos-init needs
+ * none of what it closes, and tracefs then is not populated at boot), and no
+ * crypto self-tests (cryptomgr.notests; the CTR-KDF one ignores that flag and
+ * is skipped by name). Boot time under TCG: bench/README.md. */
+#define VM_GUEST_KERNEL_ARGS \
+	"lsm=lockdown,capability,landlock,yama lockdown=confidentiality cryptomgr.notests " \
+	"initcall_blacklist=crypto_kdf108_init"
+
 /* The guest channels (virtio-serial port names under QEMU; vsock ports under
  * Firecracker: 9000 + index). */
 enum { VM_CHAN_EXIT = 0, VM_CHAN_STDOUT = 1, VM_CHAN_STDERR = 2, VM_CHAN_ARTIFACTS = 3, VM_CHAN_N };
@@ -68,6 +79,7 @@ struct vm_job {
 	const char *net_address;        /* the guest's eth0 (IPv4), NULL: no network */
 	int net_prefix;
 	const char *net_gateway;        /* its default route */
+	const char *net_dns;            /* its resolver (the gateway's DNS proxy), NULL: none */
 	const char *const *modules;     /* kernel modules to load (NULL-terminated; NULL: all) */
 	bool reset;                     /* end with a reset (Firecracker), not power-off */
 	const unsigned char *key;       /* VM_KEY_BYTES */

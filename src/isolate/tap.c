@@ -12,6 +12,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <libnftnl/rule.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+
+#include "isolate/nft_build.h"
+
 static int set_addr(const char *name, const char *addr, int prefix, struct err *e)
 {
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -96,5 +102,36 @@ int tap_create(const char *name, uid_t uid, gid_t gid, const char *addr, int pre
 			rc = err_sys(e, errno, "%s: SIOCSIFFLAGS", name);
 	}
 	close(s);
+	return rc;
+}
+
+int tap_route_out(const char *out_if, struct err *e)
+{
+	/* The sysctl of the calling thread's netns (/proc/sys/net follows it). */
+	int fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "1", 1) != 1) {
+		int errnum = errno;
+		if (fd >= 0)
+			close(fd);
+		return err_sys(e, errnum, "net.ipv4.ip_forward of the cell's network namespace");
+	}
+	close(fd);
+	struct nftb b;
+	nftb_init(&b);
+	nftb_table(&b, TAP_NAT_TABLE, true);
+	nftb_chain(&b, TAP_NAT_TABLE, "postrouting", "nat", NF_INET_POST_ROUTING, 100, NF_ACCEPT);
+	struct nftnl_rule *r = nftb_rule_new(TAP_NAT_TABLE, "postrouting");
+	if (r && (nftx_ifname(r, false, true, out_if) || nftx_masq(r))) {
+		nftnl_rule_free(r);
+		r = NULL;
+	}
+	nftb_rule(&b, r, "add rule: masquerade");
+	struct mnl_socket *nl = nftb_open(e);
+	int rc = nl ? nftb_send(nl, &b, e) : -1;
+	if (nl)
+		mnl_socket_close(nl);
+	nftb_free(&b);
+	if (rc < 0)
+		err_prefix(e, "table inet " TAP_NAT_TABLE);
 	return rc;
 }

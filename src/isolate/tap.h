@@ -17,4 +17,12 @@ int tap_open(const char *name, const char *addr, int prefix, struct err *e);
  * none), and bring it up. It goes away with its network namespace. */
 int tap_create(const char *name, uid_t uid, gid_t gid, const char *addr, int prefix, struct err *e);
 
+/* Route what enters from the microVM's TAP out through `out_if` (the gateway's
+ * veth, SPEC §6.4), in the calling thread's network namespace (the cell's own,
+ * never the host's): IPv4 forwarding on there, and table inet TAP_NAT_TABLE
+ * masquerading to out_if's address, so the host's gateway sees the cell's one
+ * address as it does for any cell. */
+#define TAP_NAT_TABLE "cellos-tap"
+int tap_route_out(const char *out_if, struct err *e);
+
 #endif

@@ -40,6 +40,11 @@ Firecracker v1.16.1 does, without a guest kernel:
                      channel (port 9003) after the report; an artifact without
                      one is sent as "not found" (ENOENT), as the guest would
     sleep=<seconds>  before reporting (timeouts)
+    stop=<n>         wait (up to 10 minutes) for the host's stop request, a byte
+                     on the exit connection (opened first, as cellos-init does),
+                     then report status n on it, as cellos-init reports a
+                     workload that SIGTERM ended (ignored: stop=ignore, never
+                     report)
     hang             never reset after reporting (the host must kill us)
 
   It connects to <uds_path>_9000.._9003 as the guest would (a connect that is
@@ -257,12 +262,19 @@ def main():
             d[k] = v
     uds = cfg["vsock"]["uds_path"]
     # The guest opens every channel before the workload starts.
+    sx = connect(uds, 9000) if "stop" in d else None
     so, se, sa = connect(uds, 9001), connect(uds, 9002), connect(uds, 9003)
     so.sendall(out)
     se.sendall(err)
     so.close()
     se.close()
     time.sleep(float(d.get("sleep", "0")))
+    if sx is not None:
+        sx.settimeout(600)
+        if not sx.recv(1) or d["stop"] == "ignore":
+            while True:
+                time.sleep(60)
+        d["exit"] = d["stop"]
     status = struct.pack("<i", int(d["exit"]))
     good = status + hmac.new(key, status + run_id.encode(), hashlib.sha256).digest()
     forged = status + hmac.new(b"\0" * 32, status + run_id.encode(), hashlib.sha256).digest()
@@ -273,7 +285,7 @@ def main():
         sa.sendall(struct.pack("<IBQ", i, err, len(body)) + body)
     sa.close()
     if d["frame"] != "none":
-        sx = connect(uds, 9000)
+        sx = sx or connect(uds, 9000)
         payload = {"good": good, "forged": forged, "short": status[:3], "twice": forged + good}[d["frame"]]
         sx.sendall(payload)
         sx.close()

@@ -149,6 +149,30 @@ def test_a_timeout_kills_the_vmm_and_exits_124(vmm, image, clean):
     assert d["reason"] == "timeout" and d["terminalState"] == "forced", d
 
 
+def test_a_timeout_asks_the_guest_to_stop_and_a_guest_that_does_ends_clean(vmm, image, clean):
+    # SPEC §4: SIGTERM, then the grace. The stop request reaches the guest on the
+    # exit connection; this guest reports (as cellos-init reports a workload
+    # that SIGTERM ended) and resets within the grace.
+    r = run_fc(guest("stop=143", run_extra={"timeoutMs": 1500, "limits": {"gracefulShutdownSeconds": 30}}),
+               vmm, image)
+    assert r.rc == 124, r
+    assert r.elapsed < 20, r.elapsed
+    cc = r.event("command.v1.completed")["data"]
+    assert cc["exitCode"] == 124 and cc["timedOut"] is True and "no exit report" not in cc["spawnError"], cc
+    d = r.event("lifecycle.v1.destroyed")["data"]
+    assert d["reason"] == "timeout" and d["terminalState"] == "clean", d
+
+
+def test_a_guest_that_ignores_the_stop_request_is_killed_after_the_grace(vmm, image, clean):
+    t0 = time.monotonic()
+    r = run_fc(guest("stop=ignore", run_extra={"timeoutMs": 1000, "limits": {"gracefulShutdownSeconds": 2}}),
+               vmm, image)
+    assert r.rc == 124, r
+    assert 3 <= time.monotonic() - t0 < 20
+    d = r.event("lifecycle.v1.destroyed")["data"]
+    assert d["reason"] == "timeout" and d["terminalState"] == "forced", d
+
+
 def test_a_vmm_that_does_not_end_after_the_report_is_killed_but_the_report_stands(vmm, image, clean):
     r = run_fc(guest("exit=7", "hang"), vmm, image)
     assert r.rc == 7, r
@@ -197,6 +221,36 @@ def test_declared_egress_gives_the_vmm_a_tap_and_an_nft_ruleset(vmm, image, clea
     ne = r.event("observability.v1.network_enforcement")["data"]
     assert ne["isolationMode"] == "microvm" and ne["nftRulesApplied"] is True, ne
     assert [c["rule"] for c in ne["ruleCounters"]][-1] == "drop", ne
+
+
+def test_the_gateway_gives_the_vmms_netns_a_veth_and_the_guest_its_dns_proxy(vmm, image, clean):
+    # CELLOS_NETWORK=gateway (SPEC §6.4): the cell's netns gets the gateway's veth
+    # beside the TAP (whose traffic is routed out through it: the qemu backend's
+    # real-boot test shows the packets go); the job names the gateway's DNS proxy
+    # as the guest's resolver. In a test world: nothing leaves the machine.
+    from networld import NetWorld, gw_allocations
+    world = NetWorld()
+    try:
+        spec = guest("facts", "job", egress=[{"host": world.world_addr, "port": 8080}])
+        r = world.run(spec, env=fc_env(vmm, image), timeout=60)
+        assert r.rc == 0, r
+        lines = [json.loads(l) for l in r.out.splitlines() if l.startswith("{")]
+        facts = [l for l in lines if "ifaces" in l][0]
+        job = [l for l in lines if "runId" in l][0]
+        assert facts["ifaces"] == ["eth0", "lo", "tap0"], facts
+        net = r.event("lifecycle.v1.started")["data"]["isolation"]["network"]
+        assert net["mode"] == "gateway", net
+        assert job["network"]["dns"] == net["gatewayAddress"], (job, net)
+        ne = r.event("observability.v1.network_enforcement")["data"]
+        assert ne["nftRulesApplied"] is True, ne
+        deadline = time.monotonic() + 5
+        while [l for l in world.links() if l.startswith("cellos")] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [l for l in world.links() if l.startswith("cellos")], world.links()
+        assert not [t for t in world.tables() if "cellos" in t], world.tables()
+        assert gw_allocations(spec["spec"]["id"]) == []
+    finally:
+        world.close()
 
 
 def test_seccomp_off_starts_firecracker_without_any_filter(vmm, image, clean):
@@ -375,8 +429,6 @@ def test_validate_reports_what_this_host_lacks(image):
     ("CELLOS_VM_VCPUS", "33"),
     ("CELLOS_VM_MEMORY_MIB", "lots"),
     ("CELLOS_FIRECRACKER_CHROOT_BASE", "/srv/jail"),  # without the jailer
-    # The gateway is not wired to the microVM's TAP: refused, never silently isolated.
-    ("CELLOS_NETWORK", "gateway"),
 ])
 def test_bad_variables_are_refused_in_one_line_naming_them(vmm, image, var, value):
     r = run_fc(guest("exit=0"), vmm, image, **{var: value})
@@ -399,6 +451,20 @@ def test_a_terminated_supervisor_ends_the_vm_and_reports_it(vmm, image, clean):
     assert r.rc == 128 + signal.SIGTERM, r
     d = r.event("lifecycle.v1.destroyed")["data"]
     assert d["reason"] == "supervisor_terminated" and d["terminalState"] == "forced", d
+
+
+def test_a_terminated_supervisor_lets_a_guest_that_stops_end_clean(vmm, image, clean):
+    run = Running(guest("stop=143", run_extra={"limits": {"gracefulShutdownSeconds": 30}}), env=fc_env(vmm, image))
+    try:
+        run.wait_event("observability.v1.process_spawned")
+        run.proc.send_signal(signal.SIGTERM)
+        r = run.finish(timeout=20)
+    finally:
+        run.kill()
+    assert r.rc == 128 + signal.SIGTERM, r
+    assert r.event("command.v1.completed")["data"]["exitCode"] == 143
+    d = r.event("lifecycle.v1.destroyed")["data"]
+    assert d["reason"] == "supervisor_terminated" and d["terminalState"] == "clean", d
 
 
 def test_a_sigkilled_supervisor_takes_the_vmm_along_and_the_next_run_sweeps_its_directory(vmm, image):

@@ -76,6 +76,8 @@ static void test_rejects(void **state)
 		"{\"version\":1,\"runId\":\"r\",\"key\":\"%s\",\"mounts\":[{\"device\":\"/etc/x\",\"target\":\"/d\"}]}",
 		"{\"version\":1,\"runId\":\"r\",\"key\":\"%s\",\"files\":[{\"path\":\"/a\",\"data\":\"!!\",\"mode\":256}]}",
 		"{\"version\":1,\"runId\":\"r\",\"key\":\"%s\",\"end\":\"halt\"}",
+		"{\"version\":1,\"runId\":\"r\",\"key\":\"%s\",\"network\":{\"address\":\"10.0.2.2\",\"prefix\":30,"
+		"\"gateway\":\"10.0.2.1\",\"dns\":5}}",
 		"{\"version\":1,\"runId\":\"r\",\"key\":\"%s\",\"uid\":0,\"gid\":0}",
 		"{\"version\":1,\"runId\":\"r\",\"key\":\"%s\",\"uid\":5}",
 		"{\"version\":1,\"runId\":\"r\",\"runId\":\"s\",\"key\":\"%s\"}",
@@ -128,7 +130,8 @@ static void test_host_job_round_trip(void **state)
 	const char *argv[] = {"true", NULL};
 	char *envp[] = {"PATH=/bin", NULL};
 	struct vm_job_file f = {.path = "/run/cellos/secrets/K", .data = "v", .len = 1, .mode = 0400};
-	struct vm_job hj = {.run_id = "run-9", .argv = argv, .envp = envp, .files = &f, .n_files = 1, .key = key};
+	struct vm_job hj = {.run_id = "run-9", .argv = argv, .envp = envp, .files = &f, .n_files = 1, .key = key,
+			    .net_address = "10.0.2.2", .net_prefix = 30, .net_gateway = "10.0.2.1", .net_dns = "100.96.0.1"};
 	char path[] = "/tmp/test-guest-job-XXXXXX";
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
@@ -155,6 +158,9 @@ static void test_host_job_round_trip(void **state)
 	assert_string_equal(j.argv[0], "true");
 	assert_false(j.reset);
 	assert_memory_equal(j.files[0].data, "v", 1);
+	assert_string_equal(j.net_address, "10.0.2.2");
+	assert_int_equal(j.net_prefix, 30);
+	assert_string_equal(j.net_dns, "100.96.0.1");
 	job_free(&j);
 }
 
