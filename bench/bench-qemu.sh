@@ -64,7 +64,7 @@ with open(initrd, "wb") as f:
     f.write(cpio([("cellos", 0o40700, b""), ("cellos/job.json", 0o100400, json.dumps(job).encode())]))
 mhz = float(re.search(r"cpu MHz\s*:\s*([\d.]+)", open("/proc/cpuinfo").read()).group(1))
 append = ("console=ttyS0 earlyprintk=ttyS0 loglevel=6 panic=-1 reboot=t tsc=reliable no_timer_check "
-          "8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd "
+          "8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd pci=off "
           "lsm=lockdown,capability,landlock,yama lockdown=confidentiality cryptomgr.notests "
           "initcall_blacklist=crypto_kdf108_init tsc_early_khz=%d" % int(mhz * 1000))
 argv = ["qemu-system-x86_64", "-M", "microvm,x-option-roms=off,isa-serial=on,rtc=on", "-nodefaults",

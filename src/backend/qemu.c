@@ -271,10 +271,12 @@ static int build_args(struct cell *c, struct qemu *q, const char *argv_opt)
 	rc |= add_arg(q, "-append");
 	/* Boot work the guest does not need: tsc=reliable stops the clocksource
 	 * watchdog (under TCG the TSC looks skewed and the kernel spends boot time
-	 * switching clocks), one 8250 port is all there is, no PS/2 probing; and
+	 * switching clocks), one 8250 port is all there is, no PS/2 probing, no PCI
+	 * (microvm has no PCI bus: its devices are virtio-mmio, found through ACPI;
+	 * probing for one is port I/O that TCG emulates one access at a time); and
 	 * what every microVM guest gets (VM_GUEST_KERNEL_ARGS). */
 	rc |= add_arg(q, "console=ttyS0 quiet loglevel=4 panic=-1 reboot=t tsc=reliable no_timer_check "
-			 "8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd " VM_GUEST_KERNEL_ARGS "%s%s%s",
+			 "8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd pci=off " VM_GUEST_KERNEL_ARGS "%s%s%s",
 		      tsc, argv_opt ? " " : "", argv_opt ? argv_opt : "");
 	rc |= add_arg(q, "-chardev");
 	rc |= add_arg(q, "file,id=con,path=%s/console.log", q->dir);
