@@ -63,7 +63,6 @@
 #include "backend/vm_job.h"
 #include "backend/vm_share.h"
 #include "isolate/netdev.h"
-#include "isolate/netns.h"
 #include "isolate/seccomp.h"
 #include "isolate/tap.h"
 #include "util/dirs.h"
@@ -851,21 +850,9 @@ static void fc_signal(struct cell *c, int sig)
 	cgroup_cell_signal(&f->cg, SIGKILL, 0);
 }
 
-struct counters_args {
-	struct nft_counter **out;
-	size_t *n;
-};
-
-static int counters_cb(void *arg, struct err *e)
-{
-	struct counters_args *a = arg;
-	return nft_read_counters_at(NFT_HOOK_PREROUTING, a->out, a->n, e);
-}
-
 static int fc_read_counters(struct cell *c, struct nft_counter **out, size_t *n, struct err *e)
 {
-	struct counters_args a = {out, n};
-	return netns_run_in(priv(c)->net.netns, counters_cb, &a, e);
+	return vm_net_read_counters(&priv(c)->net, out, n, e);
 }
 
 /* SPEC §10: the guest sent its artifacts after the workload ended (read there

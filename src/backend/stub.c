@@ -303,6 +303,59 @@ static int clone_once(struct stub *s, const struct cell *c, struct cellinit_args
  * the kernel refuses is dropped with a warning when it came from `all` (the
  * workload then runs as the run's uid itself: cellinit.c), and fatal when it
  * was asked for by name (SPEC §3). */
+int stub_channels(struct stub *s, struct stub_init_ends *ends, struct err *e)
+{
+	int sv[2], rp[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return err_sys(e, errno, "socketpair");
+	if (pipe2(rp, O_CLOEXEC) < 0) {
+		err_sys(e, errno, "pipe");
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	int one = 1;
+	if (setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0) {
+		err_sys(e, errno, "control socket: SO_PASSCRED (the workload's pid comes with it)");
+		int fds[] = {sv[0], sv[1], rp[0], rp[1]};
+		for (size_t i = 0; i < 4; i++)
+			close(fds[i]);
+		return -1;
+	}
+	s->ctl = sv[0];
+	s->report = rp[0];
+	*ends = (struct stub_init_ends){.ctl = sv[1], .report = rp[1], .cgroup_kill = -1};
+	if (s->cg.v2.fd >= 0 && s->cg.has_kill)
+		ends->cgroup_kill = openat(s->cg.v2.fd, "cgroup.kill", O_WRONLY | O_CLOEXEC);
+	return 0;
+}
+
+void stub_close_ends(const struct stub_init_ends *ends)
+{
+	close(ends->ctl);
+	close(ends->report);
+	if (ends->cgroup_kill >= 0)
+		close(ends->cgroup_kill);
+}
+
+int stub_hold_ns(struct stub *s, unsigned ns, struct err *e)
+{
+	const struct {
+		unsigned bit;
+		const char *name;
+		int *fd;
+	} held[] = {{NS_MNT, "mnt", &s->mntns}, {NS_USER, "user", &s->userns}};
+	for (size_t i = 0; i < sizeof held / sizeof held[0]; i++) {
+		if (!(ns & held[i].bit))
+			continue;
+		char nspath[64];
+		snprintf(nspath, sizeof nspath, "/proc/%d/ns/%s", (int)s->init, held[i].name);
+		if ((*held[i].fd = open(nspath, O_RDONLY | O_CLOEXEC)) < 0)
+			return err_sys(e, errno, "open %s", nspath);
+	}
+	return 0;
+}
+
 pid_t clone_init(struct stub *s, struct cell *c, struct cellinit_args *a, struct err *e)
 {
 	int rc = clone_once(s, c, a, &s->init, &s->pidfd, e);
@@ -399,30 +452,9 @@ static int stub_create(struct cell *c, struct err *e)
 	/* Orphans of the cell reparent to us if the init dies first. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 
-	int sv[2], rp[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-		err_sys(e, errno, "socketpair");
+	struct stub_init_ends ends;
+	if (stub_channels(s, &ends, e) < 0)
 		goto fail;
-	}
-	if (pipe2(rp, O_CLOEXEC) < 0) {
-		err_sys(e, errno, "pipe");
-		close(sv[0]);
-		close(sv[1]);
-		goto fail;
-	}
-	s->ctl = sv[0];
-	s->report = rp[0];
-	int one = 1;
-	if (setsockopt(s->ctl, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0) {
-		err_sys(e, errno, "control socket: SO_PASSCRED (the workload's pid comes with it)");
-		close(sv[1]);
-		close(rp[1]);
-		goto fail;
-	}
-
-	int kill_fd = -1;
-	if (s->cg.v2.fd >= 0 && s->cg.has_kill)
-		kill_fd = openat(s->cg.v2.fd, "cgroup.kill", O_WRONLY | O_CLOEXEC);
 
 	/* Supervisor files that may lie inside a directory the cell sees (the cell
 	 * resolves these canonical host paths in its own root), also where a
@@ -439,10 +471,7 @@ static int stub_create(struct cell *c, struct err *e)
 			n_hide++;
 	}
 	if (mounts_plan(s, c, hide_paths, n_hide, e) < 0) {
-		close(sv[1]);
-		close(rp[1]);
-		if (kill_fd >= 0)
-			close(kill_fd);
+		stub_close_ends(&ends);
 		goto fail;
 	}
 	struct cellinit_args args = {
@@ -452,9 +481,9 @@ static int stub_create(struct cell *c, struct err *e)
 		.path = c->path,
 		.argv = (char *const *)c->spec->argv,
 		.envp = c->envp,
-		.ctl = sv[1],
-		.report = rp[1],
-		.cgroup_kill = kill_fd,
+		.ctl = ends.ctl,
+		.report = ends.report,
+		.cgroup_kill = ends.cgroup_kill,
 		.supervisor = getpid(),
 		.uid = c->uid,
 		.gid = c->gid,
@@ -479,10 +508,7 @@ static int stub_create(struct cell *c, struct err *e)
 		hostmounts_unstage(&stage);
 	}
 	mounts_done(s);
-	close(sv[1]);
-	close(rp[1]);
-	if (kill_fd >= 0)
-		close(kill_fd);
+	stub_close_ends(&ends);
 	if (pid < 0)
 		goto fail;
 	log_step(&t, "create.clone3");
@@ -494,21 +520,8 @@ static int stub_create(struct cell *c, struct err *e)
 	 * supplementary groups it inherited from us (cellinit.c). */
 	if ((c->ns & NS_USER) && userns_map(s->init, c->uid, c->gid, e) < 0)
 		goto fail;
-	char nspath[64];
-	if (c->ns & NS_MNT) {
-		snprintf(nspath, sizeof nspath, "/proc/%d/ns/mnt", (int)s->init);
-		if ((s->mntns = open(nspath, O_RDONLY | O_CLOEXEC)) < 0) {
-			err_sys(e, errno, "open %s", nspath);
-			goto fail;
-		}
-	}
-	if (c->ns & NS_USER) {
-		snprintf(nspath, sizeof nspath, "/proc/%d/ns/user", (int)s->init);
-		if ((s->userns = open(nspath, O_RDONLY | O_CLOEXEC)) < 0) {
-			err_sys(e, errno, "open %s", nspath);
-			goto fail;
-		}
-	}
+	if (stub_hold_ns(s, c->ns, e) < 0)
+		goto fail;
 	if (send(s->ctl, "A", 1, MSG_NOSIGNAL) != 1) {
 		err_sys(e, errno, "cell setup");
 		goto fail;

@@ -39,6 +39,18 @@ struct stub {
 };
 
 /* stub.c */
+/* The init's ends of the control socket and the report pipe, and the leaf's
+ * cgroup.kill (or -1): for cellinit_args; the caller closes them after the clone. */
+struct stub_init_ends {
+	int ctl, report, cgroup_kill;
+};
+/* Our ends into s->ctl (SO_PASSCRED: the workload's pid comes with 'P') and
+ * s->report, the init's into *ends. */
+int stub_channels(struct stub *s, struct stub_init_ends *ends, struct err *e);
+void stub_close_ends(const struct stub_init_ends *ends);
+/* The init's mount and user namespaces (those in `ns`) into s->mntns/s->userns:
+ * held from create to destroy. */
+int stub_hold_ns(struct stub *s, unsigned ns, struct err *e);
 int wait_setup(struct stub *s, struct cell *c, struct err *e);
 int apply_limits(struct cell *c, struct stub *s, struct err *e);
 int send_netns(struct stub *s, struct err *e);

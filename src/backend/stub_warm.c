@@ -123,26 +123,14 @@ int stub_warm_prepare(const struct config *cfg, const char *run_id, uid_t uid, g
 	log_step(&t, "warm.cgroup");
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 
-	int sv[2], rp[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-		err_sys(e, errno, "socketpair");
+	struct stub_init_ends ends;
+	if (stub_channels(s, &ends, e) < 0)
 		goto fail;
-	}
-	if (pipe2(rp, O_CLOEXEC) < 0) {
-		err_sys(e, errno, "pipe");
-		close(sv[0]);
-		close(sv[1]);
-		goto fail;
-	}
-	s->ctl = sv[0];
-	s->report = rp[0];
-	int one = 1;
-	int kill_fd = s->cg.v2.fd >= 0 && s->cg.has_kill ? openat(s->cg.v2.fd, "cgroup.kill", O_WRONLY | O_CLOEXEC) : -1;
 	hide_paths(cfg);
 	struct cellinit_args args = {
-		.ctl = sv[1],
-		.report = rp[1],
-		.cgroup_kill = kill_fd,
+		.ctl = ends.ctl,
+		.report = ends.report,
+		.cgroup_kill = ends.cgroup_kill,
 		.supervisor = getpid(),
 		.uid = uid,
 		.gid = gid,
@@ -150,36 +138,16 @@ int stub_warm_prepare(const struct config *cfg, const char *run_id, uid_t uid, g
 		.hide = warm.hide_list,
 		.warm = true,
 	};
-	pid_t pid = -1;
-	if (setsockopt(s->ctl, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0)
-		err_sys(e, errno, "control socket: SO_PASSCRED (the workload's pid comes with it)");
-	else
-		pid = clone_init(s, c, &args, e);
-	close(sv[1]);
-	close(rp[1]);
-	if (kill_fd >= 0)
-		close(kill_fd);
+	pid_t pid = clone_init(s, c, &args, e);
+	stub_close_ends(&ends);
 	if (pid < 0)
 		goto fail;
 	log_step(&t, "warm.clone3");
 
 	if ((c->ns & NS_USER) && userns_map(s->init, uid, gid, e) < 0)
 		goto fail;
-	struct {
-		unsigned bit;
-		const char *name;
-		int *fd;
-	} held[] = {{NS_MNT, "mnt", &s->mntns}, {NS_USER, "user", &s->userns}};
-	for (size_t i = 0; i < sizeof held / sizeof held[0]; i++) {
-		if (!(c->ns & held[i].bit))
-			continue;
-		char nspath[64];
-		snprintf(nspath, sizeof nspath, "/proc/%d/ns/%s", (int)s->init, held[i].name);
-		if ((*held[i].fd = open(nspath, O_RDONLY | O_CLOEXEC)) < 0) {
-			err_sys(e, errno, "open %s", nspath);
-			goto fail;
-		}
-	}
+	if (stub_hold_ns(s, c->ns, e) < 0)
+		goto fail;
 	if (send(s->ctl, "W", 1, MSG_NOSIGNAL) != 1) {
 		err_sys(e, errno, "warm cell setup");
 		goto fail;

@@ -193,3 +193,20 @@ void vm_net_release(struct cell *c, struct vm_net *n)
 		close(n->netns);
 	n->netns = -1;
 }
+
+struct counters_args {
+	struct nft_counter **out;
+	size_t *n;
+};
+
+static int counters_cb(void *arg, struct err *e)
+{
+	struct counters_args *a = arg;
+	return nft_read_counters_at(NFT_HOOK_PREROUTING, a->out, a->n, e);
+}
+
+int vm_net_read_counters(const struct vm_net *n, struct nft_counter **out, size_t *count, struct err *e)
+{
+	struct counters_args a = {out, count};
+	return netns_run_in(n->netns, counters_cb, &a, e);
+}

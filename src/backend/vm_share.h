@@ -47,6 +47,11 @@ int vm_net_make(struct cell *c, struct vm_net *n, int (*tap)(void *arg, struct e
  * and the netns fd. */
 void vm_net_release(struct cell *c, struct vm_net *n);
 
+struct nft_counter;
+/* The counters of the cell's ruleset (on the TAP's prerouting hook) in n->netns:
+ * the backends' read_counters. */
+int vm_net_read_counters(const struct vm_net *n, struct nft_counter **out, size_t *count, struct err *e);
+
 /* The artifact at `path` (SPEC §10) out of what the guest sent on its artifacts
  * channel (`stream`, records of backend/vm_job.h; the guest read it as the
  * workload, beneath its workspace, no symlink followed): copied into a file

@@ -404,22 +404,11 @@ static int wire_request(void *arg, const char *api, json_t *req, json_t **resp, 
  * subject of its lifecycle.v1.started stands for them all). */
 static int check_captured(struct nats_async *n, struct err *e)
 {
-	char subject[1024], stream[128];
+	char subject[1024];
 	if (nats_subject_of(n->tpl, n->tenant, n->cell, NATS_TYPE_PREFIX "lifecycle.v1.started", subject,
 			    sizeof subject, e) < 0)
 		return -1;
-	struct err le = {0};
-	int rc = nats_stream_for_subject_via(wire_request, n, subject, stream, sizeof stream, NATS_SINK_ATTEMPT_MS,
-					     &le);
-	if (rc < 0)
-		return err_set(e, "CELL_OS_REQUIRE_JETSTREAM: %s", le.msg);
-	if (rc > 0)
-		return err_set(e,
-			       "CELL_OS_REQUIRE_JETSTREAM: no JetStream stream captures %s (create one, e.g. with "
-			       "`cellctl queue init` or CELLOS_NATS_ENSURE_STREAM=1)",
-			       subject);
-	log_debug("NATS: %s is captured by stream %s", subject, stream);
-	return 0;
+	return nats_require_captured_via(wire_request, n, subject, NATS_SINK_ATTEMPT_MS, e);
 }
 
 struct sink *nats_async_open(const struct nats_sink_params *p, struct err *e)

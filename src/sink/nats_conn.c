@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "sink/nats_dl.h"
+#include "util/log.h"
 
 /* Connections open in this process: the library's threads are stopped with the
  * last one, so a short-lived program leaves nothing running behind it. */
@@ -364,4 +365,26 @@ int nats_stream_for_subject_via(nats_js_request_fn request, void *c, const char 
 		snprintf(name, size, "%s", first);
 	json_decref(resp);
 	return rc;
+}
+
+int nats_require_captured(struct nats_conn *c, const char *subject, int64_t timeout_ms, struct err *e)
+{
+	return nats_require_captured_via(conn_request, c, subject, timeout_ms, e);
+}
+
+int nats_require_captured_via(nats_js_request_fn request, void *conn, const char *subject, int64_t timeout_ms,
+			      struct err *e)
+{
+	char stream[128];
+	struct err le = {0};
+	int rc = nats_stream_for_subject_via(request, conn, subject, stream, sizeof stream, timeout_ms, &le);
+	if (rc < 0)
+		return err_set(e, "CELL_OS_REQUIRE_JETSTREAM: %s", le.msg);
+	if (rc > 0)
+		return err_set(e,
+			       "CELL_OS_REQUIRE_JETSTREAM: no JetStream stream captures %s (create one, e.g. with "
+			       "`cellctl queue init` or CELLOS_NATS_ENSURE_STREAM=1)",
+			       subject);
+	log_debug("NATS: %s is captured by stream %s", subject, stream);
+	return 0;
 }

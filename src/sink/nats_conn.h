@@ -124,4 +124,11 @@ int nats_stream_for_subject(struct nats_conn *c, const char *subject, char *name
 int nats_stream_for_subject_via(nats_js_request_fn request, void *conn, const char *subject, char *name, size_t size,
 				int64_t timeout_ms, struct err *e);
 
+/* CELL_OS_REQUIRE_JETSTREAM: 0 when a stream captures `subject` (the subject
+ * of the run's lifecycle.v1.started stands for all its events), -1 with *e
+ * naming the variable otherwise (none does, or the question failed). */
+int nats_require_captured(struct nats_conn *c, const char *subject, int64_t timeout_ms, struct err *e);
+int nats_require_captured_via(nats_js_request_fn request, void *conn, const char *subject, int64_t timeout_ms,
+			      struct err *e);
+
 #endif

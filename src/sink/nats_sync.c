@@ -116,20 +116,10 @@ static void nats_close(struct sink *s)
  * default template they differ only in the last tokens). */
 static int check_captured(struct nats_sink *n, struct err *e)
 {
-	char subject[1024], stream[128];
+	char subject[1024];
 	if (subject_of(n, NATS_TYPE_PREFIX "lifecycle.v1.started", subject, sizeof subject, e) < 0)
 		return -1;
-	struct err le = {0};
-	int rc = nats_stream_for_subject(&n->conn, subject, stream, sizeof stream, NATS_SINK_ATTEMPT_MS, &le);
-	if (rc < 0)
-		return err_set(e, "CELL_OS_REQUIRE_JETSTREAM: %s", le.msg);
-	if (rc > 0)
-		return err_set(e,
-			       "CELL_OS_REQUIRE_JETSTREAM: no JetStream stream captures %s (create one, e.g. with "
-			       "`cellctl queue init` or CELLOS_NATS_ENSURE_STREAM=1)",
-			       subject);
-	log_debug("NATS: %s is captured by stream %s", subject, stream);
-	return 0;
+	return nats_require_captured(&n->conn, subject, NATS_SINK_ATTEMPT_MS, e);
 }
 
 struct sink *nats_sync_open(const struct nats_sink_params *p, struct err *e)
