@@ -45,13 +45,13 @@
 #include "util/log.h"
 #include "util/path.h"
 
-
 static struct stub *priv(struct cell *c) { return c->priv; }
 
+/* The namespaces clone3() makes for the init: every one asked for but the
+ * network namespace, which we make beside it (network()). */
 static unsigned long clone_flags(unsigned ns)
 {
 	unsigned long f = 0;
-	if (ns & NS_NET) f |= CLONE_NEWNET;
 	if (ns & NS_MNT) f |= CLONE_NEWNS;
 	if (ns & NS_PID) f |= CLONE_NEWPID;
 	if (ns & NS_IPC) f |= CLONE_NEWIPC;
@@ -285,11 +285,10 @@ static int clone_once(struct stub *s, const struct cell *c, struct cellinit_args
 	 * cell's root, not by clone3() before it (network(), cellinit.c's
 	 * join_netns). */
 	a->ns = c->ns;
-	a->netns_later = (c->ns & NS_NET) != 0;
 	a->gw_resolv = (c->ns & NS_NET) && (c->ns & NS_MNT) && c->cfg->network == NETWORK_GATEWAY && c->spec->n_egress > 0;
 	struct clone_ctx x = {.c = c, .a = a};
 	struct cellproc_clone req = {
-		.flags = clone_flags(c->ns) & ~(a->netns_later ? CLONE_NEWNET : 0),
+		.flags = clone_flags(c->ns),
 		.what = "the cell (namespaces from CELLOS_SUBPROCESS_UNSHARE)",
 		.before = clone_before,
 		.after = clone_after,

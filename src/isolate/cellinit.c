@@ -243,7 +243,7 @@ static struct cellfs_opts fs_opts(const struct cellinit_args *a)
 				    .mounts = a->mounts, .n_mounts = a->n_mounts,
 				    .owner_uid = own ? a->uid : 0, .owner_gid = own ? a->gid : 0,
 				    .add_user = own, .home = a->home,
-				    .before_sys = a->netns_later ? join_netns : NULL,
+				    .before_sys = (a->ns & NS_NET) ? join_netns : NULL,
 				    .arg = (void *)a, .resolv_conf = resolv_conf};
 }
 
@@ -257,7 +257,7 @@ static void setup(const struct cellinit_args *a)
 	struct cellfs_opts fs = fs_opts(a);
 	if ((a->ns & NS_MNT) && cellfs_build(&fs, &e) < 0)
 		setup_failed_err(a->ctl, &e);
-	if (!(a->ns & NS_MNT) && a->netns_later && join_netns((void *)a, &e) < 0)
+	if (!(a->ns & NS_MNT) && (a->ns & NS_NET) && join_netns((void *)a, &e) < 0)
 		setup_failed_err(a->ctl, &e);
 	log_step(&t, "cell.fs");
 	setup_rest(a);

@@ -16,7 +16,7 @@
  *                        'A' + cellinit_pack() record: the rest; each answered
  *                        like 'A' ('R', 'S', 'D')
  *   supervisor -> init : 'N' + the cell's network namespace (SCM_RIGHTS), during
- *                        setup, when netns_later: join it before mounting /sys
+ *                        setup, with a private netns: join it before mounting /sys
  *   init -> supervisor : 'R' setup done, or 'S' + int errno + text: setup failed
  *                        (errno 0: the text is complete), or 'D' + text: argv[0]
  *                        refused by CELLOS_RUN_ARGV0_ALLOW_PREFIXES
@@ -48,7 +48,6 @@ struct cellinit_args {
 	pid_t supervisor;          /* to detect a supervisor that died before we armed PDEATHSIG */
 	uid_t uid;                 /* the run's own host identity: without a user namespace */
 	gid_t gid;                 /* the init and the workload become it (never host root) */
-	bool netns_later;          /* a private netns: the supervisor sends it ('N' + fd) during setup */
 	/* The cell may get the network gateway (SPEC §6.4) and has a mount namespace:
 	 * the gateway's address comes with 'N' and becomes the nameserver of the
 	 * cell's /etc/resolv.conf; 0.0.0.0 means no gateway after all. */
