@@ -229,6 +229,20 @@ def run_cell(spec, env: dict | None = None, timeout: float = 30, *, jsonl=True, 
     return Result(p.returncode, p.stdout, p.stderr, jpath, spec_path, time.monotonic() - t0)
 
 
+def live_jsonl(path: Path) -> list[dict]:
+    """The events of a JSONL file that supervisors may still be appending to.
+
+    Each event is one write(2), atomic against other writers but not against
+    a reader: the kernel copies a write page by page and moves the file's size
+    as it goes, so a read can end inside a line that is being written. Only
+    lines ended by a newline are complete; the tail is read again next time."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    data = data[:data.rfind(b"\n") + 1]
+    return [json.loads(l) for l in data.split(b"\n") if l.strip()]
+
+
 class Running:
     """A supervisor started in the background (for signal tests). `argv`, if
     given, makes the command line from the document's path (e.g. the supervisor
@@ -262,9 +276,7 @@ class Running:
             self._out += chunk
 
     def events(self):
-        if not self.jsonl.exists():
-            return []
-        return [json.loads(l) for l in self.jsonl.read_bytes().split(b"\n") if l.strip()]
+        return live_jsonl(self.jsonl)
 
     def wait_event(self, short: str, timeout: float | None = None) -> dict:
         timeout = timeout or self.EVENT_TIMEOUT

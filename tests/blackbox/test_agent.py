@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (CELL_IDS, MARK, REPO_ROOT, SUPERVISOR_PATH, make_spec, marked_processes, new_dir,
+from conftest import (CELL_IDS, MARK, REPO_ROOT, SUPERVISOR_PATH, live_jsonl, make_spec, marked_processes, new_dir,
                       unique_id, wait_no_marked)
 from natshelper import NATS_SERVER, NatsClient, NatsServer, free_port, nats_server  # noqa: F401
 
@@ -97,13 +97,7 @@ def submit(client: NatsClient, doc, job_id: str | None = None, pool: str = "defa
 
 
 def events(jsonl: Path) -> list[dict]:
-    if not jsonl.exists():
-        return []
-    out = []
-    for line in jsonl.read_bytes().splitlines():
-        if line.strip():
-            out.append(json.loads(line))
-    return out
+    return live_jsonl(jsonl)
 
 
 def runs_by_job(jsonl: Path) -> dict[str, dict[str, list[dict]]]:
