@@ -97,9 +97,10 @@ static int upstream(struct egress_proxy *p, const struct config *cfg, const stru
 
 int egress_proxy_prepare(struct egress_proxy *p, const struct config *cfg, const struct spec *spec,
 			 const struct nft_egress *egress, size_t n_egress, struct event_stream *es, uint16_t *l7_port,
-			 struct err *e)
+			 uint16_t *l7_queue, struct err *e)
 {
 	*l7_port = 0;
+	*l7_queue = 0;
 	p->es = es;
 	json_t *list = spec->dns_authority ? json_object_get(spec->dns_authority, "hostnameAllowlist") : NULL;
 	size_t n_allow = json_array_size(list);
@@ -112,7 +113,7 @@ int egress_proxy_prepare(struct egress_proxy *p, const struct config *cfg, const
 				    .l7_event = hook_l7, .ctx = p};
 	netpolicy_init(&p->np, p->allow, n_allow, &h);
 	p->prepared = true;
-	bool want_l7 = false;
+	bool want_l7 = false, want_tls = false;
 	for (size_t i = 0; i < n_egress; i++) {
 		const struct nft_egress *g = &egress[i];
 		if (!g->set)
@@ -120,6 +121,7 @@ int egress_proxy_prepare(struct egress_proxy *p, const struct config *cfg, const
 		if (netpolicy_add_rule(&p->np, g->rule, g->host, g->port, g->udp, g->elems, g->n_elems, e) < 0)
 			return -1;
 		want_l7 |= !g->udp && (g->port == 443 || g->port == 80);
+		want_tls |= !g->udp && g->port == 443 && g->family == 4;
 	}
 	/* No resolver to ask is not a reason to refuse the cell (its rules may all
 	 * be addresses): the proxy then answers allowed names with SERVFAIL. */
@@ -132,6 +134,15 @@ int egress_proxy_prepare(struct egress_proxy *p, const struct config *cfg, const
 		if (l7proxy_open(&p->l7, &p->np, L7PROXY_PEEK_TIMEOUT_MS, e) < 0)
 			return -1;
 		*l7_port = l7proxy_port(p->l7);
+	}
+	if (want_tls) {
+		/* TLS decided on the queue, so that the kernel forwards an allowed
+		 * flow; the proxy (already listening for 80) is the fallback. */
+		struct err qe = {0};
+		if (l7queue_open(&p->l7q, &p->np, L7PROXY_PEEK_TIMEOUT_MS, &qe) == 0)
+			*l7_queue = l7queue_num(p->l7q);
+		else
+			log_debug("%s: the SNI check proxies 443", qe.msg);
 	}
 	return 0;
 }
@@ -147,6 +158,12 @@ int egress_proxy_start(struct egress_proxy *p, struct gateway *gw, struct err *e
 		return -1;
 	if (p->l7 && l7proxy_listen(p->l7, gw->host_if, gw->cell_addr, e) < 0)
 		return -1;
+	if (p->l7q && !gw->l7_queue) { /* the kernel refused the queue rule: 443 is proxied */
+		l7queue_close(p->l7q);
+		p->l7q = NULL;
+	}
+	if (p->l7q && l7queue_start(p->l7q, gw->host_if, gw->cell_addr, e) < 0)
+		return -1;
 	return 0;
 }
 
@@ -154,6 +171,7 @@ void egress_proxy_pollfds(const struct egress_proxy *p, struct pollfd *fds)
 {
 	fds[0] = (struct pollfd){.fd = p->dns ? dnsproxy_fd(p->dns) : -1, .events = POLLIN};
 	fds[1] = (struct pollfd){.fd = p->l7 ? l7proxy_fd(p->l7) : -1, .events = POLLIN};
+	fds[2] = (struct pollfd){.fd = p->l7q ? l7queue_fd(p->l7q) : -1, .events = POLLIN};
 }
 
 void egress_proxy_pump(struct egress_proxy *p, const struct pollfd *fds)
@@ -162,14 +180,18 @@ void egress_proxy_pump(struct egress_proxy *p, const struct pollfd *fds)
 		dnsproxy_pump(p->dns);
 	if (p->l7 && fds[1].revents)
 		l7proxy_pump(p->l7);
+	if (p->l7q && fds[2].revents)
+		l7queue_pump(p->l7q);
 }
 
 void egress_proxy_stop(struct egress_proxy *p)
 {
 	dnsproxy_close(p->dns);
 	l7proxy_close(p->l7);
+	l7queue_close(p->l7q);
 	p->dns = NULL;
 	p->l7 = NULL;
+	p->l7q = NULL;
 	if (p->prepared)
 		netpolicy_free(&p->np);
 	p->prepared = false;

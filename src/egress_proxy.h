@@ -16,10 +16,11 @@
 #include "isolate/dnsproxy.h"
 #include "isolate/gateway.h"
 #include "isolate/l7proxy.h"
+#include "isolate/l7queue.h"
 #include "isolate/netpolicy.h"
 #include "spec/spec.h"
 
-#define EGRESS_PROXY_POLLFDS 2
+#define EGRESS_PROXY_POLLFDS 3
 
 struct egress_proxy {
 	bool prepared;
@@ -29,17 +30,19 @@ struct egress_proxy {
 	struct event_stream *es;
 	struct dnsproxy *dns;
 	struct l7proxy *l7;
+	struct l7queue *l7q;            /* the SNI check of 443 on the queue, when the kernel has it */
 	struct dnsproxy_cfg dcfg;
 };
 
 /* Before create, for a cell that will have the gateway: the policy, and the SNI/
  * Host check's listener when a TCP 443/80 DNS-name rule needs it (*l7_port for
- * the gateway's redirect, else 0). The upstream resolver is
+ * the gateway's redirect, else 0), and for a 443 rule its nfnetlink_queue
+ * (*l7_queue, 0 when the kernel has none: then the proxy checks 443 too). The upstream resolver is
  * dnsAuthority.resolvers[0], else CELLOS_DNS_UPSTREAM, else the first
  * nameserver of the host's /etc/resolv.conf. */
 int egress_proxy_prepare(struct egress_proxy *p, const struct config *cfg, const struct spec *spec,
 			 const struct nft_egress *egress, size_t n_egress, struct event_stream *es, uint16_t *l7_port,
-			 struct err *e);
+			 uint16_t *l7_queue, struct err *e);
 /* After create, once the gateway is up: listen on its address. */
 int egress_proxy_start(struct egress_proxy *p, struct gateway *gw, struct err *e);
 /* The descriptors to poll (POLLIN), -1 where none: EGRESS_PROXY_POLLFDS entries. */

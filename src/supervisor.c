@@ -825,7 +825,7 @@ static int lifecycle(const struct config *cfg, const struct spec *spec, const st
 			 r.cell.limits.cpu_from_env ? "CELLOS_CGROUP_CPU_MAX" : "run.limits.cpuMax.quotaMicros",
 			 CG_CPU_QUOTA_MIN, CG_CPU_QUOTA_MIN);
 	if (gateway_wanted(&r) &&
-	    egress_proxy_prepare(&r.px, cfg, spec, r.egress, r.n_egress, es, &r.cell.l7_port, &e) < 0) {
+	    egress_proxy_prepare(&r.px, cfg, spec, r.egress, r.n_egress, es, &r.cell.l7_port, &r.cell.l7_queue, &e) < 0) {
 		stdio_relay_close_cell_ends(&r.relay);
 		status = fail_before_start(&r, "create", "backend_failed", e.msg);
 		goto out;

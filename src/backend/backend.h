@@ -61,6 +61,7 @@ struct cell {
 	gid_t gid;                      /* the workload's identity on the host, never 0 */
 	uint16_t l7_port;               /* the SNI/Host check's port for the gateway's redirect (SPEC
 					   §6.4, egress_proxy.h), 0: none */
+	uint16_t l7_queue;              /* the SNI check's nfnetlink_queue for TLS (gateway.h), 0: none */
 	int stdio[2];                   /* what the cell's fds 1 and 2 are to be (the child that becomes
 					   the cell dup2s them): a relay pipe, or -1: ours, passed
 					   through (util/stdio_relay.h) */

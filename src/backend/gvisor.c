@@ -124,8 +124,10 @@ static int gateway_netns(struct cell *c, bool *cover, struct err *e)
 		return -1;
 	}
 	struct gateway *gw = calloc(1, sizeof *gw);
-	if (gw)
+	if (gw) {
 		gw->l7_port = c->l7_port; /* the SNI/Host check's redirect (egress_proxy.h) */
+		gw->l7_queue = c->l7_queue;
+	}
 	int rc = gw ? gateway_up(gw, c->name, &c->cfg->cell_subnet, c->egress, c->n_egress, c->cfg->egress_deny,
 				 c->cfg->n_egress_deny, cell, e)
 		    : err_set(e, "out of memory");

@@ -138,6 +138,7 @@ static int gateway_reserve_net(struct stub *s, struct cell *c, struct err *e)
 	if (!(s->gw = calloc(1, sizeof *s->gw)))
 		return err_set(e, "out of memory");
 	s->gw->l7_port = c->l7_port;
+	s->gw->l7_queue = c->l7_queue;
 	if (gateway_reserve(s->gw, c->name, &c->cfg->cell_subnet, c->egress, c->n_egress, c->cfg->egress_deny,
 			    c->cfg->n_egress_deny, s->netns, e) == 0)
 		return 0;

@@ -158,6 +158,7 @@ int vm_net_make(struct cell *c, struct vm_net *n, int (*tap)(void *arg, struct e
 		if (!(n->gw = calloc(1, sizeof *n->gw)))
 			return err_set(e, "out of memory");
 		n->gw->l7_port = c->l7_port;
+		n->gw->l7_queue = c->l7_queue;
 		struct err ge = {0};
 		int rc = gateway_up(n->gw, c->name, &c->cfg->cell_subnet, c->egress, c->n_egress, c->cfg->egress_deny,
 				    c->cfg->n_egress_deny, n->netns, &ge);

@@ -517,8 +517,8 @@ void gateway_sweep(void)
 int gateway_reserve(struct gateway *gw, const char *name, const struct cidr4 *subnet, const struct nft_egress *rules,
 		    size_t n_rules, const struct cidr4 *deny, size_t n_deny, int cell_netns, struct err *e)
 {
-	uint16_t l7 = gw->l7_port;
-	*gw = (struct gateway){.l7_port = l7, .rules = rules, .n_rules = n_rules, .deny = deny, .n_deny = n_deny,
+	uint16_t l7 = gw->l7_port, q = gw->l7_queue;
+	*gw = (struct gateway){.l7_port = l7, .l7_queue = q, .rules = rules, .n_rules = n_rules, .deny = deny, .n_deny = n_deny,
 			       .lock_fd = -1, .cell_netns = cell_netns};
 	/* cellos-<cellId>-<runId8> -> cellos-gw-<cellId>-<runId8> */
 	snprintf(gw->table, sizeof gw->table, "cellos-gw-%s", strncmp(name, "cellos-", 7) == 0 ? name + 7 : name);
@@ -537,6 +537,17 @@ int gateway_build(struct gateway *gw, struct err *e)
 {
 	/* The table first: the link never exists without its filter. */
 	int rc = gateway_nft_apply(gw, e);
+	if (rc < 0 && gw->l7_queue) {
+		/* nft_compat or its NFQUEUE target missing: the SNI check falls back
+		 * to the proxy for 443 too (the redirect). */
+		log_debug("gateway: the kernel refused the SNI check's queue rule (%s): the proxy checks 443", e->msg);
+		if (gw->nl_host)
+			mnl_socket_close(gw->nl_host);
+		gw->nl_host = NULL;
+		gw->l7_queue = 0;
+		*e = (struct err){0};
+		rc = gateway_nft_apply(gw, e);
+	}
 	if (rc < 0) {
 		gateway_down(gw);
 		return GATEWAY_NFT_FAILED;

@@ -65,6 +65,10 @@ struct cidr4 {
 	uint32_t prefix;                /* 0..32 */
 };
 
+/* Conntrack marks of a TLS flow decided on the queue (l7_queue). */
+#define GATEWAY_CT_ALLOW 0xce110a11u
+#define GATEWAY_CT_DENY 0xce110de1u
+
 /* Returned by gateway_up() when the host table (or the cell's sets) could not be
  * installed: the caller decides (portable: no veth, nftRulesApplied false;
  * hardened: 125). Everything made is already undone. */
@@ -81,6 +85,13 @@ struct gateway {
 	 * gateway_up(): then tcp 443/80 flows of DNS-name rules are redirected to
 	 * it (nat prerouting) and the input chain accepts it. */
 	uint16_t l7_port;
+	/* The SNI check's nfnetlink_queue (l7queue.h), 0: none. Set before
+	 * gateway_up(): then tcp 443 flows of DNS-name rules go to the real
+	 * server and their segments wait in this queue until the flow's conntrack
+	 * mark says GATEWAY_CT_ALLOW or GATEWAY_CT_DENY (and are not redirected to
+	 * l7_port). Reset to 0 by gateway_up() when the kernel refuses the queue
+	 * rule (no nft_compat or xt NFQUEUE): then the redirect covers 443 too. */
+	uint16_t l7_queue;
 
 	/* Private. */
 	const struct nft_egress *rules; /* the cell's egress (borrowed; family 4 only here) */

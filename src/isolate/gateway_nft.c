@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_tables.h>
 
 #include "isolate/nft_build.h"
@@ -27,10 +28,73 @@
 		nftb_rule(b, r_, what);                                     \
 	} while (0)
 
+/* tcp sport <port> (host order) */
+static int tcp_sport(struct nftnl_rule *r, uint16_t port)
+{
+	static const uint8_t tcp = IPPROTO_TCP;
+	uint16_t p = htons(port);
+	return nftx_meta(r, NFT_META_L4PROTO) || nftx_cmp(r, NFT_CMP_EQ, &tcp, 1) ||
+	       nftx_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2) || nftx_cmp(r, NFT_CMP_EQ, &p, 2);
+}
+
+/* Whether rule g's TLS flows are decided on the queue (gw->l7_queue). */
+static bool queued(const struct gateway *gw, const struct nft_egress *g)
+{
+	return gw->l7_queue && g->set && !g->udp && g->port == 443 && g->family == 4 && !g->quiet;
+}
+
+/* The SNI check on the queue (l7queue.h): a TLS flow of a DNS-name rule is
+ * decided on its first segments, which wait in nfnetlink_queue gw->l7_queue
+ * until the supervisor has read the ClientHello and set the flow's conntrack
+ * mark; from then on these rules no longer match it and the kernel forwards
+ * it. The SYN is not queued: it goes on to the declared-egress accept below
+ * (after the denied CIDRs). A verdict's accept resumes after this table's
+ * chain, so only established flows, whose SYN passed all the rules, are
+ * queued. */
+static void queue_rules(struct nftb *b, struct gateway *gw, const uint32_t *set_ids, bool reply)
+{
+	const char *c = "forward", *x = gw->host_if;
+	const uint32_t est = NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED);
+	const uint8_t flags = 0x01 | 0x02 | 0x04 | 0x10, syn = 0x02; /* FIN SYN RST ACK; SYN */
+	for (size_t i = 0; i < gw->n_rules; i++) {
+		const struct nft_egress *g = &gw->rules[i];
+		if (!queued(gw, g))
+			continue;
+		uint32_t id = set_ids[i];
+#define TOWARDS(r) (nftx_ifname(r, true, true, x) || nftx_ip4_load(r, true) || nftx_lookup(r, g->set, id) || \
+		    nftx_l4port(r, IPPROTO_TCP, 443))
+		if (reply) {
+			/* The server's packets before the decision: only the
+			 * supervisor lets them in (the handshake, no payload). */
+			RULE(b, gw, c, "add rule: SNI check, replies before the decision",
+			     nftx_ifname(r_, false, true, x) || nftx_ip4_load(r_, false) ||
+				     nftx_lookup(r_, g->set, id) || tcp_sport(r_, 443) || nftx_ct_state_any(r_, est) ||
+				     nftx_ct_mark(r_, NFT_CMP_NEQ, GATEWAY_CT_ALLOW) || nftx_nfqueue(r_, gw->l7_queue));
+			continue;
+		}
+		RULE(b, gw, c, "add rule: SNI check, untracked",
+		     TOWARDS(r_) || nftx_ct_state_any(r_, NF_CT_STATE_INVALID_BIT) || nftx_counter(r_) ||
+			     nftx_verdict(r_, NF_DROP));
+		RULE(b, gw, c, "add rule: SNI check, denied flow",
+		     TOWARDS(r_) || nftx_ct_mark(r_, NFT_CMP_EQ, GATEWAY_CT_DENY) || nftx_counter(r_) ||
+			     nftx_reject_rst(r_));
+		RULE(b, gw, c, "add rule: SNI check, undecided flow",
+		     TOWARDS(r_) || nftx_ct_state_any(r_, est) || nftx_ct_mark(r_, NFT_CMP_NEQ, GATEWAY_CT_ALLOW) ||
+			     nftx_nfqueue(r_, gw->l7_queue));
+		/* A new flow that does not start with a SYN (conntrack picks a
+		 * connection up mid-stream) would skip the queue. */
+		RULE(b, gw, c, "add rule: SNI check, not a SYN",
+		     TOWARDS(r_) || nftx_ct_mark(r_, NFT_CMP_NEQ, GATEWAY_CT_ALLOW) ||
+			     nftx_tcp_flags(r_, flags, NFT_CMP_NEQ, syn) || nftx_counter(r_) || nftx_verdict(r_, NF_DROP));
+#undef TOWARDS
+	}
+}
+
 static void forward_chain(struct nftb *b, struct gateway *gw, const uint32_t *set_ids)
 {
 	const char *c = "forward", *x = gw->host_if;
 	uint32_t cell = gw->cell_addr.s_addr;
+	queue_rules(b, gw, set_ids, true);
 	/* Replies into the cell; nothing else enters it. */
 	RULE(b, gw, c, "add rule: replies to the cell", nftx_ifname(r_, false, true, x) || nftx_established(r_) ||
 								nftx_verdict(r_, NF_ACCEPT));
@@ -40,6 +104,7 @@ static void forward_chain(struct nftb *b, struct gateway *gw, const uint32_t *se
 	RULE(b, gw, c, "add rule: spoofed source",
 	     nftx_ifname(r_, true, true, x) || nftx_ip4(r_, false, NFT_CMP_NEQ, cell, 32) || nftx_counter(r_) ||
 		     nftx_verdict(r_, NF_DROP));
+	queue_rules(b, gw, set_ids, false);
 	/* The rest of a flow whose first packet the rules below accepted (a
 	 * dropped packet never makes a conntrack entry established): the bulk of
 	 * a transfer's packets from the cell (its ACKs) then skip the denied CIDRs
@@ -106,7 +171,7 @@ static void prerouting_chain(struct nftb *b, struct gateway *gw, const uint32_t 
 	uint16_t port = htons(gw->l7_port);
 	for (size_t i = 0; i < gw->n_rules; i++) {
 		const struct nft_egress *g = &gw->rules[i];
-		if (!g->set || g->udp || (g->port != 443 && g->port != 80))
+		if (!g->set || g->udp || (g->port != 443 && g->port != 80) || queued(gw, g))
 			continue;
 		RULE(b, gw, "prerouting", "add rule: redirect to the SNI/Host check",
 		     nftx_ifname(r_, true, true, gw->host_if) || nftx_ip4_load(r_, true) ||

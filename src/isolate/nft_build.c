@@ -18,6 +18,8 @@
 #include <linux/netfilter/nf_nat.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/x_tables.h>
+#include <linux/netfilter/xt_NFQUEUE.h>
 
 /* Room kept free for the next message; the largest rule (an IPv6 prefix)
  * takes 572 bytes. A set's elements get their own room on top. */
@@ -422,4 +424,55 @@ int nftx_established(struct nftnl_rule *r)
 	static const uint32_t states = NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED);
 	static const uint32_t none = 0;
 	return nftx_ct_state(r) || nftx_mask(r, &states, sizeof states) || nftx_cmp(r, NFT_CMP_NEQ, &none, sizeof none);
+}
+
+int nftx_ct_mark(struct nftnl_rule *r, uint32_t op, uint32_t mark)
+{
+	struct nftnl_expr *x = add(r, "ct");
+	if (!x)
+		return -1;
+	nftnl_expr_set_u32(x, NFTNL_EXPR_CT_KEY, NFT_CT_MARK);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+	return nftx_cmp(r, op, &mark, sizeof mark);
+}
+
+int nftx_ct_state_any(struct nftnl_rule *r, uint32_t bits)
+{
+	static const uint32_t none = 0;
+	return nftx_ct_state(r) || nftx_mask(r, &bits, sizeof bits) || nftx_cmp(r, NFT_CMP_NEQ, &none, sizeof none);
+}
+
+int nftx_tcp_flags(struct nftnl_rule *r, uint8_t mask, uint32_t op, uint8_t value)
+{
+	return nftx_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 13, 1) || nftx_mask(r, &mask, 1) ||
+	       nftx_cmp(r, op, &value, 1);
+}
+
+int nftx_reject_rst(struct nftnl_rule *r)
+{
+	struct nftnl_expr *x = add(r, "reject");
+	if (!x)
+		return -1;
+	nftnl_expr_set_u32(x, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_TCP_RST);
+	nftnl_expr_set_u8(x, NFTNL_EXPR_REJECT_CODE, 0);
+	return 0;
+}
+
+int nftx_nfqueue(struct nftnl_rule *r, uint16_t num)
+{
+	/* The kernel wants the target's info padded to its alignment (8 bytes
+	 * here); libnftnl takes ownership of the buffer. */
+	size_t len = XT_ALIGN(sizeof(struct xt_NFQ_info_v3));
+	struct xt_NFQ_info_v3 *info = calloc(1, len);
+	struct nftnl_expr *x = info ? add(r, "target") : NULL;
+	if (!x) {
+		free(info);
+		return -1;
+	}
+	info->queuenum = num;
+	info->queues_total = 1;
+	info->flags = 0; /* no NFQ_FLAG_BYPASS: without a listener the packet is dropped */
+	nftnl_expr_set_str(x, NFTNL_EXPR_TG_NAME, "NFQUEUE");
+	nftnl_expr_set_u32(x, NFTNL_EXPR_TG_REV, 3);
+	return nftnl_expr_set(x, NFTNL_EXPR_TG_INFO, info, (uint32_t)len) < 0 ? -1 : 0;
 }

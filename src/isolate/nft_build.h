@@ -73,5 +73,16 @@ int nftx_ip4_load(struct nftnl_rule *r, bool dst);
 int nftx_ip4(struct nftnl_rule *r, bool dst, uint32_t eq_op, uint32_t addr, uint32_t prefix); /* net order */
 int nftx_l4port(struct nftnl_rule *r, uint8_t l4proto, uint16_t port);         /* host order port */
 int nftx_established(struct nftnl_rule *r);
+/* ct mark <op> mark (host order, as nft prints it) */
+int nftx_ct_mark(struct nftnl_rule *r, uint32_t op, uint32_t mark);
+/* ct state & bits != 0 (NF_CT_STATE_BIT(...), NF_CT_STATE_INVALID_BIT) */
+int nftx_ct_state_any(struct nftnl_rule *r, uint32_t bits);
+/* tcp flags & mask <op> value (after nftx_l4port's tcp match) */
+int nftx_tcp_flags(struct nftnl_rule *r, uint8_t mask, uint32_t op, uint8_t value);
+/* reject with tcp reset */
+int nftx_reject_rst(struct nftnl_rule *r);
+/* queue to nfnetlink_queue `num`, through nft_compat's xt NFQUEUE target
+ * (revision 3) where the kernel has no nft queue expression; never bypassed. */
+int nftx_nfqueue(struct nftnl_rule *r, uint16_t num);
 
 #endif
