@@ -70,7 +70,7 @@ struct l7queue {
 	struct evloop loop;
 	struct mnl_socket *nfq, *ct;
 	uint16_t num;
-	int raw;                        /* for the resets sent to the cell */
+	int raw;                        /* for the FIN sent to a refused cell */
 	unsigned ifindex;
 	struct in_addr cell;
 	uint32_t ct_seq;
@@ -158,7 +158,7 @@ static int set_mark(struct l7queue *q, const struct flow *f, uint32_t mark)
 	return nl_call(q->ct, nlh);
 }
 
-/* ---- a reset to the cell ---- */
+/* ---- the end of a refused connection, to the cell ---- */
 
 static uint16_t csum_fold(uint32_t sum)
 {
@@ -167,10 +167,13 @@ static uint16_t csum_fold(uint32_t sum)
 	return (uint16_t)~sum;
 }
 
-/* A RST from the server's address at the sequence number the cell expects next
- * (its last acknowledgement), so its connection ends now rather than at its
- * next retransmission (or never, for a client that waits for the server). */
-static void reset_cell(struct l7queue *q, const struct flow *f)
+/* A FIN from the server's address at the sequence number the cell expects next
+ * (its last acknowledgement), acknowledging none of its bytes: the cell reads
+ * the end of the stream now, as from the proxy, which closes a refused TLS
+ * connection without an alert, rather than at its next retransmission (or
+ * never, for a client that waits for the server). What it sends afterwards
+ * meets the table's reset (the flow's mark says DENY). */
+static void close_cell(struct l7queue *q, const struct flow *f)
 {
 	if (q->raw < 0 || !f->have_ack)
 		return;
@@ -189,19 +192,26 @@ static void reset_cell(struct l7queue *q, const struct flow *f)
 	pkt.tcp.dest = f->sport;
 	pkt.tcp.seq = htonl(f->ack);
 	pkt.tcp.doff = 5;
-	pkt.tcp.rst = 1;
+	pkt.tcp.ack_seq = htonl(f->start);
+	pkt.tcp.fin = 1;
+	pkt.tcp.ack = 1;
+	/* Summed over bytes (not through a uint16_t pointer into the struct,
+	 * which the compiler may read before the stores above). */
+	uint8_t ph[12 + sizeof pkt.tcp];
+	memcpy(ph, &pkt.ip.saddr, 4);
+	memcpy(ph + 4, &pkt.ip.daddr, 4);
+	ph[8] = 0;
+	ph[9] = IPPROTO_TCP;
+	ph[10] = 0;
+	ph[11] = sizeof pkt.tcp;
+	memcpy(ph + 12, &pkt.tcp, sizeof pkt.tcp);
 	uint32_t sum = 0;
-	const uint16_t *w = (const uint16_t *)&pkt.ip.saddr;
-	for (int i = 0; i < 4; i++)
-		sum += w[i];
-	sum += htons(IPPROTO_TCP) + htons(sizeof pkt.tcp);
-	w = (const uint16_t *)&pkt.tcp;
-	for (size_t i = 0; i < sizeof pkt.tcp / 2; i++)
-		sum += w[i];
-	pkt.tcp.check = csum_fold(sum);
+	for (size_t i = 0; i < sizeof ph; i += 2)
+		sum += (uint32_t)(ph[i] << 8 | ph[i + 1]);
+	pkt.tcp.check = htons(csum_fold(sum));
 	struct sockaddr_in to = {.sin_family = AF_INET, .sin_addr.s_addr = f->saddr};
 	if (sendto(q->raw, &pkt, sizeof pkt, 0, (struct sockaddr *)&to, sizeof to) < 0)
-		log_debug("SNI check: %s: reset to the cell: %s", f->dest, strerror(errno));
+		log_debug("SNI check: %s: closing the cell's side: %s", f->dest, strerror(errno));
 }
 
 /* ---- flows ---- */
@@ -272,7 +282,7 @@ static void finish(struct l7queue *q, struct flow *f, bool allow)
 		int rc = set_mark(q, f, GATEWAY_CT_DENY);
 		if (rc < 0)
 			log_debug("SNI check: %s: conntrack mark: %s", f->dest, strerror(-rc));
-		reset_cell(q, f);
+		close_cell(q, f);
 	}
 	/* In sequence order: the server gets the ClientHello as it was sent. */
 	qsort(f->held, f->n_held, sizeof f->held[0], by_seq);

@@ -9,7 +9,7 @@
  * is set to ALLOW (ctnetlink), then the held segments are accepted in order,
  * and from then on the kernel forwards the flow without the supervisor. Deny:
  * mark DENY (the table then answers the flow with a TCP reset), the held
- * segments dropped, and a reset sent to the cell at once. The server's
+ * segments dropped, and a FIN sent to the cell at once. The server's
  * payload before the decision is dropped. One l7_egress_decision event per
  * connection, through the policy's hooks, as the proxy (l7proxy.h) emits it.
  *
