@@ -167,16 +167,9 @@ static uint16_t csum_fold(uint32_t sum)
 	return (uint16_t)~sum;
 }
 
-/* A FIN from the server's address at the sequence number the cell expects next
- * (its last acknowledgement), acknowledging none of its bytes: the cell reads
- * the end of the stream now, as from the proxy, which closes a refused TLS
- * connection without an alert, rather than at its next retransmission (or
- * never, for a client that waits for the server). What it sends afterwards
- * meets the table's reset (the flow's mark says DENY). */
-static void close_cell(struct l7queue *q, const struct flow *f)
+/* A segment without payload from the server's address to the cell. */
+static void to_cell(struct l7queue *q, const struct flow *f, uint32_t seq, bool fin)
 {
-	if (q->raw < 0 || !f->have_ack)
-		return;
 	struct {
 		struct iphdr ip;
 		struct tcphdr tcp;
@@ -190,11 +183,15 @@ static void close_cell(struct l7queue *q, const struct flow *f)
 	pkt.ip.tot_len = htons(sizeof pkt);
 	pkt.tcp.source = f->dport;
 	pkt.tcp.dest = f->sport;
-	pkt.tcp.seq = htonl(f->ack);
+	pkt.tcp.seq = htonl(seq);
 	pkt.tcp.doff = 5;
-	pkt.tcp.ack_seq = htonl(f->start);
-	pkt.tcp.fin = 1;
-	pkt.tcp.ack = 1;
+	if (fin) {
+		pkt.tcp.ack_seq = htonl(f->start); /* none of the cell's bytes */
+		pkt.tcp.fin = 1;
+		pkt.tcp.ack = 1;
+	} else {
+		pkt.tcp.rst = 1;
+	}
 	/* Summed over bytes (not through a uint16_t pointer into the struct,
 	 * which the compiler may read before the stores above). */
 	uint8_t ph[12 + sizeof pkt.tcp];
@@ -212,6 +209,22 @@ static void close_cell(struct l7queue *q, const struct flow *f)
 	struct sockaddr_in to = {.sin_family = AF_INET, .sin_addr.s_addr = f->saddr};
 	if (sendto(q->raw, &pkt, sizeof pkt, 0, (struct sockaddr *)&to, sizeof to) < 0)
 		log_debug("SNI check: %s: closing the cell's side: %s", f->dest, strerror(errno));
+}
+
+/* A refused connection ends now on the cell's side, rather than at its next
+ * retransmission (or never, for a client that waits for the server): a FIN at
+ * the sequence number it expects next (its last acknowledgement), so it reads
+ * the end of the stream as from the proxy, which closes a refused TLS
+ * connection without an alert; then a RST right behind it, so its socket is
+ * gone at once (a socket that has read a FIN reports the end of the stream
+ * before the reset), instead of lingering on a close that the host's
+ * conntrack, which never saw this FIN, would find out of window. */
+static void close_cell(struct l7queue *q, const struct flow *f)
+{
+	if (q->raw < 0 || !f->have_ack)
+		return;
+	to_cell(q, f, f->ack, true);
+	to_cell(q, f, f->ack + 1, false);
 }
 
 /* ---- flows ---- */
