@@ -1,9 +1,10 @@
 """TCP servers of the test world on one address: TLS on 443 (a self-signed
 certificate made here with openssl; TLS is terminated by this server, never by
-the product), HTTP on 80 and 8080.
+the product) on 443 and 8443, HTTP on 80 and 8080.
 
 Usage: l7world.py ADDR WORKDIR READY
-TLS: after the handshake, answers "tls <server_name>\\n" to any line.
+TLS: after the handshake, answers "bulk N" with N zero bytes (then closes), any
+other line with "tls <server_name>\\n".
 HTTP: GET /bulk?n=N answers N zero bytes; any other request "http <Host>\\n".
 """
 import http.server
@@ -36,7 +37,13 @@ class TLSHandler(socketserver.StreamRequestHandler):
         ctx2.sni_callback = lambda s, name, c: seen.update(sni=name)  # None: go on
         try:
             with ctx2.wrap_socket(self.request, server_side=True) as t:
-                t.recv(100)
+                line = t.recv(100)
+                if line.startswith(b"bulk "):
+                    n, chunk = int(line.split()[1]), bytes(1 << 20)
+                    while n > 0:
+                        t.sendall(chunk[:n])
+                        n -= len(chunk)
+                    return
                 t.sendall(f"tls {seen.get('sni')}\n".encode())
         except (ssl.SSLError, OSError):
             pass
@@ -82,7 +89,7 @@ class HS(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
 
-servers = [TS((addr, 443), TLSHandler), HS((addr, 80), HTTPHandler), HS((addr, 8080), HTTPHandler)]
+servers = [TS((addr, 443), TLSHandler), TS((addr, 8443), TLSHandler), HS((addr, 80), HTTPHandler), HS((addr, 8080), HTTPHandler)]
 for s in servers:
     threading.Thread(target=s.serve_forever, daemon=True).start()
 open(ready, "w").close()

@@ -35,7 +35,7 @@ def dns_server(world: NetWorld, workdir: Path, zone: dict) -> Path:
 
 
 def l7_servers(world: NetWorld, workdir: Path, addr: str) -> None:
-    """l7world.py on addr: TLS 443, HTTP 80 and 8080."""
+    """l7world.py on addr: TLS 443 and 8443, HTTP 80 and 8080."""
     ready = workdir / f"l7-{addr}.ready"
     p = world._spawn(world.world, [PY, str(HERE / "l7world.py"), addr, str(workdir), str(ready)])
     _wait(world, p, ready)

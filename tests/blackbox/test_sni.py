@@ -2,8 +2,10 @@
 world of network namespaces (networld.py, shared with test_gateway.py): two names
 share one address (the world's first, like a CDN) where a TLS server (self-signed; only the server
 terminates TLS) and an HTTP server listen. The cell may reach a.example on 443
-and 80, and b.example on 80 only."""
+and 80, and b.example on 80 only. r.example:443 is a recorder that logs what
+each connection sent it, for the TLS flows decided on the queue (l7queue.h)."""
 import json
+import os
 import time
 
 import pytest
@@ -13,7 +15,89 @@ from networld import NetWorld, gw_allocations, sh
 from proxyworld import dns_server, l7_servers, of_type
 
 EGRESS = [{"host": "a.example", "port": 443}, {"host": "a.example", "port": 80}, {"host": "b.example", "port": 80},
-          {"host": "s.example", "port": 80}]
+          {"host": "s.example", "port": 80}, {"host": "r.example", "port": 443}]
+
+# A TCP server on 443 that is no TLS server: it logs how many bytes (and their
+# SHA-256) each connection sent once it has been idle for a second, and tells
+# the client the same. What a server received is then a fact the test reads.
+RECORDER = r'''
+import hashlib, socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 443)); s.listen(16)
+lock = threading.Lock()
+def serve(c):
+    data = b""
+    c.settimeout(1)
+    try:
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            data += b
+    except OSError:
+        pass
+    line = f"{len(data)} {hashlib.sha256(data).hexdigest() if data else '-'}"
+    with lock, open(sys.argv[2], "a") as f:
+        f.write(line + "\n")
+    try:
+        c.sendall(("got " + line + "\n").encode())
+    except OSError:
+        pass
+    c.close()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+'''
+
+# The ClientHello of a real TLS client (Python's ssl) for a name, sent in
+# `pieces` writes with TCP_NODELAY and a pause between them: that many TCP
+# segments.
+SPLIT = r'''
+import hashlib, json, socket, ssl, sys, time
+def hello(name):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    i, o = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(i, o, server_hostname=name)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return o.read()
+def split(name, pieces, pause=0.05, stop=None):
+    h = hello(name)
+    s = socket.create_connection((socket.gethostbyname("r.example"), 443), timeout=5)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    step = -(-len(h) // pieces)
+    parts = [h[k:k + step] for k in range(0, len(h), step)]
+    try:
+        for k, p in enumerate(parts):
+            if k == stop:
+                print("half", flush=True)
+                time.sleep(3)
+            s.sendall(p)
+            time.sleep(pause)
+        t0 = time.monotonic()
+        got = s.recv(200).decode().strip()
+        return {"sent": f"{len(h)} {hashlib.sha256(h).hexdigest()}", "got": got or "eof",
+                "after_s": round(time.monotonic() - t0, 2), "parts": len(parts)}
+    except OSError as e:
+        return {"sent": len(h), "got": "error " + type(e).__name__, "parts": len(parts)}
+'''
+
+
+def recorded(world, since: int, n: int, timeout=10) -> list[str]:
+    """The recorder's log lines after the first `since`, once there are `n`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = world.recorder_log.read_text().splitlines() if world.recorder_log.exists() else []
+        if len(lines) >= since + n or time.monotonic() > deadline:
+            return lines[since:]
+        time.sleep(0.1)
+
+
+def log_lines(world) -> int:
+    return len(world.recorder_log.read_text().splitlines()) if world.recorder_log.exists() else 0
 
 # A server that reads what it gets and never answers nor closes, even after the
 # client's end of file: a relayed connection to it stays open on its side.
@@ -89,15 +173,19 @@ def world():
     w = NetWorld()
     try:
         d = new_dir("sniworld")
-        silent = f"{w.prefix}.4"
+        silent, rec = f"{w.prefix}.4", f"{w.prefix}.5"
         sh("ip", "-n", w.world, "addr", "add", f"{silent}/24", "dev", w.wveth)
+        sh("ip", "-n", w.world, "addr", "add", f"{rec}/24", "dev", w.wveth)
         # c.example: only in the hostnameAllowlist (resolvable, no rule).
         dns_server(w, d, {"a.example": [w.world_addr], "b.example": [w.world_addr], "c.example": [w.world_addr2],
-                          "s.example": [silent]})
+                          "s.example": [silent], "r.example": [rec]})
         l7_servers(w, d, w.world_addr)
         l7_servers(w, d, w.world_addr2)
         w._spawn(w.world, ["/usr/bin/python3", "-c", SILENT_SERVER, silent])
         w._wait_listening(w.world, silent, 80)
+        w.recorder_log = d / "recorder.log"
+        w._spawn(w.world, ["/usr/bin/python3", "-c", RECORDER, rec, str(w.recorder_log)])
+        w._wait_listening(w.world, rec, 443)
         yield w
     finally:
         w.close()
@@ -245,3 +333,78 @@ print(json.dumps([open("/etc/resolv.conf").read(), ip, evil, tls(ip, "a.example"
     assert {(d["queryName"], d["decision"]) for d in dns} == {("a.example", "permitted"), ("evil.example", "refused")}
     l7 = of_type(r, "observability.v1.l7_egress_decision")
     assert sorted((d["serverName"], d["decision"]) for d in l7) == [("a.example", "allow"), ("b.example", "deny")]
+
+
+# ---- TLS decided on the queue (l7queue.h), forwarded by the kernel ----
+
+def test_clienthello_in_several_segments_is_decided_on_the_queue(world):
+    # A ClientHello in 5 segments: the held segments reach the server only
+    # after the decision, whole and in order; a refused one never does, and
+    # its client reads the end of the stream at once.
+    code = SPLIT + r"""
+print(json.dumps([split("r.example", 5), split("evil.example", 5)]))
+"""
+    since = log_lines(world)
+    r = world.run(spec(code), {"CELLOS_LOG": "debug"})
+    assert r.rc == 0, r
+    ok, bad = json.loads(r.out)
+    assert ok["parts"] == 5 and ok["got"] == "got " + ok["sent"], ok      # the server got every byte, once
+    assert bad["got"] in ("eof", "error ConnectionResetError"), bad
+    assert bad.get("after_s", 0) < 1, bad
+    assert sorted(recorded(world, since, 2)) == sorted([ok["sent"], "0 -"])  # the refused one: not a byte
+    ev = of_type(r, "observability.v1.l7_egress_decision")
+    got = sorted((d["protocol"], d.get("serverName"), d["decision"], d["reasonCode"]) for d in ev)
+    assert got == [("tls", "evil.example", "deny", "l7_sni_allowlist_miss"),
+                   ("tls", "r.example", "allow", "l7_sni_allowlist_match")], got
+    assert f"SNI check: {world.prefix}.5:443: allowed on queue" in r.err, r.err
+
+
+def test_large_tls_transfer_is_forwarded_by_the_kernel(world):
+    # 20 MB over TLS after an allowed ClientHello: byte-exact, and the
+    # supervisor's only part was the decision (it says so per connection; the
+    # proxy would have relayed every byte, and says nothing of the kind).
+    code = r"""
+import socket, ssl, time
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+with ctx.wrap_socket(socket.create_connection((socket.gethostbyname("a.example"), 443), timeout=10),
+                     server_hostname="a.example") as t:
+    t.sendall(b"bulk 20000000\n")
+    n, zero = 0, True
+    while True:
+        b = t.recv(1 << 20)
+        if not b:
+            break
+        n += len(b)
+        zero = zero and not b.strip(b"\0")
+print(n, zero)
+"""
+    r = world.run(spec(code), {"CELLOS_LOG": "debug"})
+    assert r.rc == 0, r
+    assert r.out.split() == ["20000000", "True"], r.out
+    assert f"SNI check: {world.world_addr}:443: allowed on queue" in r.err, r.err
+    ev = of_type(r, "observability.v1.l7_egress_decision")
+    assert [(d["serverName"], d["decision"]) for d in ev] == [("a.example", "allow")], ev
+
+
+def test_undecided_flow_of_a_sigkilled_supervisor_is_dropped(world):
+    # Half a ClientHello is held when the supervisor is SIGKILLed: the queue
+    # then has no listener, and the rule has no bypass, so neither the held
+    # half nor the rest (sent 3 s later, if the cell still lives) reaches the
+    # server; the next supervisor sweeps the table.
+    code = SPLIT + r"""
+print(json.dumps(split("r.example", 4, stop=2)))
+"""
+    cid = unique_id("l7kill")
+    s = spec(code)
+    s["spec"]["id"] = cid
+    since = log_lines(world)
+    run = world.start(s)
+    run.wait_stdout(b"half", timeout=20)
+    run.sigkill()
+    time.sleep(4)
+    assert recorded(world, since, 1) == ["0 -"]
+    r = world.run(make_spec(["/usr/bin/true"]))
+    assert r.rc == 0, r
+    assert not gw_allocations(cid)
+    assert not [t for t in world.tables() if cid in t], world.tables()
