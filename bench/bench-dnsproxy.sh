@@ -3,7 +3,8 @@
 # namespaces made for the run (bench/bench_dnsproxy.py says what is measured):
 # the latency the DNS proxy adds per query (target < 0.5 ms) and the throughput of
 # an allowed 100 MB transfer through the SNI/Host check against the gateway alone
-# (target >= 90%). Writes the figures into bench/README.md between the DNSPROXY
+# (target >= 90%), over HTTP (port 80, the proxy) and over TLS (443, decided on
+# the queue and forwarded by the kernel). Writes the figures into bench/README.md between the DNSPROXY
 # markers. Usage: bench/bench-dnsproxy.sh [QUERIES] [REPS]   (default 2000 5; root)
 set -eu
 cd "$(dirname "$0")/.."
@@ -28,7 +29,13 @@ print("* 100 MB HTTP download (curl, median of {reps} interleaved rounds, load a
       "netns (target >= 90%); the gateway alone {p4}% of the plain netns.".format(
           p1=round(100 * r["sni_vs_gateway"]), p3=round(100 * r["sni_vs_plain_netns"]),
           p4=round(100 * r["gateway_vs_plain_netns"]), **r))
-print("  Rounds (MB/s): check {sni}, gateway {gateway}, plain netns {plain}, host netns {host}.".format(**r["rounds"]))
+print("* 100 MB TLS download (Python ssl in the cell, same rounds): through the SNI check on the queue "
+      "{tls_check_MBps} MB/s, gateway alone (an address rule, port 8443) {tls_gateway_alone_MBps} MB/s, plain netns "
+      "{tls_plain_netns_MBps} MB/s: the check keeps **{q1}%** of the gateway alone (target >= 90%) and {q2}% of the "
+      "plain netns.".format(q1=round(100 * r["tls_check_vs_gateway"]), q2=round(100 * r["tls_check_vs_plain_netns"]),
+                            **r))
+print("  Rounds (MB/s): check {sni}, gateway {gateway}, plain netns {plain}, host netns {host}; TLS: check "
+      "{tls_check}, gateway {tls_gateway}, plain netns {tls_plain}.".format(**r["rounds"]))
 ')
 /usr/bin/python3 - "$now" "$host" "$kernel" "$cores" "$text" <<'PY'
 import re, sys

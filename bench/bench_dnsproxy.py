@@ -14,6 +14,11 @@ measurement.
    "host" netns by a plain veth (the same two namespaces' path, forwarding and no
    table), and from the "host" netns itself (one hop less). REPS rounds, the four
    interleaved in each, medians.
+3. TLS throughput: a 100 MB download over TLS (Python's ssl in the cell; the
+   world's TLS server answers "bulk N" with N bytes) through the SNI check on
+   443 (decided on the queue, then forwarded by the kernel: l7queue.h), against
+   the same download on 8443, an address rule (the gateway alone), and from the
+   plain netns (no product); in the same interleaved rounds.
 Prints one JSON object."""
 import json
 import os
@@ -72,6 +77,34 @@ print(json.dumps(out))
 '''
 
 
+# A 100 MB TLS download: MB/s (bytes / seconds from the first byte asked for).
+TLS = r'''
+import json, socket, ssl, sys, time
+def get(host, port, size):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    buf = memoryview(bytearray(1 << 20))
+    t0 = time.perf_counter()
+    with ctx.wrap_socket(socket.create_connection((host, port), timeout=30), server_hostname="a.example") as t:
+        t.sendall(f"bulk {size}\n".encode())
+        n = 0
+        while True:
+            k = t.recv_into(buf)
+            if not k:
+                break
+            n += k
+    assert n == size, n
+    return size / (time.perf_counter() - t0)
+host, size = sys.argv[1], int(sys.argv[2])
+print(json.dumps({p: get(host, int(p), size) for p in sys.argv[3:]}))
+'''
+
+
+def tls(ns, addr, port):
+    r = sh("ip", "netns", "exec", ns, "/usr/bin/python3", "-c", TLS, addr, str(SIZE), str(port))
+    return json.loads(r.stdout)[str(port)]
+
+
 def curl(ns, url):
     r = sh("ip", "netns", "exec", ns, "curl", "-s", "-o", "/dev/null", "-w", "%{speed_download} %{size_download}", url)
     speed, got = r.stdout.split()
@@ -102,6 +135,7 @@ def main():
         l7_servers(w, d, w.world_addr)
         egress = [{"host": "a.example", "port": 80}, {"host": "a.example", "port": 8080},
                   {"host": w.dns_addr, "port": 53, "protocol": "udp"}]
+        tls_egress = [{"host": "a.example", "port": 443}, {"host": w.world_addr, "port": 8443}]
         r = w.run(make_spec(py_argv(DNS_PROBE, str(N), w.dns_addr), egress=egress), {"CELL_OS_USE_NOOP_SINK": "1"},
                   timeout=600)
         assert r.rc == 0, r
@@ -111,6 +145,8 @@ def main():
         load = [os.getloadavg()[0]]
         s = {"80": [], "8080": []}
         bare, routed = [], []
+        t_s = {"443": [], "8443": []}
+        t_plain = []
         try:
             plain_netns(w, plain)
             for _ in range(REPS):
@@ -122,6 +158,16 @@ def main():
                     s[k].append(got[k])
                 routed.append(curl(plain, f"http://{w.world_addr}:8080/bulk?n={SIZE}"))
                 bare.append(curl(w.host, f"http://{w.world_addr}:8080/bulk?n={SIZE}"))
+                # TLS: the check on the queue (443) and the gateway alone (8443)
+                # in alternating order, then the plain netns.
+                ports = ["443", "8443"] if len(t_plain) % 2 == 0 else ["8443", "443"]
+                r = w.run(make_spec(py_argv(TLS, "a.example", str(SIZE), *ports), egress=tls_egress),
+                          {"CELL_OS_USE_NOOP_SINK": "1"}, timeout=600)
+                assert r.rc == 0, r
+                got = json.loads(r.out)
+                for k in t_s:
+                    t_s[k].append(got[k])
+                t_plain.append(tls(plain, w.world_addr, 8443))
                 load.append(os.getloadavg()[0])
         finally:
             sh("ip", "netns", "del", plain, check=False)
@@ -136,9 +182,16 @@ def main():
             "sni_vs_plain_netns": round(mb(s["80"]) / mb(routed), 3),
             "gateway_vs_plain_netns": round(mb(s["8080"]) / mb(routed), 3),
             "sni_vs_no_product": round(mb(s["80"]) / mb(bare), 3),
+            "tls_check_MBps": round(mb(t_s["443"]), 1), "tls_gateway_alone_MBps": round(mb(t_s["8443"]), 1),
+            "tls_plain_netns_MBps": round(mb(t_plain), 1),
+            "tls_check_vs_gateway": round(mb(t_s["443"]) / mb(t_s["8443"]), 3),
+            "tls_check_vs_plain_netns": round(mb(t_s["443"]) / mb(t_plain), 3),
             "load_min": round(min(load), 1), "load_max": round(max(load), 1),
             "rounds": {"sni": [round(x / 1e6) for x in s["80"]], "gateway": [round(x / 1e6) for x in s["8080"]],
-                       "plain": [round(x / 1e6) for x in routed], "host": [round(x / 1e6) for x in bare]},
+                       "plain": [round(x / 1e6) for x in routed], "host": [round(x / 1e6) for x in bare],
+                       "tls_check": [round(x / 1e6) for x in t_s["443"]],
+                       "tls_gateway": [round(x / 1e6) for x in t_s["8443"]],
+                       "tls_plain": [round(x / 1e6) for x in t_plain]},
         }))
     finally:
         w.close()
