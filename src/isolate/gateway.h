@@ -23,9 +23,12 @@
  *                 accepted (established) passed, the denied
  *                 CIDRs (CELLOS_EGRESS_DENY_CIDRS) dropped, the declared flows
  *                 accepted (a DNS-name rule through set `egress_<i>`), the rest
- *                 dropped (counted); nothing else enters the cell;
- *   chain prerouting (nat): only with gw->l7_port: tcp 443/80 flows of
- *                 DNS-name rules are redirected to gateway:l7_port;
+ *                 dropped (counted); nothing else enters the cell; with
+ *                 gw->l7_queue, tcp 443 flows of DNS-name rules wait in that
+ *                 nfnetlink_queue until their conntrack mark is set (l7queue.h);
+ *   chain prerouting (nat): only with gw->l7_port: tcp 80 flows of DNS-name
+ *                 rules (and 443 without gw->l7_queue) are redirected to
+ *                 gateway:l7_port;
  *   chain postrouting (nat): masquerade of the cell's address.
  * The cell's own ruleset (nft.h, table inet cellos) matches DNS-name rules
  * through sets of the same names (`egress_<i>`, i = the rule's index in
