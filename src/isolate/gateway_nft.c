@@ -14,6 +14,8 @@
 
 #include "isolate/nft_build.h"
 
+#define TCPOPT_FASTOPEN 34 /* RFC 7413 */
+
 #define CELL_TABLE "cellos" /* the cell's own table (nft_netlink.c) */
 
 /* A rule of chain `chain`: the expressions come from a chain of nftx_* calls
@@ -72,6 +74,12 @@ static void queue_rules(struct nftb *b, struct gateway *gw, const uint32_t *set_
 				     nftx_ct_mark(r_, NFT_CMP_NEQ, GATEWAY_CT_ALLOW) || nftx_nfqueue(r_, gw->l7_queue));
 			continue;
 		}
+		/* TCP Fast Open: a SYN's data would reach the server before the
+		 * ClientHello is read (the SYN is not queued). Dropped, the client
+		 * retries without it. */
+		RULE(b, gw, c, "add rule: SNI check, fast open",
+		     TOWARDS(r_) || nftx_tcp_flags(r_, syn, NFT_CMP_EQ, syn) || nftx_tcpopt_present(r_, TCPOPT_FASTOPEN) ||
+			     nftx_counter(r_) || nftx_verdict(r_, NF_DROP));
 		RULE(b, gw, c, "add rule: SNI check, untracked",
 		     TOWARDS(r_) || nftx_ct_state_any(r_, NF_CT_STATE_INVALID_BIT) || nftx_counter(r_) ||
 			     nftx_verdict(r_, NF_DROP));

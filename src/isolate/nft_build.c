@@ -448,6 +448,21 @@ int nftx_tcp_flags(struct nftnl_rule *r, uint8_t mask, uint32_t op, uint8_t valu
 	       nftx_cmp(r, op, &value, 1);
 }
 
+int nftx_tcpopt_present(struct nftnl_rule *r, uint8_t kind)
+{
+	static const uint8_t yes = 1;
+	struct nftnl_expr *x = add(r, "exthdr");
+	if (!x)
+		return -1;
+	nftnl_expr_set_u32(x, NFTNL_EXPR_EXTHDR_DREG, NFT_REG_1);
+	nftnl_expr_set_u8(x, NFTNL_EXPR_EXTHDR_TYPE, kind);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_EXTHDR_OFFSET, 0);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_EXTHDR_LEN, 1);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_EXTHDR_OP, NFT_EXTHDR_OP_TCPOPT);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_EXTHDR_FLAGS, NFT_EXTHDR_F_PRESENT);
+	return nftx_cmp(r, NFT_CMP_EQ, &yes, 1);
+}
+
 int nftx_reject_rst(struct nftnl_rule *r)
 {
 	struct nftnl_expr *x = add(r, "reject");

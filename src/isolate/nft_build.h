@@ -79,6 +79,8 @@ int nftx_ct_mark(struct nftnl_rule *r, uint32_t op, uint32_t mark);
 int nftx_ct_state_any(struct nftnl_rule *r, uint32_t bits);
 /* tcp flags & mask <op> value (after nftx_l4port's tcp match) */
 int nftx_tcp_flags(struct nftnl_rule *r, uint8_t mask, uint32_t op, uint8_t value);
+/* tcp option <kind> exists */
+int nftx_tcpopt_present(struct nftnl_rule *r, uint8_t kind);
 /* reject with tcp reset */
 int nftx_reject_rst(struct nftnl_rule *r);
 /* queue to nfnetlink_queue `num`, through nft_compat's xt NFQUEUE target
