@@ -10,6 +10,8 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <linux/close_range.h>
 #include <unistd.h>
 
 #include "admission.h"
@@ -183,6 +185,11 @@ static int child_main(void *arg)
 	if (c->extra_fd == 3)
 		fcntl(3, F_SETFD, 0);
 	else if (c->extra_fd >= 0 && dup2(c->extra_fd, 3) < 0)
+		_exit(125);
+	/* Nothing else of ours: libnats opens its sockets without O_CLOEXEC, and
+	 * a supervisor holding the agent's connection would keep it open after
+	 * the agent is gone (and a stray fd 3 would read as a warm cell's pipe). */
+	if (syscall(SYS_close_range, c->extra_fd >= 0 ? 4U : 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
 		_exit(125);
 	execve(c->s->supervisor, (char *const *)c->argv, c->envp);
 	_exit(errno == ENOENT ? 127 : 126);
