@@ -58,7 +58,9 @@ class Agent:
         return rc
 
     def job_lines(self) -> list[str]:
-        return [l for l in self.text().splitlines() if l.startswith("cellos-agent: info: job ")]
+        """The complete job lines so far (the last line may still be being written)."""
+        text = self.text()
+        return [l for l in text[:text.rfind("\n") + 1].splitlines() if l.startswith("cellos-agent: info: job ")]
 
 
 def stop_all(agents):
