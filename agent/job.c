@@ -157,7 +157,8 @@ struct child_args {
  * returns. A supervisor gets SIGTERM when the agent dies: it kills its cell and
  * still reports the run (supervisor_terminated). It runs in the agent's memory
  * (CLONE_VM, on its own stack) until execve: system calls only, no writes to
- * anything but its own stack. */
+ * anything but its own stack and errno (the suspended caller's, which nothing
+ * reads after a successful clone). */
 static int child_main(void *arg)
 {
 	const struct child_args *c = arg;
