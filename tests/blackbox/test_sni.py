@@ -64,8 +64,8 @@ def hello(name):
     except ssl.SSLWantReadError:
         pass
     return o.read()
-def split(name, pieces, pause=0.05, stop=None):
-    h = hello(name)
+def split(name, pieces, pause=0.05, stop=None, extra=0):
+    h = hello(name) + bytes(range(256)) * extra
     s = socket.create_connection((socket.gethostbyname("r.example"), 443), timeout=5)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     step = -(-len(h) // pieces)
@@ -388,19 +388,23 @@ def test_clienthello_in_several_segments_is_decided_on_the_queue(world):
     # after the decision, whole and in order; a refused one never does, and
     # its client reads the end of the stream at once.
     code = SPLIT + r"""
-print(json.dumps([split("r.example", 5), split("evil.example", 5)]))
+print(json.dumps([split("r.example", 5), split("evil.example", 5), split("r.example", 1, extra=160)]))
 """
     since = log_lines(world)
     r = world.run(spec(code), {"CELLOS_LOG": "debug"})
     assert r.rc == 0, r
-    ok, bad = json.loads(r.out)
+    ok, bad, big = json.loads(r.out)
     assert ok["parts"] == 5 and ok["got"] == "got " + ok["sent"], ok      # the server got every byte, once
+    # 40 kB right behind the ClientHello in one write: more than the check
+    # reads before deciding, and more segments than it holds at first.
+    assert big["got"] == "got " + big["sent"], big
     assert bad["got"] in ("eof", "error ConnectionResetError"), bad
     assert bad.get("after_s", 0) < 1, bad
-    assert sorted(recorded(world, since, 2)) == sorted([ok["sent"], "0 -"])  # the refused one: not a byte
+    assert sorted(recorded(world, since, 3)) == sorted([ok["sent"], "0 -", big["sent"]])  # the refused one: not a byte
     ev = of_type(r, "observability.v1.l7_egress_decision")
     got = sorted((d["protocol"], d.get("serverName"), d["decision"], d["reasonCode"]) for d in ev)
     assert got == [("tls", "evil.example", "deny", "l7_sni_allowlist_miss"),
+                   ("tls", "r.example", "allow", "l7_sni_allowlist_match"),
                    ("tls", "r.example", "allow", "l7_sni_allowlist_match")], got
     assert f"SNI check: {world.prefix}.5:443: allowed on queue" in r.err, r.err
 
