@@ -23,7 +23,9 @@ EGRESS = [{"host": "a.example", "port": 443}, {"host": "a.example", "port": 80},
 RECORDER = r'''
 import hashlib, socket, sys, threading
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], 443)); s.listen(16)
+s.bind((sys.argv[1], 443))
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN, 16)  # the world's netns lets it (tcp_fastopen=3)
+s.listen(16)
 lock = threading.Lock()
 def serve(c):
     data = b""
@@ -183,6 +185,7 @@ def world():
         l7_servers(w, d, w.world_addr2)
         w._spawn(w.world, ["/usr/bin/python3", "-c", SILENT_SERVER, silent])
         w._wait_listening(w.world, silent, 80)
+        sh("ip", "netns", "exec", w.world, "sysctl", "-qw", "net.ipv4.tcp_fastopen=3")
         w.recorder_log = d / "recorder.log"
         w._spawn(w.world, ["/usr/bin/python3", "-c", RECORDER, rec, str(w.recorder_log)])
         w._wait_listening(w.world, rec, 443)
@@ -458,3 +461,36 @@ print(json.dumps(split("r.example", 4, stop=2)))
     assert r.rc == 0, r
     assert not gw_allocations(cid)
     assert not [t for t in world.tables() if cid in t], world.tables()
+
+
+def test_tcp_fast_open_carries_no_byte_past_the_check(world):
+    # TCP Fast Open puts data in the SYN, which is not queued: a ClientHello
+    # for a refused name sent that way must not reach the server (the SYN
+    # with the option is dropped; the client connects without it, and its
+    # ClientHello is then decided like any other). The first connection would
+    # fetch a cookie, the second use it.
+    code = SPLIT + r"""
+import struct
+def tfo(name):
+    s = socket.socket()  # blocking, so that sendto connects: at most 8 s either way
+    for opt in (socket.SO_SNDTIMEO, socket.SO_RCVTIMEO):
+        s.setsockopt(socket.SOL_SOCKET, opt, struct.pack("ll", 8, 0))
+    try:
+        s.sendto(hello(name), socket.MSG_FASTOPEN, (socket.gethostbyname("r.example"), 443))
+        return s.recv(200).decode().strip() or "eof"
+    except OSError as e:
+        return "error " + type(e).__name__
+print(json.dumps([tfo("r.example"), tfo("evil.example")]))
+"""
+    since = log_lines(world)
+    r = world.run(spec(code), timeout=90)
+    assert r.rc == 0, r
+    ok, bad = json.loads(r.out)
+    assert ok.startswith("got "), ok
+    assert bad in ("eof", "error ConnectionResetError"), bad
+    # The refused one: accepted by the server with nothing read, or never
+    # accepted at all (its handshake's last ACK rode on the held ClientHello).
+    got = recorded(world, since, 2, timeout=4)
+    assert sorted(got) in ([ok[4:]], sorted([ok[4:], "0 -"])), (ok, got)
+    ev = of_type(r, "observability.v1.l7_egress_decision")
+    assert sorted((d["serverName"], d["decision"]) for d in ev) == [("evil.example", "deny"), ("r.example", "allow")]
