@@ -372,6 +372,14 @@ static void from_cell(struct l7queue *q, uint32_t id, const struct iphdr *ip, co
 {
 	uint32_t seq = ntohl(th->seq);
 	struct flow *f = flow_find(q, ip->saddr, th->source, ip->daddr, th->dest);
+	if (f && f->decided && !(th->ack && ntohl(th->ack_seq) == f->ack)) {
+		/* Not a segment of the decided connection, which were all sent
+		 * before the server could send more than its SYN-ACK: a new
+		 * connection on the same addresses and ports (conntrack reopened
+		 * the entry, its mark 0 again), decided afresh. */
+		flow_free(f);
+		f = NULL;
+	}
 	if (f && f->decided) {
 		/* Queued before the flow's mark was set. */
 		verdict(q, id, f->allowed ? NF_ACCEPT : NF_DROP);
@@ -444,10 +452,10 @@ static void on_packet(struct l7queue *q, const struct nlmsghdr *nlh)
 		from_cell(q, id, &ip, &th, data, len);
 	} else if (ip.daddr == q->cell.s_addr && outdev == q->ifindex) {
 		/* The server's segments before the decision: the handshake passes,
-		 * bytes do not (the cell must not read a server it may not reach). */
-		struct flow *f = flow_find(q, ip.daddr, th.dest, ip.saddr, th.source);
-		bool pass = f && f->decided ? f->allowed : len == 0;
-		verdict(q, id, pass ? NF_ACCEPT : NF_DROP);
+		 * bytes do not (the cell must not read a server it may not reach).
+		 * After an allow the server's answer is never queued: the mark is
+		 * set before the ClientHello is let through. */
+		verdict(q, id, len == 0 ? NF_ACCEPT : NF_DROP);
 	} else {
 		verdict(q, id, NF_DROP); /* another interface's: never ours to pass */
 	}

@@ -494,3 +494,37 @@ print(json.dumps([tfo("r.example"), tfo("evil.example")]))
     assert sorted(got) in ([ok[4:]], sorted([ok[4:], "0 -"])), (ok, got)
     ev = of_type(r, "observability.v1.l7_egress_decision")
     assert sorted((d["serverName"], d["decision"]) for d in ev) == [("evil.example", "deny"), ("r.example", "allow")]
+
+
+def test_new_connection_on_the_same_ports_is_decided_afresh(world):
+    # An allowed connection, then at once another from the same source port
+    # to the same server (conntrack reopens the entry, mark 0 again) with a
+    # refused name: the check must not take it for the first one.
+    code = SPLIT + r"""
+ip = socket.gethostbyname("r.example")
+out = []
+port = None
+for name in ("r.example", "evil.example"):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.settimeout(5)
+    s.bind(("0.0.0.0", port or 0))
+    port = s.getsockname()[1]
+    s.connect((ip, 443))
+    s.sendall(hello(name))
+    try:
+        out.append(s.recv(200).decode().strip() or "eof")
+    except OSError as e:
+        out.append("error " + type(e).__name__)
+    s.close()
+print(json.dumps(out))
+"""
+    since = log_lines(world)
+    r = world.run(spec(code))
+    assert r.rc == 0, r
+    ok, bad = json.loads(r.out)
+    assert ok.startswith("got ") and bad in ("eof", "error ConnectionResetError"), (ok, bad)
+    got = recorded(world, since, 2, timeout=4)
+    assert sorted(got) in ([ok[4:]], sorted([ok[4:], "0 -"])), (ok, got)
+    ev = of_type(r, "observability.v1.l7_egress_decision")
+    assert sorted((d["serverName"], d["decision"]) for d in ev) == [("evil.example", "deny"), ("r.example", "allow")]
