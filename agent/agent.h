@@ -172,11 +172,13 @@ void job_publish_refusal(const struct config *cfg, const struct agent_settings *
 int job_spawn(const struct agent_settings *s, const char *run_id, const char *doc, size_t len, pid_t *pid,
 	      struct err *e);
 
-/* The child's side of job_spawn and warm cells: death signal, stdio (stdin
- * in_fd, stdout /dev/null, stderr the agent's), fd 3 = extra_fd when >= 0,
- * CELLOS_RUN_ID, exec argv. Never returns. */
-_Noreturn void job_exec_child(const struct agent_settings *s, const char *run_id, int in_fd, int extra_fd,
-			      const char *const *argv);
+/* Start a supervisor (job_spawn and warm cells): the death signal, its own
+ * process group, close1/close2 closed (>= 0), nice_add added to its nice
+ * value, stdio (stdin in_fd, stdout /dev/null, stderr the agent's), fd 3 =
+ * extra_fd when >= 0, CELLOS_RUN_ID=run_id, exec argv. Returns its pid (once
+ * it has exec'd or failed to), or -1 with errno. Main loop only. */
+pid_t job_start(const struct agent_settings *s, const char *run_id, int in_fd, int extra_fd, int close1,
+		int close2, int nice_add, const char *const *argv);
 
 /* ---- warm.c ---- */
 

@@ -59,19 +59,10 @@ static int start_one(struct warm_cell *c, const struct agent_settings *s)
 	}
 	uuid_v4(c->run_id);
 	const char *argv[] = {s->supervisor, "--warm", "-", NULL};
-	pid_t p = fork();
-	if (p == 0) {
-		close(doc[1]);
-		close(ready[0]);
-		/* Built at a lower priority than the jobs (it is spare capacity, and
-		 * built right when a job that took a warm cell is starting); the
-		 * supervisor puts itself and its cell back to ours once ready. */
-		errno = 0;
-		int prio = getpriority(PRIO_PROCESS, 0);
-		if (errno == 0)
-			setpriority(PRIO_PROCESS, 0, prio + WARM_NICE > 19 ? 19 : prio + WARM_NICE);
-		job_exec_child(s, c->run_id, doc[0], ready[1], argv);
-	}
+	/* Built at a lower priority than the jobs (it is spare capacity, and
+	 * built right when a job that took a warm cell is starting); the
+	 * supervisor puts itself and its cell back to ours once ready. */
+	pid_t p = job_start(s, c->run_id, doc[0], ready[1], doc[1], ready[0], WARM_NICE, argv);
 	close(doc[0]);
 	close(ready[1]);
 	if (p < 0) {

@@ -604,6 +604,16 @@ static void run_workload(struct run *r)
 static struct runuid warm_uid = {.fd = -1};
 static bool warm_has_uid;
 
+/* What dead runs left, before a run takes its identity: their processes (cgroup
+ * leaves) must be gone before their uid can be handed to this run, and their /30
+ * before the address plan is read. */
+static void sweep_dead_runs(void)
+{
+	runreg_sweep();
+	runuid_sweep();
+	gateway_sweep();
+}
+
 static int take_identity(struct run *r, struct err *e)
 {
 	if (warm_has_uid) {
@@ -612,11 +622,7 @@ static int take_identity(struct run *r, struct err *e)
 		warm_has_uid = false;
 		return 0;
 	}
-	/* What dead runs left first: their processes (cgroup leaves) must be gone
-	 * before their uid can be handed to this run. */
-	runreg_sweep();
-	runuid_sweep();
-	gateway_sweep();
+	sweep_dead_runs();
 	if (r->cfg->fixed_uid) {
 		r->uid.uid = r->cfg->fixed_uid;
 		return 0;
@@ -922,9 +928,7 @@ int supervisor_warm_prepare(const struct config *cfg, struct err *e)
 {
 	if (!stub_warm_wanted(cfg) || !cfg->run_id[0])
 		return 0;
-	runreg_sweep();
-	runuid_sweep();
-	gateway_sweep();
+	sweep_dead_runs();
 	if (cfg->fixed_uid)
 		warm_uid.uid = cfg->fixed_uid;
 	else if (runuid_alloc(cfg->uid_first, cfg->uid_last, cfg->run_id, &warm_uid, e) < 0)

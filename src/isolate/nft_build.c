@@ -96,13 +96,13 @@ void nftb_free(struct nftb *b)
 	*b = (struct nftb){0};
 }
 
-void nftb_table(struct nftb *b, const char *table, bool excl)
+/* Add or delete one inet table: the two messages differ only in type and flags. */
+static void table_msg(struct nftb *b, const char *table, uint16_t type, uint16_t flags, const char *verb)
 {
 	struct nftnl_table *t = nftnl_table_alloc();
 	struct nlmsghdr *nlh;
 	if (!t || nftnl_table_set_str(t, NFTNL_TABLE_NAME, table) < 0 ||
-	    !(nlh = msg(b, MSG_MAX, NFT_MSG_NEWTABLE, NLM_F_CREATE | (excl ? NLM_F_EXCL : 0), "add table inet %s",
-			table))) {
+	    !(nlh = msg(b, MSG_MAX, type, flags, "%s table inet %s", verb, table))) {
 		b->oom = true;
 	} else {
 		nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
@@ -113,21 +113,12 @@ void nftb_table(struct nftb *b, const char *table, bool excl)
 		nftnl_table_free(t);
 }
 
-void nftb_del_table(struct nftb *b, const char *table)
+void nftb_table(struct nftb *b, const char *table, bool excl)
 {
-	struct nftnl_table *t = nftnl_table_alloc();
-	struct nlmsghdr *nlh;
-	if (!t || nftnl_table_set_str(t, NFTNL_TABLE_NAME, table) < 0 ||
-	    !(nlh = msg(b, MSG_MAX, NFT_MSG_DELTABLE, 0, "delete table inet %s", table))) {
-		b->oom = true;
-	} else {
-		nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
-		nftnl_table_nlmsg_build_payload(nlh, t);
-		next(b, nlh);
-	}
-	if (t)
-		nftnl_table_free(t);
+	table_msg(b, table, NFT_MSG_NEWTABLE, NLM_F_CREATE | (excl ? NLM_F_EXCL : 0), "add");
 }
+
+void nftb_del_table(struct nftb *b, const char *table) { table_msg(b, table, NFT_MSG_DELTABLE, 0, "delete"); }
 
 void nftb_chain(struct nftb *b, const char *table, const char *chain, const char *type, uint32_t hook, int prio,
 		int policy)

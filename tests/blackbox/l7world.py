@@ -4,8 +4,10 @@ the product), HTTP on 80 and 8080.
 
 Usage: l7world.py ADDR WORKDIR READY
 TLS: after the handshake, answers "tls <server_name>\\n" to any line.
-HTTP: GET /bulk?n=N answers N zero bytes; any other request "http <Host>\\n".
+HTTP: GET /bulk?n=N answers N zero bytes; any other GET "http <Host>\\n"; POST
+"<length> <sha256>\\n" of the body read.
 """
+import hashlib
 import http.server
 import socket
 import socketserver
@@ -66,6 +68,22 @@ class HTTPHandler(http.server.BaseHTTPRequestHandler):
                 self.connection.sendfile(f)
             return
         body = f"http {self.headers.get('Host')}\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        # Answers "<length> <sha256>" of the body it read (Content-Length).
+        n, h = int(self.headers["Content-Length"]), hashlib.sha256()
+        left = n
+        while left:
+            b = self.rfile.read(min(left, 1 << 20))
+            if not b:
+                break
+            h.update(b)
+            left -= len(b)
+        body = f"{n - left} {h.hexdigest()}\n".encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

@@ -58,7 +58,9 @@ class Agent:
         return rc
 
     def job_lines(self) -> list[str]:
-        return [l for l in self.text().splitlines() if l.startswith("cellos-agent: info: job ")]
+        """The complete job lines so far (the last line may still be being written)."""
+        text = self.text()
+        return [l for l in text[:text.rfind("\n") + 1].splitlines() if l.startswith("cellos-agent: info: job ")]
 
 
 def stop_all(agents):
@@ -498,6 +500,75 @@ def test_kill9_agent_its_cells_die_and_its_jobs_run_elsewhere(server_and_queue):
             wait_for(lambda: c.stream_info("CELLOS_CELLS")["state"]["messages"] == 0, 10, "an empty queue")
         finally:
             assert other.stop() == 0
+
+
+def agent_children(agent: Agent, name: str) -> list[int]:
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            ppid = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
+            argv0 = open(f"/proc/{d}/cmdline", "rb").read().split(b"\0")[0].decode()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == agent.proc.pid and argv0.endswith(name):
+            out.append(int(d))
+    return out
+
+
+def fd_targets(pid: int) -> dict[int, str]:
+    out = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            pass
+    return out
+
+
+def test_a_jobs_supervisor_has_its_document_on_stdin_its_own_group_and_none_of_the_agents_descriptors(
+        server_and_queue):
+    """The agent starts supervisors without fork() (clone with CLONE_VM|CLONE_VFORK,
+    docs/DESIGN.md): what the child is given must be what a forked child was."""
+    srv = server_and_queue
+    jsonl = new_dir("agent-events") / "events.jsonl"
+    tag = f"{MARK}-spawn-{uuid.uuid4().hex[:6]}"
+    a = Agent(srv.url, jsonl, CELLOS_AGENT_MAX_CELLS="1")
+    try:
+        with srv.client() as c:
+            job = submit(c, job_doc(["/bin/sh", "-c", f"sleep 3; echo {tag}"]))
+            wait_for(lambda: marked_processes(tag) and agent_children(a, "cellos-supervisor"), 20, "the cell")
+            (sup,) = agent_children(a, "cellos-supervisor")
+            fds = fd_targets(sup)
+            agent_fds = fd_targets(a.proc.pid)
+            assert fds[0].startswith("/memfd:cellos-job"), fds
+            assert fds[1] == "/dev/null", fds
+            assert os.getpgid(sup) == sup and os.getpgid(sup) != os.getpgid(a.proc.pid)
+            # The agent's NATS connection (libnats opens it without O_CLOEXEC)
+            # and its pipes stay the agent's.
+            shared = {t for t in agent_fds.values() if t.startswith(("socket:", "pipe:"))} & set(fds.values())
+            assert not shared, (shared, fds)
+            env = open(f"/proc/{sup}/environ", "rb").read().split(b"\0")
+            run_env = [e.split(b"=", 1)[1].decode() for e in env if e.startswith(b"CELLOS_RUN_ID=")]
+            sigblk = int(open(f"/proc/{sup}/status").read().split("SigBlk:")[1].split()[0], 16)
+            wait_for(lambda: all(finished(r) for r in runs_by_job(jsonl).get(job, {}).values())
+                     and runs_by_job(jsonl).get(job), 30, "the job")
+            (run, evs), = runs_by_job(jsonl)[job].items()
+            assert run_env == [run], run_env
+            assert finished(evs)["data"]["outcome"] == "succeeded", finished(evs)
+            # The supervisor blocks SIGTERM/SIGINT itself; nothing else of the
+            # agent's mask (SIGCHLD) is inherited.
+            assert not sigblk & (1 << (signal.SIGCHLD - 1)), hex(sigblk)
+            # The agent is intact after its children ran in its memory: the
+            # next job runs too.
+            job2 = submit(c, job_doc(["/bin/sh", "-c", "exit 3"]))
+            wait_for(lambda: any(finished(r) for r in runs_by_job(jsonl).get(job2, {}).values()), 30, "job 2")
+            (evs2,) = runs_by_job(jsonl)[job2].values()
+            completed = [e for e in evs2 if e["type"] == PREFIX + "command.v1.completed"]
+            assert completed and completed[0]["data"]["exitCode"] == 3, evs2
+    finally:
+        assert a.stop() == 0
 
 
 # --------------------------------------------------------------------------- warm cells
