@@ -66,9 +66,9 @@ mhz = float(re.search(r"cpu MHz\s*:\s*([\d.]+)", open("/proc/cpuinfo").read()).g
 append = ("console=ttyS0 earlyprintk=ttyS0 loglevel=6 panic=-1 reboot=t tsc=reliable no_timer_check "
           "8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd pci=off "
           "lsm=lockdown,capability,landlock,yama lockdown=confidentiality cryptomgr.notests "
-          "initcall_blacklist=crypto_kdf108_init tsc_early_khz=%d" % int(mhz * 1000))
+          "initcall_blacklist=crypto_kdf108_init,trace_eval_init,ftrace_check_for_weak_functions clearcpuid=rep_good tsc_early_khz=%d" % int(mhz * 1000))
 argv = ["qemu-system-x86_64", "-M", "microvm,x-option-roms=off,isa-serial=on,rtc=on", "-nodefaults",
-        "-no-user-config", "-nographic", "-no-reboot", "-cpu", "max", "-accel", "tcg,tb-size=64,thread=single",
+        "-no-user-config", "-nographic", "-no-reboot", "-cpu", "max,erms=off", "-accel", "tcg,tb-size=64,thread=single",
         "-m", "256M",
         "-smp", "1", "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
         "-kernel", os.path.join(image, "vmlinux"), "-initrd", initrd, "-append", append,

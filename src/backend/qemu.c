@@ -58,6 +58,12 @@
 #include "util/vm_frame.h"
 
 #define VM_RUN_DIR "/run/cellos/vm"
+/* Under TCG only: the kernel's string routines as unrolled loops rather than
+ * `rep` string instructions, which TCG runs one element at a time (the CPU
+ * model's ERMS is turned off on -cpu; REP_GOOD is the kernel's own flag, only
+ * clearable here: it marks the kernel tainted "CPU out of spec", nothing else).
+ * Boot time: bench/README.md. */
+#define TCG_GUEST_KERNEL_ARGS "clearcpuid=rep_good"
 #define NARGS 96
 
 struct relay {
@@ -235,9 +241,14 @@ static int build_args(struct cell *c, struct qemu *q, const char *argv_opt)
 	 * ISA serial port carries the kernel log; the RTC must stay (without it
 	 * the guest's clock setup stalls under TCG). */
 	rc |= add_arg(q, "microvm,x-option-roms=off,isa-serial=on,rtc=on");
-	static const char *const fixed[] = {"-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-cpu", "max"};
+	static const char *const fixed[] = {"-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-cpu"};
 	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
 		rc |= add_arg(q, "%s", fixed[i]);
+	/* Under TCG a `rep movs/stos` runs one translated iteration per element:
+	 * without ERMS the guest kernel's memset/memcpy/clear_page use 8-byte
+	 * elements, and without REP_GOOD (TCG_GUEST_KERNEL_ARGS) unrolled loops.
+	 * Native string instructions are fast under KVM: the host's CPU as it is. */
+	rc |= add_arg(q, "%s", cfg->qemu_kvm ? "max" : "max,erms=off");
 	rc |= add_arg(q, "-accel");
 	if (cfg->qemu_kvm) {
 		rc |= add_arg(q, "kvm");
@@ -275,8 +286,8 @@ static int build_args(struct cell *c, struct qemu *q, const char *argv_opt)
 	 * probing for one is port I/O that TCG emulates one access at a time); and
 	 * what every microVM guest gets (VM_GUEST_KERNEL_ARGS). */
 	rc |= add_arg(q, "console=ttyS0 quiet loglevel=4 panic=-1 reboot=t tsc=reliable no_timer_check "
-			 "8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd pci=off " VM_GUEST_KERNEL_ARGS "%s%s%s",
-		      tsc, argv_opt ? " " : "", argv_opt ? argv_opt : "");
+			 "8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd pci=off " VM_GUEST_KERNEL_ARGS "%s%s%s%s",
+		      cfg->qemu_kvm ? "" : " " TCG_GUEST_KERNEL_ARGS, tsc, argv_opt ? " " : "", argv_opt ? argv_opt : "");
 	rc |= add_arg(q, "-chardev");
 	rc |= add_arg(q, "file,id=con,path=%s/console.log", q->dir);
 	rc |= add_arg(q, "-serial");

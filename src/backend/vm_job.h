@@ -30,10 +30,14 @@
  * confidentiality level (the workload is never guest root; cellos-init needs
  * none of what it closes, and tracefs then is not populated at boot), and no
  * crypto self-tests (cryptomgr.notests; the CTR-KDF one ignores that flag and
- * is skipped by name). Boot time under TCG: bench/README.md. */
+ * is skipped by name). Two tracing set-ups are skipped too: trace_eval_init
+ * (rewrites every trace event's format with enum values) and
+ * ftrace_check_for_weak_functions (a symbol lookup per ftrace call site); with
+ * tracefs locked down nobody in the guest can trace. Boot time under TCG:
+ * bench/README.md. */
 #define VM_GUEST_KERNEL_ARGS \
 	"lsm=lockdown,capability,landlock,yama lockdown=confidentiality cryptomgr.notests " \
-	"initcall_blacklist=crypto_kdf108_init"
+	"initcall_blacklist=crypto_kdf108_init,trace_eval_init,ftrace_check_for_weak_functions"
 
 /* The guest channels (virtio-serial port names under QEMU; vsock ports under
  * Firecracker: 9000 + index). */
