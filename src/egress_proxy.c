@@ -113,7 +113,7 @@ int egress_proxy_prepare(struct egress_proxy *p, const struct config *cfg, const
 				    .l7_event = hook_l7, .ctx = p};
 	netpolicy_init(&p->np, p->allow, n_allow, &h);
 	p->prepared = true;
-	bool want_l7 = false, want_tls = false;
+	bool want_l7 = false, want_queue = false;
 	for (size_t i = 0; i < n_egress; i++) {
 		const struct nft_egress *g = &egress[i];
 		if (!g->set)
@@ -121,7 +121,7 @@ int egress_proxy_prepare(struct egress_proxy *p, const struct config *cfg, const
 		if (netpolicy_add_rule(&p->np, g->rule, g->host, g->port, g->udp, g->elems, g->n_elems, e) < 0)
 			return -1;
 		want_l7 |= !g->udp && (g->port == 443 || g->port == 80);
-		want_tls |= !g->udp && g->port == 443 && g->family == 4;
+		want_queue |= !g->udp && (g->port == 443 || g->port == 80) && g->family == 4;
 	}
 	/* No resolver to ask is not a reason to refuse the cell (its rules may all
 	 * be addresses): the proxy then answers allowed names with SERVFAIL. */
@@ -135,14 +135,14 @@ int egress_proxy_prepare(struct egress_proxy *p, const struct config *cfg, const
 			return -1;
 		*l7_port = l7proxy_port(p->l7);
 	}
-	if (want_tls) {
-		/* TLS decided on the queue, so that the kernel forwards an allowed
-		 * flow; the proxy (already listening for 80) is the fallback. */
+	if (want_queue) {
+		/* Decided on the queue, so that the kernel forwards an allowed flow;
+		 * the proxy (already listening) is the fallback. */
 		struct err qe = {0};
 		if (l7queue_open(&p->l7q, &p->np, L7PROXY_PEEK_TIMEOUT_MS, &qe) == 0)
 			*l7_queue = l7queue_num(p->l7q);
 		else
-			log_debug("%s: the SNI check proxies 443", qe.msg);
+			log_debug("%s: the SNI/Host check proxies 443/80", qe.msg);
 	}
 	return 0;
 }
@@ -158,7 +158,7 @@ int egress_proxy_start(struct egress_proxy *p, struct gateway *gw, struct err *e
 		return -1;
 	if (p->l7 && l7proxy_listen(p->l7, gw->host_if, gw->cell_addr, e) < 0)
 		return -1;
-	if (p->l7q && !gw->l7_queue) { /* the kernel refused the queue rule: 443 is proxied */
+	if (p->l7q && !gw->l7_queue) { /* the kernel refused the queue rule: all is proxied */
 		l7queue_close(p->l7q);
 		p->l7q = NULL;
 	}

@@ -38,6 +38,7 @@
 #include "isolate/mount.h"
 #include "isolate/netdev.h"
 #include "isolate/netns.h"
+#include "isolate/tcpkill.h"
 #include "isolate/runreg.h"
 #include "isolate/seccomp.h"
 #include "isolate/userns.h"
@@ -723,6 +724,16 @@ void stub_destroy(struct cell *c)
 	if (s->cg.v2.fd < 0)
 		kill_orphans();
 	cellproc_release(&s->cg, &s->reg);
+	/* The sockets the cell's processes left behind would hold its netns
+	 * (and the veth) until their connections end (isolate/tcpkill.h). */
+	if (s->gw && s->netns >= 0) {
+		struct err te = {0};
+		size_t n;
+		if (tcpkill_netns(s->netns, &n, &te) < 0)
+			log_debug("destroy: %s", te.msg);
+		else if (n)
+			log_debug("destroy: ended %zu TCP socket(s) the cell left", n);
+	}
 	gateway_teardown(s, c, true);
 	free(s->filter.filter);
 	mounts_done(s);

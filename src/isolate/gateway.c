@@ -538,9 +538,10 @@ int gateway_build(struct gateway *gw, struct err *e)
 	/* The table first: the link never exists without its filter. */
 	int rc = gateway_nft_apply(gw, e);
 	if (rc < 0 && gw->l7_queue) {
-		/* nft_compat or its NFQUEUE target missing: the SNI check falls back
-		 * to the proxy for 443 too (the redirect). */
-		log_debug("gateway: the kernel refused the SNI check's queue rule (%s): the proxy checks 443", e->msg);
+		/* nft_compat or its NFQUEUE target missing: the SNI/Host check
+		 * falls back to the proxy (the redirect). */
+		log_debug("gateway: the kernel refused the SNI/Host check's queue rule (%s): the proxy checks 443/80",
+			  e->msg);
 		if (gw->nl_host)
 			mnl_socket_close(gw->nl_host);
 		gw->nl_host = NULL;

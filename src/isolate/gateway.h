@@ -24,10 +24,11 @@
  *                 CIDRs (CELLOS_EGRESS_DENY_CIDRS) dropped, the declared flows
  *                 accepted (a DNS-name rule through set `egress_<i>`), the rest
  *                 dropped (counted); nothing else enters the cell; with
- *                 gw->l7_queue, tcp 443 flows of DNS-name rules wait in that
- *                 nfnetlink_queue until their conntrack mark is set (l7queue.h);
- *   chain prerouting (nat): only with gw->l7_port: tcp 80 flows of DNS-name
- *                 rules (and 443 without gw->l7_queue) are redirected to
+ *                 gw->l7_queue, tcp 443/80 flows of DNS-name rules wait in
+ *                 that nfnetlink_queue until their conntrack mark is set
+ *                 (l7queue.h);
+ *   chain prerouting (nat): only with gw->l7_port and without gw->l7_queue:
+ *                 tcp 443/80 flows of DNS-name rules are redirected to
  *                 gateway:l7_port;
  *   chain postrouting (nat): masquerade of the cell's address.
  * The cell's own ruleset (nft.h, table inet cellos) matches DNS-name rules
@@ -68,7 +69,7 @@ struct cidr4 {
 	uint32_t prefix;                /* 0..32 */
 };
 
-/* Conntrack marks of a TLS flow decided on the queue (l7_queue). */
+/* Conntrack marks of a flow decided on the queue (l7_queue). */
 #define GATEWAY_CT_ALLOW 0xce110a11u
 #define GATEWAY_CT_DENY 0xce110de1u
 
@@ -88,12 +89,12 @@ struct gateway {
 	 * gateway_up(): then tcp 443/80 flows of DNS-name rules are redirected to
 	 * it (nat prerouting) and the input chain accepts it. */
 	uint16_t l7_port;
-	/* The SNI check's nfnetlink_queue (l7queue.h), 0: none. Set before
-	 * gateway_up(): then tcp 443 flows of DNS-name rules go to the real
+	/* The SNI/Host check's nfnetlink_queue (l7queue.h), 0: none. Set before
+	 * gateway_up(): then tcp 443/80 flows of DNS-name rules go to the real
 	 * server and their segments wait in this queue until the flow's conntrack
 	 * mark says GATEWAY_CT_ALLOW or GATEWAY_CT_DENY (and are not redirected to
 	 * l7_port). Reset to 0 by gateway_up() when the kernel refuses the queue
-	 * rule (no nft_compat or xt NFQUEUE): then the redirect covers 443 too. */
+	 * rule (no nft_compat or xt NFQUEUE): then they are redirected instead. */
 	uint16_t l7_queue;
 
 	/* Private. */

@@ -39,15 +39,18 @@ static int tcp_sport(struct nftnl_rule *r, uint16_t port)
 	       nftx_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2) || nftx_cmp(r, NFT_CMP_EQ, &p, 2);
 }
 
-/* Whether rule g's TLS flows are decided on the queue (gw->l7_queue). */
+/* Whether rule g's flows are decided on the queue (gw->l7_queue): TLS on
+ * 443, HTTP/1 on 80. */
 static bool queued(const struct gateway *gw, const struct nft_egress *g)
 {
-	return gw->l7_queue && g->set && !g->udp && g->port == 443 && g->family == 4 && !g->quiet;
+	return gw->l7_queue && g->set && !g->udp && (g->port == 443 || g->port == 80) && g->family == 4 &&
+	       !g->quiet;
 }
 
-/* The SNI check on the queue (l7queue.h): a TLS flow of a DNS-name rule is
- * decided on its first segments, which wait in nfnetlink_queue gw->l7_queue
- * until the supervisor has read the ClientHello and set the flow's conntrack
+/* The SNI/Host check on the queue (l7queue.h): a TLS or HTTP flow of a
+ * DNS-name rule is decided on its first segments, which wait in nfnetlink_queue
+ * gw->l7_queue until the supervisor has read the ClientHello (or the request's
+ * Host) and set the flow's conntrack
  * mark; from then on these rules no longer match it and the kernel forwards
  * it. The SYN is not queued: it goes on to the declared-egress accept below
  * (after the denied CIDRs). A verdict's accept resumes after this table's
@@ -64,13 +67,13 @@ static void queue_rules(struct nftb *b, struct gateway *gw, const uint32_t *set_
 			continue;
 		uint32_t id = set_ids[i];
 #define TOWARDS(r) (nftx_ifname(r, true, true, x) || nftx_ip4_load(r, true) || nftx_lookup(r, g->set, id) || \
-		    nftx_l4port(r, IPPROTO_TCP, 443))
+		    nftx_l4port(r, IPPROTO_TCP, g->port))
 		if (reply) {
 			/* The server's packets before the decision: only the
 			 * supervisor lets them in (the handshake, no payload). */
 			RULE(b, gw, c, "add rule: SNI check, replies before the decision",
 			     nftx_ifname(r_, false, true, x) || nftx_ip4_load(r_, false) ||
-				     nftx_lookup(r_, g->set, id) || tcp_sport(r_, 443) || nftx_ct_state_any(r_, est) ||
+				     nftx_lookup(r_, g->set, id) || tcp_sport(r_, g->port) || nftx_ct_state_any(r_, est) ||
 				     nftx_ct_mark(r_, NFT_CMP_NEQ, GATEWAY_CT_ALLOW) || nftx_nfqueue(r_, gw->l7_queue));
 			continue;
 		}

@@ -14,6 +14,11 @@
 #define L7_PEEK_MAX 16384
 /* The longest name reported (a DNS name is at most 253 characters). */
 #define L7_NAME_MAX 253
+/* The answer to an HTTP/1 request whose Host is not allowed (the proxy sends
+ * it on the cell's connection, the queue in a segment of its own). */
+#define L7_HTTP_FORBIDDEN                                                                 \
+	"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 40\r\n" \
+	"Connection: close\r\n\r\ncellos: host not allowed for this cell\r\n"
 
 enum l7_peek {
 	L7_NEED_MORE,   /* consistent so far, but incomplete */

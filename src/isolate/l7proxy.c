@@ -287,8 +287,7 @@ static void connected(struct l7proxy *p, int i)
 
 /* ---- before the decision: peek ---- */
 
-static const char FORBIDDEN[] = "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 40\r\n"
-				"Connection: close\r\n\r\ncellos: host not allowed for this cell\r\n";
+static const char FORBIDDEN[] = L7_HTTP_FORBIDDEN;
 
 static void deny(struct l7proxy *p, int i, const char *name, bool tls, const char *reason)
 {

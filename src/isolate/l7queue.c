@@ -167,20 +167,25 @@ static uint16_t csum_fold(uint32_t sum)
 	return (uint16_t)~sum;
 }
 
-/* A segment without payload from the server's address to the cell. */
-static void to_cell(struct l7queue *q, const struct flow *f, uint32_t seq, bool fin)
+/* A segment from the server's address to the cell: `fin`, the last bytes
+ * (`data`, may be empty) and a FIN; else a RST. */
+static void to_cell(struct l7queue *q, const struct flow *f, uint32_t seq, bool fin, const char *data, size_t len)
 {
 	struct {
 		struct iphdr ip;
 		struct tcphdr tcp;
+		uint8_t data[sizeof L7_HTTP_FORBIDDEN];
 	} pkt = {0};
+	if (len > sizeof pkt.data)
+		len = sizeof pkt.data;
+	size_t tcp_len = sizeof pkt.tcp + len, tot = sizeof pkt.ip + tcp_len;
 	pkt.ip.version = 4;
 	pkt.ip.ihl = 5;
 	pkt.ip.ttl = 64;
 	pkt.ip.protocol = IPPROTO_TCP;
 	pkt.ip.saddr = f->daddr;
 	pkt.ip.daddr = f->saddr;
-	pkt.ip.tot_len = htons(sizeof pkt);
+	pkt.ip.tot_len = htons((uint16_t)tot);
 	pkt.tcp.source = f->dport;
 	pkt.tcp.dest = f->sport;
 	pkt.tcp.seq = htonl(seq);
@@ -189,26 +194,29 @@ static void to_cell(struct l7queue *q, const struct flow *f, uint32_t seq, bool 
 		pkt.tcp.ack_seq = htonl(f->start); /* none of the cell's bytes */
 		pkt.tcp.fin = 1;
 		pkt.tcp.ack = 1;
+		pkt.tcp.psh = len > 0;
+		if (len)
+			memcpy(pkt.data, data, len);
 	} else {
 		pkt.tcp.rst = 1;
 	}
 	/* Summed over bytes (not through a uint16_t pointer into the struct,
-	 * which the compiler may read before the stores above). */
-	uint8_t ph[12 + sizeof pkt.tcp];
+	 * which the compiler may read before the stores above); an odd length
+	 * is padded with a zero byte. */
+	uint8_t ph[12 + sizeof pkt.tcp + sizeof pkt.data + 1] = {0};
 	memcpy(ph, &pkt.ip.saddr, 4);
 	memcpy(ph + 4, &pkt.ip.daddr, 4);
-	ph[8] = 0;
 	ph[9] = IPPROTO_TCP;
-	ph[10] = 0;
-	ph[11] = sizeof pkt.tcp;
-	memcpy(ph + 12, &pkt.tcp, sizeof pkt.tcp);
+	ph[10] = (uint8_t)(tcp_len >> 8);
+	ph[11] = (uint8_t)tcp_len;
+	memcpy(ph + 12, &pkt.tcp, tcp_len);
 	uint32_t sum = 0;
-	for (size_t i = 0; i < sizeof ph; i += 2)
+	for (size_t i = 0; i < 12 + tcp_len; i += 2)
 		sum += (uint32_t)(ph[i] << 8 | ph[i + 1]);
 	pkt.tcp.check = htons(csum_fold(sum));
 	struct sockaddr_in to = {.sin_family = AF_INET, .sin_addr.s_addr = f->saddr};
-	if (sendto(q->raw, &pkt, sizeof pkt, 0, (struct sockaddr *)&to, sizeof to) < 0)
-		log_debug("SNI check: %s: closing the cell's side: %s", f->dest, strerror(errno));
+	if (sendto(q->raw, &pkt, tot, 0, (struct sockaddr *)&to, sizeof to) < 0)
+		log_debug("SNI/Host check: %s: closing the cell's side: %s", f->dest, strerror(errno));
 }
 
 /* A refused connection ends now on the cell's side, rather than at its next
@@ -219,12 +227,16 @@ static void to_cell(struct l7queue *q, const struct flow *f, uint32_t seq, bool 
  * gone at once (a socket that has read a FIN reports the end of the stream
  * before the reset), instead of lingering on a close that the host's
  * conntrack, which never saw this FIN, would find out of window. */
-static void close_cell(struct l7queue *q, const struct flow *f)
+static void close_cell(struct l7queue *q, const struct flow *f, bool tls)
 {
 	if (q->raw < 0 || !f->have_ack)
 		return;
-	to_cell(q, f, f->ack, true);
-	to_cell(q, f, f->ack + 1, false);
+	/* An HTTP/1 client reads why, as from the proxy: the 403 in the FIN's
+	 * segment (the request is never acknowledged: nothing of it went on). */
+	const char *why = tls ? "" : L7_HTTP_FORBIDDEN;
+	size_t len = strlen(why);
+	to_cell(q, f, f->ack, true, why, len);
+	to_cell(q, f, f->ack + (uint32_t)len + 1, false, NULL, 0);
 }
 
 /* ---- flows ---- */
@@ -285,7 +297,7 @@ static int by_seq(const void *a, const void *b)
 	return (d > 0) - (d < 0);
 }
 
-static void finish(struct l7queue *q, struct flow *f, bool allow)
+static void finish(struct l7queue *q, struct flow *f, bool tls, bool allow)
 {
 	if (allow && set_mark(q, f, GATEWAY_CT_ALLOW) < 0) {
 		log_warn("SNI check: %s: the flow's conntrack mark could not be set: refused", f->dest);
@@ -295,7 +307,7 @@ static void finish(struct l7queue *q, struct flow *f, bool allow)
 		int rc = set_mark(q, f, GATEWAY_CT_DENY);
 		if (rc < 0)
 			log_debug("SNI check: %s: conntrack mark: %s", f->dest, strerror(-rc));
-		close_cell(q, f);
+		close_cell(q, f, tls);
 	}
 	/* In sequence order: the server gets the ClientHello as it was sent. */
 	qsort(f->held, f->n_held, sizeof f->held[0], by_seq);
@@ -334,7 +346,7 @@ static void decide(struct l7queue *q, struct flow *f, bool eof, bool timeout)
 	else
 		allow = true, reason = tls ? "l7_sni_allowlist_match" : "l7_http_host_allowlist_match";
 	report(q, f, r == L7_NAME ? name : NULL, tls, allow, reason);
-	finish(q, f, allow);
+	finish(q, f, tls, allow);
 }
 
 /* The bytes of a payload segment at `seq`: 1 when something new arrived, 0 for

@@ -1,17 +1,19 @@
-/* The SNI check of a gateway cell's TLS flows (SPEC §6.4) without terminating
- * TCP: the gateway's host table (gateway.h, l7_queue) sends the segments of a
- * TLS flow to a DNS-name rule's address on 443 to an nfnetlink_queue while
- * the flow's conntrack mark is neither GATEWAY_CT_ALLOW nor GATEWAY_CT_DENY.
- * This module is that queue's listener: segments without payload (the
- * handshake's ACK) pass at once; payload segments are held (no verdict) and
- * their bytes gathered in sequence order until the ClientHello names the
- * server (l7peek.h), or a limit is reached. Allow: the flow's conntrack mark
- * is set to ALLOW (ctnetlink), then the held segments are accepted in order,
- * and from then on the kernel forwards the flow without the supervisor. Deny:
- * mark DENY (the table then answers the flow with a TCP reset), the held
- * segments dropped, and a FIN sent to the cell at once. The server's
- * payload before the decision is dropped. One l7_egress_decision event per
- * connection, through the policy's hooks, as the proxy (l7proxy.h) emits it.
+/* The SNI/Host check of a gateway cell's TLS and HTTP/1 flows (SPEC §6.4)
+ * without terminating TCP: the gateway's host table (gateway.h, l7_queue)
+ * sends the segments of a flow to a DNS-name rule's address on 443 or 80 to
+ * an nfnetlink_queue while the flow's conntrack mark is neither
+ * GATEWAY_CT_ALLOW nor GATEWAY_CT_DENY. This module is that queue's listener:
+ * segments without payload (the handshake's ACK) pass at once; payload
+ * segments are held (no verdict) and their bytes gathered in sequence order
+ * until the ClientHello (or the request's Host) names the server (l7peek.h),
+ * or a limit is reached. Allow: the flow's conntrack mark is set to ALLOW
+ * (ctnetlink), then the held segments are accepted in order, and from then on
+ * the kernel forwards the flow without the supervisor. Deny: mark DENY (the
+ * table then answers the flow with a TCP reset), the held segments dropped,
+ * and a FIN sent to the cell at once (carrying a 403 for HTTP, as the proxy
+ * answers). The server's payload before the decision is dropped. One
+ * l7_egress_decision event per connection, through the policy's hooks, as the
+ * proxy (l7proxy.h) emits it.
  *
  * Fail closed: the queue rule has no bypass, so without this listener (a
  * SIGKILLed supervisor) the flow's segments are dropped.

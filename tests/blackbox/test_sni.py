@@ -231,7 +231,9 @@ def test_silent_connection_times_out(world):
 
 
 def test_large_transfer_is_byte_exact(world):
-    # 20 MB through the check (spliced after the decision) arrive whole.
+    # 20 MB of HTTP after an allowed Host arrive whole, and the supervisor's
+    # only part was the decision: the kernel forwards the flow (the debug line
+    # per connection; the proxy would have relayed every byte).
     code = r'''
 import socket, hashlib
 s = socket.create_connection((socket.gethostbyname("a.example"), 80), timeout=10)
@@ -245,9 +247,10 @@ while True:
 head, _, body = data.partition(b"\r\n\r\n")
 print(len(body), body == bytes(20000000))
 '''
-    r = world.run(spec(code))
+    r = world.run(spec(code), {"CELLOS_LOG": "debug"})
     assert r.rc == 0, r
     assert r.out.split() == ["20000000", "True"], r.out
+    assert f"SNI check: {world.world_addr}:80: allowed on queue" in r.err, r.err
 
 
 UPLOAD = r"""
@@ -326,8 +329,9 @@ print(ok)
 
 def test_open_relay_at_the_workloads_end_is_closed(world):
     # The workload sends a request to a server that never answers nor closes,
-    # and ends: the relay's server-to-cell direction is still waiting on that
-    # server. The supervisor ends it (no hang), and nothing of the run remains.
+    # and ends: its socket lives on in the kernel (FIN_WAIT, the server never
+    # closes) and would hold the cell's netns and veth for a minute. The
+    # supervisor ends it at destroy (no hang), and nothing of the run remains.
     code = r'''
 import socket
 s = socket.create_connection((socket.gethostbyname("s.example"), 80), timeout=5)
@@ -337,9 +341,10 @@ print("sent")
     cid = unique_id()
     s = spec(code)
     s["spec"]["id"] = cid
-    r = world.run(s, timeout=30)
+    r = world.run(s, {"CELLOS_LOG": "debug"}, timeout=30)
     assert r.rc == 0 and r.out.strip() == "sent", r
     assert r.elapsed < 15, r.elapsed
+    assert "destroy: ended 1 TCP socket(s) the cell left" in r.err, r.err
     ev = of_type(r, "observability.v1.l7_egress_decision")
     assert [(d["serverName"], d["decision"]) for d in ev] == [("s.example", "allow")], ev
     assert not gw_allocations(cid)
