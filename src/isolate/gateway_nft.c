@@ -59,7 +59,6 @@ static bool queued(const struct gateway *gw, const struct nft_egress *g)
 static void queue_rules(struct nftb *b, struct gateway *gw, const uint32_t *set_ids, bool reply)
 {
 	const char *c = "forward", *x = gw->host_if;
-	const uint32_t est = NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED);
 	const uint8_t flags = 0x01 | 0x02 | 0x04 | 0x10, syn = 0x02; /* FIN SYN RST ACK; SYN */
 	for (size_t i = 0; i < gw->n_rules; i++) {
 		const struct nft_egress *g = &gw->rules[i];
@@ -73,7 +72,7 @@ static void queue_rules(struct nftb *b, struct gateway *gw, const uint32_t *set_
 			 * supervisor lets them in (the handshake, no payload). */
 			RULE(b, gw, c, "add rule: SNI check, replies before the decision",
 			     nftx_ifname(r_, false, true, x) || nftx_ip4_load(r_, false) ||
-				     nftx_lookup(r_, g->set, id) || tcp_sport(r_, g->port) || nftx_ct_state_any(r_, est) ||
+				     nftx_lookup(r_, g->set, id) || tcp_sport(r_, g->port) || nftx_established(r_) ||
 				     nftx_ct_mark(r_, NFT_CMP_NEQ, GATEWAY_CT_ALLOW) || nftx_nfqueue(r_, gw->l7_queue));
 			continue;
 		}
@@ -90,7 +89,7 @@ static void queue_rules(struct nftb *b, struct gateway *gw, const uint32_t *set_
 		     TOWARDS(r_) || nftx_ct_mark(r_, NFT_CMP_EQ, GATEWAY_CT_DENY) || nftx_counter(r_) ||
 			     nftx_reject_rst(r_));
 		RULE(b, gw, c, "add rule: SNI check, undecided flow",
-		     TOWARDS(r_) || nftx_ct_state_any(r_, est) || nftx_ct_mark(r_, NFT_CMP_NEQ, GATEWAY_CT_ALLOW) ||
+		     TOWARDS(r_) || nftx_established(r_) || nftx_ct_mark(r_, NFT_CMP_NEQ, GATEWAY_CT_ALLOW) ||
 			     nftx_nfqueue(r_, gw->l7_queue));
 		/* A new flow that does not start with a SYN (conntrack picks a
 		 * connection up mid-stream) would skip the queue. */

@@ -421,9 +421,7 @@ int nftx_l4port(struct nftnl_rule *r, uint8_t l4proto, uint16_t port)
 
 int nftx_established(struct nftnl_rule *r)
 {
-	static const uint32_t states = NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED);
-	static const uint32_t none = 0;
-	return nftx_ct_state(r) || nftx_mask(r, &states, sizeof states) || nftx_cmp(r, NFT_CMP_NEQ, &none, sizeof none);
+	return nftx_ct_state_any(r, NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED));
 }
 
 int nftx_ct_mark(struct nftnl_rule *r, uint32_t op, uint32_t mark)
