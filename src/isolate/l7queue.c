@@ -538,10 +538,17 @@ int l7queue_open(struct l7queue **out, struct netpolicy *np, int peek_timeout_ms
 		l7queue_close(q);
 		return -1;
 	}
-	int rc = -EBUSY;
-	for (uint32_t n = L7QUEUE_FIRST; n <= L7QUEUE_LAST && rc == -EBUSY; n++)
-		if ((rc = queue_cmd(q, (uint16_t)n, NFQNL_CFG_CMD_BIND, true)) == 0)
-			q->num = (uint16_t)n;
+	/* A number another socket holds (a live cell's) answers EPERM, not
+	 * EBUSY: try the next, from a start of this process's own so that
+	 * concurrent supervisors rarely meet, a bounded number of times (EPERM
+	 * is also what a caller without CAP_NET_ADMIN gets). */
+	uint32_t span = L7QUEUE_LAST - L7QUEUE_FIRST + 1, start = (uint32_t)getpid() % span;
+	int rc = -EPERM;
+	for (uint32_t k = 0; k < L7QUEUE_TRIES && (rc == -EPERM || rc == -EBUSY); k++) {
+		uint16_t n = (uint16_t)(L7QUEUE_FIRST + (start + k) % span);
+		if ((rc = queue_cmd(q, n, NFQNL_CFG_CMD_BIND, true)) == 0)
+			q->num = n;
+	}
 	if (rc < 0) {
 		err_sys(e, -rc, "SNI check: binding an nfnetlink_queue");
 		l7queue_close(q);

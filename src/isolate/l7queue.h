@@ -29,10 +29,12 @@
 #include "isolate/netpolicy.h"
 #include "util/err.h"
 
-/* The queue numbers tried, first to last: the kernel lets one listener bind a
- * number (per network namespace), so the first free one is this run's. */
+/* The queue numbers a run may bind: the kernel lets one listener bind a number
+ * (per network namespace), so the first free one tried is this run's. */
 #define L7QUEUE_FIRST 32768
 #define L7QUEUE_LAST 49151
+/* Numbers tried before the proxy takes over (all taken by live cells). */
+#define L7QUEUE_TRIES 64
 
 struct l7queue;
 

@@ -6,6 +6,7 @@ and 80, and b.example on 80 only. r.example:443 is a recorder that logs what
 each connection sent it, for the TLS flows decided on the queue (l7queue.h)."""
 import json
 import os
+import threading
 import time
 
 import pytest
@@ -533,3 +534,34 @@ print(json.dumps(out))
     assert sorted(got) in ([ok[4:]], sorted([ok[4:], "0 -"])), (ok, got)
     ev = of_type(r, "observability.v1.l7_egress_decision")
     assert sorted((d["serverName"], d["decision"]) for d in ev) == [("evil.example", "deny"), ("r.example", "allow")]
+
+
+def test_concurrent_cells_each_decide_on_a_queue_of_their_own(world):
+    # Two live cells, one host: each supervisor binds a queue number of its own
+    # (the other's answers EPERM), so both are decided on the queue and
+    # forwarded by the kernel; neither falls back to the proxy.
+    code = r"""
+import socket, sys, time
+time.sleep(float(sys.argv[1]))
+s = socket.create_connection((socket.gethostbyname("a.example"), 80), timeout=10)
+s.sendall(b"GET / HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n")
+data = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    data += b
+time.sleep(float(sys.argv[2]))
+print(data.endswith(b"http a.example\n"))
+"""
+    out = {}
+    # The first cell holds its queue while the second one starts and connects.
+    first = threading.Thread(target=lambda: out.setdefault("a", world.run(spec(code, "0", "3"), {"CELLOS_LOG": "debug"})))
+    first.start()
+    time.sleep(1)
+    out["b"] = world.run(spec(code, "0.5", "0"), {"CELLOS_LOG": "debug"})
+    first.join()
+    for r in out.values():
+        assert r.rc == 0 and r.out.strip() == "True", r
+        assert f"SNI check: {world.world_addr}:80: allowed on queue" in r.err, r.err
+        assert "proxies 443/80" not in r.err, r.err
