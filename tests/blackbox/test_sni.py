@@ -6,6 +6,7 @@ and 80, and b.example on 80 only. r.example:443 is a recorder that logs what
 each connection sent it, for the TLS flows decided on the queue (l7queue.h)."""
 import json
 import os
+import subprocess
 import threading
 import time
 
@@ -195,9 +196,51 @@ def world():
         w.close()
 
 
-def test_sni_and_host_decide_per_connection(world):
-    r = world.run(spec(PROBE))
+# Binds every queue number a supervisor may take (l7queue.h) in the "host"
+# netns, as live cells would, so the check falls back to its proxy: the path of
+# a kernel without the queue, tested on any kernel.
+OCCUPY = r"""
+import socket, struct, sys
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)  # NETLINK_NETFILTER
+s.bind((0, 0))
+for n in range(32768, 49152):
+    attr = struct.pack("HHBBH", 8, 1, 1, 0, socket.htons(2))  # NFQA_CFG_CMD: BIND, AF_INET
+    body = struct.pack("BBH", 0, 0, socket.htons(n)) + attr
+    s.send(struct.pack("IHHII", 16 + len(body), 3 << 8 | 2, 1 | 4, n, 0) + body)  # QUEUE CONFIG, REQUEST|ACK
+    assert struct.unpack("i", s.recv(4096)[16:20])[0] == 0, n
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.fixture(params=["queue", "proxy"])
+def relay(request, world):
+    """How the check is expected to decide: on the queue, or on the proxy with
+    every queue number taken."""
+    if request.param == "queue":
+        yield "queue"
+        return
+    p = subprocess.Popen(["ip", "netns", "exec", world.host, "/usr/bin/python3", "-c", OCCUPY],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        yield "proxy"
+    finally:
+        p.stdin.close()
+        p.wait(timeout=30)
+
+
+def assert_relay(r, relay):
+    if relay == "queue":
+        assert "allowed on queue" in r.err and "proxies 443/80" not in r.err, r.err
+    else:
+        assert "the SNI/Host check proxies 443/80" in r.err and "allowed on queue" not in r.err, r.err
+
+
+def test_sni_and_host_decide_per_connection(world, relay):
+    r = world.run(spec(PROBE), {"CELLOS_LOG": "debug"})
     assert r.rc == 0, r
+    assert_relay(r, relay)
     out = json.loads(r.out)
     assert out["tls_a"] == "tls a.example"                 # TLS passes through, the server terminates it
     assert out["tls_b_shared"].startswith("error"), out    # same address, a name not allowed on 443
@@ -288,7 +331,7 @@ print(json.dumps({"n": n, "bad": bad}))
 """
 
 
-def test_request_body_right_behind_the_head_arrives_whole_once(world):
+def test_request_body_right_behind_the_head_arrives_whole_once(world, relay):
     # The body of a request follows its head at once (same write, next write,
     # later, then the client's end of file); the server gets exactly the bytes
     # sent, in order, once (its sha256), whichever way they meet the decision
@@ -296,14 +339,17 @@ def test_request_body_right_behind_the_head_arrives_whole_once(world):
     # check reads before deciding.
     r = world.run(spec(UPLOAD), env={"CELLOS_LOG": "debug"}, timeout=120)
     assert r.rc == 0, r
+    assert_relay(r, relay)
     out = json.loads(r.out)
     assert out == {"n": 12, "bad": []}, (out, r.err[-3000:])
 
 
-def test_more_connections_than_slots_one_after_another(world):
-    # The check holds 64 connections at once; 80 in turn all pass, so each
-    # allowed connection's slot comes back when its relay (a splice thread per
-    # direction) ends, and each answer arrives whole through it.
+@pytest.mark.parametrize("relay", ["proxy"], indirect=True)
+def test_more_connections_than_slots_one_after_another(world, relay):
+    # The proxy (the check where the queue is not to be had) holds 64
+    # connections at once; 80 in turn all pass, so each allowed connection's
+    # slot comes back when its relay (a splice thread per direction) ends, and
+    # each answer arrives whole through it.
     code = r'''
 import socket
 ip = socket.gethostbyname("a.example")
@@ -321,8 +367,9 @@ for i in range(80):
     ok += data.startswith(b"HTTP/1.1 200") and data.endswith(b"http a.example\n")
 print(ok)
 '''
-    r = world.run(spec(code), timeout=120)
+    r = world.run(spec(code), {"CELLOS_LOG": "debug"}, timeout=120)
     assert r.rc == 0, r
+    assert_relay(r, relay)
     assert r.out.strip() == "80", r.out
     allowed = [d for d in of_type(r, "observability.v1.l7_egress_decision") if d["decision"] == "allow"]
     assert len(allowed) == 80
