@@ -65,6 +65,7 @@
 #include "isolate/netdev.h"
 #include "isolate/seccomp.h"
 #include "isolate/tap.h"
+#include "util/child.h"
 #include "util/dirs.h"
 #include "util/fileio.h"
 #include "util/ids.h"
@@ -501,13 +502,8 @@ static _Noreturn void child_main(const struct child_args *a)
 {
 	struct fc *f = a->f;
 	const struct cell *c = f->cell;
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != a->parent)
+	if (child_tie(a->parent) < 0)
 		_exit(125);
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGPIPE, SIG_DFL);
 	int devnull = open("/dev/null", O_RDONLY);
 	if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(f->logfd, 1) < 0 || dup2(f->logfd, 2) < 0)
 		child_fail(a->sync, errno, "stdio");

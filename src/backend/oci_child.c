@@ -12,13 +12,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "backend/oci_cell.h"
 #include "backend/oci_tool.h"
+#include "util/child.h"
 #include "util/stdio_relay.h"
 
 /* The fd the runtime logs to (a memfd of ours). */
@@ -82,13 +82,8 @@ _Noreturn void oci_child_main(void *arg)
 	int sync = a->sync;
 	close(a->peer);
 	/* The runtime dies with the supervisor; its sandbox and gofer die with it. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != a->parent)
+	if (child_tie(a->parent) < 0)
 		_exit(125);
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGPIPE, SIG_DFL);
 	/* SPEC §6.1: the runtime (runsc forwards terminal ioctls to the host fd) never
 	 * gets the operator's terminal; where ours is one, it gets the relay pipes. */
 	if (stdio_relay_install(o->cell->stdio) < 0)

@@ -10,12 +10,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "util/child.h"
 #include "util/ids.h"
 
 /* Reap `pid`: its exit status, 128+N for signal N, or -1 when its status cannot
@@ -64,13 +64,8 @@ int oci_tool_run_in(int mntns, const char *path, const char *const *argv, const 
 		return -1;
 	}
 	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
+		if (child_tie(parent) < 0)
 			_exit(127);
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
 		if (mntns >= 0 && (setns(mntns, CLONE_NEWNS) < 0 || chdir("/") < 0))
 			_exit(126);
 		int null = open("/dev/null", O_RDONLY);
