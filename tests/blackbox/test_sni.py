@@ -266,10 +266,6 @@ def relay(request, world, path):
         yield "proxy"
 
 
-def assert_relay(r, relay):
-    assert_path(r.err, relay)
-
-
 def test_the_probe_agrees_with_a_gateway_cell(world, path):
     # queuepath.py's answer for this kernel is the path a real gateway cell
     # takes: probed the same way in the world's "host" where the cell runs, and
@@ -313,7 +309,7 @@ def test_the_probe_says_proxy_where_the_rule_is_refused():
 def test_sni_and_host_decide_per_connection(world, relay):
     r = world.run(spec(PROBE), {"CELLOS_LOG": "debug"})
     assert r.rc == 0, r
-    assert_relay(r, relay)
+    assert_path(r.err, relay)
     out = json.loads(r.out)
     assert out["tls_a"] == "tls a.example"                 # TLS passes through, the server terminates it
     assert out["tls_b_shared"].startswith("error"), out    # same address, a name not allowed on 443
@@ -401,7 +397,7 @@ def test_request_body_right_behind_the_head_arrives_whole_once(world, relay):
     # check reads before deciding.
     r = world.run(spec(UPLOAD), env={"CELLOS_LOG": "debug"}, timeout=120)
     assert r.rc == 0, r
-    assert_relay(r, relay)
+    assert_path(r.err, relay)
     out = json.loads(r.out)
     assert out == {"n": 12, "bad": []}, (out, r.err[-3000:])
 
@@ -426,7 +422,7 @@ print(ok)
 '''
     r = world.run(spec(code), {"CELLOS_LOG": "debug"}, timeout=120)
     assert r.rc == 0, r
-    assert_relay(r, relay)
+    assert_path(r.err, relay)
     assert r.out.strip() == "80", r.out
     allowed = [d for d in of_type(r, "observability.v1.l7_egress_decision") if d["decision"] == "allow"]
     assert len(allowed) == 80
