@@ -527,8 +527,7 @@ int gateway_build(struct gateway *gw, struct err *e)
 	if (rc < 0 && gw->l7_queue) {
 		/* nft_compat or its NFQUEUE target missing: the SNI/Host check
 		 * falls back to the proxy (the redirect). */
-		log_debug("gateway: the kernel refused the SNI/Host check's queue rule (%s): the proxy checks 443/80",
-			  e->msg);
+		log_debug("gateway: the kernel refused the queue rule (%s): the SNI/Host check proxies 443/80", e->msg);
 		if (gw->nl_host)
 			mnl_socket_close(gw->nl_host);
 		gw->nl_host = NULL;

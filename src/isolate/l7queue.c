@@ -158,6 +158,27 @@ static int set_mark(struct l7queue *q, const struct flow *f, uint32_t mark)
 	return nl_call(q->ct, nlh);
 }
 
+/* 0 when ctnetlink answers: a GET of a flow that cannot exist (TCP
+ * 0.0.0.0:0 -> 0.0.0.0:0) is ENOENT there, another error without it. */
+static int ct_present(struct l7queue *q)
+{
+	char buf[256];
+	struct nlmsghdr *nlh = nf_msg(buf, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET, NLM_F_ACK, AF_INET, 0, ++q->ct_seq);
+	struct nlattr *orig = mnl_attr_nest_start(nlh, CTA_TUPLE_ORIG);
+	struct nlattr *ip = mnl_attr_nest_start(nlh, CTA_TUPLE_IP);
+	mnl_attr_put_u32(nlh, CTA_IP_V4_SRC, 0);
+	mnl_attr_put_u32(nlh, CTA_IP_V4_DST, 0);
+	mnl_attr_nest_end(nlh, ip);
+	struct nlattr *proto = mnl_attr_nest_start(nlh, CTA_TUPLE_PROTO);
+	mnl_attr_put_u8(nlh, CTA_PROTO_NUM, IPPROTO_TCP);
+	mnl_attr_put_u16(nlh, CTA_PROTO_SRC_PORT, 0);
+	mnl_attr_put_u16(nlh, CTA_PROTO_DST_PORT, 0);
+	mnl_attr_nest_end(nlh, proto);
+	mnl_attr_nest_end(nlh, orig);
+	int rc = nl_call(q->ct, nlh);
+	return rc == -ENOENT ? 0 : rc;
+}
+
 /* ---- the end of a refused connection, to the cell ---- */
 
 static uint16_t csum_fold(uint32_t sum)
@@ -538,12 +559,20 @@ int l7queue_open(struct l7queue **out, struct netpolicy *np, int peek_timeout_ms
 		l7queue_close(q);
 		return -1;
 	}
+	/* The decision is carried out through the flow's conntrack mark: a
+	 * kernel without ctnetlink would refuse every flow, so it gets the proxy. */
+	int rc = ct_present(q);
+	if (rc < 0) {
+		err_sys(e, -rc, "SNI check: ctnetlink");
+		l7queue_close(q);
+		return -1;
+	}
 	/* A number another socket holds (a live cell's) answers EPERM, not
 	 * EBUSY: try the next, from a start of this process's own so that
 	 * concurrent supervisors rarely meet, a bounded number of times (EPERM
 	 * is also what a caller without CAP_NET_ADMIN gets). */
 	uint32_t span = L7QUEUE_LAST - L7QUEUE_FIRST + 1, start = (uint32_t)getpid() % span;
-	int rc = -EPERM;
+	rc = -EPERM;
 	for (uint32_t k = 0; k < L7QUEUE_TRIES && (rc == -EPERM || rc == -EBUSY); k++) {
 		uint16_t n = (uint16_t)(L7QUEUE_FIRST + (start + k) % span);
 		if ((rc = queue_cmd(q, n, NFQNL_CFG_CMD_BIND, true)) == 0)

@@ -3,7 +3,14 @@ world of network namespaces (networld.py, shared with test_gateway.py): two name
 share one address (the world's first, like a CDN) where a TLS server (self-signed; only the server
 terminates TLS) and an HTTP server listen. The cell may reach a.example on 443
 and 80, and b.example on 80 only. r.example:443 is a recorder that logs what
-each connection sent it, for the TLS flows decided on the queue (l7queue.h)."""
+each connection sent it, for the TLS flows decided on the queue (l7queue.h).
+
+Which path a gateway cell takes, the queue or the proxy, depends on the kernel
+(queuepath.py asks it the way the supervisor does): each test asserts the path
+this kernel gives and the same outcome on either. SNI_TESTS_WITHOUT_QUEUE=1 runs
+the module as on a kernel without the queue (every queue number held in the
+world's "host", as the relay fixture's "proxy" does)."""
+import contextlib
 import json
 import os
 import subprocess
@@ -15,9 +22,22 @@ import pytest
 from conftest import make_spec, new_dir, py_argv, unique_id
 from networld import NetWorld, gw_allocations, sh
 from proxyworld import dns_server, l7_servers, of_type
+from queuepath import PROXY_LINE, assert_path, fresh_probe, kernel_path, kernel_probe, probe
 
 EGRESS = [{"host": "a.example", "port": 443}, {"host": "a.example", "port": 80}, {"host": "b.example", "port": 80},
           {"host": "s.example", "port": 80}, {"host": "r.example", "port": 443}]
+
+# For the in-cell scripts: everything a socket (plain or TLS) gives until the
+# peer's end of file.
+READ_ALL = r'''
+def read_all(s, size=65536):
+    parts = []
+    while True:
+        b = s.recv(size)
+        if not b:
+            return b"".join(parts)
+        parts.append(b)
+'''
 
 # A TCP server on 443 that is no TLS server: it logs how many bytes (and their
 # SHA-256) each connection sent once it has been idle for a second, and tells
@@ -119,7 +139,7 @@ while True:
     threading.Thread(target=hold, args=(c,), daemon=True).start()
 '''
 
-PROBE = r'''
+PROBE = READ_ALL + r'''
 import json, socket, ssl, sys, time
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
@@ -135,13 +155,7 @@ def http(head):
     try:
         s = socket.create_connection((ip, 80), timeout=3)
         s.sendall(head.encode())
-        data = b""
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            data += b
-        return data.decode(errors="replace")
+        return read_all(s).decode(errors="replace")
     except OSError as e:
         return "error " + type(e).__name__
 def silent():
@@ -213,34 +227,89 @@ sys.stdin.read()
 """
 
 
-@pytest.fixture(params=["queue", "proxy"])
-def relay(request, world):
-    """How the check is expected to decide: on the queue, or on the proxy with
-    every queue number taken."""
-    if request.param == "queue":
-        yield "queue"
-        return
+@contextlib.contextmanager
+def queue_taken(world):
+    """Every queue number held in the world's "host" while inside."""
     p = subprocess.Popen(["ip", "netns", "exec", world.host, "/usr/bin/python3", "-c", OCCUPY],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert p.stdout.readline().strip() == "ready"
-        yield "proxy"
+        yield
     finally:
         p.stdin.close()
         p.wait(timeout=30)
 
 
-def assert_relay(r, relay):
-    if relay == "queue":
-        assert "allowed on queue" in r.err and "proxies 443/80" not in r.err, r.err
-    else:
-        assert "the SNI/Host check proxies 443/80" in r.err and "allowed on queue" not in r.err, r.err
+WITHOUT_QUEUE = os.environ.get("SNI_TESTS_WITHOUT_QUEUE") == "1"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def path(world):
+    """The path this kernel's gateway cells take, "queue" or "proxy"
+    (queuepath.py); "proxy" with SNI_TESTS_WITHOUT_QUEUE=1."""
+    if not WITHOUT_QUEUE:
+        yield kernel_path()
+        return
+    with queue_taken(world):
+        yield "proxy"
+
+
+@pytest.fixture(params=["queue", "proxy"])
+def relay(request, world, path):
+    """How the check is expected to decide: "queue" is the kernel's own path
+    (on a kernel without the queue, it asserts the fallback to the proxy);
+    "proxy" with every queue number taken, on any kernel."""
+    if request.param == "queue" or path == "proxy":
+        yield path
+        return
+    with queue_taken(world):
+        yield "proxy"
+
+
+def test_the_probe_agrees_with_a_gateway_cell(world, path):
+    # queuepath.py's answer for this kernel is the path a real gateway cell
+    # takes: probed the same way in the world's "host" where the cell runs, and
+    # what the supervisor logged. Then with every queue number taken there,
+    # the probe and the cell both say "proxy" (the probe's branch for a kernel
+    # without the queue, met the way the supervisor meets it).
+    code = READ_ALL + r'''
+import socket
+s = socket.create_connection((socket.gethostbyname("a.example"), 80), timeout=10)
+s.sendall(b"GET / HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n")
+print(read_all(s).endswith(b"http a.example\n"))
+'''
+    here = probe(world.host)
+    assert here["path"] == path == (kernel_path() if not WITHOUT_QUEUE else "proxy"), (here, kernel_probe())
+    r = world.run(spec(code), {"CELLOS_LOG": "debug"})
+    assert r.rc == 0 and r.out.strip() == "True", r
+    assert_path(r.err, path, f"{world.world_addr}:80")
+    taken = contextlib.nullcontext() if WITHOUT_QUEUE else queue_taken(world)
+    with taken:
+        none = probe(world.host)
+        assert none["path"] == "proxy" and none["bind"].startswith("binding an nfnetlink_queue: "), none
+        r = world.run(spec(code), {"CELLOS_LOG": "debug"})
+    assert r.rc == 0 and r.out.strip() == "True", r
+    assert_path(r.err, "proxy")
+    assert f"SNI check: binding an nfnetlink_queue: {none['bind'].split(': ', 1)[1]}: {PROXY_LINE}" in r.err, r.err
+    # The probe left nothing in the namespace it probed.
+    assert not [t for t in world.tables() if "qprobe" in t], world.tables()
+
+
+def test_the_probe_says_proxy_where_the_rule_is_refused():
+    # A kernel without xt NFQUEUE refuses the queue rule, and the supervisor
+    # then proxies (gateway_build): the probe's rule naming a target no kernel
+    # has meets that refusal, and its answer is the proxy; the bind and
+    # ctnetlink still answer as on this kernel.
+    got = fresh_probe(target="CELLOSNOTARGET")
+    assert got["path"] == "proxy" and got["rule"] == "queue rule: No such file or directory", got
+    base = kernel_probe()
+    assert (got["bind"].startswith("bound"), got["ctnetlink"]) == (base["bind"].startswith("bound"), base["ctnetlink"])
 
 
 def test_sni_and_host_decide_per_connection(world, relay):
     r = world.run(spec(PROBE), {"CELLOS_LOG": "debug"})
     assert r.rc == 0, r
-    assert_relay(r, relay)
+    assert_path(r.err, relay)
     out = json.loads(r.out)
     assert out["tls_a"] == "tls a.example"                 # TLS passes through, the server terminates it
     assert out["tls_b_shared"].startswith("error"), out    # same address, a name not allowed on 443
@@ -274,30 +343,24 @@ def test_silent_connection_times_out(world):
     assert len(ev) == 1 and ev[0]["decision"] == "deny" and "serverName" not in ev[0], ev
 
 
-def test_large_transfer_is_byte_exact(world):
-    # 20 MB of HTTP after an allowed Host arrive whole, and the supervisor's
-    # only part was the decision: the kernel forwards the flow (the debug line
-    # per connection; the proxy would have relayed every byte).
-    code = r'''
+def test_large_transfer_is_byte_exact(world, path):
+    # 20 MB of HTTP after an allowed Host arrive whole. On the queue the
+    # supervisor's only part was the decision: the kernel forwards the flow
+    # (the debug line per connection); the proxy relays every byte.
+    code = READ_ALL + r'''
 import socket, hashlib
 s = socket.create_connection((socket.gethostbyname("a.example"), 80), timeout=10)
 s.sendall(b"GET /bulk?n=20000000 HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n")
-data = b""
-while True:
-    b = s.recv(1 << 20)
-    if not b:
-        break
-    data += b
-head, _, body = data.partition(b"\r\n\r\n")
+head, _, body = read_all(s, 1 << 20).partition(b"\r\n\r\n")
 print(len(body), body == bytes(20000000))
 '''
     r = world.run(spec(code), {"CELLOS_LOG": "debug"})
     assert r.rc == 0, r
     assert r.out.split() == ["20000000", "True"], r.out
-    assert f"SNI check: {world.world_addr}:80: allowed on queue" in r.err, r.err
+    assert_path(r.err, path, f"{world.world_addr}:80")
 
 
-UPLOAD = r"""
+UPLOAD = READ_ALL + r"""
 import hashlib, json, os, socket, time
 ip = socket.gethostbyname("a.example")
 bad, n = [], 0
@@ -316,12 +379,7 @@ for size in (1000, 40000, 3000000):
             s.sendall(body)
         if mode.endswith("eof"):
             s.shutdown(socket.SHUT_WR)  # the server still answers, after our end of file
-        data = b""
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            data += b
+        data = read_all(s)
         s.close()
         got = data.partition(b"\r\n\r\n")[2].decode(errors="replace").strip()
         n += 1
@@ -339,7 +397,7 @@ def test_request_body_right_behind_the_head_arrives_whole_once(world, relay):
     # check reads before deciding.
     r = world.run(spec(UPLOAD), env={"CELLOS_LOG": "debug"}, timeout=120)
     assert r.rc == 0, r
-    assert_relay(r, relay)
+    assert_path(r.err, relay)
     out = json.loads(r.out)
     assert out == {"n": 12, "bad": []}, (out, r.err[-3000:])
 
@@ -350,36 +408,32 @@ def test_more_connections_than_slots_one_after_another(world, relay):
     # connections at once; 80 in turn all pass, so each allowed connection's
     # slot comes back when its relay (a splice thread per direction) ends, and
     # each answer arrives whole through it.
-    code = r'''
+    code = READ_ALL + r'''
 import socket
 ip = socket.gethostbyname("a.example")
 ok = 0
 for i in range(80):
     s = socket.create_connection((ip, 80), timeout=5)
     s.sendall(b"GET / HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n")
-    data = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        data += b
+    data = read_all(s)
     s.close()
     ok += data.startswith(b"HTTP/1.1 200") and data.endswith(b"http a.example\n")
 print(ok)
 '''
     r = world.run(spec(code), {"CELLOS_LOG": "debug"}, timeout=120)
     assert r.rc == 0, r
-    assert_relay(r, relay)
+    assert_path(r.err, relay)
     assert r.out.strip() == "80", r.out
     allowed = [d for d in of_type(r, "observability.v1.l7_egress_decision") if d["decision"] == "allow"]
     assert len(allowed) == 80
 
 
-def test_open_relay_at_the_workloads_end_is_closed(world):
+def test_open_relay_at_the_workloads_end_is_closed(world, path):
     # The workload sends a request to a server that never answers nor closes,
-    # and ends: its socket lives on in the kernel (FIN_WAIT, the server never
-    # closes) and would hold the cell's netns and veth for a minute. The
-    # supervisor ends it at destroy (no hang), and nothing of the run remains.
+    # and ends: on the queue its socket lives on in the kernel (FIN_WAIT, the
+    # server never closes) and would hold the cell's netns and veth for a
+    # minute. The supervisor ends it at destroy (no hang; on the proxy the
+    # relay's end goes with the proxy), and nothing of the run remains.
     code = r'''
 import socket
 s = socket.create_connection((socket.gethostbyname("s.example"), 80), timeout=5)
@@ -392,7 +446,8 @@ print("sent")
     r = world.run(s, {"CELLOS_LOG": "debug"}, timeout=30)
     assert r.rc == 0 and r.out.strip() == "sent", r
     assert r.elapsed < 15, r.elapsed
-    assert "destroy: ended 1 TCP socket(s) the cell left" in r.err, r.err
+    if path == "queue":
+        assert "destroy: ended 1 TCP socket(s) the cell left" in r.err, r.err
     ev = of_type(r, "observability.v1.l7_egress_decision")
     assert [(d["serverName"], d["decision"]) for d in ev] == [("s.example", "allow")], ev
     assert not gw_allocations(cid)
@@ -439,10 +494,11 @@ print(json.dumps([open("/etc/resolv.conf").read(), ip, evil, tls(ip, "a.example"
 
 # ---- TLS decided on the queue (l7queue.h), forwarded by the kernel ----
 
-def test_clienthello_in_several_segments_is_decided_on_the_queue(world):
+def test_clienthello_in_several_segments_is_decided_on_the_queue(world, path):
     # A ClientHello in 5 segments: the held segments reach the server only
     # after the decision, whole and in order; a refused one never does, and
-    # its client reads the end of the stream at once.
+    # its client reads the end of the stream at once. (On the proxy, the
+    # same, and the refused connection never reaches the server at all.)
     code = SPLIT + r"""
 print(json.dumps([split("r.example", 5), split("evil.example", 5), split("r.example", 1, extra=160)]))
 """
@@ -456,48 +512,45 @@ print(json.dumps([split("r.example", 5), split("evil.example", 5), split("r.exam
     assert big["got"] == "got " + big["sent"], big
     assert bad["got"] in ("eof", "error ConnectionResetError"), bad
     assert bad.get("after_s", 0) < 1, bad
-    assert sorted(recorded(world, since, 3)) == sorted([ok["sent"], "0 -", big["sent"]])  # the refused one: not a byte
+    # The refused one: not a byte (on the queue its handshake reached the server).
+    want = sorted([ok["sent"], big["sent"]] + (["0 -"] if path == "queue" else []))
+    assert sorted(recorded(world, since, 3, timeout=10 if path == "queue" else 4)) == want
     ev = of_type(r, "observability.v1.l7_egress_decision")
     got = sorted((d["protocol"], d.get("serverName"), d["decision"], d["reasonCode"]) for d in ev)
     assert got == [("tls", "evil.example", "deny", "l7_sni_allowlist_miss"),
                    ("tls", "r.example", "allow", "l7_sni_allowlist_match"),
                    ("tls", "r.example", "allow", "l7_sni_allowlist_match")], got
-    assert f"SNI check: {world.prefix}.5:443: allowed on queue" in r.err, r.err
+    assert_path(r.err, path, f"{world.prefix}.5:443")
 
 
-def test_large_tls_transfer_is_forwarded_by_the_kernel(world):
-    # 20 MB over TLS after an allowed ClientHello: byte-exact, and the
-    # supervisor's only part was the decision (it says so per connection; the
-    # proxy would have relayed every byte, and says nothing of the kind).
-    code = r"""
+def test_large_tls_transfer_is_forwarded_by_the_kernel(world, path):
+    # 20 MB over TLS after an allowed ClientHello: byte-exact, and on the
+    # queue the supervisor's only part was the decision (it says so per
+    # connection); the proxy relays every byte, and says nothing of the kind.
+    code = READ_ALL + r"""
 import socket, ssl, time
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
 with ctx.wrap_socket(socket.create_connection((socket.gethostbyname("a.example"), 443), timeout=10),
                      server_hostname="a.example") as t:
     t.sendall(b"bulk 20000000\n")
-    n, zero = 0, True
-    while True:
-        b = t.recv(1 << 20)
-        if not b:
-            break
-        n += len(b)
-        zero = zero and not b.strip(b"\0")
-print(n, zero)
+    data = read_all(t, 1 << 20)
+print(len(data), not data.strip(b"\0"))
 """
     r = world.run(spec(code), {"CELLOS_LOG": "debug"})
     assert r.rc == 0, r
     assert r.out.split() == ["20000000", "True"], r.out
-    assert f"SNI check: {world.world_addr}:443: allowed on queue" in r.err, r.err
+    assert_path(r.err, path, f"{world.world_addr}:443")
     ev = of_type(r, "observability.v1.l7_egress_decision")
     assert [(d["serverName"], d["decision"]) for d in ev] == [("a.example", "allow")], ev
 
 
-def test_undecided_flow_of_a_sigkilled_supervisor_is_dropped(world):
+def test_undecided_flow_of_a_sigkilled_supervisor_is_dropped(world, path):
     # Half a ClientHello is held when the supervisor is SIGKILLed: the queue
     # then has no listener, and the rule has no bypass, so neither the held
     # half nor the rest (sent 3 s later, if the cell still lives) reaches the
-    # server; the next supervisor sweeps the table.
+    # server; the next supervisor sweeps the table. (On the proxy the half
+    # dies with the supervisor, before any connection to the server.)
     code = SPLIT + r"""
 print(json.dumps(split("r.example", 4, stop=2)))
 """
@@ -509,7 +562,7 @@ print(json.dumps(split("r.example", 4, stop=2)))
     run.wait_stdout(b"half", timeout=20)
     run.sigkill()
     time.sleep(4)
-    assert recorded(world, since, 1) == ["0 -"]
+    assert recorded(world, since, 1, timeout=10 if path == "queue" else 2) == (["0 -"] if path == "queue" else [])
     r = world.run(make_spec(["/usr/bin/true"]))
     assert r.rc == 0, r
     assert not gw_allocations(cid)
@@ -553,7 +606,7 @@ def test_new_connection_on_the_same_ports_is_decided_afresh(world):
     # An allowed connection, then at once another from the same source port
     # to the same server (conntrack reopens the entry, mark 0 again) with a
     # refused name: the check must not take it for the first one.
-    code = SPLIT + r"""
+    code = SPLIT + READ_ALL + r"""
 ip = socket.gethostbyname("r.example")
 out = []
 port = None
@@ -569,6 +622,11 @@ for name in ("r.example", "evil.example"):
         out.append(s.recv(200).decode().strip() or "eof")
     except OSError as e:
         out.append("error " + type(e).__name__)
+    if out[-1].startswith("got "):
+        # Until the server's close, so that it closed first: a close of ours
+        # crossing its FIN would leave this port in TIME_WAIT, and the next
+        # connect from it fail (EADDRNOTAVAIL).
+        read_all(s)
     s.close()
 print(json.dumps(out))
 """
@@ -583,21 +641,17 @@ print(json.dumps(out))
     assert sorted((d["serverName"], d["decision"]) for d in ev) == [("evil.example", "deny"), ("r.example", "allow")]
 
 
-def test_concurrent_cells_each_decide_on_a_queue_of_their_own(world):
+def test_concurrent_cells_each_decide_on_a_queue_of_their_own(world, path):
     # Two live cells, one host: each supervisor binds a queue number of its own
     # (the other's answers EPERM), so both are decided on the queue and
-    # forwarded by the kernel; neither falls back to the proxy.
-    code = r"""
+    # forwarded by the kernel; neither falls back to the proxy (where the
+    # kernel has a queue; without, both are proxied, and both get their answer).
+    code = READ_ALL + r"""
 import socket, sys, time
 time.sleep(float(sys.argv[1]))
 s = socket.create_connection((socket.gethostbyname("a.example"), 80), timeout=10)
 s.sendall(b"GET / HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n")
-data = b""
-while True:
-    b = s.recv(65536)
-    if not b:
-        break
-    data += b
+data = read_all(s)
 time.sleep(float(sys.argv[2]))
 print(data.endswith(b"http a.example\n"))
 """
@@ -610,5 +664,4 @@ print(data.endswith(b"http a.example\n"))
     first.join()
     for r in out.values():
         assert r.rc == 0 and r.out.strip() == "True", r
-        assert f"SNI check: {world.world_addr}:80: allowed on queue" in r.err, r.err
-        assert "proxies 443/80" not in r.err, r.err
+        assert_path(r.err, path, f"{world.world_addr}:80")
