@@ -165,6 +165,7 @@ def server_and_queue(nats_server):
     ({"CELLOS_AGENT_TENANT": "t.1"}, "CELLOS_AGENT_TENANT"),
     ({"CELLOS_AGENT_METRICS_ADDR": "localhost"}, "CELLOS_AGENT_METRICS_ADDR"),
     ({"CELLOS_AGENT_SECRETS": "A,b c"}, "CELLOS_AGENT_SECRETS"),
+    ({"CELLOS_AGENT_RELAY": "yes"}, "CELLOS_AGENT_RELAY"),
     ({"CELLOS_AGENT_SUPERVISOR": "/nonexistent/sup"}, "CELLOS_AGENT_SUPERVISOR"),
     ({"CELLOS_LOG": "loud"}, "CELLOS_LOG"),
 ])
