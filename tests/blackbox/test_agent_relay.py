@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
-import subprocess
-import time
 import uuid
 
 import pytest
 
-from conftest import MARK, make_spec, marked_processes, new_dir, run_cell, runs_in, verify_chain, wait_no_marked
+from conftest import MARK, make_spec, marked_processes, new_dir, run_cell, verify_chain, wait_no_marked
 from natshelper import NatsServer, ensure_events_stream
 from signed_events import Ed25519Key, check_signed_log
-from test_agent import Agent, agent_children, fd_targets, job_doc, queue_init, submit, wait_for
+from test_agent import (Agent, agent_children, fd_targets, job_doc, queue_init, socket_inode, socket_peers, submit,
+                        wait_for)
 from test_dlq import dead_letters
 
 FINAL = ("dev.cellos.events.cell.lifecycle.v1.destroyed", "dev.cellos.events.cell.lifecycle.v1.failed")
@@ -125,23 +123,7 @@ def test_a_stream_that_does_not_capture_the_subject_refuses_the_run_through_the_
     assert "CELL_OS_REQUIRE_JETSTREAM" in a.text() and "elsewhere." in a.text(), a.text()
 
 
-def socket_peers() -> dict[int, int]:
-    """Unix socket inode -> its peer's inode (ss -x)."""
-    out = subprocess.run(["ss", "-xanH"], capture_output=True, text=True, check=True).stdout
-    peers = {}
-    for line in out.splitlines():
-        f = line.split()
-        # Netid State Recv-Q Send-Q Local-Address Port Peer-Address Port
-        if len(f) >= 8 and f[5].isdigit() and f[7].isdigit():
-            peers[int(f[5])] = int(f[7])
-    return peers
-
-
-def inode(target: str) -> int:
-    return int(target[len("socket:["):-1])
-
-
-def test_a_supervisor_holds_its_relay_end_and_the_workload_none(monitored):
+def test_the_workload_has_no_relay_and_the_agent_closes_its_end_after_the_supervisor(monitored):
     jsonl = new_dir("relay-events") / "events.jsonl"
     tag = f"{MARK}-relayfd-{uuid.uuid4().hex[:6]}"
     # Exit 40+N when the workload has descriptor N (3..20) open.
@@ -152,20 +134,15 @@ def test_a_supervisor_holds_its_relay_end_and_the_workload_none(monitored):
             submit(c, job_doc(["/bin/sh", "-c", probe]))
             wait_for(lambda: marked_processes(tag) and agent_children(a, "cellos-supervisor"), 20, "the cell")
             (sup,) = agent_children(a, "cellos-supervisor")
-            env = open(f"/proc/{sup}/environ", "rb").read().split(b"\0")
-            assert b"CELLOS_NATS_RELAY_FD=3" in env
-            fds, agent_fds = fd_targets(sup), fd_targets(a.proc.pid)
-            assert fds[3].startswith("socket:"), fds
-            # The agent's end of that socket is the agent's; nothing else is shared.
-            agent_sockets = {inode(t) for t in agent_fds.values() if t.startswith("socket:")}
-            assert socket_peers()[inode(fds[3])] in agent_sockets
-            shared = {t for t in agent_fds.values() if t.startswith(("socket:", "pipe:"))} & set(fds.values())
-            assert not shared, (shared, fds)
+            relay = socket_inode(fd_targets(sup)[3])
+            agent_end = socket_peers()[relay]
+            agent_sockets = {socket_inode(t) for t in fd_targets(a.proc.pid).values() if t.startswith("socket:")}
+            assert agent_end in agent_sockets
             wait_for(lambda: len(runs_of_jobs(jsonl)) == 1, 30, "the job")
             wait_for(lambda: not agent_children(a, "cellos-supervisor"), 20, "the supervisor to exit")
             # The agent closed its end once the supervisor was gone.
-            left = {inode(t) for t in fd_targets(a.proc.pid).values() if t.startswith("socket:")}
-            assert len(left) == len(agent_sockets) - 1, (left, agent_sockets)
+            left = {socket_inode(t) for t in fd_targets(a.proc.pid).values() if t.startswith("socket:")}
+            assert agent_end not in left and left == agent_sockets - {agent_end}, (left, agent_sockets)
     finally:
         assert a.stop() == 0
     (lines,) = runs_of_jobs(jsonl).values()
