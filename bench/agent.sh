@@ -49,15 +49,14 @@ done
 # 4. The sink through the relay, against the supervisor's own connection and
 # against no JetStream sink.
 sink_section() {
-	/usr/bin/python3 bench/agent_bench.py sink "$URL" "$BIN" "$JOBS" "$ROUNDS" "$work" >"$work/sink.json"
+	/usr/bin/python3 bench/agent_bench.py sink "$URL" "$BIN" "$JOBS" "$ROUNDS" "$work" | tee "$work/sink.json"
 	/usr/bin/python3 - "$work/sink.json" "$JOBS" "$ROUNDS" >"$work/sink.md" <<'PY'
 import json, sys, platform, datetime
 r = json.load(open(sys.argv[1]))
 print(f"Run {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC on {platform.node()} (load average "
       f"{' '.join(r['load'])} at the end), `bench/agent.sh sink {sys.argv[2]} {sys.argv[3]}`: one agent, "
       f"CELLOS_AGENT_MAX_CELLS=1, {r['jobs_per_round']} no-op cells per round and configuration, "
-      f"{r['rounds']} interleaved rounds, medians over rounds.
-")
+      f"{r['rounds']} interleaved rounds, medians over rounds.\n")
 print("| no-op cell through the agent | wall ms per cell | CPU ms per cell (agent, supervisors, cells) | nats-server CPU ms per cell |")
 print("|---|---|---|---|")
 base = r["no-op sink"]

@@ -15,7 +15,7 @@ from conftest import MARK, make_spec, marked_processes, new_dir, run_cell, verif
 from natshelper import NatsServer, ensure_events_stream
 from signed_events import Ed25519Key, check_signed_log
 from test_agent import (Agent, agent_children, fd_targets, job_doc, queue_init, socket_inode, socket_peers, submit,
-                        wait_for)
+                        wait_for, warm_supervisors)
 from test_dlq import dead_letters
 
 FINAL = ("dev.cellos.events.cell.lifecycle.v1.destroyed", "dev.cellos.events.cell.lifecycle.v1.failed")
@@ -55,32 +55,41 @@ def runs_of_jobs(path) -> dict[str, list[bytes]]:
     return {r: ls for r, ls in runs.items() if inner(ls[-1])["type"] in FINAL}
 
 
-def run_jobs(srv, agent_env: dict, jobs: int, argv=("/bin/true",)) -> tuple[dict[str, list[bytes]], int]:
-    """Run `jobs` jobs through one agent; the runs' lines and how many connections
-    the server accepted while the jobs ran (the agent's own made before)."""
+def warm_ready(a: Agent) -> bool:
+    """A warm supervisor of the agent is ready (it closed its fd 3)."""
+    return any(not os.path.exists(f"/proc/{p}/fd/3") for p in warm_supervisors(a))
+
+
+def run_jobs(srv, agent_env: dict, jobs: int, argv=("/bin/true",)) -> tuple[dict[str, list[bytes]], int, Agent]:
+    """Run `jobs` jobs through one agent; the runs' lines, how many connections
+    the server accepted while the jobs ran (the agent's own made before), the agent."""
     jsonl = new_dir("relay-events") / "events.jsonl"
     a = Agent(srv.url, jsonl, **agent_env)
     try:
+        if agent_env.get("CELLOS_AGENT_WARM"):
+            wait_for(lambda: warm_ready(a), 30, "a warm cell")
         with srv.client() as c:
             before = srv.total_connections()
             for _ in range(jobs):
                 submit(c, job_doc(list(argv)))
             wait_for(lambda: len(runs_of_jobs(jsonl)) == jobs, 60, "the jobs")
-            # The last supervisor's sink has its acks before it exits.
-            wait_for(lambda: not agent_children(a, "cellos-supervisor"), 20, "the supervisors to exit")
+            total = sum(len(v) for v in runs_of_jobs(jsonl).values())
+            wait_for(lambda: c.stream_info("CELLOS_EVENTS")["state"]["messages"] >= total, 20, "the events")
             during = srv.total_connections() - before
     finally:
         assert a.stop() == 0
-    return runs_of_jobs(jsonl), during
+    return runs_of_jobs(jsonl), during, a
 
 
 def test_relayed_events_are_all_in_the_stream_in_order_signed_and_no_supervisor_connects(monitored):
     key = Ed25519Key("relay-kid")
-    runs, during = run_jobs(monitored, {"CELL_OS_REQUIRE_JETSTREAM": "1", "CELLOS_AGENT_MAX_CELLS": "2",
-                                        **key.env()}, 4)
+    runs, during, a = run_jobs(monitored, {"CELL_OS_REQUIRE_JETSTREAM": "1", "CELLOS_AGENT_MAX_CELLS": "2",
+                                           "CELLOS_AGENT_WARM": "1", **key.env()}, 4)
     assert len(runs) == 4
-    # Not one connection while four supervisors ran, their admission check
-    # (CELL_OS_REQUIRE_JETSTREAM) included: everything went through the agent's.
+    assert any("(warm cell)" in l for l in a.job_lines()), a.job_lines()
+    # Not one connection while four supervisors ran (cold and in warm cells) and
+    # warm cells were started, their admission check (CELL_OS_REQUIRE_JETSTREAM)
+    # included: everything went through the agent's.
     assert during == 0, during
     with monitored.client() as c:
         msgs = c.stream_messages("CELLOS_EVENTS")
@@ -99,7 +108,7 @@ def test_relayed_events_are_all_in_the_stream_in_order_signed_and_no_supervisor_
 
 def test_without_the_relay_every_supervisor_opens_its_own_connection(monitored):
     """CELLOS_AGENT_RELAY=0: the counter above does see supervisors that connect."""
-    runs, during = run_jobs(monitored, {"CELLOS_AGENT_RELAY": "0", "CELLOS_AGENT_MAX_CELLS": "1"}, 3)
+    runs, during, _ = run_jobs(monitored, {"CELLOS_AGENT_RELAY": "0", "CELLOS_AGENT_MAX_CELLS": "1"}, 3)
     assert len(runs) == 3
     assert during == 3, during
     with monitored.client() as c:
