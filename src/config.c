@@ -260,47 +260,6 @@ bool config_is_kid(const char *s)
 	return true;
 }
 
-/* A secret's text from the environment (the signing key, the export bearer
- * token), wiped there the first time it is read so it no longer shows in
- * /proc/<pid>/environ or a memory image. The one copy kept is in locked memory
- * for the life of the process: a warm supervisor loads its configuration
- * twice (before and after its document), and the second load must find the
- * same text (it found an empty one: events unsigned, exports without their
- * token). NULL when unset or empty; -1 in *len when it could not be kept. */
-static const char *secret_env(const char *var, size_t *len)
-{
-	static struct {
-		const char *var;
-		char *text;
-		size_t len;
-	} kept[2];
-	for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
-		if (kept[i].var && strcmp(kept[i].var, var) == 0) {
-			*len = kept[i].len;
-			return kept[i].text;
-		}
-	/* getenv, not env(): the text is wiped in place below. */
-	char *text = getenv(var);
-	*len = text ? strlen(text) : 0;
-	if (*len == 0)
-		return NULL;
-	char *copy = sodium_malloc(*len + 1);
-	if (copy)
-		memcpy(copy, text, *len + 1);
-	sodium_memzero(text, *len);
-	for (size_t i = 0; copy && i < sizeof kept / sizeof kept[0]; i++)
-		if (!kept[i].var) {
-			kept[i].var = var;
-			kept[i].text = copy;
-			kept[i].len = *len;
-			return copy;
-		}
-	if (copy)
-		sodium_free(copy);
-	*len = (size_t)-1;
-	return NULL;
-}
-
 static int load_signing(struct config *cfg, struct err *e)
 {
 	const char *v = env("CELLOS_EVENT_SIGNING");
@@ -320,16 +279,21 @@ static int load_signing(struct config *cfg, struct err *e)
 		return signing_invalid(cfg, e, "CELLOS_EVENT_SIGNING_KID: must be 1-%d printable ASCII characters without spaces",
 				       CONFIG_KID_MAX);
 
-	size_t tlen = 0;
-	const char *text = secret_env("CELLOS_EVENT_SIGNING_KEY_BASE64", &tlen);
-	if (tlen == (size_t)-1)
-		return err_set(e, "CELLOS_EVENT_SIGNING_KEY_BASE64: cannot allocate locked memory for the key");
-	if (!text)
+	/* getenv, not env(): the text is wiped in place below. */
+	char *text = getenv("CELLOS_EVENT_SIGNING_KEY_BASE64");
+	size_t tlen = text ? strlen(text) : 0;
+	if (tlen == 0)
 		return signing_invalid(cfg, e, "CELLOS_EVENT_SIGNING_KEY_BASE64: required when CELLOS_EVENT_SIGNING=%s", v);
 	cfg->signing_key = sodium_malloc(tlen);
-	if (!cfg->signing_key)
+	if (!cfg->signing_key) {
+		sodium_memzero(text, tlen);
 		return err_set(e, "CELLOS_EVENT_SIGNING_KEY_BASE64: cannot allocate locked memory for the key");
+	}
 	int rc = b64url_decode(text, tlen, true, cfg->signing_key, tlen, &cfg->signing_key_len);
+	/* The decoded copy is the only one we keep: wipe the text in our environment
+	 * (as the env broker does for secrets) so it no longer shows in
+	 * /proc/<pid>/environ or a memory image. */
+	sodium_memzero(text, tlen);
 	if (rc < 0)
 		return signing_invalid(cfg, e, "CELLOS_EVENT_SIGNING_KEY_BASE64: not valid base64url (A-Z a-z 0-9 - _, '=' padding tolerated)");
 	if (cfg->signing == SIGN_ED25519 && cfg->signing_key_len != 32)
@@ -722,19 +686,19 @@ static int load_export(struct config *cfg, struct err *e)
 	if ((v = env("CELLOS_EXPORT_HTTP_TIMEOUT_MS")) && parse_pos_ll(v, &cfg->export_http_timeout_ms) < 0)
 		return err_set(e, "CELLOS_EXPORT_HTTP_TIMEOUT_MS: expected a positive integer (milliseconds), got '%s'", v);
 
-	/* Kept in locked memory only (as secrets and the signing key are): gone
-	 * from /proc/<pid>/environ and any later memory image. */
-	size_t tlen = 0;
-	const char *tok = secret_env("CELLOS_EXPORT_HTTP_BEARER_TOKEN", &tlen);
-	if (tlen == (size_t)-1)
-		return err_set(e, "CELLOS_EXPORT_HTTP_BEARER_TOKEN: cannot allocate locked memory for the token");
-	if (!tok)
+	/* getenv, not env(): the token is wiped in place below. */
+	char *tok = getenv("CELLOS_EXPORT_HTTP_BEARER_TOKEN");
+	size_t tlen = tok ? strlen(tok) : 0;
+	if (tlen == 0)
 		return 0;
 	bool bad = false;
 	for (size_t i = 0; i < tlen; i++)
 		bad |= (unsigned char)tok[i] < ' ' || tok[i] == 0x7f; /* would split the header */
 	if (!bad && (cfg->export_bearer = sodium_malloc(tlen + 1)))
 		memcpy(cfg->export_bearer, tok, tlen + 1);
+	/* Ours is the only copy kept, in locked memory (as for secrets and the
+	 * signing key): gone from /proc/<pid>/environ and any later memory image. */
+	sodium_memzero(tok, tlen);
 	if (bad)
 		return err_set(e, "CELLOS_EXPORT_HTTP_BEARER_TOKEN: control characters are not allowed in a token");
 	if (!cfg->export_bearer)
