@@ -5,12 +5,13 @@
 # an allowed 100 MB transfer through the SNI/Host check against the gateway alone
 # (target >= 90%), over HTTP (port 80, the proxy) and over TLS (443, decided on
 # the queue and forwarded by the kernel). Writes the figures into bench/README.md between the DNSPROXY
-# markers. Usage: bench/bench-dnsproxy.sh [QUERIES] [REPS]   (default 2000 5; root)
+# markers. Usage: bench/bench-dnsproxy.sh [QUERIES] [REPS] [HTTP_REPS]
+#   (default 2000 5 4*REPS; REPS rounds of TLS, HTTP_REPS of HTTP; root)
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 make -s B=build-bench all >/dev/null
-out=$(CELLOS_SUPERVISOR=$PWD/build-bench/cellos-supervisor /usr/bin/python3 bench/bench_dnsproxy.py "${1:-2000}" "${2:-5}")
+out=$(CELLOS_SUPERVISOR=$PWD/build-bench/cellos-supervisor /usr/bin/python3 bench/bench_dnsproxy.py "${1:-2000}" "${2:-5}" ${3:+"$3"})
 echo "$out"
 host=$(uname -n)
 kernel=$(uname -r)
@@ -22,14 +23,18 @@ r = json.load(sys.stdin)
 print("* DNS proxy: median {dns_proxy_median_us} us per UDP query through the proxy against "
       "{dns_direct_median_us} us straight to the same upstream ({dns_queries} interleaved pairs from inside "
       "one cell): **{dns_added_us} us added** (target < 500 us).".format(**r))
-print("* 100 MB HTTP download (curl, median of {reps} interleaved rounds, load average {load_min}-{load_max}): "
-      "through the SNI/Host check {sni_check_MBps} MB/s, gateway alone {gateway_alone_MBps} MB/s; without the "
-      "product: a plain netns routed through the same host {plain_netns_MBps} MB/s, the host netns itself "
-      "{no_product_MBps} MB/s. The check keeps **{p1}%** of the gateway alone and **{p3}%** of the plain "
-      "netns (target >= 90%); the gateway alone {p4}% of the plain netns.".format(
+g, s = r["gateway_vs_plain_netns_rounds"], r["sni_vs_gateway_rounds"]
+print("* 100 MB HTTP download (curl, {http_reps} interleaved rounds, a cell per round, load average "
+      "{load_min}-{load_max}), medians: through the SNI/Host check {sni_check_MBps} MB/s, gateway alone "
+      "{gateway_alone_MBps} MB/s; without the product: a plain netns routed through the same host "
+      "{plain_netns_MBps} MB/s, the host netns itself {no_product_MBps} MB/s. Median of the rounds\x27 own "
+      "ratios [95% interval]: the check keeps **{s0}%** [{s1}-{s2}%] of the gateway alone, and the gateway alone "
+      "**{g0}%** [{g1}-{g2}%] of the plain netns (target >= 90%); ratios of the medians: {p1}%, {p4}%, and the "
+      "check {p3}% of the plain netns.".format(
           p1=round(100 * r["sni_vs_gateway"]), p3=round(100 * r["sni_vs_plain_netns"]),
-          p4=round(100 * r["gateway_vs_plain_netns"]), **r))
-print("* 100 MB TLS download (Python ssl in the cell, same rounds): through the SNI check on the queue "
+          p4=round(100 * r["gateway_vs_plain_netns"]), s0=round(100 * s[0]), s1=round(100 * s[1]),
+          s2=round(100 * s[2]), g0=round(100 * g[0]), g1=round(100 * g[1]), g2=round(100 * g[2]), **r))
+print("* 100 MB TLS download (Python ssl in the cell, {reps} rounds): through the SNI check on the queue "
       "{tls_check_MBps} MB/s, gateway alone (an address rule, port 8443) {tls_gateway_alone_MBps} MB/s, plain netns "
       "{tls_plain_netns_MBps} MB/s: the check keeps **{q1}%** of the gateway alone (target >= 90%) and {q2}% of the "
       "plain netns.".format(q1=round(100 * r["tls_check_vs_gateway"]), q2=round(100 * r["tls_check_vs_plain_netns"]),

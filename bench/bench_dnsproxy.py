@@ -12,13 +12,16 @@ measurement.
    the same download on port 8080 (the gateway alone: forwarded and masqueraded);
    without the product: the same download from a "plain" netns routed through the
    "host" netns by a plain veth (the same two namespaces' path, forwarding and no
-   table), and from the "host" netns itself (one hop less). REPS rounds, the four
-   interleaved in each, medians.
+   table), and from the "host" netns itself (one hop less). HTTP_REPS rounds (a
+   cell per round; the cell's two ports and the transfers without the product in
+   an order that alternates from round to round); medians, and the median of the
+   rounds' own ratios with its 95% interval (the host's speed drifts between
+   rounds, so the ratio within a round is the steadier figure).
 3. TLS throughput: a 100 MB download over TLS (Python's ssl in the cell; the
    world's TLS server answers "bulk N" with N bytes) through the SNI check on
    443 (decided on the queue, then forwarded by the kernel: l7queue.h), against
    the same download on 8443, an address rule (the gateway alone), and from the
-   plain netns (no product); in the same interleaved rounds.
+   plain netns (no product); REPS interleaved rounds.
 Prints one JSON object."""
 import json
 import os
@@ -35,6 +38,7 @@ from proxyworld import dns_server, l7_servers  # noqa: E402
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
 REPS = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+HTTP_REPS = int(sys.argv[3]) if len(sys.argv) > 3 else 4 * REPS
 SIZE = 100_000_000
 
 DNS_PROBE = r'''
@@ -67,7 +71,7 @@ CURL = r'''
 import json, subprocess, sys
 size = sys.argv[1]
 out = {}
-for port in ("80", "8080"):
+for port in sys.argv[2:]:
     r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{speed_download} %{size_download}",
                         f"http://a.example:{port}/bulk?n={size}"], capture_output=True, text=True, check=True)
     speed, got = r.stdout.split()
@@ -98,6 +102,14 @@ def get(host, port, size):
 host, size = sys.argv[1], int(sys.argv[2])
 print(json.dumps({p: get(host, int(p), size) for p in sys.argv[3:]}))
 '''
+
+
+def median_ci(xs):
+    """The median of xs and a 95% interval of it (order statistics, normal approximation)."""
+    v = sorted(xs)
+    n = len(v)
+    k = max(0, int(n / 2 - 0.98 * n ** 0.5))
+    return statistics.median(v), v[k], v[min(n - 1, n - 1 - k)]
 
 
 def tls(ns, addr, port):
@@ -149,15 +161,23 @@ def main():
         t_plain = []
         try:
             plain_netns(w, plain)
-            for _ in range(REPS):
-                r = w.run(make_spec(py_argv(CURL, str(SIZE)), egress=egress), {"CELL_OS_USE_NOOP_SINK": "1"},
+            for i in range(HTTP_REPS):
+                ports = ["80", "8080"] if i % 2 == 0 else ["8080", "80"]
+                url = f"http://{w.world_addr}:8080/bulk?n={SIZE}"
+                if i % 4 >= 2:
+                    routed.append(curl(plain, url))
+                    bare.append(curl(w.host, url))
+                r = w.run(make_spec(py_argv(CURL, str(SIZE), *ports), egress=egress), {"CELL_OS_USE_NOOP_SINK": "1"},
                           timeout=600)
                 assert r.rc == 0, r
                 got = json.loads(r.out)
                 for k in s:
                     s[k].append(got[k])
-                routed.append(curl(plain, f"http://{w.world_addr}:8080/bulk?n={SIZE}"))
-                bare.append(curl(w.host, f"http://{w.world_addr}:8080/bulk?n={SIZE}"))
+                if i % 4 < 2:
+                    routed.append(curl(plain, url))
+                    bare.append(curl(w.host, url))
+                load.append(os.getloadavg()[0])
+            for _ in range(REPS):
                 # TLS: the check on the queue (443) and the gateway alone (8443)
                 # in alternating order, then the plain netns.
                 ports = ["443", "8443"] if len(t_plain) % 2 == 0 else ["8443", "443"]
@@ -172,7 +192,12 @@ def main():
         finally:
             sh("ip", "netns", "del", plain, check=False)
         mb = lambda v: statistics.median(v) / 1e6  # noqa: E731
+        gw_ratio = median_ci([g / p for g, p in zip(s["8080"], routed)])
+        sni_ratio = median_ci([c / g for c, g in zip(s["80"], s["8080"])])
         print(json.dumps({
+            "http_reps": HTTP_REPS,
+            "gateway_vs_plain_netns_rounds": [round(x, 3) for x in gw_ratio],
+            "sni_vs_gateway_rounds": [round(x, 3) for x in sni_ratio],
             "dns_queries": N, "dns_proxy_median_us": round(p, 1), "dns_direct_median_us": round(q, 1),
             "dns_added_us": round(p - q, 1),
             "transfer_bytes": SIZE, "reps": REPS,

@@ -4,7 +4,6 @@
 #include "isolate/gateway.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
@@ -12,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -485,31 +483,20 @@ static void release_net(struct gateway *gw)
 	lockfile_release(gw->lock_path, &gw->lock_fd);
 }
 
+/* Only this netns's dead runs: another netns's entry is left to the
+ * supervisors there (an allocation of its /30 here reclaims it). */
+static bool gw_dead(int fd, int dirfd, const char *name, void *arg)
+{
+	(void)dirfd, (void)name, (void)arg;
+	struct record rec;
+	struct nsid me;
+	return (!read_record(fd, &rec) || (own_netns(&me) == 0 && rec.ns.dev == me.dev && rec.ns.ino == me.ino)) &&
+	       reclaim(fd);
+}
+
 void gateway_sweep(void)
 {
-	DIR *d = opendir(gw_dir);
-	if (!d)
-		return;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		size_t len = strlen(de->d_name);
-		if (len < 6 || strcmp(de->d_name + len - 5, ".lock") != 0)
-			continue;
-		int fd = openat(dirfd(d), de->d_name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		struct record rec;
-		struct nsid me;
-		/* Only this netns's dead runs: another netns's entry is left to the
-		 * supervisors there (an allocation of its /30 here reclaims it). */
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0 && lockfile_is_named(fd, dirfd(d), de->d_name) &&
-		    (!read_record(fd, &rec) ||
-		     (own_netns(&me) == 0 && rec.ns.dev == me.dev && rec.ns.ino == me.ino)) &&
-		    reclaim(fd))
-			unlinkat(dirfd(d), de->d_name, 0);
-		close(fd);
-	}
-	closedir(d);
+	lockfile_sweep(gw_dir, gw_dead, NULL);
 }
 
 /* ---- the gateway ---- */

@@ -1,16 +1,13 @@
 #include "isolate/runuid.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
 #include <unistd.h>
 
-#include "util/fd.h"
 #include "util/lockfile.h"
 
 /* (uid_t)-1 means "leave unchanged" to setresuid() and chown(): no run's uid. */
@@ -112,22 +109,13 @@ void runuid_release(struct runuid *u)
 	lockfile_release(u->path, &u->fd);
 }
 
+static bool uid_dead(int fd, int dirfd, const char *name, void *arg)
+{
+	(void)fd, (void)dirfd, (void)name, (void)arg;
+	return true; /* nothing to undo: the uid is free again once the slot is */
+}
+
 void runuid_sweep(void)
 {
-	cleanup_dir DIR *d = opendir(uid_dir);
-	if (!d)
-		return;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		size_t len = strlen(de->d_name);
-		if (len < 6 || strcmp(de->d_name + len - 5, ".lock") != 0)
-			continue;
-		cleanup_close int fd = openat(dirfd(d), de->d_name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		/* A lock we get on a file that still has its name: nobody holds the
-		 * uid, and nobody can take it while we hold the lock and unlink. */
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0 && lockfile_is_named(fd, dirfd(d), de->d_name))
-			unlinkat(dirfd(d), de->d_name, 0);
-	}
+	lockfile_sweep(uid_dir, uid_dead, NULL);
 }

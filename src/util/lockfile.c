@@ -1,5 +1,6 @@
 #include "util/lockfile.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -65,4 +66,27 @@ void lockfile_release(const char *path, int *fd)
 	unlink(path);
 	close(*fd);
 	*fd = -1;
+}
+
+void lockfile_sweep(const char *dir, bool (*dead)(int fd, int dirfd, const char *name, void *arg), void *arg)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		if (len < 6 || strcmp(de->d_name + len - 5, ".lock") != 0)
+			continue;
+		int fd = openat(dirfd(d), de->d_name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		/* A lock we get on a file that still has its name: its owner is gone,
+		 * and nobody can take the slot while we hold the lock and unlink. */
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0 && lockfile_is_named(fd, dirfd(d), de->d_name) &&
+		    dead(fd, dirfd(d), de->d_name, arg))
+			unlinkat(dirfd(d), de->d_name, 0);
+		close(fd);
+	}
+	closedir(d);
 }

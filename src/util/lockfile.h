@@ -26,6 +26,12 @@ int lockfile_take(int dirfd, const char *name, int *fd);
  * the lock after our close sees a file no name leads to. Sets *fd to -1. */
 void lockfile_release(const char *path, int *fd);
 
+/* Every slot of directory `dir` (its `*.lock` files) whose owner is gone: the
+ * lock taken without waiting on a file still so named. `dead(fd, dirfd, name,
+ * arg)` is called with that lock held and says whether to remove the slot (it
+ * may undo what the owner left first). */
+void lockfile_sweep(const char *dir, bool (*dead)(int fd, int dirfd, const char *name, void *arg), void *arg);
+
 /* Make directory `dir` and its parent (mode 0700) where missing. */
 int lockfile_mkdirs(const char *dir);
 
