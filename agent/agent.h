@@ -5,11 +5,13 @@
  *   queue.c     the NATS side: durable pull consumers, pull requests, acks
  *   job.c       one job: the document made ready, its supervisor, its outcome
  *   warm.c      warm cells: supervisors waiting, cell built, for a document
+ *   relay.c     the supervisors' events published on the agent's connection
  *   metrics.c   Prometheus text on CELLOS_AGENT_METRICS_ADDR
  *   main.c      the loop: signals, messages, children, timers, drain
  *
- * Everything runs on the main thread except libnats's own threads; the one
- * callback of ours they run (queue.c) only passes messages through a pipe. */
+ * Everything runs on the main thread except libnats's own threads; the
+ * callbacks of ours they run (queue.c, relay.c) only pass messages through a
+ * pipe. */
 #ifndef CELLOS_AGENT_H
 #define CELLOS_AGENT_H
 
@@ -42,6 +44,7 @@ struct agent_settings {
 	char supervisor[PATH_MAX]; /* CELLOS_AGENT_SUPERVISOR, resolved */
 	const char *tenant;        /* CELLOS_AGENT_TENANT or NULL */
 	const char *metrics_addr;  /* CELLOS_AGENT_METRICS_ADDR or NULL */
+	bool relay;                /* CELLOS_AGENT_RELAY (default on) */
 	/* The environment of every supervisor: the agent's own as it was at
 	 * start, without CELLOS_AGENT_*, CELLOS_RUN_ID, and the secret inputs
 	 * CELLOS_AGENT_SECRETS does not list. NULL-terminated, owned. */
@@ -135,6 +138,51 @@ void delivery_free(struct delivery *d);
  * "+WPI" (fire and forget) for a delivery's ack subject. */
 int queue_ack(struct queue *q, const char *ack_subject, const char *what, struct err *e);
 
+/* ---- relay.c ---- */
+
+struct relay_link {
+	int fd;             /* the agent's end, -1: free */
+	uint32_t gen;       /* tells a link from the one before it in the slot */
+};
+
+struct relay_pending {
+	uint64_t id;        /* the last token of its reply subject */
+	size_t link;
+	uint32_t gen;
+	char token[24];     /* the supervisor's */
+	int64_t deadline_ms;
+};
+
+struct relays {
+	bool on;
+	struct nats_conn *conn;    /* the queue's */
+	struct __natsSubscription *sub;
+	char inbox[64];
+	int pipe[2];               /* natsMsg pointers from libnats's thread */
+	struct relay_link *links;
+	size_t n_links;
+	struct relay_pending *pend;
+	size_t n_pend, cap_pend;
+	uint64_t next_id;
+	uint32_t next_gen;
+	char *buf;                 /* one datagram */
+};
+
+/* Subscribe for the replies; up to max_links supervisors at once (0: relay
+ * off). -1 with *e. */
+int relays_open(struct relays *r, struct nats_conn *conn, unsigned max_links, struct err *e);
+void relays_close(struct relays *r);
+/* A link for a supervisor about to start: *child_fd its end (the caller
+ * closes it once the child has it), or -1 when the relay is off or full (the
+ * supervisor then connects itself). */
+int relay_new(struct relays *r, int *child_fd);
+/* Link i is readable (or closed): publish what it sent. */
+void relay_on_readable(struct relays *r, size_t i);
+/* The pipe is readable: pass the replies on. */
+void relay_on_replies(struct relays *r);
+/* Answer 'F' for what is overdue; the ms until the next is. */
+int64_t relays_tick(struct relays *r);
+
 /* ---- job.c ---- */
 
 enum job_state { JOB_FREE, JOB_RUNNING, JOB_ACKING };
@@ -169,16 +217,17 @@ void job_publish_refusal(const struct config *cfg, const struct agent_settings *
 			 const char *reason, const char *message);
 /* Start a supervisor for the document. The child dies with the agent
  * (PR_SET_PDEATHSIG). 0 and *pid, or -1 with *e. */
-int job_spawn(const struct agent_settings *s, const char *run_id, const char *doc, size_t len, pid_t *pid,
-	      struct err *e);
+int job_spawn(const struct agent_settings *s, const char *run_id, const char *doc, size_t len, int relay_fd,
+	      pid_t *pid, struct err *e);
 
 /* Start a supervisor (job_spawn and warm cells): the death signal, its own
  * process group, close1/close2 closed (>= 0), nice_add added to its nice
  * value, stdio (stdin in_fd, stdout /dev/null, stderr the agent's), fd 3 =
- * extra_fd when >= 0, CELLOS_RUN_ID=run_id, exec argv. Returns its pid (once
- * it has exec'd or failed to), or -1 with errno. Main loop only. */
-pid_t job_start(const struct agent_settings *s, const char *run_id, int in_fd, int extra_fd, int close1,
-		int close2, int nice_add, const char *const *argv);
+ * extra_fd when >= 0, the relay's end (>= 0) on the next descriptor with
+ * CELLOS_NATS_RELAY_FD naming it, CELLOS_RUN_ID=run_id, exec argv. Returns its
+ * pid (once it has exec'd or failed to), or -1 with errno. Main loop only. */
+pid_t job_start(const struct agent_settings *s, const char *run_id, int in_fd, int extra_fd, int relay_fd,
+		int close1, int close2, int nice_add, const char *const *argv);
 
 /* ---- warm.c ---- */
 
@@ -197,7 +246,7 @@ struct warm_pool {
 
 int warm_init(struct warm_pool *w, unsigned n, struct err *e);
 /* Start the warm cells that are missing (not while draining). */
-void warm_fill(struct warm_pool *w, const struct agent_settings *s);
+void warm_fill(struct warm_pool *w, const struct agent_settings *s, struct relays *r);
 /* Handle readiness on cell i's fd (poll told so). */
 void warm_on_ready_fd(struct warm_pool *w, size_t i);
 /* A ready warm cell takes the document: the supervisor goes on as a normal run

@@ -148,7 +148,7 @@ static int doc_fd(const char *doc, size_t len, struct err *e)
  * until the child has exec'd (or died), so the child only reads it. */
 struct child_args {
 	const struct agent_settings *s;
-	int in_fd, extra_fd, close1, close2, nice_add;
+	int in_fd, extra_fd, relay_fd, close1, close2, nice_add;
 	const char *const *argv;
 	char *const *envp;
 };
@@ -162,6 +162,7 @@ struct child_args {
 static int child_main(void *arg)
 {
 	const struct child_args *c = arg;
+	int relay = c->relay_fd, last = c->extra_fd >= 0 ? 3 : 2;
 	pid_t parent = getppid();
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() != parent)
@@ -177,6 +178,9 @@ static int child_main(void *arg)
 		if (errno == 0)
 			setpriority(PRIO_PROCESS, 0, prio + c->nice_add > 19 ? 19 : prio + c->nice_add);
 	}
+	/* Out of the way of the descriptors it is going to be and of fd 3. */
+	if (relay >= 0 && relay <= 4 && (relay = fcntl(relay, F_DUPFD, 5)) < 0)
+		_exit(125);
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -187,10 +191,12 @@ static int child_main(void *arg)
 		fcntl(3, F_SETFD, 0);
 	else if (c->extra_fd >= 0 && dup2(c->extra_fd, 3) < 0)
 		_exit(125);
+	if (relay >= 0 && dup2(relay, ++last) < 0)
+		_exit(125);
 	/* Nothing else of ours: libnats opens its sockets without O_CLOEXEC, and
 	 * a supervisor holding the agent's connection would keep it open after
 	 * the agent is gone (and a stray fd 3 would read as a warm cell's pipe). */
-	if (syscall(SYS_close_range, c->extra_fd >= 0 ? 4U : 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+	if (syscall(SYS_close_range, (unsigned)last + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
 		_exit(125);
 	execve(c->s->supervisor, (char *const *)c->argv, c->envp);
 	_exit(errno == ENOENT ? 127 : 126);
@@ -200,31 +206,34 @@ static int child_main(void *arg)
  * caller is suspended meanwhile), and only the main loop starts children. */
 static _Alignas(64) char child_stack[64 * 1024];
 
-pid_t job_start(const struct agent_settings *s, const char *run_id, int in_fd, int extra_fd, int close1,
-		int close2, int nice_add, const char *const *argv)
+pid_t job_start(const struct agent_settings *s, const char *run_id, int in_fd, int extra_fd, int relay_fd,
+		int close1, int close2, int nice_add, const char *const *argv)
 {
 	/* Not fork(): copying the agent's page tables (libnats, its threads) and
 	 * tearing the copy down again at execve cost each job more CPU than the
 	 * rest of the agent's work for it (bench/README.md). CLONE_VFORK: we
 	 * wait until the child has exec'd, as posix_spawn does. */
-	char run_env[64];
+	char run_env[64], relay_env[64];
 	snprintf(run_env, sizeof run_env, "CELLOS_RUN_ID=%s", run_id);
+	/* The descriptor child_main puts the relay's end on. */
+	snprintf(relay_env, sizeof relay_env, "CELLOS_NATS_RELAY_FD=%d", extra_fd >= 0 ? 4 : 3);
 	s->child_env[s->n_child_env] = run_env;
-	struct child_args c = {.s = s, .in_fd = in_fd, .extra_fd = extra_fd, .close1 = close1, .close2 = close2,
-			       .nice_add = nice_add, .argv = argv, .envp = s->child_env};
+	s->child_env[s->n_child_env + 1] = relay_fd >= 0 ? relay_env : NULL;
+	struct child_args c = {.s = s, .in_fd = in_fd, .extra_fd = extra_fd, .relay_fd = relay_fd, .close1 = close1,
+			       .close2 = close2, .nice_add = nice_add, .argv = argv, .envp = s->child_env};
 	pid_t p = clone(child_main, child_stack + sizeof child_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
-	s->child_env[s->n_child_env] = NULL;
+	s->child_env[s->n_child_env] = s->child_env[s->n_child_env + 1] = NULL;
 	return p;
 }
 
-int job_spawn(const struct agent_settings *s, const char *run_id, const char *doc, size_t len, pid_t *pid,
-	      struct err *e)
+int job_spawn(const struct agent_settings *s, const char *run_id, const char *doc, size_t len, int relay_fd,
+	      pid_t *pid, struct err *e)
 {
 	int fd = doc_fd(doc, len, e);
 	if (fd < 0)
 		return -1;
 	const char *argv[] = {s->supervisor, "-", NULL};
-	pid_t p = job_start(s, run_id, fd, -1, -1, -1, 0, argv);
+	pid_t p = job_start(s, run_id, fd, -1, relay_fd, -1, -1, 0, argv);
 	if (p < 0) {
 		close_keep_errno(fd);
 		return err_sys(e, errno, "clone");

@@ -37,13 +37,16 @@ static const char help[] =
 	"  CELLOS_AGENT_SUPERVISOR    the supervisor binary (default: beside cellos-agent, else PATH)\n"
 	"  CELLOS_AGENT_SECRETS       secret names whose CELLOS_SECRET_* inputs pass on (default none)\n"
 	"  CELLOS_AGENT_TENANT        overwrite each job's correlation.tenantId\n"
-	"  CELLOS_AGENT_METRICS_ADDR  host:port for Prometheus metrics on /metrics\n\n"
+	"  CELLOS_AGENT_METRICS_ADDR  host:port for Prometheus metrics on /metrics\n"
+	"  CELLOS_AGENT_RELAY         0: supervisors connect to NATS themselves (default 1:\n"
+	"                             their events go out on the agent's connection)\n\n"
 	"Exit status: 0 after a drain; 125 configuration error.\n";
 
 struct agent {
 	struct agent_settings set;
 	struct config cfg;
 	struct queue q;
+	struct relays relays;
 	struct agent_metrics m;
 	struct warm_pool warm;
 	struct job *jobs;
@@ -188,7 +191,11 @@ static void on_delivery(struct agent *A, struct delivery *d)
 		j->warm = true;
 	} else {
 		uuid_v4(j->run_id);
-		rc = job_spawn(&A->set, j->run_id, doc, len, &j->pid, &e);
+		int relay = -1;
+		relay_new(&A->relays, &relay);
+		rc = job_spawn(&A->set, j->run_id, doc, len, relay, &j->pid, &e);
+		if (relay >= 0)
+			close(relay); /* the child's now; without a child, the agent's end sees EOF */
 	}
 	free(doc);
 	if (rc < 0) {
@@ -276,8 +283,8 @@ static bool drained(struct agent *A)
 
 static int loop(struct agent *A)
 {
-	enum { FD_SIG, FD_QUEUE, FD_METRICS, FD_WARM };
-	size_t nfds = FD_WARM + A->warm.n;
+	enum { FD_SIG, FD_QUEUE, FD_METRICS, FD_REPLIES, FD_WARM };
+	size_t fd_relay = FD_WARM + A->warm.n, nfds = fd_relay + A->relays.n_links;
 	struct pollfd *pfd = calloc(nfds, sizeof *pfd);
 	if (!pfd) {
 		log_error("out of memory");
@@ -288,14 +295,19 @@ static int loop(struct agent *A)
 		int64_t wait = timers(A);
 		if (drained(A))
 			break;
+		int64_t rwait = relays_tick(&A->relays);
+		wait = rwait < wait ? rwait : wait;
 		if (!A->draining)
-			warm_fill(&A->warm, &A->set);
+			warm_fill(&A->warm, &A->set, &A->relays);
 		A->m.warm_ready = warm_ready_count(&A->warm);
 		int64_t qwait = queue_tick(&A->q, A->draining ? 0 : free_slots(A), !A->draining);
 		wait = qwait < wait ? qwait : wait;
 		pfd[FD_SIG] = (struct pollfd){.fd = A->sigfd, .events = POLLIN};
 		pfd[FD_QUEUE] = (struct pollfd){.fd = queue_fd(&A->q), .events = POLLIN};
 		pfd[FD_METRICS] = (struct pollfd){.fd = A->metrics_fd, .events = POLLIN};
+		pfd[FD_REPLIES] = (struct pollfd){.fd = A->relays.on ? A->relays.pipe[0] : -1, .events = POLLIN};
+		for (size_t i = 0; i < A->relays.n_links; i++)
+			pfd[fd_relay + i] = (struct pollfd){.fd = A->relays.links[i].fd, .events = POLLIN};
 		for (size_t i = 0; i < A->warm.n; i++) {
 			const struct warm_cell *w = &A->warm.cells[i];
 			pfd[FD_WARM + i] = (struct pollfd){.fd = w->pid && !w->ready ? w->ready_fd : -1, .events = POLLIN};
@@ -316,6 +328,13 @@ static int loop(struct agent *A)
 		for (size_t i = 0; i < A->warm.n; i++)
 			if (pfd[FD_WARM + i].revents)
 				warm_on_ready_fd(&A->warm, i);
+		/* The supervisors' events before anything that may wait on the
+		 * server (acks): they are on a cell's critical path. */
+		for (size_t i = 0; i < A->relays.n_links; i++)
+			if (pfd[fd_relay + i].revents && A->relays.links[i].fd >= 0)
+				relay_on_readable(&A->relays, i);
+		if (pfd[FD_REPLIES].revents & POLLIN)
+			relay_on_replies(&A->relays);
 		reap(A);
 		struct delivery d;
 		while (queue_next(&A->q, &d) > 0) {
@@ -347,6 +366,7 @@ int main(int argc, char **argv)
 	}
 	static struct agent A;
 	A.sigfd = A.metrics_fd = -1;
+	A.relays.pipe[0] = A.relays.pipe[1] = -1;
 	struct err e = {0};
 	int status = 125;
 	/* Blocked before anything else: a SIGTERM during start-up is a drain. */
@@ -357,12 +377,13 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (agent_settings_load(&A.set, &e) < 0 || config_load(&A.cfg, &e) < 0) {
-		log_error("%s", e.msg);
-		goto out;
-	}
+	/* Before config_load: the signing key goes into sodium_malloc'd memory. */
 	if (sodium_init() < 0) {
 		log_error("libsodium failed to initialise");
+		goto out;
+	}
+	if (agent_settings_load(&A.set, &e) < 0 || config_load(&A.cfg, &e) < 0) {
+		log_error("%s", e.msg);
 		goto out;
 	}
 	if ((A.sigfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
@@ -378,7 +399,10 @@ int main(int argc, char **argv)
 		log_error("out of memory");
 		goto out;
 	}
-	if (warm_init(&A.warm, A.set.warm, &e) < 0 || queue_open(&A.q, &A.set, &A.m, &e) < 0) {
+	/* A link for each supervisor that can be alive at once: the jobs' and
+	 * the warm cells'. */
+	if (warm_init(&A.warm, A.set.warm, &e) < 0 || queue_open(&A.q, &A.set, &A.m, &e) < 0 ||
+	    relays_open(&A.relays, &A.q.conn, A.set.relay ? (unsigned)A.n_jobs + A.set.warm : 0, &e) < 0) {
 		log_error("%s", e.msg);
 		goto out;
 	}
@@ -386,6 +410,7 @@ int main(int argc, char **argv)
 		 A.set.n_pools > 1 ? " (and more)" : "", A.set.max_cells, A.set.warm, A.set.supervisor);
 	status = loop(&A);
 out:
+	relays_close(&A.relays);
 	queue_close(&A.q);
 	warm_free(&A.warm);
 	free(A.jobs);

@@ -144,7 +144,9 @@ static bool has_prefix(const char *s, const char *p) { return strncmp(s, p, strl
 /* Whether a variable of the agent's environment goes on to the supervisors. */
 static bool passes(const struct agent_settings *s, char **allowed, const char *entry)
 {
-	if (has_prefix(entry, "CELLOS_AGENT_") || has_prefix(entry, "CELLOS_RUN_ID="))
+	/* CELLOS_NATS_RELAY_FD: the agent sets its own per supervisor. */
+	if (has_prefix(entry, "CELLOS_AGENT_") || has_prefix(entry, "CELLOS_RUN_ID=") ||
+	    has_prefix(entry, "CELLOS_NATS_RELAY_FD="))
 		return false;
 	if (!has_prefix(entry, "CELLOS_SECRET_"))
 		return true;
@@ -191,6 +193,12 @@ int agent_settings_load(struct agent_settings *s, struct err *e)
 	}
 	if ((v = getenv("CELLOS_AGENT_METRICS_ADDR")) && *v)
 		s->metrics_addr = v;
+	s->relay = true;
+	if ((v = getenv("CELLOS_AGENT_RELAY"))) {
+		if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
+			return err_set(e, "CELLOS_AGENT_RELAY: '%s' is not 0 or 1", v);
+		s->relay = v[0] == '1';
+	}
 	char **secrets = NULL;
 	if ((v = getenv("CELLOS_AGENT_SECRETS")) && *v &&
 	    parse_list("CELLOS_AGENT_SECRETS", v, secret_name_ok, "a secret name ([A-Za-z_][A-Za-z0-9_.-]*)",
@@ -204,8 +212,9 @@ int agent_settings_load(struct agent_settings *s, struct err *e)
 	size_t n = 0;
 	for (char **p = environ; *p; p++)
 		n++;
-	/* One more for CELLOS_RUN_ID (job.c), one for the terminator. */
-	if (!(s->child_env = calloc(n + 2, sizeof *s->child_env))) {
+	/* Two more for CELLOS_RUN_ID and CELLOS_NATS_RELAY_FD (job.c), one for
+	 * the terminator. */
+	if (!(s->child_env = calloc(n + 3, sizeof *s->child_env))) {
 		free_list(secrets);
 		return err_set(e, "out of memory");
 	}

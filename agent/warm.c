@@ -47,9 +47,9 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
-static int start_one(struct warm_cell *c, const struct agent_settings *s)
+static int start_one(struct warm_cell *c, const struct agent_settings *s, struct relays *r)
 {
-	int doc[2], ready[2];
+	int doc[2], ready[2], relay = -1;
 	if (pipe2(doc, O_CLOEXEC) < 0)
 		return -1;
 	if (pipe2(ready, O_CLOEXEC) < 0) {
@@ -57,14 +57,17 @@ static int start_one(struct warm_cell *c, const struct agent_settings *s)
 		close(doc[1]);
 		return -1;
 	}
+	relay_new(r, &relay);
 	uuid_v4(c->run_id);
 	const char *argv[] = {s->supervisor, "--warm", "-", NULL};
 	/* Built at a lower priority than the jobs (it is spare capacity, and
 	 * built right when a job that took a warm cell is starting); the
 	 * supervisor puts itself and its cell back to ours once ready. */
-	pid_t p = job_start(s, c->run_id, doc[0], ready[1], doc[1], ready[0], WARM_NICE, argv);
+	pid_t p = job_start(s, c->run_id, doc[0], ready[1], relay, doc[1], ready[0], WARM_NICE, argv);
 	close(doc[0]);
 	close(ready[1]);
+	if (relay >= 0)
+		close(relay); /* the agent's end sees EOF if the child did not start */
 	if (p < 0) {
 		close(doc[1]);
 		close(ready[0]);
@@ -77,12 +80,12 @@ static int start_one(struct warm_cell *c, const struct agent_settings *s)
 	return 0;
 }
 
-void warm_fill(struct warm_pool *w, const struct agent_settings *s)
+void warm_fill(struct warm_pool *w, const struct agent_settings *s, struct relays *r)
 {
 	if (mono_ms() < next_start_ms)
 		return;
 	for (unsigned i = 0; i < w->n; i++)
-		if (!w->cells[i].pid && start_one(&w->cells[i], s) < 0) {
+		if (!w->cells[i].pid && start_one(&w->cells[i], s, r) < 0) {
 			log_warn("warm cell: cannot start a supervisor: %s", strerror(errno));
 			next_start_ms = mono_ms() + WARM_RESTART_MS;
 			return;

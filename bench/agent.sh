@@ -13,11 +13,24 @@
 # Writes the figures into bench/README.md between the AGENT markers.
 #  3. the CPU time per cell: agents, supervisors and cells (their rusage), and
 #     nats-server's, so that figures of a loaded host can be read against it.
+#  4. what the JetStream sink adds to a no-op cell run by the agent, one cell at
+#     a time: through the agent's relay (default), with CELLOS_AGENT_RELAY=0
+#     (each supervisor its own connection) and with CELL_OS_USE_NOOP_SINK=1,
+#     interleaved rounds; wall and CPU ms per cell, nats-server CPU per cell.
+#     Written between the AGENT-SINK markers.
 # Usage: bench/agent.sh [JOBS] [LATENCY_JOBS]   (defaults 300 and 40; needs root)
+#        bench/agent.sh sink [JOBS] [ROUNDS]     (4. alone; defaults 300 and 6)
 set -eu
 cd "$(dirname "$0")/.."
+MODE=all
+if [ "${1:-}" = sink ]; then
+	MODE=sink
+	shift
+fi
 JOBS=${1:-300}
 LJOBS=${2:-40}
+ROUNDS=6
+[ $MODE = sink ] && ROUNDS=${2:-6}
 make -s B=build-bench all >/dev/null
 BIN=$PWD/build-bench
 work=$(mktemp -d /tmp/bench-agent.XXXXXX)
@@ -32,6 +45,48 @@ until CELLOS_NATS_URL=$URL "$BIN/cellctl" queue init >/dev/null 2>&1; do
 	i=$((i + 1)); [ $i -lt 50 ] || { echo "nats-server did not start" >&2; exit 1; }
 	sleep 0.1
 done
+
+# 4. The sink through the relay, against the supervisor's own connection and
+# against no JetStream sink.
+sink_section() {
+	/usr/bin/python3 bench/agent_bench.py sink "$URL" "$BIN" "$JOBS" "$ROUNDS" "$work" | tee "$work/sink.json"
+	/usr/bin/python3 - "$work/sink.json" "$JOBS" "$ROUNDS" >"$work/sink.md" <<'PY'
+import json, sys, platform, datetime
+r = json.load(open(sys.argv[1]))
+print(f"Run {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC on {platform.node()} (load average "
+      f"{' '.join(r['load'])} at the end), `bench/agent.sh sink {sys.argv[2]} {sys.argv[3]}`: one agent, "
+      f"CELLOS_AGENT_MAX_CELLS=1, {r['jobs_per_round']} no-op cells per round and configuration, "
+      f"{r['rounds']} interleaved rounds, medians over rounds.\n")
+print("| no-op cell through the agent | wall ms per cell | CPU ms per cell (agent, supervisors, cells) | nats-server CPU ms per cell |")
+print("|---|---|---|---|")
+base = r["no-op sink"]
+for name in ("no-op sink", "relay", "own connection"):
+    x = r[name]
+    d = "" if name == "no-op sink" else f" ({x['ms_per_cell'] - base['ms_per_cell']:+.2f})"
+    dc = "" if name == "no-op sink" else f" ({x['cpu_ms_per_cell'] - base['cpu_ms_per_cell']:+.2f})"
+    dn = "" if name == "no-op sink" else f" ({x['nats_cpu_ms_per_cell'] - base['nats_cpu_ms_per_cell']:+.2f})"
+    label = {"no-op sink": "CELL_OS_USE_NOOP_SINK=1", "relay": "JetStream through the agent's relay (default)",
+             "own connection": "JetStream, CELLOS_AGENT_RELAY=0 (own connection)"}[name]
+    print(f"| {label} | {x['ms_per_cell']}{d} | {x['cpu_ms_per_cell']}{dc} | {x['nats_cpu_ms_per_cell']}{dn} |")
+PY
+	/usr/bin/python3 - bench/README.md "$work/sink.md" <<'PY'
+import sys
+path, sec = sys.argv[1], open(sys.argv[2]).read()
+text = open(path).read()
+start, end = "<!-- AGENT-SINK:START -->", "<!-- AGENT-SINK:END -->"
+block = f"{start}\n{sec}{end}"
+if start in text:
+    text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
+else:
+    text += "\n" + block + "\n"
+open(path, "w").write(text)
+PY
+	cat "$work/sink.md"
+}
+if [ $MODE = sink ]; then
+	sink_section
+	exit 0
+fi
 
 res=$work/results
 : >"$res"
@@ -89,3 +144,4 @@ else:
 open(path, "w").write(text)
 PY
 cat "$sec"
+sink_section

@@ -5,6 +5,15 @@ process_spawned) with an idle agent.
     agent_bench.py throughput URL BIN JOBS AGENTS WARM MAXCELLS WORKDIR
     agent_bench.py loop URL BIN JOBS WORKDIR
     agent_bench.py latency URL BIN JOBS WARM WORKDIR
+    agent_bench.py sink URL BIN JOBS ROUNDS WORKDIR
+
+Sink: what the JetStream sink adds to a no-op cell run by the real agent, one
+cell at a time (CELLOS_AGENT_MAX_CELLS=1, every job published at once): through
+the agent's relay (the default), with CELLOS_AGENT_RELAY=0 (each supervisor
+connects itself) and with CELL_OS_USE_NOOP_SINK=1 (no JetStream sink at all),
+in ROUNDS interleaved rounds of JOBS/ROUNDS jobs each; per configuration the
+median over rounds of wall ms per cell, CPU ms per cell (agent, supervisors,
+cells) and nats-server CPU ms per cell.
 
 Throughput also reports the CPU time per cell of everything we run (agents,
 supervisors, cells: the children's rusage) and of nats-server (its /proc stat;
@@ -87,12 +96,13 @@ def count_destroyed(path: str) -> int:
         return 0
 
 
-def start_agents(url, bin_dir, n, warm, max_cells, jsonl, work, metrics=None):
+def start_agents(url, bin_dir, n, warm, max_cells, jsonl, work, metrics=None, extra=None):
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CELLOS_NATS_URL": url, "CELL_OS_JSONL_EVENTS": jsonl,
            "CELL_OS_JSONL_FSYNC": "none", "CELLOS_AGENT_MAX_CELLS": str(max_cells), "CELLOS_AGENT_WARM": str(warm),
            "CELLOS_LOG": "warn"}
     if metrics:
         env["CELLOS_AGENT_METRICS_ADDR"] = metrics
+    env.update(extra or {})
     procs = []
     for i in range(n):
         log = open(os.path.join(work, f"agent{i}.log"), "ab")
@@ -125,10 +135,10 @@ def nats_cpu_s() -> float:
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def throughput(url, bin_dir, jobs, n, warm, max_cells, work):
-    jsonl = os.path.join(work, f"tp-{n}-{warm}.jsonl")
+def throughput(url, bin_dir, jobs, n, warm, max_cells, work, extra=None, tag=""):
+    jsonl = os.path.join(work, f"tp-{n}-{warm}{tag}.jsonl")
     cpu0 = children_cpu_s()
-    procs = start_agents(url, bin_dir, n, warm, max_cells, jsonl, work)
+    procs = start_agents(url, bin_dir, n, warm, max_cells, jsonl, work, extra=extra)
     try:
         wait_ready(warm, n)
         c = Nats(url)
@@ -164,6 +174,29 @@ def loop(url, bin_dir, jobs, work):
     cpu, nats = children_cpu_s() - cpu0, nats_cpu_s() - nats0
     return {"loop": True, "jobs": jobs, "seconds": round(took, 3), "cells_per_s": round(jobs / took, 1),
             "cpu_ms_per_cell": round(cpu * 1000 / jobs, 2), "nats_cpu_ms_per_cell": round(nats * 1000 / jobs, 2)}
+
+
+SINK_CONFIGS = {"relay": {}, "own connection": {"CELLOS_AGENT_RELAY": "0"},
+                "no-op sink": {"CELL_OS_USE_NOOP_SINK": "1"}}
+
+
+def sink(url, bin_dir, jobs, rounds, work):
+    per = max(1, jobs // rounds)
+    got = {k: [] for k in SINK_CONFIGS}
+    for r in range(rounds):
+        # A different order each round, so no configuration always runs first.
+        names = list(SINK_CONFIGS)
+        names = names[r % len(names):] + names[:r % len(names)]
+        for name in names:
+            res = throughput(url, bin_dir, per, 1, 0, 1, work, SINK_CONFIGS[name], f"-{r}-{name.replace(' ', '')}")
+            got[name].append(res)
+    out = {"sink": True, "jobs_per_round": per, "rounds": rounds,
+           "load": open("/proc/loadavg").read().split()[:3]}
+    for name, rs in got.items():
+        out[name] = {"ms_per_cell": round(statistics.median(r["seconds"] * 1000 / r["jobs"] for r in rs), 2),
+                     "cpu_ms_per_cell": round(statistics.median(r["cpu_ms_per_cell"] for r in rs), 2),
+                     "nats_cpu_ms_per_cell": round(statistics.median(r["nats_cpu_ms_per_cell"] for r in rs), 2)}
+    return out
 
 
 def ts(s: str) -> float:
@@ -214,6 +247,9 @@ def main():
     elif mode == "loop":
         url, bin_dir, jobs, work = sys.argv[2:6]
         print(json.dumps(loop(url, bin_dir, int(jobs), work)))
+    elif mode == "sink":
+        url, bin_dir, jobs, rounds, work = sys.argv[2:7]
+        print(json.dumps(sink(url, bin_dir, int(jobs), int(rounds), work)))
     elif mode == "latency":
         url, bin_dir, jobs, warm, work = sys.argv[2:7]
         print(json.dumps(latency(url, bin_dir, int(jobs), int(warm), work)))

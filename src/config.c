@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -791,6 +792,30 @@ int config_nats_load(struct nats_conn_opts *o, const char *url, struct err *e)
 	return 0;
 }
 
+/* CELLOS_NATS_RELAY_FD: the socket cellos-agent gave its supervisor
+ * (docs/DESIGN.md, "The agent's relay"): an open AF_UNIX SOCK_SEQPACKET
+ * socket, kept from the cell's workload. */
+static int relay_fd(const char *v, struct err *e)
+{
+	char *end;
+	errno = 0;
+	long n = strtol(v, &end, 10);
+	if (!*v || *end || errno || n < 3 || n > INT_MAX)
+		return err_set(e, "CELLOS_NATS_RELAY_FD: '%s' is not a descriptor number (3 or more)", v);
+	int fd = (int)n;
+	if (fcntl(fd, F_GETFD) < 0)
+		return err_sys(e, errno, "CELLOS_NATS_RELAY_FD: descriptor %d", fd);
+	int domain = 0, type = 0;
+	socklen_t l1 = sizeof domain, l2 = sizeof type;
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l1) < 0 || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l2) < 0)
+		return err_set(e, "CELLOS_NATS_RELAY_FD: descriptor %d is not a socket", fd);
+	if (domain != AF_UNIX || type != SOCK_SEQPACKET)
+		return err_set(e, "CELLOS_NATS_RELAY_FD: descriptor %d is not an AF_UNIX SOCK_SEQPACKET socket", fd);
+	/* The supervisor's alone: not inherited by anything it execs. */
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	return fd;
+}
+
 /* The JetStream sink (SPEC §3, §8.4). CELL_OS_USE_NOOP_SINK=1 wins over
  * CELLOS_NATS_URL (its purpose is to turn the primary sink off), so JetStream
  * is then "not configured". */
@@ -806,6 +831,18 @@ static int load_nats(struct config *cfg, struct err *e)
 	if (rc < 0)
 		return -1;
 	cfg->nats_on = rc == 0 && !cfg->noop_sink;
+	if ((v = env("CELLOS_NATS_RELAY_FD"))) {
+		if (rc != 0)
+			return err_set(e, "CELLOS_NATS_RELAY_FD: set without CELLOS_NATS_URL (the relay carries the "
+					  "JetStream sink)");
+		int fd = relay_fd(v, e);
+		if (fd < 0) {
+			config_nats_free(&cfg->nats);
+			return -1;
+		}
+		cfg->nats.relay = true;
+		cfg->nats.relay_fd = fd;
+	}
 	if (cfg->require_jetstream && !cfg->nats_on)
 		return err_set(e, "CELL_OS_REQUIRE_JETSTREAM: JetStream is required but not configured (%s)",
 			       rc ? "CELLOS_NATS_URL is not set" : "CELL_OS_USE_NOOP_SINK=1 turns it off");

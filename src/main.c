@@ -7,12 +7,14 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "admission.h"
 #include "config.h"
 #include "events/event.h"
+#include "events/sign.h"
 #include "sink/nats.h"
 #include "sink/nats_wire.h"
 #include "spec/spec.h"
@@ -209,11 +211,45 @@ static bool warm_cfg_loaded;
  * looks first): no descriptor of ours may be taken for it. */
 static int ready_fd = -1;
 
+/* config_load wipes these texts from the environment once it has read them;
+ * a warm supervisor loads its configuration twice (warm_cfg, then the run's
+ * own with the document), and the second load found them empty: events went
+ * out unsigned (with a warning), exports without their token. So they are
+ * kept from before the first load until the second, in locked memory that a
+ * fork (the warm cell's init) gets zeroed, and put back just before it. */
+static const char *const reloaded[] = {"CELLOS_EVENT_SIGNING_KEY_BASE64", "CELLOS_EXPORT_HTTP_BEARER_TOKEN"};
+static char *kept[sizeof reloaded / sizeof reloaded[0]];
+
+static void secrets_keep(void)
+{
+	for (size_t i = 0; i < sizeof reloaded / sizeof reloaded[0]; i++) {
+		const char *v = getenv(reloaded[i]);
+		if (v && *v && (kept[i] = sign_secure_alloc(strlen(v) + 1)))
+			memcpy(kept[i], v, strlen(v) + 1);
+	}
+}
+
+/* restore: into the environment (for config_load to read and wipe), or only
+ * release. */
+static void secrets_release(bool restore)
+{
+	for (size_t i = 0; i < sizeof reloaded / sizeof reloaded[0]; i++) {
+		if (!kept[i])
+			continue;
+		if (restore)
+			setenv(reloaded[i], kept[i], 1);
+		sodium_memzero(kept[i], strlen(kept[i]));
+		sodium_free(kept[i]);
+		kept[i] = NULL;
+	}
+}
+
 static int warm_wait(void)
 {
 	/* The cell's document-independent parts (supervisor_warm_prepare): with
 	 * the configuration alone, which the document cannot change. */
 	struct err ce = {0};
+	secrets_keep();
 	if (config_load(&warm_cfg, &ce) == 0) {
 		warm_cfg_loaded = true;
 		if (supervisor_warm_prepare(&warm_cfg, &ce) < 0)
@@ -227,7 +263,8 @@ static int warm_wait(void)
 	int prio = getpriority(PRIO_PROCESS, getppid());
 	if (errno == 0)
 		supervisor_warm_priority(prio);
-	if (getenv("CELLOS_NATS_URL") && !getenv("CELL_OS_USE_NOOP_SINK")) {
+	/* Under cellos-agent's relay there is no connection of ours to make. */
+	if (getenv("CELLOS_NATS_URL") && !getenv("CELL_OS_USE_NOOP_SINK") && !getenv("CELLOS_NATS_RELAY_FD")) {
 		/* libnats loaded and connected: most of what the sink costs a short
 		 * run (bench/README.md). A failure here is the run's to report. */
 		struct nats_conn_opts o = {0};
@@ -345,6 +382,7 @@ int main(int argc, char **argv)
 	}
 	if (warm) {
 		int sig = warm_wait();
+		secrets_release(sig == 0);
 		if (sig) {
 			/* No run: nothing of the warm cell may stay (no event either). */
 			supervisor_warm_discard();

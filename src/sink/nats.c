@@ -25,6 +25,9 @@ int nats_subject_of(const char *tpl, const char *tenant, const char *cell, const
 
 bool nats_sink_needs_libnats(const struct nats_conn_opts *o)
 {
+	/* Through the relay, TLS and credentials are the agent's. */
+	if (o->relay)
+		return false;
 	if (o->creds || o->tls_ca || o->tls_cert)
 		return true;
 	for (char *const *u = o->urls; *u; u++)

@@ -1,5 +1,6 @@
 /* The JetStream sink with pipelined publishes, on the project's own client
- * (sink/nats_wire.h): emit queues the event; prepare connects and flush sends
+ * (sink/nats_wire.h) or, under cellos-agent, through the agent's relay
+ * (sink/nats_relay.h: the same shape over a socket to the agent): emit queues the event; prepare connects and flush sends
  * what is queued, without waiting for acks (the supervisor calls them when it
  * is about to wait for its workload); close sends the rest and awaits every
  * ack not yet in, within the run's budget.
@@ -23,6 +24,7 @@
 #include <string.h>
 
 #include "sink/nats_conn.h"
+#include "sink/nats_relay.h"
 #include "sink/nats_wire.h"
 #include "util/ids.h"
 #include "util/log.h"
@@ -41,7 +43,8 @@ struct pend {
 
 struct nats_async {
 	struct sink base;
-	struct nats_wire *w;
+	struct nats_wire *w;      /* the own connection, or */
+	struct nats_relay *relay; /* the agent's relay */
 	const char *tpl;
 	char tenant[256], cell[256];
 	struct pend *p;
@@ -60,6 +63,39 @@ struct nats_async {
 	int64_t connect_us, publish_us, close_us;
 	unsigned acked, duplicates, dead;
 };
+
+/* The carrier of the publishes. The relay is a connection that is up until
+ * the agent closes it, and then gone for good. */
+static void t_pump(struct nats_async *n, int ms)
+{
+	n->relay ? nats_relay_pump(n->relay, ms) : nats_wire_pump(n->w, ms);
+}
+static void t_flush(struct nats_async *n) { n->relay ? nats_relay_flush(n->relay) : nats_wire_flush(n->w); }
+static bool t_up(const struct nats_async *n)
+{
+	return n->relay ? nats_relay_open(n->relay) : nats_wire_state(n->w) == NATS_WIRE_READY;
+}
+static bool t_gone(const struct nats_async *n) { return n->relay && !nats_relay_open(n->relay); }
+static uint64_t t_generation(const struct nats_async *n) { return n->relay ? 1 : nats_wire_generation(n->w); }
+static bool t_confirmed(const struct nats_async *n) { return n->relay ? nats_relay_open(n->relay) : nats_wire_confirmed(n->w); }
+static unsigned t_failures(const struct nats_async *n)
+{
+	return n->relay ? !nats_relay_open(n->relay) : nats_wire_failures(n->w);
+}
+static const char *t_error(const struct nats_async *n)
+{
+	return n->relay ? nats_relay_error(n->relay) : nats_wire_error(n->w);
+}
+static const char *t_where(const struct nats_async *n)
+{
+	return n->relay ? nats_relay_where(n->relay) : nats_wire_where(n->w);
+}
+static int t_publish(struct nats_async *n, const char *subject, const char *token, const char *msg_id,
+		     const void *data, size_t len, struct err *e)
+{
+	return n->relay ? nats_relay_publish(n->relay, subject, token, msg_id, data, len, e)
+			: nats_wire_publish(n->w, subject, token, msg_id, data, len, e);
+}
 
 static void set_why(struct pend *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void set_why(struct pend *e, const char *fmt, ...)
@@ -124,6 +160,13 @@ static void on_reply(void *arg, const char *token, int status, const char *data,
 	 * still counts: the stream has it. */
 	if (e->st != P_SENT && e->st != P_FAILED)
 		return;
+	if (status < 0) {
+		/* The agent says no answer will come: its reason. */
+		char why[600];
+		snprintf(why, sizeof why, "cellos-agent: %.*s", (int)(len < 500 ? len : 500), data);
+		failed(e, why);
+		return;
+	}
 	if (status == 503) {
 		char why[1100];
 		snprintf(why, sizeof why, "no JetStream stream captures subject %s", e->subject);
@@ -195,15 +238,17 @@ static void decide(struct nats_async *n, int64_t now)
 static void step(struct nats_async *n)
 {
 	int64_t now = mono_ms();
-	struct nats_wire *w = n->w;
-	if (!n->warned && nats_wire_failures(w) > 0 && !nats_wire_confirmed(w) && n->acked == 0) {
+	if (!n->warned && t_gone(n)) {
+		n->warned = true;
+		log_warn("NATS: %s: the events not acked go to the dead-letter directory", t_error(n));
+	} else if (!n->warned && t_failures(n) > 0 && !t_confirmed(n) && n->acked == 0) {
 		n->warned = true;
 		log_warn("NATS: no server answers yet (%s: %s): events wait for one within the run's %d ms budget, "
 			 "then go to the dead-letter directory",
-			 nats_wire_where(w), nats_wire_error(w), NATS_SINK_BUDGET_MS);
+			 t_where(n), t_error(n), NATS_SINK_BUDGET_MS);
 	}
-	bool up = nats_wire_state(w) == NATS_WIRE_READY;
-	bool lost = !up || nats_wire_generation(w) != n->gen;
+	bool up = t_up(n);
+	bool lost = !up || t_generation(n) != n->gen;
 	for (size_t i = n->head; i < n->n; i++) {
 		struct pend *e = &n->p[i];
 		if (e->st != P_SENT)
@@ -211,7 +256,7 @@ static void step(struct nats_async *n)
 		if (lost) {
 			char why[400];
 			snprintf(why, sizeof why, "no ack: the connection to NATS was lost (%s)",
-				 nats_wire_error(w)[0] ? nats_wire_error(w) : "reconnecting");
+				 t_error(n)[0] ? t_error(n) : "reconnecting");
 			failed(e, why);
 		} else if (now - e->sent_ms >= NATS_SINK_ATTEMPT_MS) {
 			char why[100];
@@ -221,7 +266,7 @@ static void step(struct nats_async *n)
 	}
 	decide(n, now);
 	if (up && now >= n->hold_until) {
-		n->gen = nats_wire_generation(w);
+		n->gen = t_generation(n);
 		for (size_t i = n->head; i < n->n; i++) {
 			struct pend *e = &n->p[i];
 			if (e->st == P_FAILED)
@@ -231,7 +276,7 @@ static void step(struct nats_async *n)
 			char token[24];
 			snprintf(token, sizeof token, "%zu", i);
 			struct err pe = {0};
-			if (nats_wire_publish(w, e->subject, token, e->id, e->line, e->len, &pe) < 0) {
+			if (t_publish(n, e->subject, token, e->id, e->line, e->len, &pe) < 0) {
 				settle_dead(n, e, pe.msg);
 				continue;
 			}
@@ -277,11 +322,11 @@ static int async_emit(struct sink *s, const struct sink_event *ev, struct err *e
 static void async_prepare(struct sink *s)
 {
 	struct nats_async *n = (struct nats_async *)s;
-	if (nats_wire_state(n->w) == NATS_WIRE_READY)
+	if (t_up(n))
 		return;
 	int64_t t = mono_us();
-	nats_wire_pump(n->w, 0); /* connects */
-	nats_wire_flush(n->w);   /* CONNECT, PING, SUB */
+	t_pump(n, 0);  /* connects */
+	t_flush(n);    /* CONNECT, PING, SUB */
 	n->connect_us += mono_us() - t;
 }
 
@@ -291,9 +336,9 @@ static void async_flush(struct sink *s)
 	if (n->head == n->n)
 		return; /* nothing pending: not even a read */
 	int64_t t = mono_us();
-	nats_wire_pump(n->w, 0); /* acks, the server's INFO */
+	t_pump(n, 0); /* acks, the server's INFO */
 	step(n);
-	nats_wire_flush(n->w);
+	t_flush(n);
 	n->publish_us += mono_us() - t;
 }
 
@@ -305,26 +350,34 @@ static void flush(struct nats_async *n)
 	int64_t end = start + (NATS_SINK_BUDGET_MS - n->spent_ms);
 	for (;;) {
 		step(n);
-		if (n->head == n->n)
+		/* A closed relay answers nothing more: no use waiting. */
+		if (n->head == n->n || t_gone(n))
 			break;
 		int64_t now = mono_ms();
 		if (now >= end)
 			break;
 		int64_t wait = end - now;
-		nats_wire_pump(n->w, (int)(wait < 50 ? wait : 50));
+		t_pump(n, (int)(wait < 50 ? wait : 50));
 	}
 	n->spent_ms += mono_ms() - start;
 	if (n->head == n->n)
 		return;
-	log_warn("NATS: the broker held this run for its %d ms budget: the events not acked go to the dead-letter "
-		 "directory",
-		 NATS_SINK_BUDGET_MS);
+	if (!t_gone(n))
+		log_warn("NATS: the broker held this run for its %d ms budget: the events not acked go to the "
+			 "dead-letter directory",
+			 NATS_SINK_BUDGET_MS);
 	for (size_t i = n->head; i < n->n; i++) {
 		struct pend *e = &n->p[i];
 		if (e->st == P_DONE)
 			continue;
 		char why[900];
-		const char *state = nats_wire_confirmed(n->w) ? "" : nats_wire_error(n->w);
+		if (t_gone(n)) {
+			snprintf(why, sizeof why, "not acked: %s (%s)", t_error(n),
+				 e->why ? e->why : e->st == P_SENT ? "no ack yet" : "not sent");
+			settle_dead(n, e, why);
+			continue;
+		}
+		const char *state = t_confirmed(n) ? "" : t_error(n);
 		snprintf(why, sizeof why, "not acked within the run's %d ms budget for the broker (%s%s%s)",
 			 NATS_SINK_BUDGET_MS,
 			 e->why ? e->why : e->st == P_SENT ? "no ack yet" : "not sent: no connection",
@@ -338,7 +391,10 @@ static void async_close(struct sink *s)
 	struct nats_async *n = (struct nats_async *)s;
 	int64_t t = mono_us();
 	flush(n);
-	nats_wire_free(n->w);
+	if (n->relay)
+		nats_relay_free(n->relay);
+	else
+		nats_wire_free(n->w);
 	n->close_us += mono_us() - t;
 	log_debug("NATS: %u events acked (%u duplicates), %u dead-lettered, %lld ms of the budget spent; %.3f ms in "
 		  "the sink (loading libnats 0.000, connecting %.3f, publishing %.3f, closing %.3f)",
@@ -357,13 +413,13 @@ static void async_close(struct sink *s)
 static int wait_connected(struct nats_async *n, unsigned urls, struct err *e)
 {
 	int64_t t = mono_ms();
-	unsigned before = nats_wire_failures(n->w);
-	while (!nats_wire_confirmed(n->w) && nats_wire_failures(n->w) - before < urls)
-		nats_wire_pump(n->w, 50);
+	unsigned before = t_failures(n);
+	while (!t_confirmed(n) && t_failures(n) - before < urls)
+		t_pump(n, 50);
 	n->spent_ms += mono_ms() - t;
-	if (nats_wire_confirmed(n->w))
+	if (t_confirmed(n))
 		return 0;
-	return err_set(e, "cannot connect to NATS (%s): %s", nats_wire_where(n->w), nats_wire_error(n->w));
+	return err_set(e, "cannot connect to NATS (%s): %s", t_where(n), t_error(n));
 }
 
 /* nats_js_request's shape over this sink's connection. */
@@ -383,18 +439,21 @@ static int wire_request(void *arg, const char *api, json_t *req, json_t **resp, 
 	n->req_seq++;
 	n->req_done = false;
 	snprintf(token, sizeof token, "r%u", n->req_seq);
-	int rc = nats_wire_publish(n->w, subject, token, NULL, body ? body : "", body ? strlen(body) : 0, e);
+	int rc = t_publish(n, subject, token, NULL, body ? body : "", body ? strlen(body) : 0, e);
 	free(body);
 	if (rc < 0)
 		return -1;
+	t_flush(n);
 	int64_t t = mono_ms(), end = t + timeout_ms;
-	uint64_t gen = nats_wire_generation(n->w);
-	while (!n->req_done && mono_ms() < end && nats_wire_generation(n->w) == gen &&
-	       nats_wire_state(n->w) == NATS_WIRE_READY)
-		nats_wire_pump(n->w, (int)(end - mono_ms()));
+	uint64_t gen = t_generation(n);
+	while (!n->req_done && mono_ms() < end && t_generation(n) == gen && t_up(n))
+		t_pump(n, (int)(end - mono_ms()));
 	n->spent_ms += mono_ms() - t;
 	if (!n->req_done)
-		return err_set(e, "%s: no answer within %" PRId64 " ms", what, timeout_ms);
+		return err_set(e, "%s: no answer within %" PRId64 " ms%s%s", what, timeout_ms, t_gone(n) ? ": " : "",
+			       t_gone(n) ? t_error(n) : "");
+	if (n->req_status < 0)
+		return err_set(e, "%s: cellos-agent: %s", what, n->req_data ? n->req_data : "no answer");
 	if (n->req_status == 503)
 		return err_set(e, "%s: JetStream is not enabled on the server (no responders)", what);
 	return nats_js_answer(n->req_data, n->req_len, what, resp, err_code, e);
@@ -424,8 +483,13 @@ struct sink *nats_async_open(const struct nats_sink_params *p, struct err *e)
 	n->backoff = 50;
 	nats_subject_token(p->tenant_id, n->tenant, sizeof n->tenant);
 	nats_subject_token(p->cell_id, n->cell, sizeof n->cell);
-	/* A warm supervisor connected before its document existed. */
-	if ((n->w = nats_wire_take_prepared())) {
+	if (p->conn->relay) {
+		if (!(n->relay = nats_relay_new(p->conn->relay_fd, on_reply, n, e))) {
+			free(n);
+			return NULL;
+		}
+	} else if ((n->w = nats_wire_take_prepared())) {
+		/* A warm supervisor connected before its document existed. */
 		nats_wire_set_reply(n->w, on_reply, n);
 	} else {
 		char name[300];

@@ -45,8 +45,10 @@ def closed_port() -> int:
 
 class NatsServer:
     def __init__(self, *, tls: dict | None = None, user: tuple[str, str] | None = None, jetstream: bool = True,
-                 cluster: tuple[str, int, list[int]] | None = None):
-        self.cluster = cluster  # (server name, cluster port, the other servers' cluster ports)
+                 cluster: tuple[str, int, list[int]] | None = None, monitor: bool = False):
+        self.cluster = cluster
+        # The HTTP monitoring port (-m): /varz counts the connections ever made.
+        self.monitor_port = free_port() if monitor else None  # (server name, cluster port, the other servers' cluster ports)
         self.port = free_port()
         self.store = new_dir("nats-store")
         self.tls = tls
@@ -69,6 +71,8 @@ class NatsServer:
             name, cport, others = self.cluster
             argv += ["--server_name", name, "--cluster_name", "cellos-test", "--cluster",
                      f"nats://127.0.0.1:{cport}", "--routes", ",".join(f"nats://127.0.0.1:{p}" for p in others)]
+        if self.monitor_port:
+            argv += ["-m", str(self.monitor_port)]
         if self.user:
             argv += ["--user", self.user[0], "--pass", self.user[1]]
         if self.tls:
@@ -111,6 +115,16 @@ class NatsServer:
 
     def client(self, **kw) -> "NatsClient":
         return NatsClient(self.port, user=self.user, tls=self.tls, **kw)
+
+    def monitor(self, path: str) -> dict:
+        """A monitoring endpoint's JSON (the server started with monitor=True)."""
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.monitor_port}/{path}", timeout=5) as r:
+            return json.loads(r.read())
+
+    def total_connections(self) -> int:
+        """Client connections the server accepted since it started (closed ones included)."""
+        return self.monitor("varz")["total_connections"]
 
 
 @pytest.fixture

@@ -165,6 +165,7 @@ def server_and_queue(nats_server):
     ({"CELLOS_AGENT_TENANT": "t.1"}, "CELLOS_AGENT_TENANT"),
     ({"CELLOS_AGENT_METRICS_ADDR": "localhost"}, "CELLOS_AGENT_METRICS_ADDR"),
     ({"CELLOS_AGENT_SECRETS": "A,b c"}, "CELLOS_AGENT_SECRETS"),
+    ({"CELLOS_AGENT_RELAY": "yes"}, "CELLOS_AGENT_RELAY"),
     ({"CELLOS_AGENT_SUPERVISOR": "/nonexistent/sup"}, "CELLOS_AGENT_SUPERVISOR"),
     ({"CELLOS_LOG": "loud"}, "CELLOS_LOG"),
 ])
@@ -527,10 +528,27 @@ def fd_targets(pid: int) -> dict[int, str]:
     return out
 
 
-def test_a_jobs_supervisor_has_its_document_on_stdin_its_own_group_and_none_of_the_agents_descriptors(
+def socket_peers() -> dict[int, int]:
+    """Unix socket inode -> its peer's inode (ss -x)."""
+    out = subprocess.run(["ss", "-xanH"], capture_output=True, text=True, check=True).stdout
+    peers = {}
+    for line in out.splitlines():
+        f = line.split()
+        # Netid State Recv-Q Send-Q Local-Address Port Peer-Address Port
+        if len(f) >= 8 and f[5].isdigit() and f[7].isdigit():
+            peers[int(f[5])] = int(f[7])
+    return peers
+
+
+def socket_inode(target: str) -> int:
+    return int(target[len("socket:["):-1])
+
+
+def test_a_jobs_supervisor_has_its_document_on_stdin_its_own_group_and_only_its_relay_of_the_agents_descriptors(
         server_and_queue):
     """The agent starts supervisors without fork() (clone with CLONE_VM|CLONE_VFORK,
-    docs/DESIGN.md): what the child is given must be what a forked child was."""
+    docs/DESIGN.md): what the child is given must be what a forked child was, plus
+    its end of the agent's relay (CELLOS_NATS_RELAY_FD) and nothing else."""
     srv = server_and_queue
     jsonl = new_dir("agent-events") / "events.jsonl"
     tag = f"{MARK}-spawn-{uuid.uuid4().hex[:6]}"
@@ -550,6 +568,13 @@ def test_a_jobs_supervisor_has_its_document_on_stdin_its_own_group_and_none_of_t
             shared = {t for t in agent_fds.values() if t.startswith(("socket:", "pipe:"))} & set(fds.values())
             assert not shared, (shared, fds)
             env = open(f"/proc/{sup}/environ", "rb").read().split(b"\0")
+            # Its relay: fd 3, the one socket of the supervisor's whose peer is the agent's.
+            assert b"CELLOS_NATS_RELAY_FD=3" in env
+            peers = socket_peers()
+            agent_sockets = {socket_inode(t) for t in agent_fds.values() if t.startswith("socket:")}
+            to_agent = [fd for fd, t in fds.items() if t.startswith("socket:") and
+                        peers.get(socket_inode(t)) in agent_sockets]
+            assert to_agent == [3], (to_agent, fds)
             run_env = [e.split(b"=", 1)[1].decode() for e in env if e.startswith(b"CELLOS_RUN_ID=")]
             sigblk = int(open(f"/proc/{sup}/status").read().split("SigBlk:")[1].split()[0], 16)
             wait_for(lambda: all(finished(r) for r in runs_by_job(jsonl).get(job, {}).values())
