@@ -39,8 +39,11 @@ print("* 100 MB TLS download (Python ssl in the cell, {reps} rounds): through th
       "{tls_plain_netns_MBps} MB/s: the check keeps **{q1}%** of the gateway alone (target >= 90%) and {q2}% of the "
       "plain netns.".format(q1=round(100 * r["tls_check_vs_gateway"]), q2=round(100 * r["tls_check_vs_plain_netns"]),
                             **r))
-print("  Rounds (MB/s): check {sni}, gateway {gateway}, plain netns {plain}, host netns {host}; TLS: check "
-      "{tls_check}, gateway {tls_gateway}, plain netns {tls_plain}.".format(**r["rounds"]))
+k = 25
+h = {n: r["rounds"][n][:k] for n in ("sni", "gateway", "plain", "host")}
+print("  Rounds (MB/s; HTTP: the first {k} of {n}): check {sni}, gateway {gateway}, plain netns {plain}, host netns "
+      "{host}; TLS: check {tls_check}, gateway {tls_gateway}, plain netns {tls_plain}.".format(
+          k=min(k, r["http_reps"]), n=r["http_reps"], **{**r["rounds"], **h}))
 ')
 /usr/bin/python3 - "$now" "$host" "$kernel" "$cores" "$text" <<'PY'
 import re, sys
