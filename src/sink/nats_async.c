@@ -1,9 +1,10 @@
 /* The JetStream sink with pipelined publishes, on the project's own client
  * (sink/nats_wire.h) or, under cellos-agent, through the agent's relay
- * (sink/nats_relay.h: the same shape over a socket to the agent): emit queues the event; prepare connects and flush sends
- * what is queued, without waiting for acks (the supervisor calls them when it
- * is about to wait for its workload); close sends the rest and awaits every
- * ack not yet in, within the run's budget.
+ * (sink/nats_relay.h: the same shape over a socket to the agent): emit
+ * queues the event; prepare connects and flush sends what is queued,
+ * without waiting for acks (the supervisor calls them when it is about to
+ * wait for its workload); close sends the rest and awaits every ack not yet
+ * in, within the run's budget.
  * docs/DESIGN.md ("JetStream sink") says why and what is kept of the order.
  *
  * Each event has a state: queued (not sent on the current connection), sent
@@ -77,7 +78,10 @@ static bool t_up(const struct nats_async *n)
 }
 static bool t_gone(const struct nats_async *n) { return n->relay && !nats_relay_open(n->relay); }
 static uint64_t t_generation(const struct nats_async *n) { return n->relay ? 1 : nats_wire_generation(n->w); }
-static bool t_confirmed(const struct nats_async *n) { return n->relay ? nats_relay_open(n->relay) : nats_wire_confirmed(n->w); }
+static bool t_confirmed(const struct nats_async *n)
+{
+	return n->relay ? nats_relay_open(n->relay) : nats_wire_confirmed(n->w);
+}
 static unsigned t_failures(const struct nats_async *n)
 {
 	return n->relay ? !nats_relay_open(n->relay) : nats_wire_failures(n->w);
