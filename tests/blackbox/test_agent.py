@@ -598,19 +598,36 @@ def test_a_jobs_supervisor_has_its_document_on_stdin_its_own_group_and_only_its_
 
 # --------------------------------------------------------------------------- warm cells
 
-def warm_supervisors(agent: Agent) -> dict[int, str]:
-    """pid -> CELLOS_RUN_ID of the agent's warm supervisors (cellos-supervisor --warm)."""
+NS = ("net", "mnt", "pid", "ipc", "uts", "cgroup", "user")
+
+
+def warm_cells(agent: Agent) -> dict[int, dict]:
+    """The agent's warm supervisors: pid -> {run, init, ns (name -> inode link), cgroup}."""
     out = {}
     for pid, cmd in marked_processes("--warm").items():
         try:
             if int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1]) != agent.proc.pid:
                 continue
             env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
-        except (OSError, ValueError):
+            kids = open(f"/proc/{pid}/task/{pid}/children").read().split()
+            run = [e.split(b"=", 1)[1].decode() for e in env if e.startswith(b"CELLOS_RUN_ID=")][0]
+            init = int(kids[0]) if kids else None
+            ns = {n: os.readlink(f"/proc/{init}/ns/{n}") for n in NS} if init else {}
+            cg = open(f"/proc/{init}/cgroup").read() if init else ""
+        except (OSError, ValueError, IndexError):
             continue
-        run = [e.split(b"=", 1)[1].decode() for e in env if e.startswith(b"CELLOS_RUN_ID=")]
-        out[pid] = run[0] if run else ""
+        out[pid] = {"run": run, "init": init, "ns": ns, "cgroup": cg}
     return out
+
+
+def warm_supervisors(agent: Agent) -> dict[int, str]:
+    """pid -> CELLOS_RUN_ID of the agent's warm supervisors (cellos-supervisor --warm)."""
+    return {pid: c["run"] for pid, c in warm_cells(agent).items()}
+
+
+def metric(port: int, name: str) -> float:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return [float(l.split()[1]) for l in body.splitlines() if l.startswith(name + " ")][0]
 
 
 def test_warm_cells_are_ready_before_the_job_serve_one_job_each_and_go_with_the_drain(server_and_queue):
@@ -621,8 +638,7 @@ def test_warm_cells_are_ready_before_the_job_serve_one_job_each_and_go_with_the_
               CELLOS_AGENT_METRICS_ADDR=f"127.0.0.1:{mport}")
 
     def warm_ready() -> float:
-        body = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5).read().decode()
-        return [float(l.split()[1]) for l in body.splitlines() if l.startswith("cellos_agent_warm_cells_ready ")][0]
+        return metric(mport, "cellos_agent_warm_cells_ready")
 
     try:
         wait_for(lambda: len(warm_supervisors(a)) == 1 and warm_ready() == 1, 20, "a warm cell")

@@ -9,40 +9,14 @@ import os
 import signal
 import subprocess
 import time
-import urllib.request
 
-from conftest import (CELL_IDS, cellos_cgroups, make_spec, marked_processes, new_dir, no_residue, run_cell,  # noqa: F401
-                      short_type, unique_id)
+from conftest import (CELL_IDS, cellos_cgroups, make_spec, new_dir, no_residue, run_cell, short_type,  # noqa: F401
+                      unique_id)
 from natshelper import free_port, nats_server  # noqa: F401
-from test_agent import (Agent, finished, queue_init, runs_by_job, server_and_queue, submit,  # noqa: F401
-                        wait_for)
+from test_agent import (NS, Agent, finished, metric, queue_init, runs_by_job, server_and_queue, submit,  # noqa: F401
+                        wait_for, warm_cells)
 
-NS = ("net", "mnt", "pid", "ipc", "uts", "cgroup", "user")
 RUNREG_DIR = "/run/cellos/runs"
-
-
-def warm_cells(agent: Agent) -> dict[int, dict]:
-    """The agent's warm supervisors: pid -> {run, init, ns (name -> inode link), leaf}."""
-    out = {}
-    for pid, cmd in marked_processes("--warm").items():
-        try:
-            if int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1]) != agent.proc.pid:
-                continue
-            env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
-            kids = open(f"/proc/{pid}/task/{pid}/children").read().split()
-            run = [e.split(b"=", 1)[1].decode() for e in env if e.startswith(b"CELLOS_RUN_ID=")][0]
-            init = int(kids[0]) if kids else None
-            ns = {n: os.readlink(f"/proc/{init}/ns/{n}") for n in NS} if init else {}
-            cg = open(f"/proc/{init}/cgroup").read() if init else ""
-        except (OSError, ValueError, IndexError):
-            continue
-        out[pid] = {"run": run, "init": init, "ns": ns, "cgroup": cg}
-    return out
-
-
-def metric(port: int, name: str) -> float:
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return [float(l.split()[1]) for l in body.splitlines() if l.startswith(name + " ")][0]
 
 
 def ready_cells(agent: Agent, port: int, n: int) -> dict[int, dict]:
