@@ -72,7 +72,7 @@ $(B)/cellos-supervisor: $(B)/src/main.o $(B)/libcellos.a
 
 # The seccomp baseline is a constant: compiled once here, by the same code, rather
 # than by libseccomp at every run (src/isolate/seccomp.c).
-$(B)/seccomp-baseline-gen: src/isolate/gen/seccomp_baseline_gen.c src/isolate/seccomp.c src/util/err.c
+$(B)/seccomp-baseline-gen: src/isolate/gen/seccomp_baseline_gen.c src/isolate/seccomp.c src/util/err.c src/util/vec.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DCELLOS_SECCOMP_NO_PRECOMPILED $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(B)/gen/seccomp_baseline.inc: $(B)/seccomp-baseline-gen

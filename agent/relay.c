@@ -33,6 +33,7 @@
 #include "util/fileio.h"
 #include "util/ids.h"
 #include "util/log.h"
+#include "util/vec.h"
 
 static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
 {
@@ -168,14 +169,8 @@ static bool subject_allowed(const char *s)
 
 static int add_pending(struct relays *r, size_t link, const char *token, uint64_t *id)
 {
-	if (r->n_pend == r->cap_pend) {
-		size_t cap = r->cap_pend ? r->cap_pend * 2 : 32;
-		struct relay_pending *p = realloc(r->pend, cap * sizeof *p);
-		if (!p)
-			return -1;
-		r->pend = p;
-		r->cap_pend = cap;
-	}
+	if (vec_reserve(&r->pend, r->n_pend, &r->cap_pend, sizeof *r->pend, 32) < 0)
+		return -1;
 	struct relay_pending *p = &r->pend[r->n_pend++];
 	*p = (struct relay_pending){.id = ++r->next_id, .link = link, .gen = r->links[link].gen,
 				    .deadline_ms = mono_ms() + NATS_RELAY_ANSWER_MS};

@@ -6,6 +6,7 @@
 
 #include "isolate/hostmatch.h"
 #include "util/log.h"
+#include "util/vec.h"
 
 void netpolicy_init(struct netpolicy *np, const char *const *allow, size_t n_allow, const struct netpolicy_hooks *h)
 {
@@ -24,14 +25,8 @@ static int remember(struct np_rule *r, struct in_addr a)
 {
 	if (known(r, a))
 		return 0;
-	if (r->n_addrs == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 8;
-		struct in_addr *n = realloc(r->addrs, cap * sizeof *n);
-		if (!n)
-			return -1;
-		r->addrs = n;
-		r->cap = cap;
-	}
+	if (vec_reserve(&r->addrs, r->n_addrs, &r->cap, sizeof *r->addrs, 8) < 0)
+		return -1;
 	r->addrs[r->n_addrs++] = a;
 	return 1;
 }

@@ -9,6 +9,7 @@
  * rules, and the read-back prints them the way nft does. */
 #include "isolate/nft.h"
 #include "isolate/nft_build.h"
+#include "util/vec.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -376,14 +377,8 @@ struct dump {
 
 static int dump_push(struct dump *dump, const struct decoder *d)
 {
-	if (dump->n == dump->cap) {
-		size_t cap = dump->cap ? dump->cap * 2 : 8;
-		struct nft_counter *c = reallocarray(dump->c, cap, sizeof *c);
-		if (!c)
-			return -1;
-		dump->c = c;
-		dump->cap = cap;
-	}
+	if (vec_reserve(&dump->c, dump->n, &dump->cap, sizeof *dump->c, 8) < 0)
+		return -1;
 	char *text = strndup(d->text, d->len);
 	if (!text)
 		return -1;

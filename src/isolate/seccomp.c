@@ -18,6 +18,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "util/vec.h"
+
 #define POLICY_FILE_MAX (1 << 20)
 
 /* Calls that reconfigure the kernel or the cell's own isolation, reach into
@@ -69,14 +71,8 @@ void seccomp_policy_free(struct seccomp_policy *p)
 
 static int push(struct seccomp_policy *p, const struct seccomp_rule *r, struct err *e)
 {
-	if (p->n == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 64;
-		struct seccomp_rule *nr = realloc(p->rules, cap * sizeof *nr);
-		if (!nr)
-			return err_set(e, "seccomp policy: out of memory");
-		p->rules = nr;
-		p->cap = cap;
-	}
+	if (vec_reserve(&p->rules, p->n, &p->cap, sizeof *p->rules, 64) < 0)
+		return err_set(e, "seccomp policy: out of memory");
 	p->rules[p->n++] = *r;
 	return 0;
 }

@@ -30,6 +30,7 @@
 #include "util/ids.h"
 #include "util/log.h"
 #include "util/nats_subject.h"
+#include "util/vec.h"
 
 enum pend_state { P_QUEUED, P_SENT, P_FAILED, P_DONE };
 
@@ -300,14 +301,8 @@ static int async_emit(struct sink *s, const struct sink_event *ev, struct err *e
 	char subject[1024];
 	if (nats_subject_of(n->tpl, n->tenant, n->cell, ev->type, subject, sizeof subject, e) < 0)
 		return -1;
-	if (n->n == n->cap) {
-		size_t cap = n->cap ? n->cap * 2 : 16;
-		struct pend *q = realloc(n->p, cap * sizeof *q);
-		if (!q)
-			return err_set(e, "out of memory");
-		n->p = q;
-		n->cap = cap;
-	}
+	if (vec_reserve(&n->p, n->n, &n->cap, sizeof *n->p, 16) < 0)
+		return err_set(e, "out of memory");
 	struct pend *p = &n->p[n->n];
 	*p = (struct pend){.subject = strdup(subject), .id = strdup(ev->id), .type = strdup(ev->type),
 			   .line = malloc(ev->len ? ev->len : 1), .len = ev->len};

@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "util/vec.h"
+
 /* Datagrams not yet taken by the socket (its buffer full: the agent is busy). */
 struct out {
 	char *buf;
@@ -132,14 +134,8 @@ int nats_relay_publish(struct nats_relay *r, const char *subject, const char *to
 	size_t total = 1 + ts + ss + is + len;
 	if (total > NATS_RELAY_MAX_MSG)
 		return err_set(e, "the event (%zu bytes) is larger than the relay takes (%d)", len, NATS_RELAY_MAX_MSG);
-	if (r->n == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 16;
-		struct out *q = realloc(r->q, cap * sizeof *q);
-		if (!q)
-			return err_set(e, "out of memory");
-		r->q = q;
-		r->cap = cap;
-	}
+	if (vec_reserve(&r->q, r->n, &r->cap, sizeof *r->q, 16) < 0)
+		return err_set(e, "out of memory");
 	char *b = malloc(total);
 	if (!b)
 		return err_set(e, "out of memory");

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/vec.h"
+
 /* A document with thousands of broken entries would otherwise print thousands of
  * lines; past this many the rest is counted, not listed. */
 #define PROBLEMS_MAX 100
@@ -19,14 +21,8 @@ void problems_add(struct problems *p, const char *fmt, ...)
 {
 	/* Out of memory: the problem is dropped. The validator tracks failure on its
 	 * own (vctx.bad), so a lost message never turns an invalid document valid. */
-	if (p->n == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 8;
-		char **items = realloc(p->items, cap * sizeof *items);
-		if (!items)
-			return;
-		p->items = items;
-		p->cap = cap;
-	}
+	if (vec_reserve(&p->items, p->n, &p->cap, sizeof *p->items, 8) < 0)
+		return;
 	char *s = NULL;
 	va_list ap;
 	va_start(ap, fmt);
