@@ -46,6 +46,23 @@ until CELLOS_NATS_URL=$URL "$BIN/cellctl" queue init >/dev/null 2>&1; do
 	sleep 0.1
 done
 
+# Put the text of file $2 between bench/README.md's markers <!-- $1:START -->
+# and <!-- $1:END --> (appended with them where they are missing).
+readme_section() {
+	/usr/bin/python3 - bench/README.md "$1" "$2" <<'PY'
+import sys
+path, name, sec = sys.argv[1], sys.argv[2], open(sys.argv[3]).read()
+text = open(path).read()
+start, end = f"<!-- {name}:START -->", f"<!-- {name}:END -->"
+block = f"{start}\n{sec}{end}"
+if start in text:
+    text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
+else:
+    text += "\n" + block + "\n"
+open(path, "w").write(text)
+PY
+}
+
 # 4. The sink through the relay, against the supervisor's own connection and
 # against no JetStream sink.
 sink_section() {
@@ -69,18 +86,7 @@ for name in ("no-op sink", "relay", "own connection"):
              "own connection": "JetStream, CELLOS_AGENT_RELAY=0 (own connection)"}[name]
     print(f"| {label} | {x['ms_per_cell']}{d} | {x['cpu_ms_per_cell']}{dc} | {x['nats_cpu_ms_per_cell']}{dn} |")
 PY
-	/usr/bin/python3 - bench/README.md "$work/sink.md" <<'PY'
-import sys
-path, sec = sys.argv[1], open(sys.argv[2]).read()
-text = open(path).read()
-start, end = "<!-- AGENT-SINK:START -->", "<!-- AGENT-SINK:END -->"
-block = f"{start}\n{sec}{end}"
-if start in text:
-    text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
-else:
-    text += "\n" + block + "\n"
-open(path, "w").write(text)
-PY
+	readme_section AGENT-SINK "$work/sink.md"
 	cat "$work/sink.md"
 }
 if [ $MODE = sink ]; then
@@ -131,17 +137,6 @@ print("|---|---|---|")
 print(f"| cold (fresh supervisor) | {lat[0]['p50_ms']} ms | {lat[0]['p90_ms']} ms |")
 print(f"| a warm cell free | {lat[1]['p50_ms']} ms | {lat[1]['p90_ms']} ms |")
 PY
-/usr/bin/python3 - bench/README.md "$sec" <<'PY'
-import sys
-path, sec = sys.argv[1], open(sys.argv[2]).read()
-text = open(path).read()
-start, end = "<!-- AGENT:START -->", "<!-- AGENT:END -->"
-block = f"{start}\n{sec}{end}"
-if start in text:
-    text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
-else:
-    text += "\n" + block + "\n"
-open(path, "w").write(text)
-PY
+readme_section AGENT "$sec"
 cat "$sec"
 sink_section
