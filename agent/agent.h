@@ -172,10 +172,10 @@ struct relays {
  * off). -1 with *e. */
 int relays_open(struct relays *r, struct nats_conn *conn, unsigned max_links, struct err *e);
 void relays_close(struct relays *r);
-/* A link for a supervisor about to start: *child_fd its end (the caller
- * closes it once the child has it), or -1 when the relay is off or full (the
- * supervisor then connects itself). */
-int relay_new(struct relays *r, int *child_fd);
+/* A link for a supervisor about to start: its end (the caller closes it once
+ * the child has it), or -1 when the relay is off or full (the supervisor then
+ * connects itself). */
+int relay_new(struct relays *r);
 /* Link i is readable (or closed): publish what it sent. */
 void relay_on_readable(struct relays *r, size_t i);
 /* The pipe is readable: pass the replies on. */

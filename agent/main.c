@@ -191,8 +191,7 @@ static void on_delivery(struct agent *A, struct delivery *d)
 		j->warm = true;
 	} else {
 		uuid_v4(j->run_id);
-		int relay = -1;
-		relay_new(&A->relays, &relay);
+		int relay = relay_new(&A->relays);
 		rc = job_spawn(&A->set, j->run_id, doc, len, relay, &j->pid, &e);
 		if (relay >= 0)
 			close(relay); /* the child's now; without a child, the agent's end sees EOF */

@@ -100,33 +100,29 @@ void relays_close(struct relays *r)
 	r->pipe[0] = r->pipe[1] = -1;
 }
 
-int relay_new(struct relays *r, int *child_fd)
+int relay_new(struct relays *r)
 {
-	*child_fd = -1;
 	if (!r->on)
-		return 0;
+		return -1;
 	struct relay_link *l = NULL;
 	for (size_t i = 0; i < r->n_links && !l; i++)
 		if (r->links[i].fd < 0)
 			l = &r->links[i];
 	if (!l) {
 		log_warn("relay: every link is taken: this supervisor connects to NATS itself");
-		return 0;
+		return -1;
 	}
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		log_warn("relay: socketpair: %s: this supervisor connects to NATS itself", strerror(errno));
-		return 0;
+		return -1;
 	}
+	/* Our answers are small: the default send buffer holds them (the
+	 * supervisor raises its own, for its events: sink/nats_relay.c). */
 	fcntl(sv[0], F_SETFL, O_NONBLOCK);
-	/* Our answers are small; the supervisor's events may be large. */
-	int size = 4 * NATS_RELAY_MAX_MSG;
-	if (setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
-		setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
 	l->fd = sv[0];
 	l->gen = ++r->next_gen;
-	*child_fd = sv[1];
-	return 0;
+	return sv[1];
 }
 
 /* One datagram to a supervisor; a supervisor that does not read (its buffer

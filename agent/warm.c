@@ -49,7 +49,7 @@ static void close_fd(int *fd)
 
 static int start_one(struct warm_cell *c, const struct agent_settings *s, struct relays *r)
 {
-	int doc[2], ready[2], relay = -1;
+	int doc[2], ready[2];
 	if (pipe2(doc, O_CLOEXEC) < 0)
 		return -1;
 	if (pipe2(ready, O_CLOEXEC) < 0) {
@@ -57,7 +57,7 @@ static int start_one(struct warm_cell *c, const struct agent_settings *s, struct
 		close(doc[1]);
 		return -1;
 	}
-	relay_new(r, &relay);
+	int relay = relay_new(r);
 	uuid_v4(c->run_id);
 	const char *argv[] = {s->supervisor, "--warm", "-", NULL};
 	/* Built at a lower priority than the jobs (it is spare capacity, and

@@ -27,14 +27,26 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import subprocess
 import uuid
+from pathlib import Path
 
 PY = "/usr/bin/python3"
 
-# Kept equal to src/isolate/l7queue.h and gateway.h.
-L7QUEUE_FIRST, L7QUEUE_LAST, L7QUEUE_TRIES = 32768, 49151, 64
-GATEWAY_CT_ALLOW = 0xCE110A11
+SRC = Path(__file__).resolve().parents[2] / "src" / "isolate"
+
+
+def _define(header: str, name: str) -> int:
+    """A numeric #define of the product's header, so the probe asks what the supervisor asks."""
+    m = re.search(rf"^#define {name} (\w+?)u?$", (SRC / header).read_text(), re.M)
+    assert m, f"{name} not in {header}"
+    return int(m.group(1), 0)
+
+
+L7QUEUE_FIRST, L7QUEUE_LAST, L7QUEUE_TRIES = (_define("l7queue.h", n)
+                                              for n in ("L7QUEUE_FIRST", "L7QUEUE_LAST", "L7QUEUE_TRIES"))
+GATEWAY_CT_ALLOW = _define("gateway.h", "GATEWAY_CT_ALLOW")
 
 QUEUE_LINE = "allowed on queue"
 PROXY_LINE = "the SNI/Host check proxies 443/80"
