@@ -103,6 +103,7 @@ struct queue {
 	int pipe[2];               /* natsMsg pointers from libnats's thread */
 	bool *consumer_ready;      /* per pool */
 	int64_t *next_try_ms;      /* per pool: when to try making its consumer again */
+	uint64_t *backlog;         /* per pool: jobs still waiting, as the last delivery or empty pull said */
 	struct pull *pulls;        /* per pool: the one pull request outstanding, if remaining > 0 */
 	uint64_t next_pull_id;
 	size_t next_pool;          /* round robin of free slots over pools */
@@ -117,6 +118,7 @@ struct delivery {
 	char ack[256];      /* the reply subject: $JS.ACK.... */
 	unsigned delivered; /* how many times JetStream has delivered it, this one included */
 	int64_t queued_ns;  /* when the stream took it (wall clock, ns) */
+	uint64_t pending;   /* jobs of its pool still waiting behind it (the consumer's count) */
 	char *doc;          /* owned */
 	size_t len;
 };
@@ -134,6 +136,9 @@ int64_t queue_tick(struct queue *q, unsigned free_slots, bool fetch);
  * handled inside. */
 int queue_next(struct queue *q, struct delivery *d);
 void delivery_free(struct delivery *d);
+/* Whether any pool had jobs waiting when JetStream last said (a delivery's
+ * pending count, or a pull that came back empty). */
+bool queue_has_backlog(const struct queue *q);
 /* Send "+ACK", "-NAK", "+TERM" (synchronously: the server confirms) or
  * "+WPI" (fire and forget) for a delivery's ack subject. */
 int queue_ack(struct queue *q, const char *ack_subject, const char *what, struct err *e);
@@ -247,6 +252,8 @@ struct warm_pool {
 int warm_init(struct warm_pool *w, unsigned n, struct err *e);
 /* Start the warm cells that are missing (not while draining). */
 void warm_fill(struct warm_pool *w, const struct agent_settings *s, struct relays *r);
+/* Whether a warm cell is missing (one to start, or one that is restarting). */
+bool warm_missing(const struct warm_pool *w);
 /* Handle readiness on cell i's fd (poll told so). */
 void warm_on_ready_fd(struct warm_pool *w, size_t i);
 /* A ready warm cell takes the document: the supervisor goes on as a normal run

@@ -54,7 +54,33 @@ struct agent {
 	int sigfd, metrics_fd;
 	bool draining, drain_killed;
 	int64_t drain_deadline_ms;
+	int64_t last_start_ms;  /* when the last job started (0: none yet) */
 };
+
+/* Warm cells are spare capacity (SPEC §11). Rebuilt while jobs are still
+ * queued, they take the CPU those jobs need: a burst of jobs that warm cells
+ * were ready for ran no faster than cold (bench/README.md, "A burst through
+ * warm cells"). So the pool is refilled only once JetStream says no job of
+ * our pools is waiting (a delivery's pending count, or a pull that came back
+ * short), or once no job has started for WARM_IDLE_MS (every slot held by
+ * long jobs: the pool is then ready for when one ends). */
+#define WARM_IDLE_MS 1000
+
+/* Whether the warm pool may be refilled now; else *wait is lowered to when
+ * the idle rule will allow it. */
+static bool warm_refill_now(const struct agent *A, int64_t now, int64_t *wait)
+{
+	if (A->draining || !warm_missing(&A->warm))
+		return false;
+	if (!queue_has_backlog(&A->q))
+		return true;
+	int64_t due = A->last_start_ms + WARM_IDLE_MS - now;
+	if (due <= 0)
+		return true;
+	if (due < *wait)
+		*wait = due;
+	return false;
+}
 
 static int64_t now_wall_ns(void)
 {
@@ -203,6 +229,7 @@ static void on_delivery(struct agent *A, struct delivery *d)
 		return;
 	}
 	int64_t now = mono_ms();
+	A->last_start_ms = now;
 	j->state = JOB_RUNNING;
 	snprintf(j->job_id, sizeof j->job_id, "%s", d->job_id);
 	snprintf(j->cell_id, sizeof j->cell_id, "%s", cell);
@@ -296,7 +323,7 @@ static int loop(struct agent *A)
 			break;
 		int64_t rwait = relays_tick(&A->relays);
 		wait = rwait < wait ? rwait : wait;
-		if (!A->draining)
+		if (warm_refill_now(A, mono_ms(), &wait))
 			warm_fill(&A->warm, &A->set, &A->relays);
 		A->m.warm_ready = warm_ready_count(&A->warm);
 		int64_t qwait = queue_tick(&A->q, A->draining ? 0 : free_slots(A), !A->draining);

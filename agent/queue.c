@@ -56,8 +56,9 @@ int queue_open(struct queue *q, const struct agent_settings *s, struct agent_met
 	fcntl(q->pipe[0], F_SETFL, O_NONBLOCK);
 	q->consumer_ready = calloc(s->n_pools, sizeof *q->consumer_ready);
 	q->next_try_ms = calloc(s->n_pools, sizeof *q->next_try_ms);
+	q->backlog = calloc(s->n_pools, sizeof *q->backlog);
 	q->pulls = calloc(s->n_pools, sizeof *q->pulls);
-	if (!q->consumer_ready || !q->next_try_ms || !q->pulls)
+	if (!q->consumer_ready || !q->next_try_ms || !q->backlog || !q->pulls)
 		return err_set(e, "out of memory");
 	/* A server that is not there yet is retried in the background. */
 	if (nats_conn_open(&q->conn, &q->opts, "cellos-agent", AGENT_API_TIMEOUT_MS, NATS_CONN_RETRY, e) < 0)
@@ -96,6 +97,7 @@ void queue_close(struct queue *q)
 	config_nats_free(&q->opts);
 	free(q->consumer_ready);
 	free(q->next_try_ms);
+	free(q->backlog);
 	free(q->pulls);
 	memset(q, 0, sizeof *q);
 }
@@ -234,7 +236,7 @@ static bool pool_of(const struct queue *q, const char *subject, size_t *pool)
 /* $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>, or the
  * newer form with <domain>.<account hash> after $JS.ACK and a random token at
  * the end. */
-static bool parse_ack(const char *ack, unsigned *delivered, uint64_t *sseq, int64_t *ts)
+static bool parse_ack(const char *ack, unsigned *delivered, uint64_t *sseq, int64_t *ts, uint64_t *pending)
 {
 	char copy[256];
 	snprintf(copy, sizeof copy, "%s", ack);
@@ -248,7 +250,16 @@ static bool parse_ack(const char *ack, unsigned *delivered, uint64_t *sseq, int6
 	*delivered = (unsigned)strtoul(tok[base], NULL, 10);
 	*sseq = strtoull(tok[base + 1], NULL, 10);
 	*ts = strtoll(tok[base + 3], NULL, 10);
+	*pending = strtoull(tok[base + 4], NULL, 10);
 	return true;
+}
+
+bool queue_has_backlog(const struct queue *q)
+{
+	for (size_t i = 0; i < q->set->n_pools; i++)
+		if (q->backlog[i])
+			return true;
+	return false;
 }
 
 int queue_next(struct queue *q, struct delivery *d)
@@ -274,7 +285,13 @@ int queue_next(struct queue *q, struct delivery *d)
 			 * Anything else (409 leadership change, consumer deleted...): an
 			 * error; the request is over either way. */
 			if (strcmp(status, "100") != 0) {
-				if (strcmp(status, "404") != 0 && strcmp(status, "408") != 0) {
+				if (strcmp(status, "404") == 0 || strcmp(status, "408") == 0) {
+					/* The current request ended short of its batch:
+					 * nothing waits (a late status of an older one
+					 * says nothing about now). */
+					if (p->id == id)
+						q->backlog[pool] = 0;
+				} else {
 					q->metrics->fetch_errors++;
 					if (strcmp(status, "409") == 0) {
 						const char *desc = NULL;
@@ -294,11 +311,12 @@ int queue_next(struct queue *q, struct delivery *d)
 		uint64_t sseq = 0;
 		memset(d, 0, sizeof *d);
 		if (!pool_of(q, a->natsMsg_GetSubject(m), &pool) || !reply ||
-		    !parse_ack(reply, &d->delivered, &sseq, &d->queued_ns) || strlen(reply) >= sizeof d->ack) {
+		    !parse_ack(reply, &d->delivered, &sseq, &d->queued_ns, &d->pending) || strlen(reply) >= sizeof d->ack) {
 			a->natsMsg_Destroy(m);
 			continue;
 		}
 		d->pool = pool;
+		q->backlog[pool] = d->pending;
 		if (q->pulls[pool].remaining)
 			q->pulls[pool].remaining--;
 		snprintf(d->ack, sizeof d->ack, "%s", reply);

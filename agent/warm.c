@@ -3,7 +3,7 @@
  * not depend on the document, says so by closing fd 3, and then waits for its
  * document on stdin; once it has it, it goes on as a normal run
  * (docs/DESIGN.md, "Warm cells"). A warm cell serves exactly one job; the agent
- * starts another in its place. Warm cells are spare capacity: a job starts
+ * starts another in its place once no job waits (main.c, warm_refill_now). Warm cells are spare capacity: a job starts
  * in one when one is ready, in a fresh supervisor otherwise. */
 #include <errno.h>
 #include <fcntl.h>
@@ -90,6 +90,14 @@ void warm_fill(struct warm_pool *w, const struct agent_settings *s, struct relay
 			next_start_ms = mono_ms() + WARM_RESTART_MS;
 			return;
 		}
+}
+
+bool warm_missing(const struct warm_pool *w)
+{
+	for (unsigned i = 0; i < w->n; i++)
+		if (!w->cells[i].pid)
+			return true;
+	return false;
 }
 
 void warm_on_ready_fd(struct warm_pool *w, size_t i)

@@ -18,19 +18,26 @@
 #     (each supervisor its own connection) and with CELL_OS_USE_NOOP_SINK=1,
 #     interleaved rounds; wall and CPU ms per cell, nats-server CPU per cell.
 #     Written between the AGENT-SINK markers.
+#  5. a burst that warm cells were ready for: BURST jobs published at once to one
+#     agent (CELLOS_AGENT_MAX_CELLS=4) with BURST warm cells ready, against the
+#     same burst cold, interleaved rounds; cells/s and the whole machine's CPU per
+#     job. Written between the AGENT-BURST markers.
 # Usage: bench/agent.sh [JOBS] [LATENCY_JOBS]   (defaults 300 and 40; needs root)
 #        bench/agent.sh sink [JOBS] [ROUNDS]     (4. alone; defaults 300 and 6)
+#        bench/agent.sh burst [BURST] [ROUNDS]   (5. alone; defaults 60 and 6)
 set -eu
 cd "$(dirname "$0")/.."
 MODE=all
-if [ "${1:-}" = sink ]; then
-	MODE=sink
+if [ "${1:-}" = sink ] || [ "${1:-}" = burst ]; then
+	MODE=$1
 	shift
 fi
 JOBS=${1:-300}
 LJOBS=${2:-40}
 ROUNDS=6
+BURST=60
 [ $MODE = sink ] && ROUNDS=${2:-6}
+[ $MODE = burst ] && BURST=${1:-60} && ROUNDS=${2:-6}
 make -s B=build-bench all >/dev/null
 BIN=$PWD/build-bench
 work=$(mktemp -d /tmp/bench-agent.XXXXXX)
@@ -89,8 +96,31 @@ PY
 	readme_section AGENT-SINK "$work/sink.md"
 	cat "$work/sink.md"
 }
+# 5. A burst through warm cells, against the same burst cold.
+burst_section() {
+	/usr/bin/python3 bench/agent_bench.py burst "$URL" "$BIN" "$BURST" "$ROUNDS" "$work" | tee "$work/burst.json"
+	/usr/bin/python3 - "$work/burst.json" "$BURST" "$ROUNDS" >"$work/burst.md" <<'PY'
+import json, sys, platform, datetime
+r = json.load(open(sys.argv[1]))
+print(f"Run {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC on {platform.node()} (load average "
+      f"{' '.join(r['load'])} at the end), `bench/agent.sh burst {sys.argv[2]} {sys.argv[3]}`: one agent, "
+      f"CELLOS_AGENT_MAX_CELLS=4, {r['jobs']} no-op isolated cells published at once, {r['rounds']} interleaved "
+      "rounds, medians over rounds. CPU: the whole machine's, per job, while the burst ran.\n")
+print("| a burst of no-op cells | cells/s | CPU ms per job | rounds, cells/s |")
+print("|---|---:|---:|---|")
+for k, label in (("warm", f"{r['jobs']} warm cells ready (CELLOS_AGENT_WARM={r['jobs']})"), ("cold", "no warm cell")):
+    x = r[k]
+    print(f"| {label} | {x['cells_per_s']} | {x['cpu_ms_per_job']} | {', '.join(map(str, x['rounds_cells_per_s']))} |")
+PY
+	readme_section AGENT-BURST "$work/burst.md"
+	cat "$work/burst.md"
+}
 if [ $MODE = sink ]; then
 	sink_section
+	exit 0
+fi
+if [ $MODE = burst ]; then
+	burst_section
 	exit 0
 fi
 
@@ -140,3 +170,4 @@ PY
 readme_section AGENT "$sec"
 cat "$sec"
 sink_section
+burst_section

@@ -6,6 +6,14 @@ process_spawned) with an idle agent.
     agent_bench.py loop URL BIN JOBS WORKDIR
     agent_bench.py latency URL BIN JOBS WARM WORKDIR
     agent_bench.py sink URL BIN JOBS ROUNDS WORKDIR
+    agent_bench.py burst URL BIN JOBS ROUNDS WORKDIR
+
+Burst: JOBS jobs published at once to one agent (CELLOS_AGENT_MAX_CELLS=4) that
+has JOBS warm cells ready, against the same burst to the same agent without warm
+cells, ROUNDS interleaved rounds; per configuration the median over rounds of
+cells/s (publish -> every run's lifecycle.v1.destroyed) and of the CPU of the
+whole machine per job while the burst ran (/proc/stat: the kernel's deferred
+work, nats-server and everything of ours; the warm cells were built before).
 
 Sink: what the JetStream sink adds to a no-op cell run by the real agent, one
 cell at a time (CELLOS_AGENT_MAX_CELLS=1, every job published at once): through
@@ -159,6 +167,54 @@ def throughput(url, bin_dir, jobs, n, warm, max_cells, work, extra=None, tag="")
             "cpu_ms_per_cell": round(cpu * 1000 / jobs, 2), "nats_cpu_ms_per_cell": round((nats1 - nats0) * 1000 / jobs, 2)}
 
 
+def busy_ms() -> float:
+    """CPU time of the whole machine so far (every CPU's non-idle time), ms."""
+    v = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return (sum(v) - v[3] - v[4]) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def burst_once(url, bin_dir, jobs, warm, work, tag):
+    jsonl = os.path.join(work, f"burst-{tag}.jsonl")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        addr = f"127.0.0.1:{s.getsockname()[1]}"
+    procs = start_agents(url, bin_dir, 1, warm, 4, jsonl, work, addr)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if metric(addr, "cellos_agent_warm_cells_ready") >= warm:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("the warm cells did not get ready")
+            time.sleep(0.05)
+        time.sleep(1.0)  # the kernel's cleanup of earlier cells, off the clock
+        c = Nats(url)
+        bodies = [(str(uuid.uuid4()), doc()) for _ in range(jobs)]
+        b0, t0 = busy_ms(), time.monotonic()
+        c.publish_many("cellos.cells.default", bodies)
+        while count_destroyed(jsonl) < jobs:
+            time.sleep(0.005)
+        took, cpu = time.monotonic() - t0, busy_ms() - b0
+    finally:
+        stop_agents(procs)
+    return jobs / took, cpu / jobs
+
+
+def burst(url, bin_dir, jobs, rounds, work):
+    out = {"warm": [], "cold": []}
+    for r in range(rounds):
+        order = ("warm", "cold") if r % 2 == 0 else ("cold", "warm")
+        for k in order:
+            out[k].append(burst_once(url, bin_dir, jobs, jobs if k == "warm" else 0, work, f"{k}{r}"))
+    med = statistics.median
+    return {"jobs": jobs, "rounds": rounds, "load": open("/proc/loadavg").read().split()[:3],
+            **{k: {"cells_per_s": round(med(x[0] for x in v), 1), "cpu_ms_per_job": round(med(x[1] for x in v), 2),
+                   "rounds_cells_per_s": [round(x[0], 1) for x in v]} for k, v in out.items()}}
+
+
 def loop(url, bin_dir, jobs, work):
     """The same cells, one cellos-supervisor after another (events to JetStream and JSONL)."""
     path = os.path.join(work, "cell.json")
@@ -250,6 +306,9 @@ def main():
     elif mode == "sink":
         url, bin_dir, jobs, rounds, work = sys.argv[2:7]
         print(json.dumps(sink(url, bin_dir, int(jobs), int(rounds), work)))
+    elif mode == "burst":
+        url, bin_dir, jobs, rounds, work = sys.argv[2:7]
+        print(json.dumps(burst(url, bin_dir, int(jobs), int(rounds), work)))
     elif mode == "latency":
         url, bin_dir, jobs, warm, work = sys.argv[2:7]
         print(json.dumps(latency(url, bin_dir, int(jobs), int(warm), work)))

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import time
+from datetime import datetime
 
 from conftest import (CELL_IDS, cellos_cgroups, make_spec, new_dir, no_residue, run_cell, short_type,  # noqa: F401
                       unique_id)
@@ -108,6 +109,61 @@ def test_a_warm_cells_namespaces_exist_before_its_job_and_it_serves_exactly_one(
     finally:
         assert a.stop() == 0
     assert not leaf_paths(run1) and not leaf_paths(run2)
+
+
+def started_at(pid: int) -> float:
+    """When process `pid` started, wall clock (10 ms resolution: clock ticks since boot)."""
+    ticks = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[19])
+    return time.time() - time.clock_gettime(time.CLOCK_BOOTTIME) + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def event_time(e: dict) -> float:
+    return datetime.fromisoformat(e["time"].replace("Z", "+00:00")).timestamp()
+
+
+def test_the_pool_is_refilled_only_once_no_job_waits(server_and_queue):
+    """Warm cells are spare capacity: while jobs wait in the queue the agent runs them
+    (in the warm cells it has, then cold) and builds no new warm cell, which would
+    take the CPU those jobs need; once JetStream says no job waits, it refills."""
+    srv = server_and_queue
+    jsonl = new_dir("warm-events") / "events.jsonl"
+    mport = free_port()
+    n = 2
+    a = Agent(srv.url, jsonl, CELLOS_AGENT_WARM=str(n), CELLOS_AGENT_MAX_CELLS="1",
+              CELLOS_AGENT_METRICS_ADDR=f"127.0.0.1:{mport}")
+    try:
+        ready_cells(a, mport, n)
+        with srv.client() as c:
+            # A first job holds the one slot while the others are queued behind
+            # it; nothing waited when it was taken, so its warm cell is replaced.
+            j0 = submit(c, make_spec(["/bin/sleep", "3"]))
+            wait_for(lambda: j0 in runs_by_job(jsonl), 30, "the first job to start")
+            (run0,) = runs_by_job(jsonl)[j0]
+            jobs = [submit(c, make_spec(["/bin/sleep", "0.3"])) for _ in range(n + 2)]
+            # The pool is full again while the first job runs (its warm
+            # supervisor is still one of the agent's --warm processes).
+            wait_for(lambda: metric(mport, "cellos_agent_warm_cells_ready") == n, 30, "the pool to refill")
+            assert j0 not in {j for j in runs_by_job(jsonl) if finished(one_run(jsonl, j)[1])}
+            before = {p: w for p, w in warm_cells(a).items() if w["run"] != run0}
+            assert len(before) == n, before
+            wait_for(lambda: all(j in runs_by_job(jsonl) and finished(one_run(jsonl, j)[1]) for j in jobs), 60,
+                     "the queued jobs")
+        runs = [one_run(jsonl, j) for j in jobs]
+        # The first n took the warm cells that were ready, the rest started cold.
+        warm_runs = {w["run"] for w in before.values()}
+        assert [run in warm_runs for run, _ in runs] == [True] * n + [False] * 2, (warm_runs, runs)
+        assert all(finished(evs)["data"]["outcome"] == "succeeded" for _, evs in runs)
+        assert sum("(warm cell)" in l for l in a.job_lines()) == n + 1
+        # No warm cell was started while a job still waited: the new ones began
+        # after the last-but-one job had ended (the last was then delivered with
+        # nothing behind it). Started at once, they would be a second older.
+        after = ready_cells(a, mport, n)
+        assert not set(after) & set(before)
+        penultimate_end = event_time(finished(runs[-2][1]))
+        assert all(started_at(pid) >= penultimate_end - 0.02 for pid in after), \
+            ([started_at(pid) for pid in after], penultimate_end)
+    finally:
+        assert a.stop() == 0
 
 
 def test_a_document_the_warm_cell_does_not_fit_starts_cold_in_the_same_supervisor(server_and_queue):
