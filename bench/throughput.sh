@@ -1,9 +1,10 @@
 #!/bin/sh
 # Sustained throughput of the default cell (issue 15): 2 supervisors in parallel,
 # each running no-op cells back to back in a shell loop, for CELLS cells in all;
-# prints cells/s, the same for bwrap --unshare-all with --peers, and the host
-# objects a cell could leave behind, counted before and after (the netns, user
-# namespace and mount slabs catch what the kernel still has to clean up; the
+# prints cells/s (with --peers, the same for bwrap --unshare-all and for the
+# unshare floor), and the host objects a cell could leave behind, counted before
+# and after (the netns, user namespace and mount slabs catch what the kernel
+# still has to clean up; the
 # cgroup leaves, run registry entries and nft tables in the host netns are what we
 # make). Other work on the host changes the slab counts too: the cellos-bench-tput
 # leaves and registry entries are ours alone and must be 0 after.
@@ -64,6 +65,10 @@ echo "default cell, 2 supervisors in parallel: $cell_rate cells/s ($((HALF * 2))
 if [ "$PEERS" = 1 ]; then
 	set -- $(pair bwrap --unshare-all --ro-bind / / --dev /dev --proc /proc /bin/true)
 	echo "bwrap --unshare-all, 2 in parallel: $(rate "$1" "$2") runs/s"
+	# The kernel's floor for these namespaces (no root of its own, no cgroup,
+	# no ruleset): what no cell with a root can reach.
+	set -- $(pair unshare --user --map-root-user --net --mount --pid --ipc --uts --cgroup --fork --mount-proc /bin/true)
+	echo "unshare --user (the floor), 2 in parallel: $(rate "$1" "$2") runs/s"
 fi
 echo "host objects before -> after:"
 paste -d'|' "$work/before" "$work/after" | awk -F'|' '{ split($2, a, ": "); printf "  %s -> %s\n", $1, a[2] }'
