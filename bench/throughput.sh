@@ -4,10 +4,10 @@
 # prints cells/s (with --peers, the same for bwrap --unshare-all and for the
 # unshare floor), and the host objects a cell could leave behind, counted before
 # and after (the netns, user namespace and mount slabs catch what the kernel
-# still has to clean up; the
-# cgroup leaves, run registry entries and nft tables in the host netns are what we
-# make). Other work on the host changes the slab counts too: the cellos-bench-tput
-# leaves and registry entries are ours alone and must be 0 after.
+# still has to clean up; the cgroup leaves, run registry entries and nft tables
+# in the host netns are what we make). Other work on the host changes the slab
+# counts too: the cellos-bench-tput leaves and registry entries are ours alone
+# and must be 0 after.
 # Usage: bench/throughput.sh [--peers] [CELLS]   (default 1000; issue 15 asks for
 #        10000; needs root; uses build-bench/, built by bench/bench.sh or here)
 set -eu
