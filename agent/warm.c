@@ -3,8 +3,9 @@
  * not depend on the document, says so by closing fd 3, and then waits for its
  * document on stdin; once it has it, it goes on as a normal run
  * (docs/DESIGN.md, "Warm cells"). A warm cell serves exactly one job; the agent
- * starts another in its place once no job waits (main.c, warm_refill_now). Warm cells are spare capacity: a job starts
- * in one when one is ready, in a fresh supervisor otherwise. */
+ * starts another in its place once no job waits (main.c, warm_refill_now).
+ * Warm cells are spare capacity: a job starts in one when one is ready, in a
+ * fresh supervisor otherwise. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
