@@ -147,6 +147,34 @@ static bool is_pool(const char *s)
 
 /* ---- queue init, queue ---- */
 
+/* How long queue init keeps asking a cluster that does not answer. */
+#define INIT_BUDGET_MS 30000
+
+/* A cluster that has just formed can leave a JetStream API request without an
+ * answer while its leaders settle (seen: the STREAM.CREATE of an R3 stream,
+ * right after the meta group had a leader, unanswered for 5 s). The requests
+ * of queue init are idempotent (STREAM.INFO, and a STREAM.CREATE of the same
+ * configuration answers with the stream), so one that got no answer at all is
+ * asked again until INIT_BUDGET_MS; any answer, error or not, is final. */
+struct init_conn {
+	struct nats_conn *c;
+	int64_t deadline_ms;
+};
+
+static int init_request(void *arg, const char *api, json_t *req, json_t **resp, int64_t timeout_ms, int *err_code,
+			struct err *e)
+{
+	struct init_conn *ic = arg;
+	for (;;) {
+		int code = 0;
+		int rc = nats_js_request(ic->c, api, req, resp, timeout_ms, &code, e);
+		if (err_code)
+			*err_code = code;
+		if (rc == 0 || code != NATS_JS_NO_ANSWER || mono_ms() >= ic->deadline_ms)
+			return rc;
+	}
+}
+
 static int queue_init(const struct cellctl_cmd *cmd, struct nats_conn *c, int replicas)
 {
 	const struct nats_stream_def defs[] = {
@@ -156,11 +184,12 @@ static int queue_init(const struct cellctl_cmd *cmd, struct nats_conn *c, int re
 		 .duplicate_window_ns = NATS_CELLS_DUPLICATE_WINDOW_NS},
 		{.name = NATS_STREAM_EVENTS_NAME, .subject = NATS_STREAM_EVENTS_SUBJECT},
 	};
+	struct init_conn ic = {.c = c, .deadline_ms = mono_ms() + INIT_BUDGET_MS};
 	for (size_t i = 0; i < 2; i++) {
 		bool created = false;
 		int r = 0;
 		struct err e = {0};
-		if (nats_stream_ensure(c, &defs[i], replicas, API_TIMEOUT_MS, &created, &r, &e) < 0) {
+		if (nats_stream_ensure_via(init_request, &ic, &defs[i], replicas, API_TIMEOUT_MS, &created, &r, &e) < 0) {
 			fprintf(stderr, "cellctl %s: stream %s: %s\n", cmd->name, defs[i].name, e.msg);
 			return CELLCTL_ERROR;
 		}

@@ -209,6 +209,8 @@ int nats_js_request(struct nats_conn *c, const char *api, json_t *req, json_t **
 	free(body);
 	if (s == NATS_NO_RESPONDERS)
 		return err_set(e, "%s: JetStream is not enabled on the server (no responders)", what);
+	if (s == NATS_TIMEOUT && err_code)
+		*err_code = NATS_JS_NO_ANSWER;
 	if (s != NATS_OK)
 		return nats_fail(a, s, e, what);
 	int len = a->natsMsg_GetDataLength(reply);

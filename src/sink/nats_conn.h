@@ -66,7 +66,9 @@ void nats_conn_close(struct nats_conn *c);
  * "STREAM.INFO.CELLOS_EVENTS"), `req` the request body (NULL: empty; not
  * stolen). On success *resp is the answer (caller decrefs). An answer with an
  * "error" member is -1 with its description in *e and its err_code in *err_code
- * (when not NULL; 0 for transport errors). */
+ * (when not NULL; NATS_JS_NO_ANSWER when nothing answered within timeout_ms,
+ * 0 for other transport errors). */
+#define NATS_JS_NO_ANSWER (-1)
 int nats_js_request(struct nats_conn *c, const char *api, json_t *req, json_t **resp, int64_t timeout_ms,
 		    int *err_code, struct err *e);
 
