@@ -166,8 +166,11 @@ static int init_request(void *arg, const char *api, json_t *req, json_t **resp, 
 {
 	struct init_conn *ic = arg;
 	for (;;) {
+		/* The last attempt gets what is left of the budget, not more. */
+		int64_t left = ic->deadline_ms - mono_ms();
 		int code = 0;
-		int rc = nats_js_request(ic->c, api, req, resp, timeout_ms, &code, e);
+		int rc = nats_js_request(ic->c, api, req, resp, left > 0 && left < timeout_ms ? left : timeout_ms, &code,
+					 e);
 		if (err_code)
 			*err_code = code;
 		if (rc == 0 || code != NATS_JS_NO_ANSWER || mono_ms() >= ic->deadline_ms)

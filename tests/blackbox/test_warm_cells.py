@@ -139,7 +139,8 @@ def test_the_pool_is_refilled_only_once_no_job_waits(server_and_queue):
             j0 = submit(c, make_spec(["/bin/sleep", "3"]))
             wait_for(lambda: j0 in runs_by_job(jsonl), 30, "the first job to start")
             (run0,) = runs_by_job(jsonl)[j0]
-            jobs = [submit(c, make_spec(["/bin/sleep", "0.3"])) for _ in range(n + 2)]
+            # Short jobs: one that took 1 s would let the idle rule refill.
+            jobs = [submit(c, make_spec(["/bin/sleep", "0.1"])) for _ in range(n + 2)]
             # The pool is full again while the first job runs (its warm
             # supervisor is still one of the agent's --warm processes).
             wait_for(lambda: metric(mport, "cellos_agent_warm_cells_ready") == n, 30, "the pool to refill")
