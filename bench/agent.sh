@@ -70,16 +70,28 @@ open(path, "w").write(text)
 PY
 }
 
+# bench_section NAME LABEL MODE ARG...: run agent_bench.py MODE ARG..., turn
+# its JSON into a README block (a "Run ..." line naming `bench/agent.sh LABEL`,
+# then what the Python program on stdin prints from the JSON file), write it
+# between NAME's markers and print it.
+bench_section() {
+	name=$1 label=$2 mode=$3
+	shift 3
+	/usr/bin/python3 bench/agent_bench.py "$mode" "$URL" "$BIN" "$@" "$work" </dev/null | tee "$work/$mode.json"
+	printf 'Run %s UTC on %s (load average %s at the end), `bench/agent.sh %s`: ' \
+		"$(date -u '+%Y-%m-%d %H:%M')" "$(hostname)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$label" >"$work/$mode.md"
+	/usr/bin/python3 - "$work/$mode.json" >>"$work/$mode.md"
+	readme_section "$name" "$work/$mode.md"
+	cat "$work/$mode.md"
+}
+
 # 4. The sink through the relay, against the supervisor's own connection and
 # against no JetStream sink.
 sink_section() {
-	/usr/bin/python3 bench/agent_bench.py sink "$URL" "$BIN" "$JOBS" "$ROUNDS" "$work" | tee "$work/sink.json"
-	/usr/bin/python3 - "$work/sink.json" "$JOBS" "$ROUNDS" >"$work/sink.md" <<'PY'
-import json, sys, platform, datetime
+	bench_section AGENT-SINK "sink $JOBS $ROUNDS" sink "$JOBS" "$ROUNDS" <<'PY'
+import json, sys
 r = json.load(open(sys.argv[1]))
-print(f"Run {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC on {platform.node()} (load average "
-      f"{' '.join(r['load'])} at the end), `bench/agent.sh sink {sys.argv[2]} {sys.argv[3]}`: one agent, "
-      f"CELLOS_AGENT_MAX_CELLS=1, {r['jobs_per_round']} no-op cells per round and configuration, "
+print(f"one agent, CELLOS_AGENT_MAX_CELLS=1, {r['jobs_per_round']} no-op cells per round and configuration, "
       f"{r['rounds']} interleaved rounds, medians over rounds.\n")
 print("| no-op cell through the agent | wall ms per cell | CPU ms per cell (agent, supervisors, cells) | nats-server CPU ms per cell |")
 print("|---|---|---|---|")
@@ -93,27 +105,21 @@ for name in ("no-op sink", "relay", "own connection"):
              "own connection": "JetStream, CELLOS_AGENT_RELAY=0 (own connection)"}[name]
     print(f"| {label} | {x['ms_per_cell']}{d} | {x['cpu_ms_per_cell']}{dc} | {x['nats_cpu_ms_per_cell']}{dn} |")
 PY
-	readme_section AGENT-SINK "$work/sink.md"
-	cat "$work/sink.md"
 }
+
 # 5. A burst through warm cells, against the same burst cold.
 burst_section() {
-	/usr/bin/python3 bench/agent_bench.py burst "$URL" "$BIN" "$BURST" "$ROUNDS" "$work" | tee "$work/burst.json"
-	/usr/bin/python3 - "$work/burst.json" "$BURST" "$ROUNDS" >"$work/burst.md" <<'PY'
-import json, sys, platform, datetime
+	bench_section AGENT-BURST "burst $BURST $ROUNDS" burst "$BURST" "$ROUNDS" <<'PY'
+import json, sys
 r = json.load(open(sys.argv[1]))
-print(f"Run {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC on {platform.node()} (load average "
-      f"{' '.join(r['load'])} at the end), `bench/agent.sh burst {sys.argv[2]} {sys.argv[3]}`: one agent, "
-      f"CELLOS_AGENT_MAX_CELLS=4, {r['jobs']} no-op isolated cells published at once, {r['rounds']} interleaved "
-      "rounds, medians over rounds. CPU: the whole machine's, per job, while the burst ran.\n")
+print(f"one agent, CELLOS_AGENT_MAX_CELLS=4, {r['jobs']} no-op isolated cells published at once, {r['rounds']} "
+      "interleaved rounds, medians over rounds. CPU: the whole machine's, per job, while the burst ran.\n")
 print("| a burst of no-op cells | cells/s | CPU ms per job | rounds, cells/s |")
 print("|---|---:|---:|---|")
 for k, label in (("warm", f"{r['jobs']} warm cells ready (CELLOS_AGENT_WARM={r['jobs']})"), ("cold", "no warm cell")):
     x = r[k]
     print(f"| {label} | {x['cells_per_s']} | {x['cpu_ms_per_job']} | {', '.join(map(str, x['rounds_cells_per_s']))} |")
 PY
-	readme_section AGENT-BURST "$work/burst.md"
-	cat "$work/burst.md"
 }
 if [ $MODE = sink ]; then
 	sink_section
