@@ -131,10 +131,17 @@ static inline int queue_fd(const struct queue *q) { return q->pipe[0]; }
  * to `free_slots` jobs over the pools. Returns the ms until it wants to be
  * called again. */
 int64_t queue_tick(struct queue *q, unsigned free_slots, bool fetch);
-/* Take the messages the pipe holds: 1 and *d filled for a job (free it with
- * delivery_free); 0 when there is nothing (more); status messages are
- * handled inside. */
-int queue_next(struct queue *q, struct delivery *d);
+/* The server's confirmation of an ack sent with queue_ack_send. */
+struct ack_reply {
+	size_t job;
+	uint64_t token;
+};
+enum { QUEUE_JOB = 1, QUEUE_ACKED = 2 };
+/* Take the messages the pipe holds: QUEUE_JOB and *d filled for a job (free
+ * it with delivery_free); QUEUE_ACKED and *ar filled for an ack the server
+ * confirmed; 0 when there is nothing (more). Status messages are handled
+ * inside. */
+int queue_next(struct queue *q, struct delivery *d, struct ack_reply *ar);
 void delivery_free(struct delivery *d);
 /* Whether any pool had jobs waiting when JetStream last said (a delivery's
  * pending count, or a pull that came back empty). */
@@ -142,6 +149,11 @@ bool queue_has_backlog(const struct queue *q);
 /* Send "+ACK", "-NAK", "+TERM" (synchronously: the server confirms) or
  * "+WPI" (fire and forget) for a delivery's ack subject. */
 int queue_ack(struct queue *q, const char *ack_subject, const char *what, struct err *e);
+/* Send an ack the server is asked to confirm, without waiting for it: the
+ * confirmation comes through queue_next as (job, token). 0 sent, or -1 with
+ * *e (not connected: nothing went out). */
+int queue_ack_send(struct queue *q, const char *ack_subject, const char *what, size_t job, uint64_t token,
+		   struct err *e);
 
 /* ---- relay.c ---- */
 
@@ -209,6 +221,9 @@ struct job {
 	const char *verdict;   /* "+ACK" or "-NAK" */
 	enum agent_outcome outcome;
 	int64_t ack_next_ms, ack_give_up_ms;
+	/* The ack's sends: a confirmation of any of them counts (tokens only
+	 * grow, so one for this record's previous job is told apart). */
+	uint64_t ack_first_token;
 };
 
 /* What to do with a delivery before it runs: 0 it may run (*doc_out is the

@@ -17,7 +17,7 @@
 
 #define VERSION "0.5.1-c"
 
-/* An ack the server did not confirm is tried again after this. */
+/* An ack that could not be sent is tried again after this. */
 #define ACK_RETRY_MS 500
 
 static const char usage[] = "usage: cellos-agent [--help | --version]\n";
@@ -55,6 +55,7 @@ struct agent {
 	bool draining, drain_killed;
 	int64_t drain_deadline_ms;
 	int64_t last_start_ms;  /* when the last job started (0: none yet) */
+	uint64_t ack_token;     /* the last token of a job's ack (job_send_ack) */
 };
 
 /* Warm cells are spare capacity (SPEC §11). Rebuilt while jobs are still
@@ -122,23 +123,42 @@ static void job_log(const struct agent *A, const struct job *j, int64_t now)
 		 j->drain_killed ? ", terminated by the drain: handed back" : "");
 }
 
-/* Confirm a finished job's ack; retried until the server confirms or the
- * delivery's AckWait is over (then it is redelivered anyway). */
-static void job_try_ack(struct agent *A, struct job *j, int64_t now)
+/* Send a finished job's ack without holding the loop: the loop relays the
+ * other cells' events and starts jobs while the server confirms it (SPEC §11:
+ * an ack counts once confirmed). Sent again when no confirmation came within
+ * AGENT_API_TIMEOUT_MS (ACK_RETRY_MS when it could not go out at all), until
+ * the delivery's AckWait is over: then JetStream delivers the job again
+ * anyway. */
+static void job_send_ack(struct agent *A, struct job *j, int64_t now)
 {
-	struct err e = {0};
-	if (queue_ack(&A->q, j->ack, j->verdict, &e) == 0) {
-		A->m.finished[j->outcome]++;
-		j->state = JOB_FREE;
-		return;
-	}
 	if (now >= j->ack_give_up_ms) {
-		log_error("job %s: %s; JetStream will deliver it again", j->job_id, e.msg);
+		log_error("job %s: %s not confirmed; JetStream will deliver it again", j->job_id, j->verdict);
 		A->m.finished[j->outcome]++;
 		j->state = JOB_FREE;
 		return;
 	}
-	j->ack_next_ms = now + ACK_RETRY_MS;
+	struct err e = {0};
+	uint64_t token = ++A->ack_token;
+	if (!j->ack_first_token)
+		j->ack_first_token = token;
+	if (queue_ack_send(&A->q, j->ack, j->verdict, (size_t)(j - A->jobs), token, &e) == 0)
+		j->ack_next_ms = now + AGENT_API_TIMEOUT_MS;
+	else
+		j->ack_next_ms = now + ACK_RETRY_MS;
+	if (j->ack_next_ms > j->ack_give_up_ms)
+		j->ack_next_ms = j->ack_give_up_ms;
+}
+
+/* The server confirmed one of the sends of a job's ack: the record is free. */
+static void ack_confirmed(struct agent *A, const struct ack_reply *ar)
+{
+	if (ar->job >= A->n_jobs)
+		return;
+	struct job *j = &A->jobs[ar->job];
+	if (j->state != JOB_ACKING || ar->token < j->ack_first_token)
+		return;
+	A->m.finished[j->outcome]++;
+	j->state = JOB_FREE;
 }
 
 static void job_exited(struct agent *A, struct job *j, int wstatus)
@@ -160,7 +180,7 @@ static void job_exited(struct agent *A, struct job *j, int wstatus)
 	j->ack_give_up_ms = j->start_ms + AGENT_ACK_WAIT_S * 1000;
 	if (j->ack_give_up_ms < now + ACK_RETRY_MS)
 		j->ack_give_up_ms = now + ACK_RETRY_MS;
-	job_try_ack(A, j, now);
+	job_send_ack(A, j, now);
 }
 
 static void reap(struct agent *A)
@@ -258,10 +278,11 @@ static int64_t timers(struct agent *A)
 			}
 			int64_t due = j->last_wpi_ms + AGENT_WPI_INTERVAL_MS - now;
 			wait = due < wait ? due : wait;
-		} else if (j->state == JOB_ACKING && now >= j->ack_next_ms) {
-			job_try_ack(A, j, now);
-			if (j->state == JOB_ACKING && ACK_RETRY_MS < wait)
-				wait = ACK_RETRY_MS;
+		} else if (j->state == JOB_ACKING) {
+			if (now >= j->ack_next_ms)
+				job_send_ack(A, j, now);
+			if (j->state == JOB_ACKING && j->ack_next_ms - now < wait)
+				wait = j->ack_next_ms - now;
 		}
 	}
 	if (A->draining && !A->drain_killed) {
@@ -363,7 +384,13 @@ static int loop(struct agent *A)
 			relay_on_replies(&A->relays);
 		reap(A);
 		struct delivery d;
-		while (queue_next(&A->q, &d) > 0) {
+		struct ack_reply ar;
+		int got;
+		while ((got = queue_next(&A->q, &d, &ar)) > 0) {
+			if (got == QUEUE_ACKED) {
+				ack_confirmed(A, &ar);
+				continue;
+			}
 			on_delivery(A, &d);
 			delivery_free(&d);
 		}

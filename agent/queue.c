@@ -1,9 +1,10 @@
 /* The agent's side of the work queue (SPEC §11): one durable pull consumer per
  * pool on CELLOS_CELLS, shared by every agent of the pool; pull requests for
- * exactly the free slots; synchronous acks.
+ * exactly the free slots; acks the server confirms.
  *
  * Pull requests ($JS.API.CONSUMER.MSG.NEXT) are answered on one wildcard inbox
- * subscription, <inbox>.<pool index>.<request id>. The subscription's callback
+ * subscription, <inbox>.<pool index>.<request id>, and a finished job's ack on
+ * <inbox>.a.<job index>.<token> (queue_ack_send). The subscription's callback
  * runs on libnats's thread and only writes the message pointer into a pipe the
  * main loop polls, so everything else happens on one thread.
  *
@@ -262,7 +263,21 @@ bool queue_has_backlog(const struct queue *q)
 	return false;
 }
 
-int queue_next(struct queue *q, struct delivery *d)
+/* "<inbox>.a.<job index>.<token>" -> both. */
+static bool ack_reply_of(const struct queue *q, const char *subject, struct ack_reply *ar)
+{
+	size_t n = strlen(q->inbox);
+	if (strncmp(subject, q->inbox, n) != 0 || strncmp(subject + n, ".a.", 3) != 0)
+		return false;
+	char *end;
+	ar->job = strtoull(subject + n + 3, &end, 10);
+	if (*end != '.')
+		return false;
+	ar->token = strtoull(end + 1, NULL, 10);
+	return true;
+}
+
+int queue_next(struct queue *q, struct delivery *d, struct ack_reply *ar)
 {
 	const struct nats_api *a = q->conn.api;
 	natsMsg *m;
@@ -273,9 +288,18 @@ int queue_next(struct queue *q, struct delivery *d)
 		size_t pool;
 		uint64_t id;
 		const char *status = NULL;
+		bool has_status = a->natsMsgHeader_Get(m, "Status", &status) == NATS_OK && status;
+		if (ack_reply_of(q, a->natsMsg_GetSubject(m), ar)) {
+			a->natsMsg_Destroy(m);
+			/* A status here (503: no consumer took the ack) is no
+			 * confirmation: the ack is sent again when its time is up. */
+			if (has_status)
+				continue;
+			return QUEUE_ACKED;
+		}
 		/* A status message comes on the request's own reply subject; a job
 		 * keeps the subject it was published to (cellos.cells.<pool>). */
-		if (a->natsMsgHeader_Get(m, "Status", &status) == NATS_OK && status) {
+		if (has_status) {
 			if (!reply_of(q, a->natsMsg_GetSubject(m), &pool, &id)) {
 				a->natsMsg_Destroy(m);
 				continue;
@@ -338,7 +362,7 @@ int queue_next(struct queue *q, struct delivery *d)
 			log_error("job %s: out of memory", d->job_id);
 			continue;
 		}
-		return 1;
+		return QUEUE_JOB;
 	}
 }
 
@@ -368,4 +392,18 @@ int queue_ack(struct queue *q, const char *ack_subject, const char *what, struct
 	if (s != NATS_OK)
 		return err_set(e, "%s not confirmed: %s", what, a->natsStatus_GetText(s));
 	return 0;
+}
+
+int queue_ack_send(struct queue *q, const char *ack_subject, const char *what, size_t job, uint64_t token,
+		   struct err *e)
+{
+	const struct nats_api *a = q->conn.api;
+	char reply[128];
+	snprintf(reply, sizeof reply, "%s.a.%zu.%" PRIu64, q->inbox, job, token);
+	natsMsg *m = NULL;
+	natsStatus s = a->natsMsg_Create(&m, ack_subject, reply, what, (int)strlen(what));
+	if (s == NATS_OK)
+		s = a->natsConnection_PublishMsg(q->conn.nc, m);
+	a->natsMsg_Destroy(m);
+	return s == NATS_OK ? 0 : err_set(e, "%s: %s", what, a->natsStatus_GetText(s));
 }

@@ -13,6 +13,7 @@ import subprocess
 import time
 import urllib.request
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ import pytest
 from conftest import (CELL_IDS, MARK, REPO_ROOT, SUPERVISOR_PATH, live_jsonl, make_spec, marked_processes, new_dir,
                       unique_id, wait_no_marked)
 from natshelper import NATS_SERVER, NatsClient, NatsServer, free_port, nats_server  # noqa: F401
+from natsrelay import NatsRelay
 
 AGENT = Path(os.environ.get("CELLOS_AGENT") or (REPO_ROOT / "build" / "cellos-agent"))
 CELLCTL = REPO_ROOT / "build" / "cellctl"
@@ -469,6 +471,50 @@ def test_cluster_three_agents_run_every_job_exactly_once_and_survive_a_node_loss
         rcs = [a.stop(timeout=60) for a in agents]
     assert rcs == [0, 0, 0]
     assert not any(s in a.text() for a in agents for s in SANITIZER)
+
+
+def event_time(e: dict) -> float:
+    return datetime.fromisoformat(e["time"].replace("Z", "+00:00")).timestamp()
+
+
+def test_a_late_ack_answer_holds_neither_the_next_job_nor_counts_less(server_and_queue):
+    """A finished job's ack is confirmed by the server without the agent's loop
+    waiting for it: with the server's answer to every +ACK 3 s late (a relay holds
+    the acks; longer than the 2 s an answer is waited for), the next job starts at
+    once, the ack is sent again, and the late answer still counts: each job runs
+    once and none is delivered again. An agent that waited for the answer in place
+    would start the next job only after the 2 s."""
+    srv = server_and_queue
+    relay = NatsRelay(srv.port, lambda subject, payload: 3.0
+                      if subject.startswith("$JS.ACK.") and payload == b"+ACK" else None)
+    jsonl = new_dir("agent-events") / "events.jsonl"
+    a = Agent(relay.url, jsonl, CELLOS_AGENT_MAX_CELLS="1")
+    try:
+        with srv.client() as c:
+            first = submit(c, job_doc(["/bin/true"]))
+            second = submit(c, job_doc(["/bin/true"]))
+            wait_for(lambda: len(runs_by_job(jsonl)) == 2 and
+                     all(finished(r) for rs in runs_by_job(jsonl).values() for r in rs.values()), 30,
+                     "both jobs to finish")
+            wait_for(lambda: consumer_info(c)["num_ack_pending"] == 0, 15, "the acks to be confirmed")
+            info = consumer_info(c)
+            assert info["num_redelivered"] == 0 and info["num_pending"] == 0, info
+        runs = runs_by_job(jsonl)
+        assert len(runs[first]) == 1 and len(runs[second]) == 1, runs.keys()
+        (r1,) = runs[first].values()
+        (r2,) = runs[second].values()
+        ended = event_time(finished(r1))
+        spawned = next(event_time(e) for e in r2 if e["type"] == PREFIX + "observability.v1.process_spawned")
+        assert 0 < spawned - ended < 1.5, spawned - ended
+        held = [s for s in relay.held if s.startswith("$JS.ACK.")]
+        assert len(held) >= 3, relay.held  # both acks, and the first one sent again
+        assert "not confirmed" not in a.text(), a.text()
+        lines = a.job_lines()
+        assert len(lines) == 2 and all(", exit 0, " in l for l in lines), lines
+    finally:
+        rc = a.stop()
+        relay.close()
+    assert rc == 0
 
 
 def test_kill9_agent_its_cells_die_and_its_jobs_run_elsewhere(server_and_queue):

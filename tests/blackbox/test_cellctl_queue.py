@@ -13,7 +13,6 @@ import json
 import os
 import select
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -21,8 +20,9 @@ import uuid
 
 import pytest
 
-from conftest import SUPERVISOR, make_spec, new_dir, supervisor_env, unique_id, CELL_IDS
+from conftest import SUPERVISOR, make_spec, new_dir, supervisor_env, CELL_IDS
 from natshelper import NatsCluster, NatsServer, closed_port, nats_server  # noqa: F401
+from natsrelay import NatsRelay
 from signed_events import CELLCTL
 from signed_events import cellctl as _cellctl
 
@@ -106,76 +106,22 @@ def queue_table_at(url: str) -> dict:
     return {l.split()[0]: tuple(int(x) for x in l.split()[1:]) for l in out.splitlines()[1:]}
 
 
-class DropFirstCreate:
-    """A TCP relay in front of a real nats-server that loses the client's first
-    STREAM.CREATE request (a PUB to $JS.API.STREAM.CREATE.*, payload and all) and
-    passes everything else: the request a just-formed cluster left unanswered in a
-    CI run. No real server can be made to lose one request on demand."""
-
-    def __init__(self, upstream_port: int):
-        self.lsock = socket.socket()
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(4)
-        self.port = self.lsock.getsockname()[1]
-        self.upstream = upstream_port
-        self.dropped: list[str] = []
-        self.seen: list[str] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            u = socket.create_connection(("127.0.0.1", self.upstream))
-            threading.Thread(target=self._pipe, args=(u, c), daemon=True).start()
-            threading.Thread(target=self._client, args=(c, u), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src, dst):
-        try:
-            while (b := src.recv(65536)):
-                dst.sendall(b)
-        except OSError:
-            pass
-        for x in (src, dst):
-            x.close()
-
-    def _client(self, c, u):
-        buf = b""
-        try:
-            while (b := c.recv(65536)):
-                buf += b
-                while b"\r\n" in buf:
-                    line, rest = buf.split(b"\r\n", 1)
-                    words = line.split()
-                    n = 0
-                    if words and words[0].upper() in (b"PUB", b"HPUB"):
-                        n = int(words[-1]) + 2  # the payload and its CRLF
-                    if len(rest) < n:
-                        break  # the payload is still on its way
-                    buf = rest[n:]
-                    subject = words[1].decode() if len(words) > 1 else ""
-                    if n:
-                        self.seen.append(subject)
-                    if n and subject.startswith("$JS.API.STREAM.CREATE.") and not self.dropped:
-                        self.dropped.append(subject)
-                        continue
-                    u.sendall(line + b"\r\n" + rest[:n])
-        except OSError:
-            pass
-        for x in (c, u):
-            x.close()
-
-    def close(self):
-        self.lsock.close()
+def drop_first_create(upstream_port: int) -> NatsRelay:
+    """A relay that loses the client's first STREAM.CREATE request (a PUB to
+    $JS.API.STREAM.CREATE.*, payload and all) and passes everything else: the
+    request a just-formed cluster left unanswered in a CI run."""
+    def decide(subject, payload):
+        if subject.startswith("$JS.API.STREAM.CREATE.") and not relay.dropped:
+            return "drop"
+        return None
+    relay = NatsRelay(upstream_port, decide)
+    return relay
 
 
 def test_queue_init_asks_again_when_a_request_gets_no_answer(nats_server):
     """A request of queue init that gets no answer at all (not an error) is asked
     again: the streams are made, and cellctl says nothing of the lost one."""
-    relay = DropFirstCreate(nats_server.port)
+    relay = drop_first_create(nats_server.port)
     try:
         t0 = time.monotonic()
         rc, out, err = cellctl("queue", "init", env={"CELLOS_NATS_URL": f"nats://127.0.0.1:{relay.port}"})
