@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <poll.h>
 #include <sys/types.h>
 
 #include "config.h"
@@ -168,11 +169,15 @@ struct relay_pending {
 	uint32_t gen;
 	char token[24];     /* the supervisor's */
 	int64_t deadline_ms;
+	uint64_t conn_gen;  /* the relay's connection it was sent on (nats_wire_generation) */
 };
+
+struct nats_wire;
 
 struct relays {
 	bool on;
-	struct nats_conn *conn;    /* the queue's */
+	struct nats_wire *w;       /* the relay's own connection, or NULL: */
+	struct nats_conn *conn;    /* the queue's (TLS or a credentials file) */
 	struct __natsSubscription *sub;
 	char inbox[64];
 	int pipe[2];               /* natsMsg pointers from libnats's thread */
@@ -185,9 +190,11 @@ struct relays {
 	char *buf;                 /* one datagram */
 };
 
-/* Subscribe for the replies; up to max_links supervisors at once (0: relay
- * off). -1 with *e. */
-int relays_open(struct relays *r, struct nats_conn *conn, unsigned max_links, struct err *e);
+/* The relay's connection (its own, or `conn` where TLS or a credentials file
+ * needs libnats); up to max_links supervisors at once (0: relay off). -1 with
+ * *e. */
+int relays_open(struct relays *r, struct nats_conn *conn, const struct nats_conn_opts *opts, unsigned max_links,
+		struct err *e);
 void relays_close(struct relays *r);
 /* A link for a supervisor about to start: its end (the caller closes it once
  * the child has it), or -1 when the relay is off or full (the supervisor then
@@ -195,9 +202,15 @@ void relays_close(struct relays *r);
 int relay_new(struct relays *r);
 /* Link i is readable (or closed): publish what it sent. */
 void relay_on_readable(struct relays *r, size_t i);
-/* The pipe is readable: pass the replies on. */
-void relay_on_replies(struct relays *r);
-/* Answer 'F' for what is overdue; the ms until the next is. */
+/* What to poll for the server's answers (the connection, or libnats's pipe);
+ * fd -1 when nothing. */
+void relays_pollfd(const struct relays *r, struct pollfd *p);
+/* That fd is ready: pass the answers on. */
+void relays_on_ready(struct relays *r);
+/* Send what the links' messages queued (one write for all of a turn). */
+void relays_send(struct relays *r);
+/* Connect when due; answer 'F' for what is overdue or was sent on a lost
+ * connection; the ms until the next is. */
 int64_t relays_tick(struct relays *r);
 
 /* ---- job.c ---- */

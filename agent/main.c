@@ -352,7 +352,7 @@ static int loop(struct agent *A)
 		pfd[FD_SIG] = (struct pollfd){.fd = A->sigfd, .events = POLLIN};
 		pfd[FD_QUEUE] = (struct pollfd){.fd = queue_fd(&A->q), .events = POLLIN};
 		pfd[FD_METRICS] = (struct pollfd){.fd = A->metrics_fd, .events = POLLIN};
-		pfd[FD_REPLIES] = (struct pollfd){.fd = A->relays.on ? A->relays.pipe[0] : -1, .events = POLLIN};
+		relays_pollfd(&A->relays, &pfd[FD_REPLIES]);
 		for (size_t i = 0; i < A->relays.n_links; i++)
 			pfd[fd_relay + i] = (struct pollfd){.fd = A->relays.links[i].fd, .events = POLLIN};
 		for (size_t i = 0; i < A->warm.n; i++) {
@@ -380,8 +380,9 @@ static int loop(struct agent *A)
 		for (size_t i = 0; i < A->relays.n_links; i++)
 			if (pfd[fd_relay + i].revents && A->relays.links[i].fd >= 0)
 				relay_on_readable(&A->relays, i);
-		if (pfd[FD_REPLIES].revents & POLLIN)
-			relay_on_replies(&A->relays);
+		relays_send(&A->relays);
+		if (pfd[FD_REPLIES].revents)
+			relays_on_ready(&A->relays);
 		reap(A);
 		struct delivery d;
 		struct ack_reply ar;
@@ -455,7 +456,7 @@ int main(int argc, char **argv)
 	/* A link for each supervisor that can be alive at once: the jobs' and
 	 * the warm cells'. */
 	if (warm_init(&A.warm, A.set.warm, &e) < 0 || queue_open(&A.q, &A.set, &A.m, &e) < 0 ||
-	    relays_open(&A.relays, &A.q.conn, A.set.relay ? (unsigned)A.n_jobs + A.set.warm : 0, &e) < 0) {
+	    relays_open(&A.relays, &A.q.conn, &A.q.opts, A.set.relay ? (unsigned)A.n_jobs + A.set.warm : 0, &e) < 0) {
 		log_error("%s", e.msg);
 		goto out;
 	}

@@ -4,12 +4,23 @@
  * the broker far more than the messages (bench/README.md).
  *
  * Each supervisor gets one end of a socketpair; the agent reads the other in
- * its loop, publishes each message at once with a reply subject
- * <inbox>.<number> (core publish: JetStream acks on the reply subject), and
- * answers the supervisor when the reply comes ('M', passed on as it is: the
- * supervisor's sink reads acks as it does on its own connection), or 'F' when
- * none can come. The subscription's callback runs on libnats's thread and
- * only passes the message through a pipe, as queue.c's does.
+ * its loop, publishes each message with a reply subject <inbox>.<number>
+ * (core publish: JetStream acks on the reply subject), and answers the
+ * supervisor when the reply comes ('M', passed on as it is: the supervisor's
+ * sink reads acks as it does on its own connection), or 'F' when none can
+ * come.
+ *
+ * The relay's messages go on a connection of its own, the project's threadless
+ * client (sink/nats_wire.h) polled in the agent's loop: what the supervisors
+ * sent in one turn of the loop goes out in one write, and an ack is answered
+ * in the turn that reads it. On libnats's connection each message was a write
+ * of its own and each ack crossed libnats's reader and delivery threads and a
+ * pipe before the loop saw it: a short cell, whose events go out together at
+ * its end, waited 1.2 ms for its last ack, of which the broker took 0.1
+ * (bench/README.md). A connection with TLS or a credentials file, which that
+ * client does not do, still goes through libnats: then the subscription's
+ * callback runs on libnats's thread and only passes the message through a
+ * pipe, as queue.c's does.
  *
  * Order: a supervisor's messages are published in the order they come, on
  * one connection, so a run's events reach the stream in the order the sink
@@ -28,8 +39,10 @@
 #include <nats/nats.h>
 
 #include "agent.h"
+#include "sink/nats.h"
 #include "sink/nats_dl.h"
 #include "sink/nats_relay.h"
+#include "sink/nats_wire.h"
 #include "util/fileio.h"
 #include "util/ids.h"
 #include "util/log.h"
@@ -42,7 +55,17 @@ static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *m, void
 		r->conn->api->natsMsg_Destroy(m);
 }
 
-int relays_open(struct relays *r, struct nats_conn *conn, unsigned max_links, struct err *e)
+static void handle_reply(struct relays *r, uint64_t id, const char *status, const char *data, size_t len);
+
+static void on_wire_reply(void *arg, const char *token, int status, const char *data, size_t len)
+{
+	char st[16];
+	snprintf(st, sizeof st, "%d", status);
+	handle_reply(arg, strtoull(token, NULL, 10), st, data, len);
+}
+
+int relays_open(struct relays *r, struct nats_conn *conn, const struct nats_conn_opts *opts, unsigned max_links,
+		struct err *e)
 {
 	memset(r, 0, sizeof *r);
 	r->pipe[0] = r->pipe[1] = -1;
@@ -54,6 +77,14 @@ int relays_open(struct relays *r, struct nats_conn *conn, unsigned max_links, st
 	r->n_links = max_links;
 	for (size_t i = 0; i < r->n_links; i++)
 		r->links[i].fd = -1;
+	if (!nats_sink_needs_libnats(opts)) {
+		/* Connected in the loop (relays_tick): a server that is not
+		 * there yet is tried again, as libnats's connection is. */
+		if (!(r->w = nats_wire_new(opts->urls, "cellos-agent (relay)", on_wire_reply, r, e)))
+			return -1;
+		r->on = true;
+		return 0;
+	}
 	if (pipe2(r->pipe, O_CLOEXEC) < 0)
 		return err_sys(e, errno, "pipe");
 	fcntl(r->pipe[0], F_SETFL, O_NONBLOCK);
@@ -93,6 +124,8 @@ void relays_close(struct relays *r)
 	for (int i = 0; i < 2; i++)
 		if (r->pipe[i] >= 0)
 			close(r->pipe[i]);
+	if (r->w)
+		nats_wire_free(r->w);
 	free(r->links);
 	free(r->pend);
 	free(r->buf);
@@ -169,16 +202,41 @@ static int add_pending(struct relays *r, size_t link, const char *token, uint64_
 		return -1;
 	struct relay_pending *p = &r->pend[r->n_pend++];
 	*p = (struct relay_pending){.id = ++r->next_id, .link = link, .gen = r->links[link].gen,
-				    .deadline_ms = mono_ms() + NATS_RELAY_ANSWER_MS};
+				    .deadline_ms = mono_ms() + NATS_RELAY_ANSWER_MS,
+				    .conn_gen = r->w ? nats_wire_generation(r->w) : 0};
 	snprintf(p->token, sizeof p->token, "%s", token);
 	*id = p->id;
 	return 0;
 }
 
+/* The message on the relay's own connection, or on libnats's; 0 or -1 with *e. */
+static int send_msg(struct relays *r, uint64_t id, const struct nats_relay_msg *m, struct err *e)
+{
+	char token[24];
+	snprintf(token, sizeof token, "%" PRIu64, id);
+	if (r->w)
+		return nats_wire_publish(r->w, m->a, token, m->b[0] ? m->b : NULL, m->data, m->len, e);
+	const struct nats_api *a = r->conn->api;
+	char reply[96];
+	snprintf(reply, sizeof reply, "%s.%s", r->inbox, token);
+	natsMsg *msg = NULL;
+	natsStatus s = a->natsMsg_Create(&msg, m->a, reply, m->data, (int)m->len);
+	if (s == NATS_OK && m->b[0])
+		s = a->natsMsgHeader_Set(msg, "Nats-Msg-Id", m->b);
+	if (s == NATS_OK)
+		s = a->natsConnection_PublishMsg(r->conn->nc, msg);
+	a->natsMsg_Destroy(msg);
+	return s == NATS_OK ? 0 : err_set(e, "publish: %s", a->natsStatus_GetText(s));
+}
+
+static bool connected(const struct relays *r)
+{
+	return r->w ? nats_wire_state(r->w) == NATS_WIRE_READY : nats_conn_connected(r->conn);
+}
+
 static void publish(struct relays *r, size_t link, const struct nats_relay_msg *m)
 {
 	struct relay_link *l = &r->links[link];
-	const struct nats_api *a = r->conn->api;
 	if (strlen(m->token) >= sizeof r->pend[0].token) {
 		failed(r, l, m->token, "the token is too long");
 		return;
@@ -189,7 +247,7 @@ static void publish(struct relays *r, size_t link, const struct nats_relay_msg *
 		failed(r, l, m->token, why);
 		return;
 	}
-	if (!nats_conn_connected(r->conn)) {
+	if (!connected(r)) {
 		failed(r, l, m->token, "no connection to NATS now");
 		return;
 	}
@@ -198,20 +256,10 @@ static void publish(struct relays *r, size_t link, const struct nats_relay_msg *
 		failed(r, l, m->token, "out of memory");
 		return;
 	}
-	char reply[96];
-	snprintf(reply, sizeof reply, "%s.%" PRIu64, r->inbox, id);
-	natsMsg *msg = NULL;
-	natsStatus s = a->natsMsg_Create(&msg, m->a, reply, m->data, (int)m->len);
-	if (s == NATS_OK && m->b[0])
-		s = a->natsMsgHeader_Set(msg, "Nats-Msg-Id", m->b);
-	if (s == NATS_OK)
-		s = a->natsConnection_PublishMsg(r->conn->nc, msg);
-	a->natsMsg_Destroy(msg);
-	if (s != NATS_OK) {
+	struct err e = {0};
+	if (send_msg(r, id, m, &e) < 0) {
 		r->n_pend--; /* the one just added */
-		char why[200];
-		snprintf(why, sizeof why, "publish: %s", a->natsStatus_GetText(s));
-		failed(r, l, m->token, why);
+		failed(r, l, m->token, e.msg);
 	}
 }
 
@@ -250,27 +298,56 @@ static ssize_t find_pending(const struct relays *r, uint64_t id)
 
 static void drop_pending(struct relays *r, size_t i) { r->pend[i] = r->pend[--r->n_pend]; }
 
-void relay_on_replies(struct relays *r)
+/* The server's answer to pending message `id`: passed on to its supervisor
+ * if that one is still there. */
+static void handle_reply(struct relays *r, uint64_t id, const char *status, const char *data, size_t len)
 {
+	ssize_t k = find_pending(r, id);
+	if (k < 0)
+		return;
+	struct relay_pending *p = &r->pend[k];
+	struct relay_link *l = &r->links[p->link];
+	if (l->fd >= 0 && l->gen == p->gen)
+		answer(r, l, 'M', p->token, status, data, len);
+	drop_pending(r, (size_t)k);
+}
+
+void relays_pollfd(const struct relays *r, struct pollfd *p)
+{
+	*p = (struct pollfd){.fd = -1};
+	if (r->w)
+		*p = (struct pollfd){.fd = nats_wire_fd(r->w), .events = nats_wire_poll_events(r->w)};
+	else if (r->on)
+		*p = (struct pollfd){.fd = r->pipe[0], .events = POLLIN};
+}
+
+void relays_send(struct relays *r)
+{
+	if (r->w)
+		nats_wire_flush(r->w);
+}
+
+void relays_on_ready(struct relays *r)
+{
+	if (r->w) {
+		/* Reads and answers what came; then what is queued (the
+		 * connection's CONNECT, a PONG) goes. */
+		nats_wire_pump(r->w, 0);
+		nats_wire_flush(r->w);
+		return;
+	}
 	const struct nats_api *a = r->conn->api;
 	natsMsg *m;
 	while (read(r->pipe[0], &m, sizeof m) == (ssize_t)sizeof m) {
 		const char *subject = a->natsMsg_GetSubject(m);
 		size_t n = strlen(r->inbox);
-		ssize_t k = -1;
-		if (strncmp(subject, r->inbox, n) == 0 && subject[n] == '.')
-			k = find_pending(r, strtoull(subject + n + 1, NULL, 10));
-		if (k >= 0) {
-			struct relay_pending *p = &r->pend[k];
-			struct relay_link *l = &r->links[p->link];
-			if (l->fd >= 0 && l->gen == p->gen) {
-				const char *status = NULL;
-				if (a->natsMsgHeader_Get(m, "Status", &status) != NATS_OK || !status)
-					status = "0";
-				int len = a->natsMsg_GetDataLength(m);
-				answer(r, l, 'M', p->token, status, a->natsMsg_GetData(m), len > 0 ? (size_t)len : 0);
-			}
-			drop_pending(r, (size_t)k);
+		if (strncmp(subject, r->inbox, n) == 0 && subject[n] == '.') {
+			const char *status = NULL;
+			if (a->natsMsgHeader_Get(m, "Status", &status) != NATS_OK || !status)
+				status = "0";
+			int len = a->natsMsg_GetDataLength(m);
+			handle_reply(r, strtoull(subject + n + 1, NULL, 10), status, a->natsMsg_GetData(m),
+				     len > 0 ? (size_t)len : 0);
 		}
 		a->natsMsg_Destroy(m);
 	}
@@ -279,8 +356,36 @@ void relay_on_replies(struct relays *r)
 int64_t relays_tick(struct relays *r)
 {
 	int64_t now = mono_ms(), wait = 1000;
+	uint64_t conn_gen = 0;
+	if (r->w) {
+		/* The next attempt when one is due; a connection not yet
+		 * confirmed is given up on there after its time. */
+		int64_t retry = nats_wire_retry_ms(r->w);
+		if ((retry >= 0 && now >= retry) || (retry < 0 && !nats_wire_confirmed(r->w))) {
+			nats_wire_pump(r->w, 0);
+			nats_wire_flush(r->w);
+		}
+		retry = nats_wire_retry_ms(r->w);
+		if (retry >= 0 && retry - now < wait)
+			wait = retry > now ? retry - now : 0;
+		else if (retry < 0 && !nats_wire_confirmed(r->w) && wait > 100)
+			wait = 100;
+		/* The answer to a message sent on a connection that is gone
+		 * cannot come: 'F' at once, and the sink sends it again. */
+		conn_gen = nats_wire_state(r->w) == NATS_WIRE_READY ? nats_wire_generation(r->w) : UINT64_MAX;
+	}
 	for (size_t i = 0; i < r->n_pend;) {
 		struct relay_pending *p = &r->pend[i];
+		if (r->w && p->conn_gen != conn_gen) {
+			struct relay_link *l = &r->links[p->link];
+			if (l->fd >= 0 && l->gen == p->gen) {
+				char why[300];
+				snprintf(why, sizeof why, "the relay's connection to NATS was lost (%s)", nats_wire_error(r->w));
+				failed(r, l, p->token, why);
+			}
+			drop_pending(r, i);
+			continue;
+		}
 		if (now < p->deadline_ms) {
 			if (p->deadline_ms - now < wait)
 				wait = p->deadline_ms - now;

@@ -482,6 +482,9 @@ bool nats_wire_confirmed(const struct nats_wire *w) { return w->state == NATS_WI
 const char *nats_wire_error(const struct nats_wire *w) { return w->error; }
 unsigned nats_wire_failures(const struct nats_wire *w) { return w->failures; }
 const char *nats_wire_where(const struct nats_wire *w) { return w->where; }
+int nats_wire_fd(const struct nats_wire *w) { return w->fd; }
+short nats_wire_poll_events(const struct nats_wire *w) { return (short)(POLLIN | (w->out.len ? POLLOUT : 0)); }
+int64_t nats_wire_retry_ms(const struct nats_wire *w) { return w->state == NATS_WIRE_DOWN ? w->since_ms : -1; }
 
 int nats_wire_publish(struct nats_wire *w, const char *subject, const char *token, const char *msg_id,
 		      const void *data, size_t len, struct err *e)

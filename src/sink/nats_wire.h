@@ -69,6 +69,14 @@ unsigned nats_wire_failures(const struct nats_wire *w);
 /* The URLs with any user and password left out, for messages. */
 const char *nats_wire_where(const struct nats_wire *w);
 
+/* For a caller that polls the socket in a loop of its own (cellos-agent's
+ * relay): the socket (-1: none now), the events to poll it for, and when a
+ * connection that is DOWN is to be tried again (nats_wire_pump() tries it;
+ * -1: it is not DOWN). */
+int nats_wire_fd(const struct nats_wire *w);
+short nats_wire_poll_events(const struct nats_wire *w);
+int64_t nats_wire_retry_ms(const struct nats_wire *w);
+
 /* Queue a message to `subject` with reply subject "<inbox>.<token>" and, when
  * msg_id is not NULL, the header Nats-Msg-Id. READY only; -1 with *e when the
  * message is larger than the server accepts (it would close the connection). */

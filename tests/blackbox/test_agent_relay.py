@@ -12,10 +12,10 @@ import uuid
 import pytest
 
 from conftest import MARK, make_spec, marked_processes, new_dir, run_cell, verify_chain, wait_no_marked
-from natshelper import NatsServer, ensure_events_stream
+from natshelper import NatsServer, ensure_events_stream, make_tls
 from signed_events import Ed25519Key, check_signed_log
-from test_agent import (Agent, agent_children, fd_targets, job_doc, queue_init, socket_inode, socket_peers, submit,
-                        wait_for, warm_supervisors)
+from test_agent import (Agent, agent_children, cellctl, fd_targets, job_doc, queue_init, socket_inode, socket_peers,
+                        submit, wait_for, warm_supervisors)
 from test_dlq import dead_letters
 
 FINAL = ("dev.cellos.events.cell.lifecycle.v1.destroyed", "dev.cellos.events.cell.lifecycle.v1.failed")
@@ -104,6 +104,49 @@ def test_relayed_events_are_all_in_the_stream_in_order_signed_and_no_supervisor_
             assert m["headers"]["Nats-Msg-Id"] == json.loads(m["data"])["id"]
         check_signed_log(lines, key)
     assert sum(len(v) for v in by_run.values()) == sum(len(v) for v in runs.values())
+
+
+def connection_names(srv) -> list[str]:
+    return sorted(c.get("name", "") for c in srv.monitor("connz")["connections"])
+
+
+def test_the_relay_has_a_connection_of_its_own_and_over_tls_shares_the_agents():
+    """Plain TCP: the relay's messages go on a connection of their own (the
+    threadless client polled in the agent's loop); with TLS, which that client
+    does not do, on the agent's libnats connection. Either way every event of
+    every job is in the stream and no supervisor connects."""
+    tls = make_tls(new_dir("relay-tls"))
+    for server_tls, env in ((None, {}), (tls, {"CELLOS_NATS_TLS_CA": str(tls["ca"])})):
+        srv = NatsServer(monitor=True, tls=server_tls).start()
+        try:
+            r = cellctl("queue", "init", env={"CELLOS_NATS_URL": srv.url, **env})
+            assert r.returncode == 0, r.stderr
+            with srv.client() as c:
+                ensure_events_stream(c)
+            jsonl = new_dir("relay-events") / "events.jsonl"
+            a = Agent(srv.url, jsonl, CELLOS_AGENT_MAX_CELLS="2", CELL_OS_REQUIRE_JETSTREAM="1", **env)
+            try:
+                wait_for(lambda: "cellos-agent (relay)" in connection_names(srv) or server_tls, 10,
+                         "the relay's connection")
+                names = connection_names(srv)
+                if server_tls:
+                    assert names == ["cellos-agent"], names
+                else:
+                    assert names == ["cellos-agent", "cellos-agent (relay)"], names
+                with srv.client() as c:
+                    before = srv.total_connections()
+                    for _ in range(3):
+                        submit(c, job_doc(["/bin/true"]))
+                    wait_for(lambda: len(runs_of_jobs(jsonl)) == 3, 60, "the jobs")
+                    total = sum(len(v) for v in runs_of_jobs(jsonl).values())
+                    wait_for(lambda: c.stream_info("CELLOS_EVENTS")["state"]["messages"] == total, 20, "the events")
+                    assert srv.total_connections() == before, "a supervisor connected"
+                    got = [m["data"] for m in c.stream_messages("CELLOS_EVENTS")]
+                assert sorted(got) == sorted(l for ls in runs_of_jobs(jsonl).values() for l in ls)
+            finally:
+                assert a.stop() == 0
+        finally:
+            srv.stop()
 
 
 def test_without_the_relay_every_supervisor_opens_its_own_connection(monitored):
