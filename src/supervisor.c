@@ -885,7 +885,10 @@ static int lifecycle(const struct config *cfg, const struct spec *spec, const st
 		export_artifacts(&r, started_id);
 	log_step(&r.step_us, "export");
 
-	/* destroy, revoke */
+	/* destroy, revoke. The events so far go to the broker first: their
+	 * acks come back while the cell is torn down, and only the last two
+	 * are waited for at the end (docs/DESIGN.md, JetStream sink). */
+	events_flush(r.es);
 	r.be->destroy(&r.cell);
 	r.created = false;
 	runuid_release(&r.uid);
