@@ -92,9 +92,10 @@ sink_section() {
 import json, sys
 r = json.load(open(sys.argv[1]))
 print(f"one agent, CELLOS_AGENT_MAX_CELLS=1, {r['jobs_per_round']} no-op cells per round and configuration, "
-      f"{r['rounds']} interleaved rounds, medians over rounds.\n")
-print("| no-op cell through the agent | wall ms per cell | CPU ms per cell (agent, supervisors, cells) | nats-server CPU ms per cell |")
-print("|---|---|---|---|")
+      f"{r['rounds']} interleaved rounds, medians over rounds; in brackets the difference to the no-op sink, and "
+      f"(last column) the median of each round's own difference to it.\n")
+print("| no-op cell through the agent | wall ms per cell | CPU ms per cell (agent, supervisors, cells) | nats-server CPU ms per cell | added wall ms, paired by round |")
+print("|---|---|---|---|---|")
 base = r["no-op sink"]
 for name in ("no-op sink", "relay", "own connection"):
     x = r[name]
@@ -103,7 +104,8 @@ for name in ("no-op sink", "relay", "own connection"):
     dn = "" if name == "no-op sink" else f" ({x['nats_cpu_ms_per_cell'] - base['nats_cpu_ms_per_cell']:+.2f})"
     label = {"no-op sink": "CELL_OS_USE_NOOP_SINK=1", "relay": "JetStream through the agent's relay (default)",
              "own connection": "JetStream, CELLOS_AGENT_RELAY=0 (own connection)"}[name]
-    print(f"| {label} | {x['ms_per_cell']}{d} | {x['cpu_ms_per_cell']}{dc} | {x['nats_cpu_ms_per_cell']}{dn} |")
+    dp = "" if name == "no-op sink" else f"{x['added_ms_paired']:+.2f}"
+    print(f"| {label} | {x['ms_per_cell']}{d} | {x['cpu_ms_per_cell']}{dc} | {x['nats_cpu_ms_per_cell']}{dn} | {dp} |")
 PY
 }
 

@@ -267,10 +267,15 @@ def sink(url, bin_dir, jobs, rounds, work):
             got[name].append(res)
     out = {"sink": True, "jobs_per_round": per, "rounds": rounds,
            "load": open("/proc/loadavg").read().split()[:3]}
+    wall = {name: [r["seconds"] * 1000 / r["jobs"] for r in rs] for name, rs in got.items()}
     for name, rs in got.items():
-        out[name] = {"ms_per_cell": round(statistics.median(r["seconds"] * 1000 / r["jobs"] for r in rs), 2),
+        out[name] = {"ms_per_cell": round(statistics.median(wall[name]), 2),
                      "cpu_ms_per_cell": round(statistics.median(r["cpu_ms_per_cell"] for r in rs), 2),
-                     "nats_cpu_ms_per_cell": round(statistics.median(r["nats_cpu_ms_per_cell"] for r in rs), 2)}
+                     "nats_cpu_ms_per_cell": round(statistics.median(r["nats_cpu_ms_per_cell"] for r in rs), 2),
+                     # Against the no-op sink of the same round (minutes apart at
+                     # most): the host's drift between rounds cancels out.
+                     "added_ms_paired": round(statistics.median(
+                         a - b for a, b in zip(wall[name], wall["no-op sink"])), 2)}
     return out
 
 
