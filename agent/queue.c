@@ -124,10 +124,21 @@ static int consumer_create(struct queue *q, size_t pool, struct err *e)
 	return rc;
 }
 
+/* A core publish on the queue's connection (reply: NULL for none). */
+static natsStatus publish(struct queue *q, const char *subject, const char *reply, const char *data)
+{
+	const struct nats_api *a = q->conn.api;
+	natsMsg *m = NULL;
+	natsStatus s = a->natsMsg_Create(&m, subject, reply, data, (int)strlen(data));
+	if (s == NATS_OK)
+		s = a->natsConnection_PublishMsg(q->conn.nc, m);
+	a->natsMsg_Destroy(m);
+	return s;
+}
+
 /* Ask for n jobs of a pool. */
 static void pull(struct queue *q, size_t pool, unsigned n)
 {
-	const struct nats_api *a = q->conn.api;
 	char durable[128], subject[256], reply[128], body[96];
 	durable_name(q->set->pools[pool], durable, sizeof durable);
 	snprintf(subject, sizeof subject, "$JS.API.CONSUMER.MSG.NEXT.%s.%s", NATS_STREAM_CELLS_NAME, durable);
@@ -135,12 +146,7 @@ static void pull(struct queue *q, size_t pool, unsigned n)
 	p->id = ++q->next_pull_id;
 	snprintf(reply, sizeof reply, "%s.%zu.%" PRIu64, q->inbox, pool, p->id);
 	snprintf(body, sizeof body, "{\"batch\":%u,\"expires\":%lld}", n, (long long)PULL_EXPIRES_MS * 1000000LL);
-	natsMsg *m = NULL;
-	natsStatus s = a->natsMsg_Create(&m, subject, reply, body, (int)strlen(body));
-	if (s == NATS_OK)
-		s = a->natsConnection_PublishMsg(q->conn.nc, m);
-	a->natsMsg_Destroy(m);
-	if (s != NATS_OK) {
+	if (publish(q, subject, reply, body) != NATS_OK) {
 		q->metrics->fetch_errors++;
 		p->remaining = 0;
 		return;
@@ -376,11 +382,7 @@ int queue_ack(struct queue *q, const char *ack_subject, const char *what, struct
 {
 	const struct nats_api *a = q->conn.api;
 	if (strcmp(what, "+WPI") == 0) {
-		natsMsg *m = NULL;
-		natsStatus s = a->natsMsg_Create(&m, ack_subject, NULL, what, (int)strlen(what));
-		if (s == NATS_OK)
-			s = a->natsConnection_PublishMsg(q->conn.nc, m);
-		a->natsMsg_Destroy(m);
+		natsStatus s = publish(q, ack_subject, NULL, what);
 		return s == NATS_OK ? 0 : err_set(e, "%s: %s", what, a->natsStatus_GetText(s));
 	}
 	/* With a reply subject the server answers once it has the ack: only then
@@ -397,13 +399,8 @@ int queue_ack(struct queue *q, const char *ack_subject, const char *what, struct
 int queue_ack_send(struct queue *q, const char *ack_subject, const char *what, size_t job, uint64_t token,
 		   struct err *e)
 {
-	const struct nats_api *a = q->conn.api;
 	char reply[128];
 	snprintf(reply, sizeof reply, "%s.a.%zu.%" PRIu64, q->inbox, job, token);
-	natsMsg *m = NULL;
-	natsStatus s = a->natsMsg_Create(&m, ack_subject, reply, what, (int)strlen(what));
-	if (s == NATS_OK)
-		s = a->natsConnection_PublishMsg(q->conn.nc, m);
-	a->natsMsg_Destroy(m);
-	return s == NATS_OK ? 0 : err_set(e, "%s: %s", what, a->natsStatus_GetText(s));
+	natsStatus s = publish(q, ack_subject, reply, what);
+	return s == NATS_OK ? 0 : err_set(e, "%s: %s", what, q->conn.api->natsStatus_GetText(s));
 }

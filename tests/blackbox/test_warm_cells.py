@@ -9,13 +9,12 @@ import os
 import signal
 import subprocess
 import time
-from datetime import datetime
 
 from conftest import (CELL_IDS, cellos_cgroups, make_spec, new_dir, no_residue, run_cell, short_type,  # noqa: F401
                       unique_id)
 from natshelper import free_port, nats_server  # noqa: F401
-from test_agent import (NS, Agent, finished, metric, queue_init, runs_by_job, server_and_queue, submit,  # noqa: F401
-                        wait_for, warm_cells)
+from test_agent import (NS, Agent, event_time, finished, metric, queue_init, runs_by_job,  # noqa: F401
+                        server_and_queue, submit, wait_for, warm_cells)
 
 RUNREG_DIR = "/run/cellos/runs"
 
@@ -115,10 +114,6 @@ def started_at(pid: int) -> float:
     """When process `pid` started, wall clock (10 ms resolution: clock ticks since boot)."""
     ticks = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[19])
     return time.time() - time.clock_gettime(time.CLOCK_BOOTTIME) + ticks / os.sysconf("SC_CLK_TCK")
-
-
-def event_time(e: dict) -> float:
-    return datetime.fromisoformat(e["time"].replace("Z", "+00:00")).timestamp()
 
 
 def test_the_pool_is_refilled_only_once_no_job_waits(server_and_queue):
