@@ -65,14 +65,18 @@ static void queue_rules(struct nftb *b, struct gateway *gw, const uint32_t *set_
 		if (!queued(gw, g))
 			continue;
 		uint32_t id = set_ids[i];
-#define TOWARDS(r) (nftx_ifname(r, true, true, x) || nftx_ip4_load(r, true) || nftx_lookup(r, g->set, id) || \
-		    nftx_l4port(r, IPPROTO_TCP, g->port))
+		/* The port before the set: most packets through here belong to
+		 * other flows (a transfer's every segment and ACK passes these
+		 * rules before the established accept), and a compare is cheaper
+		 * than a set lookup. */
+#define TOWARDS(r) (nftx_ifname(r, true, true, x) || nftx_l4port(r, IPPROTO_TCP, g->port) || \
+		    nftx_ip4_load(r, true) || nftx_lookup(r, g->set, id))
 		if (reply) {
 			/* The server's packets before the decision: only the
 			 * supervisor lets them in (the handshake, no payload). */
 			RULE(b, gw, c, "add rule: SNI check, replies before the decision",
-			     nftx_ifname(r_, false, true, x) || nftx_ip4_load(r_, false) ||
-				     nftx_lookup(r_, g->set, id) || tcp_sport(r_, g->port) || nftx_established(r_) ||
+			     nftx_ifname(r_, false, true, x) || tcp_sport(r_, g->port) || nftx_ip4_load(r_, false) ||
+				     nftx_lookup(r_, g->set, id) || nftx_established(r_) ||
 				     nftx_ct_mark(r_, NFT_CMP_NEQ, GATEWAY_CT_ALLOW) || nftx_nfqueue(r_, gw->l7_queue));
 			continue;
 		}
