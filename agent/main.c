@@ -61,11 +61,17 @@ struct agent {
 /* Warm cells are spare capacity (SPEC §11). Rebuilt while jobs are still
  * queued, they take the CPU those jobs need: a burst of jobs that warm cells
  * were ready for ran no faster than cold (bench/README.md, "A burst through
- * warm cells"). So the pool is refilled only once JetStream says no job of
- * our pools is waiting (a delivery's pending count, or a pull that came back
- * short), or once no job has started for WARM_IDLE_MS (every slot held by
- * long jobs: the pool is then ready for when one ends). */
+ * warm cells"). Rebuilt while the last jobs of a burst still run, they slow
+ * those down too (niced, but a build holds the kernel's cgroup, mount and
+ * rtnl locks that every cell's start and teardown also take). So the pool is
+ * refilled only once JetStream says no job of our pools is waiting (a
+ * delivery's pending count, or a pull that came back short) and no job of
+ * ours runs, or once no job has started for WARM_IDLE_MS (every slot held by
+ * long jobs, or a stream of jobs that keeps one running: the pool is then
+ * ready for the next). */
 #define WARM_IDLE_MS 1000
+
+static unsigned count(const struct agent *A, enum job_state st);
 
 /* Whether the warm pool may be refilled now; else *wait is lowered to when
  * the idle rule will allow it. */
@@ -73,7 +79,7 @@ static bool warm_refill_now(const struct agent *A, int64_t now, int64_t *wait)
 {
 	if (A->draining || !warm_missing(&A->warm))
 		return false;
-	if (!queue_has_backlog(&A->q))
+	if (!queue_has_backlog(&A->q) && count(A, JOB_RUNNING) == 0)
 		return true;
 	int64_t due = A->last_start_ms + WARM_IDLE_MS - now;
 	if (due <= 0)

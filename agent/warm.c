@@ -78,6 +78,7 @@ static int start_one(struct warm_cell *c, const struct agent_settings *s, struct
 	c->doc_fd = doc[1];
 	c->ready_fd = ready[0];
 	c->ready = false;
+	log_debug("warm cell %d: building", (int)p);
 	return 0;
 }
 
@@ -85,8 +86,15 @@ void warm_fill(struct warm_pool *w, const struct agent_settings *s, struct relay
 {
 	if (mono_ms() < next_start_ms)
 		return;
+	/* A few at a time (as many as there are CPUs), the next as one gets
+	 * ready: a whole pool started at once is a storm of forks, and of
+	 * builds, that the jobs still running pay for. */
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned building = 0, at_once = cpus > 0 ? (unsigned)cpus : 1;
 	for (unsigned i = 0; i < w->n; i++)
-		if (!w->cells[i].pid && start_one(&w->cells[i], s, r) < 0) {
+		building += w->cells[i].pid && !w->cells[i].ready;
+	for (unsigned i = 0; i < w->n && building < at_once; i++)
+		if (!w->cells[i].pid && (++building, start_one(&w->cells[i], s, r) < 0)) {
 			log_warn("warm cell: cannot start a supervisor: %s", strerror(errno));
 			next_start_ms = mono_ms() + WARM_RESTART_MS;
 			return;
@@ -110,6 +118,7 @@ void warm_on_ready_fd(struct warm_pool *w, size_t i)
 	if (r <= 0) {
 		c->ready = true;
 		close_fd(&c->ready_fd);
+		log_debug("warm cell %d: ready", (int)c->pid);
 	}
 }
 

@@ -130,7 +130,8 @@ def test_the_pool_is_refilled_only_once_no_job_waits(server_and_queue):
         ready_cells(a, mport, n)
         with srv.client() as c:
             # A first job holds the one slot while the others are queued behind
-            # it; nothing waited when it was taken, so its warm cell is replaced.
+            # it; nothing waited when it was taken, so its warm cell is replaced
+            # (once it has run for a second: the idle rule).
             j0 = submit(c, make_spec(["/bin/sleep", "3"]))
             wait_for(lambda: j0 in runs_by_job(jsonl), 30, "the first job to start")
             (run0,) = runs_by_job(jsonl)[j0]
@@ -158,6 +159,53 @@ def test_the_pool_is_refilled_only_once_no_job_waits(server_and_queue):
         penultimate_end = event_time(finished(runs[-2][1]))
         assert all(started_at(pid) >= penultimate_end - 0.02 for pid in after), \
             ([started_at(pid) for pid in after], penultimate_end)
+    finally:
+        assert a.stop() == 0
+
+
+def test_the_pool_is_built_a_few_at_a_time_and_not_while_a_job_runs(server_and_queue):
+    """A pool is built as many cells at once as there are CPUs, the next as one
+    gets ready (a whole pool at once is a storm of forks and builds), and a cell
+    a job took is replaced only once no job of the agent runs: a build, niced,
+    still holds the kernel's cgroup, mount and rtnl locks that the running
+    cells' start and teardown take (bench/README.md, the agent's burst)."""
+    srv = server_and_queue
+    jsonl = new_dir("warm-events") / "events.jsonl"
+    mport = free_port()
+    cpus = os.sysconf("SC_NPROCESSORS_ONLN")
+    n = cpus + 3
+    a = Agent(srv.url, jsonl, CELLOS_AGENT_WARM=str(n), CELLOS_AGENT_MAX_CELLS="2", CELLOS_LOG="debug",
+              CELLOS_AGENT_METRICS_ADDR=f"127.0.0.1:{mport}")
+    try:
+        # Seen from outside while the pool is built: supervisors started but
+        # not yet ready (counted first, so the figure can only be too low).
+        peak = 0
+        deadline = time.monotonic() + 60
+        while metric(mport, "cellos_agent_warm_cells_ready") < n:
+            assert time.monotonic() < deadline, "the pool did not fill"
+            started = len(warm_cells(a))
+            peak = max(peak, started - metric(mport, "cellos_agent_warm_cells_ready"))
+        assert peak <= cpus, peak
+        # The agent's own account, in order: never more building than CPUs.
+        building, most = set(), 0
+        for line in a.text().splitlines():
+            if line.startswith("cellos-agent: debug: warm cell ") and line.endswith((": building", ": ready")):
+                pid = line.split()[4].rstrip(":")
+                (building.add if line.endswith("building") else building.discard)(pid)
+                most = max(most, len(building))
+        assert 1 <= most <= cpus, (most, a.text())
+        before = ready_cells(a, mport, n)
+
+        # A job shorter than the idle rule's second takes a warm cell; its
+        # replacement is started only after it ended.
+        with srv.client() as c:
+            j = submit(c, make_spec(["/bin/sleep", "0.6"]))
+            wait_for(lambda: j in runs_by_job(jsonl) and finished(one_run(jsonl, j)[1]), 30, "the job")
+        run, evs = one_run(jsonl, j)
+        assert run in {w["run"] for w in before.values()}
+        after = ready_cells(a, mport, n)
+        (new,) = set(after) - set(before)
+        assert started_at(new) >= event_time(finished(evs)) - 0.02, (started_at(new), event_time(finished(evs)))
     finally:
         assert a.stop() == 0
 
