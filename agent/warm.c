@@ -93,12 +93,16 @@ void warm_fill(struct warm_pool *w, const struct agent_settings *s, struct relay
 	unsigned building = 0, at_once = cpus > 0 ? (unsigned)cpus : 1;
 	for (unsigned i = 0; i < w->n; i++)
 		building += w->cells[i].pid && !w->cells[i].ready;
-	for (unsigned i = 0; i < w->n && building < at_once; i++)
-		if (!w->cells[i].pid && (++building, start_one(&w->cells[i], s, r) < 0)) {
+	for (unsigned i = 0; i < w->n && building < at_once; i++) {
+		if (w->cells[i].pid)
+			continue;
+		if (start_one(&w->cells[i], s, r) < 0) {
 			log_warn("warm cell: cannot start a supervisor: %s", strerror(errno));
 			next_start_ms = mono_ms() + WARM_RESTART_MS;
 			return;
 		}
+		building++;
+	}
 }
 
 bool warm_missing(const struct warm_pool *w)
