@@ -113,6 +113,7 @@ int egress_proxy_prepare(struct egress_proxy *p, const struct config *cfg, const
 				    .l7_event = hook_l7, .ctx = p};
 	netpolicy_init(&p->np, p->allow, n_allow, &h);
 	p->prepared = true;
+	p->names = n_allow > 0;
 	bool want_l7 = false, want_queue = false;
 	for (size_t i = 0; i < n_egress; i++) {
 		const struct nft_egress *g = &egress[i];
@@ -120,6 +121,7 @@ int egress_proxy_prepare(struct egress_proxy *p, const struct config *cfg, const
 			continue;
 		if (netpolicy_add_rule(&p->np, g->rule, g->host, g->port, g->udp, g->elems, g->n_elems, e) < 0)
 			return -1;
+		p->names = true;
 		want_l7 |= !g->udp && (g->port == 443 || g->port == 80);
 		want_queue |= !g->udp && (g->port == 443 || g->port == 80) && g->family == 4;
 	}
@@ -165,6 +167,12 @@ int egress_proxy_start(struct egress_proxy *p, struct gateway *gw, struct err *e
 	if (p->l7q && l7queue_start(p->l7q, gw->host_if, gw->cell_addr, e) < 0)
 		return -1;
 	return 0;
+}
+
+void egress_proxy_preload(const struct egress_proxy *p)
+{
+	if (p->dns && p->names)
+		dnsproxy_preload();
 }
 
 void egress_proxy_pollfds(const struct egress_proxy *p, struct pollfd *fds)

@@ -32,6 +32,7 @@ struct egress_proxy {
 	struct l7proxy *l7;
 	struct l7queue *l7q;            /* the SNI check of 443 on the queue, when the kernel has it */
 	struct dnsproxy_cfg dcfg;
+	bool names;                     /* DNS-name rules or a hostnameAllowlist: the cell will resolve */
 };
 
 /* Before create, for a cell that will have the gateway: the policy, and the SNI/
@@ -45,6 +46,12 @@ int egress_proxy_prepare(struct egress_proxy *p, const struct config *cfg, const
 			 uint16_t *l7_queue, struct err *e);
 /* After create, once the gateway is up: listen on its address. */
 int egress_proxy_start(struct egress_proxy *p, struct gateway *gw, struct err *e);
+/* Once the workload is launched: for a cell that will resolve names, the DNS
+ * proxy's library is loaded now, while the workload starts (its own start and
+ * its resolver's take longer), instead of delaying the first query by the
+ * load (~3.5 ms here: dnsproxy_preload). A cell with address rules only is
+ * left alone: it would pay the load for nothing. */
+void egress_proxy_preload(const struct egress_proxy *p);
 /* The descriptors to poll (POLLIN), -1 where none: EGRESS_PROXY_POLLFDS entries. */
 void egress_proxy_pollfds(const struct egress_proxy *p, struct pollfd *fds);
 /* After poll: the work of whichever is readable. */

@@ -871,6 +871,7 @@ static int lifecycle(const struct config *cfg, const struct spec *spec, const st
 		r.be->launch(&r.cell);
 	char started_id[37];
 	emit_started(&r, started_id);
+	egress_proxy_preload(&r.px);
 
 	/* run */
 	if (spec->has_run)

@@ -557,6 +557,13 @@ static int listener(const struct dnsproxy_cfg *cfg, int type, struct err *e)
 	return fd;
 }
 
+void dnsproxy_preload(void)
+{
+	struct err e = {0};
+	if (!ldns_api_load(&e))
+		log_debug("DNS proxy: not preloaded: %s", e.msg);
+}
+
 int dnsproxy_open(struct dnsproxy **out, const struct dnsproxy_cfg *cfg, struct err *e)
 {
 	struct dnsproxy *p = calloc(1, sizeof *p);
