@@ -20,6 +20,7 @@
 #include "spec/spec.h"
 #include "supervisor.h"
 #include "util/ids.h"
+#include "util/cowcopy.h"
 #include "util/log.h"
 
 #define VERSION "0.5.1-c"
@@ -255,6 +256,9 @@ static int warm_wait(void)
 		if (supervisor_warm_prepare(&warm_cfg, &ce) < 0)
 			log_warn("warm cell: %s (the job's cell will be built cold)", ce.msg);
 	}
+	/* The init is a fork of ours: the pages we share with it are copied now,
+	 * not at their first write after the claim (still one thread here). */
+	log_debug("warm cell: %zu page(s) copied ahead", cowcopy_now());
 	/* The agent starts warm cells at a lower priority than its jobs (spare
 	 * capacity, built while a job may be starting): the job this one will
 	 * serve runs at the agent's. Before libnats starts its threads (a nice

@@ -24,6 +24,7 @@
 #include "isolate/ns.h"
 #include "isolate/seccomp.h"
 #include "util/ids.h"
+#include "util/cowcopy.h"
 #include "util/log.h"
 #include "util/path.h"
 #include "util/stdio_relay.h"
@@ -477,10 +478,13 @@ static const struct cellinit_args *warm_cell(const struct cellinit_args *a, int 
 	log_step(&t, "cell.fs.warm");
 	send_msg(a->ctl, 'R', "", 0);
 
-	/* Ready: from here on we wait for a job (or the supervisor's end: EOF). */
+	/* Ready: from here on we wait for a job (or the supervisor's end: EOF).
+	 * Meanwhile the pages we still share with the supervisor (we are a fork
+	 * of it) are copied, so that the claim's writes do not fault. */
 	char *rec = malloc(CELLINIT_PACK_MAX);
 	if (!rec)
 		_exit(125);
+	cowcopy_now();
 	recv_or_exit(a->ctl, rec, CELLINIT_PACK_MAX, 'A', &len);
 	*claimed = *a;
 	if (cellinit_unpack(rec + 1, len - 1, claimed) < 0) {
