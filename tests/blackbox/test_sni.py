@@ -444,7 +444,11 @@ ip = socket.gethostbyname("s.example")
 if sys.argv[1] == "inet":
     s = socket.create_connection((ip, 80), timeout=5)
 else:
-    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    except OSError:
+        print("no inet6")
+        sys.exit(0)
     s.settimeout(5)
     s.connect(("::ffff:" + ip, 80))
 s.sendall(b"GET / HTTP/1.1\r\nHost: s.example\r\n\r\n")
@@ -454,6 +458,11 @@ print("sent")
     s = spec(code, family)
     s["spec"]["id"] = cid
     r = world.run(s, {"CELLOS_LOG": "debug"}, timeout=30)
+    if family == "inet6" and not os.path.exists("/proc/net/if_inet6"):
+        # A kernel without IPv6: the cell cannot make such a socket, so none
+        # can be left behind.
+        assert r.rc == 0 and r.out.strip() == "no inet6", r
+        return
     assert r.rc == 0 and r.out.strip() == "sent", r
     assert r.elapsed < 15, r.elapsed
     if path == "queue":
