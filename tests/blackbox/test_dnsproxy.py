@@ -280,8 +280,17 @@ def test_the_first_query_does_not_wait_for_the_dns_library(world):
     # wait as long as the load (~3.5 ms on this host kind: ten queries' worth)
     # on top of what else a first query costs (the neighbours' resolution, the
     # first answer's addresses added to the nft sets: ~2 ms here).
+    # The best of up to three cells: one query is a few hundred microseconds,
+    # and a busy host can stall any one of them by as much; a first query
+    # that waits for the load waits in every cell.
     load = library_load_seconds()
-    r = world.run(make_spec(py_argv(FIRST_QUERIES), egress=EGRESS))
-    assert r.rc == 0, r
-    first, *rest = json.loads(r.out.strip().splitlines()[-1])
-    assert first - statistics.median(rest) < load, (first, rest, load)
+    seen = []
+    for _ in range(3):
+        r = world.run(make_spec(py_argv(FIRST_QUERIES), egress=EGRESS))
+        assert r.rc == 0, r
+        first, *rest = json.loads(r.out.strip().splitlines()[-1])
+        seen.append((first, statistics.median(rest)))
+        if first - statistics.median(rest) < load:
+            break
+    else:
+        raise AssertionError(f"the first query waited in every cell: {seen}, the library's load {load}")
