@@ -39,7 +39,8 @@
 struct agent_settings {
 	char **pools;              /* CELLOS_AGENT_POOLS, NULL-terminated */
 	size_t n_pools;
-	unsigned max_cells;        /* CELLOS_AGENT_MAX_CELLS */
+	unsigned cpus;             /* online CPUs, at least 1 */
+	unsigned max_cells;        /* CELLOS_AGENT_MAX_CELLS (default: cpus) */
 	unsigned warm;             /* CELLOS_AGENT_WARM */
 	unsigned drain_seconds;    /* CELLOS_AGENT_DRAIN_SECONDS */
 	char supervisor[PATH_MAX]; /* CELLOS_AGENT_SUPERVISOR, resolved */

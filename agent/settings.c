@@ -175,7 +175,8 @@ int agent_settings_load(struct agent_settings *s, struct err *e)
 			if (strcmp(s->pools[i], s->pools[j]) == 0)
 				return err_set(e, "CELLOS_AGENT_POOLS: pool '%s' is listed twice", s->pools[i]);
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	s->max_cells = cpus > 0 ? (unsigned)cpus : 1;
+	s->cpus = cpus > 0 ? (unsigned)cpus : 1;
+	s->max_cells = s->cpus;
 	if ((v = getenv("CELLOS_AGENT_MAX_CELLS")) && parse_count("CELLOS_AGENT_MAX_CELLS", v, 1, MAX_CELLS_LIMIT,
 								 &s->max_cells, e) < 0)
 		return -1;

@@ -89,11 +89,10 @@ void warm_fill(struct warm_pool *w, const struct agent_settings *s, struct relay
 	/* A few at a time (as many as there are CPUs), the next as one gets
 	 * ready: a whole pool started at once is a storm of forks, and of
 	 * builds, that the jobs still running pay for. */
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned building = 0, at_once = cpus > 0 ? (unsigned)cpus : 1;
+	unsigned building = 0;
 	for (unsigned i = 0; i < w->n; i++)
 		building += w->cells[i].pid && !w->cells[i].ready;
-	for (unsigned i = 0; i < w->n && building < at_once; i++) {
+	for (unsigned i = 0; i < w->n && building < s->cpus; i++) {
 		if (w->cells[i].pid)
 			continue;
 		if (start_one(&w->cells[i], s, r) < 0) {

@@ -258,7 +258,8 @@ static int warm_wait(void)
 	}
 	/* The init is a fork of ours: the pages we share with it are copied now,
 	 * not at their first write after the claim (still one thread here). */
-	log_debug("warm cell: %zu page(s) copied ahead", cowcopy_now());
+	size_t copied = cowcopy_now();
+	log_debug("warm cell: %zu page(s) copied ahead", copied);
 	/* The agent starts warm cells at a lower priority than its jobs (spare
 	 * capacity, built while a job may be starting): the job this one will
 	 * serve runs at the agent's. Before libnats starts its threads (a nice

@@ -6,8 +6,10 @@
  * paravirtualised MMU, a costly TLB flush). cowcopy_now() takes those faults
  * while the warm cell waits for its job: it writes each page of the caller's
  * private writable mappings that is present, anonymous and not exclusively
- * its own, with the value it holds. Only for a single-threaded process: a
- * byte another thread writes meanwhile could be put back. */
+ * its own, with the value it holds. A page only ever read (the kernel's
+ * shared zero page) gets a page of its own too: a little memory for pages
+ * that might never be written. Only for a single-threaded process: a byte
+ * another thread writes meanwhile could be put back. */
 #ifndef CELLOS_COWCOPY_H
 #define CELLOS_COWCOPY_H
 
