@@ -377,7 +377,10 @@ static int create_cell(struct cell *c, struct err *e)
 	snprintf(base, sizeof base, "%s", l->jailer ? l->jail : l->dir);
 	*strrchr(base, '/') = '\0';
 	sweep(base, ".cellos.lock");
-	if (dirs_mkdir_p(base, 0711) < 0)
+	/* The VMM, as the run's uid, traverses every parent: /run/cellos too when
+	 * the directory is beneath it (the default). */
+	if ((!strncmp(base, DIRS_RUN_BASE "/", sizeof DIRS_RUN_BASE) && dirs_run_base() < 0) ||
+	    dirs_mkdir_p(base, 0711) < 0)
 		return err_sys(e, errno, "%s: %s", l->jailer ? "CELLOS_FIRECRACKER_CHROOT_BASE" : "CELLOS_FIRECRACKER_SOCKET_DIR",
 			       base);
 	/* Made under a dot name, locked, then renamed: a sweep (which looks at run

@@ -181,8 +181,8 @@ static int gvisor_create(struct cell *c, struct err *e)
 {
 	const struct config *cfg = c->cfg;
 	char platform[32];
-	if (mkdir("/run/cellos", 0700) < 0 && errno != EEXIST)
-		return err_sys(e, errno, "/run/cellos");
+	if (dirs_run_base() < 0)
+		return err_sys(e, errno, "%s", DIRS_RUN_BASE);
 	if (mkdir(GVISOR_DIR, 0700) < 0 && errno != EEXIST)
 		return err_sys(e, errno, "%s", GVISOR_DIR);
 	if (cfg->gvisor_platform)

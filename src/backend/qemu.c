@@ -335,7 +335,7 @@ static int make_tap(void *arg, struct err *e);
 
 static int make_run_dir(struct cell *c, struct qemu *q, struct err *e)
 {
-	if ((mkdir("/run/cellos", 0711) < 0 && errno != EEXIST) || (mkdir(VM_RUN_DIR, 0711) < 0 && errno != EEXIST))
+	if (dirs_run_base() < 0 || (mkdir(VM_RUN_DIR, 0711) < 0 && errno != EEXIST))
 		return err_sys(e, errno, "%s", VM_RUN_DIR);
 	sweep_run_dirs();
 	char tmp[PATH_MAX];

@@ -23,6 +23,23 @@ int dirs_mkdir_p(const char *path, mode_t mode)
 	return mkdir(buf, mode) < 0 && errno != EEXIST ? -1 : 0;
 }
 
+int dirs_run_base(void)
+{
+	if (mkdir(DIRS_RUN_BASE, 0711) < 0 && errno != EEXIST)
+		return -1;
+	struct stat st;
+	if (lstat(DIRS_RUN_BASE, &st) < 0)
+		return -1;
+	if (!S_ISDIR(st.st_mode) || st.st_uid != 0) {
+		errno = EPERM;
+		return -1;
+	}
+	/* mkdir's mode passed the umask; a umask of 0177 would have kept o+x out. */
+	if ((st.st_mode & 0111) != 0111 && chmod(DIRS_RUN_BASE, (st.st_mode & 07777) | 0111) < 0)
+		return -1;
+	return 0;
+}
+
 static int rmtree_at(int at, const char *name)
 {
 	int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -9,6 +9,17 @@
 /* mkdir -p: `path` and its missing parents with `mode`; 0, or -1 with errno. */
 int dirs_mkdir_p(const char *path, mode_t mode);
 
+/* The directory every run's host state lives under. */
+#define DIRS_RUN_BASE "/run/cellos"
+
+/* Make DIRS_RUN_BASE, root's and 0711, or open an existing one up to 0711 when
+ * others cannot traverse it (a 0700 one, made by an earlier version or by
+ * hand): the VMMs and OCI runtimes run as the run's uid and must reach their
+ * own directory beneath it. Traverse, never list: each entry keeps its own
+ * mode. Refused (-1, errno EPERM) when it is not a directory of root's.
+ * 0, or -1 with errno. */
+int dirs_run_base(void);
+
 /* Remove a directory tree without following symlinks (no-op when absent). */
 int dirs_rmtree(const char *path);
 

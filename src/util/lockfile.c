@@ -1,5 +1,7 @@
 #include "util/lockfile.h"
 
+#include "util/dirs.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -30,7 +32,9 @@ int lockfile_mkdirs(const char *dir)
 	char *slash = strrchr(parent, '/');
 	if (slash && slash != parent) {
 		*slash = '\0';
-		if (mkdir(parent, 0700) < 0 && errno != EEXIST)
+		/* /run/cellos is made traversable: the VMMs and OCI runtimes
+		 * reach their directories beneath it as the run's uid (util/dirs.h). */
+		if (!strcmp(parent, DIRS_RUN_BASE) ? dirs_run_base() < 0 : mkdir(parent, 0700) < 0 && errno != EEXIST)
 			return -1;
 	}
 	return mkdir(dir, 0700) < 0 && errno != EEXIST ? -1 : 0;

@@ -3,6 +3,7 @@ named after its cell id and run id, and a run id that a live supervisor on this
 host uses is refused (SPEC §3, CELLOS_RUN_ID): a second supervisor must neither
 take over nor tear down what the first one made."""
 import os
+import shutil
 import signal
 import uuid
 
@@ -80,3 +81,23 @@ def test_run_id_of_a_sigkilled_supervisor_can_be_used_again():
     assert _leaves(name) == set()
     assert not os.path.exists(os.path.join(RUNREG_DIR, name + ".lock"))
     assert_no_residue(before)
+
+
+def test_on_a_fresh_host_the_first_cell_makes_the_run_base_traversable_not_listable():
+    """/run/cellos, made by whichever cell comes first: root's and 0711. A VM's or an
+    OCI runtime's process, as the run's uid, must traverse it to reach its own
+    directory (0700 made every later microVM cell fail), and must not list it."""
+    aside = f"/run/cellos.aside-{MARK}"
+    os.rename("/run/cellos", aside)
+    try:
+        old_umask = os.umask(0o077)  # an operator's strict umask must not close it
+        try:
+            r = run_cell(make_spec(["/bin/true"]))
+        finally:
+            os.umask(old_umask)
+        assert r.rc == 0, r
+        st = os.stat("/run/cellos")
+        assert st.st_uid == 0 and st.st_mode & 0o7777 == 0o711, oct(st.st_mode)
+    finally:
+        shutil.rmtree("/run/cellos", ignore_errors=True)
+        os.rename(aside, "/run/cellos")
