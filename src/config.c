@@ -22,6 +22,7 @@
 #include "isolate/seccomp.h"
 #include "util/nats_subject.h"
 #include "util/b64url.h"
+#include "util/kvm_dev.h"
 #include "util/path.h"
 
 extern char **environ;
@@ -439,16 +440,6 @@ static int load_network(struct config *cfg, struct err *e)
 	return 0;
 }
 
-/* Whether this process can run KVM guests: /dev/kvm opens read-write. */
-static bool kvm_usable(void)
-{
-	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	close(fd);
-	return true;
-}
-
 /* The microVM backends (SPEC §6.3): the image, the VM's size, the VMM. */
 static int load_vm(struct config *cfg, struct err *e)
 {
@@ -462,10 +453,12 @@ static int load_vm(struct config *cfg, struct err *e)
 		v = env("CELLOS_QEMU_ACCEL");
 		if (v && strcmp(v, "kvm") != 0 && strcmp(v, "tcg") != 0)
 			return err_set(e, "CELLOS_QEMU_ACCEL: unknown accelerator '%s' (expected kvm, tcg)", v);
-		bool kvm = kvm_usable();
+		/* Usable: by QEMU, which runs as the run's uid (util/kvm_dev.h). */
+		char why[512];
+		cfg->qemu_kvm_gid = (gid_t)-1;
+		bool kvm = kvm_dev_check("/dev/kvm", &cfg->qemu_kvm_gid, why, sizeof why) == 0;
 		if (v && strcmp(v, "kvm") == 0 && !kvm)
-			return err_set(e, "CELLOS_QEMU_ACCEL: kvm asked for, but /dev/kvm is not usable on this host: %s",
-				       strerror(errno));
+			return err_set(e, "CELLOS_QEMU_ACCEL: kvm asked for, but /dev/kvm is not usable on this host: %s", why);
 		cfg->qemu_kvm = v ? strcmp(v, "kvm") == 0 : kvm;
 	}
 	v = env("CELLOS_VM_IMAGE_DIR");

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "events/sign_alg.h"
 #include "isolate/gateway.h" /* struct cidr4: CELLOS_CELL_SUBNET, CELLOS_EGRESS_DENY_CIDRS */
@@ -86,6 +87,7 @@ struct config {
 	long long vm_overhead_mib;     /* CELLOS_VM_OVERHEAD_MIB, default 128 */
 	char qemu_binary[4096];        /* CELLOS_QEMU_BINARY resolved in PATH */
 	bool qemu_kvm;                 /* KVM (CELLOS_QEMU_ACCEL=kvm, or auto with a usable /dev/kvm), else TCG */
+	gid_t qemu_kvm_gid;            /* /dev/kvm's group, which QEMU is given to open it; (gid_t)-1 without */
 	/* Export (SPEC §10). URLs and the token are credentials: never logged, never
 	 * in an event or an error message. */
 	char export_dir[4096];         /* CELLOS_EXPORT_DIR (canonical); "": none */

@@ -606,7 +606,11 @@ static void vmm_child(struct cell *c, struct qemu *q, pid_t parent, int log_fd)
 		}
 	}
 	syscall(SYS_close_range, (unsigned)n, ~0U, 0);
-	if (setgroups(0, NULL) < 0 || setresgid(c->gid, c->gid, c->gid) < 0 || setresuid(c->uid, c->uid, c->uid) < 0)
+	/* Under KVM, /dev/kvm's group when its mode asks for it (util/kvm_dev.h);
+	 * no other group. */
+	gid_t groups[1] = {c->cfg->qemu_kvm_gid};
+	bool kvm_group = c->cfg->qemu_kvm && c->cfg->qemu_kvm_gid != (gid_t)-1;
+	if (setgroups(kvm_group ? 1 : 0, groups) < 0 || setresgid(c->gid, c->gid, c->gid) < 0 || setresuid(c->uid, c->uid, c->uid) < 0)
 		_exit(125);
 	/* After the identity change, which clears it; a parent already gone
 	 * means nobody would ever kill this VM. */
@@ -737,10 +741,12 @@ static void qemu_collect(struct cell *c, struct run_status *st)
 		st->no_report = true;
 		if (got)
 			log_warn("qemu: the exit channel carried %zu bytes that are not a valid exit report (ignored)", got);
-		if (!q->killed) {
-			log_tail(q->dir, "vmm.log");
+		/* QEMU's own messages also when we killed it (a deadline): a VM
+		 * stopped by KVM ("KVM internal error", docs/DESIGN.md) waits
+		 * for the deadline, and only those lines say why. */
+		log_tail(q->dir, "vmm.log");
+		if (!q->killed)
 			log_tail(q->dir, "console.log");
-		}
 	}
 	c->facts.vm_terminal_state = st->have_status && !q->killed ? "clean" : "forced";
 	cgroup_cell_signal(&q->cg, SIGKILL, 0);

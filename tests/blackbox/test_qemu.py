@@ -1,5 +1,12 @@
-"""SPEC §6.3: CELLOS_CELL_BACKEND=qemu runs the cell inside a QEMU microVM (TCG here:
-this host has no /dev/kvm), booted from a guest image `cellctl image build` makes.
+"""SPEC §6.3: CELLOS_CELL_BACKEND=qemu runs the cell inside a QEMU microVM, booted from
+a guest image `cellctl image build` makes.
+
+KVM or TCG: hosts of this kind differ. Some have no /dev/kvm (TCG is then the
+default); some have one that opens and answers and still cannot run the guest (a
+nested hypervisor that stops it at the first instruction it has to emulate). The
+session probes which (`image`): with a usable /dev/kvm the product picks KVM by
+default, so where KVM cannot run the guest every other test here asks for TCG
+explicitly, and `test_the_accelerator_follows_dev_kvm` checks the default itself.
 
 Boots are real and slow (seconds each under TCG on a shared host), so they are few:
 the image is built once per session, and each boot checks everything it honestly can.
@@ -19,6 +26,7 @@ import pytest
 
 from conftest import (REPO_ROOT, Running, cellos_cgroups, live_processes, make_spec, new_dir, ours, run_cell,
                       unique_id, wait_no_marked)
+from kvmdev import kvm_device_usable
 from networld import NetWorld, gw_allocations
 
 CELLCTL = REPO_ROOT / "build" / "cellctl"
@@ -34,17 +42,39 @@ def vm_spec(argv, **kw):
     return make_spec(argv, **kw)
 
 
+KVM_PROBE_TTL = 20  # a KVM boot takes well under a second; TCG's is not asked for
+
+
+# Whether the default (KVM with a usable /dev/kvm) boots the guest here; set once
+# by the `image` fixture. False where /dev/kvm is absent (TCG is the default then).
+KVM_RUNS_GUESTS = False
+
+
 @pytest.fixture(scope="session")
 def image():
+    global KVM_RUNS_GUESTS
     out = new_dir("vmimage")
     p = subprocess.run([str(CELLCTL), "image", "build", "--out", str(out)], capture_output=True, text=True,
                        timeout=300)
     assert p.returncode == 0, p.stderr
+    if kvm_device_usable():
+        # One boot under KVM, asked for: it runs the guest, or it does not get it to
+        # report before the deadline (the VM stopped or stalled: nested KVM). QEMU
+        # refused its /dev/kvm (the VMM's group) or anything else is a failure.
+        r = run_cell(vm_spec(["/bin/true"], ttl=KVM_PROBE_TTL),
+                     env={"CELLOS_CELL_BACKEND": "qemu", "CELLOS_VM_IMAGE_DIR": str(out), "CELLOS_QEMU_ACCEL": "kvm"},
+                     timeout=KVM_PROBE_TTL + 30)
+        assert r.rc in (0, 124), r
+        assert "Permission denied" not in r.err and "Could not access KVM" not in r.err, r.err
+        KVM_RUNS_GUESTS = r.rc == 0
     return out
 
 
 def qemu_env(image, **extra):
-    return {"CELLOS_CELL_BACKEND": "qemu", "CELLOS_VM_IMAGE_DIR": str(image), **extra}
+    env = {"CELLOS_CELL_BACKEND": "qemu", "CELLOS_VM_IMAGE_DIR": str(image)}
+    if kvm_device_usable() and not KVM_RUNS_GUESTS:
+        env["CELLOS_QEMU_ACCEL"] = "tcg"  # the default would pick a KVM that cannot run the guest
+    return {**env, **extra}
 
 
 def manifest(image):
@@ -179,7 +209,7 @@ def test_a_cell_in_a_microvm(image, no_residue):
     assert 150_000 < mem_kb <= 191 * 1024, mem_kb
     assert ws_line == b"/workspace", ws_line
     assert "modprobe=absent" in text and "/sbin/modprobe" not in r.err, text
-    if not os.path.exists("/dev/kvm"):
+    if not KVM_RUNS_GUESTS:  # TCG
         assert "erms=0" in text, text
     # stderr: the workload's line, then the supervisor's own; no kernel log.
     assert r.err.startswith("to-stderr\n"), r.err
@@ -449,3 +479,31 @@ def test_gateway_egress_from_the_guest_follows_the_declared_rules(image, no_resi
         world.close()
     # Forwarding was turned on in the cell's own namespace only.
     assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == forward_before
+
+
+def test_the_accelerator_follows_dev_kvm(image, no_residue):
+    """No CELLOS_QEMU_ACCEL: KVM when /dev/kvm is usable by the VMM (which then has
+    the device's group when the device's mode asks for it, and no other), else TCG.
+    The guest sleeps; the deadline ends it either way (a KVM that cannot run the
+    guest here never boots it)."""
+    env = {"CELLOS_CELL_BACKEND": "qemu", "CELLOS_VM_IMAGE_DIR": str(image)}
+    doc = vm_spec(["/bin/sleep", "60"], ttl=4)
+    cid = doc["spec"]["id"]
+    run = Running(doc, env=env)
+    try:
+        pids = vmm_pids(cid, wait=10)
+        assert len(pids) == 1, live_processes()
+        cmd = live_processes()[pids[0]]
+        groups = proc_status(pids[0])["Groups"].split()
+    finally:
+        r = run.finish(timeout=60)
+    assert r.rc == 124, r
+    if kvm_device_usable():
+        assert "-accel kvm" in cmd, cmd
+        st = os.stat("/dev/kvm")
+        want = [] if (st.st_mode & 0o006) == 0o006 else [str(st.st_gid)]
+        assert groups == want, (groups, want)
+    else:
+        assert "-accel tcg" in cmd and "-accel kvm" not in cmd, cmd
+        assert groups == [], groups
+    no_cell_processes(cid)
