@@ -37,7 +37,7 @@ for l in "$H bh$tag" "$W bw$tag" "$H bp$tag" "$P pp$tag"; do set -- $l; ip -n $1
 ip -n $P route add default via 10.78.0.1
 ip -n $W route add 10.78.0.0/24 via 10.77.0.1
 ip netns exec $H sysctl -qw net.ipv4.ip_forward=1
-ip netns exec $W python3 -c '
+ip netns exec $W /usr/bin/python3 -c '
 import socket
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("10.77.0.2", 9000)); s.listen(16)
@@ -53,13 +53,16 @@ cat > "$work/noop.json" <<'JSON'
  "authority":{"secretRefs":[],"egressRules":[{"host":"10.77.0.2","port":9000,"protocol":"tcp"}]},
  "lifetime":{"ttlSeconds":60},"run":{"argv":["/bin/true"]}}}
 JSON
+# Both senders (the cell's workload and the plain netns's) are /usr/bin/python3: a
+# python3 found on PATH may be another interpreter (pyenv), and the plain side ran
+# faster with it (78-88% became 92% on 2026-12-07 once both were the same).
 SEND='import socket,sys,time
 buf = b"x" * (1 << 20); n = 100
 s = socket.create_connection(("10.77.0.2", 9000)); t = time.monotonic()
 for _ in range(n): s.sendall(buf)
 s.shutdown(socket.SHUT_WR); s.recv(1); s.close()
 print("%.1f" % (n * len(buf) / (time.monotonic() - t) / 1e6))'
-python3 - "$work/xfer.json" "$SEND" <<'PY'
+/usr/bin/python3 - "$work/xfer.json" "$SEND" <<'PY'
 import json, sys
 json.dump({"apiVersion": "cellos.io/v1", "kind": "ExecutionCell", "spec": {"id": "bench-gw-xfer",
     "authority": {"secretRefs": [], "egressRules": [{"host": "10.77.0.2", "port": 9000, "protocol": "tcp"}]},
@@ -134,13 +137,13 @@ gw=""; plain=""
 for i in $(seq 1 "$XFER"); do
 	if [ $((i % 2)) -eq 1 ]; then
 		gw="$gw $(in_host env CELL_OS_USE_NOOP_SINK=1 CELLOS_NETWORK=gateway $SUP $work/xfer.json)"
-		plain="$plain $(ip netns exec $P python3 -c "$SEND")"
+		plain="$plain $(ip netns exec $P /usr/bin/python3 -c "$SEND")"
 	else
-		plain="$plain $(ip netns exec $P python3 -c "$SEND")"
+		plain="$plain $(ip netns exec $P /usr/bin/python3 -c "$SEND")"
 		gw="$gw $(in_host env CELL_OS_USE_NOOP_SINK=1 CELLOS_NETWORK=gateway $SUP $work/xfer.json)"
 	fi
 done
-python3 - "$gw" "$plain" <<'PY'
+/usr/bin/python3 - "$gw" "$plain" <<'PY'
 import statistics, sys
 g = list(map(float, sys.argv[1].split())); p = list(map(float, sys.argv[2].split()))
 ratio = statistics.median(a / b for a, b in zip(g, p))
