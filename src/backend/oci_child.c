@@ -97,9 +97,7 @@ _Noreturn void oci_child_main(void *arg)
 		child_fail(sync, errno, "tmpfs on %s", o->rt.cover);
 	/* With a user namespace the runtime mounts the cell's root as the run's uid:
 	 * it needs to traverse (never list) the directories on the way there. */
-	bool traverse = o->rt.map_user;
-	if (traverse && chmod("/run/cellos", 0711) < 0)
-		child_fail(sync, errno, "chmod /run/cellos");
+	bool traverse = o->rt.map_user; /* /run/cellos itself is 0711 (oci_run.c) */
 	if (mount("tmpfs", o->base, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 		  traverse ? "mode=0711,size=16m" : "mode=0700,size=16m") < 0)
 		child_fail(sync, errno, "tmpfs on %s", o->base);

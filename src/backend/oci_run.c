@@ -193,12 +193,14 @@ int oci_run_create(struct cell *c, const struct oci_runtime *rt, struct err *e)
 	int64_t t = mono_us();
 	/* Whatever a SIGKILLed supervisor left: its cgroup leaves and their processes. */
 
-	snprintf(o->base, sizeof o->base, "/run/cellos/%s", rt->kind);
+	snprintf(o->base, sizeof o->base, DIRS_RUN_BASE "/%s", rt->kind);
 	if (snprintf(o->dir, sizeof o->dir, "%s/%s", o->base, c->name) >= (int)sizeof o->dir - 64) {
 		err_set(e, "%s: cell name too long", rt->name);
 		goto fail;
 	}
-	if (dirs_mkdir_p(o->base, 0700) < 0) {
+	/* The runtime, as the run's uid with a user namespace, traverses
+	 * /run/cellos (util/dirs.h); its own directory stays 0700. */
+	if (dirs_run_base() < 0 || dirs_mkdir_p(o->base, 0700) < 0) {
 		err_sys(e, errno, "%s", o->base);
 		goto fail;
 	}
