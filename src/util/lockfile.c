@@ -1,7 +1,5 @@
 #include "util/lockfile.h"
 
-#include "util/dirs.h"
-
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +9,8 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "util/dirs.h"
 
 bool lockfile_is_named(int fd, int dirfd, const char *name)
 {
