@@ -27,7 +27,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/%)
 
-.PHONY: all check unit blackbox clean fuzz fuzz-run man release install uninstall
+.PHONY: all check unit blackbox clean fuzz fuzz-run man release install uninstall FORCE
 all: $(B)/cellos-supervisor $(B)/cellctl $(B)/cellos-agent $(B)/cellos-init $(B)/bench-events man
 
 # cellos-init, the microVM guest's PID 1 (guest/): static, and never built with
@@ -49,7 +49,17 @@ $(B)/test_guest_fc: $(B)/guest/fc_guest.o
 $(B)/guest/fc_guest.o: private CFLAGS += -Iguest
 $(B)/tests/unit/test_guest_fc.o: private CFLAGS += -Iguest
 
-$(B)/%.o: %.c
+# The flags every object and program of $(B) is built with, as a file whose time
+# changes only when they do: a build with other flags (SANITIZE=1 or not, CFLAGS)
+# rebuilds everything, so one build directory never links sanitized objects with
+# plain ones (`./scripts/test.sh`, an edit, then `./scripts/demo.sh` did).
+BUILD_FLAGS := $(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS)
+$(B)/.flags: FORCE
+	@mkdir -p $(B)
+	@echo '$(BUILD_FLAGS)' | cmp -s - $@ || echo '$(BUILD_FLAGS)' > $@
+FORCE:
+
+$(B)/%.o: %.c $(B)/.flags
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
